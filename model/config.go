@@ -1,0 +1,354 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"math"
+	"os"
+	"sort"
+)
+
+// Family is a supported architecture family (HF model_type).
+type Family string
+
+const (
+	Nemotron Family = "nemotron"
+	Llama    Family = "llama"
+	Mistral  Family = "mistral"
+)
+
+// RopeScaling is HF's rope_scaling block. Type is "linear" or "llama3".
+type RopeScaling struct {
+	Type                          string  `json:"rope_type"`
+	Factor                        float64 `json:"factor"`
+	LowFreqFactor                 float64 `json:"low_freq_factor,omitempty"`
+	HighFreqFactor                float64 `json:"high_freq_factor,omitempty"`
+	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings,omitempty"`
+}
+
+// Config is a decoder's architecture as read from config.json. Fields not
+// modelled here are kept in Extra so a read-then-write round-trips.
+type Config struct {
+	Family                Family
+	Architectures         []string
+	HiddenSize            int
+	IntermediateSize      int
+	NumLayers             int
+	NumHeads              int
+	NumKVHeads            int
+	HeadDim               int // resolved: head_dim, else kv_channels, else hidden/heads
+	VocabSize             int
+	MaxPositionEmbeddings int
+	TieWordEmbeddings     bool
+	RopeTheta             float64
+	PartialRotaryFactor   float64 // nemotron; 1 for llama/mistral
+	RopeScaling           *RopeScaling
+	SlidingWindow         int // 0 = plain causal
+	AttentionBias         bool
+	MLPBias               bool
+	NormEps               float64
+	HiddenAct             string
+	BOSTokenID            int   // -1 when absent
+	EOSTokenIDs           []int // eos_token_id, an int or a list
+	TorchDType            string
+
+	// Extra holds every config.json key this struct does not model.
+	Extra map[string]json.RawMessage
+}
+
+// RotaryDim is how many dims of each head rotate: int(hd·partial_rotary_factor),
+// rounded down to even.
+func (c *Config) RotaryDim() int {
+	r := int(float64(c.HeadDim) * c.PartialRotaryFactor)
+	return r &^ 1
+}
+
+// QDim is nH·hd, the width of q_proj's output (≠ hidden for Minitron-8B).
+func (c *Config) QDim() int { return c.NumHeads * c.HeadDim }
+
+// KVDim is nKV·hd.
+func (c *Config) KVDim() int { return c.NumKVHeads * c.HeadDim }
+
+// GatedMLP reports whether the MLP has a gate_proj (llama/mistral SwiGLU).
+func (c *Config) GatedMLP() bool { return c.Family != Nemotron }
+
+// known keys are consumed by the parser; the rest go to Extra.
+var knownKeys = map[string]bool{
+	"model_type": true, "architectures": true, "hidden_size": true, "intermediate_size": true,
+	"num_hidden_layers": true, "num_attention_heads": true, "num_key_value_heads": true,
+	"head_dim": true, "kv_channels": true, "vocab_size": true, "max_position_embeddings": true,
+	"tie_word_embeddings": true, "rope_theta": true, "partial_rotary_factor": true,
+	"rope_percent": true, "rope_scaling": true, "sliding_window": true, "attention_bias": true,
+	"mlp_bias": true, "norm_eps": true, "rms_norm_eps": true, "layer_norm_eps": true,
+	"hidden_act": true, "bos_token_id": true, "eos_token_id": true, "torch_dtype": true,
+}
+
+// LoadConfig reads and validates DIR/config.json or a config.json path.
+func LoadConfig(path string) (*Config, error) {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		path = path + "/config.json"
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	c, err := ParseConfig(b)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// ParseConfig parses and validates config.json bytes.
+func ParseConfig(b []byte) (*Config, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, fmt.Errorf("config is not a JSON object: %w", err)
+	}
+	c := &Config{BOSTokenID: -1, Extra: map[string]json.RawMessage{}}
+	for k, v := range raw {
+		if !knownKeys[k] {
+			c.Extra[k] = v
+		}
+	}
+	var perr error
+	get := func(key string, dst any) bool {
+		v, ok := raw[key]
+		if !ok || string(v) == "null" {
+			return false
+		}
+		if err := json.Unmarshal(v, dst); err != nil && perr == nil {
+			perr = fmt.Errorf("field %q: %w", key, err)
+		}
+		return perr == nil
+	}
+	var mt string
+	if !get("model_type", &mt) {
+		if perr != nil {
+			return nil, perr
+		}
+		return nil, fmt.Errorf("missing model_type (want nemotron, llama or mistral)")
+	}
+	switch Family(mt) {
+	case Nemotron, Llama, Mistral:
+		c.Family = Family(mt)
+	default:
+		return nil, fmt.Errorf("unsupported model_type %q (want nemotron, llama or mistral)", mt)
+	}
+	get("architectures", &c.Architectures)
+	required := []struct {
+		key string
+		dst *int
+	}{
+		{"hidden_size", &c.HiddenSize}, {"intermediate_size", &c.IntermediateSize},
+		{"num_hidden_layers", &c.NumLayers}, {"num_attention_heads", &c.NumHeads},
+		{"vocab_size", &c.VocabSize},
+	}
+	for _, r := range required {
+		if !get(r.key, r.dst) {
+			if perr != nil {
+				return nil, perr
+			}
+			return nil, fmt.Errorf("missing required field %q", r.key)
+		}
+	}
+	c.NumKVHeads = c.NumHeads
+	get("num_key_value_heads", &c.NumKVHeads)
+	if !get("head_dim", &c.HeadDim) {
+		if !get("kv_channels", &c.HeadDim) && c.NumHeads > 0 {
+			c.HeadDim = c.HiddenSize / c.NumHeads
+		}
+	}
+	c.MaxPositionEmbeddings = 4096
+	get("max_position_embeddings", &c.MaxPositionEmbeddings)
+	get("tie_word_embeddings", &c.TieWordEmbeddings)
+	c.RopeTheta = 10000
+	get("rope_theta", &c.RopeTheta)
+	c.PartialRotaryFactor = 1
+	if c.Family == Nemotron {
+		c.PartialRotaryFactor = 0.5
+		if !get("partial_rotary_factor", &c.PartialRotaryFactor) {
+			get("rope_percent", &c.PartialRotaryFactor)
+		}
+	}
+	if v, ok := raw["rope_scaling"]; ok && string(v) != "null" {
+		var rs struct {
+			RopeType string `json:"rope_type"`
+			Type     string `json:"type"`
+			RopeScaling
+		}
+		if err := json.Unmarshal(v, &rs); err != nil {
+			return nil, fmt.Errorf("field \"rope_scaling\": %w", err)
+		}
+		s := rs.RopeScaling
+		s.Type = rs.RopeType
+		if s.Type == "" {
+			s.Type = rs.Type
+		}
+		switch s.Type {
+		case "linear", "llama3":
+		case "default":
+			s = RopeScaling{}
+		default:
+			return nil, fmt.Errorf("rope_scaling: unsupported rope_type %q (want linear or llama3)", s.Type)
+		}
+		if s.Type != "" {
+			c.RopeScaling = &s
+		}
+	}
+	get("sliding_window", &c.SlidingWindow)
+	get("attention_bias", &c.AttentionBias)
+	get("mlp_bias", &c.MLPBias)
+	c.NormEps = 1e-5
+	for _, k := range []string{"norm_eps", "rms_norm_eps", "layer_norm_eps"} {
+		if get(k, &c.NormEps) {
+			break
+		}
+	}
+	c.HiddenAct = map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu"}[c.Family]
+	get("hidden_act", &c.HiddenAct)
+	get("bos_token_id", &c.BOSTokenID)
+	if v, ok := raw["eos_token_id"]; ok && string(v) != "null" {
+		var one int
+		if err := json.Unmarshal(v, &one); err == nil {
+			c.EOSTokenIDs = []int{one}
+		} else if err := json.Unmarshal(v, &c.EOSTokenIDs); err != nil {
+			return nil, fmt.Errorf("field \"eos_token_id\": want an int or a list of ints")
+		}
+	}
+	get("torch_dtype", &c.TorchDType)
+	if perr != nil {
+		return nil, perr
+	}
+	return c, c.Validate()
+}
+
+// Validate checks that the dimensions are positive and consistent.
+func (c *Config) Validate() error {
+	pos := []struct {
+		name string
+		v    int
+	}{
+		{"hidden_size", c.HiddenSize}, {"intermediate_size", c.IntermediateSize},
+		{"num_hidden_layers", c.NumLayers}, {"num_attention_heads", c.NumHeads},
+		{"num_key_value_heads", c.NumKVHeads}, {"head_dim", c.HeadDim}, {"vocab_size", c.VocabSize},
+	}
+	for _, p := range pos {
+		if p.v <= 0 {
+			return fmt.Errorf("%s must be positive, got %d", p.name, p.v)
+		}
+		if p.v > 1<<24 {
+			return fmt.Errorf("%s = %d is implausibly large", p.name, p.v)
+		}
+	}
+	if c.NumHeads%c.NumKVHeads != 0 {
+		return fmt.Errorf("num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", c.NumHeads, c.NumKVHeads)
+	}
+	if c.HeadDim%2 != 0 {
+		return fmt.Errorf("head_dim %d must be even for RoPE", c.HeadDim)
+	}
+	if !(c.PartialRotaryFactor > 0 && c.PartialRotaryFactor <= 1) {
+		return fmt.Errorf("partial_rotary_factor must be in (0,1], got %v", c.PartialRotaryFactor)
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		return fmt.Errorf("rope_theta must be positive, got %v", c.RopeTheta)
+	}
+	if !(c.NormEps > 0) || c.NormEps > 1 {
+		return fmt.Errorf("norm eps must be in (0,1], got %v", c.NormEps)
+	}
+	if c.SlidingWindow < 0 {
+		return fmt.Errorf("sliding_window must be positive or null, got %d", c.SlidingWindow)
+	}
+	if rs := c.RopeScaling; rs != nil {
+		if !(rs.Factor >= 1) || math.IsInf(rs.Factor, 0) {
+			return fmt.Errorf("rope_scaling.factor must be >= 1, got %v", rs.Factor)
+		}
+		if rs.Type == "llama3" {
+			if !(rs.LowFreqFactor > 0 && rs.HighFreqFactor > rs.LowFreqFactor) || rs.OriginalMaxPositionEmbeddings <= 0 {
+				return fmt.Errorf("rope_scaling llama3 needs 0 < low_freq_factor < high_freq_factor and original_max_position_embeddings > 0")
+			}
+		}
+	}
+	switch c.HiddenAct {
+	case "relu2", "silu", "gelu", "gelu_pytorch_tanh", "relu":
+	default:
+		return fmt.Errorf("unsupported hidden_act %q", c.HiddenAct)
+	}
+	return nil
+}
+
+// MarshalJSON writes HF config.json keys, with head_dim always explicit,
+// followed by the preserved Extra keys.
+func (c *Config) MarshalJSON() ([]byte, error) {
+	m := map[string]any{}
+	for k, v := range c.Extra {
+		m[k] = v
+	}
+	m["model_type"] = string(c.Family)
+	if len(c.Architectures) > 0 {
+		m["architectures"] = c.Architectures
+	}
+	m["hidden_size"] = c.HiddenSize
+	m["intermediate_size"] = c.IntermediateSize
+	m["num_hidden_layers"] = c.NumLayers
+	m["num_attention_heads"] = c.NumHeads
+	m["num_key_value_heads"] = c.NumKVHeads
+	m["head_dim"] = c.HeadDim
+	if c.Family == Nemotron {
+		m["kv_channels"] = c.HeadDim
+		m["partial_rotary_factor"] = c.PartialRotaryFactor
+		m["norm_eps"] = c.NormEps
+	} else {
+		m["rms_norm_eps"] = c.NormEps
+	}
+	m["vocab_size"] = c.VocabSize
+	m["max_position_embeddings"] = c.MaxPositionEmbeddings
+	m["tie_word_embeddings"] = c.TieWordEmbeddings
+	m["rope_theta"] = c.RopeTheta
+	if c.RopeScaling != nil {
+		m["rope_scaling"] = c.RopeScaling
+	}
+	if c.SlidingWindow > 0 {
+		m["sliding_window"] = c.SlidingWindow
+	} else if c.Family == Mistral {
+		m["sliding_window"] = nil
+	}
+	m["attention_bias"] = c.AttentionBias
+	m["mlp_bias"] = c.MLPBias
+	m["hidden_act"] = c.HiddenAct
+	if c.BOSTokenID >= 0 {
+		m["bos_token_id"] = c.BOSTokenID
+	}
+	switch len(c.EOSTokenIDs) {
+	case 0:
+	case 1:
+		m["eos_token_id"] = c.EOSTokenIDs[0]
+	default:
+		m["eos_token_id"] = c.EOSTokenIDs
+	}
+	if c.TorchDType != "" {
+		m["torch_dtype"] = c.TorchDType
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var buf bytes.Buffer
+	buf.WriteString("{\n")
+	for i, k := range keys {
+		v, err := json.Marshal(m[k])
+		if err != nil {
+			return nil, err
+		}
+		kb, _ := json.Marshal(k)
+		fmt.Fprintf(&buf, "  %s: %s", kb, v)
+		if i < len(keys)-1 {
+			buf.WriteString(",")
+		}
+		buf.WriteString("\n")
+	}
+	buf.WriteString("}\n")
+	return buf.Bytes(), nil
+}
