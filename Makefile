@@ -10,7 +10,7 @@ all: build
 
 # Debian packages the build and tests need: OpenBLAS for matrix products.
 deps:
-	@if ! ls /usr/include/*/cblas.h /usr/include/cblas.h >/dev/null 2>&1 || ! ls /usr/lib/*/libopenblas.so >/dev/null 2>&1; then \
+	@if ! ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | grep -q . || ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so 2>/dev/null | grep -q .; then \
 		echo "installing libopenblas-dev"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev) || \
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev); \
