@@ -1,0 +1,119 @@
+package reproduce
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand"
+	"sort"
+	"strings"
+)
+
+// HellaSwagItem is one line of a HellaSwag-format jsonl file, the format
+// `minitron eval tasks --task hellaswag=PATH` reads.
+type HellaSwagItem struct {
+	Ind           int      `json:"ind"`
+	ActivityLabel string   `json:"activity_label"`
+	CtxA          string   `json:"ctx_a"`
+	CtxB          string   `json:"ctx_b"`
+	Ctx           string   `json:"ctx"`
+	Endings       []string `json:"endings"`
+	Label         int      `json:"label"`
+	SourceID      string   `json:"source_id"`
+	Split         string   `json:"split"`
+}
+
+// Document is a held-out text with a name for provenance.
+type Document struct {
+	Name string
+	Text string
+}
+
+// NextLineTask builds a multiple-choice task from held-out documents: the
+// context is up to ctxLines lines of a document, the true ending is the line
+// that follows, and the distractors are lines drawn from other documents.
+// Lines are only taken when they carry enough text to be told apart, so the
+// task measures whether a model knows what comes next rather than noise.
+//
+// ctx_b stays empty: lm-eval capitalises ctx_b (lower-casing the rest), which
+// would mangle source code.
+func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label string) ([]HellaSwagItem, error) {
+	if choices < 2 {
+		return nil, fmt.Errorf("next-line task: need at least 2 choices, got %d", choices)
+	}
+	type cand struct {
+		doc, line int
+	}
+	usable := func(s string) bool {
+		t := strings.TrimSpace(s)
+		return len(t) >= 12 && len(t) <= 120 && strings.Count(t, " ") >= 1
+	}
+	lines := make([][]string, len(docs))
+	var cands []cand
+	var pool []cand
+	for d, doc := range docs {
+		lines[d] = strings.Split(doc.Text, "\n")
+		for i, l := range lines[d] {
+			if !usable(l) {
+				continue
+			}
+			pool = append(pool, cand{d, i})
+			if i >= ctxLines {
+				cands = append(cands, cand{d, i})
+			}
+		}
+	}
+	if len(cands) == 0 || len(docs) < 2 {
+		return nil, fmt.Errorf("next-line task: held-out documents too few or too short (%d documents, %d usable lines)", len(docs), len(cands))
+	}
+	rng := rand.New(rand.NewSource(seed))
+	rng.Shuffle(len(cands), func(i, j int) { cands[i], cands[j] = cands[j], cands[i] })
+	if n > len(cands) {
+		n = len(cands)
+	}
+	items := make([]HellaSwagItem, 0, n)
+	for k := 0; k < n; k++ {
+		c := cands[k]
+		truth := strings.TrimSpace(lines[c.doc][c.line])
+		seen := map[string]bool{truth: true}
+		endings := []string{truth}
+		for tries := 0; len(endings) < choices && tries < 1000; tries++ {
+			p := pool[rng.Intn(len(pool))]
+			if p.doc == c.doc {
+				continue
+			}
+			e := strings.TrimSpace(lines[p.doc][p.line])
+			if seen[e] {
+				continue
+			}
+			seen[e] = true
+			endings = append(endings, e)
+		}
+		if len(endings) < choices {
+			return nil, fmt.Errorf("next-line task: not enough distinct distractor lines")
+		}
+		lab := rng.Intn(choices)
+		endings[0], endings[lab] = endings[lab], endings[0]
+		ctx := strings.Join(lines[c.doc][c.line-ctxLines:c.line], "\n")
+		items = append(items, HellaSwagItem{
+			Ind: k, ActivityLabel: label, CtxA: ctx, Ctx: ctx, Endings: endings, Label: lab,
+			SourceID: fmt.Sprintf("%s:%d", docs[c.doc].Name, c.line+1), Split: "val",
+		})
+	}
+	sort.SliceStable(items, func(i, j int) bool { return items[i].Ind < items[j].Ind })
+	return items, nil
+}
+
+// WriteJSONL writes items one JSON object per line.
+func WriteJSONL(w io.Writer, items []HellaSwagItem) error {
+	bw := bufio.NewWriter(w)
+	enc := json.NewEncoder(bw)
+	enc.SetEscapeHTML(false)
+	for _, it := range items {
+		if err := enc.Encode(it); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
