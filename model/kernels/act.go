@@ -1,0 +1,144 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// Activation is an MLP nonlinearity named by HF's hidden_act.
+type Activation int
+
+const (
+	ReLU2    Activation = iota // relu(x)², Nemotron
+	SiLU                       // x·sigmoid(x), Llama/Mistral (gated: SwiGLU)
+	GELU                       // exact erf GELU
+	GELUTanh                   // tanh approximation ("gelu_pytorch_tanh")
+	ReLU
+)
+
+// ParseActivation maps an HF hidden_act name to an Activation.
+func ParseActivation(name string) (Activation, error) {
+	switch name {
+	case "relu2":
+		return ReLU2, nil
+	case "silu", "swish":
+		return SiLU, nil
+	case "gelu":
+		return GELU, nil
+	case "gelu_pytorch_tanh", "gelu_new":
+		return GELUTanh, nil
+	case "relu":
+		return ReLU, nil
+	}
+	return 0, fmt.Errorf("unsupported activation %q", name)
+}
+
+func (a Activation) String() string {
+	return [...]string{"relu2", "silu", "gelu", "gelu_pytorch_tanh", "relu"}[a]
+}
+
+// Scalar applies the activation to one value.
+func (a Activation) Scalar(v float32) float32 {
+	switch a {
+	case ReLU2:
+		if v < 0 {
+			return 0
+		}
+		return v * v
+	case SiLU:
+		return v / (1 + Exp32(-v))
+	case GELU:
+		return float32(0.5 * float64(v) * (1 + math.Erf(float64(v)/math.Sqrt2)))
+	case GELUTanh:
+		x := float64(v)
+		return float32(0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x))))
+	case ReLU:
+		if v < 0 {
+			return 0
+		}
+		return v
+	}
+	panic("kernels: bad activation")
+}
+
+const elemChunk = 1 << 14
+
+// Apply writes out[i] = act(x[i]); out may alias x.
+func (a Activation) Apply(out, x []float32) {
+	ParallelFor(len(x), elemChunk, func(lo, hi int) {
+		xs, os := x[lo:hi], out[lo:hi]
+		switch a {
+		case ReLU2:
+			for i, v := range xs {
+				if v < 0 {
+					v = 0
+				}
+				os[i] = v * v
+			}
+		case SiLU:
+			for i, v := range xs {
+				os[i] = v / (1 + Exp32(-v))
+			}
+		default:
+			for i, v := range xs {
+				os[i] = a.Scalar(v)
+			}
+		}
+	})
+}
+
+// ApplyGated writes out[r,i] = act(gate[r,i])·up[r,i] (SwiGLU when act is
+// SiLU). gate and up are [rows, ld] views whose first n columns are used, out
+// is [rows, n] and may alias neither unless ld == n.
+func (a Activation) ApplyGated(out, gate, up []float32, rows, n, ld int) {
+	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			g, u, o := gate[r*ld:r*ld+n], up[r*ld:r*ld+n], out[r*n:(r+1)*n]
+			if a == SiLU {
+				for i, v := range g {
+					o[i] = v / (1 + Exp32(-v)) * u[i]
+				}
+			} else {
+				for i, v := range g {
+					o[i] = a.Scalar(v) * u[i]
+				}
+			}
+		}
+	})
+}
+
+// AddBias adds bias[j] to every row of x [rows, len(bias)].
+func AddBias(x, bias []float32, rows int) {
+	n := len(bias)
+	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr := x[r*n : (r+1)*n]
+			for j, b := range bias {
+				xr[j] += b
+			}
+		}
+	})
+}
+
+// Add writes dst[i] += src[i] (the residual connection).
+func Add(dst, src []float32) {
+	ParallelFor(len(dst), elemChunk, func(lo, hi int) {
+		d, s := dst[lo:hi], src[lo:hi]
+		for i := range d {
+			d[i] += s[i]
+		}
+	})
+}
+
+// Embedding gathers rows of table [vocab, dim] into out [len(ids), dim]. It
+// returns an error naming the first id outside [0, vocab).
+func Embedding(out, table []float32, ids []int, dim int) error {
+	vocab := len(table) / dim
+	for i, id := range ids {
+		if id < 0 || id >= vocab {
+			return fmt.Errorf("token id %d at position %d is outside the vocabulary [0,%d)", id, i, vocab)
+		}
+		copy(out[i*dim:(i+1)*dim], table[id*dim:(id+1)*dim])
+	}
+	return nil
+}

@@ -1,0 +1,102 @@
+package kernels
+
+import "math"
+
+// Exp32 is a fast float32 e^x (range reduction to |r| ≤ ln2/2 and a degree-7
+// polynomial; relative error about 1e-7). It returns 0 below -87.3 (so a -Inf
+// mask gives 0) and +Inf above 88.7.
+func Exp32(x float32) float32 {
+	if !(x > -87.33654) { // true for NaN too
+		if x != x {
+			return x
+		}
+		return 0
+	}
+	if x > 88.72283 {
+		return float32(math.Inf(1))
+	}
+	const (
+		log2e = 1.44269504088896341
+		ln2hi = 0.693359375
+		ln2lo = -2.12194440e-4
+	)
+	n := float32(math.Floor(float64(x*log2e) + 0.5))
+	r := x - n*ln2hi - n*ln2lo
+	p := 1 + r*(1+r*(0.5+r*(1.0/6+r*(1.0/24+r*(1.0/120+r*(1.0/720+r*(1.0/5040)))))))
+	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+}
+
+// rowMax returns the largest value of x (-Inf for an empty row).
+func rowMax(x []float32) float32 {
+	m := float32(math.Inf(-1))
+	for _, v := range x {
+		if v > m {
+			m = v
+		}
+	}
+	return m
+}
+
+// softmaxInPlace replaces x by softmax(x); a row of -Inf becomes zeros.
+func softmaxInPlace(x []float32) {
+	m := rowMax(x)
+	if math.IsInf(float64(m), -1) {
+		clear(x)
+		return
+	}
+	var s float32
+	for i, v := range x {
+		e := Exp32(v - m)
+		x[i] = e
+		s += e
+	}
+	inv := 1 / s
+	for i := range x {
+		x[i] *= inv
+	}
+}
+
+// SoftmaxRows writes out = softmax(x) per row of x [rows, n]; out may alias x.
+func SoftmaxRows(out, x []float32, rows, n int) {
+	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			o := out[r*n : (r+1)*n]
+			copy(o, x[r*n:(r+1)*n])
+			softmaxInPlace(o)
+		}
+	})
+}
+
+// LogSumExpRows writes lse[r] = log Σ_j exp(x[r,j]) (accumulated in float64).
+func LogSumExpRows(lse, x []float32, rows, n int) {
+	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			lse[r] = logSumExp(x[r*n : (r+1)*n])
+		}
+	})
+}
+
+func logSumExp(x []float32) float32 {
+	m := rowMax(x)
+	if math.IsInf(float64(m), 0) {
+		return m
+	}
+	var s float64
+	for _, v := range x {
+		s += float64(Exp32(v - m))
+	}
+	return m + float32(math.Log(s))
+}
+
+// LogSoftmaxRows writes out = x - logsumexp(x) per row; out may alias x.
+func LogSoftmaxRows(out, x []float32, rows, n int) {
+	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, o := x[r*n:(r+1)*n], out[r*n:(r+1)*n]
+			l := logSumExp(xr)
+			for i, v := range xr {
+				o[i] = v - l
+			}
+		}
+	})
+}
