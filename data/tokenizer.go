@@ -1,11 +1,25 @@
 package data
 
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+)
+
 // Tokenizer turns text into token ids and back. Implementations are safe for
 // concurrent use by multiple goroutines once loaded.
+//
+// Encode never adds BOS/EOS or other template tokens: it gives the ids of
+// the text alone, like `spm_encode` and HF's encode(add_special_tokens=False).
+// Callers that build training documents prepend BOS() / append EOS()
+// themselves, so every tokenizer kind behaves the same way.
 type Tokenizer interface {
-	// Encode returns the ids of text. Special tokens are added only as the
-	// tokenizer's own post-processing rules say (e.g. a BOS for SentencePiece
-	// models configured so); callers that need raw ids use EncodeRaw.
+	// Encode returns the ids of text (no BOS/EOS added). Special tokens
+	// written literally in text (HF added tokens, SentencePiece
+	// user-defined symbols) are recognised; SentencePiece control symbols
+	// such as <s> are never produced from text.
 	Encode(text string) []int
 	// Decode returns the text of ids; special/control tokens decode to "".
 	Decode(ids []int) string
@@ -19,4 +33,57 @@ type Tokenizer interface {
 	// Identity is a short stable string naming the tokenizer (kind and a
 	// hash of its file), recorded in manifests and score files.
 	Identity() string
+}
+
+// LoadTokenizer loads a tokenizer from path: a tokenizer.json (HF), a
+// SentencePiece .model file, or a directory holding tokenizer.json (tried
+// first) or tokenizer.model.
+func LoadTokenizer(path string) (Tokenizer, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if st.IsDir() {
+		for _, name := range []string{"tokenizer.json", "tokenizer.model"} {
+			p := filepath.Join(path, name)
+			if _, err := os.Stat(p); err == nil {
+				return LoadTokenizer(p)
+			}
+		}
+		return nil, fmt.Errorf("tokenizer: %s holds neither tokenizer.json nor tokenizer.model", path)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if looksJSON(b) {
+		t, err := LoadHFTokenizer(path)
+		if err != nil {
+			return nil, err
+		}
+		return t, nil
+	}
+	if _, err := ParseSentencePiece(b); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return nil, fmt.Errorf("%s: sentencepiece not supported yet", path)
+}
+
+func looksJSON(b []byte) bool {
+	for _, c := range b {
+		switch c {
+		case ' ', '\t', '\n', '\r':
+			continue
+		case '{':
+			return true
+		}
+		return false
+	}
+	return false
+}
+
+// shortHash names file contents in Identity strings.
+func shortHash(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:6])
 }

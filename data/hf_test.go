@@ -1,0 +1,93 @@
+package data
+
+import (
+	"path/filepath"
+	"slices"
+	"testing"
+)
+
+func loadFixture(t testing.TB, name string) Tokenizer {
+	t.Helper()
+	tok, err := LoadTokenizer(filepath.Join("testdata", "tok", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// Expected ids are worked out by hand from make_hf_fixtures.py's vocab:
+// byte-level fixtures: byte b has id b, then he=256 Ġt=257 Ġthe=258 at=259
+// ĠĠ=260 ĠĠĠĠ=261 12=262 Ġcat=263 <|endoftext|>=264 <tool>=265.
+func TestHFByteLevelEncode(t *testing.T) {
+	cases := []struct {
+		file, text string
+		want       []int
+		reason     string
+	}{
+		{"gpt2-tiny.json", "the cat", []int{116, 256, 32, 99, 259}, "h+e merges first; 'Ġt he' needs Ġt which 'the' lacks"},
+		{"gpt2-tiny.json", " the", []int{258}, "Ġ t → Ġt, then Ġt he → Ġthe"},
+		{"gpt2-tiny.json", "<|endoftext|> the<tool>", []int{264, 258, 265}, "added tokens are matched before the model"},
+		{"gpt2-tiny.json", "    x", []int{260, 32, 32, 120}, `\s+(?!\S) leaves the last space to " x"; ĠĠ merges leftmost`},
+		{"gpt2-tiny.json", "4412", []int{52, 52, 262}, "GPT-2 keeps a digit run as one word, so 1 2 merges"},
+		{"llama3-tiny.json", "4412", []int{52, 52, 49, 50}, "Llama-3 splits digits in groups of 3: 441|2, so 1 and 2 never meet"},
+		{"llama3-tiny.json", " cat", []int{263}, "ignore_merges takes a whole word found in the vocab"},
+		{"gpt2-tiny.json", " cat", []int{32, 99, 259}, "without ignore_merges, Ġcat is unreachable"},
+		{"gpt2-tiny.json", "", nil, "empty text"},
+		{"llama2-tiny.json", "hello world", []int{274, 275, 276, 262, 266}, "Prepend ▁ + Replace, merges by rank"},
+		{"llama2-tiny.json", "hé", []int{270, 198, 172}, "é is not in the vocab: byte fallback <0xC3><0xA9>"},
+		{"metaspace-tiny.json", "hello world", []int{274, 275, 276, 262, 266}, "Metaspace prepend_scheme=first"},
+		{"llama2-tiny.json", "<s>hello", []int{1, 274}, "<s> added token, then Prepend applies to the rest"},
+	}
+	for _, c := range cases {
+		tok := loadFixture(t, c.file)
+		got := tok.Encode(c.text)
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s Encode(%q) = %v, want %v (%s)", c.file, c.text, got, c.want, c.reason)
+		}
+	}
+}
+
+func TestHFDecode(t *testing.T) {
+	cases := []struct {
+		file   string
+		ids    []int
+		want   string
+		reason string
+	}{
+		{"gpt2-tiny.json", []int{264, 258}, " the", "special tokens decode to nothing"},
+		{"gpt2-tiny.json", []int{265, 32, 99, 259}, "<tool> cat", "non-special added token keeps its text"},
+		{"llama2-tiny.json", []int{1, 270, 198, 172}, "hé", "byte fallback reassembles é; Strip removes the prefix space"},
+		{"llama2-tiny.json", []int{274, 275, 276, 262, 266}, "hello world", "▁ → space"},
+		{"metaspace-tiny.json", []int{274, 275, 276, 262, 266}, "hello world", "Metaspace decoder"},
+	}
+	for _, c := range cases {
+		tok := loadFixture(t, c.file)
+		if got := tok.Decode(c.ids); got != c.want {
+			t.Errorf("%s Decode(%v) = %q, want %q (%s)", c.file, c.ids, got, c.want, c.reason)
+		}
+	}
+}
+
+func TestHFSpecials(t *testing.T) {
+	tok := loadFixture(t, "llama2-tiny.json").(*HFTokenizer)
+	if tok.BOS() != 1 || tok.EOS() != 2 || tok.UNK() != 0 || tok.PAD() != -1 {
+		t.Errorf("specials bos=%d eos=%d unk=%d pad=%d, want 1 2 0 -1", tok.BOS(), tok.EOS(), tok.UNK(), tok.PAD())
+	}
+	if got := tok.EncodeSpecial("hello"); !slices.Equal(got, []int{1, 274}) {
+		t.Errorf("EncodeSpecial = %v, want [1 274] (template adds <s>)", got)
+	}
+	g := loadFixture(t, "gpt2-tiny.json")
+	if g.EOS() != 264 || g.VocabSize() != 266 {
+		t.Errorf("gpt2 eos=%d vocab=%d, want 264 266", g.EOS(), g.VocabSize())
+	}
+}
+
+func TestLoadTokenizerDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := LoadTokenizer(dir); err == nil {
+		t.Error("empty dir: want error")
+	}
+	if _, err := LoadTokenizer(filepath.Join(dir, "nope.json")); err == nil {
+		t.Error("missing file: want error")
+	}
+}

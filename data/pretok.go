@@ -1,0 +1,290 @@
+package data
+
+import (
+	"regexp"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Pre-tokenizers split text into words before BPE runs on each word. The
+// GPT-2 and Llama-3 split patterns use the look-ahead `\s+(?!\S)`, which Go's
+// regexp cannot express, so both are hand-written scanners that reproduce the
+// leftmost-first semantics of the regexes alternative by alternative. They are
+// checked against Python's `regex` module in pretok_test.go.
+
+// Known split patterns, exactly as they appear in tokenizer.json files.
+const (
+	// GPT2Pattern is the ByteLevel pre-tokenizer's built-in regex (GPT-2, RoBERTa, ...).
+	GPT2Pattern = `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`
+	// Llama3Pattern is Llama-3's (tiktoken cl100k-style) split regex.
+	Llama3Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// Qwen2Pattern is Llama3Pattern with single digits.
+	Qwen2Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+)
+
+// splitter splits text into pieces; every byte of text lands in exactly one piece.
+type splitter interface {
+	split(text string, emit func(piece string))
+}
+
+// newSplitter returns a scanner for a known pattern, or a Go regexp for any
+// other pattern that Go can compile (no look-around); the pieces are the
+// matches and the gaps between them (HF "Isolated" behaviour).
+func newSplitter(pattern string) (splitter, error) {
+	switch pattern {
+	case GPT2Pattern:
+		return scanSplitter{style: styleGPT2}, nil
+	case Llama3Pattern:
+		return scanSplitter{style: styleLlama3, maxDigits: 3}, nil
+	case Qwen2Pattern:
+		return scanSplitter{style: styleLlama3, maxDigits: 1}, nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	return regexSplitter{re}, nil
+}
+
+type regexSplitter struct{ re *regexp.Regexp }
+
+func (s regexSplitter) split(text string, emit func(string)) {
+	last := 0
+	for _, m := range s.re.FindAllStringIndex(text, -1) {
+		if m[0] == m[1] {
+			continue
+		}
+		if m[0] > last {
+			emit(text[last:m[0]])
+		}
+		emit(text[m[0]:m[1]])
+		last = m[1]
+	}
+	if last < len(text) {
+		emit(text[last:])
+	}
+}
+
+type splitStyle int
+
+const (
+	styleGPT2 splitStyle = iota
+	styleLlama3
+)
+
+type scanSplitter struct {
+	style     splitStyle
+	maxDigits int // Llama-3: \p{N}{1,maxDigits}
+}
+
+// Character classes as the regexes see them. \s is Unicode White_Space,
+// which is what unicode.IsSpace reports.
+func isL(r rune) bool  { return unicode.IsLetter(r) }
+func isN(r rune) bool  { return unicode.IsNumber(r) }
+func isS(r rune) bool  { return unicode.IsSpace(r) }
+func isNL(r rune) bool { return r == '\r' || r == '\n' }
+
+// isPunct is [^\s\p{L}\p{N}].
+func isPunct(r rune) bool { return !isS(r) && !isL(r) && !isN(r) }
+
+func (s scanSplitter) split(text string, emit func(string)) {
+	for i := 0; i < len(text); {
+		n := s.match(text, i)
+		if n <= 0 { // cannot happen: \s+ or a class always matches one rune
+			_, n = utf8.DecodeRuneInString(text[i:])
+		}
+		emit(text[i : i+n])
+		i += n
+	}
+}
+
+// runeAt decodes the rune at i; invalid bytes decode as utf8.RuneError,
+// which is a symbol (\p{So}), i.e. punctuation for these patterns.
+func runeAt(text string, i int) (rune, int) {
+	if i >= len(text) {
+		return -1, 0
+	}
+	r, w := utf8.DecodeRuneInString(text[i:])
+	return r, w
+}
+
+// spanWhile returns the byte length of the longest run at i of runes with f.
+func spanWhile(text string, i int, f func(rune) bool) int {
+	j := i
+	for j < len(text) {
+		r, w := utf8.DecodeRuneInString(text[j:])
+		if !f(r) {
+			break
+		}
+		j += w
+	}
+	return j - i
+}
+
+// contraction matches 's|'t|'re|'ve|'m|'ll|'d (optionally case-insensitively).
+func contraction(text string, i int, fold bool) int {
+	if text[i] != '\'' {
+		return 0
+	}
+	lower := func(k int) byte {
+		if k >= len(text) {
+			return 0
+		}
+		c := text[k]
+		if fold && c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		return c
+	}
+	c1, c2 := lower(i+1), lower(i+2)
+	switch {
+	case c1 == 's' || c1 == 't' || c1 == 'm' || c1 == 'd':
+		return 2
+	case (c1 == 'r' || c1 == 'v') && c2 == 'e':
+		return 3
+	case c1 == 'l' && c2 == 'l':
+		return 3
+	}
+	if fold && i+3 <= len(text) && text[i+1:i+3] == "\u017f" { // ſ folds to s
+		return 3
+	}
+	return 0
+}
+
+// whitespace handles the shared tail `\s+(?!\S)|\s+`: a run of whitespace
+// followed by a non-space gives its last rune to the next piece, unless
+// the run is that single rune.
+func whitespaceTail(text string, i int) int {
+	n := spanWhile(text, i, isS)
+	if n == 0 {
+		return 0
+	}
+	if i+n == len(text) {
+		return n
+	}
+	// Back off one rune so that (?!\S) holds.
+	_, w := utf8.DecodeLastRuneInString(text[i : i+n])
+	if n-w > 0 {
+		return n - w
+	}
+	return n // \s+ alone
+}
+
+func (s scanSplitter) match(text string, i int) int {
+	r, w := runeAt(text, i)
+	if s.style == styleGPT2 {
+		if n := contraction(text, i, false); n > 0 {
+			return n
+		}
+		// ` ?X+` for X in L, N, punct.
+		start, r2, w2 := i, r, w
+		if r == ' ' {
+			r2, w2 = runeAt(text, i+1)
+			start = i + 1
+		}
+		if w2 > 0 {
+			for _, f := range []func(rune) bool{isL, isN, isPunct} {
+				if f(r2) {
+					return start - i + spanWhile(text, start, f)
+				}
+			}
+		}
+		return whitespaceTail(text, i)
+	}
+
+	// Llama-3 / Qwen2.
+	if n := contraction(text, i, true); n > 0 {
+		return n
+	}
+	// [^\r\n\p{L}\p{N}]?\p{L}+
+	if isL(r) {
+		return spanWhile(text, i, isL)
+	}
+	if !isNL(r) && !isN(r) {
+		if r2, _ := runeAt(text, i+w); r2 >= 0 && isL(r2) {
+			return w + spanWhile(text, i+w, isL)
+		}
+	}
+	// \p{N}{1,k}
+	if isN(r) {
+		j, k := i, 0
+		for j < len(text) && k < s.maxDigits {
+			r3, w3 := utf8.DecodeRuneInString(text[j:])
+			if !isN(r3) {
+				break
+			}
+			j += w3
+			k++
+		}
+		return j - i
+	}
+	// ` ?[^\s\p{L}\p{N}]+[\r\n]*`
+	{
+		start, r2 := i, r
+		if r == ' ' {
+			r2, _ = runeAt(text, i+1)
+			start = i + 1
+		}
+		if r2 >= 0 && isPunct(r2) {
+			j := start + spanWhile(text, start, isPunct)
+			j += spanWhile(text, j, isNL)
+			return j - i
+		}
+	}
+	// \s*[\r\n]+ : the whitespace run up to and including its last \r or \n.
+	if n := spanWhile(text, i, isS); n > 0 {
+		last := -1
+		for j := i; j < i+n; {
+			r3, w3 := utf8.DecodeRuneInString(text[j:])
+			if isNL(r3) {
+				last = j + w3
+			}
+			j += w3
+		}
+		if last > 0 {
+			return last - i
+		}
+	}
+	return whitespaceTail(text, i)
+}
+
+// Byte-level BPE maps every byte to a printable rune so that vocabularies
+// are valid JSON strings (GPT-2's bytes_to_unicode).
+var byteToRune [256]rune
+var runeToByte map[rune]byte
+
+func init() {
+	runeToByte = make(map[rune]byte, 256)
+	n := 0
+	for b := 0; b < 256; b++ {
+		if (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE && b <= 0xFF) {
+			byteToRune[b] = rune(b)
+		} else {
+			byteToRune[b] = rune(256 + n)
+			n++
+		}
+		runeToByte[byteToRune[b]] = byte(b)
+	}
+}
+
+// byteLevelEncode maps raw bytes to their byte-level runes.
+func byteLevelEncode(s string) string {
+	buf := make([]byte, 0, len(s)*2)
+	for i := 0; i < len(s); i++ {
+		buf = utf8.AppendRune(buf, byteToRune[s[i]])
+	}
+	return string(buf)
+}
+
+// byteLevelDecode inverts byteLevelEncode; runes outside the map are kept
+// as their UTF-8 (HF does the same for tokens that are not byte-level).
+func byteLevelDecode(s string, dst []byte) []byte {
+	for _, r := range s {
+		if b, ok := runeToByte[r]; ok {
+			dst = append(dst, b)
+		} else {
+			dst = utf8.AppendRune(dst, r)
+		}
+	}
+	return dst
+}
