@@ -1,0 +1,20 @@
+// Package eval measures language models the way lm-evaluation-harness does,
+// so numbers from minitron line up with published tables:
+//
+//   - perplexity over a Megatron indexed dataset or a text file, with
+//     lm-eval's rolling windows and, for text, word perplexity and bits per
+//     byte (as its wikitext task reports them);
+//   - multiple-choice tasks (hellaswag, winogrande, arc_easy/arc_challenge,
+//     mmlu) scored by the summed log-likelihood of each choice, reporting
+//     acc and acc_norm with standard errors;
+//   - gsm8k by greedy generation with stop strings and lm-eval's strict and
+//     flexible answer extraction;
+//   - side-by-side reports of several models (markdown and JSON) and loss
+//     curve plots of training runs.
+//
+// Task files are read in each dataset's original format (jsonl, or MMLU's
+// per-subject csv files); prompts, few-shot layout, continuation
+// tokenization and metrics follow lm-eval's task definitions. The model is
+// reached through the small LM interface, so the scoring code can be tested
+// against any implementation.
+package eval

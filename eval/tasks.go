@@ -1,0 +1,283 @@
+package eval
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// Output is how a task is scored.
+type Output int
+
+const (
+	// MultipleChoice tasks compare the log-likelihood of each choice.
+	MultipleChoice Output = iota
+	// GenerateUntil tasks generate greedily until a stop string and match
+	// the extracted answer.
+	GenerateUntil
+)
+
+// lm-eval's default delimiters: between a prompt and its target, and
+// between few-shot examples.
+const (
+	targetDelimiter  = " "
+	fewshotDelimiter = "\n\n"
+)
+
+// Doc is one task item after the task's preprocessing: lm-eval's
+// doc_to_text, doc_to_choice and doc_to_target.
+type Doc struct {
+	// ID locates the item in its file ("path:line").
+	ID string
+	// Text is the prompt of the item (doc_to_text); unused when
+	// MultipleInput.
+	Text string
+	// Choices are the answer options of a multiple-choice item; with
+	// MultipleInput they are the alternative contexts.
+	Choices []string
+	// Gold is the index of the correct choice.
+	Gold int
+	// Target is the reference text: a generation task's answer, or with
+	// MultipleInput the continuation scored after each context.
+	Target string
+	// Group names the sub-task (MMLU subject, underscores kept).
+	Group string
+	// MultipleInput marks winogrande-style partial scoring: each choice is
+	// a context and Target the shared continuation.
+	MultipleInput bool
+}
+
+// Task is a loaded evaluation task: its items, few-shot pools and prompt
+// conventions.
+type Task struct {
+	Name   string
+	Output Output
+	// Docs are the items evaluated (after Limit).
+	Docs []Doc
+	// Shots is the number of few-shot examples in every prompt.
+	Shots int
+	// fewshot pools by Group ("" for tasks without groups).
+	fewshot map[string][]Doc
+	// fewshotFromDocs: the pool is the evaluated file itself, so an item
+	// never serves as its own example.
+	fewshotFromDocs bool
+	// description returns the text placed before the examples (MMLU's
+	// subject line), or "".
+	description func(d Doc) string
+	// Until are the stop strings of a generation task.
+	Until []string
+	// MaxGenTokens bounds a generation (lm-eval's default is 256).
+	MaxGenTokens int
+	// AccNorm reports whether acc_norm is a metric of this task.
+	AccNorm bool
+}
+
+// TaskOptions choose how a task file is read.
+type TaskOptions struct {
+	// Shots overrides the task's default number of few-shot examples when
+	// ≥ 0 (defaults: mmlu 5, gsm8k 5, others 0).
+	Shots int
+	// Limit keeps only the first Limit items when > 0.
+	Limit int
+	// FewShotPath is the file (or MMLU dev directory) examples are drawn
+	// from; empty means the task's usual sibling (MMLU dev/, gsm8k
+	// train.jsonl) or else the evaluated file itself.
+	FewShotPath string
+}
+
+// TaskNames lists the supported tasks.
+func TaskNames() []string {
+	return []string{"hellaswag", "winogrande", "arc_easy", "arc_challenge", "mmlu", "gsm8k"}
+}
+
+// LoadTask reads the task called name from path in its dataset's original
+// format: hellaswag, winogrande, arc_easy, arc_challenge and gsm8k from
+// jsonl; mmlu from the per-subject csv files (a data directory holding
+// test/ and dev/, or one *_test.csv).
+func LoadTask(name, path string, o TaskOptions) (*Task, error) {
+	var t *Task
+	var err error
+	switch name {
+	case "hellaswag":
+		t, err = loadJSONLTask(name, path, o, 0, readHellaswag)
+		if t != nil {
+			t.AccNorm = true
+		}
+	case "winogrande":
+		t, err = loadJSONLTask(name, path, o, 0, readWinogrande)
+	case "arc_easy", "arc_challenge":
+		t, err = loadJSONLTask(name, path, o, 0, readARC)
+		if t != nil {
+			t.AccNorm = true
+		}
+	case "gsm8k":
+		if o.FewShotPath == "" {
+			if sib := filepath.Join(filepath.Dir(path), "train.jsonl"); sib != path && fileExists(sib) {
+				o.FewShotPath = sib
+			}
+		}
+		t, err = loadJSONLTask(name, path, o, 5, readGSM8K)
+		if t != nil {
+			t.Output = GenerateUntil
+			t.Until = []string{"Question:", "</s>", "<|im_end|>"}
+			t.MaxGenTokens = 256
+		}
+	case "mmlu":
+		t, err = loadMMLU(path, o)
+	default:
+		return nil, fmt.Errorf("unknown task %q (known: %s)", name, strings.Join(TaskNames(), ", "))
+	}
+	if err != nil {
+		return nil, err
+	}
+	return t, nil
+}
+
+func fileExists(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && !st.IsDir()
+}
+
+type docReader func(path string) ([]Doc, error)
+
+func loadJSONLTask(name, path string, o TaskOptions, defShots int, read docReader) (*Task, error) {
+	if st, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	} else if st.IsDir() {
+		return nil, fmt.Errorf("%s: %s is a directory; %s reads a .jsonl file", name, path, name)
+	}
+	docs, err := read(path)
+	if err != nil {
+		return nil, err
+	}
+	t := &Task{Name: name, Output: MultipleChoice, Shots: defShots}
+	if o.Shots >= 0 {
+		t.Shots = o.Shots
+	}
+	t.fewshot = map[string][]Doc{}
+	if t.Shots > 0 {
+		if o.FewShotPath != "" {
+			pool, err := read(o.FewShotPath)
+			if err != nil {
+				return nil, err
+			}
+			t.fewshot[""] = pool
+		} else {
+			t.fewshot[""] = docs
+			t.fewshotFromDocs = true
+		}
+		if n := len(t.fewshot[""]); n < t.Shots+boolInt(t.fewshotFromDocs) {
+			return nil, fmt.Errorf("%s: %d-shot needs %d example items, the few-shot pool has %d", name, t.Shots, t.Shots, n-boolInt(t.fewshotFromDocs))
+		}
+	}
+	t.Docs = limitDocs(docs, o.Limit)
+	return t, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func limitDocs(d []Doc, limit int) []Doc {
+	if limit > 0 && limit < len(d) {
+		return d[:limit]
+	}
+	return d
+}
+
+// examples returns the few-shot examples for d: lm-eval's first_n sampler
+// over the pool, skipping d itself when the pool is the evaluated file.
+// (lm-eval samples hellaswag/arc/gsm8k examples at random with seed 1234;
+// the first items are used here so runs are reproducible across tools.)
+func (t *Task) examples(d Doc) []Doc {
+	if t.Shots <= 0 {
+		return nil
+	}
+	pool := t.fewshot[d.Group]
+	if pool == nil {
+		pool = t.fewshot[""]
+	}
+	out := make([]Doc, 0, t.Shots)
+	for _, ex := range pool {
+		if len(out) == t.Shots {
+			break
+		}
+		if t.fewshotFromDocs && ex.ID == d.ID {
+			continue
+		}
+		out = append(out, ex)
+	}
+	return out
+}
+
+// exampleText renders a solved example: its prompt, the target delimiter and
+// its answer.
+func exampleText(ex Doc) string {
+	if ex.MultipleInput {
+		return ex.Choices[ex.Gold] + targetDelimiter + ex.Target
+	}
+	if len(ex.Choices) > 0 {
+		return ex.Text + targetDelimiter + ex.Choices[ex.Gold]
+	}
+	return ex.Text + targetDelimiter + ex.Target
+}
+
+// prefix is the part of every context before the item's own prompt: the
+// description and the few-shot examples, each followed by the few-shot
+// delimiter.
+func (t *Task) prefix(d Doc) string {
+	var b strings.Builder
+	if t.description != nil {
+		b.WriteString(t.description(d))
+	}
+	for _, ex := range t.examples(d) {
+		b.WriteString(exampleText(ex))
+		b.WriteString(fewshotDelimiter)
+	}
+	return b.String()
+}
+
+// Context is the prompt of a generation item or of an ordinary
+// multiple-choice item.
+func (t *Task) Context(d Doc) string { return t.prefix(d) + d.Text }
+
+// Pair is one log-likelihood request: the log-probability of Continuation
+// given Context.
+type Pair struct {
+	Context, Continuation string
+}
+
+// Requests returns one request per choice of a multiple-choice item: the
+// shared context with " "+choice, or for winogrande-style items each
+// completed context with the shared rest of the sentence.
+func (t *Task) Requests(d Doc) []Pair {
+	pre := t.prefix(d)
+	out := make([]Pair, len(d.Choices))
+	for i, c := range d.Choices {
+		if d.MultipleInput {
+			out[i] = Pair{pre + c, targetDelimiter + d.Target}
+		} else {
+			out[i] = Pair{pre + d.Text, targetDelimiter + c}
+		}
+	}
+	return out
+}
+
+// Groups lists the distinct Group values of the evaluated docs, sorted.
+func (t *Task) Groups() []string {
+	seen := map[string]bool{}
+	var g []string
+	for _, d := range t.Docs {
+		if !seen[d.Group] {
+			seen[d.Group] = true
+			g = append(g, d.Group)
+		}
+	}
+	sort.Strings(g)
+	return g
+}
