@@ -266,6 +266,14 @@ func (c *Checkpoint) ReadF32Range(name string, off int, dst []float32) error {
 	return f.ReadF32Range(name, off, dst)
 }
 
+// Release implements Releaser: drops the tensor's mapped pages from the
+// resident set.
+func (c *Checkpoint) Release(name string) {
+	if f, ok := c.byName[name]; ok {
+		f.Release(name)
+	}
+}
+
 // Raw returns the stored bytes of a tensor zero-copy (valid until Close).
 func (c *Checkpoint) Raw(name string) ([]byte, TensorInfo, error) {
 	f, ok := c.byName[name]

@@ -251,6 +251,22 @@ func (f *SafetensorsFile) ReadF32Range(name string, off int, dst []float32) erro
 	return DecodeF32(info.DType, raw[off*sz:(off+len(dst))*sz], dst)
 }
 
+// Release drops the tensor's pages from the process's resident memory (a
+// hint; the data stays readable and is paged back in on the next read).
+// Streaming callers use it after converting a tensor they will not read
+// again soon. It is a no-op for unknown names and on non-Linux systems.
+func (f *SafetensorsFile) Release(name string) {
+	if e, ok := f.byName[name]; ok && f.data != nil {
+		releasePages(f.data, e.Begin, e.End)
+	}
+}
+
+// Releaser is implemented by mmap-backed sources (see
+// SafetensorsFile.Release).
+type Releaser interface {
+	Release(name string)
+}
+
 // RangeReader is implemented by sources that can convert part of a tensor
 // (elements [off, off+len(dst)) of its flattened data). Writers use it to
 // stream tensors bigger than RAM.

@@ -1,0 +1,6 @@
+//go:build !linux
+
+package model
+
+// releasePages is a no-op where madvise is not wired up.
+func releasePages(data []byte, begin, end int64) {}
