@@ -1,0 +1,83 @@
+package model
+
+import (
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// refCase is an expected.json: a reference forward pass of one sequence.
+type refCase struct {
+	IDs     []int       `json:"ids"`
+	Logits  [][]float32 `json:"logits"`
+	NLL     []float64   `json:"nll"`
+	MeanNLL float64     `json:"mean_nll"`
+	// Optional extras written by testdata/gen/make_cases.py.
+	Batch [][]int `json:"batch,omitempty"`
+}
+
+func readRef(t *testing.T, dir string) *refCase {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, "expected.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rc refCase
+	if err := json.Unmarshal(b, &rc); err != nil {
+		t.Fatalf("%s: %v", dir, err)
+	}
+	return &rc
+}
+
+// checkCase loads dir in the given weight mode and compares logits and NLL
+// with its expected.json.
+func checkCase(t *testing.T, dir string, mode WeightMode, tol float64) {
+	t.Helper()
+	rc := readRef(t, dir)
+	m, err := Load(dir, Options{Weights: mode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	logits, err := m.Forward([][]int{rc.IDs}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	V := m.Cfg.VocabSize
+	if len(rc.Logits) != len(rc.IDs) || len(logits) != len(rc.IDs)*V {
+		t.Fatalf("%s: shape mismatch: %d logits rows, want %d×%d", dir, len(rc.Logits), len(rc.IDs), V)
+	}
+	var worst float64
+	for i, row := range rc.Logits {
+		for j, want := range row {
+			worst = math.Max(worst, math.Abs(float64(logits[i*V+j]-want)))
+		}
+	}
+	if worst > tol {
+		t.Errorf("%s (%v): logits differ from the reference by %.3g (tolerance %g)", dir, mode, worst, tol)
+	}
+	nll, mean, err := SequenceNLL(logits, rc.IDs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range rc.NLL {
+		if math.Abs(nll[i]-rc.NLL[i]) > tol {
+			t.Errorf("%s: nll[%d] = %v, want %v", dir, i, nll[i], rc.NLL[i])
+		}
+	}
+	if math.Abs(mean-rc.MeanNLL) > tol {
+		t.Errorf("%s: mean nll %v, want %v", dir, mean, rc.MeanNLL)
+	}
+}
+
+func TestGoldenForward(t *testing.T) {
+	for _, name := range []string{"nemotron-tiny", "llama-tiny", "mistral-tiny"} {
+		for _, mode := range []WeightMode{WeightsResident, WeightsStreaming} {
+			t.Run(name+"/"+mode.String(), func(t *testing.T) {
+				checkCase(t, goldenDir(name), mode, 1e-4)
+			})
+		}
+	}
+}
