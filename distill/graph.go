@@ -1,0 +1,344 @@
+package distill
+
+import (
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Param is one trainable tensor of the student, stored under its Hugging
+// Face name. Data is a window into the student's single parameter arena.
+type Param struct {
+	Name    string
+	Shape   []int
+	Data    []float32
+	NoDecay bool // norms, biases and embeddings (excluded from weight decay on request)
+
+	node *G.Node
+	grad *G.Node
+}
+
+// Grad is the parameter's gradient from the last training micro-step.
+func (p *Param) Grad() []float32 { return f32(p.grad.Value()) }
+
+// Student is a decoder's training graph: gorgonia nodes for every parameter,
+// the forward pass built from the custom ops of this package, the backward
+// pass from gorgonia's symbolic differentiation, compiled into a tape
+// machine. It trains on micro-batches of Batch sequences of Seq tokens.
+type Student struct {
+	Cfg        *model.Config
+	Batch, Seq int
+	Params     []*Param
+	arena      []float32 // every parameter, contiguous
+	byName     map[string]*Param
+
+	g      *G.ExprGraph
+	vm     G.VM // forward + backward
+	evalVM G.VM // forward only
+	loss   *G.Node
+	logits []float32 // logits buffer (holds the logits' gradient after a training step)
+	st     *stepState
+}
+
+// NewStudent builds the training graph of cfg for micro-batches of batch
+// sequences of seq tokens, with initial weights from src (every tensor of
+// model.ExpectedTensors, plus nemotron's norm biases when src has them).
+func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
+	if err := losses.validate(); err != nil {
+		return nil, err
+	}
+	if batch <= 0 || seq <= 0 {
+		return nil, fmt.Errorf("micro-batch %d and sequence length %d must be positive", batch, seq)
+	}
+	if cfg.AttentionBias || cfg.MLPBias {
+		return nil, fmt.Errorf("training %s models with attention/MLP biases is not supported", cfg.Family)
+	}
+	act, err := kernels.ParseActivation(cfg.HiddenAct)
+	if err != nil {
+		if cfg.Family == model.Nemotron {
+			act = kernels.ReLU2
+		} else {
+			act = kernels.SiLU
+		}
+	}
+	infos := model.ExpectedTensors(cfg)
+	normBias := false
+	if opt := model.OptionalTensors(cfg); len(opt) > 0 {
+		if _, ok := src.Info(opt[0].Name); ok {
+			normBias = true
+			infos = append(infos, opt...)
+		}
+	}
+	s := &Student{Cfg: cfg, Batch: batch, Seq: seq, byName: map[string]*Param{}}
+	total := 0
+	for _, ti := range infos {
+		total += ti.NumElements()
+	}
+	s.arena = make([]float32, total)
+	off := 0
+	for _, ti := range infos {
+		n := ti.NumElements()
+		p := &Param{Name: ti.Name, Shape: ti.Shape, Data: s.arena[off : off+n : off+n]}
+		off += n
+		p.NoDecay = len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")
+		got, ok := src.Info(ti.Name)
+		if !ok {
+			return nil, fmt.Errorf("student weights: missing tensor %q", ti.Name)
+		}
+		if !equalShape(got.Shape, ti.Shape) {
+			return nil, fmt.Errorf("student weights: tensor %q has shape %v, config wants %v", ti.Name, got.Shape, ti.Shape)
+		}
+		if err := src.ReadF32(ti.Name, p.Data); err != nil {
+			return nil, fmt.Errorf("student weights: %w", err)
+		}
+		s.Params = append(s.Params, p)
+		s.byName[p.Name] = p
+	}
+	rows := batch * seq
+	s.st = &stepState{ids: make([]int, rows), targets: make([]int, rows), losses: losses,
+		rowLoss: make([]float32, rows), gradScale: 1 / float32(rows), train: true}
+	if err := s.build(normBias, act); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func equalShape(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Student) build(normBias bool, act kernels.Activation) error {
+	cfg := s.Cfg
+	g := G.NewGraph()
+	s.g = g
+	for _, p := range s.Params {
+		t := tensor.New(tensor.WithBacking(p.Data), tensor.WithShape(p.Shape...))
+		if len(p.Shape) == 1 {
+			p.node = G.NewVector(g, tensor.Float32, G.WithShape(p.Shape...), G.WithName(p.Name), G.WithValue(t))
+		} else {
+			p.node = G.NewMatrix(g, tensor.Float32, G.WithShape(p.Shape...), G.WithName(p.Name), G.WithValue(t))
+		}
+	}
+	P := func(name string) *G.Node {
+		if p := s.byName[name]; p != nil {
+			return p.node
+		}
+		return nil
+	}
+	H, F, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
+	rows := s.Batch * s.Seq
+	eps := float32(cfg.NormEps)
+	rms := cfg.Family != model.Nemotron
+	geom, err := s.attnGeom()
+	if err != nil {
+		return err
+	}
+	x, err := embeddingNode("embed", P("model.embed_tokens.weight"), s.st, V, H)
+	if err != nil {
+		return err
+	}
+	bias := func(name string) *G.Node {
+		if !normBias {
+			return nil
+		}
+		return P(name)
+	}
+	for i := 0; i < cfg.NumLayers; i++ {
+		p := model.LayerPrefix(i)
+		l := fmt.Sprintf("L%d.", i)
+		h, err := normNode(l+"norm1", x, P(p+"input_layernorm.weight"), bias(p+"input_layernorm.bias"), rows, H, eps, rms)
+		if err != nil {
+			return err
+		}
+		qkv, err := linearNode(l+"qkv", h, rows, H,
+			[]*G.Node{P(p + "self_attn.q_proj.weight"), P(p + "self_attn.k_proj.weight"), P(p + "self_attn.v_proj.weight")},
+			[]int{cfg.QDim(), cfg.KVDim(), cfg.KVDim()})
+		if err != nil {
+			return err
+		}
+		att, err := attentionNode(l+"attn", qkv, geom)
+		if err != nil {
+			return err
+		}
+		o, err := linearNode(l+"o", att, rows, cfg.QDim(), []*G.Node{P(p + "self_attn.o_proj.weight")}, []int{H})
+		if err != nil {
+			return err
+		}
+		if x, err = residualNode(l+"res1", x, o, rows, H); err != nil {
+			return err
+		}
+		h2, err := normNode(l+"norm2", x, P(p+"post_attention_layernorm.weight"), bias(p+"post_attention_layernorm.bias"), rows, H, eps, rms)
+		if err != nil {
+			return err
+		}
+		var u *G.Node
+		if cfg.GatedMLP() {
+			u, err = linearNode(l+"gateup", h2, rows, H, []*G.Node{P(p + "mlp.gate_proj.weight"), P(p + "mlp.up_proj.weight")}, []int{F, F})
+		} else {
+			u, err = linearNode(l+"up", h2, rows, H, []*G.Node{P(p + "mlp.up_proj.weight")}, []int{F})
+		}
+		if err != nil {
+			return err
+		}
+		a, err := actNode(l+"act", u, act, cfg.GatedMLP(), rows, F)
+		if err != nil {
+			return err
+		}
+		d, err := linearNode(l+"down", a, rows, F, []*G.Node{P(p + "mlp.down_proj.weight")}, []int{H})
+		if err != nil {
+			return err
+		}
+		if x, err = residualNode(l+"res2", x, d, rows, H); err != nil {
+			return err
+		}
+	}
+	hf, err := normNode("normf", x, P("model.norm.weight"), bias("model.norm.bias"), rows, H, eps, rms)
+	if err != nil {
+		return err
+	}
+	head := P("lm_head.weight")
+	if cfg.TieWordEmbeddings {
+		head = P("model.embed_tokens.weight")
+	}
+	logits, err := linearNode("lm_head", hf, rows, H, []*G.Node{head}, []int{V})
+	if err != nil {
+		return err
+	}
+	s.logits = logits.Op().(*kop).data()
+	if s.loss, err = lossNode("loss", logits, s.logits, s.st, rows, V); err != nil {
+		return err
+	}
+	wrt := make(G.Nodes, len(s.Params))
+	for i, p := range s.Params {
+		wrt[i] = p.node
+	}
+	eval := g.SubgraphRoots(s.loss)
+	grads, err := G.Grad(s.loss, wrt...)
+	if err != nil {
+		return fmt.Errorf("differentiating the student graph: %w", err)
+	}
+	for i, p := range s.Params {
+		p.grad = grads[i]
+	}
+	s.vm = G.NewTapeMachine(g)
+	s.evalVM = G.NewTapeMachine(eval)
+	return nil
+}
+
+func (s *Student) attnGeom() (*attnGeom, error) {
+	cfg := s.Cfg
+	a := &attnGeom{batch: s.Batch, seq: s.Seq, heads: cfg.NumHeads, kvHeads: cfg.NumKVHeads,
+		headDim: cfg.HeadDim, rot: cfg.RotaryDim(), window: cfg.SlidingWindow}
+	a.pos = make([]int, s.Batch*s.Seq)
+	for i := range a.pos {
+		a.pos[i] = i % s.Seq
+	}
+	if a.rot > 0 {
+		var sc *kernels.RopeScaling
+		if r := cfg.RopeScaling; r != nil {
+			sc = &kernels.RopeScaling{Type: r.Type, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
+				HighFreqFactor: r.HighFreqFactor, OriginalMaxPositionEmbeddings: r.OriginalMaxPositionEmbeddings}
+		}
+		theta := cfg.RopeTheta
+		if theta == 0 {
+			theta = 10000
+		}
+		inv, err := kernels.RopeInvFreq(a.rot, theta, sc)
+		if err != nil {
+			return nil, err
+		}
+		a.cos, a.sin = kernels.RopeTables(inv, s.Seq)
+		a.negSin = make([]float32, len(a.sin))
+		for i, v := range a.sin {
+			a.negSin[i] = -v
+		}
+	}
+	return a, nil
+}
+
+// setBatch loads a micro-batch: tokens [Batch][Seq+1]; inputs are the first
+// Seq tokens of each row, targets the last Seq.
+func (s *Student) setBatch(tokens [][]int32) error {
+	if len(tokens) != s.Batch {
+		return fmt.Errorf("micro-batch has %d sequences, graph wants %d", len(tokens), s.Batch)
+	}
+	V := s.Cfg.VocabSize
+	for b, row := range tokens {
+		if len(row) != s.Seq+1 {
+			return fmt.Errorf("sample %d has %d tokens, want seq_len+1 = %d", b, len(row), s.Seq+1)
+		}
+		for t := 0; t < s.Seq; t++ {
+			id, tg := int(row[t]), int(row[t+1])
+			if id < 0 || id >= V || tg < 0 || tg >= V {
+				return fmt.Errorf("sample %d: token id outside the student vocabulary [0,%d)", b, V)
+			}
+			s.st.ids[b*s.Seq+t] = id
+			s.st.targets[b*s.Seq+t] = tg
+		}
+	}
+	return nil
+}
+
+// TrainStep runs forward and backward on one micro-batch and returns its
+// loss; the gradients (already scaled by gradScale) are then in each
+// Param.Grad.
+func (s *Student) trainStep(tokens [][]int32) (float32, error) {
+	if err := s.setBatch(tokens); err != nil {
+		return 0, err
+	}
+	s.st.train = true
+	defer s.vm.Reset()
+	if err := s.vm.RunAll(); err != nil {
+		return 0, err
+	}
+	return lossValue(s.loss), nil
+}
+
+// evalStep runs the forward pass only and returns the loss mix (the metrics
+// stay in s.st).
+func (s *Student) evalStep(tokens [][]int32) (float32, error) {
+	if err := s.setBatch(tokens); err != nil {
+		return 0, err
+	}
+	s.st.train = false
+	defer func() { s.st.train = true; s.evalVM.Reset() }()
+	if err := s.evalVM.RunAll(); err != nil {
+		return 0, err
+	}
+	return lossValue(s.loss), nil
+}
+
+func lossValue(n *G.Node) float32 {
+	v := n.Value()
+	if v == nil {
+		return float32(math.NaN())
+	}
+	return scalarOf(v)
+}
+
+// NumParams is the number of trainable scalars.
+func (s *Student) NumParams() int { return len(s.arena) }
+
+// Close releases the tape machines.
+func (s *Student) Close() error {
+	if s.vm != nil {
+		s.vm.Close()
+	}
+	if s.evalVM != nil {
+		s.evalVM.Close()
+	}
+	return nil
+}

@@ -1,0 +1,119 @@
+package kernels
+
+// Backward passes of the norms in norm.go. They take the per-row statistics
+// that LayerNorm1PStats / RMSNormStats saved in the forward pass, so the
+// forward definition used in training is exactly the inference one.
+
+// LayerNorm1PBackward computes, for y = (x-mean)·rstd·(w+1)+b over rows rows
+// of dim values: dx (overwritten, or accumulated into when accumulate is
+// set), dw and db (overwritten; db may be nil when the norm has no bias).
+// mean and rstd are the statistics LayerNorm1PStats stored.
+func LayerNorm1PBackward(dx, dw, db, dy, x, w, mean, rstd []float32, rows, dim int, accumulate bool) {
+	if dx != nil {
+		ParallelFor(rows, normChunk, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				xr, gr, dr := x[r*dim:(r+1)*dim], dy[r*dim:(r+1)*dim], dx[r*dim:(r+1)*dim]
+				m, rs := mean[r], rstd[r]
+				// dxhat = dy·(w+1); dx = rstd·(dxhat − mean(dxhat) − xhat·mean(dxhat·xhat))
+				var s1, s2 float32
+				for i, v := range xr {
+					g := gr[i] * (w[i] + 1)
+					s1 += g
+					s2 += g * (v - m) * rs
+				}
+				s1 /= float32(dim)
+				s2 /= float32(dim)
+				if accumulate {
+					for i, v := range xr {
+						dr[i] += rs * (gr[i]*(w[i]+1) - s1 - (v-m)*rs*s2)
+					}
+				} else {
+					for i, v := range xr {
+						dr[i] = rs * (gr[i]*(w[i]+1) - s1 - (v-m)*rs*s2)
+					}
+				}
+			}
+		})
+	}
+	colReduce(dim, func(c0, c1 int) {
+		clear(dw[c0:c1])
+		if db != nil {
+			clear(db[c0:c1])
+		}
+		for r := 0; r < rows; r++ {
+			m, rs := mean[r], rstd[r]
+			xr, gr := x[r*dim+c0:r*dim+c1], dy[r*dim+c0:r*dim+c1]
+			w := dw[c0:c1]
+			for i, v := range xr {
+				w[i] += gr[i] * (v - m) * rs
+			}
+			if db != nil {
+				b := db[c0:c1]
+				for i, g := range gr {
+					b[i] += g
+				}
+			}
+		}
+	})
+}
+
+// RMSNormBackward computes, for y = x·rstd·w: dx (overwritten, or
+// accumulated into when accumulate is set) and dw (overwritten). rstd is
+// what RMSNormStats stored.
+func RMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, dim int, accumulate bool) {
+	if dx != nil {
+		ParallelFor(rows, normChunk, func(lo, hi int) {
+			for r := lo; r < hi; r++ {
+				xr, gr, dr := x[r*dim:(r+1)*dim], dy[r*dim:(r+1)*dim], dx[r*dim:(r+1)*dim]
+				rs := rstd[r]
+				// dx = rstd·(dy·w) − x·rstd³·mean(dy·w·x)
+				var s float32
+				for i, v := range xr {
+					s += gr[i] * w[i] * v
+				}
+				c := s / float32(dim) * rs * rs * rs
+				if accumulate {
+					for i, v := range xr {
+						dr[i] += rs*gr[i]*w[i] - v*c
+					}
+				} else {
+					for i, v := range xr {
+						dr[i] = rs*gr[i]*w[i] - v*c
+					}
+				}
+			}
+		})
+	}
+	colReduce(dim, func(c0, c1 int) {
+		clear(dw[c0:c1])
+		for r := 0; r < rows; r++ {
+			rs := rstd[r]
+			xr, gr := x[r*dim+c0:r*dim+c1], dy[r*dim+c0:r*dim+c1]
+			w := dw[c0:c1]
+			for i, v := range xr {
+				w[i] += gr[i] * v * rs
+			}
+		}
+	})
+}
+
+// colReduce splits dim columns into blocks of 16 over the workers, for
+// reductions over rows that each worker can own a column range of (no
+// partial sums to merge, deterministic).
+func colReduce(dim int, fn func(c0, c1 int)) {
+	blocks := (dim + 15) / 16
+	ParallelFor(blocks, 1, func(lo, hi int) { fn(lo*16, min(hi*16, dim)) })
+}
+
+// ColSum writes out[j] = Σ_r x[r, j] for x [rows, dim] (a bias gradient).
+func ColSum(out, x []float32, rows, dim int) {
+	colReduce(dim, func(c0, c1 int) {
+		o := out[c0:c1]
+		clear(o)
+		for r := 0; r < rows; r++ {
+			for i, v := range x[r*dim+c0 : r*dim+c1] {
+				o[i] += v
+			}
+		}
+	})
+}
