@@ -55,6 +55,7 @@ func checkCase(t *testing.T, dir string, mode WeightMode, tol float64) {
 			worst = math.Max(worst, math.Abs(float64(logits[i*V+j]-want)))
 		}
 	}
+	t.Logf("%s (%v): max |dlogit| = %.3g", filepath.Base(dir), mode, worst)
 	if worst > tol {
 		t.Errorf("%s (%v): logits differ from the reference by %.3g (tolerance %g)", dir, mode, worst, tol)
 	}
@@ -79,5 +80,69 @@ func TestGoldenForward(t *testing.T) {
 				checkCase(t, goldenDir(name), mode, 1e-4)
 			})
 		}
+	}
+}
+
+// caseDirs are the references made by testdata/gen/make_cases.py.
+var caseDirs = []string{"nemotron-bf16", "nemotron-headdim-sharded", "llama-tied-llama3", "llama-linear-bias-f16", "mistral-window"}
+
+func caseDir(name string) string { return filepath.Join("testdata", "cases", name) }
+
+func TestReferenceCases(t *testing.T) {
+	for _, name := range caseDirs {
+		for _, mode := range []WeightMode{WeightsResident, WeightsStreaming} {
+			t.Run(name+"/"+mode.String(), func(t *testing.T) {
+				checkCase(t, caseDir(name), mode, 1e-4)
+			})
+		}
+	}
+}
+
+type batchRef struct {
+	Reason      string        `json:"reason"`
+	Batch       [][]int       `json:"batch"`
+	BatchLogits [][][]float32 `json:"batch_logits"`
+}
+
+// A batch of two sequences matches the reference and matches running each
+// sequence alone (no cross-talk between sequences).
+func TestBatchMatchesSingle(t *testing.T) {
+	for _, name := range caseDirs {
+		t.Run(name, func(t *testing.T) {
+			b, err := os.ReadFile(filepath.Join(caseDir(name), "expected.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var br batchRef
+			if err := json.Unmarshal(b, &br); err != nil {
+				t.Fatal(err)
+			}
+			m, err := Load(caseDir(name), Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			V := m.Cfg.VocabSize
+			got, err := m.Forward(br.Batch, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			T := len(br.Batch[0])
+			for s := range br.Batch {
+				single, err := m.Forward(br.Batch[s:s+1], nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i := 0; i < T*V; i++ {
+					g := got[s*T*V+i]
+					if d := math.Abs(float64(g - single[i])); d > 1e-5 {
+						t.Fatalf("%s: sequence %d logit %d: batch %v vs alone %v", br.Reason, s, i, g, single[i])
+					}
+					if d := math.Abs(float64(g - br.BatchLogits[s][i/V][i%V])); d > 1e-4 {
+						t.Fatalf("%s: sequence %d logit %d: %v, reference %v", br.Reason, s, i, g, br.BatchLogits[s][i/V][i%V])
+					}
+				}
+			}
+		})
 	}
 }
