@@ -63,10 +63,11 @@ func LoadTokenizer(path string) (Tokenizer, error) {
 		}
 		return t, nil
 	}
-	if _, err := ParseSentencePiece(b); err != nil {
+	t, err := ParseSentencePiece(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return nil, fmt.Errorf("%s: sentencepiece not supported yet", path)
+	return t, nil
 }
 
 func looksJSON(b []byte) bool {
