@@ -1,0 +1,298 @@
+package importance
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/minitron-dev/minitron/model"
+)
+
+// MLP hook points.
+const (
+	MLPPre  = "pre"  // X·W1ᵀ before the activation (the paper; gate_proj output for SwiGLU)
+	MLPPost = "post" // the input of down_proj (NVIDIA's code; act(gate)·up for SwiGLU)
+)
+
+// Collector turns forward-pass hooks into width statistics and Block
+// Importance. One Collector serves one model; feed it batches by passing
+// Hooks() to Forward.
+type Collector struct {
+	cfg     *model.Config
+	mlpPre  bool
+	heads   []*Accumulator    // per layer, NumHeads channels
+	neurons []*Accumulator    // per layer, FFN channels
+	norms   [][2]*Accumulator // per layer: input_layernorm, post_attention_layernorm outputs
+	hn      []float32         // head-norm scratch
+
+	bi      bool
+	in      []float32 // copy of the current layer's input
+	cosSum  []float64 // per layer Σ cos(in, out)
+	cosRows []int64
+}
+
+// NewCollector prepares accumulators for cfg. mlpPoint is MLPPre or MLPPost;
+// bi enables Block Importance.
+func NewCollector(cfg *model.Config, agg Aggregation, mlpPoint string, bi bool) (*Collector, error) {
+	if err := agg.Validate(); err != nil {
+		return nil, err
+	}
+	if mlpPoint != MLPPre && mlpPoint != MLPPost {
+		return nil, fmt.Errorf("unknown MLP point %q (want pre or post)", mlpPoint)
+	}
+	c := &Collector{cfg: cfg, mlpPre: mlpPoint == MLPPre, bi: bi}
+	for l := 0; l < cfg.NumLayers; l++ {
+		c.heads = append(c.heads, NewAccumulator(cfg.NumHeads, agg))
+		c.neurons = append(c.neurons, NewAccumulator(cfg.IntermediateSize, agg))
+		c.norms = append(c.norms, [2]*Accumulator{NewAccumulator(cfg.HiddenSize, agg), NewAccumulator(cfg.HiddenSize, agg)})
+	}
+	c.cosSum = make([]float64, cfg.NumLayers)
+	c.cosRows = make([]int64, cfg.NumLayers)
+	return c, nil
+}
+
+// Hooks returns the forward hooks that feed this collector.
+func (c *Collector) Hooks() *model.Hooks {
+	h := &model.Hooks{
+		AttnNorm: func(l, B, T int, x []float32) { c.norms[l][0].AddBatch(x, B, T) },
+		MLPNorm:  func(l, B, T int, x []float32) { c.norms[l][1].AddBatch(x, B, T) },
+		AttnHeads: func(l, B, T int, x []float32) {
+			c.hn = HeadNorms(c.hn, x, B*T, c.cfg.NumHeads, c.cfg.HeadDim)
+			c.heads[l].AddBatch(c.hn, B, T)
+		},
+	}
+	neurons := func(l, B, T int, x []float32) { c.neurons[l].AddBatch(x, B, T) }
+	if c.mlpPre {
+		h.MLPPre = neurons
+	} else {
+		h.MLPPost = neurons
+	}
+	if c.bi {
+		h.LayerInput = func(l, B, T int, x []float32) { c.in = append(c.in[:0], x...) }
+		h.LayerOutput = func(l, B, T int, x []float32) {
+			H := c.cfg.HiddenSize
+			for r := 0; r < B*T; r++ {
+				c.cosSum[l] += cosine(c.in[r*H:(r+1)*H], x[r*H:(r+1)*H])
+			}
+			c.cosRows[l] += int64(B * T)
+		}
+	}
+	return h
+}
+
+func cosine(a, b []float32) float64 {
+	var ab, aa, bb float64
+	for i := range a {
+		x, y := float64(a[i]), float64(b[i])
+		ab += x * y
+		aa += x * x
+		bb += y * y
+	}
+	if aa == 0 || bb == 0 {
+		if aa == bb {
+			return 1 // both zero: the layer changed nothing
+		}
+		return 0
+	}
+	return ab / math.Sqrt(aa*bb)
+}
+
+// Fill writes the width scores (and BI, when enabled) into s.
+func (c *Collector) Fill(s *Scores) {
+	H := c.cfg.HiddenSize
+	s.Channels = make([]float64, H)
+	s.Layers = make([]LayerScores, c.cfg.NumLayers)
+	for l := range s.Layers {
+		for _, n := range c.norms[l] {
+			for i, v := range n.Scores() {
+				s.Channels[i] += v
+			}
+		}
+		hs := c.heads[l].Scores()
+		s.Layers[l] = LayerScores{Heads: hs, Groups: GroupScores(hs, c.cfg.NumKVHeads), Neurons: c.neurons[l].Scores()}
+	}
+	if c.bi {
+		if s.Depth == nil {
+			s.Depth = &LayerImportance{}
+		}
+		s.Depth.BI = make([]float64, c.cfg.NumLayers)
+		for l := range s.Depth.BI {
+			if c.cosRows[l] > 0 {
+				s.Depth.BI[l] = 1 - c.cosSum[l]/float64(c.cosRows[l])
+			}
+		}
+	}
+}
+
+// Options control Compute.
+type Options struct {
+	Aggregation Aggregation
+	MLPPoint    string // MLPPre or MLPPost; default MLPPost
+	Batch       int    // sequences per forward pass; default 1
+	BI          bool   // compute Block Importance
+	Loss        bool   // compute the loss with each layer (and each block of BlockK) dropped
+	// LossSamples caps how many samples the drop-one losses use (they
+	// cost one forward pass per layer); 0 = all.
+	LossSamples int
+	// BlockK lists block sizes k for which the best contiguous block to
+	// drop is found (by summed BI, and by loss when Loss is set).
+	BlockK []int
+	// Progress, when set, is called after each forward pass with the
+	// passes done and the total.
+	Progress func(done, total int)
+}
+
+// Compute runs the model over the calibration samples (all of one length)
+// and returns the scores (Model identity and Data are left to the caller).
+// Memory is bounded by one batch's activations and O(layers·width)
+// accumulators.
+func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) (*Scores, error) {
+	cfg := m.Cfg
+	if len(samples) == 0 {
+		return nil, fmt.Errorf("importance: no calibration samples")
+	}
+	if opt.MLPPoint == "" {
+		opt.MLPPoint = MLPPost
+	}
+	if opt.Batch <= 0 {
+		opt.Batch = 1
+	}
+	col, err := NewCollector(cfg, opt.Aggregation, opt.MLPPoint, opt.BI)
+	if err != nil {
+		return nil, err
+	}
+	for _, k := range opt.BlockK {
+		if k <= 0 || k >= cfg.NumLayers {
+			return nil, fmt.Errorf("importance: block size %d must be in [1,%d)", k, cfg.NumLayers)
+		}
+	}
+	lossN := len(samples)
+	if opt.LossSamples > 0 {
+		lossN = min(lossN, opt.LossSamples)
+	}
+	lossSamples := samples[:lossN]
+	nb := (len(samples) + opt.Batch - 1) / opt.Batch
+	lb := (lossN + opt.Batch - 1) / opt.Batch
+	total := nb
+	var blocks int
+	if opt.Loss {
+		for _, k := range opt.BlockK {
+			blocks += cfg.NumLayers - k + 1
+		}
+		total += lb * (1 + cfg.NumLayers + blocks)
+	}
+	done := 0
+	step := func() {
+		done++
+		if opt.Progress != nil {
+			opt.Progress(done, total)
+		}
+	}
+	hooks := col.Hooks()
+	for i := 0; i < len(samples); i += opt.Batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b := samples[i:min(i+opt.Batch, len(samples))]
+		if _, err := m.Forward(b, &model.ForwardOptions{Output: model.Hidden, Hooks: hooks}); err != nil {
+			return nil, err
+		}
+		step()
+	}
+	s := &Scores{Format: FormatV1, Shape: ShapeOf(cfg), Method: "activation", Aggregation: opt.Aggregation, MLPPoint: opt.MLPPoint}
+	col.Fill(s)
+	if opt.BI {
+		for _, k := range opt.BlockK {
+			s.Depth.Blocks = append(s.Depth.Blocks, BestBlockBI(s.Depth.BI, k))
+		}
+	}
+	if opt.Loss {
+		if s.Depth == nil {
+			s.Depth = &LayerImportance{}
+		}
+		d := s.Depth
+		d.LossSamples = lossN
+		loss := func(skip []int) (float64, error) {
+			var sum float64
+			for i := 0; i < lossN; i += opt.Batch {
+				if err := ctx.Err(); err != nil {
+					return 0, err
+				}
+				b := lossSamples[i:min(i+opt.Batch, lossN)]
+				l, err := MeanNLL(m, b, skip)
+				if err != nil {
+					return 0, err
+				}
+				sum += l * float64(len(b))
+				step()
+			}
+			return sum / float64(lossN), nil
+		}
+		if d.BaseLoss, err = loss(nil); err != nil {
+			return nil, err
+		}
+		d.DropLoss = make([]float64, cfg.NumLayers)
+		for l := range d.DropLoss {
+			if d.DropLoss[l], err = loss([]int{l}); err != nil {
+				return nil, err
+			}
+		}
+		for _, k := range opt.BlockK {
+			best := BlockDrop{K: k, Start: -1, Metric: "loss"}
+			for st := 0; st+k <= cfg.NumLayers; st++ {
+				skip := make([]int, k)
+				for j := range skip {
+					skip[j] = st + j
+				}
+				v, err := loss(skip)
+				if err != nil {
+					return nil, err
+				}
+				if best.Start < 0 || v < best.Value {
+					best.Start, best.Value = st, v
+				}
+			}
+			d.Blocks = append(d.Blocks, best)
+		}
+	}
+	s.Data.Samples = len(samples)
+	s.Data.SeqLen = len(samples[0])
+	s.Data.Tokens = int64(len(samples)) * int64(len(samples[0]))
+	return s, nil
+}
+
+// BestBlockBI is the contiguous block of k layers with the smallest summed
+// Block Importance.
+func BestBlockBI(bi []float64, k int) BlockDrop {
+	best := BlockDrop{K: k, Start: -1, Metric: "bi"}
+	for s := 0; s+k <= len(bi); s++ {
+		var sum float64
+		for _, v := range bi[s : s+k] {
+			sum += v
+		}
+		if best.Start < 0 || sum < best.Value {
+			best.Start, best.Value = s, sum
+		}
+	}
+	return best
+}
+
+// MeanNLL is the mean next-token NLL over a batch of equal-length
+// sequences with the given layers skipped.
+func MeanNLL(m *model.Model, batch [][]int, skip []int) (float64, error) {
+	logits, err := m.Forward(batch, &model.ForwardOptions{SkipLayers: skip})
+	if err != nil {
+		return 0, err
+	}
+	T := len(batch[0])
+	V := m.Cfg.VocabSize
+	var sum float64
+	for b, ids := range batch {
+		_, mean, err := model.SequenceNLL(logits[b*T*V:(b+1)*T*V], ids)
+		if err != nil {
+			return 0, err
+		}
+		sum += mean
+	}
+	return sum / float64(len(batch)), nil
+}
