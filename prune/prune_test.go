@@ -119,7 +119,7 @@ func deadModel(t *testing.T) (*model.Config, *model.MemSource) {
 		zeroRows(t, m, p+"mlp.down_proj.weight", ch)
 		hd := cfg.HeadDim
 		h := (l + 1) % 4
-		zeroRows(t, m, p+"self_attn.v_proj.weight", seq(hd)[0]+h*hd, h*hd+1, h*hd+2, h*hd+3, h*hd+4, h*hd+5, h*hd+6, h*hd+7)
+		zeroRows(t, m, p+"self_attn.v_proj.weight", seq(hd * (h + 1))[h*hd:]...)
 		zeroRows(t, m, p+"mlp.up_proj.weight", 7+l)
 		zeroRows(t, m, p+"mlp.gate_proj.weight", 7+l)
 	}
@@ -191,7 +191,7 @@ func TestDeadGroupDroppedInGroupsMode(t *testing.T) {
 	var deadNeuron []int
 	for l := 0; l < cfg.NumLayers; l++ {
 		g := l % cfg.NumKVHeads
-		zeroRows(t, src, model.LayerPrefix(l)+"self_attn.v_proj.weight", seq(hd*(g+1))[g*hd:]...)
+		zeroRows(t, src, model.LayerPrefix(l)+"self_attn.v_proj.weight", seq(hd * (g + 1))[g*hd:]...)
 		n := (3*l + 1) % cfg.IntermediateSize
 		zeroRows(t, src, model.LayerPrefix(l)+"mlp.up_proj.weight", n)
 		deadNeuron = append(deadNeuron, n)
