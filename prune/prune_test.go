@@ -227,3 +227,57 @@ func TestDeadGroupDroppedInGroupsMode(t *testing.T) {
 		t.Fatalf("dropping the dead group changed logits by %g", d)
 	}
 }
+
+// With twin query heads (equal q_proj rows, so equal attention outputs),
+// folding the pruned twin's o_proj columns into the kept one preserves the
+// logits; plain pruning does not.
+func TestResidualHeadsFoldTwins(t *testing.T) {
+	teacher, err := model.OpenCheckpoint("testdata/nemotron-tiny")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer teacher.Close()
+	cfg := teacher.Config()
+	src, err := model.LoadMem(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hd, H := cfg.HeadDim, cfg.HiddenSize
+	for l := 0; l < cfg.NumLayers; l++ {
+		q, _, _ := src.Get(model.LayerPrefix(l) + "self_attn.q_proj.weight")
+		for _, pair := range [][2]int{{0, 1}, {2, 3}} { // head 1 = head 0, head 3 = head 2
+			copy(q[pair[1]*hd*H:(pair[1]+1)*hd*H], q[pair[0]*hd*H:(pair[0]+1)*hd*H])
+		}
+	}
+	m, err := model.New(cfg, src, model.Options{Weights: model.WeightsResident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := importance.Compute(context.Background(), m, randomIDs(2, 3, 8, cfg.VocabSize), importance.Options{Aggregation: importance.DefaultAggregation})
+	if err != nil {
+		t.Fatal(err)
+	}
+	target, err := Target{Heads: 2}.Resolve(cfg, PerGroup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := randomIDs(6, 2, 8, cfg.VocabSize)
+	want := logits(t, cfg, src, ids)
+	for _, fold := range []bool{false, true} {
+		p, err := SelectPlan(cfg, target, sc, SelectOptions{ResidualHeads: fold})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sl, err := Slice(cfg, src, p, SliceOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := maxAbsDiff(want, logits(t, p.StudentConfig(cfg), sl, ids))
+		if fold && d > 1e-4 {
+			t.Errorf("folding twin heads changed logits by %g (folds %v)", d, p.Folds)
+		}
+		if !fold && d < 1e-3 {
+			t.Errorf("dropping a head without folding changed logits by only %g: the test cannot tell folding apart", d)
+		}
+	}
+}

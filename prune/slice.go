@@ -24,6 +24,17 @@ type Plan struct {
 	Groups [][]int `json:"groups"`
 	Heads  [][]int `json:"heads"`
 	FFN    [][]int `json:"ffn"`
+	// Folds (optional, per teacher layer) fold pruned query heads into kept
+	// ones of the same KV group (--residual-heads).
+	Folds [][]HeadFold `json:"folds,omitempty"`
+}
+
+// HeadFold adds the o_proj columns of pruned heads From to those of the
+// kept head Into (teacher numbering): the pruned heads share Into's values
+// (same KV group), so their output is approximated by Into's.
+type HeadFold struct {
+	Into int   `json:"into"`
+	From []int `json:"from"`
 }
 
 // StudentConfig is the teacher's config with the plan's widths; head_dim is
@@ -174,7 +185,8 @@ type sliceSpec struct {
 	from       string           // teacher tensor
 	rows, cols []int            // kept indices, nil = all
 	srcCols    int
-	scale      float32 // multiplies every value when non-zero
+	scale      float32  // multiplies every value when non-zero
+	addCols    [][2]int // (output column, source column) pairs added after gathering
 }
 
 // SliceOptions are the optional parts of slicing.
@@ -263,6 +275,22 @@ func Slice(teacher *model.Config, src model.TensorSource, p *Plan, opt SliceOpti
 		sp := sliceSpec{from: name, rows: pick(rule.rows, layer), cols: pick(rule.cols, layer)}
 		if strings.HasSuffix(name, "norm.weight") {
 			sp.scale = normScale
+		}
+		if layer >= 0 && rule.cols == axHeads && len(p.Folds) > layer {
+			for _, f := range p.Folds[layer] {
+				pos := slices.Index(p.Heads[layer], f.Into)
+				if pos < 0 {
+					return nil, fmt.Errorf("prune: layer %d folds into head %d, which is not kept", layer, f.Into)
+				}
+				for _, from := range f.From {
+					if from < 0 || from >= teacher.NumHeads || slices.Contains(p.Heads[layer], from) {
+						return nil, fmt.Errorf("prune: layer %d folds head %d, which is kept or out of range", layer, from)
+					}
+					for j := 0; j < hd; j++ {
+						sp.addCols = append(sp.addCols, [2]int{pos*hd + j, from*hd + j})
+					}
+				}
+			}
 		}
 		shape := slices.Clone(info.Shape)
 		switch len(shape) {
@@ -355,7 +383,7 @@ func (s *Sliced) ReadF32(name string, dst []float32) error {
 			return err
 		}
 		for i, r := range rows {
-			gather(dst[i*outW:(i+1)*outW], full[r*w:(r+1)*w], cols)
+			sp.gather(dst[i*outW:(i+1)*outW], full[r*w:(r+1)*w])
 		}
 		return nil
 	}
@@ -370,17 +398,21 @@ func (s *Sliced) ReadF32(name string, dst []float32) error {
 		if err := rr.ReadF32Range(sp.from, r*w, row); err != nil {
 			return err
 		}
-		gather(dst[i*outW:(i+1)*outW], row, cols)
+		sp.gather(dst[i*outW:(i+1)*outW], row)
 	}
 	return nil
 }
 
-func gather(dst, src []float32, cols []int) {
-	if cols == nil {
+// gather picks the kept columns of one source row and adds folded ones.
+func (sp *sliceSpec) gather(dst, src []float32) {
+	if sp.cols == nil {
 		copy(dst, src)
 		return
 	}
-	for j, c := range cols {
+	for j, c := range sp.cols {
 		dst[j] = src[c]
+	}
+	for _, a := range sp.addCols {
+		dst[a[0]] += src[a[1]]
 	}
 }

@@ -128,6 +128,9 @@ type SelectOptions struct {
 	HeadMode    HeadMode
 	LayerMetric LayerMetric
 	DropLayers  []int // explicit layers to drop (teacher numbering); overrides LayerMetric
+	// ResidualHeads folds pruned query heads into kept heads of the same
+	// KV group (see Plan.Folds and the prune command's help).
+	ResidualHeads bool
 }
 
 // SelectPlan keeps the top-scored indices per axis: channels network-wide,
@@ -156,9 +159,57 @@ func SelectPlan(teacher *model.Config, target Target, sc *importance.Scores, opt
 		}
 		p.Groups = append(p.Groups, groups)
 		p.Heads = append(p.Heads, heads)
+		if opt.ResidualHeads {
+			p.Folds = append(p.Folds, folds(ls.Heads, groups, heads, gsize))
+		}
 		p.FFN = append(p.FFN, topK(ls.Neurons, target.FFN))
 	}
 	return p, p.Validate(teacher)
+}
+
+// folds pairs, in each kept group, the pruned heads (by descending score)
+// with the kept heads by ascending score, cycling: the most important pruned
+// head goes into the least important kept head, mirroring the paper's
+// head_i ← head_i + head_{2K−i+1} pairing.
+func folds(scores []float64, groups, kept []int, gsize int) []HeadFold {
+	var out []HeadFold
+	for _, g := range groups {
+		var in, pruned []int
+		for h := g * gsize; h < (g+1)*gsize; h++ {
+			if slices.Contains(kept, h) {
+				in = append(in, h)
+			} else {
+				pruned = append(pruned, h)
+			}
+		}
+		if len(pruned) == 0 {
+			continue
+		}
+		byScore := func(desc bool) func(a, b int) int {
+			return func(a, b int) int {
+				if scores[a] == scores[b] {
+					return a - b
+				}
+				if (scores[a] > scores[b]) == desc {
+					return -1
+				}
+				return 1
+			}
+		}
+		slices.SortFunc(pruned, byScore(true))
+		slices.SortFunc(in, byScore(false))
+		m := map[int][]int{}
+		for i, p := range pruned {
+			into := in[i%len(in)]
+			m[into] = append(m[into], p)
+		}
+		for _, into := range in {
+			if len(m[into]) > 0 {
+				out = append(out, HeadFold{Into: into, From: m[into]})
+			}
+		}
+	}
+	return out
 }
 
 // topK returns the indices of the k highest scores, ascending.
