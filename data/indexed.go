@@ -149,6 +149,12 @@ func NewIndexedWriter(prefix string, dtype IndexDType) (*IndexedWriter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("indexed dataset %s: %w", prefix, err)
 	}
+	// CreateTemp makes 0600 files; datasets are meant to be shared.
+	if err := f.Chmod(0o644); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("indexed dataset %s: %w", prefix, err)
+	}
 	return &IndexedWriter{prefix: prefix, dtype: dtype, bin: f, docIdx: []int64{0}}, nil
 }
 
@@ -315,7 +321,10 @@ func writeFileAtomic(path string, data []byte, before func() error) error {
 		return err
 	}
 	tmp := f.Name()
-	_, err = f.Write(data)
+	err = f.Chmod(0o644)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -590,4 +599,26 @@ func (d *IndexedDataset) ReadTokens(seq, offset int, dst []int32) error {
 		}
 	}
 	return nil
+}
+
+// IndexedStats summarises sequence lengths.
+type IndexedStats struct {
+	MinLength, MaxLength int
+	MeanLength           float64
+}
+
+// Stats scans the lengths of all sequences.
+func (d *IndexedDataset) Stats() IndexedStats {
+	var st IndexedStats
+	if d.nSeq == 0 {
+		return st
+	}
+	st.MinLength = math.MaxInt
+	for i := 0; i < d.nSeq; i++ {
+		n := d.SequenceLength(i)
+		st.MinLength = min(st.MinLength, n)
+		st.MaxLength = max(st.MaxLength, n)
+	}
+	st.MeanLength = float64(d.tokens) / float64(d.nSeq)
+	return st
 }

@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 
 	"github.com/minitron-dev/minitron/internal/progress"
@@ -79,6 +80,8 @@ type Manifest struct {
 	Args      ManifestArgs             `json:"args"`
 	Corpus    CorpusReport             `json:"corpus"`
 	Splits    map[string]ManifestSplit `json:"splits"`
+	// Prefix is the output prefix the manifest was read from (not stored).
+	Prefix string `json:"-"`
 }
 
 // ManifestPath is where PrepareCorpus writes the manifest of prefix out.
@@ -97,7 +100,34 @@ func ReadManifest(path string) (*Manifest, error) {
 	if m.Format != ManifestFormat {
 		return nil, fmt.Errorf("%s: format %q, want %q", path, m.Format, ManifestFormat)
 	}
+	m.Prefix = strings.TrimSuffix(path, ".manifest.json")
 	return &m, nil
+}
+
+// ResolveDatasetPrefix maps a user's prefix to datasets and their manifest:
+// PREFIX itself when PREFIX.idx exists (manifest PREFIX.manifest.json, or that
+// of PREFIX without a _train/_val suffix), else PREFIX_train and PREFIX_val
+// written by PrepareCorpus. The manifest is nil when there is none.
+func ResolveDatasetPrefix(prefix string) (prefixes []string, m *Manifest) {
+	exists := func(p string) bool { _, err := os.Stat(p + ".idx"); return err == nil }
+	if exists(prefix) {
+		prefixes = []string{prefix}
+		for _, mp := range []string{prefix, strings.TrimSuffix(prefix, "_train"), strings.TrimSuffix(prefix, "_val")} {
+			if mm, err := ReadManifest(ManifestPath(mp)); err == nil {
+				return prefixes, mm
+			}
+		}
+		return prefixes, nil
+	}
+	for _, s := range []string{"_train", "_val"} {
+		if exists(prefix + s) {
+			prefixes = append(prefixes, prefix+s)
+		}
+	}
+	if mm, err := ReadManifest(ManifestPath(prefix)); err == nil {
+		m = mm
+	}
+	return prefixes, m
 }
 
 // splitFraction maps a document key to [0,1) uniformly.
