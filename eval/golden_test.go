@@ -1,0 +1,276 @@
+package eval
+
+import (
+	"encoding/json"
+	"flag"
+	"math"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/model"
+)
+
+var update = flag.Bool("update", false, "regenerate golden inputs (tiny checkpoint, requests.json); then run testdata/golden/ref.py")
+
+// The golden model: a tiny llama with GQA and a byte-level BPE tokenizer.
+// Its weights are wide enough (std 0.3) that choices get clearly different
+// scores.
+const tinyConfig = `{
+  "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+  "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 320,
+  "max_position_embeddings": 512, "tie_word_embeddings": false,
+  "rms_norm_eps": 1e-05, "rope_theta": 10000.0, "hidden_act": "silu",
+  "bos_token_id": 304, "eos_token_id": 304, "torch_dtype": "float32"
+}`
+
+const goldenDir = "testdata/golden"
+
+// writeTinyCheckpoint writes a random tiny checkpoint plus the golden
+// tokenizer into dir.
+func writeTinyCheckpoint(t testing.TB, dir, config string, seed uint64, std float64) {
+	t.Helper()
+	cfg, err := model.ParseConfig([]byte(config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := model.NewRandomSource(cfg, model.F32, seed)
+	src.Std = std
+	if err := model.SaveCheckpoint(dir, cfg, src, model.SaveOptions{DType: model.F32}); err != nil {
+		t.Fatal(err)
+	}
+	tj, err := os.ReadFile(filepath.Join(goldenDir, "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), tj, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func loadTiny(t testing.TB) (*ModelLM, data.Tokenizer) {
+	t.Helper()
+	dir := filepath.Join(goldenDir, "tiny")
+	if *update {
+		writeTinyCheckpoint(t, dir, tinyConfig, 7, 0.3)
+	}
+	m, err := model.Load(dir, model.Options{Weights: model.WeightsResident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	tok, err := data.LoadTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &ModelLM{M: m}, tok
+}
+
+// goldenCase picks one item of each task format.
+type goldenCase struct {
+	Task  string `json:"task"`
+	Path  string `json:"path"`
+	Shots int    `json:"shots"`
+	Doc   int    `json:"doc"`
+}
+
+var goldenCases = []goldenCase{
+	{"hellaswag", "testdata/tasks/hellaswag.jsonl", 0, 1},
+	{"winogrande", "testdata/tasks/winogrande.jsonl", 1, 1},
+	{"arc_easy", "testdata/tasks/arc_easy.jsonl", 0, 0},
+	{"arc_challenge", "testdata/tasks/arc_challenge_hf.jsonl", 0, 1},
+	{"mmlu", "testdata/tasks/mmlu", 5, 0},
+	{"gsm8k", "testdata/tasks/gsm8k/test.jsonl", 2, 1},
+}
+
+type goldenRequest struct {
+	Context      string `json:"context"`
+	Continuation string `json:"continuation"`
+	CtxIDs       []int  `json:"ctx_ids"`
+	ContIDs      []int  `json:"cont_ids"`
+}
+
+type goldenItem struct {
+	goldenCase
+	ID       string          `json:"id"`
+	Gold     int             `json:"gold"`
+	Requests []goldenRequest `json:"requests"`
+	// gsm8k: greedy generation of GenTokens tokens after GenCtx.
+	GenCtx    []int `json:"gen_ctx_ids,omitempty"`
+	GenTokens int   `json:"gen_tokens,omitempty"`
+}
+
+type goldenOut struct {
+	Task   string    `json:"task"`
+	LogLik []float64 `json:"loglik"`
+	Greedy []bool    `json:"greedy"`
+	GenIDs []int     `json:"gen_ids"`
+}
+
+// buildGolden assembles each case's requests as the runner does.
+func buildGolden(t *testing.T, lm *ModelLM, tok data.Tokenizer) ([]goldenItem, [][]TokenScores, [][]int) {
+	enc := Encoder{Tok: tok}
+	r := &Runner{LM: lm, Enc: enc}
+	var items []goldenItem
+	var scores [][]TokenScores
+	var gens [][]int
+	for _, c := range goldenCases {
+		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots})
+		d := tk.Docs[c.Doc]
+		it := goldenItem{goldenCase: c, ID: d.ID, Gold: d.Gold}
+		pairs := tk.Requests(d)
+		if tk.Output == GenerateUntil {
+			// Score the reference solution as a continuation, and
+			// generate a few greedy tokens.
+			pairs = []Pair{{tk.Context(d), targetDelimiter + d.Target}}
+			it.GenCtx = tok.Encode(tk.Context(d))
+			it.GenTokens = 8
+			g, err := lm.Generate(it.GenCtx, it.GenTokens, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gens = append(gens, g)
+		} else {
+			gens = append(gens, nil)
+		}
+		var ss []TokenScores
+		for _, p := range pairs {
+			ctx, cont, err := enc.EncodePair(p.Context, p.Continuation)
+			if err != nil {
+				t.Fatal(err)
+			}
+			it.Requests = append(it.Requests, goldenRequest{p.Context, p.Continuation, ctx, cont})
+			if tk.Output == GenerateUntil {
+				res, err := lm.Score([]ScoreRequest{{ctx, [][]int{cont}}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ss = append(ss, res[0][0])
+			}
+		}
+		if tk.Output == MultipleChoice {
+			one := &Task{Name: tk.Name, Docs: []Doc{d}, Shots: tk.Shots, fewshot: tk.fewshot,
+				fewshotFromDocs: tk.fewshotFromDocs, description: tk.description}
+			all, err := r.ChoiceLogLiks(one)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ss = all[0]
+		}
+		items = append(items, it)
+		scores = append(scores, ss)
+	}
+	return items, scores, gens
+}
+
+// TestGoldenLogLiks checks per-choice log-likelihoods of one item of each
+// task format against testdata/golden/golden.json, written by ref.py: an
+// independent PyTorch llama forward pass in float64 over the token ids of
+// requests.json, whose prompt strings ref.py rebuilds from the task files
+// with its own implementation of lm-eval's formats.
+func TestGoldenLogLiks(t *testing.T) {
+	lm, tok := loadTiny(t)
+	items, scores, gens := buildGolden(t, lm, tok)
+	reqPath := filepath.Join(goldenDir, "requests.json")
+	if *update {
+		b, _ := json.MarshalIndent(items, "", " ")
+		if err := os.WriteFile(reqPath, append(b, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Log("wrote requests.json; now run: cd eval/testdata/golden && /usr/bin/python3 ref.py")
+	}
+	var want []goldenItem
+	b, err := os.ReadFile(reqPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &want); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(items, want) {
+		t.Errorf("request assembly changed: requests.json differs (run with -update and ref.py if intended)")
+	}
+	var gold []goldenOut
+	b, err = os.ReadFile(filepath.Join(goldenDir, "golden.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &gold); err != nil {
+		t.Fatal(err)
+	}
+	if len(gold) != len(items) {
+		t.Fatalf("golden.json has %d items, want %d", len(gold), len(items))
+	}
+	for i, it := range items {
+		g := gold[i]
+		if g.Task != it.Task || len(g.LogLik) != len(scores[i]) {
+			t.Fatalf("%s: golden item mismatch (%s, %d choices)", it.Task, g.Task, len(g.LogLik))
+		}
+		for c, s := range scores[i] {
+			if d := math.Abs(s.Sum() - g.LogLik[c]); d > 1e-4 {
+				t.Errorf("%s choice %d: loglik %.6f, reference %.6f (|Δ| %.2g)", it.Task, c, s.Sum(), g.LogLik[c], d)
+			}
+			if s.IsGreedy() != g.Greedy[c] {
+				t.Errorf("%s choice %d: is_greedy %v, reference %v", it.Task, c, s.IsGreedy(), g.Greedy[c])
+			}
+		}
+		if it.GenTokens > 0 && !reflect.DeepEqual(gens[i], g.GenIDs) {
+			t.Errorf("%s: greedy tokens %v, reference %v", it.Task, gens[i], g.GenIDs)
+		}
+	}
+}
+
+// TestSharedContextEqualsFullForward checks, for every item of every task
+// fixture, that the KV-shared scores equal an `eval nll`-style full forward
+// pass over context+continuation (model.SequenceNLL).
+func TestSharedContextEqualsFullForward(t *testing.T) {
+	lm, tok := loadTiny(t)
+	enc := Encoder{Tok: tok}
+	r := &Runner{LM: lm, Enc: enc, Batch: 3}
+	truncated := 0
+	defer func() {
+		if truncated == 0 {
+			t.Error("no request exercised left truncation")
+		}
+	}()
+	for _, c := range goldenCases {
+		if c.Task == "gsm8k" {
+			continue
+		}
+		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots})
+		all, err := r.ChoiceLogLiks(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for di, d := range tk.Docs {
+			for ci, p := range tk.Requests(d) {
+				ctx, cont, _ := enc.EncodePair(p.Context, p.Continuation)
+				// The 5-shot physics prompts exceed the 512-token window:
+				// lm-eval drops the oldest context tokens.
+				if len(ctx)+len(cont) > lm.MaxLength()+1 {
+					truncated++
+				}
+				ctx, _ = truncateLeft(ctx, cont, lm.MaxLength())
+				seq := append(append([]int{}, ctx...), cont...)
+				lg, err := lm.M.Forward([][]int{seq}, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				nll, _, err := model.SequenceNLL(lg, seq)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var want float64
+				for _, v := range nll[len(ctx)-1:] {
+					want -= v
+				}
+				if got := all[di][ci].Sum(); math.Abs(got-want) > 1e-4 {
+					t.Errorf("%s %s choice %d: shared %.6f, full forward %.6f", c.Task, d.ID, ci, got, want)
+				}
+			}
+		}
+	}
+}

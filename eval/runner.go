@@ -1,0 +1,342 @@
+package eval
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"github.com/minitron-dev/minitron/internal/progress"
+)
+
+// Metric is a score with its standard error (NaN when undefined, written
+// as null in JSON).
+type Metric struct {
+	Name   string  `json:"name"`
+	Value  float64 `json:"value"`
+	Stderr float64 `json:"stderr"`
+}
+
+// MarshalJSON writes NaN values as null.
+func (m Metric) MarshalJSON() ([]byte, error) {
+	num := func(f float64) any {
+		if math.IsNaN(f) || math.IsInf(f, 0) {
+			return nil
+		}
+		return f
+	}
+	return json.Marshal(struct {
+		Name   string `json:"name"`
+		Value  any    `json:"value"`
+		Stderr any    `json:"stderr"`
+	}{m.Name, num(m.Value), num(m.Stderr)})
+}
+
+// UnmarshalJSON reads null as NaN.
+func (m *Metric) UnmarshalJSON(b []byte) error {
+	var v struct {
+		Name          string
+		Value, Stderr *float64
+	}
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	m.Name, m.Value, m.Stderr = v.Name, math.NaN(), math.NaN()
+	if v.Value != nil {
+		m.Value = *v.Value
+	}
+	if v.Stderr != nil {
+		m.Stderr = *v.Stderr
+	}
+	return nil
+}
+
+// GroupResult is one sub-task's score (an MMLU subject).
+type GroupResult struct {
+	Group   string   `json:"group"`
+	N       int      `json:"n"`
+	Metrics []Metric `json:"metrics"`
+}
+
+// GenOutcome is a scored generation item.
+type GenOutcome struct {
+	ID         string `json:"id"`
+	Response   string `json:"response"`
+	Strict     string `json:"strict"`
+	Flexible   string `json:"flexible"`
+	StrictOK   bool   `json:"strict_match"`
+	FlexibleOK bool   `json:"flexible_match"`
+}
+
+// TaskResult is the outcome of one task on one model.
+type TaskResult struct {
+	Task    string        `json:"task"`
+	Shots   int           `json:"shots"`
+	N       int           `json:"n"`
+	Metrics []Metric      `json:"metrics"`
+	Groups  []GroupResult `json:"groups,omitempty"`
+	Items   []MCOutcome   `json:"items,omitempty"`
+	Gens    []GenOutcome  `json:"generations,omitempty"`
+}
+
+// Metric returns the named metric, false when absent.
+func (r *TaskResult) Metric(name string) (Metric, bool) {
+	for _, m := range r.Metrics {
+		if m.Name == name {
+			return m, true
+		}
+	}
+	return Metric{}, false
+}
+
+// Runner evaluates tasks on one model.
+type Runner struct {
+	LM  LM
+	Enc Encoder
+	// Batch is how many contexts go to one LM.Score call (≥ 1).
+	Batch int
+	// Progress draws a bar on stderr (only when it is a terminal).
+	Progress bool
+}
+
+// Run evaluates t.
+func (r *Runner) Run(t *Task) (*TaskResult, error) {
+	if len(t.Docs) == 0 {
+		return nil, fmt.Errorf("%s: no items to evaluate", t.Name)
+	}
+	if t.Output == GenerateUntil {
+		return r.runGen(t)
+	}
+	return r.runMC(t)
+}
+
+func (r *Runner) bar(n int, desc string) *progress.Bar {
+	if !r.Progress {
+		return &progress.Bar{}
+	}
+	return progress.New(int64(n), desc)
+}
+
+// where a choice's scores land: request index and continuation index.
+type slot struct{ req, cont int }
+
+// ChoiceLogLiks returns the per-choice log-likelihoods of each item of t.
+// Choices whose (truncated) context tokens coincide are sent as one
+// ScoreRequest, so the LM can run their context once.
+func (r *Runner) ChoiceLogLiks(t *Task) ([][]TokenScores, error) {
+	maxLen := r.LM.MaxLength()
+	batch := max(r.Batch, 1)
+	out := make([][]TokenScores, len(t.Docs))
+	bar := r.bar(len(t.Docs), t.Name)
+	defer bar.Finish()
+
+	var reqs []ScoreRequest
+	var slots [][]slot // per pending doc, per choice
+	var pendingDocs []int
+	flush := func() error {
+		if len(reqs) == 0 {
+			return nil
+		}
+		res, err := r.LM.Score(reqs)
+		if err != nil {
+			return err
+		}
+		for k, di := range pendingDocs {
+			out[di] = make([]TokenScores, len(slots[k]))
+			for c, s := range slots[k] {
+				out[di][c] = res[s.req][s.cont]
+			}
+		}
+		bar.Add(len(pendingDocs))
+		reqs, slots, pendingDocs = reqs[:0], slots[:0], pendingDocs[:0]
+		return nil
+	}
+	for di, d := range t.Docs {
+		pairs := t.Requests(d)
+		ds := make([]slot, len(pairs))
+		for c, p := range pairs {
+			ctx, cont, err := r.Enc.EncodePair(p.Context, p.Continuation)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", d.ID, err)
+			}
+			if len(cont) == 0 {
+				return nil, fmt.Errorf("%s: choice %d encodes to no tokens", d.ID, c)
+			}
+			if ctx, err = truncateLeft(ctx, cont, maxLen); err != nil {
+				return nil, fmt.Errorf("%s: %w", d.ID, err)
+			}
+			// Share the context with an earlier choice of this item.
+			ri := -1
+			for j := len(reqs) - 1; j >= 0 && j >= len(reqs)-len(pairs); j-- {
+				if slices.Equal(reqs[j].Context, ctx) {
+					ri = j
+					break
+				}
+			}
+			if ri < 0 {
+				reqs = append(reqs, ScoreRequest{Context: ctx})
+				ri = len(reqs) - 1
+			}
+			reqs[ri].Continuations = append(reqs[ri].Continuations, cont)
+			ds[c] = slot{ri, len(reqs[ri].Continuations) - 1}
+		}
+		slots = append(slots, ds)
+		pendingDocs = append(pendingDocs, di)
+		if len(reqs) >= batch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (r *Runner) runMC(t *Task) (*TaskResult, error) {
+	scores, err := r.ChoiceLogLiks(t)
+	if err != nil {
+		return nil, err
+	}
+	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs)}
+	for i, d := range t.Docs {
+		lls := make([]float64, len(scores[i]))
+		for c, s := range scores[i] {
+			lls[c] = s.Sum()
+		}
+		res.Items = append(res.Items, ScoreMC(d, lls))
+	}
+	res.Metrics, res.Groups = mcMetrics(res.Items, t.AccNorm)
+	return res, nil
+}
+
+// mcMetrics aggregates item outcomes. With groups (MMLU subjects) the task
+// score is lm-eval's group aggregate: the mean weighted by subject size with
+// the pooled standard error; "acc_macro" adds the plain mean of subjects.
+func mcMetrics(items []MCOutcome, accNorm bool) ([]Metric, []GroupResult) {
+	names := []string{"acc"}
+	if accNorm {
+		names = append(names, "acc_norm")
+	}
+	val := func(o MCOutcome, name string) float64 {
+		if name == "acc" {
+			return o.Acc
+		}
+		return o.AccNorm
+	}
+	byGroup := map[string][]MCOutcome{}
+	var order []string
+	for _, o := range items {
+		if _, ok := byGroup[o.Group]; !ok {
+			order = append(order, o.Group)
+		}
+		byGroup[o.Group] = append(byGroup[o.Group], o)
+	}
+	var metrics []Metric
+	if len(order) == 1 && order[0] == "" {
+		for _, n := range names {
+			xs := make([]float64, len(items))
+			for i, o := range items {
+				xs[i] = val(o, n)
+			}
+			m, se := MeanStderr(xs)
+			metrics = append(metrics, Metric{n, m, se})
+		}
+		return metrics, nil
+	}
+	slices.Sort(order)
+	var groups []GroupResult
+	for _, g := range order {
+		gr := GroupResult{Group: g, N: len(byGroup[g])}
+		for _, n := range names {
+			xs := make([]float64, len(byGroup[g]))
+			for i, o := range byGroup[g] {
+				xs[i] = val(o, n)
+			}
+			m, se := MeanStderr(xs)
+			gr.Metrics = append(gr.Metrics, Metric{n, m, se})
+		}
+		groups = append(groups, gr)
+	}
+	for k, n := range names {
+		var sum, macro float64
+		var ses []float64
+		var sizes []int
+		tot := 0
+		for _, g := range groups {
+			m := g.Metrics[k]
+			sum += m.Value * float64(g.N)
+			macro += m.Value
+			tot += g.N
+			ses = append(ses, m.Stderr)
+			sizes = append(sizes, g.N)
+		}
+		metrics = append(metrics, Metric{n, sum / float64(tot), PooledStderr(ses, sizes)})
+		metrics = append(metrics, Metric{n + "_macro", macro / float64(len(groups)), math.NaN()})
+	}
+	return metrics, groups
+}
+
+func (r *Runner) runGen(t *Task) (*TaskResult, error) {
+	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs)}
+	maxNew := t.MaxGenTokens
+	if maxNew <= 0 {
+		maxNew = 256
+	}
+	// lm-eval keeps the last max_length - max_gen_toks context tokens.
+	keep := r.LM.MaxLength() - maxNew
+	if keep < 1 {
+		return nil, fmt.Errorf("%s: a %d-token window leaves no room for a prompt and %d new tokens", t.Name, r.LM.MaxLength(), maxNew)
+	}
+	bar := r.bar(len(t.Docs), t.Name)
+	defer bar.Finish()
+	var strict, flex []float64
+	for _, d := range t.Docs {
+		ctx := r.Enc.Tok.Encode(t.Context(d))
+		if len(ctx) == 0 {
+			p, err := r.Enc.PrefixToken()
+			if err != nil {
+				return nil, err
+			}
+			ctx = []int{p}
+		}
+		if len(ctx) > keep {
+			ctx = ctx[len(ctx)-keep:]
+		}
+		stop := func(gen []int) bool {
+			s := r.Enc.Tok.Decode(gen)
+			for _, u := range t.Until {
+				if strings.Contains(s, u) {
+					return true
+				}
+			}
+			return false
+		}
+		gen, err := r.LM.Generate(ctx, maxNew, stop)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", d.ID, err)
+		}
+		resp := CutAtStop(r.Enc.Tok.Decode(gen), t.Until)
+		o := GenOutcome{ID: d.ID, Response: resp, Strict: StrictExtract(resp), Flexible: FlexibleExtract(resp)}
+		o.StrictOK = ExactMatch(o.Strict, d.Target)
+		o.FlexibleOK = ExactMatch(o.Flexible, d.Target)
+		res.Gens = append(res.Gens, o)
+		strict = append(strict, b2f(o.StrictOK))
+		flex = append(flex, b2f(o.FlexibleOK))
+		bar.Add(1)
+	}
+	m, se := MeanStderr(strict)
+	res.Metrics = append(res.Metrics, Metric{"exact_match,strict-match", m, se})
+	m, se = MeanStderr(flex)
+	res.Metrics = append(res.Metrics, Metric{"exact_match,flexible-extract", m, se})
+	return res, nil
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
