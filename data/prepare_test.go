@@ -177,3 +177,21 @@ func TestPrepareOpticks(t *testing.T) {
 		t.Errorf("sampling the prepared data: %v", err)
 	}
 }
+
+// BenchmarkPrepareOpticks measures corpus throughput (bytes/s of text) with
+// the test byte tokenizer; compare -cpu 1,2 for the parallel speed-up.
+func BenchmarkPrepareOpticks(b *testing.B) {
+	files, err := BuiltinFiles(BuiltinOpticks)
+	if err != nil {
+		b.Skip(err)
+	}
+	st, _ := os.Stat(files[0])
+	b.SetBytes(st.Size())
+	dir := b.TempDir()
+	for i := 0; i < b.N; i++ {
+		_, err := PrepareCorpus(PrepareOptions{Corpus: CorpusOptions{Builtin: BuiltinOpticks}, Tokenizer: idxTestTok{}, Out: filepath.Join(dir, "o")})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -363,3 +363,20 @@ func TestCalibrationSamples(t *testing.T) {
 		t.Error("calibration samples not determined by the seed")
 	}
 }
+
+func BenchmarkGPTSamplerBatch(b *testing.B) {
+	var src MemorySource
+	for d := 0; d < 2000; d++ {
+		src = append(src, make([]int32, 500+d%1000))
+	}
+	s, err := NewGPTSampler(src, SamplerOptions{SeqLen: 1024, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(8 * 1025 * 4)
+	for i := 0; i < b.N; i++ {
+		if _, err := s.NextBatch(8); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
