@@ -13,28 +13,26 @@ func ParSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
-	if n >= 16*w {
-		// Split C's columns: op(B)'s columns. Blocks are multiples of 16 so
-		// each one keeps BLAS's vector width.
-		blocks := (n + 15) / 16
-		ParallelFor(blocks, 1, func(lo, hi int) {
-			c0, c1 := lo*16, min(hi*16, n)
-			var bo int
+	if n >= 64*w {
+		// Split C's columns (op(B)'s rows for x·Wᵀ) into blocks of a
+		// multiple of 16 columns, a few per worker, taken dynamically.
+		nb := min(4*w, n/64)
+		blk := ((n+nb-1)/nb + 15) &^ 15
+		nb = (n + blk - 1) / blk
+		parallelTasks(nb, func(_, t int) {
+			c0, c1 := t*blk, min((t+1)*blk, n)
+			bo := c0
 			if transB {
 				bo = c0 * ldb
-			} else {
-				bo = c0
 			}
 			Sgemm(transA, transB, m, c1-c0, k, alpha, a, lda, b[bo:], ldb, beta, c[c0:], ldc)
 		})
 		return
 	}
-	ParallelFor(m, 1, func(lo, hi int) {
-		var ao int
+	ParallelFor(m, 16, func(lo, hi int) {
+		ao := lo * lda
 		if transA {
 			ao = lo
-		} else {
-			ao = lo * lda
 		}
 		Sgemm(transA, transB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta, c[lo*ldc:], ldc)
 	})

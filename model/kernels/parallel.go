@@ -34,7 +34,9 @@ func SetWorkers(n int) int {
 
 // ParallelFor calls fn over disjoint ranges [lo,hi) covering [0,n), on up to
 // Workers() goroutines, each range at least minChunk long (so tiny loops stay
-// on the calling goroutine). It returns when every call has returned.
+// on the calling goroutine). Ranges are handed out dynamically, a few per
+// worker, so a goroutine whose core is busy with another process does not
+// hold up the rest. It returns when every call has returned.
 func ParallelFor(n, minChunk int, fn func(lo, hi int)) {
 	if n <= 0 {
 		return
@@ -43,21 +45,12 @@ func ParallelFor(n, minChunk int, fn func(lo, hi int)) {
 		minChunk = 1
 	}
 	w := Workers()
-	if m := n / minChunk; m < w {
-		w = m
-	}
-	if w <= 1 {
+	chunks := min(n/minChunk, 4*w)
+	if w <= 1 || chunks <= 1 {
 		fn(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	wg.Add(w - 1)
-	for i := 1; i < w; i++ {
-		lo, hi := i*n/w, (i+1)*n/w
-		go func() { defer wg.Done(); fn(lo, hi) }()
-	}
-	fn(0, n/w)
-	wg.Wait()
+	parallelTasks(chunks, func(_, c int) { fn(c*n/chunks, (c+1)*n/chunks) })
 }
 
 // parallelTasks runs fn(worker, task) for task in [0,n) with dynamic
