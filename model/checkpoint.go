@@ -291,45 +291,52 @@ func LayerPrefix(i int) string { return fmt.Sprintf("model.layers.%d.", i) }
 // norm and lm_head. Tensors that may be absent (nemotron norm biases) are in
 // OptionalTensors instead.
 func ExpectedTensors(cfg *Config) []TensorInfo {
-	H, V, F := cfg.HiddenSize, cfg.VocabSize, cfg.IntermediateSize
+	H, V := cfg.HiddenSize, cfg.VocabSize
+	out := []TensorInfo{{Name: "model.embed_tokens.weight", Shape: []int{V, H}}}
+	for i := 0; i < cfg.NumLayers; i++ {
+		out = append(out, LayerTensors(cfg, i)...)
+	}
+	out = append(out, TensorInfo{Name: "model.norm.weight", Shape: []int{H}})
+	if !cfg.TieWordEmbeddings {
+		out = append(out, TensorInfo{Name: "lm_head.weight", Shape: []int{V, H}})
+	}
+	return out
+}
+
+// LayerTensors lists the tensors layer i requires (see ExpectedTensors).
+func LayerTensors(cfg *Config, i int) []TensorInfo {
+	H, F := cfg.HiddenSize, cfg.IntermediateSize
 	q, kv := cfg.QDim(), cfg.KVDim()
 	t := func(name string, shape ...int) TensorInfo { return TensorInfo{Name: name, Shape: shape} }
-	out := []TensorInfo{t("model.embed_tokens.weight", V, H)}
-	for i := 0; i < cfg.NumLayers; i++ {
-		p := LayerPrefix(i)
-		out = append(out,
-			t(p+"input_layernorm.weight", H),
-			t(p+"self_attn.q_proj.weight", q, H),
-			t(p+"self_attn.k_proj.weight", kv, H),
-			t(p+"self_attn.v_proj.weight", kv, H),
-			t(p+"self_attn.o_proj.weight", H, q),
-		)
-		if cfg.AttentionBias {
-			out = append(out,
-				t(p+"self_attn.q_proj.bias", q),
-				t(p+"self_attn.k_proj.bias", kv),
-				t(p+"self_attn.v_proj.bias", kv),
-				t(p+"self_attn.o_proj.bias", H),
-			)
-		}
-		out = append(out, t(p+"post_attention_layernorm.weight", H))
-		if cfg.GatedMLP() {
-			out = append(out, t(p+"mlp.gate_proj.weight", F, H))
-		}
-		out = append(out,
-			t(p+"mlp.up_proj.weight", F, H),
-			t(p+"mlp.down_proj.weight", H, F),
-		)
-		if cfg.MLPBias {
-			if cfg.GatedMLP() {
-				out = append(out, t(p+"mlp.gate_proj.bias", F))
-			}
-			out = append(out, t(p+"mlp.up_proj.bias", F), t(p+"mlp.down_proj.bias", H))
-		}
+	p := LayerPrefix(i)
+	out := []TensorInfo{
+		t(p+"input_layernorm.weight", H),
+		t(p+"self_attn.q_proj.weight", q, H),
+		t(p+"self_attn.k_proj.weight", kv, H),
+		t(p+"self_attn.v_proj.weight", kv, H),
+		t(p+"self_attn.o_proj.weight", H, q),
 	}
-	out = append(out, t("model.norm.weight", H))
-	if !cfg.TieWordEmbeddings {
-		out = append(out, t("lm_head.weight", V, H))
+	if cfg.AttentionBias {
+		out = append(out,
+			t(p+"self_attn.q_proj.bias", q),
+			t(p+"self_attn.k_proj.bias", kv),
+			t(p+"self_attn.v_proj.bias", kv),
+			t(p+"self_attn.o_proj.bias", H),
+		)
+	}
+	out = append(out, t(p+"post_attention_layernorm.weight", H))
+	if cfg.GatedMLP() {
+		out = append(out, t(p+"mlp.gate_proj.weight", F, H))
+	}
+	out = append(out,
+		t(p+"mlp.up_proj.weight", F, H),
+		t(p+"mlp.down_proj.weight", H, F),
+	)
+	if cfg.MLPBias {
+		if cfg.GatedMLP() {
+			out = append(out, t(p+"mlp.gate_proj.bias", F))
+		}
+		out = append(out, t(p+"mlp.up_proj.bias", F), t(p+"mlp.down_proj.bias", H))
 	}
 	return out
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -138,6 +139,12 @@ func SaveCheckpoint(dir string, cfg *Config, src TensorSource, opts SaveOptions)
 	out := *cfg
 	if opts.DType != "" {
 		out.TorchDType = opts.DType.TorchName()
+		// transformers >= 4.56 writes "dtype" instead of torch_dtype; keep
+		// both in step.
+		if _, ok := out.Extra["dtype"]; ok {
+			out.Extra = maps.Clone(out.Extra)
+			out.Extra["dtype"] = json.RawMessage(`"` + out.TorchDType + `"`)
+		}
 	}
 	cb, err := out.MarshalJSON()
 	if err != nil {

@@ -22,24 +22,27 @@ type ParamCounts struct {
 // 12.5B). Norm weights and biases are included; they change the totals by
 // well under 0.01%.
 func (c *Config) ParamCounts() ParamCounts {
-	var pc ParamCounts
-	add := func(t TensorInfo) {
+	// One layer is counted and multiplied, so absurd layer counts cost
+	// nothing to evaluate.
+	one := *c
+	one.NumLayers = 1
+	var layer, pc ParamCounts
+	for _, t := range append(ExpectedTensors(&one), OptionalTensors(&one)...) {
 		n := int64(1)
 		for _, d := range t.Shape {
 			n *= int64(d)
 		}
-		pc.Total += n
-		if isEmbeddingTensor(t.Name) {
+		switch {
+		case isEmbeddingTensor(t.Name):
 			pc.Embedding += n
+		case strings.HasPrefix(t.Name, "model.layers."):
+			layer.Total += n
+		default:
+			pc.NonEmbedding += n
 		}
 	}
-	for _, t := range ExpectedTensors(c) {
-		add(t)
-	}
-	for _, t := range OptionalTensors(c) {
-		add(t)
-	}
-	pc.NonEmbedding = pc.Total - pc.Embedding
+	pc.NonEmbedding += int64(c.NumLayers) * layer.Total
+	pc.Total = pc.Embedding + pc.NonEmbedding
 	return pc
 }
 

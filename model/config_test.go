@@ -1,0 +1,243 @@
+package model
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// semEqual compares two JSON documents by value.
+func semEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func normalizeExtra(c *Config) {
+	for k, v := range c.Extra {
+		var buf bytes.Buffer
+		json.Compact(&buf, v)
+		c.Extra[k] = buf.Bytes()
+	}
+}
+
+const llama3Config = `{
+  "architectures": ["LlamaForCausalLM"],
+  "model_type": "llama",
+  "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 3,
+  "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 1000,
+  "max_position_embeddings": 8192, "rope_theta": 500000.0,
+  "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
+  "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],
+  "torch_dtype": "bfloat16", "transformers_version": "4.44.0", "pretraining_tp": 1, "initializer_range": 0.02,
+  "custom_block": {"nested": [1, 2, {"x": null}]}
+}`
+
+const minitron8BConfig = `{
+  "architectures": ["NemotronForCausalLM"], "model_type": "nemotron",
+  "hidden_size": 4096, "intermediate_size": 16384, "num_hidden_layers": 32,
+  "num_attention_heads": 48, "num_key_value_heads": 8, "kv_channels": 128,
+  "vocab_size": 256000, "max_position_embeddings": 4096, "norm_eps": 1e-05,
+  "rope_theta": 10000, "rope_percent": 0.5, "hidden_act": "relu2",
+  "tie_word_embeddings": false, "bos_token_id": 2, "eos_token_id": 3, "torch_dtype": "bfloat16"
+}`
+
+const mistralConfig = `{
+  "model_type": "mistral", "hidden_size": 128, "intermediate_size": 320, "num_hidden_layers": 2,
+  "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 64, "vocab_size": 500,
+  "sliding_window": 4096, "rope_theta": 1000000.0, "rms_norm_eps": 1e-06,
+  "rope_scaling": {"type": "linear", "factor": 2.0}
+}`
+
+func TestConfigRoundTrip(t *testing.T) {
+	inputs := map[string]string{"llama3": llama3Config, "minitron-8b": minitron8BConfig, "mistral": mistralConfig}
+	for _, g := range goldenCases {
+		b, err := os.ReadFile(filepath.Join(goldenDir(g), ConfigFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		inputs[g] = string(b)
+	}
+	for name, in := range inputs {
+		t.Run(name, func(t *testing.T) {
+			c1, err := ParseConfig([]byte(in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := c1.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := ParseConfig(out)
+			if err != nil {
+				t.Fatalf("re-parse of our own output: %v\n%s", err, out)
+			}
+			normalizeExtra(c1)
+			normalizeExtra(c2)
+			if !reflect.DeepEqual(c1, c2) {
+				t.Fatalf("round trip changed the config:\n%+v\n%+v\n%s", c1, c2, out)
+			}
+			// Every key we do not model comes back unchanged.
+			var raw map[string]json.RawMessage
+			json.Unmarshal([]byte(in), &raw)
+			var rawOut map[string]json.RawMessage
+			json.Unmarshal(out, &rawOut)
+			for k, v := range raw {
+				if knownKeys[k] {
+					continue
+				}
+				if !semEqual(v, rawOut[k]) {
+					t.Errorf("extra key %q: %s became %s", k, v, rawOut[k])
+				}
+			}
+		})
+	}
+}
+
+func TestConfigParsedValues(t *testing.T) {
+	c, err := ParseConfig([]byte(minitron8BConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HeadDim != 128 || c.QDim() != 6144 || c.KVDim() != 1024 {
+		t.Errorf("Minitron-8B head_dim from kv_channels: hd=%d q=%d kv=%d, want 128/6144/1024", c.HeadDim, c.QDim(), c.KVDim())
+	}
+	if c.PartialRotaryFactor != 0.5 || c.RotaryDim() != 64 {
+		t.Errorf("rope_percent 0.5 → rotary dim %d (factor %v), want 64", c.RotaryDim(), c.PartialRotaryFactor)
+	}
+	l, err := ParseConfig([]byte(llama3Config))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.RopeScaling == nil || l.RopeScaling.Type != "llama3" || l.RopeScaling.OriginalMaxPositionEmbeddings != 8192 {
+		t.Errorf("llama3 rope_scaling %+v", l.RopeScaling)
+	}
+	if !reflect.DeepEqual(l.EOSTokenIDs, []int{128001, 128008, 128009}) || !l.TieWordEmbeddings || l.HeadDim != 32 {
+		t.Errorf("llama3: eos %v tied %v hd %d", l.EOSTokenIDs, l.TieWordEmbeddings, l.HeadDim)
+	}
+	m, err := ParseConfig([]byte(mistralConfig))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HeadDim != 64 || m.QDim() != 256 || m.SlidingWindow != 4096 || m.RopeScaling.Type != "linear" || m.NormEps != 1e-6 {
+		t.Errorf("mistral: %+v", m)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	base := func(over string) string {
+		// A valid llama config with keys replaced or added by over (a JSON
+		// object; null values delete the key).
+		var m map[string]any
+		json.Unmarshal([]byte(`{"model_type":"llama","hidden_size":64,"intermediate_size":128,
+			"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100}`), &m)
+		var o map[string]any
+		if err := json.Unmarshal([]byte(over), &o); err != nil {
+			panic(err)
+		}
+		for k, v := range o {
+			if v == nil {
+				delete(m, k)
+			} else {
+				m[k] = v
+			}
+		}
+		b, _ := json.Marshal(m)
+		return string(b)
+	}
+	cases := []struct {
+		name   string
+		in     string
+		want   string
+		reason string
+	}{
+		{"not json", `{"model_type": llama}`, "config is not a JSON object", "syntax error"},
+		{"json list", `[1,2]`, "config is not a JSON object", "top level must be an object"},
+		{"unknown model_type", base(`{"model_type":"gpt2"}`), `unsupported model_type "gpt2" (want nemotron, llama or mistral)`, "only three families"},
+		{"missing model_type", base(`{"model_type":null}`), "missing model_type", "family decides the math"},
+		{"missing hidden_size", base(`{"hidden_size":null}`), `missing required field "hidden_size"`, "no default for dims"},
+		{"missing vocab", base(`{"vocab_size":null}`), `missing required field "vocab_size"`, "no default for dims"},
+		{"wrong type int", base(`{"hidden_size":"64"}`), `field "hidden_size"`, "string where int expected"},
+		{"wrong type optional", base(`{"tie_word_embeddings":"yes"}`), `field "tie_word_embeddings"`, "optional fields are type-checked too"},
+		{"wrong type model_type", base(`{"model_type":7}`), `field "model_type"`, "number for a string"},
+		{"heads not divisible", base(`{"num_key_value_heads":3}`), "num_attention_heads (4) is not a multiple of num_key_value_heads (3)", "GQA groups must be equal"},
+		{"zero heads", base(`{"num_attention_heads":0}`), "num_attention_heads must be positive", "division by zero guard"},
+		{"negative layers", base(`{"num_hidden_layers":-1}`), "num_hidden_layers must be positive", "negative dims"},
+		{"huge vocab", base(`{"vocab_size":100000000}`), "vocab_size = 100000000 is implausibly large", "corrupt sizes"},
+		{"odd head_dim", base(`{"head_dim":15}`), "head_dim 15 must be even", "RoPE rotates pairs"},
+		{"bad rope type", base(`{"rope_scaling":{"rope_type":"yarn","factor":4}}`), `rope_scaling: unsupported rope_type "yarn"`, "unsupported scaling"},
+		{"bad rope factor", base(`{"rope_scaling":{"rope_type":"linear","factor":0.5}}`), "rope_scaling.factor must be >= 1", "factor < 1 would compress positions"},
+		{"llama3 missing fields", base(`{"rope_scaling":{"rope_type":"llama3","factor":8}}`), "rope_scaling llama3 needs", "llama3 needs its frequency band"},
+		{"rope_scaling wrong type", base(`{"rope_scaling":"linear"}`), `field "rope_scaling"`, "must be an object"},
+		{"bad eos", base(`{"eos_token_id":"</s>"}`), "eos_token_id", "an int or a list"},
+		{"bad act", base(`{"hidden_act":"swish2"}`), `unsupported hidden_act "swish2"`, "unknown activation"},
+		{"bad eps", base(`{"rms_norm_eps":0}`), "norm eps must be in (0,1]", "eps 0 divides by zero on zero input"},
+		{"bad partial rotary", `{"model_type":"nemotron","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"partial_rotary_factor":1.5}`,
+			"partial_rotary_factor must be in (0,1]", "cannot rotate more than the head"},
+		{"negative window", base(`{"sliding_window":-4}`), "sliding_window must be positive or null", "negative window"},
+		{"bad theta", base(`{"rope_theta":-1}`), "rope_theta must be positive", "negative base"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(c.in))
+			if err == nil {
+				t.Fatalf("accepted %s; want error containing %q (%s)", c.in, c.want, c.reason)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %q should contain %q (%s)", err, c.want, c.reason)
+			}
+		})
+	}
+}
+
+func TestLoadConfigNamesFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, ConfigFile), []byte(`{"model_type":"llama"}`), 0o644)
+	_, err := LoadConfig(dir)
+	if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, ConfigFile)) || !strings.Contains(err.Error(), "hidden_size") {
+		t.Fatalf("got %v", err)
+	}
+	if _, err := LoadConfig(filepath.Join(dir, "nope")); err == nil {
+		t.Fatal("missing file must fail")
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	for _, s := range []string{llama3Config, minitron8BConfig, mistralConfig, `{}`, `[]`, `{"model_type":"nemotron"}`,
+		`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"eos_token_id":[1,2],"bos_token_id":-3}`} {
+		f.Add([]byte(s))
+	}
+	for _, g := range goldenCases {
+		if b, err := os.ReadFile(filepath.Join(goldenDir(g), ConfigFile)); err == nil {
+			f.Add(b)
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseConfig(b)
+		if err != nil {
+			return
+		}
+		// Anything accepted must write out, read back, and write out the
+		// same again; and the derived sizes must not panic.
+		out, err := c.MarshalJSON()
+		if err != nil {
+			t.Fatalf("marshal of accepted config: %v", err)
+		}
+		c2, err := ParseConfig(out)
+		if err != nil {
+			t.Fatalf("our output does not re-parse: %v\n%s", err, out)
+		}
+		out2, _ := c2.MarshalJSON()
+		if !bytes.Equal(out, out2) {
+			t.Fatalf("marshal not stable:\n%s\n%s", out, out2)
+		}
+		_ = c.ParamCounts()
+		_ = c.RotaryDim()
+	})
+}
