@@ -10,7 +10,9 @@ import (
 	"github.com/minitron-dev/minitron/model"
 )
 
-func goldenCk(name string) string { return filepath.Join("..", "..", "model", "testdata", "golden", name) }
+func goldenCk(name string) string {
+	return filepath.Join("..", "..", "model", "testdata", "golden", name)
+}
 
 func TestInspectGoldenText(t *testing.T) {
 	var out bytes.Buffer
