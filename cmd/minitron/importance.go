@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/minitron-dev/minitron/importance"
+	"github.com/minitron-dev/minitron/internal/progress"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newImportanceCmd) }
+
+// ImportanceOptions are the flags of `importance`.
+type ImportanceOptions struct {
+	Model        string
+	Data         string
+	Samples      int
+	SeqLen       int
+	Batch        int
+	Out          string
+	AggBatch     string
+	AggSeq       string
+	MLPPoint     string
+	LayerMetrics string
+	LossSamples  int
+	BlockK       []int
+	Seed         uint64
+	Weights      string
+	BLASThreads  int
+}
+
+func newImportanceCmd() *cobra.Command {
+	o := &ImportanceOptions{}
+	cmd := &cobra.Command{
+		Use:   "importance",
+		Short: "Score heads, KV groups, neurons, embedding channels and layers on calibration data",
+		Long: `Run the model over calibration samples (forward passes only) and score every prunable part
+the Minitron way, writing a scores file that minitron prune reuses without recomputation.
+
+Widths. For each sample and each channel the activation magnitudes m_t over the sample's
+tokens are reduced over the sequence (--agg-seq: mean = mean_t m_t, l2 = sqrt(Σ_t m_t²),
+var = population variance of m_t), then the per-sample values v_s over the samples
+(--agg-batch: l2 = sqrt(Σ_s v_s²), mean, var). The default batch=l2, seq=mean is the paper's
+best and NVIDIA's code (mean|x| over the sequence, root of the sum of squares over samples).
+  heads     m = L2 norm of the head's attention output (the input of o_proj)
+  groups    sum of the scores of the KV group's query heads
+  neurons   m = |MLP intermediate|: --mlp-point pre (X·W1ᵀ, the paper; gate for SwiGLU) or
+            post (the input of down_proj, NVIDIA's code; default)
+  channels  m = |norm output| for input_layernorm and post_attention_layernorm of every layer;
+            the per-norm scores are summed
+
+Layers (--layer-metrics): bi = Block Importance, 1 − mean cos(layer input, layer output) over
+all calibration tokens; loss = mean next-token NLL on the first --loss-samples samples with
+each layer dropped (one extra pass per layer), and for each --block-k the contiguous block of
+k layers whose removal hurts least (by loss; by summed BI when only bi is computed).
+
+Samples are drawn from PREFIX_train (seeded; see minitron data prepare) and streamed in
+batches of --batch, so memory is one batch's activations plus the accumulators. The scores
+file records the model's identity (hashes of config.json and of the tensor headers plus a
+few values of each tensor), the data, sample count, sequence length and aggregation.`,
+		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
+  minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json
+  minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImportance(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Model, "model", "", "checkpoint directory (required)")
+	f.StringVar(&o.Data, "data", "", "dataset prefix: PREFIX_train.{bin,idx} (required)")
+	f.IntVar(&o.Samples, "samples", 1024, "calibration samples")
+	f.IntVar(&o.SeqLen, "seq-len", 4096, "tokens per sample")
+	f.IntVar(&o.Batch, "batch", 1, "samples per forward pass")
+	f.StringVar(&o.Out, "out", "", "scores file to write (required)")
+	f.StringVar(&o.AggBatch, "agg-batch", "l2", "reduction over samples: l2, mean or var")
+	f.StringVar(&o.AggSeq, "agg-seq", "mean", "reduction over the sequence: mean, l2 or var")
+	f.StringVar(&o.MLPPoint, "mlp-point", importance.MLPPost, "neuron activations before (pre) or after (post) the nonlinearity")
+	f.StringVar(&o.LayerMetrics, "layer-metrics", "bi,loss", "layer importance metrics: bi, loss, both or none")
+	f.IntVar(&o.LossSamples, "loss-samples", 32, "samples for the layer-drop losses (0: all)")
+	f.IntSliceVar(&o.BlockK, "block-k", nil, "sizes of contiguous blocks to find (default: half the layers)")
+	f.Uint64Var(&o.Seed, "seed", 1234, "calibration sampling seed")
+	f.StringVar(&o.Weights, "weights", "auto", "weights in memory: auto, resident or streaming")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("data")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	agg, err := importance.ParseAggregation(o.AggBatch, o.AggSeq)
+	if err != nil {
+		return err
+	}
+	bi, loss, err := importance.ParseLayerMetrics(o.LayerMetrics)
+	if err != nil {
+		return fmt.Errorf("--layer-metrics: %w", err)
+	}
+	mlp := strings.ToLower(o.MLPPoint)
+	if mlp != importance.MLPPre && mlp != importance.MLPPost {
+		return fmt.Errorf("--mlp-point must be pre or post, got %q", o.MLPPoint)
+	}
+	if o.Samples < 1 || o.SeqLen < 2 || o.Batch < 1 {
+		return fmt.Errorf("need --samples ≥ 1, --seq-len ≥ 2 and --batch ≥ 1")
+	}
+	wm, err := model.ParseWeightMode(o.Weights)
+	if err != nil {
+		return fmt.Errorf("--weights: %w", err)
+	}
+	ck, err := model.OpenCheckpoint(o.Model)
+	if err != nil {
+		return err
+	}
+	defer ck.Close()
+	cfg := ck.Config()
+	if o.SeqLen > cfg.MaxPositionEmbeddings {
+		return fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.SeqLen, cfg.MaxPositionEmbeddings)
+	}
+	blockK := o.BlockK
+	if blockK == nil && cfg.NumLayers >= 2 {
+		blockK = []int{cfg.NumLayers / 2}
+	}
+	id, err := importance.ModelIdentity(cfg, ck)
+	if err != nil {
+		return err
+	}
+	ds, split, err := importance.OpenSplit(o.Data, "train")
+	if err != nil {
+		return err
+	}
+	samples, err := importance.Samples(ds, o.Samples, o.SeqLen, o.Seed, cfg.VocabSize)
+	ds.Close()
+	if err != nil {
+		return fmt.Errorf("%s: %w", split, err)
+	}
+	m, err := model.New(cfg, ck, model.Options{Weights: wm})
+	if err != nil {
+		return err
+	}
+	defer m.Close()
+	var bar *progress.Bar
+	start := time.Now()
+	sc, err := importance.Compute(ctx, m, samples, importance.Options{
+		Aggregation: agg, MLPPoint: mlp, Batch: o.Batch, BI: bi, Loss: loss,
+		LossSamples: o.LossSamples, BlockK: blockK,
+		Progress: func(done, total int) {
+			if bar == nil {
+				bar = progress.New(int64(total), "importance: forward passes")
+			}
+			bar.Add(1)
+		},
+	})
+	if bar != nil {
+		bar.Finish()
+	}
+	if err != nil {
+		return err
+	}
+	sc.Model = id
+	sc.Data.Prefix = o.Data
+	sc.Data.Split = filepath.Base(split)
+	sc.Data.Seed = int64(o.Seed)
+	if err := sc.Save(o.Out); err != nil {
+		return err
+	}
+	el := time.Since(start)
+	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f tokens/s)\n", o.Model, o.Samples, o.SeqLen, split, agg,
+		el.Round(time.Millisecond), float64(sc.Data.Tokens)/el.Seconds())
+	if d := sc.Depth; d != nil {
+		if len(d.BI) > 0 {
+			fmt.Fprintf(w, "  block importance: %s\n", fmtFloats(d.BI))
+		}
+		if len(d.DropLoss) > 0 {
+			fmt.Fprintf(w, "  loss %.4f; with one layer dropped: %s\n", d.BaseLoss, fmtFloats(d.DropLoss))
+		}
+		for _, b := range d.Blocks {
+			fmt.Fprintf(w, "  best block of %d layers to drop by %s: %d-%d (%.4f)\n", b.K, b.Metric, b.Start, b.Start+b.K-1, b.Value)
+		}
+	}
+	fmt.Fprintf(w, "wrote %s\n", o.Out)
+	return nil
+}
+
+func fmtFloats(v []float64) string {
+	s := make([]string, len(v))
+	for i, x := range v {
+		s[i] = fmt.Sprintf("%.4f", x)
+	}
+	return strings.Join(s, " ")
+}
