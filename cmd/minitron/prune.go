@@ -191,4 +191,3 @@ func runPrune(ctx context.Context, o *PruneOptions, stdout, stderr io.Writer) er
 	fmt.Fprintf(stdout, "wrote %s\n", o.OutDir)
 	return nil
 }
-
