@@ -193,3 +193,25 @@ func TestBuiltinCorpora(t *testing.T) {
 		}
 	}
 }
+
+// Whatever the text, the pieces concatenate back to it, every piece but the
+// last reaches the minimum and ends after a blank line.
+func FuzzSplitParagraphs(f *testing.F) {
+	f.Add("a\n\nb\n\n\nc", 2)
+	f.Add("x\r\n\r\ny", 1)
+	f.Add("", 0)
+	f.Fuzz(func(t *testing.T, text string, min int) {
+		if min < 0 || min > 1<<20 {
+			return
+		}
+		pieces := SplitParagraphs(text, min)
+		if strings.Join(pieces, "") != text {
+			t.Fatalf("pieces %q do not concatenate to %q", pieces, text)
+		}
+		for i, p := range pieces[:max(len(pieces)-1, 0)] {
+			if len(p) < min || !strings.HasSuffix(p, "\n") {
+				t.Fatalf("piece %d %q shorter than %d or not ending a line", i, p, min)
+			}
+		}
+	})
+}
