@@ -1,0 +1,147 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
+	"github.com/spf13/cobra"
+)
+
+// benchCommands holds the constructors of `bench` subcommands; each file
+// adds its own in init with registerBench.
+var benchCommands []func() *cobra.Command
+
+func registerBench(f func() *cobra.Command) { benchCommands = append(benchCommands, f) }
+
+func init() {
+	register(newBenchCmd)
+	registerBench(newBenchForwardCmd)
+}
+
+func newBenchCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "Measure forward/training throughput (compare with tools/torch_bench.py)",
+		Example: `  minitron bench forward --json
+  minitron bench forward --model ./Minitron-4B --weights streaming --batch 1 --seq 32`,
+	}
+	for _, f := range benchCommands {
+		cmd.AddCommand(f())
+	}
+	return cmd
+}
+
+// BenchForwardOptions are the flags of `bench forward`.
+type BenchForwardOptions struct {
+	Arch                                       string
+	Layers, Hidden, Heads, KVHeads, FFN, Vocab int
+	Batch, Seq, Warmup, Iters                  int
+	Model, Weights                             string
+	Threads                                    int
+	JSON                                       bool
+}
+
+func newBenchForwardCmd() *cobra.Command {
+	o := &BenchForwardOptions{}
+	cmd := &cobra.Command{
+		Use:   "forward",
+		Short: "Time full forward passes (all logits) of a random or given model",
+		Long: `Time forward passes over random tokens and report tokens/s and GFLOP/s at the best of
+--iters runs (after --warmup untimed ones), like torch_bench.py. Without --model the model is
+random, in memory, f32, of the given shape. GFLOP/s counts matrix products only:
+2·B·T·[L·(H·(qd+2kvd) + qd·H + m·H·F + F·H) + H·V] + L·B·nH·4·hd·Σ_i(visible keys of i),
+m = 2 for gated MLPs (llama/mistral) else 1 (see model.ForwardFLOPs).
+peak_rss_mb is the process's peak resident memory (getrusage), which with --weights streaming
+shows the memory a checkpoint larger than RAM needs.`,
+		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
+  /usr/bin/python3 tools/torch_bench.py forward --batch 8 --seq 128
+  minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBenchForward(o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Arch, "arch", "nemotron", "family of the random model: nemotron, llama or mistral")
+	f.IntVar(&o.Layers, "layers", 4, "layers")
+	f.IntVar(&o.Hidden, "hidden", 256, "hidden size")
+	f.IntVar(&o.Heads, "heads", 4, "attention heads")
+	f.IntVar(&o.KVHeads, "kv-heads", 2, "KV heads (GQA groups)")
+	f.IntVar(&o.FFN, "ffn", 1024, "MLP intermediate size")
+	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
+	f.IntVar(&o.Batch, "batch", 8, "sequences per forward pass")
+	f.IntVar(&o.Seq, "seq", 128, "tokens per sequence")
+	f.IntVar(&o.Warmup, "warmup", 2, "untimed passes first")
+	f.IntVar(&o.Iters, "iters", 5, "timed passes")
+	f.StringVar(&o.Model, "model", "", "benchmark this checkpoint directory instead of a random model")
+	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
+	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
+	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, gflops, peak_rss_mb, …)")
+	return cmd
+}
+
+func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
+	if o.Threads > 0 {
+		defer kernels.SetWorkers(kernels.SetWorkers(o.Threads))
+	}
+	mode, err := model.ParseWeightMode(o.Weights)
+	if err != nil {
+		return err
+	}
+	var m *model.Model
+	if o.Model != "" {
+		if m, err = model.Load(o.Model, model.Options{Weights: mode}); err != nil {
+			return err
+		}
+		defer m.Close()
+	} else {
+		fam := model.Family(o.Arch)
+		switch fam {
+		case model.Nemotron, model.Llama, model.Mistral:
+		default:
+			return fmt.Errorf("--arch %q: want nemotron, llama or mistral", o.Arch)
+		}
+		cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
+		if err != nil {
+			return err
+		}
+		if mode == model.WeightsAuto {
+			mode = model.WeightsResident
+		}
+		if m, err = model.New(cfg, model.NewRandomSource(cfg, model.F32, 1), model.Options{Weights: mode}); err != nil {
+			return err
+		}
+	}
+	r, err := model.BenchForward(m, o.Batch, o.Seq, o.Warmup, o.Iters, 1)
+	if err != nil {
+		return err
+	}
+	c := m.Cfg
+	out := map[string]any{
+		"tokens_per_s": r.TokensPerS, "gflops": r.GFLOPs, "peak_rss_mb": model.PeakRSSMB(),
+		"best_ms": float64(r.Best.Microseconds()) / 1000, "mean_ms": float64(r.Mean.Microseconds()) / 1000,
+		"batch": o.Batch, "seq": o.Seq, "iters": o.Iters, "threads": kernels.Workers(),
+		"blas": kernels.BLASBackend(), "weights": map[bool]string{true: "resident", false: "streaming"}[m.Resident()],
+		"f32_weights_mb": float64(model.F32WeightBytes(c)) / (1 << 20),
+		"arch":           string(c.Family), "layers": c.NumLayers, "hidden": c.HiddenSize, "heads": c.NumHeads,
+		"kv_heads": c.NumKVHeads, "ffn": c.IntermediateSize, "vocab": c.VocabSize,
+	}
+	if o.JSON {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, %s weights, %d threads (%s, GOMAXPROCS %d)\n",
+		c.Family, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKVHeads, c.IntermediateSize, c.VocabSize,
+		o.Batch, o.Seq, out["weights"], kernels.Workers(), kernels.BLASBackend(), runtime.GOMAXPROCS(0))
+	fmt.Fprintf(w, "tokens/s %.0f   GFLOP/s %.1f   best %.1f ms   mean %.1f ms   peak RSS %.0f MiB (f32 weights %.0f MiB)\n",
+		r.TokensPerS, r.GFLOPs, out["best_ms"], out["mean_ms"], out["peak_rss_mb"], out["f32_weights_mb"])
+	return nil
+}
