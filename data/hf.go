@@ -196,6 +196,9 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 		}
 		maxID = max(maxID, a.ID)
 	}
+	if n := len(t.vocab) + len(j.AddedTokens); maxID >= 2*n+1024 {
+		return nil, fmt.Errorf("ids are sparse: largest id %d for %d tokens", maxID, n)
+	}
 	t.idTok = make([]string, maxID+1)
 	for tok, id := range t.vocab {
 		t.idTok[id] = tok
@@ -444,6 +447,9 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 			if c.boolean("add_prefix_space", true) {
 				scheme = "always"
 			}
+		}
+		if repl == "" {
+			return nil, fmt.Errorf("Metaspace replacement is empty")
 		}
 		split := c.boolean("split", true)
 		return []preStep{func(words []string, first bool) []string {
