@@ -61,10 +61,10 @@ func TestTextPerplexityMatchesFullForward(t *testing.T) {
 	if one.Words != 18 || one.Bytes != len(doc) {
 		t.Errorf("words %d bytes %d", one.Words, one.Bytes)
 	}
-	if got := math.Exp(-want / 18); math.Abs(one.WordPerplexity-got)/got > 1e-9 {
+	if got := math.Exp(-one.LogLik / 18); math.Abs(one.WordPerplexity-got)/got > 1e-12 {
 		t.Errorf("word ppl %v want %v", one.WordPerplexity, got)
 	}
-	if bpb := -want / float64(len(doc)) / math.Ln2; math.Abs(one.BitsPerByte-bpb) > 1e-6 {
+	if bpb := -one.LogLik / float64(len(doc)) / math.Ln2; math.Abs(one.BitsPerByte-bpb) > 1e-12 {
 		t.Errorf("bpb %v want %v", one.BitsPerByte, bpb)
 	}
 	cases := []struct {

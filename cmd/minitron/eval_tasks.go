@@ -1,0 +1,205 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/eval"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerEval(newEvalTasksCmd) }
+
+// EvalTasksOptions are the flags of `eval tasks`.
+type EvalTasksOptions struct {
+	Models    []string
+	Names     []string
+	Tokenizer string
+	Tasks     []string
+	FewShot   []string
+	Shots     int
+	Limit     int
+	Batch     int
+	MaxLen    int
+	JSON      bool
+	Out       string
+	Weights   string
+}
+
+func newEvalTasksCmd() *cobra.Command {
+	o := &EvalTasksOptions{}
+	cmd := &cobra.Command{
+		Use:   "tasks",
+		Short: "lm-eval style benchmark tasks (hellaswag, winogrande, arc, mmlu, gsm8k), models side by side",
+		Long: `Score one or more checkpoints on benchmark tasks read from their original dataset files,
+with the prompts, few-shot layout and metrics of lm-evaluation-harness:
+
+  hellaswag      jsonl (activity_label, ctx_a, ctx_b, endings, label)       acc, acc_norm
+  winogrande     jsonl (sentence with _, option1, option2, answer)          acc (partial scoring)
+  arc_easy       jsonl (AI2 question.stem/choices or HF question/choices)   acc, acc_norm
+  arc_challenge  same as arc_easy
+  mmlu           MMLU's data directory (test/<subject>_test.csv, dev/...)   acc (5-shot from dev,
+                 or one <subject>_test.csv                                   size-weighted mean)
+  gsm8k          jsonl (question, answer ending "#### N"), 5-shot from a     exact match, strict
+                 train.jsonl beside it (else the file itself)                and flexible extraction
+
+Multiple-choice items run their shared context once (KV cache) and score each choice after it.
+Several --model flags give one table, the first model being the reference for the Δ columns.
+--out FILE.md writes the markdown report and FILE.json beside it.`,
+		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
+  minitron eval tasks --model runs/teacher --model runs/student \
+      --task arc_easy=ARC-Easy-Test.jsonl --task mmlu=mmlu/data --task gsm8k=gsm8k/test.jsonl \
+      --limit 50 --out report.md`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runEvalTasks(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	f := cmd.Flags()
+	f.StringArrayVar(&o.Models, "model", nil, "checkpoint directory (repeat to compare models; required)")
+	f.StringArrayVar(&o.Names, "name", nil, "label of each --model in tables (default: directory name)")
+	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer file or directory (default: each model's own)")
+	f.StringArrayVar(&o.Tasks, "task", nil, "NAME=PATH of a task file (repeatable; required)")
+	f.StringArrayVar(&o.FewShot, "fewshot", nil, "NAME=PATH of a task's few-shot examples (default: see above)")
+	f.IntVar(&o.Shots, "shots", -1, "few-shot examples per prompt (default: the task's: mmlu 5, gsm8k 5, others 0)")
+	f.IntVar(&o.Limit, "limit", 0, "evaluate only the first N items of each task (per subject for mmlu)")
+	f.IntVar(&o.Batch, "batch", 4, "contexts scored per batch (run concurrently on resident weights)")
+	f.IntVar(&o.MaxLen, "max-length", 0, "context window in tokens (default: max_position_embeddings)")
+	f.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of markdown")
+	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
+	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("task")
+	return cmd
+}
+
+// parseNamed splits "NAME=PATH" flags.
+func parseNamed(flag string, specs []string) ([][2]string, error) {
+	var out [][2]string
+	for _, s := range specs {
+		name, path, ok := strings.Cut(s, "=")
+		if !ok || name == "" || path == "" {
+			return nil, fmt.Errorf("--%s %q: want NAME=PATH", flag, s)
+		}
+		out = append(out, [2]string{strings.TrimSpace(name), path})
+	}
+	return out, nil
+}
+
+// loadEvalModel opens a checkpoint and its tokenizer with clear errors.
+func loadEvalModel(dir, tokPath, weights string) (*model.Model, data.Tokenizer, error) {
+	mode, err := model.ParseWeightMode(weights)
+	if err != nil {
+		return nil, nil, err
+	}
+	if tokPath == "" {
+		tokPath = dir
+		if !fileExistsAny(filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "tokenizer.model")) {
+			return nil, nil, fmt.Errorf("model %s has no tokenizer (tokenizer.json or tokenizer.model); copy one in or pass --tokenizer", dir)
+		}
+	}
+	tok, err := data.LoadTokenizer(tokPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := model.Load(dir, model.Options{Weights: mode})
+	if err != nil {
+		return nil, nil, err
+	}
+	if tok.VocabSize() > m.Cfg.VocabSize {
+		m.Close()
+		return nil, nil, fmt.Errorf("tokenizer %s has %d tokens but model %s only %d embeddings (wrong tokenizer?)", tokPath, tok.VocabSize(), dir, m.Cfg.VocabSize)
+	}
+	return m, tok, nil
+}
+
+func fileExistsAny(paths ...string) bool {
+	for _, p := range paths {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
+	if len(o.Names) > 0 && len(o.Names) != len(o.Models) {
+		return fmt.Errorf("--name given %d times for %d --model flags", len(o.Names), len(o.Models))
+	}
+	specs, err := parseNamed("task", o.Tasks)
+	if err != nil {
+		return err
+	}
+	fs, err := parseNamed("fewshot", o.FewShot)
+	if err != nil {
+		return err
+	}
+	fewshot := map[string]string{}
+	for _, f := range fs {
+		fewshot[f[0]] = f[1]
+	}
+	// Read every task file first, so a bad file fails before any model runs.
+	var tasks []*eval.Task
+	for _, s := range specs {
+		t, err := eval.LoadTask(s[0], s[1], eval.TaskOptions{Shots: o.Shots, Limit: o.Limit, FewShotPath: fewshot[s[0]]})
+		if err != nil {
+			return err
+		}
+		tasks = append(tasks, t)
+	}
+	rep := &eval.Report{Limit: o.Limit}
+	for i, dir := range o.Models {
+		m, tok, err := loadEvalModel(dir, o.Tokenizer, o.Weights)
+		if err != nil {
+			return err
+		}
+		mr := &eval.ModelReport{Name: filepath.Base(filepath.Clean(dir)), Dir: dir}
+		if len(o.Names) > 0 {
+			mr.Name = o.Names[i]
+		}
+		mr.SetParams(m.Cfg.ParamCounts())
+		lm := &eval.ModelLM{M: m, MaxLen: o.MaxLen, Workers: o.Batch}
+		if e := tok.EOS(); e >= 0 {
+			lm.EOS = append(append([]int{}, m.EOS...), e)
+		}
+		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: o.Batch, Progress: true}
+		for _, t := range tasks {
+			res, err := r.Run(t)
+			if err != nil {
+				m.Close()
+				return fmt.Errorf("%s on %s: %w", t.Name, dir, err)
+			}
+			mr.Tasks = append(mr.Tasks, res)
+			if h, ok := res.Metrics[0], true; ok {
+				fmt.Fprintf(stderr, "%s  %-13s n=%-5d %s %.4f\n", mr.Name, t.Name, res.N, h.Name, h.Value)
+			}
+		}
+		m.Close()
+		rep.Models = append(rep.Models, mr)
+	}
+	md := rep.Markdown()
+	js, err := rep.JSON()
+	if err != nil {
+		return err
+	}
+	if o.Out != "" {
+		if err := model.WriteFileAtomic(o.Out, []byte("# minitron eval report\n\n"+md)); err != nil {
+			return err
+		}
+		jp := strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".json"
+		if err := model.WriteFileAtomic(jp, js); err != nil {
+			return err
+		}
+	}
+	if o.JSON {
+		_, err = stdout.Write(js)
+		return err
+	}
+	_, err = io.WriteString(stdout, md)
+	return err
+}
