@@ -1,0 +1,105 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const tokFixtures = "../../data/testdata/tok/"
+
+func TestTokenizerEncodeDecode(t *testing.T) {
+	cases := []struct {
+		args   []string
+		want   string
+		reason string
+	}{
+		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "gpt2-tiny.json", "--text", "the cat"},
+			"116,256,32,99,259\n", "byte-level fixture, ids worked out in hf_test.go"},
+		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "llama2-tiny.json", "--text", "hello", "--bos"},
+			"1,274\n", "--bos prepends <s>"},
+		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "llama2-tiny.json", "--ids", "1, 270,198,172"},
+			"hé\n", "control token vanishes, byte fallback reassembles é"},
+		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "spm-uni-user.model", "--ids", "6 199"},
+			"é\n", "SentencePiece model from make_golden.py (the line for é in spm-uni-user.ids)"},
+	}
+	for _, c := range cases {
+		out, err := runCLI(t, c.args...)
+		if err != nil {
+			t.Errorf("%v: %v", c.args, err)
+			continue
+		}
+		if out != c.want {
+			t.Errorf("%v = %q, want %q (%s)", c.args, out, c.want, c.reason)
+		}
+	}
+
+	out, err := runCLI(t, "tokenizer", "encode", "--tokenizer", tokFixtures+"gpt2-tiny.json", "--text", " the", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		IDs    []int `json:"ids"`
+		Tokens int   `json:"tokens"`
+		Bytes  int   `json:"bytes"`
+	}
+	if err := json.Unmarshal([]byte(out), &j); err != nil || len(j.IDs) != 1 || j.IDs[0] != 258 || j.Bytes != 4 {
+		t.Errorf("--json output %q (%v)", out, err)
+	}
+
+	bad := []struct {
+		args   []string
+		reason string
+	}{
+		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "gpt2-tiny.json"}, "neither --text nor --file"},
+		{[]string{"tokenizer", "encode", "--tokenizer", "/nonexistent", "--text", "x"}, "missing tokenizer"},
+		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "gpt2-tiny.json", "--ids", "1,x"}, "non-integer id"},
+		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "gpt2-tiny.json", "--ids", "99999"}, "id out of range"},
+		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "test.txt", "--text", "x"}, "not a tokenizer file"},
+	}
+	for _, c := range bad {
+		if _, err := runCLI(t, c.args...); err == nil {
+			t.Errorf("%v: want error (%s)", c.args, c.reason)
+		}
+	}
+}
+
+func TestTokenizerTrainCLI(t *testing.T) {
+	dir := t.TempDir()
+	in := filepath.Join(dir, "in")
+	if err := os.MkdirAll(in, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("the quick brown fox jumps over the lazy dog. ", 50)
+	if err := os.WriteFile(filepath.Join(in, "a.txt"), []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "tok")
+	msg, err := runCLI(t, "tokenizer", "train", "--input", in, "--vocab-size", "300", "--out", out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 11 distinct words cannot fill 300 tokens: training stops when no pair repeats.
+	if !strings.Contains(msg, "stopped early") || !strings.Contains(msg, "tokenizer.json") {
+		t.Errorf("train output %q", msg)
+	}
+	enc, err := runCLI(t, "tokenizer", "encode", "--tokenizer", out, "--text", "the lazy dog", "--eos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dec, err := runCLI(t, "tokenizer", "decode", "--tokenizer", out, "--ids", strings.TrimSpace(enc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dec != "the lazy dog\n" {
+		t.Errorf("decode(encode) = %q (ids %s)", dec, enc)
+	}
+	if !strings.HasSuffix(strings.TrimSpace(enc), ",0") {
+		t.Errorf("--eos should append <|endoftext|> = 0: %s", enc)
+	}
+	if _, err := runCLI(t, "tokenizer", "train", "--vocab-size", "300", "--out", out); err == nil {
+		t.Error("train without input: want error")
+	}
+}
