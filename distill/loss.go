@@ -174,3 +174,7 @@ func (st *stepState) meanRowLoss(masked bool) float64 {
 	}
 	return s / float64(n)
 }
+
+// NeedsFullTeacher reports whether a loss needs the teacher's full logits
+// (not only its top-k).
+func (l Losses) NeedsFullTeacher() bool { return l.ReverseKL != 0 || (l.KL != 0 && l.TopK == 0) }

@@ -5,6 +5,7 @@ import (
 	"hash"
 	"hash/fnv"
 	"sync/atomic"
+	"time"
 
 	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
@@ -39,6 +40,9 @@ type kop struct {
 }
 
 var opIDs atomic.Uint64
+
+// opTiming, when set (tests and profiling only), receives each op's run time.
+var opTiming func(name string, d time.Duration)
 
 func newOp(name string, arity int, shape ...int) *kop {
 	o := &kop{name: name, id: opIDs.Add(1), arity: arity, shape: tensor.Shape(shape)}
@@ -78,7 +82,14 @@ func (o *kop) Do(in ...G.Value) (G.Value, error) {
 	if len(in) != o.arity {
 		return nil, fmt.Errorf("%s: got %d inputs, want %d", o.name, len(in), o.arity)
 	}
+	var t0 time.Time
+	if opTiming != nil {
+		t0 = time.Now()
+	}
 	v, err := o.do(in)
+	if opTiming != nil {
+		opTiming(o.name, time.Since(t0))
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", o.name, err)
 	}

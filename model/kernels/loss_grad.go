@@ -25,22 +25,30 @@ func SoftmaxCrossEntropy(grad, logits []float32, targets []int, rows, n int, sca
 				continue
 			}
 			m := rowMax(x)
+			xt := x[t]
 			var s float32
-			for _, v := range x {
-				s += Exp32(v - m)
-			}
-			lse := m + float32(math.Log(float64(s)))
-			rowLoss[r] = lse - x[t]
-			inv := scale / s
 			if accumulate {
+				for _, v := range x {
+					s += Exp32(v - m)
+				}
+				inv := scale / s
 				for i, v := range x {
 					g[i] += Exp32(v-m) * inv
 				}
 			} else {
+				// One exp per logit: store e^(x−m) (over x when aliased;
+				// x[t] and m are kept), then normalise.
 				for i, v := range x {
-					g[i] = Exp32(v-m) * inv
+					e := Exp32(v - m)
+					g[i] = e
+					s += e
+				}
+				inv := scale / s
+				for i := range g {
+					g[i] *= inv
 				}
 			}
+			rowLoss[r] = m + float32(math.Log(float64(s))) - xt
 			g[t] -= scale
 		}
 	})

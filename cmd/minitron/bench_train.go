@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime"
+
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
+	"github.com/spf13/cobra"
+)
+
+func init() { registerBench(newBenchTrainCmd) }
+
+// BenchTrainOptions are the flags of `bench train`.
+type BenchTrainOptions struct {
+	Arch                                       string
+	Layers, Hidden, Heads, KVHeads, FFN, Vocab int
+	Batch, Seq, Steps                          int
+	Loss                                       string
+	Threads                                    int
+	JSON                                       bool
+}
+
+func newBenchTrainCmd() *cobra.Command {
+	o := &BenchTrainOptions{}
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Time full training steps (teacher forward for kd, student forward+backward, AdamW)",
+		Long: `Time full optimizer steps of a random student of the given shape on one fixed random batch and
+report tokens/s at the best of --steps steps (after 2 untimed ones), like
+tools/torch_bench.py train. --loss kd adds a frozen teacher of the same shape and forward KL.
+--threads 0 tries one worker and all cores and reports the better (torch_bench.py does the same
+with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
+		Example: `  minitron bench train --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --loss ce --json
+  /usr/bin/python3 tools/torch_bench.py train --batch 8 --seq 128`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runBenchTrain(o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Arch, "arch", "nemotron", "family of the random student: nemotron, llama or mistral")
+	f.IntVar(&o.Layers, "layers", 4, "layers")
+	f.IntVar(&o.Hidden, "hidden", 256, "hidden size")
+	f.IntVar(&o.Heads, "heads", 4, "attention heads")
+	f.IntVar(&o.KVHeads, "kv-heads", 2, "KV heads (GQA groups)")
+	f.IntVar(&o.FFN, "ffn", 1024, "MLP intermediate size")
+	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
+	f.IntVar(&o.Batch, "batch", 8, "sequences per step")
+	f.IntVar(&o.Seq, "seq", 128, "tokens per sequence")
+	f.IntVar(&o.Steps, "steps", 5, "timed steps")
+	f.StringVar(&o.Loss, "loss", "ce", "ce (labels) or kd (forward KL from a same-shape teacher)")
+	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (0: best of 1 and all cores)")
+	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, peak_rss_mb, …)")
+	return cmd
+}
+
+func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
+	fam := model.Family(o.Arch)
+	switch fam {
+	case model.Nemotron, model.Llama, model.Mistral:
+	default:
+		return fmt.Errorf("--arch %q: want nemotron, llama or mistral", o.Arch)
+	}
+	if o.Loss != "ce" && o.Loss != "kd" {
+		return fmt.Errorf("--loss %q: want ce or kd", o.Loss)
+	}
+	cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
+	if err != nil {
+		return err
+	}
+	tries := []int{o.Threads}
+	if o.Threads <= 0 {
+		tries = []int{1}
+		if n := runtime.GOMAXPROCS(0); n > 1 {
+			tries = append(tries, n)
+		}
+	}
+	var best distill.BenchResult
+	all := map[int]float64{}
+	for _, th := range tries {
+		r, err := distill.Bench(distill.BenchOptions{Cfg: cfg, Batch: o.Batch, Seq: o.Seq, Loss: o.Loss, Steps: o.Steps, Workers: th, Seed: 1})
+		if err != nil {
+			return err
+		}
+		all[th] = r.TokensPerS
+		if r.TokensPerS > best.TokensPerS {
+			best = r
+		}
+	}
+	out := map[string]any{
+		"tokens_per_s": best.TokensPerS, "peak_rss_mb": model.PeakRSSMB(), "threads": best.Workers,
+		"all": all, "best_ms": best.BestStepS * 1000, "mean_ms": best.MeanStepS * 1000,
+		"params": best.Params, "loss": o.Loss, "batch": o.Batch, "seq": o.Seq, "blas": kernels.BLASBackend(),
+		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
+		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
+	}
+	if o.JSON {
+		b, err := json.Marshal(out)
+		if err != nil {
+			return err
+		}
+		_, err = fmt.Fprintf(w, "%s\n", b)
+		return err
+	}
+	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %d params, %s\n",
+		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
+		o.Batch, o.Seq, o.Loss, best.Params, kernels.BLASBackend())
+	fmt.Fprintf(w, "tokens/s %.0f (threads %d; all %v)   best step %.1f ms   mean %.1f ms   peak RSS %.0f MiB\n",
+		best.TokensPerS, best.Workers, all, best.BestStepS*1000, best.MeanStepS*1000, out["peak_rss_mb"])
+	return nil
+}
