@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math/bits"
 	"sort"
 	"strings"
 )
@@ -94,17 +95,29 @@ func ParseSafetensorsHeader(b []byte, fileSize int64) (*SafetensorsHeader, error
 			return nil, fmt.Errorf("tensor %q: data_offsets [%d, %d] outside the %d-byte data area", name, begin, end, dataLen)
 		}
 		shape := make([]int, len(*e.Shape))
-		elems := int64(1)
+		empty := false
 		for i, d := range *e.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %q: negative dimension %d in shape %v", name, d, *e.Shape)
 			}
-			// Bound the product by the data area so it cannot overflow.
-			if d > 0 && elems > dataLen/d+1 {
+			empty = empty || d == 0
+			shape[i] = int(d)
+			if int64(shape[i]) != d {
 				return nil, fmt.Errorf("tensor %q: shape %v is larger than the file", name, *e.Shape)
 			}
-			elems *= d
-			shape[i] = int(d)
+		}
+		elems := int64(0)
+		if !empty {
+			// The byte size must fit in the data area, so any product past
+			// it is an error; checking each step keeps it from overflowing.
+			elems = 1
+			for _, d := range *e.Shape {
+				hi, lo := bits.Mul64(uint64(elems), uint64(d))
+				if hi != 0 || lo > uint64(dataLen) {
+					return nil, fmt.Errorf("tensor %q: shape %v is larger than the file", name, *e.Shape)
+				}
+				elems = int64(lo)
+			}
 		}
 		if want := elems * int64(dt.Size()); want != end-begin {
 			return nil, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes but data_offsets [%d, %d] span %d", name, *e.Shape, dt, want, begin, end, end-begin)

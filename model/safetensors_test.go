@@ -65,6 +65,10 @@ func TestSafetensorsCorruption(t *testing.T) {
 		{"negative dim", rawST(`{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}`, 4, -1), "negative dimension", "shape -1"},
 		{"overflowing shape", rawST(`{"w":{"dtype":"F32","shape":[4294967296,4294967296,4294967296],"data_offsets":[0,4]}}`, 4, -1),
 			"is larger than the file", "product overflows int64"},
+		{"shape wraps to zero bytes", rawST(`{"w":{"dtype":"F32","shape":[4611686018427387904],"data_offsets":[0,0]}}`, 0, -1),
+			"is larger than the file", "2^62 f32 elements wrap to 0 bytes in int64"},
+		{"empty tensor", rawST(`{"w":{"dtype":"F32","shape":[5,0],"data_offsets":[0,0]},"v":{"dtype":"F16","shape":[],"data_offsets":[0,2]}}`, 2, -1),
+			"", "zero-size and scalar tensors are valid"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
