@@ -160,12 +160,16 @@ func CorpusFiles(opts CorpusOptions) ([]CorpusFile, error) {
 			continue
 		}
 		base := filepath.Base(filepath.Clean(in))
-		err = filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
+		root := in
+		if r, err := filepath.EvalSymlinks(in); err == nil {
+			root = r // WalkDir does not descend into a symlinked root
+		}
+		err = filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
 			if err != nil {
 				return fmt.Errorf("input %s: %w", in, err)
 			}
 			if d.IsDir() {
-				if p != in && strings.HasPrefix(d.Name(), ".") {
+				if p != root && strings.HasPrefix(d.Name(), ".") {
 					return filepath.SkipDir
 				}
 				return nil
@@ -179,7 +183,7 @@ func CorpusFiles(opts CorpusOptions) ([]CorpusFile, error) {
 			if err != nil || !info.Mode().IsRegular() {
 				return nil
 			}
-			rel, _ := filepath.Rel(in, p)
+			rel, _ := filepath.Rel(root, p)
 			add(p, base+"/"+filepath.ToSlash(rel), info.Size())
 			return nil
 		})

@@ -215,3 +215,34 @@ func FuzzSplitParagraphs(f *testing.F) {
 		}
 	})
 }
+
+func TestWalkDocumentsUnreadableAndSymlinkRoot(t *testing.T) {
+	dir := t.TempDir()
+	writeFiles(t, dir, map[string]string{"real/a.txt": "a", "real/b.txt": "b"})
+	link := filepath.Join(dir, "link")
+	if err := os.Symlink(filepath.Join(dir, "real"), link); err != nil {
+		t.Skip(err)
+	}
+	opts := CorpusOptions{Inputs: []string{link}}
+	files, err := CorpusFiles(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || files[0].Key != "link/a.txt" {
+		t.Fatalf("files through a symlinked root: %+v", files)
+	}
+	// A file that vanishes between listing and reading is counted, not fatal.
+	os.Remove(filepath.Join(dir, "real", "a.txt"))
+	n := 0
+	rep, err := walkFiles(files, opts, func(Document) error { n++; return nil }, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || rep.Issues[IssueUnreadable] != 1 || !strings.Contains(rep.Examples[0].Error(), "a.txt") {
+		t.Errorf("docs %d, issues %v %v; want 1 doc and 1 unreadable naming a.txt", n, rep.Issues, rep.Examples)
+	}
+	opts.Strict = true
+	if _, err := walkFiles(files, opts, func(Document) error { return nil }, nil); err == nil {
+		t.Error("--strict ignored an unreadable file")
+	}
+}

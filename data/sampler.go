@@ -113,7 +113,8 @@ type SamplerOptions struct {
 // ErrTooShort is returned when a dataset cannot fill a single sample.
 var ErrTooShort = errors.New("dataset too short")
 
-// GPTSampler is the Megatron GPTDataset layout over a TokenSource.
+// GPTSampler is the Megatron GPTDataset layout over a TokenSource. A sampler
+// is not safe for concurrent use; give each goroutine its own.
 type GPTSampler struct {
 	src      TokenSource
 	opts     SamplerOptions
