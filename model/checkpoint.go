@@ -274,6 +274,13 @@ func (c *Checkpoint) Release(name string) {
 	}
 }
 
+// Prefetch implements Releaser: starts paging the tensor in.
+func (c *Checkpoint) Prefetch(name string) {
+	if f, ok := c.byName[name]; ok {
+		f.Prefetch(name)
+	}
+}
+
 // Raw returns the stored bytes of a tensor zero-copy (valid until Close).
 func (c *Checkpoint) Raw(name string) ([]byte, TensorInfo, error) {
 	f, ok := c.byName[name]

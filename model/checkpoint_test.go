@@ -74,3 +74,28 @@ func TestOpenGoldenCheckpoints(t *testing.T) {
 		})
 	}
 }
+
+// Release and Prefetch are hints: data read after them is unchanged.
+func TestReleasePrefetchKeepData(t *testing.T) {
+	ck, err := OpenCheckpoint(goldenDir("llama-tiny"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	var r Releaser = ck
+	const name = "model.layers.1.mlp.down_proj.weight"
+	info, _ := ck.Info(name)
+	a, b := make([]float32, info.NumElements()), make([]float32, info.NumElements())
+	r.Prefetch(name)
+	if err := ck.ReadF32(name, a); err != nil {
+		t.Fatal(err)
+	}
+	r.Release(name)
+	r.Release("no.such.tensor")
+	if err := ck.ReadF32(name, b); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(a, b) {
+		t.Fatal("data changed after Release")
+	}
+}

@@ -167,7 +167,9 @@ type SafetensorsFile struct {
 }
 
 // OpenSafetensors maps path read-only and validates its header. Errors name
-// the file.
+// the file. The file must not be truncated or rewritten in place while open
+// (reads would fault); SaveCheckpoint and WriteSafetensors only ever replace
+// files by rename, so re-saving over an open checkpoint is safe.
 func OpenSafetensors(path string) (*SafetensorsFile, error) {
 	data, release, err := mapFile(path)
 	if err != nil {
@@ -274,10 +276,19 @@ func (f *SafetensorsFile) Release(name string) {
 	}
 }
 
+// Prefetch asks the kernel to start reading the tensor's pages in the
+// background (a hint; no-op for unknown names and on non-Linux systems).
+func (f *SafetensorsFile) Prefetch(name string) {
+	if e, ok := f.byName[name]; ok && f.data != nil {
+		prefetchPages(f.data, e.Begin, e.End)
+	}
+}
+
 // Releaser is implemented by mmap-backed sources (see
 // SafetensorsFile.Release).
 type Releaser interface {
 	Release(name string)
+	Prefetch(name string)
 }
 
 // RangeReader is implemented by sources that can convert part of a tensor
