@@ -62,12 +62,13 @@ type SPNormalizerSpec struct {
 }
 
 // SentencePiece is a SentencePiece .model tokenizer (BPE or Unigram). It
-// reproduces spm_encode's ids for models whose normalizer is identity
-// (normalization_rule_name=identity, as Llama-2 and Nemotron ship); a
-// precompiled NFKC charsmap (nmt_nfkc) is read but not applied, so text
-// that NFKC would change may encode differently. Whitespace handling
-// (add_dummy_prefix, remove_extra_whitespaces, escape_whitespaces) is
-// applied exactly.
+// reproduces spm_encode's ids: the normalizer applies the model's
+// precompiled charsmap (nmt_nfkc, nfkc_cf, identity = none, or custom
+// rules) and the whitespace options (add_dummy_prefix,
+// remove_extra_whitespaces, escape_whitespaces) exactly as sentencepiece's
+// normalizer.cc does; user-defined pieces are matched greedily and never
+// normalized or merged; control pieces are never produced from text.
+// treat_whitespace_as_suffix and the WORD/CHAR model types are rejected.
 type SentencePiece struct {
 	Pieces     []SPPiece
 	Trainer    SPTrainerSpec
@@ -76,6 +77,7 @@ type SentencePiece struct {
 	pieces   map[string]int // NORMAL, USER_DEFINED, UNUSED
 	reserved map[string]int // CONTROL, UNKNOWN, BYTE
 	user     *prefixTrie    // USER_DEFINED pieces
+	charsMap *charsMap      // nil for identity normalization
 	trie     *prefixTrie    // pieces (unigram lattice)
 	unkID    int
 	byteIDs  [256]int
@@ -264,6 +266,13 @@ func (sp *SentencePiece) init() error {
 	if sp.Trainer.TreatWhitespaceAsSuffix {
 		return fmt.Errorf("treat_whitespace_as_suffix not supported")
 	}
+	if len(sp.Normalizer.PrecompiledCharsmap) > 0 {
+		cm, err := parseCharsMap(sp.Normalizer.PrecompiledCharsmap)
+		if err != nil {
+			return fmt.Errorf("normalizer_spec %q: %w", sp.Normalizer.Name, err)
+		}
+		sp.charsMap = cm
+	}
 	sp.pieces = make(map[string]int, len(sp.Pieces))
 	sp.reserved = map[string]int{}
 	sp.unkID = -1
@@ -366,18 +375,24 @@ func (sp *SentencePiece) PieceToID(piece string) int {
 	return sp.unkID
 }
 
-// Normalize applies the normalizer spec (whitespace handling; see the type
-// comment about charsmaps). User-defined pieces pass through untouched.
+// Normalize applies the normalizer spec: the charsmap rules and the
+// whitespace options. User-defined pieces pass through untouched.
 func (sp *SentencePiece) Normalize(text string) string {
 	ns := &sp.Normalizer
 	if text == "" {
 		return ""
 	}
-	// One normalization unit: a user-defined piece, else one UTF-8 char
-	// (malformed bytes become U+FFFD, consuming one byte).
+	// One normalization unit: a user-defined piece, else the longest
+	// charsmap rule, else one UTF-8 char (malformed bytes become U+FFFD,
+	// consuming one byte).
 	prefix := func(s string) (string, int) {
 		if n, _ := sp.user.longestPrefix(s); n > 0 {
 			return s[:n], n
+		}
+		if sp.charsMap != nil {
+			if repl, n := sp.charsMap.longest(s); n > 0 {
+				return repl, n
+			}
 		}
 		r, w := utf8.DecodeRuneInString(s)
 		if r == utf8.RuneError && w <= 1 {

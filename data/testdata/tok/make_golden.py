@@ -3,8 +3,9 @@
 
 Writes train.txt (the training text), test.txt (the text to encode), four
 small models trained by spm_train (BPE and Unigram, with and without
-byte_fallback; identity normalization so no NFKC is involved) plus one
-Unigram model with user-defined and control symbols, and for each model the
+byte_fallback; identity normalization), one Unigram model with user-defined
+and control symbols, two models with NFKC charsmaps (nmt_nfkc, nfkc_cf;
+these files are ~250 KB because of the charsmap), and for each model the
 ids spm_encode gives for every line of test.txt (<model>.ids) and the text
 spm_decode gives back (<model>.decoded).
 
@@ -72,6 +73,9 @@ train = opticks[200:1700:2] + gosrc[0:3000:3] + synthetic(900, rare=False)
 test = opticks[201:1700:3] + gosrc[1:3000:5] + synthetic(500, rare=True) + [
     "", " ", "   leading and trailing   ", "a  b   c", "\tTab\tseparated\t", "<tool> uses <ctrl> and foo_bar",
     "x<tool>y", "<s> and </s> are control symbols", "é", "🙂🙂🙂", "ǅǈǋ mixed ₿ unknown", "1234567890",
+    # Characters NFKC changes (for the nmt_nfkc / nfkc_cf models).
+    "ﬁnance ﬂow", "ＡＢＣ１２３ｘｙｚ", "① ② ③ Ⅻ", "x\u00a0y\u2003z", "ﾊﾟﾝ ｶﾞ", "Straße STRASSE ǅ",
+    "\u3000全角\u3000スペース", "a\u200bb\u200dc", "e\u0301 vs \u00e9", "ℌ𝔢𝔩𝔩𝔬 ℍ𝕖𝕝𝕝𝕠", "x²+y³=z½",
 ]
 # spm_encode is line based: no newlines inside a line.
 test = [l.replace("\n", " ") for l in test]
@@ -81,16 +85,20 @@ with open("train.txt", "w", encoding="utf-8") as f:
 with open("test.txt", "w", encoding="utf-8") as f:
     f.write("\n".join(test) + "\n")
 
-common = ["--input=train.txt", "--normalization_rule_name=identity", "--num_threads=1",
-          "--character_coverage=0.9995", "--minloglevel=2"]
+common = ["--input=train.txt", "--num_threads=1", "--character_coverage=0.9995", "--minloglevel=2"]
+ident = "--normalization_rule_name=identity"
 models = {
-    "spm-bpe": ["--model_type=bpe", "--vocab_size=800"],
-    "spm-bpe-fb": ["--model_type=bpe", "--vocab_size=800", "--byte_fallback=true",
+    "spm-bpe": [ident, "--model_type=bpe", "--vocab_size=800"],
+    "spm-bpe-fb": [ident, "--model_type=bpe", "--vocab_size=800", "--byte_fallback=true",
                    "--remove_extra_whitespaces=false", "--split_digits=true"],
-    "spm-uni": ["--model_type=unigram", "--vocab_size=800"],
-    "spm-uni-fb": ["--model_type=unigram", "--vocab_size=800", "--byte_fallback=true"],
-    "spm-uni-user": ["--model_type=unigram", "--vocab_size=600", "--user_defined_symbols=<tool>,foo_bar",
+    "spm-uni": [ident, "--model_type=unigram", "--vocab_size=800"],
+    "spm-uni-fb": [ident, "--model_type=unigram", "--vocab_size=800", "--byte_fallback=true"],
+    "spm-uni-user": [ident, "--model_type=unigram", "--vocab_size=600", "--user_defined_symbols=<tool>,foo_bar",
                      "--control_symbols=<ctrl>"],
+    # Default normalization (nmt_nfkc precompiled charsmap) and case folding.
+    "spm-bpe-nfkc": ["--model_type=bpe", "--vocab_size=800"],
+    "spm-uni-nfkccf": ["--normalization_rule_name=nfkc_cf", "--model_type=unigram", "--vocab_size=800",
+                       "--byte_fallback=true"],
 }
 for name, args in models.items():
     subprocess.run(["spm_train", f"--model_prefix={name}"] + common + args, check=True,
