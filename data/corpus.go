@@ -19,6 +19,7 @@ package data
 // train/val split decided from it is the same on every machine.
 
 import (
+	"bufio"
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -26,6 +27,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -225,22 +227,22 @@ func WalkDocuments(opts CorpusOptions, fn func(Document) error) (*CorpusReport, 
 
 // walker carries the state of one walk.
 type walker struct {
-	opts   CorpusOptions
-	rep    *CorpusReport
-	hash   hash.Hash
-	fn     func(Document) error
-	onFile func(CorpusFile)
+	opts    CorpusOptions
+	rep     *CorpusReport
+	hash    hash.Hash
+	fn      func(Document) error
+	onBytes func(int64) // progress: input bytes consumed
 }
 
-func walkFiles(files []CorpusFile, opts CorpusOptions, fn func(Document) error, onFile func(CorpusFile)) (*CorpusReport, error) {
+func walkFiles(files []CorpusFile, opts CorpusOptions, fn func(Document) error, onBytes func(int64)) (*CorpusReport, error) {
 	opts = opts.withDefaults()
-	w := &walker{opts: opts, rep: &CorpusReport{Issues: map[string]int{}}, hash: sha256.New(), fn: fn, onFile: onFile}
+	if onBytes == nil {
+		onBytes = func(int64) {}
+	}
+	w := &walker{opts: opts, rep: &CorpusReport{Issues: map[string]int{}}, hash: sha256.New(), fn: fn, onBytes: onBytes}
 	for _, f := range files {
 		if err := w.file(f); err != nil {
 			return w.rep, err
-		}
-		if onFile != nil {
-			onFile(f)
 		}
 	}
 	w.rep.ContentSHA256 = hex.EncodeToString(w.hash.Sum(nil))
@@ -266,20 +268,27 @@ func (w *walker) emit(d Document) error {
 	return w.fn(d)
 }
 
+// hashEnd closes one file in the content hash, which holds for each file its
+// key, NUL, bytes and length, so files cannot run into each other.
+func (w *walker) hashEnd(n int64) {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(n))
+	w.hash.Write(b[:])
+}
+
 func (w *walker) file(f CorpusFile) error {
+	if f.JSONL {
+		return w.jsonl(f)
+	}
 	b, err := os.ReadFile(f.Path)
+	w.onBytes(f.Size)
 	if err != nil {
 		return w.issue(IssueUnreadable, f.Path, err.Error())
 	}
 	w.rep.Files++
-	var hdr [8]byte
-	w.hash.Write([]byte(f.Key))
-	binary.LittleEndian.PutUint64(hdr[:], uint64(len(b)))
-	w.hash.Write(hdr[:])
+	w.hash.Write([]byte(f.Key + "\x00"))
 	w.hash.Write(b)
-	if f.JSONL {
-		return w.jsonl(f, b)
-	}
+	w.hashEnd(int64(len(b)))
 	if !utf8.Valid(b) {
 		off := firstInvalidUTF8(b)
 		return w.issue(IssueInvalidUTF8, f.Path, fmt.Sprintf("invalid UTF-8 at byte %d (line %d); file skipped", off, 1+bytes.Count(b[:off], []byte("\n"))))
@@ -308,50 +317,64 @@ func firstInvalidUTF8(b []byte) int {
 	return len(b)
 }
 
-func (w *walker) jsonl(f CorpusFile, b []byte) error {
+// jsonl streams a JSON-lines file, so corpora larger than memory work.
+func (w *walker) jsonl(f CorpusFile) error {
+	fh, err := os.Open(f.Path)
+	if err != nil {
+		w.onBytes(f.Size)
+		return w.issue(IssueUnreadable, f.Path, err.Error())
+	}
+	defer fh.Close()
+	w.rep.Files++
+	w.hash.Write([]byte(f.Key + "\x00"))
+	r := bufio.NewReaderSize(fh, 1<<20)
+	var total, reported int64
+	defer func() { w.hashEnd(total); w.onBytes(max(f.Size-reported, 0)) }()
 	line := 0
-	for len(b) > 0 {
-		line++
-		var ln []byte
-		if i := bytes.IndexByte(b, '\n'); i >= 0 {
-			ln, b = b[:i], b[i+1:]
-		} else {
-			ln, b = b, nil
-		}
-		ln = bytes.TrimSpace(ln)
-		if len(ln) == 0 {
-			continue
-		}
-		src := fmt.Sprintf("%s:%d", f.Path, line)
-		if !utf8.Valid(ln) {
-			if e := w.issue(IssueInvalidUTF8, src, fmt.Sprintf("invalid UTF-8 at byte %d of the line; line skipped", firstInvalidUTF8(ln))); e != nil {
-				return e
+	for {
+		ln, rerr := r.ReadBytes('\n')
+		if len(ln) > 0 {
+			line++
+			total += int64(len(ln))
+			w.hash.Write(ln)
+			if total-reported >= 1<<20 {
+				w.onBytes(total - reported)
+				reported = total
 			}
-			continue
-		}
-		var obj map[string]json.RawMessage
-		if err := json.Unmarshal(ln, &obj); err != nil {
-			if e := w.issue(IssueJSONL, src, "not a JSON object: "+err.Error()); e != nil {
-				return e
+			if err := w.jsonlLine(f, line, bytes.TrimSpace(ln)); err != nil {
+				return err
 			}
-			continue
 		}
-		raw, ok := obj[w.opts.JSONLKey]
-		var text string
-		if ok {
-			ok = json.Unmarshal(raw, &text) == nil
+		if rerr == io.EOF {
+			return nil
 		}
-		if !ok {
-			if e := w.issue(IssueJSONL, src, fmt.Sprintf("no string field %q", w.opts.JSONLKey)); e != nil {
-				return e
-			}
-			continue
-		}
-		if err := w.emit(Document{Source: src, Key: fmt.Sprintf("%s:%d", f.Key, line), Text: text}); err != nil {
-			return err
+		if rerr != nil {
+			return w.issue(IssueUnreadable, fmt.Sprintf("%s:%d", f.Path, line+1), rerr.Error())
 		}
 	}
-	return nil
+}
+
+func (w *walker) jsonlLine(f CorpusFile, line int, ln []byte) error {
+	if len(ln) == 0 {
+		return nil
+	}
+	src := fmt.Sprintf("%s:%d", f.Path, line)
+	if !utf8.Valid(ln) {
+		return w.issue(IssueInvalidUTF8, src, fmt.Sprintf("invalid UTF-8 at byte %d of the line; line skipped", firstInvalidUTF8(ln)))
+	}
+	var obj map[string]json.RawMessage
+	if err := json.Unmarshal(ln, &obj); err != nil {
+		return w.issue(IssueJSONL, src, "not a JSON object: "+err.Error())
+	}
+	raw, ok := obj[w.opts.JSONLKey]
+	var text string
+	if ok {
+		ok = json.Unmarshal(raw, &text) == nil
+	}
+	if !ok {
+		return w.issue(IssueJSONL, src, fmt.Sprintf("no string field %q", w.opts.JSONLKey))
+	}
+	return w.emit(Document{Source: src, Key: fmt.Sprintf("%s:%d", f.Key, line), Text: text})
 }
 
 // SplitParagraphs cuts text after blank lines into pieces of at least minBytes

@@ -228,9 +228,9 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 			jobs <- prepJob{seq: seq, doc: d}
 			seq++
 			return nil
-		}, func(f CorpusFile) {
+		}, func(n int64) {
 			if bar != nil {
-				bar.Add(int(f.Size))
+				bar.Add(int(n))
 			}
 		})
 	}()
