@@ -1,0 +1,177 @@
+package distill
+
+import (
+	"context"
+	"math/rand"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/model"
+)
+
+// corpus is a small token stream with structure a tiny model can learn
+// (repeating patterns with noise).
+func corpus(seed int64, docs, length, vocab int) data.MemorySource {
+	rng := rand.New(rand.NewSource(seed))
+	out := make(data.MemorySource, docs)
+	for d := range out {
+		doc := make([]int32, length)
+		a, b := rng.Intn(vocab), 1+rng.Intn(5)
+		for i := range doc {
+			if rng.Intn(10) == 0 {
+				doc[i] = int32(rng.Intn(vocab))
+			} else {
+				doc[i] = int32((a + b*i) % vocab)
+			}
+		}
+		out[d] = doc
+	}
+	return out
+}
+
+func sampler(t testing.TB, src data.TokenSource, seq int, seed uint64) data.Sampler {
+	t.Helper()
+	s, err := data.NewGPTSampler(src, data.SamplerOptions{SeqLen: seq, Seed: seed})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestResumeEqualsUninterrupted(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 2, 32, 4, 2, 48, 64)
+	src := corpus(1, 20, 200, 64)
+	base := func(out string) Config {
+		return Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 16, 3),
+			SeqLen: 16, MicroBatch: 2, GlobalBatch: 4, Steps: 8, LR: 3e-3, MinLR: 1e-4, Warmup: 2,
+			WeightDecay: 0.01, Seed: 9, Out: out, SaveEvery: 3, KeepLast: 2}
+	}
+	dir := t.TempDir()
+	var want []float64
+	c := base(filepath.Join(dir, "a"))
+	c.OnStep = func(m StepMetrics) { want = append(want, m.Loss) }
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+
+	if !(want[len(want)-1] < want[0]-0.1) {
+		t.Fatalf("training loss did not fall: %v", want)
+	}
+
+	// Interrupted after step 5, then resumed.
+	var got []float64
+	ctx, cancel := context.WithCancel(context.Background())
+	c = base(filepath.Join(dir, "b"))
+	c.OnStep = func(m StepMetrics) {
+		got = append(got, m.Loss)
+		if m.Step == 5 {
+			cancel()
+		}
+	}
+	res, err := Run(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Interrupted || res.Steps != 5 || !strings.HasSuffix(res.Checkpoint, "step-0000005") {
+		t.Fatalf("interrupted run: %+v", res)
+	}
+	c = base(filepath.Join(dir, "b"))
+	c.Resume = true
+	c.OnStep = func(m StepMetrics) { got = append(got, m.Loss) }
+	if res, err = Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 8 {
+		t.Fatalf("resumed run ended at step %d", res.Steps)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("got %d losses, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("step %d: resumed loss %v, uninterrupted %v", i+1, got[i], want[i])
+		}
+	}
+	// KeepLast 2: only the two newest checkpoints remain.
+	ents, _ := os.ReadDir(filepath.Join(dir, "b", "checkpoints"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if strings.Join(names, ",") != "latest,step-0000006,step-0000008" {
+		t.Errorf("checkpoints kept: %v", names)
+	}
+	// The final checkpoint is a loadable HF checkpoint.
+	if _, err := model.Load(filepath.Join(dir, "b", "checkpoints", "step-0000008"), model.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// sliceFFN prunes a checkpoint's MLP to its first f neurons (a stand-in
+// for importance-based pruning: the student starts from the teacher).
+func sliceFFN(t testing.TB, cfg *model.Config, src model.TensorSource, f int) (*model.Config, model.TensorSource) {
+	t.Helper()
+	sc := *cfg
+	sc.IntermediateSize = f
+	out := model.NewMemSource()
+	for _, name := range src.Names() {
+		info, _ := src.Info(name)
+		buf := make([]float32, info.NumElements())
+		if err := src.ReadF32(name, buf); err != nil {
+			t.Fatal(err)
+		}
+		shape := info.Shape
+		switch {
+		case strings.HasSuffix(name, "up_proj.weight"), strings.HasSuffix(name, "gate_proj.weight"):
+			buf, shape = buf[:f*shape[1]], []int{f, shape[1]}
+		case strings.HasSuffix(name, "down_proj.weight"):
+			h, F := shape[0], shape[1]
+			nb := make([]float32, h*f)
+			for r := 0; r < h; r++ {
+				copy(nb[r*f:(r+1)*f], buf[r*F:r*F+f])
+			}
+			buf, shape = nb, []int{h, f}
+		}
+		if err := out.SetF32(name, shape, buf); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &sc, out
+}
+
+func TestDistillPrunedStudentLossAndKLFall(t *testing.T) {
+	cfg := tinyConfig(t, "nemotron", 2, 32, 4, 2, 64, 64)
+	tsrc := model.NewRandomSource(cfg, model.F32, 5)
+	tsrc.Std = 0.15
+	teacher, err := model.New(cfg, tsrc, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, ssrc := sliceFFN(t, cfg, tsrc, 16)
+	src := corpus(2, 30, 300, 64)
+	var kls []float64
+	res, err := Run(context.Background(), Config{StudentConfig: scfg, StudentWeights: ssrc, Teacher: teacher,
+		Train: sampler(t, src, 16, 1), ValSampler: sampler(t, src, 16, 99), ValBatches: 2, ValEvery: 10,
+		SeqLen: 16, MicroBatch: 4, Steps: 40, LR: 3e-3, MinLR: 3e-4, Warmup: 4,
+		Losses: Losses{KL: 1}, Seed: 1, Out: t.TempDir(),
+		OnStep: func(m StepMetrics) { kls = append(kls, m.KL) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, last := mean(kls[:5]), mean(kls[len(kls)-5:])
+	t.Logf("KL first 5 steps %.4f, last 5 %.4f, final val KL %.4f", first, last, res.ValKL)
+	if !(last < 0.7*first) {
+		t.Fatalf("KL to the teacher did not fall: first %.4f, last %.4f", first, last)
+	}
+}
+
+func mean(x []float64) float64 {
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
