@@ -738,54 +738,50 @@ func (sp *SentencePiece) encodeUnigram(norm string) []spSeg {
 }
 
 // prefixTrie is a byte trie mapping strings to ids, for prefix searches.
+// Edges live in one map keyed by (node, byte), which stays compact for
+// 256k-piece vocabularies where a map per node would not.
 type prefixTrie struct {
-	nodes []trieNode
-}
-
-type trieNode struct {
-	id       int // -1 when no string ends here
-	children map[byte]int32
+	ids   []int32 // node → id, -1 when no string ends there
+	edges map[uint64]int32
 }
 
 func newPrefixTrie() *prefixTrie {
-	return &prefixTrie{nodes: []trieNode{{id: -1}}}
+	return &prefixTrie{ids: []int32{-1}, edges: map[uint64]int32{}}
 }
 
 func (t *prefixTrie) insert(s string, id int) {
-	cur := 0
+	cur := int32(0)
 	for i := 0; i < len(s); i++ {
-		nx, ok := t.nodes[cur].children[s[i]]
+		k := uint64(cur)<<8 | uint64(s[i])
+		nx, ok := t.edges[k]
 		if !ok {
-			if t.nodes[cur].children == nil {
-				t.nodes[cur].children = map[byte]int32{}
-			}
-			t.nodes = append(t.nodes, trieNode{id: -1})
-			nx = int32(len(t.nodes) - 1)
-			t.nodes[cur].children[s[i]] = nx
+			t.ids = append(t.ids, -1)
+			nx = int32(len(t.ids) - 1)
+			t.edges[k] = nx
 		}
-		cur = int(nx)
+		cur = nx
 	}
-	t.nodes[cur].id = id
+	t.ids[cur] = int32(id)
 }
 
 // prefixes calls f for every stored string that is a prefix of s, shortest first.
 func (t *prefixTrie) prefixes(s string, f func(length, id int)) {
-	cur := 0
+	cur := int32(0)
 	for i := 0; i < len(s); i++ {
-		nx, ok := t.nodes[cur].children[s[i]]
+		nx, ok := t.edges[uint64(cur)<<8|uint64(s[i])]
 		if !ok {
 			return
 		}
-		cur = int(nx)
-		if id := t.nodes[cur].id; id >= 0 {
-			f(i+1, id)
+		cur = nx
+		if id := t.ids[cur]; id >= 0 {
+			f(i+1, int(id))
 		}
 	}
 }
 
 // longestPrefix returns the length of the longest stored prefix of s.
 func (t *prefixTrie) longestPrefix(s string) (int, bool) {
-	if t == nil || len(t.nodes[0].children) == 0 {
+	if t == nil || len(t.edges) == 0 {
 		return 0, false
 	}
 	best := 0
