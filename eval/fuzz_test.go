@@ -1,0 +1,75 @@
+package eval
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// FuzzTaskReaders feeds arbitrary bytes to every task file reader: each
+// must return items or an error naming the file, never panic.
+func FuzzTaskReaders(f *testing.F) {
+	for _, p := range []string{"hellaswag.jsonl", "winogrande.jsonl", "arc_easy.jsonl", "arc_challenge_hf.jsonl", "gsm8k/test.jsonl", "mmlu/test/toy_physics_test.csv"} {
+		b, err := os.ReadFile(fixture(p))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	f.Add([]byte(`{"sentence": "_", "option1": "", "option2": "", "answer": "2"}`))
+	f.Add([]byte("{\"question\": {\"stem\": \"x\", \"choices\": []}, \"answerKey\": \"A\"}\n"))
+	f.Add([]byte("\"a\nb\",1,2,3,4,A\n"))
+	dir := f.TempDir()
+	readers := map[string]func(string) ([]Doc, error){
+		"hellaswag": readHellaswag, "winogrande": readWinogrande, "arc": readARC, "gsm8k": readGSM8K,
+		"mmlu": func(p string) ([]Doc, error) { return readMMLUCSV(p, "x") },
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "in")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for name, read := range readers {
+			docs, err := read(p)
+			if err != nil {
+				if !strings.Contains(err.Error(), p) {
+					t.Errorf("%s: error does not name the file: %v", name, err)
+				}
+				continue
+			}
+			for _, d := range docs {
+				if len(d.Choices) > 0 && (d.Gold < 0 || d.Gold >= len(d.Choices)) {
+					t.Errorf("%s: gold %d out of %d choices", name, d.Gold, len(d.Choices))
+				}
+			}
+		}
+	})
+}
+
+// FuzzExtract checks the gsm8k filters never panic and that a response
+// ending in "#### N" for a plain integer N is matched by both.
+func FuzzExtract(f *testing.F) {
+	f.Add("The answer is $1,234.50.", "7")
+	f.Add("#### -5", "12")
+	f.Fuzz(func(t *testing.T, resp, n string) {
+		_ = StrictExtract(resp)
+		_ = FlexibleExtract(resp)
+		_ = ExactMatch(resp, n)
+		for _, r := range n {
+			if r < '0' || r > '9' {
+				return
+			}
+		}
+		if n == "" {
+			return
+		}
+		full := "work\n#### " + n
+		if s := StrictExtract(full); !ExactMatch(s, full) {
+			t.Errorf("strict %q does not match %q", s, full)
+		}
+		if s := FlexibleExtract(full); !ExactMatch(s, full) {
+			t.Errorf("flexible %q does not match %q", s, full)
+		}
+	})
+}
