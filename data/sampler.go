@@ -518,3 +518,18 @@ func CalibrationSamples(src TokenSource, n, seqLen int, seed uint64) ([][]int32,
 	}
 	return s.NextBatch(n)
 }
+
+// EvalSamples returns the first limit samples (all of one epoch when limit <= 0)
+// in file order without shuffling: a fixed validation set for loss curves,
+// the same for every run over the same data.
+func EvalSamples(src TokenSource, seqLen, limit int) ([][]int32, error) {
+	s, err := NewGPTSampler(src, SamplerOptions{SeqLen: seqLen, NoShuffle: true})
+	if err != nil {
+		return nil, fmt.Errorf("eval samples: %w", err)
+	}
+	n := s.SamplesPerEpoch()
+	if limit > 0 && int64(limit) < n {
+		n = int64(limit)
+	}
+	return s.NextBatch(int(n))
+}

@@ -380,3 +380,24 @@ func BenchmarkGPTSamplerBatch(b *testing.B) {
 		}
 	}
 }
+
+func TestEvalSamples(t *testing.T) {
+	src := seqDocs(12)
+	all, err := EvalSamples(src, 5, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream := concat(src)
+	if want := (len(stream) - 1) / 5; len(all) != want {
+		t.Fatalf("%d samples, want one epoch of %d", len(all), want)
+	}
+	for i, s := range all {
+		if !reflect.DeepEqual(s, stream[5*i:5*i+6]) {
+			t.Fatalf("sample %d = %v, want the stream in order", i, s)
+		}
+	}
+	few, _ := EvalSamples(src, 5, 3)
+	if !reflect.DeepEqual(few, all[:3]) {
+		t.Error("limit does not take a prefix")
+	}
+}
