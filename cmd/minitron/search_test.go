@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/prune"
+)
+
+// fakeDistill "trains" by copying the pruned checkpoint and scores it by
+// its parameter count, so the largest candidate must win.
+func fakeDistill(ctx context.Context, teacherDir, studentDir, outDir, data string, steps int) (float64, error) {
+	if err := os.CopyFS(outDir, os.DirFS(studentDir)); err != nil {
+		return 0, err
+	}
+	cfg, err := model.LoadConfig(studentDir)
+	if err != nil {
+		return 0, err
+	}
+	return 1e6 / float64(cfg.ParamCounts().Total), nil
+}
+
+func TestSearchRanksAndKeepsWinner(t *testing.T) {
+	dir, prefix := pruneFixture(t)
+	root := filepath.Dir(dir)
+	scores := filepath.Join(root, "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	old := searchDistill
+	searchDistill = fakeDistill
+	defer func() { searchDistill = old }()
+	out := filepath.Join(root, "search")
+	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: dir, ScoresPath: scores, Data: prefix, Tolerance: 0.1, Steps: 5, MaxCandidates: 3, OutDir: out,
+		Prune: prune.Options{EvalSamples: 2, EvalSeqLen: 8}}, Params: "50K", HeadMode: "per-group", Metric: "auto", Weights: "auto"}
+	var stdout bytes.Buffer
+	if err := runSearch(context.Background(), o, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var res prune.SearchResult
+	b, err := os.ReadFile(filepath.Join(out, "search.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Candidates) != 3 {
+		t.Fatalf("%d candidates, want 3", len(res.Candidates))
+	}
+	var best prune.Candidate
+	for _, c := range res.Candidates {
+		if c.Params > best.Params {
+			best = c
+		}
+		if c.PrunedLoss <= 0 {
+			t.Errorf("%s has no zero-shot loss", c.Name)
+		}
+	}
+	if res.Winner != best.Name {
+		t.Errorf("winner %s, want the largest candidate %s", res.Winner, best.Name)
+	}
+	cfg, err := model.LoadConfig(filepath.Join(out, "winner"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.HiddenSize != best.Target.Hidden || cfg.IntermediateSize != best.Target.FFN || cfg.NumLayers != best.Target.Layers {
+		t.Errorf("winner checkpoint has %d/%d/%d, want %v", cfg.HiddenSize, cfg.IntermediateSize, cfg.NumLayers, best.Target)
+	}
+	md, _ := os.ReadFile(filepath.Join(out, "search.md"))
+	if !strings.Contains(string(md), "| 1 | "+best.Name) {
+		t.Errorf("search.md does not rank the winner first:\n%s", md)
+	}
+	ents, _ := os.ReadDir(out)
+	if len(ents) != 3 {
+		t.Errorf("out has %d entries, want search.json, search.md, winner", len(ents))
+	}
+}
+
+func TestSearchWithoutDistillRefuses(t *testing.T) {
+	old := searchDistill
+	searchDistill = nil
+	defer func() { searchDistill = old }()
+	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: "../../prune/testdata/nemotron-4-15b", Steps: 5, OutDir: t.TempDir()},
+		Params: "8.27e9", HeadMode: "per-group", Metric: "auto", Weights: "auto"}
+	if err := runSearch(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "distill") {
+		t.Errorf("got %v, want a clear no-distillation error", err)
+	}
+}
