@@ -395,13 +395,14 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		if c.boolean("use_regex", true) {
 			sp, _ = newSplitter(GPT2Pattern)
 		}
-		return []preStep{func(words []string, first bool) []string {
+		// HF prepends the space to every piece that reaches this stage
+		// (each stretch between added tokens, or each Split piece).
+		return []preStep{func(words []string, _ bool) []string {
 			var out []string
 			for _, w := range words {
-				if prefix && first && !strings.HasPrefix(w, " ") {
+				if prefix && !strings.HasPrefix(w, " ") {
 					w = " " + w
 				}
-				first = false
 				if sp == nil {
 					out = append(out, byteLevelEncode(w))
 					continue
@@ -610,13 +611,15 @@ func buildDecoder(raw json.RawMessage) ([]decStep, error) {
 				scheme = "always"
 			}
 		}
+		// As HF does: every replacement in the first token vanishes (not
+		// just a leading one) unless the prepend scheme is "never".
 		return []decStep{func(toks []string) []string {
 			for i := range toks {
-				s := strings.ReplaceAll(toks[i], repl, " ")
 				if i == 0 && scheme != "never" {
-					s = strings.TrimPrefix(s, " ")
+					toks[i] = strings.ReplaceAll(toks[i], repl, "")
+				} else {
+					toks[i] = strings.ReplaceAll(toks[i], repl, " ")
 				}
-				toks[i] = s
 			}
 			return toks
 		}}, nil

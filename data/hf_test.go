@@ -1,8 +1,10 @@
 package data
 
 import (
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -89,5 +91,53 @@ func TestLoadTokenizerDir(t *testing.T) {
 	}
 	if _, err := LoadTokenizer(filepath.Join(dir, "nope.json")); err == nil {
 		t.Error("missing file: want error")
+	}
+}
+
+func TestHFByteLevelAddPrefixSpace(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("testdata", "tok", "gpt2-tiny.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := strings.Replace(string(b), `"add_prefix_space": false`, `"add_prefix_space": true`, 1)
+	tok, err := ParseHFTokenizer([]byte(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		text   string
+		want   []int
+		reason string
+	}{
+		{"the", []int{258}, "a space is prepended: ' the' → Ġthe"},
+		{" the", []int{258}, "text already starting with a space gets none"},
+		{"the<tool>the", []int{258, 265, 258}, "HF prepends to every stretch between added tokens"},
+	}
+	for _, c := range cases {
+		if got := tok.Encode(c.text); !slices.Equal(got, c.want) {
+			t.Errorf("Encode(%q) = %v, want %v (%s)", c.text, got, c.want, c.reason)
+		}
+	}
+}
+
+func TestHFBadInput(t *testing.T) {
+	cases := []struct {
+		json, reason string
+	}{
+		{`not json`, "not JSON"},
+		{`{"model":{"type":"WordPiece","vocab":{}}}`, "WordPiece unsupported"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":["a b"]}}`, "merge names a token not in vocab"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":["ab"]}}`, "merge without a space"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[],"byte_fallback":true}}`, "byte_fallback without <0xXX> tokens"},
+		{`{"model":{"type":"BPE","vocab":{"a":-3},"merges":[]}}`, "negative id"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"(?=x)"},"behavior":"Isolated"}}`, "look-ahead regex that is not a known pattern"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"normalizer":{"type":"Precompiled"}}`, "unsupported normalizer"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[],"unk_token":"<unk>"}}`, "unk_token not in vocab"},
+		{`{"model":{"type":"BPE","vocab":{"a":0},"merges":[]},"added_tokens":[{"id":99999999,"content":"x"}]}`, "sparse ids"},
+	}
+	for _, c := range cases {
+		if _, err := ParseHFTokenizer([]byte(c.json)); err == nil {
+			t.Errorf("%s: want error for %s", c.reason, c.json)
+		}
 	}
 }
