@@ -163,7 +163,10 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	}
 	kernels.SetBLASThreads(1)
 
-	ck := &checkpointer{dir: c.Out, keep: c.KeepLast, tokenizerDir: c.StudentDir}
+	ck := &checkpointer{dir: c.Out, keep: c.KeepLast}
+	if st, err := os.Stat(c.StudentDir); err == nil && st.IsDir() {
+		ck.tokenizerDir = c.StudentDir // carry the tokenizer into every checkpoint
+	}
 	var resumeDir string
 	var rstate TrainerState
 	if c.Resume {

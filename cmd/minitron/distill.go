@@ -1,0 +1,258 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+func init() {
+	register(newDistillCmd)
+	register(newTrainCmd)
+}
+
+// TrainOptions are the flags (and YAML keys) of `distill` and `train`.
+type TrainOptions struct {
+	Teacher     string   `yaml:"teacher"`
+	Student     string   `yaml:"student"`
+	Init        string   `yaml:"init"` // checkpoint | random
+	Data        []string `yaml:"data"`
+	Val         []string `yaml:"val"`
+	ValBatches  int      `yaml:"val_batches"`
+	SeqLen      int      `yaml:"seq_len"`
+	MicroBatch  int      `yaml:"micro_batch"`
+	GlobalBatch int      `yaml:"global_batch"`
+	Steps       int      `yaml:"steps"`
+	Tokens      int64    `yaml:"tokens"`
+	LR          float64  `yaml:"lr"`
+	MinLR       float64  `yaml:"min_lr"`
+	Warmup      int      `yaml:"warmup"`
+	WeightDecay float64  `yaml:"weight_decay"`
+	DecayAll    bool     `yaml:"decay_all"`
+	Clip        float64  `yaml:"clip"`
+	CE          float64  `yaml:"ce"`
+	KL          float64  `yaml:"kl"`
+	ReverseKL   float64  `yaml:"reverse_kl"`
+	Temperature float64  `yaml:"temperature"`
+	TopK        int      `yaml:"top_k"`
+	TopKCache   string   `yaml:"top_k_cache"`
+	Seed        uint64   `yaml:"seed"`
+	Out         string   `yaml:"out"`
+	SaveEvery   int      `yaml:"save_every"`
+	KeepLast    int      `yaml:"keep_last"`
+	ValEvery    int      `yaml:"val_every"`
+	LogEvery    int      `yaml:"log_every"`
+	Resume      bool     `yaml:"resume"`
+	SkipNonFin  bool     `yaml:"skip_nonfinite"`
+	Threads     int      `yaml:"threads"`
+	Config      string   `yaml:"-"`
+	JSON        bool     `yaml:"-"`
+}
+
+func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
+	if distilling {
+		f.StringVar(&o.Teacher, "teacher", "", "teacher checkpoint directory (frozen)")
+		f.StringVar(&o.Student, "student", "", "student checkpoint directory (e.g. the pruned model)")
+		f.Float64Var(&o.KL, "kl", 0, "weight of forward KL(teacher‖student) (default 1 when no loss is set)")
+		f.Float64Var(&o.ReverseKL, "reverse-kl", 0, "weight of reverse KL(student‖teacher)")
+		f.Float64Var(&o.Temperature, "temperature", 1, "softmax temperature τ of the KL losses")
+		f.IntVar(&o.TopK, "top-k", 0, "distil on the teacher's top-k logits only (0: all)")
+		f.StringVar(&o.TopKCache, "top-k-cache", "", "directory caching the teacher's top-k logits (computed once)")
+		f.Float64Var(&o.CE, "ce", 0, "weight of cross-entropy on the labels")
+	} else {
+		f.StringVar(&o.Student, "model", "", "checkpoint directory to fine-tune, or (with --init random) a config.json or checkpoint dir giving the architecture")
+		f.StringVar(&o.Init, "init", "checkpoint", "checkpoint (continue from the weights) or random")
+	}
+	f.StringSliceVar(&o.Data, "data", nil, "training data: Megatron indexed dataset prefix(es), blended equally")
+	f.StringSliceVar(&o.Val, "val", nil, "validation data prefix(es)")
+	f.IntVar(&o.ValBatches, "val-batches", 8, "micro-batches per validation")
+	f.IntVar(&o.SeqLen, "seq-len", 0, "tokens per sample (required)")
+	f.IntVar(&o.MicroBatch, "micro-batch", 0, "samples per forward/backward pass (required)")
+	f.IntVar(&o.GlobalBatch, "global-batch", 0, "samples per optimizer step, a multiple of --micro-batch (default: micro-batch)")
+	f.IntVar(&o.Steps, "steps", 0, "optimizer steps")
+	f.Int64Var(&o.Tokens, "tokens", 0, "train on this many tokens (instead of --steps)")
+	f.Float64Var(&o.LR, "lr", 2e-4, "peak learning rate")
+	f.Float64Var(&o.MinLR, "min-lr", 4.5e-7, "learning rate at the end of the cosine decay")
+	f.IntVar(&o.Warmup, "warmup", 0, "linear warmup steps")
+	f.Float64Var(&o.WeightDecay, "weight-decay", 0.01, "decoupled (AdamW) weight decay")
+	f.BoolVar(&o.DecayAll, "decay-all", false, "also decay norms, biases and embeddings (default: excluded)")
+	f.Float64Var(&o.Clip, "clip", 1, "max global gradient norm (0: no clipping)")
+	f.Uint64Var(&o.Seed, "seed", 1234, "seed for data order and initialisation")
+	f.StringVar(&o.Out, "out", "", "output directory: checkpoints/, metrics.jsonl (required)")
+	f.IntVar(&o.SaveEvery, "save-every", 0, "steps between checkpoints (0: only at the end)")
+	f.IntVar(&o.KeepLast, "keep-last", 3, "checkpoints to keep (0: all)")
+	f.IntVar(&o.ValEvery, "val-every", 0, "steps between validations (0: only at the end)")
+	f.IntVar(&o.LogEvery, "log-every", 1, "steps between metric lines")
+	f.BoolVar(&o.Resume, "resume", false, "continue from the latest checkpoint in --out")
+	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
+	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
+	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
+	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
+}
+
+// applyConfigFile loads o.Config into o, then re-applies the flags set on
+// the command line so they win over the file.
+func applyConfigFile(f *pflag.FlagSet, o *TrainOptions) error {
+	if o.Config == "" {
+		return nil
+	}
+	changed := map[string]string{}
+	f.Visit(func(fl *pflag.Flag) {
+		if sv, ok := fl.Value.(pflag.SliceValue); ok {
+			changed[fl.Name] = strings.Join(sv.GetSlice(), ",")
+		} else {
+			changed[fl.Name] = fl.Value.String()
+		}
+	})
+	b, err := os.ReadFile(o.Config)
+	if err != nil {
+		return err
+	}
+	dec := yaml.NewDecoder(strings.NewReader(string(b)))
+	dec.KnownFields(true)
+	if err := dec.Decode(o); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", o.Config, err)
+	}
+	for name, v := range changed {
+		if sv, ok := f.Lookup(name).Value.(pflag.SliceValue); ok {
+			if err := sv.Replace(strings.Split(v, ",")); err != nil {
+				return err
+			}
+			continue
+		}
+		if err := f.Set(name, v); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config, error) {
+	c := distill.Config{
+		Data: o.Data, Val: o.Val, ValBatches: o.ValBatches, SeqLen: o.SeqLen, MicroBatch: o.MicroBatch,
+		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
+		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
+		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
+		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true,
+		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
+	}
+	if c.Clip == 0 {
+		c.Clip = -1 // the library's 0 means "default 1"
+	}
+	if o.Student == "" {
+		if distilling {
+			return c, errors.New("--student is required")
+		}
+		return c, errors.New("--model is required")
+	}
+	c.StudentDir = o.Student
+	if distilling {
+		if o.Teacher == "" {
+			return c, errors.New("--teacher is required")
+		}
+		c.TeacherDir = o.Teacher
+		return c, nil
+	}
+	c.Losses = distill.Losses{CE: 1}
+	switch o.Init {
+	case "checkpoint", "":
+	case "random":
+		c.RandomInit = true
+	default:
+		return c, fmt.Errorf("--init %q: want checkpoint or random", o.Init)
+	}
+	return c, nil
+}
+
+func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
+	if err := applyConfigFile(cmd.Flags(), o); err != nil {
+		return err
+	}
+	c, err := o.config(distilling, cmd.ErrOrStderr())
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	defer stop()
+	res, err := distill.Run(ctx, c)
+	if err != nil {
+		return err
+	}
+	w := cmd.OutOrStdout()
+	if o.JSON {
+		out := map[string]any{"steps": res.Steps, "tokens": res.Tokens, "loss": res.Loss,
+			"tokens_per_s": res.TokensPerS, "checkpoint": res.Checkpoint, "interrupted": res.Interrupted}
+		if !math.IsNaN(res.ValLoss) {
+			out["val_loss"] = res.ValLoss
+		}
+		b, _ := json.Marshal(out)
+		fmt.Fprintf(w, "%s\n", b)
+		return nil
+	}
+	if res.Interrupted {
+		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted at step %d; resume with --resume\n", res.Steps)
+	}
+	fmt.Fprintf(w, "steps %d  tokens %d  loss %.4f", res.Steps, res.Tokens, res.Loss)
+	if !math.IsNaN(res.ValLoss) {
+		fmt.Fprintf(w, "  val loss %.4f", res.ValLoss)
+	}
+	fmt.Fprintf(w, "  %.0f tokens/s\ncheckpoint %s\n", res.TokensPerS, res.Checkpoint)
+	return nil
+}
+
+func newDistillCmd() *cobra.Command {
+	o := &TrainOptions{}
+	cmd := &cobra.Command{
+		Use:   "distill",
+		Short: "Retrain a (pruned) student by logit distillation from a frozen teacher",
+		Long: `Distil a student from a frozen teacher on a token stream: forward KL(teacher‖student) at
+temperature τ by default (the paper's best setting), optionally mixed with cross-entropy on the
+labels and reverse KL, optionally on the teacher's top-k logits (cached on disk with
+--top-k-cache). AdamW with decoupled weight decay, global-norm clipping, linear warmup then cosine
+decay from --lr to --min-lr, gradient accumulation (--global-batch / --micro-batch micro-steps).
+Teacher and student must share the vocabulary.
+
+Writes --out/metrics.jsonl (one JSON line per step: step, lr, loss, kl, ce, grad_norm,
+tokens_per_s, val_loss) and --out/checkpoints/step-NNNNNNN (a Hugging Face checkpoint plus
+optimizer.bin and trainer_state.json; --out/checkpoints/latest names the newest). --resume
+continues from it with exactly the losses of an uninterrupted run; Ctrl-C writes a checkpoint
+and exits 0. Settings may come from a YAML file (--config, snake_case keys); flags win.`,
+		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
+      --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
+  minitron distill --config run.yaml --steps 100      # flags override the file
+  minitron distill --config run.yaml --resume`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runTraining(cmd, o, true) },
+	}
+	addTrainFlags(cmd.Flags(), o, true)
+	return cmd
+}
+
+func newTrainCmd() *cobra.Command {
+	o := &TrainOptions{}
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "Train or fine-tune a model with cross-entropy (same loop as distill)",
+		Long: `Train a model on a token stream with cross-entropy on the next token: fine-tune a checkpoint
+(e.g. the paper's teacher correction before distillation) or train an architecture from random
+initialisation (--init random; --model is then a config.json or a checkpoint directory whose
+config is used). Optimizer, schedule, checkpoints, metrics, --resume and --config work as in
+'minitron distill'.`,
+		Example: `  minitron train --model ./teacher --data data/corpus_train --seq-len 256 --micro-batch 8 --steps 200 --lr 1e-4 --out runs/corrected
+  minitron train --model arch/config.json --init random --data data/corpus_train --seq-len 256 --micro-batch 16 --tokens 20000000 --lr 1e-3 --warmup 100 --out runs/scratch`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error { return runTraining(cmd, o, false) },
+	}
+	addTrainFlags(cmd.Flags(), o, false)
+	return cmd
+}
