@@ -274,3 +274,57 @@ func TestSharedContextEqualsFullForward(t *testing.T) {
 		}
 	}
 }
+
+// TestHandScoredItems runs the golden items through the full task path and
+// checks acc and acc_norm against values worked out by hand from the
+// reference log-likelihoods in golden.json:
+//
+//	hellaswag  ll −277.56 −206.57 −211.96 −113.66, lengths 50 37 41 23 chars
+//	           → per char −5.55 −5.58 −5.17 −4.94: pred 3, pred_norm 3, gold 0
+//	arc_easy   ll −40.45 −28.94 −33.96 −54.37, lengths 6 7 7 8
+//	           → −6.74 −4.13 −4.85 −6.80: pred 1, pred_norm 1, gold 1
+//	arc_chall. ll −48.12 −43.49 −54.11 −38.09, lengths 9 8 8 7
+//	           → −5.35 −5.44 −6.76 −5.44: pred 3, pred_norm 0, gold 1
+//	mmlu       ll −7.00 −7.91 −9.15 −8.87 (one letter each): pred 0, gold 1
+func TestHandScoredItems(t *testing.T) {
+	lm, tok := loadTiny(t)
+	r := &Runner{LM: lm, Enc: Encoder{Tok: tok}}
+	cases := []struct {
+		task           string
+		pred, predNorm int
+		acc, accNorm   float64
+		choiceChars    []int
+	}{
+		{"hellaswag", 3, 3, 0, 0, []int{50, 37, 41, 23}},
+		{"arc_easy", 1, 1, 1, 1, []int{6, 7, 7, 8}},
+		{"arc_challenge", 3, 0, 0, 0, []int{9, 8, 8, 7}},
+		{"mmlu", 0, 0, 0, 0, []int{1, 1, 1, 1}},
+	}
+	for _, c := range cases {
+		var gc goldenCase
+		for _, g := range goldenCases {
+			if g.Task == c.task {
+				gc = g
+			}
+		}
+		tk := mustLoad(t, gc.Task, gc.Path, TaskOptions{Shots: gc.Shots})
+		d := tk.Docs[gc.Doc]
+		for i, n := range c.choiceChars {
+			if got := len([]rune(d.Choices[i])); got != n {
+				t.Errorf("%s choice %d: %d characters, want %d", c.task, i, got, n)
+			}
+		}
+		tk.Docs = []Doc{d}
+		res, err := r.Run(tk)
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := res.Items[0]
+		if o.Pred != c.pred || o.PredNrm != c.predNorm || o.Acc != c.acc || o.AccNorm != c.accNorm {
+			t.Errorf("%s: pred %d/%d acc %v/%v, want %d/%d %v/%v", c.task, o.Pred, o.PredNrm, o.Acc, o.AccNorm, c.pred, c.predNorm, c.acc, c.accNorm)
+		}
+		if m, _ := res.Metric("acc"); m.Value != c.acc {
+			t.Errorf("%s: task acc %v", c.task, m.Value)
+		}
+	}
+}
