@@ -4,8 +4,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
+	"os"
 	"strings"
 
+	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/prune"
 	"github.com/spf13/cobra"
@@ -21,11 +24,36 @@ type SearchOptions struct {
 	Metric   string
 	Weights  string
 	DType    string
+	// distillation of each candidate
+	SeqLen, MicroBatch, GlobalBatch, Warmup, ValBatches int
+	LR                                                  float64
 }
 
-// searchDistill is the distillation used by `search`; the distill package
-// sets it when it is linked in (see search_distill.go).
+// searchDistill, when set (tests), replaces the distillation of candidates.
 var searchDistill prune.DistillFunc
+
+// distillFunc distills a candidate with distill.Run: logit KL from the
+// teacher, validated on the data's _val split (the same batches for every
+// candidate), and returns the validation LM loss.
+func distillFunc(o *SearchOptions) prune.DistillFunc {
+	return func(ctx context.Context, teacherDir, studentDir, outDir, prefix string, steps int) (float64, error) {
+		trainP, valP := prefix+"_train", prefix+"_val"
+		if _, err := os.Stat(trainP + ".idx"); err != nil {
+			trainP = prefix
+		}
+		res, err := distill.Run(ctx, distill.Config{StudentDir: studentDir, TeacherDir: teacherDir,
+			Data: []string{trainP}, Val: []string{valP}, ValBatches: o.ValBatches,
+			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
+			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir})
+		if err != nil {
+			return 0, err
+		}
+		if math.IsNaN(res.ValLoss) {
+			return 0, fmt.Errorf("no validation loss (is there a %s split?)", valP)
+		}
+		return res.ValLoss, nil
+	}
+}
 
 func newSearchCmd() *cobra.Command {
 	o := &SearchOptions{}
@@ -36,7 +64,9 @@ func newSearchCmd() *cobra.Command {
 whose parameter count is within --params ± --tolerance (nearest first, at most
 --max-candidates), prune each from the teacher with the scores file, distill each briefly
 (--steps; the paper used ~400 and found rankings stable after ~300), rank by validation loss
-after distillation, and write OUT/search.md and OUT/search.json (also listing the zero-shot
+after distillation (distill.Run: forward KL on logits from the teacher, --seq-len,
+--micro-batch, --lr with a cosine schedule; validation on the data's _val split, the same
+batches for every candidate), and write OUT/search.md and OUT/search.json (also listing the zero-shot
 loss right after pruning) and the winner's distilled checkpoint in OUT/winner.
 
 Grids (defaults): layers from the teacher's down to 3/4 (step 1, or L/16 above 16 layers);
@@ -73,6 +103,12 @@ two ≤ width/32, at most 256 (Nemotron-4 15B: hidden step 128, FFN step 256).
 	f.IntVar(&o.Prune.EvalSamples, "eval-samples", 16, "held-out samples for the zero-shot loss after pruning")
 	f.StringVar(&o.DType, "dtype", "", "dtype of the pruned checkpoints (default: the teacher's)")
 	f.StringVar(&o.Weights, "weights", "auto", "weights in memory: auto, resident or streaming")
+	f.IntVar(&o.SeqLen, "seq-len", 256, "distillation sequence length")
+	f.IntVar(&o.MicroBatch, "micro-batch", 4, "distillation micro-batch")
+	f.IntVar(&o.GlobalBatch, "global-batch", 0, "distillation global batch (default: the micro-batch)")
+	f.Float64Var(&o.LR, "lr", 2e-4, "peak distillation learning rate (cosine schedule to the paper's 4.5e-7)")
+	f.IntVar(&o.Warmup, "warmup", 0, "warmup steps")
+	f.IntVar(&o.ValBatches, "val-batches", 8, "validation micro-batches per candidate")
 	f.BoolVar(&o.KeepAll, "keep-all", false, "keep every candidate's pruned and distilled checkpoints")
 	f.BoolVar(&o.DryRun, "dry-run", false, "list candidates and parameter counts; needs only config.json")
 	_ = cmd.MarkFlagRequired("model")
@@ -100,10 +136,8 @@ func runSearch(ctx context.Context, o *SearchOptions, stdout, stderr io.Writer) 
 	o.Prune.LayerMetric = prune.LayerMetric(strings.ToLower(o.Metric))
 	o.Prune.EvalSeed = 7
 	o.Log = stderr
-	if !o.DryRun {
-		if searchDistill == nil {
-			return fmt.Errorf("search: this build has no distillation loop yet (package distill); use --dry-run to list candidates")
-		}
+	o.Distill = distillFunc(o)
+	if searchDistill != nil {
 		o.Distill = searchDistill
 	}
 	res, err := prune.Search(ctx, o.SearchOptions)

@@ -83,14 +83,3 @@ func TestSearchRanksAndKeepsWinner(t *testing.T) {
 		t.Errorf("out has %d entries, want search.json, search.md, winner", len(ents))
 	}
 }
-
-func TestSearchWithoutDistillRefuses(t *testing.T) {
-	old := searchDistill
-	searchDistill = nil
-	defer func() { searchDistill = old }()
-	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: "../../prune/testdata/nemotron-4-15b", Steps: 5, OutDir: t.TempDir()},
-		Params: "8.27e9", HeadMode: "per-group", Metric: "auto", Weights: "auto"}
-	if err := runSearch(context.Background(), o, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "distill") {
-		t.Errorf("got %v, want a clear no-distillation error", err)
-	}
-}
