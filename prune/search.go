@@ -283,7 +283,8 @@ func (r *SearchResult) Markdown() string {
 	ranked := r.Winner != ""
 	if ranked {
 		sort.SliceStable(cands, func(i, j int) bool { return cands[i].Rank < cands[j].Rank })
-		fmt.Fprintf(&b, "%d distillation steps per candidate. Winner: **%s** (%s).\n\n", r.Steps, r.Winner, r.WinnerDir)
+		fmt.Fprintf(&b, "%d distillation steps per candidate. Winner: **%s** (%s).\n", r.Steps, r.Winner, r.WinnerDir)
+		b.WriteString("Pruned loss: held-out loss right after pruning (prune's eval samples); distilled loss: the distillation's validation loss, which ranks.\n\n")
 		b.WriteString("| rank | candidate | layers | hidden | heads | kv | ffn | params | pruned loss | distilled loss |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	} else {
 		b.WriteString("| candidate | layers | hidden | heads | kv | ffn | params |\n|---|---:|---:|---:|---:|---:|---:|\n")

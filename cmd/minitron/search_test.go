@@ -83,3 +83,37 @@ func TestSearchRanksAndKeepsWinner(t *testing.T) {
 		t.Errorf("out has %d entries, want search.json, search.md, winner", len(ents))
 	}
 }
+
+// The real distillation path: two candidates, three steps each.
+func TestSearchWithDistillRun(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs distill.Run per candidate")
+	}
+	dir, prefix := pruneFixture(t)
+	root := filepath.Dir(dir)
+	scores := filepath.Join(root, "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "search")
+	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: dir, ScoresPath: scores, Data: prefix, Tolerance: 0.1, Steps: 3, MaxCandidates: 2, OutDir: out,
+		Prune: prune.Options{EvalSamples: 2, EvalSeqLen: 8}}, Params: "50K", HeadMode: "per-group", Metric: "auto", Weights: "auto",
+		SeqLen: 16, MicroBatch: 2, LR: 1e-3, ValBatches: 2}
+	var stdout bytes.Buffer
+	if err := runSearch(context.Background(), o, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(out, "search.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res prune.SearchResult
+	json.Unmarshal(b, &res)
+	for _, c := range res.Candidates {
+		if c.Err != "" || !(c.DistilledLoss > 0) {
+			t.Errorf("%s: distilled loss %v, error %q", c.Name, c.DistilledLoss, c.Err)
+		}
+	}
+	t.Log(stdout.String())
+}
