@@ -185,3 +185,19 @@ func TestGenerationConfigEOS(t *testing.T) {
 		t.Error("a malformed eos_token_id must fail")
 	}
 }
+
+func FuzzReadGenerationEOS(f *testing.F) {
+	for _, s := range []string{`{"eos_token_id": 2}`, `{"eos_token_id": [1, 2]}`, `{}`, `[]`, `{"eos_token_id": null}`, `{"eos_token_id": "2"}`, `nul`} {
+		f.Add([]byte(s))
+	}
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(filepath.Join(dir, "generation_config.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ids, err := ReadGenerationEOS(dir)
+		if err != nil && ids != nil {
+			t.Fatal("ids returned with an error")
+		}
+	})
+}

@@ -148,3 +148,23 @@ func TestBenchForwardJSON(t *testing.T) {
 		t.Error("unknown arch must fail")
 	}
 }
+
+func FuzzParseIDs(f *testing.F) {
+	for _, s := range []string{"1,2,3", " 4 , 5", "", ",,", "-1", "x", "99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ids, err := parseIDs(s)
+		if err != nil {
+			return
+		}
+		if len(ids) == 0 {
+			t.Fatal("no error but no ids")
+		}
+		for _, v := range ids {
+			if v < 0 {
+				t.Fatalf("negative id %d accepted from %q", v, s)
+			}
+		}
+	})
+}
