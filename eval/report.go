@@ -20,6 +20,23 @@ type ModelReport struct {
 	EmbedParams  int64         `json:"embedding_params"`
 	NonEmbParams int64         `json:"non_embedding_params"`
 	Tasks        []*TaskResult `json:"tasks"`
+	// PPL are perplexity measurements, keyed by the name of their source.
+	PPL []NamedPPL `json:"perplexity,omitempty"`
+}
+
+// NamedPPL is a perplexity result under a short name (e.g. "opticks").
+type NamedPPL struct {
+	Name string `json:"name"`
+	*PPLResult
+}
+
+func (m *ModelReport) ppl(name string) *PPLResult {
+	for _, p := range m.PPL {
+		if p.Name == name {
+			return p.PPLResult
+		}
+	}
+	return nil
 }
 
 // SetParams fills the parameter counts from cfg.
@@ -100,6 +117,19 @@ func pct(m Metric) string {
 	return fmt.Sprintf("%.1f ± %.1f", 100*m.Value, 100*m.Stderr)
 }
 
+// pplOrder is the union of the models' perplexity sources.
+func (r *Report) pplOrder() []string {
+	var out []string
+	for _, m := range r.Models {
+		for _, p := range m.PPL {
+			if !containsStr(out, p.Name) {
+				out = append(out, p.Name)
+			}
+		}
+	}
+	return out
+}
+
 // taskOrder is the union of the models' tasks in first-seen order.
 func (r *Report) taskOrder() []string {
 	seen := map[string]bool{}
@@ -129,16 +159,27 @@ func (r *Report) Markdown() string {
 			shots[t.Task], ns[t.Task] = t.Shots, t.N
 		}
 	}
+	ppls := r.pplOrder()
 	b.WriteString("## Summary\n\n")
 	b.WriteString("| Model | Params | Non-embedding |")
+	for _, p := range ppls {
+		fmt.Fprintf(&b, " %s bits/byte |", p)
+	}
 	for _, t := range tasks {
 		fmt.Fprintf(&b, " %s (%d-shot) |", t, shots[t])
 	}
 	b.WriteString("\n|---|---:|---:|")
-	b.WriteString(strings.Repeat("---:|", len(tasks)))
+	b.WriteString(strings.Repeat("---:|", len(ppls)+len(tasks)))
 	b.WriteString("\n")
 	for _, m := range r.Models {
 		fmt.Fprintf(&b, "| %s | %s | %s |", m.Name, HumanCount(m.Params), HumanCount(m.NonEmbParams))
+		for _, pn := range ppls {
+			if p := m.ppl(pn); p != nil {
+				fmt.Fprintf(&b, " %.4f |", p.BitsPerByte)
+			} else {
+				b.WriteString(" — |")
+			}
+		}
 		for _, tn := range tasks {
 			t := m.Task(tn)
 			if t == nil {
@@ -150,7 +191,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nScores in percent ± standard error. Headline metric: acc_norm for hellaswag and arc, acc for winogrande and mmlu (size-weighted over subjects), strict-match exact match for gsm8k.")
+	b.WriteString("\nScores in percent ± standard error (bits per byte: lower is better). Headline metric: acc_norm for hellaswag and arc, acc for winogrande and mmlu (size-weighted over subjects), strict-match exact match for gsm8k.")
 	if r.Limit > 0 {
 		fmt.Fprintf(&b, " Limited to the first %d items per task (per subject for mmlu).", r.Limit)
 	}
@@ -195,6 +236,35 @@ func (r *Report) Markdown() string {
 				}
 			}
 			b.WriteString("\n")
+		}
+	}
+	if len(ppls) > 0 {
+		b.WriteString("\n## Perplexity\n\n| Source | Metric |")
+		for _, m := range r.Models {
+			fmt.Fprintf(&b, " %s |", m.Name)
+		}
+		b.WriteString("\n|---|---|" + strings.Repeat("---:|", len(r.Models)) + "\n")
+		rows := []struct {
+			name string
+			get  func(p *PPLResult) float64
+		}{
+			{"token loss (nats)", func(p *PPLResult) float64 { return p.TokenLoss }},
+			{"token perplexity", func(p *PPLResult) float64 { return p.TokenPerplexity }},
+			{"word perplexity", func(p *PPLResult) float64 { return p.WordPerplexity }},
+			{"bits per byte", func(p *PPLResult) float64 { return p.BitsPerByte }},
+		}
+		for _, pn := range ppls {
+			for _, row := range rows {
+				fmt.Fprintf(&b, "| %s | %s |", pn, row.name)
+				for _, m := range r.Models {
+					if p := m.ppl(pn); p != nil {
+						fmt.Fprintf(&b, " %.4f |", row.get(p))
+					} else {
+						b.WriteString(" — |")
+					}
+				}
+				b.WriteString("\n")
+			}
 		}
 	}
 	// MMLU subjects, when present.

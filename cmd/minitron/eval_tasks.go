@@ -21,6 +21,8 @@ type EvalTasksOptions struct {
 	Names     []string
 	Tokenizer string
 	Tasks     []string
+	PPL       []string
+	PPLSeqLen int
 	FewShot   []string
 	Shots     int
 	Limit     int
@@ -54,7 +56,7 @@ Several --model flags give one table, the first model being the reference for th
 		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
   minitron eval tasks --model runs/teacher --model runs/student \
       --task arc_easy=ARC-Easy-Test.jsonl --task mmlu=mmlu/data --task gsm8k=gsm8k/test.jsonl \
-      --limit 50 --out report.md`,
+      --ppl opticks=$(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --limit 50 --out report.md`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEvalTasks(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -65,6 +67,8 @@ Several --model flags give one table, the first model being the reference for th
 	f.StringArrayVar(&o.Names, "name", nil, "label of each --model in tables (default: directory name)")
 	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer file or directory (default: each model's own)")
 	f.StringArrayVar(&o.Tasks, "task", nil, "NAME=PATH of a task file (repeatable; required)")
+	f.StringArrayVar(&o.PPL, "ppl", nil, "NAME=FILE: also report token loss, word perplexity and bits per byte of a text file")
+	f.IntVar(&o.PPLSeqLen, "ppl-seq-len", 0, "window of --ppl (default: the model's window, at most 1024)")
 	f.StringArrayVar(&o.FewShot, "fewshot", nil, "NAME=PATH of a task's few-shot examples (default: see above)")
 	f.IntVar(&o.Shots, "shots", -1, "few-shot examples per prompt (default: the task's: mmlu 5, gsm8k 5, others 0)")
 	f.IntVar(&o.Limit, "limit", 0, "evaluate only the first N items of each task (per subject for mmlu)")
@@ -74,7 +78,6 @@ Several --model flags give one table, the first model being the reference for th
 	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	_ = cmd.MarkFlagRequired("model")
-	_ = cmd.MarkFlagRequired("task")
 	return cmd
 }
 
@@ -131,9 +134,24 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	if len(o.Names) > 0 && len(o.Names) != len(o.Models) {
 		return fmt.Errorf("--name given %d times for %d --model flags", len(o.Names), len(o.Models))
 	}
+	if len(o.Tasks) == 0 && len(o.PPL) == 0 {
+		return fmt.Errorf("nothing to evaluate: give --task NAME=PATH (and/or --ppl NAME=FILE)")
+	}
 	specs, err := parseNamed("task", o.Tasks)
 	if err != nil {
 		return err
+	}
+	pplSpecs, err := parseNamed("ppl", o.PPL)
+	if err != nil {
+		return err
+	}
+	pplTexts := make([]string, len(pplSpecs))
+	for i, p := range pplSpecs {
+		b, err := os.ReadFile(p[1])
+		if err != nil {
+			return fmt.Errorf("--ppl %s: %w", p[0], err)
+		}
+		pplTexts[i] = string(b)
 	}
 	fs, err := parseNamed("fewshot", o.FewShot)
 	if err != nil {
@@ -168,6 +186,20 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 			lm.EOS = append(append([]int{}, m.EOS...), e)
 		}
 		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: o.Batch, Progress: true}
+		for i, p := range pplSpecs {
+			sl := o.PPLSeqLen
+			if sl == 0 {
+				sl = min(lm.MaxLength(), 1024)
+			}
+			res, err := eval.TextPerplexity(lm, r.Enc, []string{pplTexts[i]}, eval.PPLOptions{SeqLen: sl, Batch: o.Batch, Progress: true})
+			if err != nil {
+				m.Close()
+				return fmt.Errorf("--ppl %s on %s: %w", p[0], dir, err)
+			}
+			res.Source = p[1]
+			mr.PPL = append(mr.PPL, eval.NamedPPL{Name: p[0], PPLResult: res})
+			fmt.Fprintf(stderr, "%s  %-13s tokens=%d token_loss %.4f bits/byte %.4f\n", mr.Name, p[0], res.Tokens, res.TokenLoss, res.BitsPerByte)
+		}
 		for _, t := range tasks {
 			res, err := r.Run(t)
 			if err != nil {
@@ -175,8 +207,8 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s on %s: %w", t.Name, dir, err)
 			}
 			mr.Tasks = append(mr.Tasks, res)
-			if h, ok := res.Metrics[0], true; ok {
-				fmt.Fprintf(stderr, "%s  %-13s n=%-5d %s %.4f\n", mr.Name, t.Name, res.N, h.Name, h.Value)
+			for _, x := range res.Metrics {
+				fmt.Fprintf(stderr, "%s  %-13s n=%-5d %s %.4f\n", mr.Name, t.Name, res.N, x.Name, x.Value)
 			}
 		}
 		m.Close()

@@ -44,7 +44,8 @@ func TestEvalTasksCompare(t *testing.T) {
 	got, err := runCLI(t, "eval", "tasks", "--model", m, "--model", m, "--name", "teacher", "--name", "student",
 		"--task", task("hellaswag", "hellaswag.jsonl"), "--task", task("winogrande", "winogrande.jsonl"),
 		"--task", task("arc_challenge", "arc_challenge_hf.jsonl"), "--task", task("mmlu", "mmlu"),
-		"--task", task("gsm8k", "gsm8k/test.jsonl"), "--limit", "2", "--batch", "2", "--out", out)
+		"--task", task("gsm8k", "gsm8k/test.jsonl"), "--ppl", "wino="+filepath.Join(evalFixtures, "tasks", "winogrande.jsonl"), "--ppl-seq-len", "64",
+		"--limit", "2", "--batch", "2", "--out", out)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, got)
 	}
@@ -52,7 +53,7 @@ func TestEvalTasksCompare(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"| teacher | 39.1K | 18.6K |", "| student | 39.1K |", "mmlu (5-shot)", "gsm8k (5-shot)", "Δ student"} {
+	for _, want := range []string{"| teacher | 39.1K | 18.6K |", "| student | 39.1K |", "mmlu (5-shot)", "gsm8k (5-shot)", "Δ student", "wino bits/byte", "| wino | bits per byte |"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
