@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -148,6 +149,33 @@ var palette = []color.Color{
 	color.RGBA{23, 190, 207, 255},
 }
 
+// ema smooths y with an exponential moving average (TensorBoard style,
+// debiased at the start).
+func ema(pts plotter.XYs, beta float64) plotter.XYs {
+	out := make(plotter.XYs, len(pts))
+	var m, w float64
+	for i, p := range pts {
+		m = beta*m + (1-beta)*p.Y
+		w = beta*w + (1 - beta)
+		out[i] = plotter.XY{X: p.X, Y: m / w}
+	}
+	return out
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros
+// (steps read 100, not 100.00).
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
+}
+
 // PlotOptions style a loss plot.
 type PlotOptions struct {
 	Title string
@@ -157,7 +185,8 @@ type PlotOptions struct {
 	LogY bool
 }
 
-// PlotCurves draws the runs' training loss (left) and validation loss
+// PlotCurves draws the runs' training loss (left; with more than 50 points
+// the raw curve is drawn faint under a moving average) and validation loss
 // (right) side by side, one colour per run, and writes a PNG to out
 // atomically. Without any validation points the training panel fills the
 // image.
@@ -184,6 +213,7 @@ func PlotCurves(curves []*Curve, out string, o PlotOptions) error {
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		}
+		p.X.Tick.Marker = plainTicks{}
 		p.Add(plotter.NewGrid())
 		p.Legend.Top = true
 		for i, c := range curves {
@@ -194,11 +224,25 @@ func PlotCurves(curves []*Curve, out string, o PlotOptions) error {
 			if len(pts) == 0 {
 				continue
 			}
+			col := palette[i%len(palette)]
+			if !val && len(pts) > 50 {
+				// Noisy per-step losses: the raw curve faint, an
+				// exponential moving average on top.
+				raw, err := plotter.NewLine(pts)
+				if err != nil {
+					return nil, fmt.Errorf("plot %s: %w", c.Name, err)
+				}
+				r, g, b, _ := col.RGBA()
+				raw.Color = color.NRGBA{uint8(r >> 8), uint8(g >> 8), uint8(b >> 8), 70}
+				raw.Width = vg.Points(0.8)
+				p.Add(raw)
+				pts = ema(pts, 0.9)
+			}
 			l, err := plotter.NewLine(pts)
 			if err != nil {
 				return nil, fmt.Errorf("plot %s: %w", c.Name, err)
 			}
-			l.Color = palette[i%len(palette)]
+			l.Color = col
 			l.Width = vg.Points(1.5)
 			p.Add(l)
 			p.Legend.Add(c.Name, l)

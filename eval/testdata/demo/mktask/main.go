@@ -2,7 +2,10 @@
 // prediction on the held-out documents of a Megatron dataset (decoded with
 // its tokenizer), built by internal/reproduce.NextLineTask.
 //
-//	go run ./eval/testdata/demo/mktask DATA_PREFIX_val TOKENIZER N OUT.jsonl
+//	go run ./eval/testdata/demo/mktask DATA_PREFIX_val TOKENIZER N OUT.jsonl [TEXT_OUT]
+//
+// With TEXT_OUT it also writes the decoded documents (blank-line separated)
+// for `eval ppl --text` / `eval tasks --ppl`.
 package main
 
 import (
@@ -22,8 +25,8 @@ func main() {
 }
 
 func run(args []string) error {
-	if len(args) != 4 {
-		return fmt.Errorf("usage: mktask DATA_PREFIX TOKENIZER N OUT.jsonl")
+	if len(args) != 4 && len(args) != 5 {
+		return fmt.Errorf("usage: mktask DATA_PREFIX TOKENIZER N OUT.jsonl [TEXT_OUT]")
 	}
 	ds, err := data.OpenIndexed(args[0])
 	if err != nil {
@@ -49,6 +52,18 @@ func run(args []string) error {
 			ids[j] = int(t)
 		}
 		docs = append(docs, reproduce.Document{Name: fmt.Sprintf("%s#%d", args[0], i), Text: tok.Decode(ids)})
+	}
+	if len(args) == 5 {
+		var text []byte
+		for i, d := range docs {
+			if i > 0 {
+				text = append(text, "\n\n"...)
+			}
+			text = append(text, d.Text...)
+		}
+		if err := os.WriteFile(args[4], text, 0o644); err != nil {
+			return err
+		}
 	}
 	items, err := reproduce.NextLineTask(docs, n, 2, 4, 1, "Opticks")
 	if err != nil {
