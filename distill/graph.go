@@ -18,6 +18,7 @@ type Param struct {
 	Shape   []int
 	Data    []float32
 	NoDecay bool // norms, biases and embeddings (excluded from weight decay on request)
+	Aux     bool // trained with the student but not part of its checkpoint (the intermediate-loss projection)
 
 	node *G.Node
 	grad *G.Node
@@ -52,6 +53,9 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 	if err := losses.validate(); err != nil {
 		return nil, err
 	}
+	if len(losses.Intermediate) > 0 && losses.TeacherHidden <= 0 {
+		return nil, fmt.Errorf("intermediate-state loss without the teacher's hidden size")
+	}
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("micro-batch %d and sequence length %d must be positive", batch, seq)
 	}
@@ -75,8 +79,12 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 		}
 	}
 	s := &Student{Cfg: cfg, Batch: batch, Seq: seq, byName: map[string]*Param{}}
+	var aux []model.TensorInfo
+	if len(losses.Intermediate) > 0 {
+		aux = append(aux, model.TensorInfo{Name: isProjName, Shape: []int{losses.TeacherHidden, cfg.HiddenSize}})
+	}
 	total := 0
-	for _, ti := range infos {
+	for _, ti := range append(infos, aux...) {
 		total += ti.NumElements()
 	}
 	s.arena = make([]float32, total)
@@ -95,6 +103,18 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 		}
 		if err := src.ReadF32(ti.Name, p.Data); err != nil {
 			return nil, fmt.Errorf("student weights: %w", err)
+		}
+		s.Params = append(s.Params, p)
+		s.byName[p.Name] = p
+	}
+	for _, ti := range aux {
+		n := ti.NumElements()
+		p := &Param{Name: ti.Name, Shape: ti.Shape, Data: s.arena[off : off+n : off+n], Aux: true}
+		off += n
+		// Identity on the shared leading channels: a pruned student's
+		// channels start aligned with the teacher's.
+		for i := 0; i < min(ti.Shape[0], ti.Shape[1]); i++ {
+			p.Data[i*ti.Shape[1]+i] = 1
 		}
 		s.Params = append(s.Params, p)
 		s.byName[p.Name] = p
@@ -146,6 +166,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 	if err != nil {
 		return err
 	}
+	var hidden []*G.Node // post-norm hidden state of each layer, then the final norm
 	x, err := embeddingNode("embed", P("model.embed_tokens.weight"), s.st, V, H)
 	if err != nil {
 		return err
@@ -163,6 +184,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 		if err != nil {
 			return err
 		}
+		hidden = append(hidden, h)
 		qkv, err := linearNode(l+"qkv", h, rows, H,
 			[]*G.Node{P(p + "self_attn.q_proj.weight"), P(p + "self_attn.k_proj.weight"), P(p + "self_attn.v_proj.weight")},
 			[]int{cfg.QDim(), cfg.KVDim(), cfg.KVDim()})
@@ -209,6 +231,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 	if err != nil {
 		return err
 	}
+	hidden = append(hidden, hf)
 	head := P("lm_head.weight")
 	if cfg.TieWordEmbeddings {
 		head = P("model.embed_tokens.weight")
@@ -220,6 +243,27 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 	s.logits = logits.Op().(*kop).data()
 	if s.loss, err = lossNode("loss", logits, s.logits, s.st, rows, V); err != nil {
 		return err
+	}
+	if pairs := s.st.losses.Intermediate; len(pairs) > 0 {
+		hs := make([]*G.Node, len(pairs))
+		for i, pr := range pairs {
+			if pr.Student < 0 || pr.Student >= len(hidden) {
+				return fmt.Errorf("intermediate pair: student layer %d outside 0..%d", pr.Student, cfg.NumLayers)
+			}
+			hs[i] = hidden[pr.Student]
+		}
+		Ht := s.st.losses.TeacherHidden
+		s.st.isTeacher = make([][]float32, len(pairs))
+		for i := range s.st.isTeacher {
+			s.st.isTeacher[i] = make([]float32, rows*Ht)
+		}
+		is, err := isLossNode(hs, P(isProjName), s.st, rows, H, Ht)
+		if err != nil {
+			return err
+		}
+		if s.loss, err = combineNode(s.loss, is, s.st); err != nil {
+			return err
+		}
 	}
 	wrt := make(G.Nodes, len(s.Params))
 	for i, p := range s.Params {

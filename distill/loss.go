@@ -15,6 +15,14 @@ type Losses struct {
 	ReverseKL   float64 `yaml:"reverse_kl" json:"reverse_kl"`   // KL(student‖teacher)
 	Temperature float64 `yaml:"temperature" json:"temperature"` // τ for both KLs; 0 means 1
 	TopK        int     `yaml:"top_k" json:"top_k"`             // >0: forward KL on the teacher's top-k logits only
+
+	// Intermediate adds the cosine loss on these (student, teacher)
+	// post-norm hidden-state pairs through one shared learned projection,
+	// weighted dynamically (α = L_logits/L_is).
+	Intermediate []LayerPair `yaml:"intermediate" json:"intermediate,omitempty"`
+	// TeacherHidden is the teacher's hidden size (the projection's output);
+	// Run sets it from the teacher.
+	TeacherHidden int `yaml:"-" json:"-"`
 }
 
 func (l Losses) tau() float32 {
@@ -25,7 +33,7 @@ func (l Losses) tau() float32 {
 }
 
 // NeedsTeacher reports whether any weighted loss reads teacher logits.
-func (l Losses) NeedsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 }
+func (l Losses) NeedsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 || len(l.Intermediate) > 0 }
 
 func (l Losses) validate() error {
 	if l.CE < 0 || l.KL < 0 || l.ReverseKL < 0 {
@@ -59,6 +67,9 @@ type stepState struct {
 	rowLoss []float32
 	mix     []float32 // copy of the logits when several terms read them
 	scratch []float32 // gradient sink for evaluation
+
+	isTeacher    [][]float32 // teacher hidden states per intermediate pair [rows, Ht]
+	is, isAlpha  float64     // last intermediate loss and its weight α
 
 	// Results of the last computeLoss (means over the micro-batch).
 	ce, kl, rkl float64
@@ -177,4 +188,6 @@ func (st *stepState) meanRowLoss(masked bool) float64 {
 
 // NeedsFullTeacher reports whether a loss needs the teacher's full logits
 // (not only its top-k).
-func (l Losses) NeedsFullTeacher() bool { return l.ReverseKL != 0 || (l.KL != 0 && l.TopK == 0) }
+func (l Losses) NeedsFullTeacher() bool {
+	return l.ReverseKL != 0 || (l.KL != 0 && l.TopK == 0) || len(l.Intermediate) > 0
+}

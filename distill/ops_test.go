@@ -25,8 +25,14 @@ func dotLoss(y *G.Node, r []float32) (*G.Node, error) {
 	fw.diffWRT = []bool{true}
 	fw.diff = func(_ G.Nodes, out, grad *G.Node) (G.Nodes, error) {
 		g := newOp("dot.grad", 2, y.Shape()...)
-		copy(g.data(), r)
-		g.do = func([]G.Value) (float32, error) { return 0, nil }
+		d := g.data()
+		g.do = func(v []G.Value) (float32, error) {
+			s := scalarOf(v[1])
+			for i, x := range r {
+				d[i] = x * s
+			}
+			return 0, nil
+		}
 		n, err := apply(g, out, grad)
 		return G.Nodes{n}, err
 	}
@@ -165,7 +171,7 @@ func TestOpGradients(t *testing.T) {
 			build: func(in []*G.Node) (*G.Node, error) { return normNode("rms", in[0], in[1], nil, rows, dim, 1e-6, true) }},
 		{name: "attention-gqa-partial-rope", reason: "nemotron: 4 heads on 2 KV heads, half the head dim rotates",
 			shapes: [][]int{{rows, (4 + 2*2) * 8}},
-			build: func(in []*G.Node) (*G.Node, error) { return attentionNode("att", in[0], geom(4, 2, 8, 4, 0)) }},
+			build:  func(in []*G.Node) (*G.Node, error) { return attentionNode("att", in[0], geom(4, 2, 8, 4, 0)) }},
 		{name: "attention-full-rope", reason: "llama: full rotation, MHA", shapes: [][]int{{rows, 3 * 2 * 8}},
 			build: func(in []*G.Node) (*G.Node, error) { return attentionNode("att", in[0], geom(2, 2, 8, 8, 0)) }},
 		{name: "attention-sliding", reason: "mistral sliding window 3", shapes: [][]int{{rows, (2 + 2) * 8}},
@@ -218,8 +224,51 @@ func TestOpGradients(t *testing.T) {
 				return lossNode("loss", half, half.Op().(*kop).data(), &s, rows, 10)
 			}})
 	}
+	isSt := &stepState{gradScale: 1.0 / rows, isTeacher: [][]float32{randSlice(rand.New(rand.NewSource(4)), rows*12, 1), randSlice(rand.New(rand.NewSource(5)), rows*12, 1)}}
+	cases = append(cases, opCase{name: "intermediate-cosine", reason: "two layer pairs through one shared projection 16→12",
+		shapes: [][]int{{rows, dim}, {rows, dim}, {12, dim}}, scalar: true,
+		build: func(in []*G.Node) (*G.Node, error) { return isLossNode(in[:2], in[2], isSt, rows, dim, 12) }})
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { checkOp(t, c) })
+	}
+}
+
+// The dynamic weighting α = L_logits/L_is is a constant for the gradient:
+// dL/dL_logits = 1 and dL/dL_is = α (finite differences would see 2·L_logits).
+func TestCombineGradientHoldsAlphaConstant(t *testing.T) {
+	g := G.NewGraph()
+	rng := rand.New(rand.NewSource(1))
+	a := G.NewMatrix(g, tensor.Float32, G.WithShape(3, 4), G.WithName("a"), G.WithValue(tensor.New(tensor.WithBacking(randSlice(rng, 12, 1)), tensor.WithShape(3, 4))))
+	b := G.NewMatrix(g, tensor.Float32, G.WithShape(3, 4), G.WithName("b"), G.WithValue(tensor.New(tensor.WithBacking(randSlice(rng, 12, 1)), tensor.WithShape(3, 4))))
+	ra, rb := randSlice(rng, 12, 1), randSlice(rng, 12, 1)
+	for i, v := range f32(b.Value()) { // a positive L_is, as a cosine loss is
+		f32(b.Value())[i], rb[i] = float32(math.Abs(float64(v))), float32(math.Abs(float64(rb[i])))
+	}
+	la, _ := dotLoss(a, ra)
+	lb, _ := dotLoss(b, rb)
+	st := &stepState{}
+	tot, err := combineNode(la, lb, st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grads, err := G.Grad(tot, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vm := G.NewTapeMachine(g)
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+	alpha := float32(st.isAlpha)
+	if want := scalarOf(la.Value()) / scalarOf(lb.Value()); math.Abs(float64(alpha-want)) > 1e-5*math.Abs(float64(want)) {
+		t.Fatalf("alpha %v, want %v", alpha, want)
+	}
+	ga, gb := f32(grads[0].Value()), f32(grads[1].Value())
+	for i := range ra {
+		if math.Abs(float64(ga[i]-ra[i])) > 1e-6 || math.Abs(float64(gb[i]-alpha*rb[i])) > 1e-5 {
+			t.Fatalf("grad %d: (%v, %v), want (%v, %v)", i, ga[i], gb[i], ra[i], alpha*rb[i])
+		}
 	}
 }
 

@@ -183,20 +183,6 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		}
 	}
 
-	// Student.
-	cfg, src, closeSrc, err := c.studentSource(resumeDir)
-	if err != nil {
-		return res, err
-	}
-	s, err := NewStudent(cfg, src, c.MicroBatch, c.SeqLen, c.Losses)
-	if closeSrc != nil {
-		closeSrc()
-	}
-	if err != nil {
-		return res, err
-	}
-	defer s.Close()
-
 	// Teacher.
 	teacher := c.Teacher
 	if teacher == nil && c.TeacherDir != "" {
@@ -208,9 +194,39 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	if teacher == nil && c.Losses.NeedsTeacher() {
 		return res, fmt.Errorf("the losses (kl %g, reverse_kl %g) need a teacher (--teacher)", c.Losses.KL, c.Losses.ReverseKL)
 	}
+
+	// Student.
+	cfg, src, closeSrc, err := c.studentSource(resumeDir)
+	if err != nil {
+		return res, err
+	}
 	if teacher != nil && teacher.Cfg.VocabSize != cfg.VocabSize {
+		if closeSrc != nil {
+			closeSrc()
+		}
 		return res, fmt.Errorf("teacher vocabulary has %d tokens, student %d: distillation needs the same tokenizer", teacher.Cfg.VocabSize, cfg.VocabSize)
 	}
+	if len(c.Losses.Intermediate) > 0 {
+		var tcfg *model.Config
+		if teacher != nil {
+			tcfg = teacher.Cfg
+			c.Losses.TeacherHidden = tcfg.HiddenSize
+		}
+		if err := checkPairs(c.Losses.Intermediate, cfg, tcfg); err != nil {
+			if closeSrc != nil {
+				closeSrc()
+			}
+			return res, err
+		}
+	}
+	s, err := NewStudent(cfg, src, c.MicroBatch, c.SeqLen, c.Losses)
+	if closeSrc != nil {
+		closeSrc()
+	}
+	if err != nil {
+		return res, err
+	}
+	defer s.Close()
 
 	opt := NewAdamW(s.NumParams(), c.WeightDecay)
 	opt.DecayAll = c.DecayAll
@@ -247,7 +263,7 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	}
 
 	if resumeDir != "" {
-		if err := readOptimizer(filepath.Join(resumeDir, "optimizer.bin"), opt); err != nil {
+		if err := readOptimizer(filepath.Join(resumeDir, "optimizer.bin"), opt, s.auxData()); err != nil {
 			return res, err
 		}
 		if err := train.Restore(rstate.Sampler); err != nil {
@@ -323,6 +339,10 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		}
 		if s.st.losses.ReverseKL != 0 {
 			line["reverse_kl"] = m.RKL
+		}
+		if len(s.st.losses.Intermediate) > 0 {
+			line["is"] = m.IS
+			line["is_alpha"] = m.ISAlpha
 		}
 		if m.Skipped {
 			line["skipped"] = true

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"context"
+	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
@@ -174,4 +175,48 @@ func mean(x []float64) float64 {
 		s += v
 	}
 	return s / float64(len(x))
+}
+
+func TestIntermediateLossFalls(t *testing.T) {
+	cfg := tinyConfig(t, "nemotron", 2, 32, 4, 2, 64, 64)
+	tsrc := model.NewRandomSource(cfg, model.F32, 5)
+	tsrc.Std = 0.15
+	teacher, err := model.New(cfg, tsrc, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	scfg, ssrc := sliceFFN(t, cfg, tsrc, 16)
+	scfg.NumLayers = 1 // depth-pruned too: student layer 1 (final norm) ↔ teacher layer 2
+	src := corpus(2, 30, 300, 64)
+	var ms []StepMetrics
+	out := t.TempDir()
+	c := Config{StudentConfig: scfg, StudentWeights: ssrc, Teacher: teacher,
+		Train: sampler(t, src, 16, 1), SeqLen: 16, MicroBatch: 4, Steps: 30, LR: 3e-3, MinLR: 3e-4, Warmup: 3,
+		Losses: Losses{KL: 1, Intermediate: []LayerPair{{0, 0}, {1, 2}}}, Seed: 1, Out: out,
+		OnStep: func(m StepMetrics) { ms = append(ms, m) }}
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	first, last := ms[0], ms[len(ms)-1]
+	if !(last.IS < first.IS) || !(last.KL < first.KL) {
+		t.Fatalf("intermediate loss %.4f→%.4f, KL %.4f→%.4f: both should fall", first.IS, last.IS, first.KL, last.KL)
+	}
+	if math.Abs(first.Loss-2*first.KL) > 1e-4*first.Loss {
+		t.Errorf("dynamic weighting: total %.5f should be 2·KL = %.5f", first.Loss, 2*first.KL)
+	}
+	for _, tc := range []struct {
+		pairs  []LayerPair
+		reason string
+	}{
+		{[]LayerPair{{2, 0}}, "student layer beyond the final norm"},
+		{[]LayerPair{{0, 3}}, "teacher layer beyond the final norm"},
+		{[]LayerPair{{0, 1}, {1, 1}}, "teacher layer used twice"},
+	} {
+		c.Losses.Intermediate = tc.pairs
+		c.Out = t.TempDir()
+		c.Train = sampler(t, src, 16, 1)
+		if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "layer") {
+			t.Errorf("%s: error %v", tc.reason, err)
+		}
+	}
 }

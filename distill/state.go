@@ -24,7 +24,7 @@ import (
 // Info implements model.TensorSource.
 func (s *Student) Info(name string) (model.TensorInfo, bool) {
 	p, ok := s.byName[name]
-	if !ok {
+	if !ok || p.Aux {
 		return model.TensorInfo{}, false
 	}
 	return model.TensorInfo{Name: name, DType: model.F32, Shape: append([]int(nil), p.Shape...)}, true
@@ -34,7 +34,9 @@ func (s *Student) Info(name string) (model.TensorInfo, bool) {
 func (s *Student) Names() []string {
 	out := make([]string, 0, len(s.Params))
 	for _, p := range s.Params {
-		out = append(out, p.Name)
+		if !p.Aux {
+			out = append(out, p.Name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -43,7 +45,7 @@ func (s *Student) Names() []string {
 // ReadF32 implements model.TensorSource.
 func (s *Student) ReadF32(name string, dst []float32) error {
 	p, ok := s.byName[name]
-	if !ok {
+	if !ok || p.Aux {
 		return fmt.Errorf("student: no tensor %q", name)
 	}
 	if len(dst) != len(p.Data) {
@@ -69,8 +71,9 @@ type TrainerState struct {
 const optimMagic = "MNTRADAM"
 
 // writeOptimizer stores AdamW's moments: magic, u64 count, u64 step, m, v
-// (f32 LE), then a CRC32 of everything before it.
-func writeOptimizer(path string, o *AdamW) error {
+// (f32 LE), the auxiliary trained tensors (not in the HF checkpoint), then a
+// CRC32 of everything before it.
+func writeOptimizer(path string, o *AdamW, aux [][]float32) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -83,7 +86,7 @@ func writeOptimizer(path string, o *AdamW) error {
 	binary.LittleEndian.PutUint64(hdr[8:], uint64(o.Step))
 	w.Write(hdr[:])
 	var b [4]byte
-	for _, arr := range [][]float32{o.M, o.V} {
+	for _, arr := range append([][]float32{o.M, o.V}, aux...) {
 		for _, v := range arr {
 			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
 			w.Write(b[:])
@@ -103,13 +106,17 @@ func writeOptimizer(path string, o *AdamW) error {
 	return err
 }
 
-func readOptimizer(path string, o *AdamW) error {
+func readOptimizer(path string, o *AdamW, aux [][]float32) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return err
 	}
 	n := len(o.M)
-	want := len(optimMagic) + 16 + 8*n + 4
+	na := 0
+	for _, a := range aux {
+		na += len(a)
+	}
+	want := len(optimMagic) + 16 + 8*n + 4*na + 4
 	if len(b) != want || string(b[:len(optimMagic)]) != optimMagic {
 		return fmt.Errorf("%s: not an optimizer state for %d parameters (%d bytes, want %d)", path, n, len(b), want)
 	}
@@ -128,6 +135,13 @@ func readOptimizer(path string, o *AdamW) error {
 	p = p[4*n:]
 	for i := range o.V {
 		o.V[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+	}
+	p = p[4*n:]
+	for _, a := range aux {
+		for i := range a {
+			a[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+		}
+		p = p[4*len(a):]
 	}
 	return nil
 }
@@ -168,7 +182,7 @@ func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, er
 			return fail(err)
 		}
 	}
-	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), opt); err != nil {
+	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), opt, s.auxData()); err != nil {
 		return fail(err)
 	}
 	js, err := json.MarshalIndent(st, "", "  ")
@@ -239,4 +253,15 @@ func readTrainerState(dir string) (TrainerState, error) {
 		return st, fmt.Errorf("%s/trainer_state.json: %w", dir, err)
 	}
 	return st, nil
+}
+
+// auxData lists the auxiliary parameters' data (saved with the optimizer).
+func (s *Student) auxData() [][]float32 {
+	var out [][]float32
+	for _, p := range s.Params {
+		if p.Aux {
+			out = append(out, p.Data)
+		}
+	}
+	return out
 }

@@ -39,6 +39,8 @@ type StepMetrics struct {
 	CE       float64 `json:"ce,omitempty"`
 	KL       float64 `json:"kl,omitempty"`
 	RKL      float64 `json:"reverse_kl,omitempty"`
+	IS       float64 `json:"is,omitempty"`       // intermediate-state cosine loss
+	ISAlpha  float64 `json:"is_alpha,omitempty"` // its dynamic weight
 	GradNorm float64 `json:"grad_norm"`
 	Skipped  bool    `json:"skipped,omitempty"`
 }
@@ -93,7 +95,20 @@ func (tr *Trainer) teacherLogits(tokens [][]int32) error {
 			tr.ids[b][t] = int(row[t])
 		}
 	}
-	logits, err := tr.Teacher.Forward(tr.ids, nil)
+	var fo *model.ForwardOptions
+	if pairs := st.losses.Intermediate; len(pairs) > 0 {
+		// Capture the paired teacher states: input_layernorm outputs and
+		// the final norm (layer = NumLayers).
+		capture := func(layer, _, _ int, x []float32) {
+			for i, p := range pairs {
+				if p.Teacher == layer {
+					copy(st.isTeacher[i], x)
+				}
+			}
+		}
+		fo = &model.ForwardOptions{Hooks: &model.Hooks{AttnNorm: capture, FinalNorm: capture}}
+	}
+	logits, err := tr.Teacher.Forward(tr.ids, fo)
 	if err != nil {
 		return fmt.Errorf("teacher forward: %w", err)
 	}
@@ -134,6 +149,8 @@ func (tr *Trainer) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics
 		m.CE += s.st.ce / float64(tr.Accum)
 		m.KL += s.st.kl / float64(tr.Accum)
 		m.RKL += s.st.rkl / float64(tr.Accum)
+		m.IS += s.st.is / float64(tr.Accum)
+		m.ISAlpha += s.st.isAlpha / float64(tr.Accum)
 		if tr.Accum == 1 {
 			for j, p := range s.Params {
 				tr.grads[j] = p.Grad()

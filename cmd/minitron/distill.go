@@ -46,6 +46,7 @@ type TrainOptions struct {
 	Temperature float64  `yaml:"temperature"`
 	TopK        int      `yaml:"top_k"`
 	TopKCache   string   `yaml:"top_k_cache"`
+	Inter       []string `yaml:"intermediate"`
 	Seed        uint64   `yaml:"seed"`
 	Out         string   `yaml:"out"`
 	SaveEvery   int      `yaml:"save_every"`
@@ -68,6 +69,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 		f.Float64Var(&o.Temperature, "temperature", 1, "softmax temperature τ of the KL losses")
 		f.IntVar(&o.TopK, "top-k", 0, "distil on the teacher's top-k logits only (0: all)")
 		f.StringVar(&o.TopKCache, "top-k-cache", "", "directory caching the teacher's top-k logits (computed once)")
+		f.StringSliceVar(&o.Inter, "intermediate", nil, "student:teacher layer pairs for the hidden-state cosine loss, e.g. 0:0,4:8 (layer = NumLayers is the final norm)")
 		f.Float64Var(&o.CE, "ce", 0, "weight of cross-entropy on the labels")
 	} else {
 		f.StringVar(&o.Student, "model", "", "checkpoint directory to fine-tune, or (with --init random) a config.json or checkpoint dir giving the architecture")
@@ -156,6 +158,13 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		return c, errors.New("--model is required")
 	}
 	c.StudentDir = o.Student
+	for _, pr := range o.Inter {
+		var p distill.LayerPair
+		if _, err := fmt.Sscanf(strings.TrimSpace(pr), "%d:%d", &p.Student, &p.Teacher); err != nil {
+			return c, fmt.Errorf("--intermediate %q: want STUDENT:TEACHER layer numbers", pr)
+		}
+		c.Losses.Intermediate = append(c.Losses.Intermediate, p)
+	}
 	if distilling {
 		if o.Teacher == "" {
 			return c, errors.New("--teacher is required")
