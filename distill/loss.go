@@ -68,8 +68,8 @@ type stepState struct {
 	mix     []float32 // copy of the logits when several terms read them
 	scratch []float32 // gradient sink for evaluation
 
-	isTeacher    [][]float32 // teacher hidden states per intermediate pair [rows, Ht]
-	is, isAlpha  float64     // last intermediate loss and its weight α
+	isTeacher   [][]float32 // teacher hidden states per intermediate pair [rows, Ht]
+	is, isAlpha float64     // last intermediate loss and its weight α
 
 	// Results of the last computeLoss (means over the micro-batch).
 	ce, kl, rkl float64
