@@ -2,6 +2,7 @@ package data
 
 import (
 	"regexp"
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -39,11 +40,116 @@ func newSplitter(pattern string) (splitter, error) {
 	case Qwen2Pattern:
 		return scanSplitter{style: styleLlama3, maxDigits: 1}, nil
 	}
-	re, err := regexp.Compile(pattern)
+	// Other GPT-style patterns (GPT-4o, DeepSeek, ...) share the tail
+	// `\s+(?!\S)|\s+`: run the head with Go's regexp (leftmost-first, as
+	// a backtracking engine prefers) anchored at each position and the tail
+	// by hand.
+	if head, ok := strings.CutSuffix(pattern, wsTailPattern); ok {
+		head = strings.TrimSuffix(head, "|")
+		re, err := regexp.Compile(`^(?:` + unicodeClasses(head) + `)`)
+		if err != nil {
+			return nil, err
+		}
+		return headTailSplitter{re}, nil
+	}
+	re, err := regexp.Compile(unicodeClasses(pattern))
 	if err != nil {
 		return nil, err
 	}
 	return regexSplitter{re}, nil
+}
+
+const wsTailPattern = `\s+(?!\S)|\s+`
+
+// whiteSpace is Unicode White_Space (what \s means in Oniguruma and
+// Python's regex, and what unicode.IsSpace reports) as class items; Go's
+// own \s is ASCII only.
+const whiteSpace = `\t\n\x0B\f\r \x{85}\x{A0}\x{1680}\x{2000}-\x{200A}\x{2028}\x{2029}\x{202F}\x{205F}\x{3000}`
+
+// unicodeClasses rewrites \s, \S and \d to their Unicode meanings for Go's
+// regexp. \S inside a bracket class cannot be expressed and is left as is.
+func unicodeClasses(p string) string {
+	var b strings.Builder
+	inClass := false
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		switch {
+		case c == '\\' && i+1 < len(p):
+			i++
+			switch p[i] {
+			case 's':
+				if inClass {
+					b.WriteString(whiteSpace)
+				} else {
+					b.WriteString("[" + whiteSpace + "]")
+				}
+			case 'S':
+				if inClass {
+					b.WriteString(`\S`)
+				} else {
+					b.WriteString("[^" + whiteSpace + "]")
+				}
+			case 'd':
+				b.WriteString(`\p{Nd}`)
+			default:
+				b.WriteByte('\\')
+				b.WriteByte(p[i])
+			}
+			continue
+		case c == '[' && !inClass:
+			inClass = true
+			b.WriteByte(c)
+			// A ']' right after '[' or '[^' is a literal.
+			if i+1 < len(p) && p[i+1] == '^' {
+				b.WriteByte('^')
+				i++
+			}
+			if i+1 < len(p) && p[i+1] == ']' {
+				b.WriteByte(']')
+				i++
+			}
+			continue
+		case c == ']' && inClass:
+			inClass = false
+		}
+		b.WriteByte(c)
+	}
+	return b.String()
+}
+
+// headTailSplitter runs `head|\s+(?!\S)|\s+`: at each position the
+// anchored head regexp first, then the whitespace tail; characters neither
+// matches are emitted as gap pieces (HF's Isolated behaviour keeps them).
+type headTailSplitter struct{ head *regexp.Regexp }
+
+func (s headTailSplitter) split(text string, emit func(string)) {
+	gap := -1
+	flush := func(i int) {
+		if gap >= 0 {
+			emit(text[gap:i])
+			gap = -1
+		}
+	}
+	for i := 0; i < len(text); {
+		if loc := s.head.FindStringIndex(text[i:]); loc != nil && loc[1] > 0 {
+			flush(i)
+			emit(text[i : i+loc[1]])
+			i += loc[1]
+			continue
+		}
+		if n := whitespaceTail(text, i); n > 0 {
+			flush(i)
+			emit(text[i : i+n])
+			i += n
+			continue
+		}
+		if gap < 0 {
+			gap = i
+		}
+		_, w := utf8.DecodeRuneInString(text[i:])
+		i += w
+	}
+	flush(len(text))
 }
 
 type regexSplitter struct{ re *regexp.Regexp }

@@ -4,15 +4,18 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
 )
 
-// TestPreTokenizerGolden checks the hand-written GPT-2/Llama-3/Qwen2 split
-// scanners against Python's regex module (make_pretok_golden.py), which
-// implements the look-ahead `\s+(?!\S)` that Go's regexp lacks.
+// TestPreTokenizerGolden checks the split engines against Python's regex
+// module (make_pretok_golden.py), which implements the look-ahead
+// `\s+(?!\S)` that Go's regexp lacks: the hand-written GPT-2/Llama-3/Qwen2
+// scanners, and the generic head-regexp + whitespace-tail engine on those
+// patterns and on GPT-4o's and DeepSeek-V3's.
 func TestPreTokenizerGolden(t *testing.T) {
 	b, err := os.ReadFile(filepath.Join("testdata", "tok", "pretok_golden.json"))
 	if err != nil {
@@ -22,28 +25,50 @@ func TestPreTokenizerGolden(t *testing.T) {
 	if err := json.Unmarshal(b, &cases); err != nil {
 		t.Fatal(err)
 	}
-	pats := map[string]string{"gpt2": GPT2Pattern, "llama3": Llama3Pattern, "qwen2": Qwen2Pattern}
-	bad := 0
+	pats := map[string]string{}
+	for k, v := range cases[0]["patterns"].(map[string]any) {
+		pats[k] = v.(string)
+	}
+	cases = cases[1:]
+	if pats["gpt2"] != GPT2Pattern || pats["llama3"] != Llama3Pattern || pats["qwen2"] != Qwen2Pattern {
+		t.Fatal("golden patterns differ from the Go constants")
+	}
+	type engine struct {
+		name, pat string
+		sp        splitter
+	}
+	var engines []engine
 	for name, pat := range pats {
 		sp, err := newSplitter(pat)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", name, err)
 		}
-		if _, ok := sp.(scanSplitter); !ok {
-			t.Fatalf("%s: want the hand-written scanner, got %T", name, sp)
+		engines = append(engines, engine{name, pat, sp})
+		if head, ok := strings.CutSuffix(pat, "|"+wsTailPattern); ok {
+			if _, isScan := sp.(scanSplitter); isScan {
+				re := regexp.MustCompile(`^(?:` + unicodeClasses(head) + `)`)
+				engines = append(engines, engine{name + "/generic", pat, headTailSplitter{re}})
+			}
 		}
+	}
+	if len(engines) != 8 {
+		t.Fatalf("%d engines, want 3 scanners + 3 generic twins + o200k + deepseek", len(engines))
+	}
+	bad := 0
+	for _, e := range engines {
+		gold := strings.TrimSuffix(e.name, "/generic")
 		for _, c := range cases {
 			text := c["text"].(string)
 			var want []string
-			for _, p := range c[name].([]any) {
+			for _, p := range c[gold].([]any) {
 				want = append(want, p.(string))
 			}
 			var got []string
-			sp.split(text, func(p string) { got = append(got, p) })
+			e.sp.split(text, func(p string) { got = append(got, p) })
 			if !slices.Equal(got, want) {
 				bad++
 				if bad < 10 {
-					t.Errorf("%s split(%q)\n got %q\nwant %q", name, text, got, want)
+					t.Errorf("%s split(%q)\n got %q\nwant %q", e.name, text, got, want)
 				}
 			}
 		}
@@ -53,13 +78,30 @@ func TestPreTokenizerGolden(t *testing.T) {
 	}
 }
 
+func TestUnicodeClasses(t *testing.T) {
+	cases := []struct{ in, want, reason string }{
+		{`\s+`, "[" + whiteSpace + "]+", "\\s outside a class becomes a Unicode class"},
+		{`[^\s\p{L}]`, "[^" + whiteSpace + `\p{L}]`, "\\s inside a class is spliced in"},
+		{`\S`, "[^" + whiteSpace + "]", "\\S outside a class is negated"},
+		{`\\s`, `\\s`, "an escaped backslash followed by s is not \\s"},
+		{`[]s]\d`, `[]s]\p{Nd}`, "] right after [ is literal; \\d is Unicode digits"},
+	}
+	for _, c := range cases {
+		if got := unicodeClasses(c.in); got != c.want {
+			t.Errorf("unicodeClasses(%q) = %q, want %q (%s)", c.in, got, c.want, c.reason)
+		}
+	}
+}
+
 // FuzzPreTokenizerCovers checks that the scanners never lose or invent bytes.
 func FuzzPreTokenizerCovers(f *testing.F) {
 	f.Add("Hello  world\n\n 123'S")
 	f.Add("\xff\xfe a")
 	f.Fuzz(func(t *testing.T, s string) {
-		for _, pat := range []string{GPT2Pattern, Llama3Pattern, Qwen2Pattern} {
-			sp, _ := newSplitter(pat)
+		generic := headTailSplitter{regexp.MustCompile(`^(?:` +
+			unicodeClasses(strings.TrimSuffix(Llama3Pattern, "|"+wsTailPattern)) + `)`)}
+		for _, sp := range []splitter{scanSplitter{style: styleGPT2}, scanSplitter{style: styleLlama3, maxDigits: 3},
+			generic, regexSplitter{regexp.MustCompile(`\p{N}{1,3}`)}} {
 			out := ""
 			sp.split(s, func(p string) {
 				if p == "" {

@@ -16,6 +16,10 @@ PATTERNS = {
     "gpt2": r"""'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+""",
     "llama3": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
     "qwen2": r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+    # GPT-4o (o200k) and the last Split of DeepSeek-V3: run by the generic
+    # head-regexp + whitespace-tail engine.
+    "o200k": r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
+    "deepseek": r"""[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_`{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+""",
 }
 
 fixed = [
@@ -41,11 +45,26 @@ with open(os.path.join(goroot, "src/testdata/Isaac.Newton-Opticks.txt"), encodin
     opticks = f.read()
 chunks = [gosrc[i:i + 300] for i in range(0, 6000, 300)] + [opticks[i:i + 300] for i in range(10000, 16000, 300)]
 
-cases = []
+def isolated(pat, text):
+    """HF Split(behavior=Isolated): every match, and every gap between matches, is a piece."""
+    out, last = [], 0
+    for m in regex.finditer(pat, text):
+        if m.start() == m.end():
+            continue
+        if m.start() > last:
+            out.append(text[last:m.start()])
+        out.append(m.group())
+        last = m.end()
+    if last < len(text):
+        out.append(text[last:])
+    return out
+
+
+cases = [{"patterns": PATTERNS}]
 for text in fixed + randoms + chunks:
     case = {"text": text}
     for name, pat in PATTERNS.items():
-        case[name] = regex.findall(pat, text)
+        case[name] = isolated(pat, text)
         assert "".join(case[name]) == text, (name, text)
     cases.append(case)
 
