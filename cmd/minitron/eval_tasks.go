@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -30,6 +32,7 @@ type EvalTasksOptions struct {
 	MaxLen    int
 	JSON      bool
 	Out       string
+	Samples   string
 	Weights   string
 }
 
@@ -76,6 +79,7 @@ Several --model flags give one table, the first model being the reference for th
 	f.IntVar(&o.MaxLen, "max-length", 0, "context window in tokens (default: max_position_embeddings)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of markdown")
 	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
+	f.StringVar(&o.Samples, "samples", "", "write every item's outcome (log-likelihoods, predictions, generations) to this JSONL file")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
@@ -218,6 +222,36 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	js, err := rep.JSON()
 	if err != nil {
 		return err
+	}
+	if o.Samples != "" {
+		var sb bytes.Buffer
+		enc := json.NewEncoder(&sb)
+		enc.SetEscapeHTML(false)
+		for _, mr := range rep.Models {
+			for _, t := range mr.Tasks {
+				for _, it := range t.Items {
+					if err := enc.Encode(struct {
+						Model string `json:"model"`
+						Task  string `json:"task"`
+						eval.MCOutcome
+					}{mr.Name, t.Task, it}); err != nil {
+						return err
+					}
+				}
+				for _, g := range t.Gens {
+					if err := enc.Encode(struct {
+						Model string `json:"model"`
+						Task  string `json:"task"`
+						eval.GenOutcome
+					}{mr.Name, t.Task, g}); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		if err := model.WriteFileAtomic(o.Samples, sb.Bytes()); err != nil {
+			return err
+		}
 	}
 	if o.Out != "" {
 		if err := model.WriteFileAtomic(o.Out, []byte("# minitron eval report\n\n"+md)); err != nil {

@@ -45,7 +45,7 @@ func TestEvalTasksCompare(t *testing.T) {
 		"--task", task("hellaswag", "hellaswag.jsonl"), "--task", task("winogrande", "winogrande.jsonl"),
 		"--task", task("arc_challenge", "arc_challenge_hf.jsonl"), "--task", task("mmlu", "mmlu"),
 		"--task", task("gsm8k", "gsm8k/test.jsonl"), "--ppl", "wino="+filepath.Join(evalFixtures, "tasks", "winogrande.jsonl"), "--ppl-seq-len", "64",
-		"--limit", "2", "--batch", "2", "--out", out)
+		"--limit", "2", "--batch", "2", "--out", out, "--samples", out+".samples.jsonl")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, got)
 	}
@@ -57,6 +57,14 @@ func TestEvalTasksCompare(t *testing.T) {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
 		}
+	}
+	samples, err := os.ReadFile(out + ".samples.jsonl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 2 models × (2 hellaswag + 2 winogrande + 2 arc + 4 mmlu + 2 gsm8k) items.
+	if n := strings.Count(string(samples), "\n"); n != 24 || !strings.Contains(string(samples), `"response":`) {
+		t.Errorf("samples: %d lines", n)
 	}
 	var rep struct {
 		Models []struct {
