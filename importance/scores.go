@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"hash"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
@@ -229,14 +230,37 @@ func Load(path string) (*Scores, error) {
 	if err != nil {
 		return nil, err
 	}
-	var s Scores
-	if err := json.Unmarshal(b, &s); err != nil {
-		return nil, fmt.Errorf("%s: not a scores file: %w", path, err)
-	}
-	if err := s.Validate(); err != nil {
+	s, err := Parse(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return s, nil
+}
+
+// Parse decodes and validates scores file bytes.
+func Parse(b []byte) (*Scores, error) {
+	var s Scores
+	if err := json.Unmarshal(b, &s); err != nil {
+		return nil, fmt.Errorf("not a scores file: %w", err)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	for _, v := range [][]float64{s.Channels} {
+		if err := finite(v); err != nil {
+			return nil, err
+		}
+	}
 	return &s, nil
+}
+
+func finite(v []float64) error {
+	for i, x := range v {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("score %d is %v", i, x)
+		}
+	}
+	return nil
 }
 
 // WriteFileAtomic writes data to a temp file beside path and renames it.
