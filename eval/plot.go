@@ -24,6 +24,9 @@ type Curve struct {
 	Name string
 	// Train and Val are (step, loss) points sorted by step.
 	Train, Val plotter.XYs
+	// Objective names the training loss when the run says ("kl" for
+	// logit distillation, "ce" for plain training), else "".
+	Objective string
 }
 
 // Keys accepted in a metrics JSONL line. The distill/train runs write
@@ -109,6 +112,9 @@ func ReadCurve(run string) (*Curve, error) {
 		if !hasTr && !hasVa {
 			return nil
 		}
+		if hasTr && c.Objective == "" {
+			c.Objective = objective(obj, tr)
+		}
 		step, ok, err := num([]string{"step", "iter", "iteration"})
 		if err != nil {
 			return err
@@ -134,6 +140,21 @@ func ReadCurve(run string) (*Curve, error) {
 	sort.SliceStable(c.Train, func(i, j int) bool { return c.Train[i].X < c.Train[j].X })
 	sort.SliceStable(c.Val, func(i, j int) bool { return c.Val[i].X < c.Val[j].X })
 	return c, nil
+}
+
+// objective guesses which loss "loss" is: the distill loop logs the
+// weighted sum as loss next to its parts (ce, kl, reverse_kl).
+func objective(obj map[string]json.RawMessage, loss float64) string {
+	var parts []string
+	for _, k := range []string{"ce", "kl", "reverse_kl"} {
+		if raw, ok := obj[k]; ok {
+			var v float64
+			if json.Unmarshal(raw, &v) == nil {
+				parts = append(parts, k)
+			}
+		}
+	}
+	return strings.Join(parts, "+")
 }
 
 func isDir(p string) bool {
@@ -201,15 +222,23 @@ func PlotCurves(curves []*Curve, out string, o PlotOptions) error {
 		o.Height = 4.5 * vg.Inch
 	}
 	hasVal := false
+	lo, hi := math.Inf(1), math.Inf(-1)
 	for _, c := range curves {
 		hasVal = hasVal || len(c.Val) > 0
+		if n := len(c.Train); n > 0 {
+			lo, hi = math.Min(lo, c.Train[n-1].Y), math.Max(hi, c.Train[n-1].Y)
+		}
 	}
+	// Runs with different objectives (KL of a distilled student next to a
+	// teacher's cross-entropy) differ by orders of magnitude: use a log
+	// axis for the training panel then.
+	logTrain := o.LogY || (lo > 0 && hi/lo > 10)
 	panel := func(title string, val bool) (*plot.Plot, error) {
 		p := plot.New()
 		p.Title.Text = title
 		p.X.Label.Text = "step"
 		p.Y.Label.Text = "loss"
-		if o.LogY {
+		if o.LogY || (!val && logTrain) {
 			p.Y.Scale = plot.LogScale{}
 			p.Y.Tick.Marker = plot.LogTicks{Prec: -1}
 		}
@@ -245,7 +274,11 @@ func PlotCurves(curves []*Curve, out string, o PlotOptions) error {
 			l.Color = col
 			l.Width = vg.Points(1.5)
 			p.Add(l)
-			p.Legend.Add(c.Name, l)
+			label := c.Name
+			if !val && c.Objective != "" {
+				label += " (" + c.Objective + ")"
+			}
+			p.Legend.Add(label, l)
 			if val && len(pts) <= 50 {
 				s, err := plotter.NewScatter(pts)
 				if err != nil {
@@ -257,9 +290,17 @@ func PlotCurves(curves []*Curve, out string, o PlotOptions) error {
 				p.Add(s)
 			}
 		}
+		// Head room above the curves for the legend.
+		if p.Y.Max > p.Y.Min {
+			if _, isLog := p.Y.Scale.(plot.LogScale); isLog && p.Y.Min > 0 {
+				p.Y.Max *= math.Pow(p.Y.Max/p.Y.Min, 0.3)
+			} else {
+				p.Y.Max += 0.3 * (p.Y.Max - p.Y.Min)
+			}
+		}
 		return p, nil
 	}
-	trainTitle, valTitle := "training loss", "validation loss"
+	trainTitle, valTitle := "training loss", "validation loss (LM cross-entropy)"
 	if o.Title != "" {
 		trainTitle, valTitle = o.Title+": "+trainTitle, o.Title+": "+valTitle
 	}
