@@ -90,7 +90,7 @@ func (e Encoder) EncodePair(context, continuation string) (ctx, cont []int, err 
 		}
 		return []int{p}, e.Tok.Encode(continuation), nil
 	}
-	trimmed := strings.TrimRightFunc(context, unicode.IsSpace)
+	trimmed := strings.TrimRightFunc(context, isPySpace)
 	if n := len(context) - len(trimmed); n > 0 {
 		continuation = context[len(trimmed):] + continuation
 		context = trimmed
@@ -102,6 +102,10 @@ func (e Encoder) EncodePair(context, continuation string) (ctx, cont []int, err 
 	}
 	return ctx, whole[len(ctx):], nil
 }
+
+// isPySpace is Python's str.isspace for one character: Unicode White_Space
+// plus the ASCII separators \x1c-\x1f, which Python also strips.
+func isPySpace(r rune) bool { return unicode.IsSpace(r) || (r >= 0x1c && r <= 0x1f) }
 
 // truncateLeft keeps the last max+1 tokens of ctx+cont, as lm-eval feeds
 // (ctx+cont)[-(max+1):][:-1] to the model: the context loses its oldest

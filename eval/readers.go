@@ -24,7 +24,7 @@ var bracketRe = regexp.MustCompile(`\[.*?\]`)
 // strip, " [title]" → ". ", drop [bracketed] tags, collapse double spaces
 // (once, as a single replace pass).
 func hellaswagPreprocess(s string) string {
-	s = strings.TrimSpace(s)
+	s = strings.TrimFunc(s, isPySpace)
 	s = strings.ReplaceAll(s, " [title]", ". ")
 	s = bracketRe.ReplaceAllString(s, "")
 	return strings.ReplaceAll(s, "  ", " ")
@@ -133,7 +133,7 @@ func readWinogrande(path string) ([]Doc, error) {
 			ID:            fmt.Sprintf("%s:%d", path, line),
 			Choices:       []string{sent[:idx] + o1, sent[:idx] + o2},
 			Gold:          gold,
-			Target:        strings.TrimSpace(sent[idx+1:]),
+			Target:        strings.TrimFunc(sent[idx+1:], isPySpace),
 			MultipleInput: true,
 		})
 		return nil
@@ -280,7 +280,7 @@ func readMMLUCSV(path, subject string) ([]Doc, error) {
 		if len(ans) != 1 || gold < 0 {
 			return nil, errAt(path, line, "answer %q must be one of A, B, C, D", ans)
 		}
-		q := strings.TrimSpace(rec[0])
+		q := strings.TrimFunc(rec[0], isPySpace)
 		text := q + "\nA. " + rec[1] + "\nB. " + rec[2] + "\nC. " + rec[3] + "\nD. " + rec[4] + "\nAnswer:"
 		docs = append(docs, Doc{
 			ID:      fmt.Sprintf("%s:%d", path, line),

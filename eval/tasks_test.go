@@ -290,3 +290,31 @@ func TestGSM8KExtraction(t *testing.T) {
 		t.Errorf("CutAtStop: %q", got)
 	}
 }
+
+func TestEncodePairMovesTrailingSpace(t *testing.T) {
+	lm, tok := loadTiny(t)
+	_ = lm
+	enc := Encoder{Tok: tok}
+	cases := []struct {
+		reason, ctx, cont string
+		wantCtx, wantCont string
+	}{
+		{"plain", "Question: x\nAnswer:", " B", "Question: x\nAnswer:", " B"},
+		{"trailing space moves to the continuation", "The cat ", "sat", "The cat", " sat"},
+		{"trailing newline and unit separator move too", "a\n\x1f", "b", "a", "\n\x1fb"},
+	}
+	for _, c := range cases {
+		ctx, cont, err := enc.EncodePair(c.ctx, c.cont)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tok.Decode(ctx) != c.wantCtx || tok.Decode(cont) != c.wantCont {
+			t.Errorf("%s: %q + %q, want %q + %q", c.reason, tok.Decode(ctx), tok.Decode(cont), c.wantCtx, c.wantCont)
+		}
+	}
+	// An empty context is the prefix token alone.
+	ctx, _, err := enc.EncodePair("", "hello")
+	if p, _ := enc.PrefixToken(); err != nil || len(ctx) != 1 || ctx[0] != p {
+		t.Errorf("empty context: %v %v", ctx, err)
+	}
+}
