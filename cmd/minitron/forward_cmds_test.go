@@ -168,3 +168,43 @@ func FuzzParseIDs(f *testing.F) {
 		}
 	})
 }
+
+func TestGeneratePromptWithTokenizer(t *testing.T) {
+	if _, err := os.Stat(testTokenizer); err != nil {
+		t.Skip("tokenizer fixture missing:", err)
+	}
+	dir := t.TempDir()
+	cfg, err := model.SyntheticConfig(model.Llama, 1, 32, 2, 1, 64, 300)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := model.RandomCheckpoint(dir, cfg, model.BF16, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(testTokenizer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	got, err := runCLI(t, "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "5", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Prompt []int  `json:"prompt_ids"`
+		New    []int  `json:"new_ids"`
+		Text   string `json:"text"`
+	}
+	if err := json.Unmarshal([]byte(got), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Prompt) < 2 || len(res.New) == 0 {
+		t.Fatalf("prompt %v new %v", res.Prompt, res.New)
+	}
+	txt, err := runCLI(t, "generate", "--model", dir, "--prompt", "hello world", "--max-new-tokens", "3", "--temperature", "0.8", "--seed", "2")
+	if err != nil || !strings.HasPrefix(txt, "hello world") {
+		t.Fatalf("text output %q (%v)", txt, err)
+	}
+}

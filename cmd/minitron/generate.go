@@ -110,8 +110,10 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 		return err
 	}
 	defer m.Close()
-	if tok != nil && tok.VocabSize() > m.Cfg.VocabSize {
-		return fmt.Errorf("tokenizer has %d ids but the model's vocabulary is %d", tok.VocabSize(), m.Cfg.VocabSize)
+	for _, id := range prompt {
+		if id >= m.Cfg.VocabSize {
+			return fmt.Errorf("prompt token id %d is outside the model's vocabulary of %d (wrong tokenizer?)", id, m.Cfg.VocabSize)
+		}
 	}
 	res, err := m.Generate(prompt, model.GenerateOptions{MaxNewTokens: n, Temperature: o.Temperature,
 		TopK: o.TopK, TopP: o.TopP, Seed: o.Seed})
