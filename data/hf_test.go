@@ -1,6 +1,7 @@
 package data
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -138,6 +139,38 @@ func TestHFBadInput(t *testing.T) {
 	for _, c := range cases {
 		if _, err := ParseHFTokenizer([]byte(c.json)); err == nil {
 			t.Errorf("%s: want error for %s", c.reason, c.json)
+		}
+	}
+}
+
+// TestTokenizersConcurrent: loaded tokenizers are safe for concurrent use
+// (HF's word cache is shared); run with -race.
+func TestTokenizersConcurrent(t *testing.T) {
+	texts := []string{"the cat sat on the mat", "  x = 12345\n\tfoo()", "héllo wörld 🙂", "<|endoftext|> the end"}
+	for _, name := range []string{"gpt2-tiny.json", "llama2-tiny.json", "spm-bpe-fb.model", "spm-uni-user.model"} {
+		tok := loadFixture(t, name)
+		want := make([][]int, len(texts))
+		for i, s := range texts {
+			want[i] = tok.Encode(s)
+		}
+		done := make(chan string, 8)
+		for g := 0; g < 8; g++ {
+			go func(g int) {
+				for k := 0; k < 200; k++ {
+					i := (g + k) % len(texts)
+					if got := tok.Encode(texts[i]); !slices.Equal(got, want[i]) {
+						done <- fmt.Sprintf("%s: concurrent Encode(%q) = %v, want %v", name, texts[i], got, want[i])
+						return
+					}
+					_ = tok.Decode(want[i])
+				}
+				done <- ""
+			}(g)
+		}
+		for g := 0; g < 8; g++ {
+			if msg := <-done; msg != "" {
+				t.Error(msg)
+			}
 		}
 	}
 }

@@ -88,3 +88,17 @@ func shortHash(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:6])
 }
+
+// TokenString returns the vocabulary string of id (the piece or token as
+// stored, e.g. "▁the" or "Ġthe"), or "" when the tokenizer cannot say.
+func TokenString(t Tokenizer, id int) string {
+	switch t := t.(type) {
+	case *HFTokenizer:
+		return t.Token(id)
+	case *SentencePiece:
+		if id >= 0 && id < len(t.Pieces) {
+			return t.Pieces[id].Piece
+		}
+	}
+	return ""
+}

@@ -28,8 +28,70 @@ SentencePiece-style with byte fallback), and byte-level BPE tokenizers trained h
   minitron tokenizer encode --tokenizer tok/go8k --text 'func main() {}'
   minitron tokenizer decode --tokenizer tok/go8k --ids 5,17,300`,
 	}
-	cmd.AddCommand(newTokenizerEncodeCmd(), newTokenizerDecodeCmd(), newTokenizerTrainCmd())
+	cmd.AddCommand(newTokenizerInfoCmd(), newTokenizerEncodeCmd(), newTokenizerDecodeCmd(), newTokenizerTrainCmd())
 	return cmd
+}
+
+// TokenizerInfoOptions are the flags of `tokenizer info`.
+type TokenizerInfoOptions struct {
+	Tokenizer string
+	JSON      bool
+}
+
+func newTokenizerInfoCmd() *cobra.Command {
+	o := &TokenizerInfoOptions{}
+	cmd := &cobra.Command{
+		Use:   "info",
+		Short: "Print a tokenizer's kind, vocabulary size and special tokens",
+		Example: `  minitron tokenizer info --tokenizer ./Minitron-4B
+  minitron tokenizer info --tokenizer tok/go8k/tokenizer.json --json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runTokenizerInfo(o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer.json, .model file or model directory (required)")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print JSON")
+	_ = cmd.MarkFlagRequired("tokenizer")
+	return cmd
+}
+
+func runTokenizerInfo(o *TokenizerInfoOptions, w io.Writer) error {
+	tok, err := data.LoadTokenizer(o.Tokenizer)
+	if err != nil {
+		return err
+	}
+	info := map[string]any{"identity": tok.Identity(), "vocab_size": tok.VocabSize(),
+		"bos": tok.BOS(), "eos": tok.EOS(), "pad": tok.PAD(), "unk": tok.UNK()}
+	names := map[string]string{}
+	for _, k := range []string{"bos", "eos", "pad", "unk"} {
+		if id := info[k].(int); id >= 0 {
+			names[k] = data.TokenString(tok, id)
+		}
+	}
+	if sp, ok := tok.(*data.SentencePiece); ok {
+		info["normalizer"] = sp.Normalizer.Name
+		info["byte_fallback"] = sp.Trainer.ByteFallback
+	}
+	if o.JSON {
+		info["special_tokens"] = names
+		enc := json.NewEncoder(w)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	fmt.Fprintf(w, "%s\n  vocab size %d\n", tok.Identity(), tok.VocabSize())
+	for _, k := range []string{"bos", "eos", "pad", "unk"} {
+		if id := info[k].(int); id >= 0 {
+			fmt.Fprintf(w, "  %s %d %q\n", k, id, names[k])
+		} else {
+			fmt.Fprintf(w, "  %s none\n", k)
+		}
+	}
+	if sp, ok := tok.(*data.SentencePiece); ok {
+		fmt.Fprintf(w, "  normalizer %q, byte_fallback %v\n", sp.Normalizer.Name, sp.Trainer.ByteFallback)
+	}
+	return nil
 }
 
 // TokenizerEncodeOptions are the flags of `tokenizer encode`.

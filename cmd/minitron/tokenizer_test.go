@@ -36,6 +36,11 @@ func TestTokenizerEncodeDecode(t *testing.T) {
 		}
 	}
 
+	info, err := runCLI(t, "tokenizer", "info", "--tokenizer", tokFixtures+"spm-uni-user.model")
+	if err != nil || !strings.Contains(info, `bos 1 "<s>"`) || !strings.Contains(info, "vocab size 600") {
+		t.Errorf("tokenizer info = %q, %v", info, err)
+	}
+
 	out, err := runCLI(t, "tokenizer", "encode", "--tokenizer", tokFixtures+"gpt2-tiny.json", "--text", " the", "--json")
 	if err != nil {
 		t.Fatal(err)
