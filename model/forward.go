@@ -105,10 +105,9 @@ func (m *Model) Forward(ids [][]int, fo *ForwardOptions) ([]float32, error) {
 		if slices.Contains(fo.SkipLayers, l) {
 			continue
 		}
-		lw := m.layers
 		var w *layerWeights
-		if lw != nil {
-			w = lw[l]
+		if m.resident {
+			w = m.layers[l]
 		} else {
 			if m.streamBuf == nil {
 				m.streamBuf = m.newLayerBuf()
@@ -292,8 +291,8 @@ func (m *Model) embedRows(x []float32, ids []int) error {
 	return kernels.Embedding(x, table, ids, H)
 }
 
-// headChunkRows bounds the vocabulary rows a streaming head converts at once
-// (64 MiB of f32 at H=4096).
+// headChunkBytes bounds the f32 slice of the head a streaming model converts
+// at once (16384 vocabulary rows at H=1024).
 const headChunkBytes = 64 << 20
 
 // applyHead writes logits [rows, V] = h·headᵀ.

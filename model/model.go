@@ -277,6 +277,11 @@ func (m *Model) loadResident() error {
 			return err
 		}
 	}
+	// Everything is converted: the mapped file pages are no longer needed
+	// in this process (they stay in the page cache).
+	for _, n := range m.src.Names() {
+		releaseMapped(m.src, n)
+	}
 	return nil
 }
 
