@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"strings"
+	"sync"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -86,6 +87,12 @@ type SentencePiece struct {
 	bos, eos int
 	pad      int
 	identity string
+
+	// chunked: no piece has ▁ after a non-▁ character, so BPE never merges
+	// across the start of a ▁ run and each such chunk can be encoded (and
+	// cached) on its own with the same result.
+	chunked bool
+	cache   spCache
 }
 
 const spaceSymbol = "\u2581"
@@ -354,6 +361,15 @@ func (sp *SentencePiece) init() error {
 	sp.bos = special(sp.Trainer.BOSID)
 	sp.eos = special(sp.Trainer.EOSID)
 	sp.pad = special(sp.Trainer.PadID)
+	if sp.Trainer.ModelType == SPBPE && sp.Normalizer.EscapeWhitespaces {
+		sp.chunked = true
+		for p := range sp.pieces {
+			if strings.Contains(strings.TrimLeft(p, spaceSymbol), spaceSymbol) {
+				sp.chunked = false
+				break
+			}
+		}
+	}
 	return nil
 }
 
@@ -457,7 +473,7 @@ func (sp *SentencePiece) Encode(text string) []int {
 	}
 	var segs []spSeg
 	if sp.Trainer.ModelType == SPBPE {
-		segs = sp.encodeBPE(norm)
+		segs = sp.encodeBPEChunked(norm)
 	} else {
 		segs = sp.encodeUnigram(norm)
 	}
@@ -479,6 +495,65 @@ func (sp *SentencePiece) Encode(text string) []int {
 		prevUnk = isUnk
 	}
 	return ids
+}
+
+// encodeBPEChunked splits the normalized text before every ▁ run that
+// follows another character and runs BPE per chunk, with a cache (see
+// SentencePiece.chunked).
+func (sp *SentencePiece) encodeBPEChunked(norm string) []spSeg {
+	if !sp.chunked {
+		return sp.encodeBPE(norm)
+	}
+	var out []spSeg
+	start := 0
+	for i := 0; i < len(norm); {
+		if i > start && strings.HasPrefix(norm[i:], spaceSymbol) && !strings.HasSuffix(norm[:i], spaceSymbol) {
+			out = sp.appendChunk(out, norm[start:i])
+			start = i
+			i += len(spaceSymbol)
+			continue
+		}
+		_, w := utf8.DecodeRuneInString(norm[i:])
+		i += w
+	}
+	return sp.appendChunk(out, norm[start:])
+}
+
+func (sp *SentencePiece) appendChunk(out []spSeg, chunk string) []spSeg {
+	if chunk == "" {
+		return out
+	}
+	if segs, ok := sp.cache.get(chunk); ok {
+		return append(out, segs...)
+	}
+	segs := sp.encodeBPE(chunk)
+	sp.cache.put(chunk, segs)
+	return append(out, segs...)
+}
+
+// spCache memoizes chunk → segments, reset when full (like wordCache).
+type spCache struct {
+	mu sync.RWMutex
+	m  map[string][]spSeg
+}
+
+func (c *spCache) get(w string) ([]spSeg, bool) {
+	c.mu.RLock()
+	s, ok := c.m[w]
+	c.mu.RUnlock()
+	return s, ok
+}
+
+func (c *spCache) put(w string, s []spSeg) {
+	if len(w) > 256 {
+		return
+	}
+	c.mu.Lock()
+	if c.m == nil || len(c.m) >= wordCacheMax {
+		c.m = make(map[string][]spSeg, 1024)
+	}
+	c.m[w] = s
+	c.mu.Unlock()
 }
 
 type spSeg struct {

@@ -167,3 +167,29 @@ func TestSentencePieceBadInput(t *testing.T) {
 		t.Errorf("minimal model Encode = %v, want [0] (▁xy is one fused unknown run)", got)
 	}
 }
+
+// TestSentencePieceChunkedBPE: per-chunk BPE (with its cache) gives the
+// same segments as BPE over the whole normalized line.
+func TestSentencePieceChunkedBPE(t *testing.T) {
+	dir := filepath.Join("testdata", "tok")
+	text := readLines(t, filepath.Join(dir, "test.txt"))
+	for _, name := range []string{"spm-bpe", "spm-bpe-fb", "spm-bpe-nfkc"} {
+		sp, err := LoadSentencePiece(filepath.Join(dir, name+".model"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sp.chunked {
+			t.Fatalf("%s: default-trained BPE model should allow chunking", name)
+		}
+		for _, line := range append(text, strings.Join(text[:50], "  ")) {
+			norm := sp.Normalize(line)
+			if norm == "" {
+				continue
+			}
+			a, b := sp.encodeBPE(norm), sp.encodeBPEChunked(norm)
+			if !slices.Equal(a, b) {
+				t.Fatalf("%s %q: chunked %v, whole %v", name, line, b, a)
+			}
+		}
+	}
+}
