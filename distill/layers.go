@@ -173,7 +173,7 @@ func attentionNode(name string, qkv *G.Node, a *attnGeom) (*G.Node, error) {
 	fw.diff = func(_ G.Nodes, _, grad *G.Node) (G.Nodes, error) {
 		gq := newOp(name+".dqkv", 1, rows, W)
 		d := gq.data()
-		scratch := make([]float32, 2*a.seq*a.seq*kernels.Workers())
+		scratch := make([]float32, 32*a.seq*kernels.Workers())
 		gq.do = func(v []G.Value) (float32, error) {
 			kernels.AttentionBackward(d, d[qd:], d[qd+kvd:], f32(v[0]), rot, rot[qd:], rot[qd+kvd:], probs, dims, W, W, W, scratch)
 			if a.rot > 0 {

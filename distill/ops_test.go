@@ -225,6 +225,26 @@ func TestOpGradients(t *testing.T) {
 			}})
 	}
 	isSt := &stepState{gradScale: 1.0 / rows, isTeacher: [][]float32{randSlice(rand.New(rand.NewSource(4)), rows*12, 1), randSlice(rand.New(rand.NewSource(5)), rows*12, 1)}}
+	// Sequences longer than the kernels' 32-row blocks, with a partial
+	// last block.
+	long := &attnGeom{batch: 2, seq: 70, heads: 2, kvHeads: 1, headDim: 8, rot: 8}
+	long.pos = make([]int, 140)
+	for i := range long.pos {
+		long.pos[i] = i % 70
+	}
+	inv, _ := kernels.RopeInvFreq(8, 10000, nil)
+	long.cos, long.sin = kernels.RopeTables(inv, 70)
+	long.negSin = make([]float32, len(long.sin))
+	for i, v := range long.sin {
+		long.negSin[i] = -v
+	}
+	longW := *long
+	longW.window = 20
+	cases = append(cases,
+		opCase{name: "attention-long", reason: "70 tokens: three query blocks", shapes: [][]int{{140, 4 * 8}},
+			build: func(in []*G.Node) (*G.Node, error) { return attentionNode("att", in[0], long) }},
+		opCase{name: "attention-long-window", reason: "70 tokens, window 20 across blocks", shapes: [][]int{{140, 4 * 8}},
+			build: func(in []*G.Node) (*G.Node, error) { return attentionNode("att", in[0], &longW) }})
 	cases = append(cases, opCase{name: "intermediate-cosine", reason: "two layer pairs through one shared projection 16→12",
 		shapes: [][]int{{rows, dim}, {rows, dim}, {12, dim}}, scalar: true,
 		build: func(in []*G.Node) (*G.Node, error) { return isLossNode(in[:2], in[2], isSt, rows, dim, 12) }})

@@ -7,7 +7,7 @@ import "math"
 // probs, it writes dq (overwritten), and dk, dv (overwritten; the query
 // heads of a GQA group add into their shared KV head). dq/dk/dv use the row
 // strides ldDQ/ldDK/ldDV (a fused dQKV buffer passes its full width), the
-// forward tensors the strides in d. scratch needs 2·Tq·Tk floats per worker
+// forward tensors the strides in d. scratch needs 32·Tk floats per worker
 // (Workers()); nil allocates.
 func AttentionBackward(dq, dk, dv, dout, q, k, v, probs []float32, d AttnDims, ldDQ, ldDK, ldDV int, scratch []float32) {
 	if err := d.fill(); err != nil {
@@ -19,46 +19,55 @@ func AttentionBackward(dq, dk, dv, dout, q, k, v, probs []float32, d AttnDims, l
 	T, hd := d.Tq, d.HeadDim
 	group := d.Heads / d.KVHeads
 	scale := float32(1 / math.Sqrt(float64(hd)))
-	per := 2 * T * T
+	per := attnChunk * T
 	if len(scratch) < per*Workers() {
 		scratch = make([]float32, per*Workers())
 	}
 	// One task per (sequence, KV head): the group's query heads run in turn
-	// so dk/dv accumulate without races.
+	// so dk/dv accumulate without races. Query rows go in blocks of
+	// attnChunk (as in the forward) so the products skip the keys after
+	// the block, which the causal mask hides: about half the work of full
+	// T×T products. Keys before a sliding window are zero in P and cost
+	// only their share of the block products.
 	parallelTasks(d.Batch*d.KVHeads, func(w, t int) {
 		b, g := t/d.KVHeads, t%d.KVHeads
-		dp := scratch[w*per : w*per+T*T]
+		dp := scratch[w*per : w*per+attnChunk*T]
 		row0 := b * T
 		ko, vo := row0*d.LdK+g*hd, row0*d.LdV+g*hd
 		dko, dvo := row0*ldDK+g*hd, row0*ldDV+g*hd
+		for r := 0; r < T; r++ {
+			clear(dk[dko+r*ldDK : dko+r*ldDK+hd])
+			clear(dv[dvo+r*ldDV : dvo+r*ldDV+hd])
+		}
 		for j := 0; j < group; j++ {
 			h := g*group + j
 			p := probs[(b*d.Heads+h)*T*T:][:T*T]
 			qo, oo, dqo := row0*d.LdQ+h*hd, row0*d.LdO+h*hd, row0*ldDQ+h*hd
-			beta := float32(1)
-			if j == 0 {
-				beta = 0
-			}
-			// dV += Pᵀ·dO
-			Sgemm(true, false, T, hd, T, 1, p, T, dout[oo:], d.LdO, beta, dv[dvo:], ldDV)
-			// dP = dO·Vᵀ
-			Sgemm(false, true, T, T, hd, 1, dout[oo:], d.LdO, v[vo:], d.LdV, 0, dp, T)
-			// dS = P ⊙ (dP − Σ_j dP·P), times the score scale
-			for i := 0; i < T; i++ {
-				pr, dr := p[i*T:(i+1)*T], dp[i*T:(i+1)*T]
-				hi := i + 1 // causal: keys beyond i have P = 0
-				var s float32
-				for c := 0; c < hi; c++ {
-					s += pr[c] * dr[c]
+			for i0 := 0; i0 < T; i0 += attnChunk {
+				i1 := min(T, i0+attnChunk)
+				rows, n := i1-i0, i1 // keys [0, i1) cover every visible key of the block
+				pc := p[i0*T:]       // rows of P, stride T
+				// dV[0:n] += P_blockᵀ·dO_block
+				Sgemm(true, false, n, hd, rows, 1, pc, T, dout[oo+i0*d.LdO:], d.LdO, 1, dv[dvo:], ldDV)
+				// dP = dO_block·V[0:n]ᵀ
+				Sgemm(false, true, rows, n, hd, 1, dout[oo+i0*d.LdO:], d.LdO, v[vo:], d.LdV, 0, dp, n)
+				// dS = P ⊙ (dP − Σ dP·P), times the score scale
+				for r := 0; r < rows; r++ {
+					pr, dr := pc[r*T:r*T+n], dp[r*n:(r+1)*n]
+					hi := i0 + r + 1 // causal: keys beyond the query have P = 0
+					var s float32
+					for c := 0; c < hi; c++ {
+						s += pr[c] * dr[c]
+					}
+					for c := 0; c < hi; c++ {
+						dr[c] = pr[c] * (dr[c] - s) * scale
+					}
+					clear(dr[hi:])
 				}
-				for c := 0; c < hi; c++ {
-					dr[c] = pr[c] * (dr[c] - s) * scale
-				}
-				clear(dr[hi:])
+				// dQ_block = dS·K[0:n] ; dK[0:n] += dSᵀ·Q_block
+				Sgemm(false, false, rows, hd, n, 1, dp, n, k[ko:], d.LdK, 0, dq[dqo+i0*ldDQ:], ldDQ)
+				Sgemm(true, false, n, hd, rows, 1, dp, n, q[qo+i0*d.LdQ:], d.LdQ, 1, dk[dko:], ldDK)
 			}
-			// dQ = dS·K ; dK += dSᵀ·Q
-			Sgemm(false, false, T, hd, T, 1, dp, T, k[ko:], d.LdK, 0, dq[dqo:], ldDQ)
-			Sgemm(true, false, T, hd, T, 1, dp, T, q[qo:], d.LdQ, beta, dk[dko:], ldDK)
 		}
 	})
 }
