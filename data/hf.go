@@ -169,6 +169,9 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	if err := json.Unmarshal(b, &j); err != nil {
 		return nil, fmt.Errorf("not a tokenizer.json: %v", err)
 	}
+	if j.Model.Type == "" && len(j.Model.Vocab) == 0 {
+		return nil, fmt.Errorf("no \"model\" with a vocabulary: not a tokenizer.json (tokenizer_config.json names tokens but holds no vocabulary)")
+	}
 	if j.Model.Type != "BPE" && !(j.Model.Type == "" && len(j.Model.Merges) > 0) {
 		return nil, fmt.Errorf("model type %q not supported (only BPE)", j.Model.Type)
 	}

@@ -93,6 +93,26 @@ func TestLoadTokenizerDir(t *testing.T) {
 	if _, err := LoadTokenizer(filepath.Join(dir, "nope.json")); err == nil {
 		t.Error("missing file: want error")
 	}
+	// A NeMo-style directory with one differently named .model file.
+	b, err := os.ReadFile(filepath.Join("testdata", "tok", "spm-uni.model"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "nemotron_2_256k.model"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := LoadTokenizer(dir)
+	if err != nil || tok.VocabSize() != 800 {
+		t.Errorf("dir with a single *.model: %v", err)
+	}
+	// A tokenizer_config.json passed by mistake says what it is not.
+	cfg := filepath.Join(dir, "tokenizer_config.json")
+	if err := os.WriteFile(cfg, []byte(`{"bos_token": "<s>"}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokenizer(cfg); err == nil || !strings.Contains(err.Error(), "not a tokenizer.json") {
+		t.Errorf("tokenizer_config.json: err %v, want 'not a tokenizer.json'", err)
+	}
 }
 
 func TestHFByteLevelAddPrefixSpace(t *testing.T) {

@@ -37,7 +37,8 @@ type Tokenizer interface {
 
 // LoadTokenizer loads a tokenizer from path: a tokenizer.json (HF), a
 // SentencePiece .model file, or a directory holding tokenizer.json (tried
-// first) or tokenizer.model.
+// first), tokenizer.model, or a single *.model file. The file kind is
+// recognised by content (JSON or protobuf), not by name.
 func LoadTokenizer(path string) (Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -50,7 +51,12 @@ func LoadTokenizer(path string) (Tokenizer, error) {
 				return LoadTokenizer(p)
 			}
 		}
-		return nil, fmt.Errorf("tokenizer: %s holds neither tokenizer.json nor tokenizer.model", path)
+		// NeMo/Megatron checkpoints name the SentencePiece file after the
+		// tokenizer (e.g. nemotron_2_256k.model): take it when it is the only one.
+		if ms, _ := filepath.Glob(filepath.Join(path, "*.model")); len(ms) == 1 {
+			return LoadTokenizer(ms[0])
+		}
+		return nil, fmt.Errorf("tokenizer: %s holds neither tokenizer.json nor tokenizer.model (nor a single *.model)", path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
