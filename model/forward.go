@@ -312,7 +312,12 @@ func (m *Model) applyHead(logits, h []float32, rows int) error {
 	if !ranged {
 		chunk = V
 	}
-	buf := make([]float32, min(chunk, V)*H)
+	// a streaming model keeps one head buffer (Forward holds streamMu), so
+	// repeated passes do not leave 64 MiB of garbage each
+	if n := min(chunk, V) * H; len(m.headBuf) < n {
+		m.headBuf = make([]float32, n)
+	}
+	buf := m.headBuf
 	for v0 := 0; v0 < V; v0 += chunk {
 		v1 := min(V, v0+chunk)
 		wc := buf[:(v1-v0)*H]

@@ -83,6 +83,7 @@ type Model struct {
 
 	streamMu  sync.Mutex    // a streaming model has one layer buffer
 	streamBuf *layerWeights // reused per layer while streaming
+	headBuf   []float32     // reused slice of the head while streaming
 
 	ropeMu   sync.Mutex
 	cos, sin []float32 // [ropeLen, rot/2]
