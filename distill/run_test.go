@@ -2,11 +2,13 @@ package distill
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/minitron-dev/minitron/data"
@@ -218,5 +220,67 @@ func TestIntermediateLossFalls(t *testing.T) {
 		if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "layer") {
 			t.Errorf("%s: error %v", tc.reason, err)
 		}
+	}
+}
+
+func TestCheckpointFailureKeepsPreviousLatest(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
+	src := corpus(1, 10, 100, 32)
+	out := t.TempDir()
+	failCheckpointHook = func(step int) error {
+		if step == 4 {
+			return syscall.ENOSPC
+		}
+		return nil
+	}
+	defer func() { failCheckpointHook = nil }()
+	_, err := Run(context.Background(), Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 8, 1),
+		SeqLen: 8, MicroBatch: 2, Steps: 6, SaveEvery: 2, Out: out})
+	if err == nil || !strings.Contains(err.Error(), "step 4") || !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("error %v, want one naming step 4 and ENOSPC", err)
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "checkpoints", "latest"))
+	if strings.TrimSpace(string(b)) != "step-0000002" {
+		t.Fatalf("latest = %q, want the previous complete checkpoint", b)
+	}
+	ents, _ := os.ReadDir(filepath.Join(out, "checkpoints"))
+	for _, e := range ents {
+		if strings.Contains(e.Name(), "partial") || e.Name() == "step-0000004" {
+			t.Errorf("partial checkpoint left behind: %s", e.Name())
+		}
+	}
+	// And the run resumes from it once the disk has room again.
+	failCheckpointHook = nil
+	res, err := Run(context.Background(), Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 8, 1),
+		SeqLen: 8, MicroBatch: 2, Steps: 6, SaveEvery: 2, Out: out, Resume: true})
+	if err != nil || res.Steps != 6 {
+		t.Fatalf("resume after failed checkpoint: %+v %v", res, err)
+	}
+}
+
+func TestNonFiniteLoss(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
+	src := corpus(1, 10, 100, 32)
+	ms, err := model.LoadMem(model.NewRandomSource(cfg, model.F32, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, info, _ := ms.Get("lm_head.weight")
+	w[3] = float32(math.NaN())
+	ms.SetF32("lm_head.weight", info.Shape, w)
+	c := Config{StudentConfig: cfg, StudentWeights: ms, Train: sampler(t, src, 8, 1),
+		SeqLen: 8, MicroBatch: 2, Steps: 3, Out: t.TempDir()}
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "step 1: loss is NaN") {
+		t.Fatalf("error %v, want one naming step 1", err)
+	}
+	c.SkipNonFin, c.Out, c.Train = true, t.TempDir(), sampler(t, src, 8, 1)
+	var skipped int
+	c.OnStep = func(m StepMetrics) {
+		if m.Skipped {
+			skipped++
+		}
+	}
+	if res, err := Run(context.Background(), c); err != nil || res.Steps != 3 || skipped != 3 {
+		t.Fatalf("--skip-nonfinite: %+v %v, %d skipped", res, err, skipped)
 	}
 }

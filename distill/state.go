@@ -158,6 +158,10 @@ type checkpointer struct {
 	tokenizerDir string // copy tokenizer files from here
 }
 
+// failCheckpointHook lets tests fail a checkpoint after its weights and
+// optimizer state are written (a disk filling up mid-checkpoint).
+var failCheckpointHook func(step int) error
+
 func (c *checkpointer) root() string { return filepath.Join(c.dir, "checkpoints") }
 
 func stepName(step int) string { return fmt.Sprintf("step-%07d", step) }
@@ -184,6 +188,11 @@ func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, er
 	}
 	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), opt, s.auxData()); err != nil {
 		return fail(err)
+	}
+	if failCheckpointHook != nil {
+		if err := failCheckpointHook(st.Step); err != nil {
+			return fail(err)
+		}
 	}
 	js, err := json.MarshalIndent(st, "", "  ")
 	if err != nil {
