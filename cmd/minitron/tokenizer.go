@@ -255,14 +255,16 @@ Special tokens get the first ids: <|endoftext|> (EOS, also used as BOS) and <|pa
 Built-in corpora: go-src (every .go file of the Go installation, ~tens of MB) and opticks.`,
 		Example: `  minitron tokenizer train --builtin go-src --vocab-size 8192 --out tok/go8k
   minitron tokenizer train --input ~/code --glob '*.go' --vocab-size 16000 --out tok/code --pattern llama3
-  minitron tokenizer train --input books/ --builtin opticks --vocab-size 4096 --out tok/books`,
-		Args: cobra.NoArgs,
+  minitron tokenizer train --input books/ notes.txt --builtin opticks --vocab-size 4096 --out tok/books`,
+		// Extra arguments are more inputs, so --input a b c works.
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Inputs = append(o.Inputs, args...)
 			return runTokenizerTrain(o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
-	f.StringArrayVar(&o.Inputs, "input", nil, "file or directory to read (repeatable)")
+	f.StringArrayVar(&o.Inputs, "input", nil, "file or directory to read (repeatable; extra arguments are inputs too)")
 	f.StringVar(&o.Glob, "glob", "", "only files in directories whose base name matches, e.g. '*.go'")
 	f.StringVar(&o.Builtin, "builtin", "", "built-in corpus: go-src or opticks")
 	f.StringVar(&o.JSONLKey, "jsonl-key", "text", "field of each JSONL line that holds the document")

@@ -82,12 +82,15 @@ func TestTokenizerTrainCLI(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "tok")
-	msg, err := runCLI(t, "tokenizer", "train", "--input", in, "--vocab-size", "300", "--out", out)
+	if err := os.WriteFile(filepath.Join(dir, "b.txt"), []byte("over and over"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	msg, err := runCLI(t, "tokenizer", "train", "--input", in, filepath.Join(dir, "b.txt"), "--vocab-size", "300", "--out", out)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 11 distinct words cannot fill 300 tokens: training stops when no pair repeats.
-	if !strings.Contains(msg, "stopped early") || !strings.Contains(msg, "tokenizer.json") {
+	if !strings.Contains(msg, "stopped early") || !strings.Contains(msg, "on 2 documents") {
 		t.Errorf("train output %q", msg)
 	}
 	enc, err := runCLI(t, "tokenizer", "encode", "--tokenizer", out, "--text", "the lazy dog", "--eos")
