@@ -243,4 +243,3 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 	addTrainFlags(cmd.Flags(), o, true)
 	return cmd
 }
-
