@@ -53,6 +53,9 @@ type Options struct {
 	EvalSamples int // default 16
 	EvalSeqLen  int // default min(scores' seq len, 512), or 256
 	EvalSeed    uint64
+	// TeacherLoss, when positive, is the teacher's loss on these eval
+	// samples from an earlier run (search reuses it across candidates).
+	TeacherLoss float64
 	Weights     model.WeightMode
 
 	DryRun bool
@@ -299,8 +302,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	if rep.Eval != nil {
 		o.logf("evaluating teacher and student on %d held-out samples of %d tokens", len(evalIDs), rep.Eval.SeqLen)
-		if rep.Eval.TeacherLoss, _, err = evalLoss(ctx, teacherCfg, teacher, evalIDs, o.Weights); err != nil {
-			return nil, fmt.Errorf("teacher eval: %w", err)
+		if rep.Eval.TeacherLoss = o.TeacherLoss; rep.Eval.TeacherLoss <= 0 {
+			if rep.Eval.TeacherLoss, _, err = evalLoss(ctx, teacherCfg, teacher, evalIDs, o.Weights); err != nil {
+				return nil, fmt.Errorf("teacher eval: %w", err)
+			}
 		}
 		// The student is read back from the files just written, so the
 		// report predicts what `minitron eval nll` will measure.

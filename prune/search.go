@@ -137,13 +137,15 @@ type SearchOptions struct {
 
 // SearchResult is written as search.json and search.md.
 type SearchResult struct {
-	Teacher    string      `json:"teacher"`
-	Budget     int64       `json:"budget"`
-	Tolerance  float64     `json:"tolerance"`
-	Steps      int         `json:"steps"`
-	Candidates []Candidate `json:"candidates"`
-	Winner     string      `json:"winner,omitempty"`
-	WinnerDir  string      `json:"winner_dir,omitempty"`
+	Teacher   string  `json:"teacher"`
+	Budget    int64   `json:"budget"`
+	Tolerance float64 `json:"tolerance"`
+	Steps     int     `json:"steps"`
+	// TeacherLoss is the teacher's loss on the pruned-loss eval samples.
+	TeacherLoss float64     `json:"teacher_loss,omitempty"`
+	Candidates  []Candidate `json:"candidates"`
+	Winner      string      `json:"winner,omitempty"`
+	WinnerDir   string      `json:"winner_dir,omitempty"`
 }
 
 // Search enumerates candidates, prunes each with the scores, distills each
@@ -217,6 +219,8 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 		}
 		if rep.Eval != nil {
 			c.PrunedLoss = rep.Eval.StudentLoss
+			o.Prune.TeacherLoss = rep.Eval.TeacherLoss // same samples for every candidate
+			res.TeacherLoss = rep.Eval.TeacherLoss
 		}
 		dist := filepath.Join(tmp, "distilled", c.Name)
 		if err := os.MkdirAll(filepath.Dir(dist), 0o755); err != nil {
@@ -284,7 +288,7 @@ func (r *SearchResult) Markdown() string {
 	if ranked {
 		sort.SliceStable(cands, func(i, j int) bool { return cands[i].Rank < cands[j].Rank })
 		fmt.Fprintf(&b, "%d distillation steps per candidate. Winner: **%s** (%s).\n", r.Steps, r.Winner, r.WinnerDir)
-		b.WriteString("Pruned loss: held-out loss right after pruning (prune's eval samples); distilled loss: the distillation's validation loss, which ranks.\n\n")
+		fmt.Fprintf(&b, "Pruned loss: held-out loss right after pruning (prune's eval samples; the teacher's is %.4f); distilled loss: the distillation's validation loss, which ranks.\n\n", r.TeacherLoss)
 		b.WriteString("| rank | candidate | layers | hidden | heads | kv | ffn | params | pruned loss | distilled loss |\n|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	} else {
 		b.WriteString("| candidate | layers | hidden | heads | kv | ffn | params |\n|---|---:|---:|---:|---:|---:|---:|\n")
