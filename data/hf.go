@@ -561,7 +561,7 @@ func buildDecoder(raw json.RawMessage) ([]decStep, error) {
 			for _, t := range toks {
 				buf = byteLevelDecode(t, buf)
 			}
-			return []string{strings.ToValidUTF8(string(buf), "\uFFFD")}
+			return []string{lossyUTF8(buf)}
 		}}, nil
 	case "Replace":
 		pat, isRe, err := c.pattern()

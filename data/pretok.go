@@ -394,3 +394,61 @@ func byteLevelDecode(s string, dst []byte) []byte {
 	}
 	return dst
 }
+
+// lossyUTF8 replaces invalid UTF-8 like Rust's String::from_utf8_lossy
+// (and Python's errors="replace"), which HF's ByteLevel decoder uses: each
+// maximal subpart of an ill-formed sequence becomes one U+FFFD, so a
+// truncated 3-byte character is one replacement, not two.
+func lossyUTF8(b []byte) string {
+	if utf8.Valid(b) {
+		return string(b)
+	}
+	out := make([]byte, 0, len(b)+8)
+	for i := 0; i < len(b); {
+		r, w := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError || w > 1 {
+			out = append(out, b[i:i+w]...)
+			i += w
+			continue
+		}
+		out = append(out, "\uFFFD"...)
+		i += maximalSubpart(b[i:])
+	}
+	return string(out)
+}
+
+// maximalSubpart is the length of the ill-formed prefix of b to replace:
+// the lead byte and the continuation bytes that could still have begun a
+// valid character (Unicode §3.9, table 3-7), at least 1.
+func maximalSubpart(b []byte) int {
+	c := b[0]
+	var need int
+	lo, hi := byte(0x80), byte(0xBF)
+	switch {
+	case c >= 0xC2 && c <= 0xDF:
+		need = 1
+	case c == 0xE0:
+		need, lo = 2, 0xA0
+	case c >= 0xE1 && c <= 0xEC, c == 0xEE, c == 0xEF:
+		need = 2
+	case c == 0xED:
+		need, hi = 2, 0x9F
+	case c == 0xF0:
+		need, lo = 3, 0x90
+	case c >= 0xF1 && c <= 0xF3:
+		need = 3
+	case c == 0xF4:
+		need, hi = 3, 0x8F
+	default:
+		return 1
+	}
+	n := 1
+	for k := 0; k < need && n < len(b); k++ {
+		x := b[n]
+		if k == 0 && (x < lo || x > hi) || k > 0 && (x < 0x80 || x > 0xBF) {
+			break
+		}
+		n++
+	}
+	return n
+}

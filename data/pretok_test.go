@@ -137,3 +137,20 @@ func FuzzByteLevelRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestLossyUTF8(t *testing.T) {
+	cases := []struct{ in, want, reason string }{
+		{"abc", "abc", "valid text is unchanged"},
+		{"a\xe2\x82", "a\uFFFD", "truncated 3-byte character is one replacement"},
+		{"\xff\xfe", "\uFFFD\uFFFD", "each invalid lead byte is its own replacement"},
+		{"\xe0\x80\x80", "\uFFFD\uFFFD\uFFFD", "overlong E0 80: 80 cannot follow E0, so three"},
+		{"\xed\xa0\x80x", "\uFFFD\uFFFD\uFFFDx", "surrogate ED A0 is ill-formed from the second byte"},
+		{"\xf0\x9f\x99", "\uFFFD", "truncated emoji"},
+		{"\xf0\x9f\x99\x82\x80", "🙂\uFFFD", "stray continuation byte after a valid character"},
+	}
+	for _, c := range cases {
+		if got := lossyUTF8([]byte(c.in)); got != c.want {
+			t.Errorf("lossyUTF8(%q) = %q, want %q (%s)", c.in, got, c.want, c.reason)
+		}
+	}
+}
