@@ -328,3 +328,33 @@ func TestHandScoredItems(t *testing.T) {
 		}
 	}
 }
+
+// TestChunkedContinuations forces one-token chunks: the scores must not
+// depend on how the continuation is fed through the cache.
+func TestChunkedContinuations(t *testing.T) {
+	lm, tok := loadTiny(t)
+	enc := Encoder{Tok: tok}
+	ctx, cont, err := enc.EncodePair("Question: What do plants need to make food?\nAnswer:", " sunlight and water from the soil")
+	if err != nil {
+		t.Fatal(err)
+	}
+	whole, err := lm.Score([]ScoreRequest{{ctx, [][]int{cont, cont[:3]}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(b int) { logitBudget = b }(logitBudget)
+	for _, budget := range []int{lm.M.Cfg.VocabSize, 3 * lm.M.Cfg.VocabSize} {
+		logitBudget = budget
+		got, err := lm.Score([]ScoreRequest{{ctx, [][]int{cont, cont[:3]}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := range got[0] {
+			for i := range got[0][c].LogProb {
+				if d := math.Abs(got[0][c].LogProb[i] - whole[0][c].LogProb[i]); d > 1e-5 {
+					t.Errorf("budget %d, continuation %d token %d: %v vs %v", budget, c, i, got[0][c].LogProb[i], whole[0][c].LogProb[i])
+				}
+			}
+		}
+	}
+}

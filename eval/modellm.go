@@ -78,6 +78,10 @@ func (a *ModelLM) Score(reqs []ScoreRequest) ([][]TokenScores, error) {
 	return out, nil
 }
 
+// logitBudget bounds the logits (floats) one scoring forward pass returns:
+// 64M floats = 256 MiB, i.e. 256 positions of a 256k vocabulary.
+var logitBudget = 64 << 20
+
 // scoreShared runs the context once and each continuation after it.
 func (a *ModelLM) scoreShared(r ScoreRequest) ([]TokenScores, error) {
 	if len(r.Context) == 0 {
@@ -107,14 +111,18 @@ func (a *ModelLM) scoreShared(r ScoreRequest) ([]TokenScores, error) {
 	for i, cont := range r.Continuations {
 		s := TokenScores{LogProb: make([]float64, len(cont)), Greedy: make([]bool, len(cont))}
 		s.LogProb[0], s.Greedy[0] = logProbAt(first, cont[0])
-		if len(cont) > 1 {
-			kc.Len = len(r.Context) // rewind: drop the previous continuation
-			lg, err := a.M.Forward([][]int{cont[:len(cont)-1]}, &model.ForwardOptions{Cache: kc})
+		kc.Len = len(r.Context) // rewind: drop the previous continuation
+		// Feed cont[:-1] in chunks so the logits held at once stay near
+		// logitBudget floats even with a 256k vocabulary.
+		chunk := max(1, logitBudget/V)
+		for s0 := 0; s0 < len(cont)-1; s0 += chunk {
+			e := min(s0+chunk, len(cont)-1)
+			lg, err := a.M.Forward([][]int{cont[s0:e]}, &model.ForwardOptions{Cache: kc})
 			if err != nil {
 				return nil, err
 			}
-			for t := 1; t < len(cont); t++ {
-				s.LogProb[t], s.Greedy[t] = logProbAt(lg[(t-1)*V:t*V], cont[t])
+			for t := s0 + 1; t <= e; t++ {
+				s.LogProb[t], s.Greedy[t] = logProbAt(lg[(t-1-s0)*V:(t-s0)*V], cont[t])
 			}
 		}
 		out[i] = s

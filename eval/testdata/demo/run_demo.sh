@@ -5,13 +5,14 @@
 # trained from scratch, then `minitron eval tasks` (side-by-side report) and
 # `minitron eval plot` (loss curves). About 15 minutes on 2 busy cores.
 #
-#   sh eval/testdata/demo/run_demo.sh [WORKDIR]     (from the repository root)
+#   sh eval/testdata/demo/run_demo.sh [WORKDIR]     (from the repository root;
+#   DEMO_OUT=dir writes the report and PNG there instead)
 set -eu
 ROOT=$(pwd)
 W=${1:-/tmp/minitron-demo}
 MT="$W/minitron"
 FIX="$ROOT/eval/testdata/tasks"
-OUT="$ROOT/eval/testdata/demo"
+OUT=${DEMO_OUT:-"$ROOT/eval/testdata/demo"}
 mkdir -p "$W"
 go build -o "$MT" ./cmd/minitron
 cd "$W"
@@ -21,7 +22,7 @@ cd "$W"
 # HellaSwag-format next-line task and held-out text from the validation split.
 (cd "$ROOT" && go run ./eval/testdata/demo/mktask "$W/data/opticks_val" "$W/tok" 300 "$W/opticks_nextline.jsonl" "$W/opticks_val.txt")
 
-cp "$OUT/teacher_config.json" teacher_config.json
+cp "$ROOT/eval/testdata/demo/teacher_config.json" teacher_config.json
 "$MT" train --model teacher_config.json --init random --data data/opticks_train --val data/opticks_val \
   --seq-len 128 --micro-batch 8 --steps 400 --lr 1e-3 --warmup 40 --val-every 25 --out runs/teacher
 T=runs/teacher/checkpoints/step-0000400
