@@ -53,7 +53,7 @@ type Config struct {
 	Losses      Losses
 	Seed        uint64
 
-	Out        string // output directory (checkpoints/, metrics.jsonl)
+	Out        string // output directory (checkpoints/, metrics.jsonl); "" writes no files (e.g. search candidates)
 	SaveEvery  int    // steps between checkpoints (0: only at the end)
 	KeepLast   int    // checkpoints kept (0: all)
 	ValEvery   int    // steps between validations (0: only at the end)
@@ -128,8 +128,8 @@ func (c *Config) defaults() error {
 	if c.Warmup < 0 || c.Warmup > c.Steps {
 		return fmt.Errorf("warmup %d must be between 0 and the %d steps", c.Warmup, c.Steps)
 	}
-	if c.Out == "" {
-		return fmt.Errorf("no output directory (--out)")
+	if c.Out == "" && (c.Resume || c.SaveEvery > 0) {
+		return fmt.Errorf("no output directory (--out) for checkpoints")
 	}
 	return nil
 }
@@ -152,11 +152,13 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	if err := c.Losses.validate(); err != nil {
 		return res, err
 	}
-	if err := os.MkdirAll(c.Out, 0o755); err != nil {
-		return res, fmt.Errorf("output directory: %w", err)
-	}
-	if err := checkWritable(c.Out); err != nil {
-		return res, err
+	if c.Out != "" {
+		if err := os.MkdirAll(c.Out, 0o755); err != nil {
+			return res, fmt.Errorf("output directory: %w", err)
+		}
+		if err := checkWritable(c.Out); err != nil {
+			return res, err
+		}
 	}
 	if c.Workers > 0 {
 		defer kernels.SetWorkers(kernels.SetWorkers(c.Workers))
@@ -274,21 +276,28 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		res.Checkpoint = resumeDir
 	}
 
-	mf, err := os.OpenFile(filepath.Join(c.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return res, fmt.Errorf("metrics: %w", err)
+	var ws []io.Writer
+	if c.Out != "" {
+		mf, err := os.OpenFile(filepath.Join(c.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return res, fmt.Errorf("metrics: %w", err)
+		}
+		defer mf.Close()
+		ws = append(ws, mf)
 	}
-	defer mf.Close()
-	var mw io.Writer = mf
 	if c.Metrics != nil {
-		mw = io.MultiWriter(mf, c.Metrics)
+		ws = append(ws, c.Metrics)
 	}
+	mw := io.MultiWriter(ws...)
 	emit := func(v any) {
 		b, _ := json.Marshal(v)
 		mw.Write(append(b, '\n'))
 	}
 
 	save := func() error {
+		if c.Out == "" {
+			return nil
+		}
 		st := TrainerState{Step: tr.Step, AdamStep: opt.Step, Tokens: res.Tokens, Seed: c.Seed,
 			Sampler: train.State(), Fingerprint: c.fingerprint()}
 		dir, err := ck.save(s, opt, st)

@@ -284,3 +284,26 @@ func TestNonFiniteLoss(t *testing.T) {
 		t.Fatalf("--skip-nonfinite: %+v %v, %d skipped", res, err, skipped)
 	}
 }
+
+// Accumulating 2 micro-batches of 2 is the same optimisation as one
+// micro-batch of 4 over the same samples.
+func TestGradientAccumulationMatchesLargeBatch(t *testing.T) {
+	cfg := tinyConfig(t, "nemotron", 2, 16, 4, 2, 24, 32)
+	src := corpus(3, 10, 100, 32)
+	run := func(micro int) []float64 {
+		var losses []float64
+		_, err := Run(context.Background(), Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 8, 1),
+			SeqLen: 8, MicroBatch: micro, GlobalBatch: 4, Steps: 4, LR: 1e-2, Seed: 2,
+			OnStep: func(m StepMetrics) { losses = append(losses, m.Loss) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return losses
+	}
+	a, b := run(4), run(2)
+	for i := range a {
+		if math.Abs(a[i]-b[i]) > 2e-5*math.Abs(a[i]) {
+			t.Errorf("step %d: loss %.7f with one micro-batch of 4, %.7f with 2×2", i+1, a[i], b[i])
+		}
+	}
+}

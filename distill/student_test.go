@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"github.com/minitron-dev/minitron/model"
@@ -99,9 +100,12 @@ func TestStudentGradients(t *testing.T) {
 	}{
 		{"nemotron", Losses{CE: 1}, "nemotron CE"},
 		{"llama", Losses{CE: 0.5, KL: 1}, "llama CE+KL mix"},
+		{"llama-tied", Losses{CE: 1}, "tied embeddings: the embedding's gradient sums both uses"},
 	} {
 		t.Run(tc.fam, func(t *testing.T) {
-			cfg := tinyConfig(t, tc.fam, 2, 16, 4, 2, 24, 32)
+			fam := strings.TrimSuffix(tc.fam, "-tied")
+			cfg := tinyConfig(t, fam, 2, 16, 4, 2, 24, 32)
+			cfg.TieWordEmbeddings = strings.HasSuffix(tc.fam, "-tied")
 			src := model.NewRandomSource(cfg, model.F32, 3)
 			src.Std = 0.3
 			s, err := NewStudent(cfg, src, 2, 6, tc.losses)
