@@ -407,8 +407,8 @@ func evalLoss(ctx context.Context, cfg *model.Config, src model.TensorSource, id
 func (r *Report) Text() string {
 	var b strings.Builder
 	t, s := r.TeacherShape, r.StudentShape
-	fmt.Fprintf(&b, "teacher  %s: %s, head_dim %d — %s params (%s embedding)\n", r.Teacher, t.Target, t.HeadDim, FormatParams(t.Params.Total), FormatParams(t.Params.Embedding))
-	fmt.Fprintf(&b, "student  %s, head_dim %d — %s params (%s embedding), %.1f%% of the teacher\n", s.Target, s.HeadDim, FormatParams(s.Params.Total), FormatParams(s.Params.Embedding),
+	fmt.Fprintf(&b, "teacher  %s: %s, head_dim %d — %s params (%d; %s embedding)\n", r.Teacher, t.Target, t.HeadDim, FormatParams(t.Params.Total), t.Params.Total, FormatParams(t.Params.Embedding))
+	fmt.Fprintf(&b, "student  %s, head_dim %d — %s params (%d; %s embedding), %.1f%% of the teacher\n", s.Target, s.HeadDim, FormatParams(s.Params.Total), s.Params.Total, FormatParams(s.Params.Embedding),
 		100*float64(s.Params.Total)/float64(t.Params.Total))
 	if r.Kept == nil {
 		return b.String()

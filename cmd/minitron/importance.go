@@ -173,7 +173,7 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 		return err
 	}
 	el := time.Since(start)
-	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f tokens/s)\n", o.Model, o.Samples, o.SeqLen, split, agg,
+	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f calibration tokens/s, layer metrics included)\n", o.Model, o.Samples, o.SeqLen, split, agg,
 		el.Round(time.Millisecond), float64(sc.Data.Tokens)/el.Seconds())
 	if d := sc.Depth; d != nil {
 		if len(d.BI) > 0 {
