@@ -35,9 +35,9 @@ type TrainOptions struct {
 	MinFrequency int
 	// Workers pre-tokenize in parallel (default GOMAXPROCS).
 	Workers int
-	// Progress, if set, is called after counting (merges=0) and then every
-	// few merges with the number done and the number wanted.
-	Progress func(merges, want int)
+	// Progress, if set, is called after counting (done=0) and then every
+	// few merges with the number of learned tokens and the number wanted.
+	Progress func(done, want int)
 }
 
 // TrainedBPE is the result of TrainBPE: a byte-level BPE vocabulary.
@@ -152,7 +152,14 @@ func TrainBPE(texts iter.Seq[string], opts TrainOptions) (*TrainedBPE, error) {
 	for i := range stamp {
 		stamp[i] = -1
 	}
-	for len(res.Merges) < want && tr.heap.len() > 0 {
+	// Different merges can spell the same token ((ab,c) and (a,bc) both
+	// give "abc"): like HF's trainer, such a merge is recorded but reuses
+	// the token's id and takes no vocabulary slot.
+	ids := make(map[string]int32, opts.VocabSize)
+	for i, tok := range tr.tokens {
+		ids[tok] = int32(i)
+	}
+	for len(tr.tokens) < opts.VocabSize && tr.heap.len() > 0 {
 		top := tr.heap.pop()
 		cur := tr.pairs[top.pair]
 		if cur != top.count {
@@ -165,17 +172,22 @@ func TrainBPE(texts iter.Seq[string], opts TrainOptions) (*TrainedBPE, error) {
 			break
 		}
 		a, b := int32(top.pair>>32), int32(uint32(top.pair))
-		newID := int32(len(tr.tokens))
-		tr.tokens = append(tr.tokens, tr.tokens[a]+tr.tokens[b])
+		merged := tr.tokens[a] + tr.tokens[b]
+		newID, ok := ids[merged]
+		if !ok {
+			newID = int32(len(tr.tokens))
+			tr.tokens = append(tr.tokens, merged)
+			ids[merged] = newID
+		}
 		res.Merges = append(res.Merges, [2]string{tr.tokens[a], tr.tokens[b]})
 		tr.merge(a, b, newID, stamp, int32(len(res.Merges)))
 		if opts.Progress != nil && len(res.Merges)%100 == 0 {
-			opts.Progress(len(res.Merges), want)
+			opts.Progress(len(tr.tokens)-base, want)
 		}
 	}
 	res.Tokens = tr.tokens
 	if opts.Progress != nil {
-		opts.Progress(len(res.Merges), want)
+		opts.Progress(len(tr.tokens)-base, want)
 	}
 	return res, nil
 }

@@ -39,7 +39,7 @@ func TestTrainBPESmall(t *testing.T) {
 		if !slices.Equal(r.Merges, c.want) {
 			t.Errorf("TrainBPE(%q) merges %q, want %q (%s)", c.texts, r.Merges, c.want, c.reason)
 		}
-		if len(r.Tokens) != 2+256+len(r.Merges) {
+		if len(r.Tokens) > 2+256+len(r.Merges) {
 			t.Errorf("%d tokens for %d merges", len(r.Tokens), len(r.Merges))
 		}
 	}
@@ -53,7 +53,7 @@ func TestTrainBPESmall(t *testing.T) {
 
 // naiveBPE recounts every pair from scratch before each merge: slow but
 // obviously right, the reference for the incremental trainer.
-func naiveBPE(texts []string, pattern string, merges int) [][2]string {
+func naiveBPE(texts []string, pattern string, newTokens int) [][2]string {
 	sp, _ := newSplitter(pattern)
 	counts := map[string]int64{}
 	for _, t := range texts {
@@ -72,7 +72,8 @@ func naiveBPE(texts []string, pattern string, merges int) [][2]string {
 		words = append(words, word{s, n})
 	}
 	var out [][2]string
-	for len(out) < merges {
+	made := map[string]bool{}
+	for len(made) < newTokens {
 		pc := map[[2]string]int64{}
 		for _, w := range words {
 			for k := 0; k+1 < len(w.syms); k++ {
@@ -100,6 +101,7 @@ func naiveBPE(texts []string, pattern string, merges int) [][2]string {
 			break
 		}
 		out = append(out, best)
+		made[best[0]+best[1]] = true
 		for i := range words {
 			var s []string
 			for k := 0; k < len(words[i].syms); k++ {
