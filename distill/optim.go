@@ -2,6 +2,7 @@ package distill
 
 import (
 	"math"
+	"sort"
 
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -28,7 +29,9 @@ func NewAdamW(n int, weightDecay float64) *AdamW {
 
 // Update applies one step at learning rate lr. grads[i] is the gradient of
 // params[i]; param data and moments are windows of the arena starting at
-// offs[i].
+// offs[i]. The whole arena is split evenly over the kernel workers (the
+// parameters differ in size by 1000×, so splitting each one alone would
+// leave the small ones serial).
 func (o *AdamW) Update(params []*Param, grads [][]float32, offs []int, lr float64) {
 	o.Step++
 	b1, b2 := float32(o.Beta1), float32(o.Beta2)
@@ -37,35 +40,48 @@ func (o *AdamW) Update(params []*Param, grads [][]float32, offs []int, lr float6
 	stepSize := float32(lr / bc1)
 	rbc2 := float32(1 / math.Sqrt(bc2))
 	eps := float32(o.Eps)
-	for i, p := range params {
-		decay := float32(1 - lr*o.WeightDecay)
-		if p.NoDecay && !o.DecayAll {
-			decay = 1
-		}
-		g := grads[i]
-		m, v := o.M[offs[i]:offs[i]+len(p.Data)], o.V[offs[i]:offs[i]+len(p.Data)]
-		w := p.Data
-		kernels.ParallelFor(len(w), 1<<14, func(lo, hi int) {
-			for j := lo; j < hi; j++ {
+	total := offs[len(offs)-1] + len(params[len(params)-1].Data)
+	kernels.ParallelFor(total, 1<<15, func(lo, hi int) {
+		// first parameter overlapping [lo, hi)
+		i := sort.Search(len(offs), func(i int) bool { return offs[i]+len(params[i].Data) > lo })
+		for ; i < len(params) && offs[i] < hi; i++ {
+			p := params[i]
+			a, z := max(lo, offs[i]), min(hi, offs[i]+len(p.Data))
+			decay := float32(1 - lr*o.WeightDecay)
+			if p.NoDecay && !o.DecayAll {
+				decay = 1
+			}
+			w, g := p.Data[a-offs[i]:z-offs[i]], grads[i][a-offs[i]:z-offs[i]]
+			m, v := o.M[a:z], o.V[a:z]
+			g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
+			for j := range w {
 				gj := g[j]
 				mj := b1*m[j] + (1-b1)*gj
 				vj := b2*v[j] + (1-b2)*gj*gj
 				m[j], v[j] = mj, vj
 				w[j] = w[j]*decay - stepSize*mj/(float32(math.Sqrt(float64(vj)))*rbc2+eps)
 			}
-		})
-	}
+		}
+	})
 }
 
-// GradNorm is the global L2 norm of grads.
+// GradNorm is the global L2 norm of grads. Each tensor's sum of squares
+// is computed on one goroutine and they are added in order, so the result
+// does not depend on the number of workers.
 func GradNorm(grads [][]float32) float64 {
-	var s float64
-	for _, g := range grads {
-		var part float64
-		for _, v := range g {
-			part += float64(v) * float64(v)
+	parts := make([]float64, len(grads))
+	kernels.ParallelFor(len(grads), 1, func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			var s float64
+			for _, v := range grads[i] {
+				s += float64(v) * float64(v)
+			}
+			parts[i] = s
 		}
-		s += part
+	})
+	var s float64
+	for _, p := range parts {
+		s += p
 	}
 	return math.Sqrt(s)
 }
@@ -76,11 +92,13 @@ func ClipGrads(grads [][]float32, maxNorm float64) float64 {
 	n := GradNorm(grads)
 	if maxNorm > 0 && n > maxNorm {
 		c := float32(maxNorm / (n + 1e-6))
-		for _, g := range grads {
-			for i := range g {
-				g[i] *= c
+		kernels.ParallelFor(len(grads), 1, func(lo, hi int) {
+			for _, g := range grads[lo:hi] {
+				for i := range g {
+					g[i] *= c
+				}
 			}
-		}
+		})
 	}
 	return n
 }
