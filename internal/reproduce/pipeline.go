@@ -1,0 +1,651 @@
+package reproduce
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/importance"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/prune"
+)
+
+// Options configure Run.
+type Options struct {
+	Out    string // run directory (created)
+	Config Config
+	// Log receives progress lines (stderr in the CLI); nil is silent.
+	Log io.Writer
+	// Workers for the compute kernels; 0 = all cores.
+	Workers int
+}
+
+// StageRun records one stage of a run.
+type StageRun struct {
+	Name    string  `json:"name"`
+	Skipped bool    `json:"skipped"` // cached from an earlier run
+	Seconds float64 `json:"seconds"`
+}
+
+// Result is what Run did and found.
+type Result struct {
+	Out     string     `json:"out"`
+	Config  Config     `json:"config"`
+	Stages  []StageRun `json:"stages"`
+	Models  []*Entry   `json:"models"`
+	Claims  []Claim    `json:"claims"`
+	Seconds float64    `json:"seconds"`
+	// Machine describes where the run happened (CPU model and cores).
+	Machine string `json:"machine"`
+}
+
+// Skipped counts the stages taken from the cache.
+func (r *Result) Skipped() int {
+	n := 0
+	for _, s := range r.Stages {
+		if s.Skipped {
+			n++
+		}
+	}
+	return n
+}
+
+// Kinds of model in the comparison.
+const (
+	KindTeacher      = "teacher"
+	KindPruned       = "width-pruned, no retraining"
+	KindPrunedDepth  = "depth-pruned, no retraining"
+	KindPrunedRandom = "random width-pruned, no retraining"
+	KindMinitron     = "width-pruned + KD (Minitron)"
+	KindCE           = "width-pruned + CE retraining"
+	KindDepth        = "depth-pruned + KD"
+	KindRandom       = "random width-pruned + KD"
+	KindScratch      = "from scratch (CE)"
+	KindScratchLong  = "from scratch (CE), many tokens"
+)
+
+// Entry is one evaluated model.
+type Entry struct {
+	Name    string `json:"name"`
+	Kind    string `json:"kind"`
+	Student string `json:"student,omitempty"` // "50%" etc.; empty for the teacher
+	Dir     string `json:"dir"`               // model directory, relative to the run
+	Run     string `json:"run,omitempty"`     // training run dir (metrics.jsonl), relative
+	Arch    Arch   `json:"arch"`
+	// Params as the Minitron papers count them.
+	Params       int64 `json:"params"`
+	NonEmbParams int64 `json:"non_embedding_params"`
+	// Tokens this model was trained (or retrained) on; the pruned
+	// students' teacher saw TeacherTokens more.
+	Tokens int64 `json:"tokens"`
+	// TrainSeconds is the training stage's wall time (0 if none).
+	TrainSeconds float64 `json:"train_seconds,omitempty"`
+	Eval         *Eval   `json:"eval,omitempty"`
+}
+
+type pipeline struct {
+	o     Options
+	c     Config
+	out   string
+	res   *Result
+	start time.Time
+}
+
+func (p *pipeline) logf(format string, a ...any) {
+	if p.o.Log != nil {
+		fmt.Fprintf(p.o.Log, "[reproduce %6.1fs] %s\n", time.Since(p.start).Seconds(), fmt.Sprintf(format, a...))
+	}
+}
+
+// stage runs fn as a cached stage in out/rel and records it.
+func (p *pipeline) stage(rel, key string, fn func(tmp string) error) error {
+	dir := filepath.Join(p.out, rel)
+	t0 := time.Now()
+	if StageDone(dir, key) {
+		p.logf("%s: cached", rel)
+		p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: true})
+		return nil
+	}
+	p.logf("%s: running", rel)
+	skipped, err := RunStage(rel, dir, key, fn)
+	if err != nil {
+		return err
+	}
+	sec := time.Since(t0).Seconds()
+	p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: skipped, Seconds: sec})
+	p.logf("%s: done in %.1fs", rel, sec)
+	return nil
+}
+
+func (p *pipeline) path(rel ...string) string {
+	return filepath.Join(append([]string{p.out}, rel...)...)
+}
+
+// Run executes the reproduction: every stage whose result is already in
+// o.Out with the same settings is skipped.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	c := o.Config
+	if err := c.validate(); err != nil {
+		return nil, fmt.Errorf("reproduce config %q: %w", c.Name, err)
+	}
+	if o.Out == "" {
+		return nil, errors.New("reproduce: no output directory")
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("reproduce: %w", err)
+	}
+	p := &pipeline{o: o, c: c, out: out, res: &Result{Out: out, Config: c, Machine: machine()}, start: time.Now()}
+	p.logf("config %s: teacher %s, vocab %d, seq %d × batch %d; teacher %d tokens, students %d tokens each",
+		c.Name, c.Teacher, c.Vocab, c.SeqLen, c.Batch, c.TeacherTokens, c.StudentTokens)
+
+	tokKey, err := p.tokenizer()
+	if err != nil {
+		return nil, err
+	}
+	dataKey, err := p.data(tokKey)
+	if err != nil {
+		return nil, err
+	}
+	teacherKey, err := p.teacher(dataKey)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	scoresKey, err := p.importance(teacherKey)
+	if err != nil {
+		return nil, err
+	}
+	entries, err := p.students(ctx, teacherKey, scoresKey)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := p.evaluate(e, dataKey); err != nil {
+			return nil, err
+		}
+	}
+	p.res.Models = entries
+	p.res.Claims = Claims(entries)
+	p.res.Seconds = time.Since(p.start).Seconds()
+	if err := p.report(); err != nil {
+		return nil, err
+	}
+	p.logf("report: %s (%d stages, %d cached)", p.path("REPORT.md"), len(p.res.Stages), p.res.Skipped())
+	return p.res, nil
+}
+
+// ---- tokenizer ----
+
+func (p *pipeline) goCorpus() (data.CorpusOptions, error) {
+	if len(p.c.GoDirs) == 0 {
+		return data.CorpusOptions{Builtin: data.BuiltinGoSrc}, nil
+	}
+	root, err := data.GOROOT()
+	if err != nil {
+		return data.CorpusOptions{}, err
+	}
+	var in []string
+	for _, d := range p.c.GoDirs {
+		in = append(in, filepath.Join(root, "src", filepath.FromSlash(d)))
+	}
+	return data.CorpusOptions{Inputs: in, Glob: "*.go"}, nil
+}
+
+// opticksCorpus cuts the book into ~4 KB pieces so that its held-out
+// split has enough documents for validation and the task's distractors.
+func opticksCorpus() data.CorpusOptions {
+	return data.CorpusOptions{Builtin: data.BuiltinOpticks, MaxDocBytes: 16 << 10, DocBytes: 4 << 10}
+}
+
+func (p *pipeline) tokenizer() (string, error) {
+	c := p.c
+	gc, err := p.goCorpus()
+	if err != nil {
+		return "", err
+	}
+	key := StageKey("tokenizer/1", c.GoDirs, c.TokenizerBytes, c.Vocab)
+	return key, p.stage("tokenizer", key, func(tmp string) error {
+		// A deterministic sample of the Go files (every k-th, k chosen
+		// from the corpus size) plus the whole book.
+		files, err := data.CorpusFiles(gc)
+		if err != nil {
+			return err
+		}
+		var total int64
+		for _, f := range files {
+			total += f.Size
+		}
+		stride := int(max(1, (total+c.TokenizerBytes-1)/c.TokenizerBytes))
+		var texts []string
+		var got int64
+		i := 0
+		stop := errors.New("enough")
+		_, err = data.WalkDocuments(gc, func(d data.Document) error {
+			i++
+			if (i-1)%stride != 0 {
+				return nil
+			}
+			texts = append(texts, d.Text)
+			got += int64(len(d.Text))
+			if got >= c.TokenizerBytes {
+				return stop
+			}
+			return nil
+		})
+		if err != nil && err != stop {
+			return err
+		}
+		if _, err := data.WalkDocuments(opticksCorpus(), func(d data.Document) error {
+			texts = append(texts, d.Text)
+			return nil
+		}); err != nil {
+			return err
+		}
+		p.logf("tokenizer: training a %d-token byte-level BPE on %d documents (%.1f MB)", c.Vocab, len(texts), float64(got)/1e6)
+		bpe, err := data.TrainBPE(func(yield func(string) bool) {
+			for _, t := range texts {
+				if !yield(t) {
+					return
+				}
+			}
+		}, data.TrainOptions{VocabSize: c.Vocab, Workers: p.o.Workers})
+		if err != nil {
+			return err
+		}
+		return bpe.WriteDir(tmp)
+	})
+}
+
+// ---- data and tasks ----
+
+func (p *pipeline) data(tokKey string) (string, error) {
+	c := p.c
+	gc, err := p.goCorpus()
+	if err != nil {
+		return "", err
+	}
+	key := StageKey("data/1", tokKey, c.GoDirs, c.TrainSplit, c.OpticksTrainSplit, c.MCItems, c.MCContext, c.MCChoices, c.Seed)
+	return key, p.stage("data", key, func(tmp string) error {
+		tokDir := p.path("tokenizer")
+		tok, err := data.LoadTokenizer(tokDir)
+		if err != nil {
+			return err
+		}
+		for _, cp := range []struct {
+			name   string
+			corpus data.CorpusOptions
+			label  string
+			split  float64
+		}{{"go", gc, "Go", c.TrainSplit}, {"opticks", opticksCorpus(), "Opticks", c.OpticksTrainSplit}} {
+			m, err := data.PrepareCorpus(data.PrepareOptions{Corpus: cp.corpus, Tokenizer: tok, TokenizerPath: tokDir,
+				Out: filepath.Join(tmp, cp.name), Split: cp.split, Workers: p.o.Workers})
+			if err != nil {
+				return err
+			}
+			p.logf("data: %s: %d train documents (%d tokens), %d validation documents (%d tokens)", cp.name,
+				m.Splits["train"].Documents, m.Splits["train"].Tokens, m.Splits["val"].Documents, m.Splits["val"].Tokens)
+			docs, err := decodeDocs(filepath.Join(tmp, cp.name+"_val"), tok, cp.name+"_val")
+			if err != nil {
+				return err
+			}
+			items, err := NextLineTask(docs, c.MCItems, c.MCContext, c.MCChoices, int64(c.Seed), cp.label)
+			if err != nil {
+				return fmt.Errorf("%s task: %w", cp.name, err)
+			}
+			var b strings.Builder
+			if err := WriteJSONL(&b, items); err != nil {
+				return err
+			}
+			if err := model.WriteFileAtomic(filepath.Join(tmp, cp.name+"_nextline.jsonl"), []byte(b.String())); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// decodeDocs turns a held-out dataset back into text (the tokenizer is
+// byte-level, so decoding is exact).
+func decodeDocs(prefix string, tok data.Tokenizer, name string) ([]Document, error) {
+	ds, err := data.OpenIndexed(prefix)
+	if err != nil {
+		return nil, err
+	}
+	defer ds.Close()
+	var docs []Document
+	for i := 0; i < ds.NumDocuments(); i++ {
+		d, err := ds.Document(i)
+		if err != nil {
+			return nil, err
+		}
+		ids := make([]int, len(d))
+		for j, t := range d {
+			ids[j] = int(t)
+		}
+		docs = append(docs, Document{Name: fmt.Sprintf("%s#%d", name, i), Text: tok.Decode(ids)})
+	}
+	return docs, nil
+}
+
+// ---- training ----
+
+// trainSpec is one training run (teacher, student retraining, baseline).
+type trainSpec struct {
+	name      string
+	student   string        // checkpoint dir to start from, or ""
+	cfg       *model.Config // random init when student == ""
+	teacher   string        // teacher dir for KD, or ""
+	losses    distill.Losses
+	lr        float64
+	tokens    int64
+	val       bool
+	upstreams []string // keys of the stages it reads
+}
+
+func (p *pipeline) train(rel string, s trainSpec) (string, error) {
+	c := p.c
+	key := StageKey("train/1", s.name, s.student != "", s.cfg, s.teacher != "", s.losses, s.lr, s.tokens,
+		c.SeqLen, c.Batch, c.OpticksWeight, c.ValEvery, c.ValBatches, c.Seed, s.upstreams)
+	return key, p.stage(rel, key, func(tmp string) error {
+		steps := int((s.tokens + int64(c.SeqLen*c.Batch) - 1) / int64(c.SeqLen*c.Batch))
+		train, closeTrain, err := data.OpenBlend(
+			[]string{p.path("data", "go_train"), p.path("data", "opticks_train")},
+			[]float64{1 - c.OpticksWeight, c.OpticksWeight},
+			data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
+		if err != nil {
+			return err
+		}
+		defer closeTrain()
+		dc := distill.Config{
+			StudentDir: s.student, StudentConfig: s.cfg, RandomInit: s.student == "",
+			TeacherDir: s.teacher,
+			Train:      train,
+			SeqLen:     c.SeqLen, MicroBatch: c.Batch, GlobalBatch: c.Batch, Steps: steps,
+			LR: s.lr, MinLR: s.lr / 10, Warmup: max(1, steps/20), WeightDecay: 0.01,
+			Losses: s.losses, Seed: c.Seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
+		}
+		if s.val {
+			dc.Val = []string{p.path("data", "go_val")}
+			dc.ValBatches = c.ValBatches
+			dc.ValEvery = max(1, steps/max(1, c.ValEvery))
+		}
+		every := max(1, steps/5)
+		t0 := time.Now()
+		dc.OnStep = func(m distill.StepMetrics) {
+			if m.Step%every == 0 || m.Step == steps {
+				el := time.Since(t0).Seconds()
+				p.logf("%s: step %d/%d loss %.4f (%.0f tok/s)", rel, m.Step, steps, m.Loss, float64(m.Step*c.SeqLen*c.Batch)/el)
+			}
+		}
+		res, err := distill.Run(context.Background(), dc)
+		if err != nil {
+			return err
+		}
+		if res.Interrupted {
+			return errors.New("interrupted")
+		}
+		// Keep the final weights as an ordinary HF checkpoint: drop the
+		// optimizer state (resuming is not needed once a stage is done).
+		final := filepath.Join(tmp, "model")
+		if err := os.Rename(res.Checkpoint, final); err != nil {
+			return err
+		}
+		os.Remove(filepath.Join(final, "optimizer.bin"))
+		os.Remove(filepath.Join(final, "trainer_state.json"))
+		os.RemoveAll(filepath.Join(tmp, "checkpoints"))
+		if _, err := model.CopyTokenizerFiles(p.path("tokenizer"), final); err != nil {
+			return err
+		}
+		res.Checkpoint = "model"
+		return writeJSON(filepath.Join(tmp, "result.json"), struct {
+			distill.Result
+			Seconds float64 `json:"seconds"`
+		}{res, time.Since(t0).Seconds()})
+	})
+}
+
+func (p *pipeline) teacher(dataKey string) (string, error) {
+	cfg, err := p.c.teacherConfig()
+	if err != nil {
+		return "", err
+	}
+	return p.train("teacher", trainSpec{name: "teacher", cfg: cfg, losses: distill.Losses{CE: 1},
+		lr: p.c.TeacherLR, tokens: p.c.TeacherTokens, val: true, upstreams: []string{dataKey}})
+}
+
+// ---- importance ----
+
+func (p *pipeline) importance(teacherKey string) (string, error) {
+	c := p.c
+	key := StageKey("importance/1", teacherKey, c.CalibSamples, c.SeqLen, c.Seed)
+	return key, p.stage("importance", key, func(tmp string) error {
+		dir := p.path("teacher", "model")
+		ck, err := model.OpenCheckpoint(dir)
+		if err != nil {
+			return err
+		}
+		defer ck.Close()
+		cfg := ck.Config()
+		id, err := importance.ModelIdentity(cfg, ck)
+		if err != nil {
+			return err
+		}
+		prefix := p.path("data", "go")
+		ds, split, err := importance.OpenSplit(prefix, "train")
+		if err != nil {
+			return err
+		}
+		defer ds.Close()
+		samples, err := importance.Samples(ds, c.CalibSamples, c.SeqLen, c.Seed, cfg.VocabSize)
+		if err != nil {
+			return err
+		}
+		m, err := model.New(cfg, ck, model.Options{})
+		if err != nil {
+			return err
+		}
+		defer m.Close()
+		// Width: the paper's best aggregation (batch L2, sequence mean).
+		// Depth: drop-one LM loss and Block Importance, for the
+		// depth-pruned baseline.
+		sc, err := importance.Compute(context.Background(), m, samples, importance.Options{
+			Aggregation: importance.DefaultAggregation, Batch: 4, BI: true, Loss: true,
+			LossSamples: min(len(samples), 32)})
+		if err != nil {
+			return err
+		}
+		sc.Model = id
+		sc.Data.Prefix = prefix
+		sc.Data.Split = filepath.Base(split)
+		sc.Data.Seed = int64(c.Seed)
+		return sc.Save(filepath.Join(tmp, "scores.json"))
+	})
+}
+
+// ---- students ----
+
+// widthTarget is the papers' recipe (keep layers and heads; MLP first,
+// then embedding channels) aimed at frac of the teacher's non-embedding
+// parameters. prune.ForParams budgets total parameters, and the student's
+// embedding depends on its hidden size, so iterate to a fixed point.
+func widthTarget(t *model.Config, frac float64) (prune.Target, error) {
+	want := int64(frac * float64(t.ParamCounts().NonEmbedding))
+	emb := t.ParamCounts().Embedding
+	var tg prune.Target
+	for i := 0; i < 8; i++ {
+		next, err := prune.ForParams(t, want+emb, prune.DefaultMinFFNFraction)
+		if err != nil {
+			return tg, err
+		}
+		e := next.Apply(t).ParamCounts().Embedding
+		if next == tg && e == emb {
+			break
+		}
+		tg, emb = next, e
+	}
+	return tg, nil
+}
+
+func archOf(c *model.Config) Arch {
+	return Arch{Layers: c.NumLayers, Hidden: c.HiddenSize, Heads: c.NumHeads, KVHeads: c.NumKVHeads, FFN: c.IntermediateSize}
+}
+
+func (p *pipeline) prune(rel, key string, o prune.Options) error {
+	return p.stage(rel, key, func(tmp string) error {
+		o.ModelDir = p.path("teacher", "model")
+		o.OutDir = filepath.Join(tmp, "model")
+		o.EvalData = "none"
+		rep, err := prune.Run(context.Background(), o)
+		if err != nil {
+			return err
+		}
+		return writeJSON(filepath.Join(tmp, "prune.json"), rep)
+	})
+}
+
+func studentLabel(frac float64) string { return fmt.Sprintf("%g%%", math.Round(frac*1000)/10) }
+
+func (p *pipeline) entry(name, kind, student, dir, run string, tokens int64) (*Entry, error) {
+	cfg, err := model.LoadConfig(filepath.Join(p.out, dir, model.ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	pc := cfg.ParamCounts()
+	e := &Entry{Name: name, Kind: kind, Student: student, Dir: dir, Run: run, Arch: archOf(cfg),
+		Params: pc.Total, NonEmbParams: pc.NonEmbedding, Tokens: tokens}
+	if run != "" {
+		var r struct {
+			Seconds float64 `json:"seconds"`
+		}
+		if b, err := os.ReadFile(filepath.Join(p.out, run, "result.json")); err == nil {
+			json.Unmarshal(b, &r)
+			e.TrainSeconds = r.Seconds
+		}
+	}
+	return e, nil
+}
+
+func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) ([]*Entry, error) {
+	c := p.c
+	tcfg, err := model.LoadConfig(p.path("teacher", "model", model.ConfigFile))
+	if err != nil {
+		return nil, err
+	}
+	teacher, err := p.entry("teacher", KindTeacher, "", "teacher/model", "teacher", c.TeacherTokens)
+	if err != nil {
+		return nil, err
+	}
+	entries := []*Entry{teacher}
+	scores := p.path("importance", "scores.json")
+	tdir := p.path("teacher", "model")
+	for si, frac := range c.StudentFractions {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		label := studentLabel(frac)
+		w := fmt.Sprintf("w%g", math.Round(frac*100))
+		wt, err := widthTarget(tcfg, frac)
+		if err != nil {
+			return nil, err
+		}
+		layers := max(1, int(math.Round(frac*float64(tcfg.NumLayers))))
+		p.logf("student %s: width target %s (%d non-embedding params, teacher %d); depth target %d layers",
+			label, wt, wt.Apply(tcfg).ParamCounts().NonEmbedding, tcfg.ParamCounts().NonEmbedding, layers)
+
+		pw, pd, pr := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-random"
+		kw := StageKey("prune/1", scoresKey, wt)
+		if err := p.prune(pw, kw, prune.Options{ScoresPath: scores, Target: wt}); err != nil {
+			return nil, err
+		}
+		kd := StageKey("prune-depth/1", scoresKey, layers)
+		if err := p.prune(pd, kd, prune.Options{ScoresPath: scores, Target: prune.Target{Layers: layers}, LayerMetric: prune.LayerAuto}); err != nil {
+			return nil, err
+		}
+		kr := StageKey("prune-random/1", teacherKey, wt, c.Seed)
+		if err := p.prune(pr, kr, prune.Options{Method: prune.MethodRandom, Seed: c.Seed, Target: wt}); err != nil {
+			return nil, err
+		}
+		for _, z := range []struct{ name, kind, dir string }{
+			{w + "-pruned", KindPruned, pw},
+			{w + "-depth-pruned", KindPrunedDepth, pd},
+			{w + "-random-pruned", KindPrunedRandom, pr},
+		} {
+			e, err := p.entry(z.name, z.kind, label, z.dir+"/model", "", 0)
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, e)
+		}
+
+		kl := distill.Losses{KL: 1}
+		ce := distill.Losses{CE: 1}
+		scfg, err := model.LoadConfig(p.path(pw, "model", model.ConfigFile))
+		if err != nil {
+			return nil, err
+		}
+		scfg.TorchDType = "float32"
+		runs := []struct {
+			name, kind string
+			spec       trainSpec
+		}{
+			{w + "-kd", KindMinitron, trainSpec{student: p.path(pw, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kw, teacherKey}}},
+			{w + "-ce", KindCE, trainSpec{student: p.path(pw, "model"), losses: ce, lr: c.StudentLR, upstreams: []string{kw}}},
+			{w + "-depth-kd", KindDepth, trainSpec{student: p.path(pd, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kd, teacherKey}}},
+			{w + "-random-kd", KindRandom, trainSpec{student: p.path(pr, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kr, teacherKey}}},
+			{w + "-scratch", KindScratch, trainSpec{cfg: scfg, losses: ce, lr: c.TeacherLR, upstreams: []string{kw}}},
+		}
+		if si == 0 && c.LongMultiple > 1 {
+			runs = append(runs, struct {
+				name, kind string
+				spec       trainSpec
+			}{fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), KindScratchLong,
+				trainSpec{cfg: scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{kw}}})
+		}
+		for _, r := range runs {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r.spec.name = r.name
+			if r.spec.tokens == 0 {
+				r.spec.tokens = c.StudentTokens
+			}
+			r.spec.val = true
+			rel := "train/" + r.name
+			if _, err := p.train(rel, r.spec); err != nil {
+				return nil, err
+			}
+			e, err := p.entry(r.name, r.kind, label, rel+"/model", rel, r.spec.tokens)
+			if err != nil {
+				return nil, err
+			}
+			entries = append(entries, e)
+		}
+	}
+	return entries, nil
+}
+
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	return model.WriteFileAtomic(path, append(b, '\n'))
+}
