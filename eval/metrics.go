@@ -19,15 +19,6 @@ func argmax(x []float64) int {
 	return best
 }
 
-// ChoiceScores are the per-choice results of one multiple-choice item.
-type ChoiceScores struct {
-	// LogLik is the summed log-probability of each continuation.
-	LogLik []float64 `json:"loglik"`
-	// Greedy reports whether each continuation is the model's greedy
-	// output token by token.
-	Greedy []bool `json:"greedy"`
-}
-
 // MCOutcome is a scored multiple-choice item.
 type MCOutcome struct {
 	ID      string    `json:"id"`
