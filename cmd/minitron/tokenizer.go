@@ -100,6 +100,7 @@ type TokenizerEncodeOptions struct {
 	Text      string
 	File      string
 	JSON      bool
+	Pieces    bool
 	BOS, EOS  bool
 }
 
@@ -113,7 +114,8 @@ separated, or as JSON with --json ({"ids": [...], "tokens": N, "bytes": N}). No 
 is added unless --bos/--eos asks for it.`,
 		Example: `  minitron tokenizer encode --tokenizer ./Minitron-4B --text 'Hello world'
   minitron tokenizer encode --tokenizer tok.model --file notes.txt --json
-  echo hi | minitron tokenizer encode --tokenizer tok.json --file - --bos`,
+  echo hi | minitron tokenizer encode --tokenizer tok.json --file - --bos
+  minitron tokenizer encode --tokenizer tok.json --text 'x := 1' --pieces`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runTokenizerEncode(o, cmd.InOrStdin(), cmd.OutOrStdout())
@@ -124,6 +126,7 @@ is added unless --bos/--eos asks for it.`,
 	f.StringVar(&o.Text, "text", "", "text to encode")
 	f.StringVar(&o.File, "file", "", "file to encode (- for stdin)")
 	f.BoolVar(&o.JSON, "json", false, "print JSON instead of comma-separated ids")
+	f.BoolVar(&o.Pieces, "pieces", false, "print one 'id<TAB>token' line per token (the vocabulary strings)")
 	f.BoolVar(&o.BOS, "bos", false, "prepend the tokenizer's BOS id")
 	f.BoolVar(&o.EOS, "eos", false, "append the tokenizer's EOS id")
 	_ = cmd.MarkFlagRequired("tokenizer")
@@ -164,6 +167,14 @@ func runTokenizerEncode(o *TokenizerEncodeOptions, stdin io.Reader, w io.Writer)
 			return fmt.Errorf("tokenizer encode: --eos: %s has no EOS token", o.Tokenizer)
 		}
 		ids = append(ids, tok.EOS())
+	}
+	if o.Pieces {
+		for _, id := range ids {
+			if _, err := fmt.Fprintf(w, "%d\t%q\n", id, data.TokenString(tok, id)); err != nil {
+				return err
+			}
+		}
+		return nil
 	}
 	if o.JSON {
 		if ids == nil {

@@ -20,6 +20,8 @@ func TestTokenizerEncodeDecode(t *testing.T) {
 			"116,256,32,99,259\n", "byte-level fixture, ids worked out in hf_test.go"},
 		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "llama2-tiny.json", "--text", "hello", "--bos"},
 			"1,274\n", "--bos prepends <s>"},
+		{[]string{"tokenizer", "encode", "--tokenizer", tokFixtures + "gpt2-tiny.json", "--text", " the cat", "--pieces"},
+			"258\t\"Ġthe\"\n32\t\"Ġ\"\n99\t\"c\"\n259\t\"at\"\n", "--pieces shows the vocabulary strings"},
 		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "llama2-tiny.json", "--ids", "1, 270,198,172"},
 			"hé\n", "control token vanishes, byte fallback reassembles é"},
 		{[]string{"tokenizer", "decode", "--tokenizer", tokFixtures + "spm-uni-user.model", "--ids", "6 199"},
