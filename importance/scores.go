@@ -8,7 +8,6 @@ import (
 	"hash"
 	"math"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -221,7 +220,7 @@ func (s *Scores) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return WriteFileAtomic(path, append(b, '\n'))
+	return model.WriteFileAtomic(path, append(b, '\n'))
 }
 
 // Load reads and validates a scores file.
@@ -259,30 +258,6 @@ func finite(v []float64) error {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			return fmt.Errorf("score %d is %v", i, x)
 		}
-	}
-	return nil
-}
-
-// WriteFileAtomic writes data to a temp file beside path and renames it.
-func WriteFileAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return err
-	}
-	if err := f.Close(); err != nil {
-		os.Remove(tmp)
-		return err
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
-		return err
 	}
 	return nil
 }

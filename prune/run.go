@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -230,7 +231,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	rep.Kept = plan
 	rep.DroppedLayers = []int{}
 	for l := 0; l < teacherCfg.NumLayers; l++ {
-		if !containsInt(plan.Layers, l) {
+		if !slices.Contains(plan.Layers, l) {
 			rep.DroppedLayers = append(rep.DroppedLayers, l)
 		}
 	}
@@ -325,10 +326,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := importance.WriteFileAtomic(filepath.Join(tmp, "prune_report.json"), append(js, '\n')); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(tmp, "prune_report.json"), append(js, '\n')); err != nil {
 		return nil, err
 	}
-	if err := importance.WriteFileAtomic(filepath.Join(tmp, "prune_report.txt"), []byte(rep.Text())); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(tmp, "prune_report.txt"), []byte(rep.Text())); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(o.OutDir); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -339,15 +340,6 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	ok = true
 	return rep, nil
-}
-
-func containsInt(s []int, v int) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // checkOutDir accepts a missing or empty directory.

@@ -263,10 +263,10 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 	}
 	res.WinnerDir = filepath.Join(o.OutDir, "winner")
 	js, _ := json.MarshalIndent(res, "", " ")
-	if err := importance.WriteFileAtomic(filepath.Join(tmp, "search.json"), append(js, '\n')); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.json"), append(js, '\n')); err != nil {
 		return nil, err
 	}
-	if err := importance.WriteFileAtomic(filepath.Join(tmp, "search.md"), []byte(res.Markdown())); err != nil {
+	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.md"), []byte(res.Markdown())); err != nil {
 		return nil, err
 	}
 	if err := os.Remove(o.OutDir); err != nil && !errors.Is(err, os.ErrNotExist) {
