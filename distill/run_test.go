@@ -307,3 +307,51 @@ func TestGradientAccumulationMatchesLargeBatch(t *testing.T) {
 		}
 	}
 }
+
+// The teacher's top-k logits are computed once: a second run over the same
+// data reads them from the cache and gets the same losses.
+func TestTopKCache(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
+	tsrc := model.NewRandomSource(cfg, model.F32, 5)
+	tsrc.Std = 0.3
+	teacher, err := model.New(cfg, tsrc, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := corpus(4, 10, 100, 32)
+	cache := filepath.Join(t.TempDir(), "topk")
+	run := func(k int) ([]float64, error) {
+		var kl []float64
+		_, err := Run(context.Background(), Config{StudentConfig: cfg, RandomInit: true, Teacher: teacher,
+			Train: sampler(t, src, 8, 1), SeqLen: 8, MicroBatch: 2, Steps: 4, Seed: 3, TopKCache: cache,
+			Losses: Losses{KL: 1, TopK: k}, OnStep: func(m StepMetrics) { kl = append(kl, m.KL) }})
+		return kl, err
+	}
+	a, err := run(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ents, _ := os.ReadDir(cache)
+	if len(ents) != 5 { // meta.json + one file per micro-batch
+		t.Fatalf("cache holds %d files, want 5", len(ents))
+	}
+	// A teacher with other weights (same architecture): the second run
+	// gets the first teacher's targets, so they came from the cache.
+	other := model.NewRandomSource(cfg, model.F32, 6)
+	other.Std = 0.3
+	if teacher, err = model.New(cfg, other, model.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := run(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			t.Errorf("step %d: KL %v from the teacher, %v from the cache", i+1, a[i], b[i])
+		}
+	}
+	if _, err := run(7); err == nil || !strings.Contains(err.Error(), "another teacher, k") {
+		t.Errorf("a cache made for k=5 must be refused for k=7, got %v", err)
+	}
+}
