@@ -204,13 +204,17 @@ func TestGoldenLogLiks(t *testing.T) {
 	if len(gold) != len(items) {
 		t.Fatalf("golden.json has %d items, want %d", len(gold), len(items))
 	}
+	worst := 0.0
+	defer func() { t.Logf("largest |Go − PyTorch| per-choice log-likelihood difference: %.2g", worst) }()
 	for i, it := range items {
 		g := gold[i]
 		if g.Task != it.Task || len(g.LogLik) != len(scores[i]) {
 			t.Fatalf("%s: golden item mismatch (%s, %d choices)", it.Task, g.Task, len(g.LogLik))
 		}
 		for c, s := range scores[i] {
-			if d := math.Abs(s.Sum() - g.LogLik[c]); d > 1e-4 {
+			d := math.Abs(s.Sum() - g.LogLik[c])
+			worst = math.Max(worst, d)
+			if d > 1e-4 {
 				t.Errorf("%s choice %d: loglik %.6f, reference %.6f (|Δ| %.2g)", it.Task, c, s.Sum(), g.LogLik[c], d)
 			}
 			if s.IsGreedy() != g.Greedy[c] {
