@@ -208,3 +208,38 @@ func TestPruneDryRunPresets(t *testing.T) {
 		}
 	}
 }
+
+// Pruning to the teacher's own shape through the command (written to disk
+// in the teacher's bf16) gives bit-identical logits.
+func TestPruneSameShapeCheckpointExact(t *testing.T) {
+	dir, prefix := pruneFixture(t)
+	root := filepath.Dir(dir)
+	scores := filepath.Join(root, "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 2, SeqLen: 8, Batch: 1, Out: scores,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "none", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "same")
+	po := &PruneOptions{Options: prune.Options{ModelDir: dir, ScoresPath: scores, OutDir: out, Target: prune.Target{Hidden: 48}, EvalData: "none"},
+		ShardSize: "0", Weights: "auto", HeadMode: "per-group", Metric: "auto"}
+	if err := runPrune(context.Background(), po, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	ids := [][]int{{1, 5, 9, 33, 2, 60, 7, 7, 12}}
+	var logits [2][]float32
+	for i, d := range []string{dir, out} {
+		m, err := model.Load(d, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if logits[i], err = m.Forward(ids, nil); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	}
+	for i := range logits[0] {
+		if logits[0][i] != logits[1][i] {
+			t.Fatalf("logit %d: teacher %v, same-shape student %v", i, logits[0][i], logits[1][i])
+		}
+	}
+}
