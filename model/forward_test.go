@@ -146,3 +146,43 @@ func TestBatchMatchesSingle(t *testing.T) {
 		})
 	}
 }
+
+// TokenNLL (vocabulary blocks, online log-sum-exp) equals SequenceNLL on the
+// full logits, with blocks small enough that every case needs several.
+func TestTokenNLLMatchesFullLogits(t *testing.T) {
+	old := nllChunkBytes
+	nllChunkBytes = 4 * 40 * 37 // 37-column blocks at 40 rows: ragged last block
+	defer func() { nllChunkBytes = old }()
+	for _, name := range caseDirs {
+		for _, mode := range []WeightMode{WeightsResident, WeightsStreaming} {
+			rc := readRef(t, caseDir(name))
+			m, err := Load(caseDir(name), Options{Weights: mode})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := m.TokenNLL(rc.Batch, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			full, err := m.Forward(rc.Batch, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			T, V := len(rc.Batch[0]), m.Cfg.VocabSize
+			for b := range rc.Batch {
+				want, _, _ := SequenceNLL(full[b*T*V:(b+1)*T*V], rc.Batch[b])
+				for i := range want {
+					if math.Abs(got[b][i]-want[i]) > 1e-5 {
+						t.Fatalf("%s %v seq %d pos %d: TokenNLL %v, from logits %v", name, mode, b, i, got[b][i], want[i])
+					}
+				}
+			}
+			for i, v := range rc.NLL {
+				if math.Abs(got[0][i]-v) > 1e-4 {
+					t.Fatalf("%s: nll[%d] %v, reference %v", name, i, got[0][i], v)
+				}
+			}
+			m.Close()
+		}
+	}
+}
