@@ -188,8 +188,11 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	if err != nil {
 		return err
 	}
+	// The first Ctrl-C checkpoints and exits 0; restoring the default
+	// handler then lets a second one kill a run stuck in a long step.
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
+	go func() { <-ctx.Done(); stop() }()
 	res, err := distill.Run(ctx, c)
 	if err != nil {
 		return err
