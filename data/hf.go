@@ -45,6 +45,12 @@ type HFTokenizer struct {
 
 	prefixIDs, suffixIDs []int // post-processor template around a single sequence
 
+	// fast: no normalizer and the pre-tokenizer is a split followed by the
+	// byte map (GPT-2, Llama-3 layouts), so raw pieces can key the word cache
+	// and no intermediate word lists are built.
+	fast      bool
+	fastSplit splitter // nil: the whole segment is one word
+
 	bos, eos, pad, unk int
 	identity           string
 	cache              wordCache
@@ -264,6 +270,9 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	}
 	if t.dec, err = buildDecoder(j.Decoder); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
+	}
+	if len(t.norm) == 0 {
+		t.fastSplit, t.fast = fastByteLevel(j.PreTokenizer)
 	}
 	if err := t.buildPostProcessor(j.PostProcessor); err != nil {
 		return nil, fmt.Errorf("post_processor: %w", err)
@@ -923,7 +932,66 @@ func (t *HFTokenizer) wordBoundaryOK(text string, i, j int, a addedTok) bool {
 	return true
 }
 
+// fastByteLevel recognises pre-tokenizers that are ByteLevel (optionally
+// after one Isolated regex Split) without add_prefix_space, and returns
+// the split they perform.
+func fastByteLevel(raw json.RawMessage) (splitter, bool) {
+	c, err := parseComponent(raw)
+	if c == nil || err != nil {
+		return nil, false
+	}
+	byteLevel := func(c component) (splitter, bool) {
+		if c.typ() != "ByteLevel" || c.boolean("add_prefix_space", true) {
+			return nil, false
+		}
+		if c.boolean("use_regex", true) {
+			sp, _ := newSplitter(GPT2Pattern)
+			return sp, true
+		}
+		return nil, true
+	}
+	switch c.typ() {
+	case "ByteLevel":
+		return byteLevel(c)
+	case "Sequence":
+		subs, err := c.list("pretokenizers")
+		if err != nil || len(subs) != 2 || subs[0].typ() != "Split" {
+			return nil, false
+		}
+		pat, isRe, err := subs[0].pattern()
+		if beh, _ := subs[0].str("behavior"); err != nil || !isRe || beh != "Isolated" || subs[0].boolean("invert", false) {
+			return nil, false
+		}
+		sp, err := newSplitter(pat)
+		if err != nil {
+			return nil, false
+		}
+		if inner, ok := byteLevel(subs[1]); !ok || inner != nil {
+			return nil, false
+		}
+		return sp, true
+	}
+	return nil, false
+}
+
 func (t *HFTokenizer) encodeSegment(seg string, first bool, ids []int) []int {
+	if t.fast {
+		word := func(p string) {
+			if c, ok := t.cache.get(p); ok {
+				ids = append(ids, c...)
+				return
+			}
+			wi := t.encodeWord(byteLevelEncode(p))
+			t.cache.put(strings.Clone(p), wi) // a clone: p pins the whole text
+			ids = append(ids, wi...)
+		}
+		if t.fastSplit == nil {
+			word(seg)
+		} else {
+			t.fastSplit.split(seg, word)
+		}
+		return ids
+	}
 	for _, n := range t.norm {
 		seg = n(seg, first)
 	}

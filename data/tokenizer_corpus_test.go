@@ -34,9 +34,10 @@ func goSrc(t testing.TB, maxBytes, stride int) []string {
 }
 
 var goTok struct {
-	once sync.Once
-	tok  *HFTokenizer
-	err  error
+	once    sync.Once
+	trained *TrainedBPE
+	tok     *HFTokenizer
+	err     error
 }
 
 // goTokenizer is a 4k byte-level BPE trained on ~2 MB of Go source.
@@ -48,6 +49,7 @@ func goTokenizer(t testing.TB) *HFTokenizer {
 			goTok.err = err
 			return
 		}
+		goTok.trained = r
 		goTok.tok, goTok.err = r.Tokenizer()
 	})
 	if goTok.err != nil {
@@ -167,6 +169,35 @@ func BenchmarkTrainBPE8k(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		if _, err := TrainBPE(slices.Values(texts), TrainOptions{VocabSize: 8192}); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+// TestByteLevelFastPath: the fast path (raw pieces key the cache) gives the
+// ids of the general pipeline.
+func TestByteLevelFastPath(t *testing.T) {
+	texts := append(goSrc(t, 300<<10, 17), "<|endoftext|>x  \n\n\t 12345 ٣٤ 'LL🙂")
+	for _, name := range []string{"gpt2-tiny.json", "llama3-tiny.json", "trained"} {
+		load := func() *HFTokenizer {
+			if name == "trained" {
+				goTokenizer(t)
+				tok, err := goTok.trained.Tokenizer()
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tok
+			}
+			return loadFixture(t, name).(*HFTokenizer)
+		}
+		tok, slow := load(), load()
+		if !tok.fast {
+			t.Fatalf("%s: expected the fast path", name)
+		}
+		slow.fast = false
+		for _, text := range texts {
+			if a, b := tok.Encode(text), slow.Encode(text); !slices.Equal(a, b) {
+				t.Fatalf("%s: fast and general paths differ on %.80q", name, text)
+			}
 		}
 	}
 }
