@@ -3,7 +3,6 @@ package reproduce
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 
@@ -48,6 +47,19 @@ func stageKeyOf(dir string) string {
 		return ""
 	}
 	return m.Key
+}
+
+// stageSeconds reads how long the finished stage in dir took.
+func stageSeconds(dir string) float64 {
+	b, err := os.ReadFile(filepath.Join(dir, markerName))
+	if err != nil {
+		return 0
+	}
+	var m stageMarker
+	if json.Unmarshal(b, &m) != nil {
+		return 0
+	}
+	return m.Seconds
 }
 
 func (p *pipeline) evaluate(e *Entry, dataKey string) error {
@@ -159,6 +171,3 @@ func heldOutTokens(prefix string, limit int) ([][]int, error) {
 	}
 	return docs, nil
 }
-
-// nan marks a missing number in tables.
-var nan = math.NaN()

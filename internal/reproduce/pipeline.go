@@ -31,8 +31,10 @@ type Options struct {
 
 // StageRun records one stage of a run.
 type StageRun struct {
-	Name    string  `json:"name"`
-	Skipped bool    `json:"skipped"` // cached from an earlier run
+	Name    string `json:"name"`
+	Skipped bool   `json:"skipped"` // cached from an earlier run
+	// Seconds the stage took when it ran (in an earlier invocation when
+	// it is cached).
 	Seconds float64 `json:"seconds"`
 }
 
@@ -112,7 +114,7 @@ func (p *pipeline) stage(rel, key string, fn func(tmp string) error) error {
 	t0 := time.Now()
 	if StageDone(dir, key) {
 		p.logf("%s: cached", rel)
-		p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: true})
+		p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: true, Seconds: stageSeconds(dir)})
 		return nil
 	}
 	p.logf("%s: running", rel)
