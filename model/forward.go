@@ -234,26 +234,43 @@ func (m *Model) layer(l int, w *layerWeights, x []float32, ws *workspace, B, T, 
 	if hk.MLPNorm != nil {
 		hk.MLPNorm(l, B, T, ws.h)
 	}
-	kernels.ParMatMulT(ws.up, ws.h, w.up, rows, F, H, false)
-	if w.upBias != nil {
-		kernels.AddBias(ws.up, w.upBias, rows)
-	}
 	inter := ws.up
-	if c.GatedMLP() {
-		kernels.ParMatMulT(ws.gate, ws.h, w.gate, rows, F, H, false)
-		if w.gateBias != nil {
-			kernels.AddBias(ws.gate, w.gateBias, rows)
+	if hk.MLPPre == nil {
+		// fused: the activation runs on each block of the up product while
+		// it is still in cache
+		if c.GatedMLP() {
+			kernels.ParMatMulT(ws.gate, ws.h, w.gate, rows, F, H, false)
+			if w.gateBias != nil {
+				kernels.AddBias(ws.gate, w.gateBias, rows)
+			}
+			kernels.ParMatMulTEpi(ws.up, ws.h, w.up, rows, F, H, false, func(r0, r1, c0, c1 int) {
+				addBiasBlock(ws.up, w.upBias, F, r0, r1, c0, c1)
+				m.act.GatedBlock(ws.gate, ws.up, F, r0, r1, c0, c1)
+			})
+			inter = ws.gate
+		} else {
+			kernels.ParMatMulTEpi(ws.up, ws.h, w.up, rows, F, H, false, func(r0, r1, c0, c1 int) {
+				addBiasBlock(ws.up, w.upBias, F, r0, r1, c0, c1)
+				m.act.ApplyBlock(ws.up, F, r0, r1, c0, c1)
+			})
 		}
-		if hk.MLPPre != nil {
-			hk.MLPPre(l, B, T, ws.gate)
-		}
-		m.act.ApplyGated(ws.gate, ws.gate, ws.up, rows, F, F)
-		inter = ws.gate
 	} else {
-		if hk.MLPPre != nil {
-			hk.MLPPre(l, B, T, ws.up)
+		kernels.ParMatMulT(ws.up, ws.h, w.up, rows, F, H, false)
+		if w.upBias != nil {
+			kernels.AddBias(ws.up, w.upBias, rows)
 		}
-		m.act.Apply(ws.up, ws.up)
+		if c.GatedMLP() {
+			kernels.ParMatMulT(ws.gate, ws.h, w.gate, rows, F, H, false)
+			if w.gateBias != nil {
+				kernels.AddBias(ws.gate, w.gateBias, rows)
+			}
+			hk.MLPPre(l, B, T, ws.gate)
+			m.act.ApplyGated(ws.gate, ws.gate, ws.up, rows, F, F)
+			inter = ws.gate
+		} else {
+			hk.MLPPre(l, B, T, ws.up)
+			m.act.Apply(ws.up, ws.up)
+		}
 	}
 	if hk.MLPPost != nil {
 		hk.MLPPost(l, B, T, inter)
@@ -264,6 +281,20 @@ func (m *Model) layer(l int, w *layerWeights, x []float32, ws *workspace, B, T, 
 	}
 	if hk.LayerOutput != nil {
 		hk.LayerOutput(l, B, T, x)
+	}
+}
+
+// addBiasBlock adds bias[c0:c1] to rows [r0,r1) of x [rows, ld] (no-op for
+// a nil bias).
+func addBiasBlock(x, bias []float32, ld, r0, r1, c0, c1 int) {
+	if bias == nil {
+		return
+	}
+	for r := r0; r < r1; r++ {
+		seg := x[r*ld+c0 : r*ld+c1]
+		for i, b := range bias[c0:c1] {
+			seg[i] += b
+		}
 	}
 }
 

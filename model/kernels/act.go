@@ -143,3 +143,45 @@ func Embedding(out, table []float32, ids []int, dim int) error {
 	}
 	return nil
 }
+
+// ApplyBlock applies the activation in place to columns [c0,c1) of rows
+// [r0,r1) of x [rows, ld] — the epilogue form for ParMatMulTEpi.
+func (a Activation) ApplyBlock(x []float32, ld, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r++ {
+		seg := x[r*ld+c0 : r*ld+c1]
+		if a == ReLU2 {
+			for i, v := range seg {
+				u := math.Float32bits(v)
+				v = math.Float32frombits(u &^ uint32(int32(u)>>31))
+				seg[i] = v * v
+			}
+			continue
+		}
+		if a == SiLU {
+			for i, v := range seg {
+				seg[i] = v / (1 + Exp32(-v))
+			}
+			continue
+		}
+		for i, v := range seg {
+			seg[i] = a.Scalar(v)
+		}
+	}
+}
+
+// GatedBlock writes gate = act(gate)·up on columns [c0,c1) of rows [r0,r1)
+// of gate and up [rows, ld] — the SwiGLU epilogue for ParMatMulTEpi.
+func (a Activation) GatedBlock(gate, up []float32, ld, r0, r1, c0, c1 int) {
+	for r := r0; r < r1; r++ {
+		g, u := gate[r*ld+c0:r*ld+c1], up[r*ld+c0:r*ld+c1]
+		if a == SiLU {
+			for i, v := range g {
+				g[i] = v / (1 + Exp32(-v)) * u[i]
+			}
+			continue
+		}
+		for i, v := range g {
+			g[i] = a.Scalar(v) * u[i]
+		}
+	}
+}

@@ -8,9 +8,21 @@ const parMinFlops = 1 << 18
 // single-threaded BLAS on a block of C's columns (or rows when C is narrow).
 // It assumes OpenBLAS runs with one thread (SetBLASThreads(1)).
 func ParSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	ParSgemmEpi(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc, nil)
+}
+
+// ParSgemmEpi is ParSgemm that calls epi(r0, r1, c0, c1) on each block of C
+// as soon as the goroutine that computed it is done, while the block is
+// still in cache: fusing an elementwise step (an activation) into the
+// product saves a pass over C through memory. Blocks are disjoint and cover
+// C; epi may run concurrently on different blocks.
+func ParSgemmEpi(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int, epi func(r0, r1, c0, c1 int)) {
 	w := Workers()
 	if w <= 1 || m*n*k < parMinFlops || m == 0 || n == 0 {
 		Sgemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		if epi != nil && m > 0 && n > 0 {
+			epi(0, m, 0, n)
+		}
 		return
 	}
 	if n >= 64*w {
@@ -26,6 +38,9 @@ func ParSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 				bo = c0 * ldb
 			}
 			Sgemm(transA, transB, m, c1-c0, k, alpha, a, lda, b[bo:], ldb, beta, c[c0:], ldc)
+			if epi != nil {
+				epi(0, m, c0, c1)
+			}
 		})
 		return
 	}
@@ -35,6 +50,9 @@ func ParSgemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda 
 			ao = lo
 		}
 		Sgemm(transA, transB, hi-lo, n, k, alpha, a[ao:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+		if epi != nil {
+			epi(lo, hi, 0, n)
+		}
 	})
 }
 
@@ -46,4 +64,13 @@ func ParMatMulT(y, x, w []float32, m, n, k int, accumulate bool) {
 		beta = 1
 	}
 	ParSgemm(false, true, m, n, k, 1, x, k, w, k, beta, y, n)
+}
+
+// ParMatMulTEpi is ParMatMulT with a fused epilogue (see ParSgemmEpi).
+func ParMatMulTEpi(y, x, w []float32, m, n, k int, accumulate bool, epi func(r0, r1, c0, c1 int)) {
+	beta := float32(0)
+	if accumulate {
+		beta = 1
+	}
+	ParSgemmEpi(false, true, m, n, k, 1, x, k, w, k, beta, y, n, epi)
 }

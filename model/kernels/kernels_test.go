@@ -415,3 +415,42 @@ func TestParallelForCovers(t *testing.T) {
 		}
 	}
 }
+
+// The epilogue sees every element of C exactly once, after it is computed.
+func TestParSgemmEpiCoversC(t *testing.T) {
+	rng := rand.New(rand.NewSource(7))
+	old := SetWorkers(3)
+	defer SetWorkers(old)
+	for _, c := range []struct {
+		m, n, k int
+		reason  string
+	}{
+		{90, 700, 40, "column blocks"},
+		{300, 20, 128, "row blocks"},
+		{3, 5, 2, "too small to split"},
+	} {
+		x := randSlice(rng, c.m*c.k, 1)
+		w := randSlice(rng, c.n*c.k, 1)
+		want := make([]float32, c.m*c.n)
+		MatMulT(want, x, w, c.m, c.n, c.k, false)
+		got := make([]float32, c.m*c.n)
+		visits := make([]int32, c.m*c.n)
+		ParMatMulTEpi(got, x, w, c.m, c.n, c.k, false, func(r0, r1, c0, c1 int) {
+			ReLU2.ApplyBlock(got, c.n, r0, r1, c0, c1)
+			for r := r0; r < r1; r++ {
+				for j := c0; j < c1; j++ {
+					visits[r*c.n+j]++
+				}
+			}
+		})
+		ReLU2.Apply(want, want)
+		for i := range visits {
+			if visits[i] != 1 {
+				t.Fatalf("%s: element %d visited %d times", c.reason, i, visits[i])
+			}
+		}
+		if d := maxAbsDiff(got, want); d > 1e-4 {
+			t.Fatalf("%s: fused relu² differs by %g", c.reason, d)
+		}
+	}
+}
