@@ -561,10 +561,11 @@ type spSeg struct {
 	id    int
 }
 
-// Decode inverts Encode: control pieces vanish, byte pieces are
-// reassembled (invalid UTF-8 → U+FFFD per byte), ▁ becomes a space and the
-// dummy-prefix space of the first piece is dropped; <unk> decodes to the
-// model's unk_surface (" ⁇ " by default).
+// Decode inverts Encode as spm_decode does: control pieces vanish, byte
+// pieces are reassembled (invalid UTF-8 → U+FFFD per byte), ▁ becomes a
+// space, leading ▁ of the text are dropped (only the first one when
+// remove_extra_whitespaces is off), and <unk> decodes to the model's
+// unk_surface (" ⁇ " by default).
 func (sp *SentencePiece) Decode(ids []int) string {
 	var out strings.Builder
 	var pend []byte
@@ -589,34 +590,43 @@ func (sp *SentencePiece) Decode(ids []int) string {
 		out.WriteString(s)
 		pend = pend[:0]
 	}
-	first := true
+	// Leading ▁ handling as sentencepiece_processor.cc: while nothing has
+	// been written, a piece's leading ▁ is the dummy prefix (or an extra
+	// space) and is dropped; without remove_extra_whitespaces only the
+	// first one is.
+	ns := &sp.Normalizer
+	isBosWS, bosWSSeen := true, false
 	for _, id := range ids {
 		if id < 0 || id >= len(sp.Pieces) {
 			continue
 		}
 		p := sp.Pieces[id]
-		switch p.Type {
-		case PieceControl:
-			continue
-		case PieceByte:
+		if p.Type == PieceByte {
 			if b, ok := parseByteToken(p.Piece); ok {
 				pend = append(pend, b)
 			}
-			first = false
 			continue
 		}
 		flush()
-		if p.Type == PieceUnknown {
+		if bosWSSeen || out.Len() > 0 {
+			isBosWS = false
+		}
+		consumed := false
+		switch p.Type {
+		case PieceControl:
+		case PieceUnknown:
 			out.WriteString(sp.Trainer.UnkSurface)
-			first = false
-			continue
+		default:
+			s := p.Piece
+			if isBosWS && (ns.AddDummyPrefix || ns.RemoveExtraWhitespaces) {
+				s, consumed = strings.CutPrefix(s, spaceSymbol)
+				if ns.RemoveExtraWhitespaces {
+					consumed = false
+				}
+			}
+			out.WriteString(strings.ReplaceAll(s, spaceSymbol, " "))
 		}
-		s := p.Piece
-		if first && sp.Normalizer.AddDummyPrefix {
-			s = strings.TrimPrefix(s, spaceSymbol)
-		}
-		first = false
-		out.WriteString(strings.ReplaceAll(s, spaceSymbol, " "))
+		bosWSSeen = consumed
 	}
 	flush()
 	return out.String()

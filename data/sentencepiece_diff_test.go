@@ -19,7 +19,11 @@ import sentencepiece as spm
 model, path = sys.argv[1], sys.argv[2]
 sp = spm.SentencePieceProcessor(model_file=model)
 lines = json.load(open(path, encoding="utf-8"))
-print(json.dumps([sp.encode(l) for l in lines]))
+out = []
+for l in lines:
+    ids = sp.encode(l)
+    out.append({"ids": ids, "text": sp.decode(ids)})
+print(json.dumps(out))
 `
 
 // randomLines makes adversarial inputs: runs of spaces and tabs, newlines,
@@ -47,7 +51,7 @@ func randomLines(r *rand.Rand, text []string, n int) []string {
 	return out
 }
 
-// TestSentencePieceDifferential compares Encode with Python's
+// TestSentencePieceDifferential compares Encode and Decode with Python's
 // sentencepiece on 2,000 random adversarial strings per golden model.
 func TestSentencePieceDifferential(t *testing.T) {
 	if testing.Short() {
@@ -70,7 +74,10 @@ func TestSentencePieceDifferential(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: python: %v", name, err)
 		}
-		var want [][]int
+		var want []struct {
+			IDs  []int  `json:"ids"`
+			Text string `json:"text"`
+		}
 		if err := json.Unmarshal(out, &want); err != nil {
 			t.Fatal(err)
 		}
@@ -80,10 +87,16 @@ func TestSentencePieceDifferential(t *testing.T) {
 		}
 		bad := 0
 		for i, l := range lines {
-			if got := sp.Encode(l); !slices.Equal(got, want[i]) && !(len(got) == 0 && len(want[i]) == 0) {
+			if got := sp.Encode(l); !slices.Equal(got, want[i].IDs) && !(len(got) == 0 && len(want[i].IDs) == 0) {
 				bad++
 				if bad <= 3 {
-					t.Errorf("%s Encode(%q)\n got %v\nwant %v", name, l, got, want[i])
+					t.Errorf("%s Encode(%q)\n got %v\nwant %v", name, l, got, want[i].IDs)
+				}
+			}
+			if got := sp.Decode(want[i].IDs); got != want[i].Text {
+				bad++
+				if bad <= 3 {
+					t.Errorf("%s Decode(%v) = %q, python %q", name, want[i].IDs, got, want[i].Text)
 				}
 			}
 		}
