@@ -3,4 +3,11 @@
 // students, distill them, train the paper's baselines, evaluate everything
 // and write REPORT.md. Each stage writes its outputs into its own directory
 // and a completion marker; a re-run skips finished stages.
+//
+// Run does the whole job for a Config (FullConfig is `minitron reproduce`,
+// QuickConfig its --quick smoke test). The work itself is done by the
+// library packages — data (tokenizer training, corpus preparation,
+// samplers), distill (training and distillation), importance, prune and
+// eval — so this package only sequences them, caches their results
+// (RunStage, StageKey) and reports (Table, Claims, ClaimsTable).
 package reproduce

@@ -296,9 +296,9 @@ func (p *pipeline) plots() ([]string, error) {
 	}
 	for _, g := range order {
 		name := "loss_" + strings.TrimSuffix(g, "%") + ".png"
-		title := "Teacher training (loss by step; validation on held-out Go)"
+		title := "teacher, held-out Go"
 		if g != "teacher" {
-			title = fmt.Sprintf("%s students: retraining loss by step (validation on held-out Go)", g)
+			title = fmt.Sprintf("%s students, held-out Go", g)
 		}
 		if err := eval.PlotCurves(groups[g], p.path("plots", name), eval.PlotOptions{Title: title}); err != nil {
 			return nil, err
@@ -322,8 +322,7 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 	pl.Title.Text = fmt.Sprintf("%s next-line task: accuracy vs parameters", label)
 	pl.X.Label.Text = "non-embedding parameters (millions)"
 	pl.Y.Label.Text = "acc_norm (%)"
-	pl.Legend.Top = true
-	pl.Legend.Left = true
+	pl.Legend.Top = true // top right, beside the teacher: the x axis is stretched to leave room
 	kinds := []string{}
 	byKind := map[string]plotter.XYs{}
 	for _, e := range p.res.Models {
@@ -357,7 +356,7 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 		pl.Legend.Add(k, s)
 	}
 	chance := 100 / float64(max(1, p.c.MCChoices))
-	ln, err := plotter.NewLine(plotter.XYs{{X: 0, Y: chance}, {X: float64(p.maxNonEmb()) / 1e6 * 1.05, Y: chance}})
+	ln, err := plotter.NewLine(plotter.XYs{{X: 0, Y: chance}, {X: float64(p.maxNonEmb()) / 1e6 * 2, Y: chance}})
 	if err != nil {
 		return err
 	}
@@ -366,8 +365,9 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 	pl.Add(ln)
 	pl.Legend.Add("chance", ln)
 	pl.X.Min = 0
+	pl.X.Max = float64(p.maxNonEmb()) / 1e6 * 2
 	tmp := out + ".tmp.png"
-	if err := pl.Save(8*vg.Inch, 5*vg.Inch, tmp); err != nil {
+	if err := pl.Save(10*vg.Inch, 5*vg.Inch, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("plot %s: %w", out, err)
 	}
