@@ -1048,8 +1048,9 @@ func (t *HFTokenizer) encodeWord(w string) []int {
 	return append([]int(nil), syms...)
 }
 
-// Decode returns the text of ids; special added tokens and out-of-range
-// ids decode to "".
+// Decode returns the text of ids, like HF's decode(skip_special_tokens=True):
+// special added tokens and out-of-range ids decode to "", the rest goes
+// through the decoder (tokens joined by spaces when there is none).
 func (t *HFTokenizer) Decode(ids []int) string {
 	toks := make([]string, 0, len(ids))
 	for _, id := range ids {
@@ -1057,6 +1058,9 @@ func (t *HFTokenizer) Decode(ids []int) string {
 			continue
 		}
 		toks = append(toks, t.idTok[id])
+	}
+	if len(t.dec) == 0 {
+		return strings.Join(toks, " ") // what HF does without a decoder
 	}
 	for _, d := range t.dec {
 		toks = d(toks)
