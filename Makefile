@@ -43,3 +43,35 @@ bench: build
 
 clean:
 	rm -rf bin
+
+# CUDA backend (model/kernels/cuda). Its build tag is minitron_cuda, not
+# cuda: -tags cuda switches gorgonia to its own cuDNN backend.
+# `make ptx` regenerates the committed PTX from csrc/*.cu (needs nvcc:
+# scripts/install-cuda-dev.sh --toolkit); `make build-cuda` needs only the
+# CUDA 11.8 headers and libraries (scripts/install-cuda-dev.sh).
+.PHONY: ptx build-cuda cuda-test-bin
+NVCC ?= nvcc
+CUDA_ARCH ?= compute_80
+CUDA_PKG := model/kernels/cuda
+# minitron_cuda,purego drops the OpenBLAS dependency (CPU kernels in pure Go)
+# for machines without libopenblas.so.0.
+CUDA_TAGS ?= minitron_cuda
+
+ptx:
+	@command -v $(NVCC) >/dev/null || bash scripts/install-cuda-dev.sh --toolkit
+	@set -e; for f in $(CUDA_PKG)/csrc/*.cu; do \
+		echo "$(NVCC) -ptx -arch=$(CUDA_ARCH) $$f"; \
+		$(NVCC) -ptx -arch=$(CUDA_ARCH) -O3 -o $(CUDA_PKG)/ptx/$$(basename $$f .cu).ptx $$f; \
+	done
+	cd $(CUDA_PKG) && sha256sum csrc/* > ptx/csrc.sha256
+
+build-cuda:
+	bash scripts/install-cuda-dev.sh
+	$(GO) build -tags $(CUDA_TAGS) -o bin/minitron-cuda ./cmd/minitron
+
+# The parity tests as one binary to carry to a GPU machine
+# (scripts/gpu-check.sh); pure-Go CPU kernels, so it needs only libcuda.so.1
+# and a cuBLAS there.
+cuda-test-bin:
+	bash scripts/install-cuda-dev.sh
+	$(GO) test -c -tags minitron_cuda,purego -o bin/cuda-parity.test ./$(CUDA_PKG)

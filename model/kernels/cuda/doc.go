@@ -1,0 +1,23 @@
+// Package cuda is the CUDA backend of minitron's compute kernels: the same
+// operations as package kernels (embedding, norms, RoPE, attention,
+// activations, softmax and the CE/KL losses, AdamW, reductions, the
+// importance statistics) on float32 buffers that stay on the GPU, with
+// matrix products through cuBLAS (TF32 tensor-op math for f32).
+//
+// The implementation is only compiled with the cuda build tag (make
+// build-cuda): it links gorgonia.org/cu, libcuda.so.1 (the driver) and
+// libcublas.so.11, and gorgonia.org/cu's package init exits the process when
+// no GPU is present, so the default binary must never import it. Without
+// the tag the package only has Available (false) and ErrNotBuilt, so callers
+// can say how to get a CUDA binary.
+//
+// Kernel sources are csrc/*.cu; `make ptx` compiles them with nvcc to
+// ptx/*.ptx (PTX for compute_80, which newer drivers JIT-compile for their
+// GPU), which are committed and embedded, loaded with cuModuleLoadData and
+// launched through gorgonia.org/cu.
+//
+// Threading: a CUDA context is current per OS thread, and goroutines move
+// between threads, so every Device method locks its goroutine to its thread
+// and makes the device's (primary) context current for the duration of the
+// call. A Device is not safe for concurrent use by several goroutines.
+package cuda

@@ -1,0 +1,127 @@
+//go:build minitron_cuda
+
+package cuda_test
+
+import (
+	"math"
+	"slices"
+	"testing"
+
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/importance"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// AdamW against distill.AdamW over three steps (the same f32 formula, so
+// 1e-6 relative), one tensor with decay and one without.
+func TestAdamW(t *testing.T) {
+	const n = 10000
+	ps := []*distill.Param{{Name: "w", Data: randn(n, 40)}, {Name: "norm", Data: randn(n/10, 41), NoDecay: true}}
+	opt := distill.NewAdamW(n+n/10, 0.1)
+	offs := []int{0, n}
+	gw, gm, gv := make([]cuda.Buf, 2), make([]cuda.Buf, 2), make([]cuda.Buf, 2)
+	for i, p := range ps {
+		gw[i], gm[i], gv[i] = up(t, p.Data), alloc(t, len(p.Data)), alloc(t, len(p.Data))
+	}
+	for step := 1; step <= 3; step++ {
+		lr := 1e-3 * float64(step)
+		grads := [][]float32{randn(n, uint64(50+step)), randn(n/10, uint64(60+step))}
+		for i, p := range ps {
+			must(t, dev.AdamW(gw[i], up(t, grads[i]), gm[i], gv[i], cuda.AdamWStep{Beta1: opt.Beta1, Beta2: opt.Beta2, Eps: opt.Eps,
+				LR: lr, WeightDecay: opt.WeightDecay, Step: step}, p.NoDecay && !opt.DecayAll))
+		}
+		opt.Update(ps, grads, offs, lr)
+	}
+	for i, p := range ps {
+		near(t, p.Name+" weights", down(t, gw[i]), p.Data, 1e-7, 1e-6)
+		near(t, p.Name+" m", down(t, gm[i]), opt.M[offs[i]:offs[i]+len(p.Data)], 1e-7, 1e-6)
+		near(t, p.Name+" v", down(t, gv[i]), opt.V[offs[i]:offs[i]+len(p.Data)], 1e-9, 1e-6)
+	}
+}
+
+// The global gradient norm's sum of squares, in float64 on both sides
+// (1e-10 relative: only the summation order differs).
+func TestSumSquares(t *testing.T) {
+	a, b := randn(123457, 70), randn(999, 71)
+	want := distill.GradNorm([][]float32{a, b})
+	got, err := dev.SumSquares(up(t, a), up(t, b))
+	must(t, err)
+	if g := math.Sqrt(got); math.Abs(g-want) > 1e-10*want {
+		t.Errorf("sqrt(SumSquares) = %.12g, GradNorm = %.12g", g, want)
+	}
+}
+
+// Importance sums against importance.Accumulator for each sequence
+// reduction, compared through the Scores it derives (float64 on both
+// sides: 1e-9 relative).
+func TestImportanceStats(t *testing.T) {
+	const B, T, n = 3, 50, 300
+	x := randn(B*T*n, 80)
+	seqs := map[importance.SeqAgg]int{importance.SeqMean: cuda.SeqMean, importance.SeqL2: cuda.SeqL2, importance.SeqVar: cuda.SeqVar}
+	gx := up(t, x)
+	for sa, code := range seqs {
+		st, err := dev.NewImportanceStats(n)
+		must(t, err)
+		// two calls: sums must accumulate across batches
+		must(t, st.AddBatch(gx, 2, T, code))
+		must(t, st.AddBatch(gx.Off(2*T*n), 1, T, code))
+		sum, sumSq, err := st.Sums()
+		must(t, err)
+		must(t, st.Free())
+		for _, ba := range []importance.BatchAgg{importance.BatchL2, importance.BatchMean, importance.BatchVar} {
+			acc := importance.NewAccumulator(n, importance.Aggregation{Batch: ba, Seq: sa})
+			acc.AddBatch(x, B, T)
+			want := acc.Scores()
+			for c := range want {
+				var got float64
+				switch ba {
+				case importance.BatchL2:
+					got = math.Sqrt(sumSq[c])
+				case importance.BatchMean:
+					got = sum[c] / B
+				case importance.BatchVar:
+					mu := sum[c] / B
+					got = math.Max(0, sumSq[c]/B-mu*mu)
+				}
+				if math.Abs(got-want[c]) > 1e-9*math.Abs(want[c])+1e-12 {
+					t.Fatalf("seq %s batch %s channel %d: %g, want %g", sa, ba, c, got, want[c])
+				}
+			}
+		}
+	}
+
+	const rows, heads, hd = 20, 6, 64
+	y := randn(rows*heads*hd, 81)
+	want := importance.HeadNorms(nil, y, rows, heads, hd)
+	got := alloc(t, rows*heads)
+	must(t, dev.HeadNorms(got, up(t, y), rows, heads, hd))
+	near(t, "head norms", down(t, got), want, 1e-6, 1e-6)
+}
+
+func TestPool(t *testing.T) {
+	a, err := dev.Alloc(1000) // 4000 bytes: class 4096
+	must(t, err)
+	p := a.Ptr
+	must(t, dev.Free(a))
+	b, err := dev.Alloc(900) // same class: the block comes back
+	must(t, err)
+	if b.Ptr != p {
+		t.Errorf("Alloc after Free got %v, want the cached block %v", b.Ptr, p)
+	}
+	if err := dev.Free(b.Off(1)); err == nil {
+		t.Error("Free of a view succeeded")
+	}
+	must(t, dev.Free(b))
+	if err := dev.Free(b); err == nil {
+		t.Error("double Free succeeded")
+	}
+	before := dev.Pool().Cached
+	must(t, dev.Trim())
+	if dev.Pool().Cached != 0 || before == 0 {
+		t.Errorf("Trim: cached %d before, %d after", before, dev.Pool().Cached)
+	}
+	if _, err := dev.Alloc(0); err == nil {
+		t.Error("Alloc(0) succeeded")
+	}
+	_ = slices.Clone([]int{})
+}
