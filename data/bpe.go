@@ -1,6 +1,7 @@
 package data
 
 import (
+	"strings"
 	"sync"
 )
 
@@ -163,6 +164,7 @@ func (c *wordCache) put(w string, ids []int) {
 	if len(w) > 256 {
 		return
 	}
+	w = strings.Clone(w) // w may be a slice of a whole document; don't pin it
 	c.mu.Lock()
 	if c.m == nil || len(c.m) >= wordCacheMax {
 		c.m = make(map[string][]int, 1024)

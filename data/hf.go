@@ -982,7 +982,7 @@ func (t *HFTokenizer) encodeSegment(seg string, first bool, ids []int) []int {
 				return
 			}
 			wi := t.encodeWord(byteLevelEncode(p))
-			t.cache.put(strings.Clone(p), wi) // a clone: p pins the whole text
+			t.cache.put(p, wi) // put clones p, which is a slice of the text
 			ids = append(ids, wi...)
 		}
 		if t.fastSplit == nil {

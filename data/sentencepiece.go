@@ -526,6 +526,11 @@ func (sp *SentencePiece) appendChunk(out []spSeg, chunk string) []spSeg {
 	if segs, ok := sp.cache.get(chunk); ok {
 		return append(out, segs...)
 	}
+	if len(chunk) <= 256 {
+		// Segments point into their chunk: encode a copy so the cache does
+		// not pin the whole normalized document.
+		chunk = strings.Clone(chunk)
+	}
 	segs := sp.encodeBPE(chunk)
 	sp.cache.put(chunk, segs)
 	return append(out, segs...)
