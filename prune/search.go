@@ -68,6 +68,7 @@ type Candidate struct {
 	PrunedLoss    float64 `json:"pruned_loss,omitempty"`    // zero-shot, before distillation
 	DistilledLoss float64 `json:"distilled_loss,omitempty"` // after the brief distillation
 	Rank          int     `json:"rank,omitempty"`
+	Checkpoint    string  `json:"-"` // distilled checkpoint, relative to the candidate's run
 	Seconds       float64 `json:"seconds,omitempty"`
 	Err           string  `json:"error,omitempty"`
 }
@@ -116,9 +117,10 @@ func Candidates(teacher *model.Config, budget int64, tol float64, space SearchSp
 }
 
 // DistillFunc briefly distills student (a checkpoint directory) from the
-// teacher for steps optimizer steps on the data prefix, writes the trained
-// student to outDir and returns its validation loss.
-type DistillFunc func(ctx context.Context, teacherDir, studentDir, outDir, data string, steps int) (valLoss float64, err error)
+// teacher for steps optimizer steps on the data prefix, writes the run to
+// outDir and returns the validation loss and the trained student's
+// checkpoint directory (outDir itself or a directory inside it).
+type DistillFunc func(ctx context.Context, teacherDir, studentDir, outDir, data string, steps int) (valLoss float64, checkpoint string, err error)
 
 // SearchOptions configure Search.
 type SearchOptions struct {
@@ -226,7 +228,13 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 		if err := os.MkdirAll(filepath.Dir(dist), 0o755); err != nil {
 			return nil, err
 		}
-		c.DistilledLoss, err = o.Distill(ctx, o.ModelDir, po.OutDir, dist, o.Data, o.Steps)
+		var ck string
+		c.DistilledLoss, ck, err = o.Distill(ctx, o.ModelDir, po.OutDir, dist, o.Data, o.Steps)
+		if err == nil {
+			if c.Checkpoint, err = filepath.Rel(dist, ck); err != nil || strings.HasPrefix(c.Checkpoint, "..") {
+				err = fmt.Errorf("distilled checkpoint %s is outside the candidate's run %s", ck, dist)
+			}
+		}
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -261,7 +269,7 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 		os.RemoveAll(filepath.Join(tmp, "distilled"))
 		os.RemoveAll(filepath.Join(tmp, "pruned"))
 	}
-	res.WinnerDir = filepath.Join(o.OutDir, "winner")
+	res.WinnerDir = filepath.Join(o.OutDir, "winner", w.Checkpoint)
 	js, _ := json.MarshalIndent(res, "", " ")
 	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.json"), append(js, '\n')); err != nil {
 		return nil, err

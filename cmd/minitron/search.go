@@ -36,7 +36,7 @@ var searchDistill prune.DistillFunc
 // teacher, validated on the data's _val split (the same batches for every
 // candidate), and returns the validation LM loss.
 func distillFunc(o *SearchOptions) prune.DistillFunc {
-	return func(ctx context.Context, teacherDir, studentDir, outDir, prefix string, steps int) (float64, error) {
+	return func(ctx context.Context, teacherDir, studentDir, outDir, prefix string, steps int) (float64, string, error) {
 		trainP, valP := prefix+"_train", prefix+"_val"
 		if _, err := os.Stat(trainP + ".idx"); err != nil {
 			trainP = prefix
@@ -46,12 +46,12 @@ func distillFunc(o *SearchOptions) prune.DistillFunc {
 			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
 			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir})
 		if err != nil {
-			return 0, err
+			return 0, "", err
 		}
 		if math.IsNaN(res.ValLoss) {
-			return 0, fmt.Errorf("no validation loss (is there a %s split?)", valP)
+			return 0, "", fmt.Errorf("no validation loss (is there a %s split?)", valP)
 		}
-		return res.ValLoss, nil
+		return res.ValLoss, res.Checkpoint, nil
 	}
 }
 
@@ -67,7 +67,8 @@ whose parameter count is within --params ± --tolerance (nearest first, at most
 after distillation (distill.Run: forward KL on logits from the teacher, --seq-len,
 --micro-batch, --lr with a cosine schedule; validation on the data's _val split, the same
 batches for every candidate), and write OUT/search.md and OUT/search.json (also listing the zero-shot
-loss right after pruning) and the winner's distilled checkpoint in OUT/winner.
+loss right after pruning) and the winner's distillation run in OUT/winner (its final HF
+checkpoint is named in search.json's winner_dir).
 
 Grids (defaults): layers from the teacher's down to 3/4 (step 1, or L/16 above 16 layers);
 query heads from the teacher's down to half, in steps of the KV-group count (KV groups are

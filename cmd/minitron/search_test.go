@@ -15,15 +15,16 @@ import (
 
 // fakeDistill "trains" by copying the pruned checkpoint and scores it by
 // its parameter count, so the largest candidate must win.
-func fakeDistill(ctx context.Context, teacherDir, studentDir, outDir, data string, steps int) (float64, error) {
-	if err := os.CopyFS(outDir, os.DirFS(studentDir)); err != nil {
-		return 0, err
+func fakeDistill(ctx context.Context, teacherDir, studentDir, outDir, data string, steps int) (float64, string, error) {
+	ck := filepath.Join(outDir, "final")
+	if err := os.CopyFS(ck, os.DirFS(studentDir)); err != nil {
+		return 0, "", err
 	}
 	cfg, err := model.LoadConfig(studentDir)
 	if err != nil {
-		return 0, err
+		return 0, "", err
 	}
-	return 1e6 / float64(cfg.ParamCounts().Total), nil
+	return 1e6 / float64(cfg.ParamCounts().Total), ck, nil
 }
 
 func TestSearchRanksAndKeepsWinner(t *testing.T) {
@@ -67,7 +68,10 @@ func TestSearchRanksAndKeepsWinner(t *testing.T) {
 	if res.Winner != best.Name {
 		t.Errorf("winner %s, want the largest candidate %s", res.Winner, best.Name)
 	}
-	cfg, err := model.LoadConfig(filepath.Join(out, "winner"))
+	if res.WinnerDir != filepath.Join(out, "winner", "final") {
+		t.Errorf("winner_dir %s", res.WinnerDir)
+	}
+	cfg, err := model.LoadConfig(res.WinnerDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,6 +118,9 @@ func TestSearchWithDistillRun(t *testing.T) {
 		if c.Err != "" || !(c.DistilledLoss > 0) {
 			t.Errorf("%s: distilled loss %v, error %q", c.Name, c.DistilledLoss, c.Err)
 		}
+	}
+	if _, err := model.OpenCheckpoint(res.WinnerDir); err != nil {
+		t.Errorf("winner_dir is not a checkpoint: %v", err)
 	}
 	t.Log(stdout.String())
 }
