@@ -232,8 +232,12 @@ func residualNode(name string, x, d *G.Node, rows, dim int) (*G.Node, error) {
 	y := fw.data()
 	fw.do = func(v []G.Value) (float32, error) {
 		a, b := f32(v[0]), f32(v[1])
-		copy(y, a)
-		kernels.Add(y, b)
+		kernels.ParallelFor(len(y), 1<<14, func(lo, hi int) {
+			ys, as, bs := y[lo:hi], a[lo:hi], b[lo:hi]
+			for i := range ys {
+				ys[i] = as[i] + bs[i]
+			}
+		})
 		return 0, nil
 	}
 	fw.diffWRT = []bool{true, true}
