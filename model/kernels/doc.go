@@ -15,7 +15,9 @@ package kernels
 //     (out, then inputs), like copy. Matrices are row-major; an activation
 //     matrix is [rows, dim] with rows = batch·seq (sequence-major).
 //   - Weights use the Hugging Face [out,in] layout: y = x·Wᵀ (MatMulT,
-//     ParMatMulT).
+//     ParMatMulT). ParSgemmEpi/ParMatMulTEpi run an epilogue on each block
+//     of the product while it is in cache (the forward pass fuses the MLP
+//     activation this way).
 //   - Threads: Go owns the cores. OpenBLAS is set to one thread at init and
 //     kernels split work over Workers() goroutines themselves (ParallelFor,
 //     ParSgemm; attention splits over sequence×head×query block). Do not
