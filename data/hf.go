@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -53,6 +54,7 @@ type HFTokenizer struct {
 
 	bos, eos, pad, unk int
 	identity           string
+	warnings           []string
 	cache              wordCache
 }
 
@@ -265,6 +267,9 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	if t.norm, err = buildNormalizer(j.Normalizer); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
+	for _, m := range unicodeNormRe.FindAllSubmatch(j.Normalizer, -1) {
+		t.warnings = append(t.warnings, fmt.Sprintf("normalizer %s is not applied: text that it would change may encode differently from HF", m[1]))
+	}
 	if t.pre, err = buildPreTokenizer(j.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("pre_tokenizer: %w", err)
 	}
@@ -281,6 +286,12 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	t.identity = "hf-bpe:" + shortHash(b)
 	return t, nil
 }
+
+var unicodeNormRe = regexp.MustCompile(`"type"\s*:\s*"(NFK?[CD])"`)
+
+// Warnings lists what of the tokenizer.json is read but not applied (the
+// Unicode normalizers), for tools to show; empty when everything applies.
+func (t *HFTokenizer) Warnings() []string { return t.warnings }
 
 func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	if len(raw) == 0 || string(raw) == "null" {

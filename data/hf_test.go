@@ -194,3 +194,17 @@ func TestTokenizersConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestHFWarnings(t *testing.T) {
+	tok, err := ParseHFTokenizer([]byte(`{"normalizer":{"type":"Sequence","normalizers":[{"type":"NFC"},{"type":"Lowercase"}]},
+		"model":{"type":"BPE","vocab":{"a":0},"merges":[]}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := tok.Warnings(); len(w) != 1 || !strings.Contains(w[0], "NFC") {
+		t.Errorf("warnings %q, want one about NFC", w)
+	}
+	if w := loadFixture(t, "llama2-tiny.json").(*HFTokenizer).Warnings(); len(w) != 0 {
+		t.Errorf("llama2 fixture warnings %q, want none", w)
+	}
+}

@@ -73,6 +73,13 @@ func runTokenizerInfo(o *TokenizerInfoOptions, w io.Writer) error {
 		info["normalizer"] = sp.Normalizer.Name
 		info["byte_fallback"] = sp.Trainer.ByteFallback
 	}
+	var warnings []string
+	if w, ok := tok.(interface{ Warnings() []string }); ok {
+		warnings = w.Warnings()
+		if len(warnings) > 0 {
+			info["warnings"] = warnings
+		}
+	}
 	if o.JSON {
 		info["special_tokens"] = names
 		enc := json.NewEncoder(w)
@@ -90,6 +97,9 @@ func runTokenizerInfo(o *TokenizerInfoOptions, w io.Writer) error {
 	}
 	if sp, ok := tok.(*data.SentencePiece); ok {
 		fmt.Fprintf(w, "  normalizer %q, byte_fallback %v\n", sp.Normalizer.Name, sp.Trainer.ByteFallback)
+	}
+	for _, s := range warnings {
+		fmt.Fprintf(w, "  warning: %s\n", s)
 	}
 	return nil
 }
