@@ -293,6 +293,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return nil, err
+	}
 	o.logf("writing %s (%s → %s params)", o.OutDir, FormatParams(rep.TeacherShape.Params.Total), FormatParams(rep.StudentShape.Params.Total))
 	if err := model.SaveCheckpoint(tmp, studentCfg, sliced, model.SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
 		Metadata: map[string]string{"minitron_pruned_from": filepath.Base(filepath.Clean(o.ModelDir))}}); err != nil {

@@ -199,6 +199,9 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 			os.RemoveAll(tmp)
 		}
 	}()
+	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
+		return nil, err
+	}
 	for i := range res.Candidates {
 		c := &res.Candidates[i]
 		start := time.Now()
