@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"runtime/debug"
 
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
@@ -90,6 +91,10 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 		if r.TokensPerS > best.TokensPerS {
 			best = r
 		}
+		// Return the finished try's memory so peak RSS is one run's, as
+		// a training run would see it.
+		runtime.GC()
+		debug.FreeOSMemory()
 	}
 	out := map[string]any{
 		"tokens_per_s": best.TokensPerS, "peak_rss_mb": model.PeakRSSMB(), "threads": best.Workers,
