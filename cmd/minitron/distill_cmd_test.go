@@ -127,6 +127,8 @@ func TestDistillCLIErrors(t *testing.T) {
 	// A path under a regular file cannot be created, even by root.
 	ro := filepath.Join(dir, "file")
 	os.WriteFile(ro, []byte("x"), 0o644)
+	badYAML := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(badYAML, []byte("seq_len: 16\nlearning_rate: 0.1\n"), 0o644)
 	base := []string{"distill", "--student", student, "--seq-len", "16", "--micro-batch", "2", "--steps", "1"}
 	for _, tc := range []struct {
 		args   []string
@@ -138,6 +140,9 @@ func TestDistillCLIErrors(t *testing.T) {
 		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(ro, "sub")), "output directory", "unwritable output directory"},
 		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(dir, "o3"), "--global-batch", "3"), "multiple", "global batch not a multiple of micro-batch"},
 		{append(base, "--data", train, "--out", filepath.Join(dir, "o4")), "--teacher", "no teacher"},
+		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(dir, "o6"), "--config", badYAML), "learning_rate", "unknown YAML key"},
+		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(dir, "o7"), "--intermediate", "0-1"), "STUDENT:TEACHER", "malformed layer pair"},
+		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(dir, "o8"), "--intermediate", "0:9"), "teacher layer 9", "teacher layer out of range"},
 		{append(base, "--teacher", teacher, "--data", train, "--out", filepath.Join(dir, "o5"), "--top-k", "5", "--reverse-kl", "1"), "top_k", "reverse KL with top-k"},
 	} {
 		_, err := runCLI(t, tc.args...)
