@@ -134,6 +134,9 @@ type Options struct {
 	// LossSamples caps how many samples the drop-one losses use (they
 	// cost one forward pass per layer); 0 = all.
 	LossSamples int
+	// LossData, when set, are the samples the layer-drop losses are
+	// measured on (held-out data); otherwise the calibration samples.
+	LossData [][]int
 	// BlockK lists block sizes k for which the best contiguous block to
 	// drop is found (by summed BI, and by loss when Loss is set).
 	BlockK []int
@@ -166,11 +169,18 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 			return nil, fmt.Errorf("importance: block size %d must be in [1,%d)", k, cfg.NumLayers)
 		}
 	}
-	lossN := len(samples)
+	lossSamples := samples
+	if opt.LossData != nil {
+		lossSamples = opt.LossData
+	}
+	lossN := len(lossSamples)
 	if opt.LossSamples > 0 {
 		lossN = min(lossN, opt.LossSamples)
 	}
-	lossSamples := samples[:lossN]
+	if opt.Loss && lossN == 0 {
+		return nil, fmt.Errorf("importance: no samples for the layer-drop losses")
+	}
+	lossSamples = lossSamples[:lossN]
 	nb := (len(samples) + opt.Batch - 1) / opt.Batch
 	lb := (lossN + opt.Batch - 1) / opt.Batch
 	total := nb
@@ -212,6 +222,7 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 		}
 		d := s.Depth
 		d.LossSamples = lossN
+		d.LossSeqLen = len(lossSamples[0])
 		loss := func(skip []int) (float64, error) {
 			var sum float64
 			for i := 0; i < lossN; i += opt.Batch {

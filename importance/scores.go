@@ -140,6 +140,8 @@ type LayerImportance struct {
 	BaseLoss    float64     `json:"base_loss,omitempty"`
 	DropLoss    []float64   `json:"drop_one_loss,omitempty"`
 	LossSamples int         `json:"loss_samples,omitempty"`
+	LossSeqLen  int         `json:"loss_seq_len,omitempty"`
+	LossData    string      `json:"loss_data,omitempty"` // the split the losses were measured on
 	Blocks      []BlockDrop `json:"blocks,omitempty"`
 }
 

@@ -56,9 +56,10 @@ best and NVIDIA's code (mean|x| over the sequence, root of the sum of squares ov
             the per-norm scores are summed
 
 Layers (--layer-metrics): bi = Block Importance, 1 − mean cos(layer input, layer output) over
-all calibration tokens; loss = mean next-token NLL on the first --loss-samples samples with
-each layer dropped (one extra pass per layer), and for each --block-k the contiguous block of
-k layers whose removal hurts least (by loss; by summed BI when only bi is computed).
+all calibration tokens; loss = validation loss (mean next-token NLL) on --loss-samples samples
+of PREFIX_val (of the calibration samples when there is no _val split) with each layer dropped
+(one extra pass per layer), and for each --block-k the contiguous block of k layers whose
+removal hurts least (by loss, and by summed BI).
 
 Samples are drawn from PREFIX_train (seeded; see minitron data prepare) and streamed in
 batches of --batch, so memory is one batch's activations plus the accumulators. The scores
@@ -142,6 +143,24 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	if err != nil {
 		return fmt.Errorf("%s: %w", split, err)
 	}
+	// Layer-drop losses are validation losses: measured on the _val split
+	// when there is one, else on the calibration samples.
+	var lossData [][]int
+	lossSplit := split
+	if loss {
+		if vds, vname, err := importance.OpenSplit(o.Data, "val"); err == nil {
+			n := o.LossSamples
+			if n <= 0 {
+				n = o.Samples
+			}
+			lossData, err = importance.Samples(vds, n, o.SeqLen, o.Seed+1, cfg.VocabSize)
+			vds.Close()
+			if err != nil {
+				return fmt.Errorf("%s: %w", vname, err)
+			}
+			lossSplit = vname
+		}
+	}
 	m, err := model.New(cfg, ck, model.Options{Weights: wm})
 	if err != nil {
 		return err
@@ -151,7 +170,7 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	start := time.Now()
 	sc, err := importance.Compute(ctx, m, samples, importance.Options{
 		Aggregation: agg, MLPPoint: mlp, Batch: o.Batch, BI: bi, Loss: loss,
-		LossSamples: o.LossSamples, BlockK: blockK,
+		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK,
 		Progress: func(done, total int) {
 			if bar == nil {
 				bar = progress.New(int64(total), "importance: forward passes")
@@ -169,6 +188,9 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	sc.Data.Prefix = o.Data
 	sc.Data.Split = filepath.Base(split)
 	sc.Data.Seed = int64(o.Seed)
+	if sc.Depth != nil && loss {
+		sc.Depth.LossData = filepath.Base(lossSplit)
+	}
 	if err := sc.Save(o.Out); err != nil {
 		return err
 	}
@@ -180,7 +202,7 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 			fmt.Fprintf(w, "  block importance: %s\n", fmtFloats(d.BI))
 		}
 		if len(d.DropLoss) > 0 {
-			fmt.Fprintf(w, "  loss %.4f; with one layer dropped: %s\n", d.BaseLoss, fmtFloats(d.DropLoss))
+			fmt.Fprintf(w, "  loss on %d×%d tokens of %s %.4f; with one layer dropped: %s\n", d.LossSamples, d.LossSeqLen, d.LossData, d.BaseLoss, fmtFloats(d.DropLoss))
 		}
 		for _, b := range d.Blocks {
 			fmt.Fprintf(w, "  best block of %d layers to drop by %s: %d-%d (%.4f)\n", b.K, b.Metric, b.Start, b.Start+b.K-1, b.Value)

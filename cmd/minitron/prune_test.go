@@ -71,6 +71,9 @@ func TestImportancePruneEvalEndToEnd(t *testing.T) {
 	if sc.Data.Samples != 8 || sc.Data.SeqLen != 16 || sc.Depth == nil || len(sc.Depth.DropLoss) != 4 || len(sc.Depth.Blocks) != 2 {
 		t.Fatalf("scores file incomplete: data %+v depth %+v", sc.Data, sc.Depth)
 	}
+	if sc.Depth.LossData != "data_val" || sc.Depth.LossSamples != 4 {
+		t.Errorf("layer-drop losses measured on %q (%d samples), want 4 samples of data_val", sc.Depth.LossData, sc.Depth.LossSamples)
+	}
 
 	student := filepath.Join(root, "student")
 	po := &PruneOptions{Options: prune.Options{ModelDir: dir, ScoresPath: scores, OutDir: student,
