@@ -475,16 +475,28 @@ func (r *TrainedBPE) Tokenizer() (*HFTokenizer, error) {
 	return t, nil
 }
 
-// WriteDir writes tokenizer.json and tokenizer_config.json into dir
+// WriteDir writes tokenizer.json and tokenizer_config.json (what
+// transformers' AutoTokenizer loads) and GPT-2's vocab.json and merges.txt
+// (slow GPT2Tokenizer, Megatron-LM's GPT2BPETokenizer) into dir
 // (created if needed), each atomically (temp file + rename).
 func (r *TrainedBPE) WriteDir(dir string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	if err := writeTokFile(filepath.Join(dir, "tokenizer.json"), r.TokenizerJSON()); err != nil {
-		return err
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{
+		{"tokenizer.json", r.TokenizerJSON()},
+		{"tokenizer_config.json", r.TokenizerConfigJSON()},
+		{"vocab.json", r.VocabJSON()},
+		{"merges.txt", r.MergesTxt()},
+	} {
+		if err := writeTokFile(filepath.Join(dir, f.name), f.b); err != nil {
+			return err
+		}
 	}
-	return writeTokFile(filepath.Join(dir, "tokenizer_config.json"), r.TokenizerConfigJSON())
+	return nil
 }
 
 // writeTokFile writes through a temporary file in the same directory and

@@ -208,3 +208,43 @@ func ExampleTrainBPE() {
 	// [[l o] [lo w] [Ġ low] [Ġlow e]]
 	// [261 117 118]
 }
+
+// TestGPT2FilesMatchTokenizerJSON: the same trained BPE as vocab.json +
+// merges.txt (GPT-2 slow tokenizer, Megatron GPT2BPETokenizer) encodes
+// like its tokenizer.json.
+func TestGPT2FilesMatchTokenizerJSON(t *testing.T) {
+	texts := opticksSample(t, 200)
+	r, err := TrainBPE(slices.Values(texts[:150]), TrainOptions{VocabSize: 700})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "vocab.json"), r.VocabJSON(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "merges.txt"), r.MergesTxt(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := LoadTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := r.Tokenizer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(g.Identity(), "gpt2-bpe:") || g.EOS() != 0 {
+		t.Errorf("identity %q eos %d, want gpt2-bpe:… and 0 (<|endoftext|> found as special)", g.Identity(), g.EOS())
+	}
+	for _, text := range append(texts[150:], "x<|endoftext|>y") {
+		if a, b := g.Encode(text), h.Encode(text); !slices.Equal(a, b) {
+			t.Fatalf("vocab.json+merges.txt and tokenizer.json differ on %.60q", text)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "merges.txt"), []byte("#version: 0.2\na b c\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokenizer(dir); err == nil || !strings.Contains(err.Error(), "merges.txt:2") {
+		t.Errorf("bad merges.txt: err %v, want one naming merges.txt:2", err)
+	}
+}

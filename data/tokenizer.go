@@ -54,9 +54,10 @@ type Tokenizer interface {
 }
 
 // LoadTokenizer loads a tokenizer from path: a tokenizer.json (HF), a
-// SentencePiece .model file, or a directory holding tokenizer.json (tried
-// first), tokenizer.model, or a single *.model file. The file kind is
-// recognised by content (JSON or protobuf), not by name.
+// SentencePiece .model file, or a directory holding (in this order of
+// preference) tokenizer.json, tokenizer.model, GPT-2's vocab.json +
+// merges.txt, or a single *.model file. A file's kind is recognised by
+// content (JSON or protobuf), not by name.
 func LoadTokenizer(path string) (Tokenizer, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -69,12 +70,19 @@ func LoadTokenizer(path string) (Tokenizer, error) {
 				return LoadTokenizer(p)
 			}
 		}
+		// GPT-2 slow-tokenizer / Megatron GPT2BPETokenizer files.
+		v, m := filepath.Join(path, "vocab.json"), filepath.Join(path, "merges.txt")
+		if _, err := os.Stat(v); err == nil {
+			if _, err := os.Stat(m); err == nil {
+				return LoadGPT2Files(v, m)
+			}
+		}
 		// NeMo/Megatron checkpoints name the SentencePiece file after the
 		// tokenizer (e.g. nemotron_2_256k.model): take it when it is the only one.
 		if ms, _ := filepath.Glob(filepath.Join(path, "*.model")); len(ms) == 1 {
 			return LoadTokenizer(ms[0])
 		}
-		return nil, fmt.Errorf("tokenizer: %s holds neither tokenizer.json nor tokenizer.model (nor a single *.model)", path)
+		return nil, fmt.Errorf("tokenizer: %s holds no tokenizer.json, tokenizer.model, vocab.json+merges.txt or single *.model", path)
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {

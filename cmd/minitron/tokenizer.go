@@ -270,7 +270,8 @@ func newTokenizerTrainCmd() *cobra.Command {
 		Short: "Train a byte-level BPE tokenizer and write tokenizer.json",
 		Long: `Train a byte-level BPE tokenizer (GPT-2 style) on files, directories, JSONL or a built-in
 corpus, and write OUT/tokenizer.json and OUT/tokenizer_config.json, which Hugging Face
-transformers (PreTrainedTokenizerFast) and every minitron command load. Training is
+transformers (PreTrainedTokenizerFast) and every minitron command load, plus GPT-2's
+vocab.json and merges.txt (for Megatron-LM's GPT2BPETokenizer). Training is
 deterministic: the most frequent pair merges first, ties broken by the pair's bytes.
 Special tokens get the first ids: <|endoftext|> (EOS, also used as BOS) and <|pad|>.
 Built-in corpora: go-src (every .go file of the Go installation, ~tens of MB) and opticks.`,
@@ -359,7 +360,7 @@ func runTokenizerTrain(o *TokenizerTrainOptions, w io.Writer) error {
 	if n := rep.IssueCount(); n > 0 {
 		fmt.Fprintf(w, "  skipped %d bad inputs\n", n)
 	}
-	fmt.Fprintf(w, "  wrote %s/tokenizer.json and tokenizer_config.json\n", o.Out)
+	fmt.Fprintf(w, "  wrote %s/{tokenizer.json,tokenizer_config.json,vocab.json,merges.txt}\n", o.Out)
 	return nil
 }
 
