@@ -54,7 +54,7 @@ wikitext metrics: word perplexity, byte perplexity and bits per byte.`,
 	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer file or directory (default: the model's)")
 	f.IntVar(&o.SeqLen, "seq-len", 0, "window length in tokens (required)")
 	f.IntVar(&o.Stride, "stride", 0, "new tokens per window (default: --seq-len)")
-	f.IntVar(&o.Batch, "batch", 4, "windows per batch (run concurrently on resident weights)")
+	f.IntVar(&o.Batch, "batch", 1, "windows scored at once (run concurrently on resident weights; helps only with idle cores)")
 	f.IntVar(&o.MaxDocs, "max-docs", 0, "score only the first N documents of --data")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")

@@ -75,7 +75,7 @@ Several --model flags give one table, the first model being the reference for th
 	f.StringArrayVar(&o.FewShot, "fewshot", nil, "NAME=PATH of a task's few-shot examples (default: see above)")
 	f.IntVar(&o.Shots, "shots", -1, "few-shot examples per prompt (default: the task's: mmlu 5, gsm8k 5, others 0)")
 	f.IntVar(&o.Limit, "limit", 0, "evaluate only the first N items of each task (per subject for mmlu)")
-	f.IntVar(&o.Batch, "batch", 4, "contexts scored per batch (run concurrently on resident weights)")
+	f.IntVar(&o.Batch, "batch", 1, "contexts scored at once (run concurrently on resident weights; helps only with idle cores)")
 	f.IntVar(&o.MaxLen, "max-length", 0, "context window in tokens (default: max_position_embeddings)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of markdown")
 	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
