@@ -2,6 +2,7 @@ package data
 
 import (
 	"encoding/json"
+	"math/rand"
 	"path/filepath"
 	"slices"
 	"sort"
@@ -127,6 +128,21 @@ func TestHFSentencePieceStyleMatchesSPM(t *testing.T) {
 				bad++
 				if bad <= 3 {
 					t.Errorf("metaspace=%v line %d Decode = %q, spm_decode %q", metaspace, i+1, d, dec[i])
+				}
+			}
+		}
+		// Random adversarial strings, against the SentencePiece encoder
+		// (itself checked against Python's sentencepiece).
+		for _, line := range randomLines(rand.New(rand.NewSource(3)), text, 3000) {
+			if strings.Contains(line, "<s>") || strings.Contains(line, "</s>") || strings.Contains(line, "<unk>") ||
+				metaspace && (strings.HasPrefix(line, " ") || strings.HasPrefix(line, "▁")) {
+				continue // see above
+			}
+			n++
+			if got, w := hf.Encode(line), sp.Encode(line); !slices.Equal(got, w) {
+				bad++
+				if bad <= 3 {
+					t.Errorf("metaspace=%v %q:\n got %v\nwant %v", metaspace, line, got, w)
 				}
 			}
 		}
