@@ -844,12 +844,17 @@ func (t *HFTokenizer) Token(id int) string {
 	return t.idTok[id]
 }
 
-func (t *HFTokenizer) VocabSize() int        { return len(t.idTok) }
-func (t *HFTokenizer) BOS() int              { return t.bos }
-func (t *HFTokenizer) EOS() int              { return t.eos }
-func (t *HFTokenizer) PAD() int              { return t.pad }
-func (t *HFTokenizer) UNK() int              { return t.unk }
-func (t *HFTokenizer) Identity() string      { return t.identity }
+// VocabSize, BOS, EOS, PAD, UNK and Identity implement Tokenizer. The
+// special ids come from tokenizer_config.json when it was read, else from
+// the post-processor template and conventional token names.
+func (t *HFTokenizer) VocabSize() int   { return len(t.idTok) }
+func (t *HFTokenizer) BOS() int         { return t.bos }
+func (t *HFTokenizer) EOS() int         { return t.eos }
+func (t *HFTokenizer) PAD() int         { return t.pad }
+func (t *HFTokenizer) UNK() int         { return t.unk }
+func (t *HFTokenizer) Identity() string { return t.identity }
+
+// IsSpecial reports whether id is a special added token (Decode skips it).
 func (t *HFTokenizer) IsSpecial(id int) bool { return t.isSpec[id] }
 
 // Encode returns the ids of text without the post-processor's special

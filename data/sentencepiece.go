@@ -373,6 +373,8 @@ func (sp *SentencePiece) init() error {
 	return nil
 }
 
+// VocabSize, BOS, EOS, PAD, UNK and Identity implement Tokenizer; the
+// special ids come from the trainer spec (-1 when disabled).
 func (sp *SentencePiece) VocabSize() int   { return len(sp.Pieces) }
 func (sp *SentencePiece) BOS() int         { return sp.bos }
 func (sp *SentencePiece) EOS() int         { return sp.eos }
