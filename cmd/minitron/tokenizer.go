@@ -23,7 +23,8 @@ func newTokenizerCmd() *cobra.Command {
 		Long: `Work with tokenizers: SentencePiece .model files (BPE and Unigram, as Nemotron and
 Llama-2 ship), Hugging Face tokenizer.json BPE (byte-level like GPT-2/Llama-3, or
 SentencePiece-style with byte fallback), and byte-level BPE tokenizers trained here.
---tokenizer takes a file or a model directory (tokenizer.json first, else tokenizer.model).`,
+--tokenizer takes a file or a model directory (tokenizer.json first, else tokenizer.model,
+GPT-2's vocab.json + merges.txt, or the directory's only *.model file).`,
 		Example: `  minitron tokenizer train --builtin go-src --vocab-size 8192 --out tok/go8k
   minitron tokenizer encode --tokenizer tok/go8k --text 'func main() {}'
   minitron tokenizer decode --tokenizer tok/go8k --ids 5,17,300`,
