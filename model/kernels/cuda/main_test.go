@@ -85,7 +85,7 @@ func down(t *testing.T, b cuda.Buf) []float32 {
 	return x
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
