@@ -11,6 +11,16 @@ import (
 // The op constructors below each add one coarse fused op to the graph and
 // define its backward ops. Rows are the B·T tokens of a micro-batch.
 
+// gemm splits a product over the workers along C's longer side (see
+// kernels.ParSgemmRows).
+func gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m >= n {
+		kernels.ParSgemmRows(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+		return
+	}
+	kernels.ParSgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}
+
 // linearNode computes y = x·[W1;…;Wk]ᵀ, the outputs of k weights sharing an
 // input concatenated along columns (q|k|v, gate|up), so the input has one
 // consumer and its gradient needs no gorgonia Add.
@@ -26,7 +36,7 @@ func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) 
 	fw.do = func(v []G.Value) (float32, error) {
 		xd := f32(v[0])
 		for i := range ws {
-			kernels.ParSgemm(false, true, rows, outs[i], in, 1, xd, in, f32(v[1+i]), in, 0, y[offs[i]:], total)
+			gemm(false, true, rows, outs[i], in, xd, in, f32(v[1+i]), in, 0, y[offs[i]:], total)
 		}
 		return 0, nil
 	}
@@ -44,7 +54,7 @@ func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) 
 				if i == 0 {
 					beta = 0
 				}
-				kernels.ParSgemm(false, false, rows, in, outs[i], 1, dy[offs[i]:], total, f32(v[1+i]), in, beta, dx, in)
+				gemm(false, false, rows, in, outs[i], dy[offs[i]:], total, f32(v[1+i]), in, beta, dx, in)
 			}
 			return 0, nil
 		}
@@ -58,7 +68,7 @@ func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) 
 			gw := newOp(fmt.Sprintf("%s.dW%d", name, i), 2, outs[i], in)
 			dw := gw.data()
 			gw.do = func(v []G.Value) (float32, error) {
-				kernels.ParSgemm(true, false, outs[i], in, rows, 1, f32(v[0])[offs[i]:], total, f32(v[1]), in, 0, dw, in)
+				gemm(true, false, outs[i], in, rows, f32(v[0])[offs[i]:], total, f32(v[1]), in, 0, dw, in)
 				return 0, nil
 			}
 			if res[1+i], err = apply(gw, grad, inputs[0]); err != nil {
