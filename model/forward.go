@@ -116,6 +116,7 @@ func (m *Model) Forward(ids [][]int, fo *ForwardOptions) ([]float32, error) {
 			if err := m.readLayer(l, w); err != nil {
 				return nil, err
 			}
+			m.prefetchLayer(l + 1)
 		}
 		m.layer(l, w, x, ws, B, T, start, pos, cos, sin, hk, fo.Cache)
 	}

@@ -366,6 +366,32 @@ func (m *Model) readLayer(i int, lw *layerWeights) error {
 	return nil
 }
 
+// releaseMapped drops a converted tensor's mapped pages from the process
+// (Releaser.Release: madvise DONTNEED on the read-only mapping; the page
+// cache keeps them). Streaming calls it after converting each tensor, so
+// resident memory stays near one layer's f32 weights instead of growing to
+// the whole file.
+func releaseMapped(src TensorSource, name string) {
+	if r, ok := src.(Releaser); ok {
+		r.Release(name)
+	}
+}
+
+// prefetchLayer asks the source to start paging layer i in (Releaser.
+// Prefetch, madvise WILLNEED), so disk reads overlap the current layer's
+// compute when the checkpoint is not in the page cache.
+func (m *Model) prefetchLayer(i int) {
+	r, ok := m.src.(Releaser)
+	if !ok || i >= m.Cfg.NumLayers {
+		return
+	}
+	p := LayerPrefix(i)
+	for _, n := range []string{"self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight",
+		"self_attn.o_proj.weight", "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight"} {
+		r.Prefetch(p + n)
+	}
+}
+
 // ropeTables returns cos/sin tables covering positions [0, n).
 func (m *Model) ropeTables(n int) (cos, sin []float32) {
 	m.ropeMu.Lock()
