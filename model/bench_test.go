@@ -69,3 +69,28 @@ func TestBenchForwardRuns(t *testing.T) {
 		t.Fatalf("implausible result %+v", r)
 	}
 }
+
+// BenchmarkDecode times one cached decode step (batch 1) after a 128-token
+// prompt on the bench config: the cost per generated token.
+func BenchmarkDecode(b *testing.B) {
+	m := benchModel(b)
+	prompt := make([]int, 128)
+	for i := range prompt {
+		prompt[i] = (i * 31) % m.Cfg.VocabSize
+	}
+	kc, err := m.NewKVCache(1, 128+b.N+1)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fo := &ForwardOptions{Output: LastLogits, Cache: kc}
+	if _, err := m.Forward([][]int{prompt}, fo); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := m.Forward([][]int{{i % m.Cfg.VocabSize}}, fo); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
