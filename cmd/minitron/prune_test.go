@@ -246,3 +246,55 @@ func TestPruneSameShapeCheckpointExact(t *testing.T) {
 		}
 	}
 }
+
+// Bad importance flags and scores lacking an axis fail clearly, writing nothing.
+func TestImportanceAndMissingAxisErrors(t *testing.T) {
+	dir, prefix := pruneFixture(t)
+	root := filepath.Dir(dir)
+	base := ImportanceOptions{Model: dir, Data: prefix, Samples: 2, SeqLen: 8, Batch: 1,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "none", Seed: 1, Weights: "auto"}
+	cases := []struct {
+		mutate func(*ImportanceOptions)
+		errHas string
+		reason string
+	}{
+		{func(o *ImportanceOptions) { o.AggBatch = "max" }, "batch aggregation", "unknown batch reduction"},
+		{func(o *ImportanceOptions) { o.AggSeq = "median" }, "sequence aggregation", "unknown sequence reduction"},
+		{func(o *ImportanceOptions) { o.MLPPoint = "mid" }, "pre or post", "unknown MLP point"},
+		{func(o *ImportanceOptions) { o.LayerMetrics = "bi,acc" }, "layer metric", "unknown layer metric"},
+		{func(o *ImportanceOptions) { o.Data = filepath.Join(root, "nodata") }, "no train split", "missing dataset"},
+		{func(o *ImportanceOptions) { o.SeqLen = 1000 }, "max_position_embeddings", "samples longer than the model allows"},
+	}
+	for i, c := range cases {
+		o := base
+		o.Out = filepath.Join(root, fmt.Sprintf("bad%d.json", i))
+		c.mutate(&o)
+		err := runImportance(context.Background(), &o, &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), c.errHas) {
+			t.Errorf("%s: got %v, want error containing %q", c.reason, err, c.errHas)
+		}
+		if _, err := os.Stat(o.Out); err == nil {
+			t.Errorf("%s: wrote %s", c.reason, o.Out)
+		}
+	}
+	// Scores without layer metrics cannot choose layers to drop.
+	o := base
+	o.Out = filepath.Join(root, "widths-only.json")
+	if err := runImportance(context.Background(), &o, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(root, "shallow")
+	po := &PruneOptions{Options: prune.Options{ModelDir: dir, ScoresPath: o.Out, OutDir: out, Target: prune.Target{Layers: 3}, EvalData: "none"},
+		ShardSize: "0", Weights: "auto", HeadMode: "per-group", Metric: "bi"}
+	if err := runPrune(context.Background(), po, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--layer-metrics bi") {
+		t.Errorf("dropping layers without BI scores: got %v", err)
+	}
+	if _, err := os.Stat(out); err == nil {
+		t.Errorf("%s was created", out)
+	}
+	// An explicit list needs no layer scores.
+	po.DropLayers = "2"
+	if err := runPrune(context.Background(), po, &bytes.Buffer{}, &bytes.Buffer{}); err != nil {
+		t.Errorf("--drop-layers 2: %v", err)
+	}
+}
