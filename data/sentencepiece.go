@@ -446,12 +446,18 @@ func (sp *SentencePiece) Normalize(text string) string {
 			p = p[1:]
 		}
 		if p != "" {
-			if ns.EscapeWhitespaces {
-				out.WriteString(strings.ReplaceAll(p, " ", spaceSymbol))
+			if ns.EscapeWhitespaces && strings.IndexByte(p, ' ') >= 0 {
+				for k := 0; k < len(p); k++ {
+					if p[k] == ' ' {
+						out.WriteString(spaceSymbol)
+					} else {
+						out.WriteByte(p[k])
+					}
+				}
 			} else {
 				out.WriteString(p)
 			}
-			isPrevSpace = strings.HasSuffix(p, " ")
+			isPrevSpace = p[len(p)-1] == ' '
 		}
 		text = text[n:]
 		if !ns.RemoveExtraWhitespaces {
@@ -473,35 +479,58 @@ func (sp *SentencePiece) Encode(text string) []int {
 	if norm == "" {
 		return nil
 	}
-	var segs []spSeg
-	if sp.Trainer.ModelType == SPBPE {
-		segs = sp.encodeBPEChunked(norm)
-	} else {
-		segs = sp.encodeUnigram(norm)
+	e := spEmitter{sp: sp, ids: make([]int, 0, len(norm)/3+1)}
+	switch {
+	case sp.Trainer.ModelType != SPBPE:
+		e.emit(sp.encodeUnigram(norm))
+	case !sp.chunked:
+		e.emit(sp.encodeBPE(norm))
+	default:
+		// Chunks start before every ▁ run that follows another character
+		// (see SentencePiece.chunked); each is encoded once and cached.
+		start := 0
+		for i := 0; i < len(norm); {
+			if i > start && strings.HasPrefix(norm[i:], spaceSymbol) && !strings.HasSuffix(norm[:i], spaceSymbol) {
+				e.emit(sp.chunkSegs(norm[start:i]))
+				start = i
+				i += len(spaceSymbol)
+				continue
+			}
+			_, w := utf8.DecodeRuneInString(norm[i:])
+			i += w
+		}
+		e.emit(sp.chunkSegs(norm[start:]))
 	}
-	// SentencePieceProcessor's post-processing: unknown pieces become bytes
-	// with byte_fallback, else runs of unknowns fuse into one.
-	ids := make([]int, 0, len(segs))
-	prevUnk := false
+	return e.ids
+}
+
+// spEmitter is SentencePieceProcessor's post-processing of the model's
+// pieces: unknown pieces become bytes with byte_fallback, else runs of
+// unknowns fuse into one id.
+type spEmitter struct {
+	sp      *SentencePiece
+	ids     []int
+	prevUnk bool
+}
+
+func (e *spEmitter) emit(segs []spSeg) {
+	sp := e.sp
 	for _, s := range segs {
 		isUnk := s.id == sp.unkID
 		switch {
 		case isUnk && sp.Trainer.ByteFallback:
 			for k := 0; k < len(s.piece); k++ {
-				ids = append(ids, sp.byteIDs[s.piece[k]])
+				e.ids = append(e.ids, sp.byteIDs[s.piece[k]])
 			}
-		case isUnk && prevUnk:
+		case isUnk && e.prevUnk:
 		default:
-			ids = append(ids, s.id)
+			e.ids = append(e.ids, s.id)
 		}
-		prevUnk = isUnk
+		e.prevUnk = isUnk
 	}
-	return ids
 }
 
-// encodeBPEChunked splits the normalized text before every ▁ run that
-// follows another character and runs BPE per chunk, with a cache (see
-// SentencePiece.chunked).
+// encodeBPEChunked is Encode's chunked BPE as one segment list (tests).
 func (sp *SentencePiece) encodeBPEChunked(norm string) []spSeg {
 	if !sp.chunked {
 		return sp.encodeBPE(norm)
@@ -510,7 +539,7 @@ func (sp *SentencePiece) encodeBPEChunked(norm string) []spSeg {
 	start := 0
 	for i := 0; i < len(norm); {
 		if i > start && strings.HasPrefix(norm[i:], spaceSymbol) && !strings.HasSuffix(norm[:i], spaceSymbol) {
-			out = sp.appendChunk(out, norm[start:i])
+			out = append(out, sp.chunkSegs(norm[start:i])...)
 			start = i
 			i += len(spaceSymbol)
 			continue
@@ -518,15 +547,16 @@ func (sp *SentencePiece) encodeBPEChunked(norm string) []spSeg {
 		_, w := utf8.DecodeRuneInString(norm[i:])
 		i += w
 	}
-	return sp.appendChunk(out, norm[start:])
+	return append(out, sp.chunkSegs(norm[start:])...)
 }
 
-func (sp *SentencePiece) appendChunk(out []spSeg, chunk string) []spSeg {
+// chunkSegs returns the BPE segments of one chunk, from the cache when seen.
+func (sp *SentencePiece) chunkSegs(chunk string) []spSeg {
 	if chunk == "" {
-		return out
+		return nil
 	}
 	if segs, ok := sp.cache.get(chunk); ok {
-		return append(out, segs...)
+		return segs
 	}
 	if len(chunk) <= 256 {
 		// Segments point into their chunk: encode a copy so the cache does
@@ -535,7 +565,7 @@ func (sp *SentencePiece) appendChunk(out []spSeg, chunk string) []spSeg {
 	}
 	segs := sp.encodeBPE(chunk)
 	sp.cache.put(chunk, segs)
-	return append(out, segs...)
+	return segs
 }
 
 // spCache memoizes chunk → segments, reset when full (like wordCache).
@@ -660,7 +690,7 @@ func (sp *SentencePiece) encodeBPE(norm string) []spSeg {
 	}
 	syms[len(syms)-1].next = -1
 	h := &spHeap{}
-	revMerge := map[string][2]string{}
+	var revMerge map[string][2]string // only UNUSED pieces need it
 	addPair := func(l, r int) {
 		if l < 0 || r < 0 || syms[l].freeze || syms[r].freeze {
 			return
@@ -672,6 +702,9 @@ func (sp *SentencePiece) encodeBPE(norm string) []spSeg {
 		}
 		h.push(spPair{left: l, right: r, score: sp.Pieces[id].Score, size: len(piece)})
 		if sp.Pieces[id].Type == PieceUnused {
+			if revMerge == nil {
+				revMerge = map[string][2]string{}
+			}
 			revMerge[piece] = [2]string{norm[syms[l].start:syms[l].end], norm[syms[r].start:syms[r].end]}
 		}
 	}
