@@ -247,18 +247,35 @@ func Parse(b []byte) (*Scores, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	for _, v := range [][]float64{s.Channels} {
-		if err := finite(v); err != nil {
+	if err := finite("channel", s.Channels); err != nil {
+		return nil, err
+	}
+	for l, ls := range s.Layers {
+		for _, v := range []struct {
+			what string
+			v    []float64
+		}{{"head", ls.Heads}, {"group", ls.Groups}, {"neuron", ls.Neurons}} {
+			if err := finite(fmt.Sprintf("layer %d %s", l, v.what), v.v); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if d := s.Depth; d != nil {
+		if err := finite("block importance", d.BI); err != nil {
+			return nil, err
+		}
+		if err := finite("drop-one loss", d.DropLoss); err != nil {
 			return nil, err
 		}
 	}
 	return &s, nil
 }
 
-func finite(v []float64) error {
+// finite rejects NaN and ±Inf, which would make rankings arbitrary.
+func finite(what string, v []float64) error {
 	for i, x := range v {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
-			return fmt.Errorf("score %d is %v", i, x)
+			return fmt.Errorf("%s score %d is %v", what, i, x)
 		}
 	}
 	return nil
