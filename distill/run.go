@@ -118,6 +118,9 @@ func (c *Config) defaults() error {
 	if c.GlobalBatch%c.MicroBatch != 0 {
 		return fmt.Errorf("global batch %d is not a multiple of the micro-batch %d", c.GlobalBatch, c.MicroBatch)
 	}
+	if c.Steps > 0 && c.Tokens > 0 {
+		return fmt.Errorf("give the number of steps or of tokens, not both (steps %d, tokens %d)", c.Steps, c.Tokens)
+	}
 	if c.Steps <= 0 && c.Tokens > 0 {
 		per := int64(c.GlobalBatch * c.SeqLen)
 		c.Steps = int((c.Tokens + per - 1) / per)
