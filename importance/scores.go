@@ -218,6 +218,9 @@ func GroupScores(heads []float64, kvHeads int) []float64 {
 
 // Save writes the scores as JSON atomically (temp file + rename).
 func (s *Scores) Save(path string) error {
+	if err := s.checkFinite(); err != nil {
+		return fmt.Errorf("%s: %w (non-finite activations: is the model broken?)", path, err)
+	}
 	b, err := json.MarshalIndent(s, "", " ")
 	if err != nil {
 		return err
@@ -247,8 +250,15 @@ func Parse(b []byte) (*Scores, error) {
 	if err := s.Validate(); err != nil {
 		return nil, err
 	}
-	if err := finite("channel", s.Channels); err != nil {
+	if err := s.checkFinite(); err != nil {
 		return nil, err
+	}
+	return &s, nil
+}
+
+func (s *Scores) checkFinite() error {
+	if err := finite("channel", s.Channels); err != nil {
+		return err
 	}
 	for l, ls := range s.Layers {
 		for _, v := range []struct {
@@ -256,19 +266,19 @@ func Parse(b []byte) (*Scores, error) {
 			v    []float64
 		}{{"head", ls.Heads}, {"group", ls.Groups}, {"neuron", ls.Neurons}} {
 			if err := finite(fmt.Sprintf("layer %d %s", l, v.what), v.v); err != nil {
-				return nil, err
+				return err
 			}
 		}
 	}
 	if d := s.Depth; d != nil {
 		if err := finite("block importance", d.BI); err != nil {
-			return nil, err
+			return err
 		}
 		if err := finite("drop-one loss", d.DropLoss); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	return &s, nil
+	return nil
 }
 
 // finite rejects NaN and ±Inf, which would make rankings arbitrary.

@@ -2,6 +2,7 @@ package importance
 
 import (
 	"encoding/json"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -72,4 +73,13 @@ func FuzzParseScores(f *testing.F) {
 			_ = GroupScores(l.Heads, s.Shape.KVHeads)
 		}
 	})
+}
+
+func TestSaveRejectsNaN(t *testing.T) {
+	s := tinyScores()
+	s.Layers[1].Neurons[2] = math.NaN()
+	err := s.Save(filepath.Join(t.TempDir(), "s.json"))
+	if err == nil || !strings.Contains(err.Error(), "layer 1 neuron score 2") {
+		t.Errorf("got %v, want a non-finite neuron score error", err)
+	}
 }
