@@ -866,7 +866,8 @@ func (sp *SentencePiece) encodeUnigram(norm string) []spSeg {
 // Edges live in one map keyed by (node, byte), which stays compact for
 // 256k-piece vocabularies where a map per node would not.
 type prefixTrie struct {
-	ids   []int32 // node → id, -1 when no string ends there
+	ids   []int32    // node → id, -1 when no string ends there
+	root  [256]int32 // children of the root (0: none), the busiest lookups
 	edges map[uint64]int32
 }
 
@@ -874,15 +875,27 @@ func newPrefixTrie() *prefixTrie {
 	return &prefixTrie{ids: []int32{-1}, edges: map[uint64]int32{}}
 }
 
+func (t *prefixTrie) child(cur int32, c byte) (int32, bool) {
+	if cur == 0 {
+		nx := t.root[c]
+		return nx, nx != 0
+	}
+	nx, ok := t.edges[uint64(cur)<<8|uint64(c)]
+	return nx, ok
+}
+
 func (t *prefixTrie) insert(s string, id int) {
 	cur := int32(0)
 	for i := 0; i < len(s); i++ {
-		k := uint64(cur)<<8 | uint64(s[i])
-		nx, ok := t.edges[k]
+		nx, ok := t.child(cur, s[i])
 		if !ok {
 			t.ids = append(t.ids, -1)
 			nx = int32(len(t.ids) - 1)
-			t.edges[k] = nx
+			if cur == 0 {
+				t.root[s[i]] = nx
+			} else {
+				t.edges[uint64(cur)<<8|uint64(s[i])] = nx
+			}
 		}
 		cur = nx
 	}
@@ -893,7 +906,7 @@ func (t *prefixTrie) insert(s string, id int) {
 func (t *prefixTrie) prefixes(s string, f func(length, id int)) {
 	cur := int32(0)
 	for i := 0; i < len(s); i++ {
-		nx, ok := t.edges[uint64(cur)<<8|uint64(s[i])]
+		nx, ok := t.child(cur, s[i])
 		if !ok {
 			return
 		}
@@ -906,7 +919,7 @@ func (t *prefixTrie) prefixes(s string, f func(length, id int)) {
 
 // longestPrefix returns the length of the longest stored prefix of s.
 func (t *prefixTrie) longestPrefix(s string) (int, bool) {
-	if t == nil || len(t.edges) == 0 {
+	if t == nil || len(t.ids) == 1 {
 		return 0, false
 	}
 	best := 0
