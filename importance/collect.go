@@ -289,21 +289,20 @@ func BestBlockBI(bi []float64, k int) BlockDrop {
 }
 
 // MeanNLL is the mean next-token NLL over a batch of equal-length
-// sequences with the given layers skipped.
+// sequences with the given layers skipped. It uses model.TokenNLL, which
+// never holds the full [B·T, V] logits (Nemotron's vocabulary is 256k).
 func MeanNLL(m *model.Model, batch [][]int, skip []int) (float64, error) {
-	logits, err := m.Forward(batch, &model.ForwardOptions{SkipLayers: skip})
+	nll, err := m.TokenNLL(batch, &model.ForwardOptions{SkipLayers: skip})
 	if err != nil {
 		return 0, err
 	}
-	T := len(batch[0])
-	V := m.Cfg.VocabSize
 	var sum float64
-	for b, ids := range batch {
-		_, mean, err := model.SequenceNLL(logits[b*T*V:(b+1)*T*V], ids)
-		if err != nil {
-			return 0, err
+	for _, seq := range nll {
+		var s float64
+		for _, v := range seq {
+			s += v
 		}
-		sum += mean
+		sum += s / float64(len(seq))
 	}
 	return sum / float64(len(batch)), nil
 }
