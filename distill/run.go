@@ -140,8 +140,10 @@ func (c *Config) defaults() error {
 // fingerprint names the settings a resumed run must share with the
 // original for its losses to match.
 func (c *Config) fingerprint() string {
+	l := c.Losses
+	l.TeacherHidden = 0 // derived from the teacher, set after this is first computed
 	return fmt.Sprintf("seq=%d micro=%d global=%d steps=%d lr=%g min=%g warm=%d wd=%g decayall=%t clip=%g loss=%+v seed=%d",
-		c.SeqLen, c.MicroBatch, c.GlobalBatch, c.Steps, c.LR, c.MinLR, c.Warmup, c.WeightDecay, c.DecayAll, c.Clip, c.Losses, c.Seed)
+		c.SeqLen, c.MicroBatch, c.GlobalBatch, c.Steps, c.LR, c.MinLR, c.Warmup, c.WeightDecay, c.DecayAll, c.Clip, l, c.Seed)
 }
 
 // Run trains the student as c says and returns the final metrics. When ctx

@@ -355,3 +355,52 @@ func TestTopKCache(t *testing.T) {
 		t.Errorf("a cache made for k=5 must be refused for k=7, got %v", err)
 	}
 }
+
+// The intermediate loss's projection is trained state outside the HF
+// checkpoint; resume must restore it too.
+func TestResumeWithIntermediateProjection(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 2, 16, 2, 1, 24, 32)
+	tcfg := tinyConfig(t, "llama", 2, 24, 2, 1, 24, 32)
+	tsrc := model.NewRandomSource(tcfg, model.F32, 5)
+	tsrc.Std = 0.3
+	teacher, err := model.New(tcfg, tsrc, model.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := corpus(6, 10, 100, 32)
+	out := t.TempDir()
+	base := func() Config {
+		return Config{StudentConfig: cfg, RandomInit: true, Teacher: teacher, Train: sampler(t, src, 8, 1),
+			SeqLen: 8, MicroBatch: 2, Steps: 6, LR: 1e-2, Seed: 4, Out: out,
+			Losses: Losses{KL: 1, Intermediate: []LayerPair{{1, 1}, {2, 2}}}}
+	}
+	var want, got []float64
+	c := base()
+	c.Out = t.TempDir()
+	c.OnStep = func(m StepMetrics) { want = append(want, m.Loss) }
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	c = base()
+	c.OnStep = func(m StepMetrics) {
+		got = append(got, m.Loss)
+		if m.Step == 3 {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c = base()
+	c.Resume = true
+	c.OnStep = func(m StepMetrics) { got = append(got, m.Loss) }
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if i >= len(got) || got[i] != want[i] {
+			t.Fatalf("losses with resume %v, uninterrupted %v", got, want)
+		}
+	}
+}
