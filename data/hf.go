@@ -801,8 +801,11 @@ func (t *HFTokenizer) applyConfig(b []byte) error {
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("not JSON: %v", err)
 	}
-	for key, dst := range map[string]*int{"bos_token": &t.bos, "eos_token": &t.eos, "pad_token": &t.pad, "unk_token": &t.unk} {
-		raw, ok := cfg[key]
+	for _, sp := range []struct {
+		key string
+		dst *int
+	}{{"bos_token", &t.bos}, {"eos_token", &t.eos}, {"pad_token", &t.pad}, {"unk_token", &t.unk}} {
+		raw, ok := cfg[sp.key]
 		if !ok || string(raw) == "null" {
 			continue
 		}
@@ -812,14 +815,17 @@ func (t *HFTokenizer) applyConfig(b []byte) error {
 				Content string `json:"content"`
 			}
 			if json.Unmarshal(raw, &obj) != nil {
-				return fmt.Errorf("%s: want a string or {\"content\": ...}", key)
+				return fmt.Errorf("%s: want a string or {\"content\": ...}", sp.key)
 			}
 			name = obj.Content
 		}
 		if id, ok := t.TokenID(name); ok {
-			*dst = id
+			*sp.dst = id
 		} else {
-			return fmt.Errorf("%s %q is not a token", key, name)
+			// Configs sometimes name a token that is added at run time
+			// (a pad token, typically): not a reason to refuse the tokenizer.
+			*sp.dst = -1
+			t.warnings = append(t.warnings, fmt.Sprintf("tokenizer_config.json %s %q is not in the vocabulary; treated as absent", sp.key, name))
 		}
 	}
 	return nil

@@ -208,3 +208,36 @@ func TestHFWarnings(t *testing.T) {
 		t.Errorf("llama2 fixture warnings %q, want none", w)
 	}
 }
+
+func TestHFConfigSpecials(t *testing.T) {
+	dir := t.TempDir()
+	b, err := os.ReadFile(filepath.Join("testdata", "tok", "llama2-tiny.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := `{"bos_token": {"content": "<s>"}, "eos_token": "<unk>", "pad_token": "[PAD]", "unk_token": null}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := LoadTokenizer(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := tok.(*HFTokenizer)
+	if h.BOS() != 1 || h.EOS() != 0 || h.PAD() != -1 || h.UNK() != 0 {
+		t.Errorf("bos %d eos %d pad %d unk %d, want 1 0 -1 0 (config object form, config overrides, unknown pad absent, null keeps model unk)",
+			h.BOS(), h.EOS(), h.PAD(), h.UNK())
+	}
+	if w := h.Warnings(); len(w) != 1 || !strings.Contains(w[0], "[PAD]") {
+		t.Errorf("warnings %q, want one about [PAD]", w)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(`{"bos_token": 7}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTokenizer(dir); err == nil || !strings.Contains(err.Error(), "tokenizer_config.json") {
+		t.Errorf("bad bos_token type: err %v, want one naming tokenizer_config.json", err)
+	}
+}
