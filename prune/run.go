@@ -283,19 +283,12 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		rep.Eval = &EvalResult{Data: name, Samples: n, SeqLen: L, Seed: o.EvalSeed}
 	}
 
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.OutDir)), "."+filepath.Base(o.OutDir)+".tmp*")
+	stage, err := newStaging(o.OutDir)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return nil, err
-	}
+	defer stage.cleanup()
+	tmp := stage.dir
 	o.logf("writing %s (%s → %s params)", o.OutDir, FormatParams(rep.TeacherShape.Params.Total), FormatParams(rep.StudentShape.Params.Total))
 	if err := model.SaveCheckpoint(tmp, studentCfg, sliced, model.SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
 		Metadata: map[string]string{"minitron_pruned_from": filepath.Base(filepath.Clean(o.ModelDir))}}); err != nil {
@@ -335,14 +328,54 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err := model.WriteFileAtomic(filepath.Join(tmp, "prune_report.txt"), []byte(rep.Text())); err != nil {
 		return nil, err
 	}
-	if err := os.Remove(o.OutDir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("--out %s: %w", o.OutDir, err)
-	}
-	if err := os.Rename(tmp, o.OutDir); err != nil {
+	if err := stage.commit(); err != nil {
 		return nil, err
 	}
-	ok = true
 	return rep, nil
+}
+
+// staging builds an output directory beside its final place and renames it
+// into place when complete, so a failed or interrupted run leaves nothing
+// at the output path.
+type staging struct {
+	out, dir string
+	done     bool
+}
+
+// newStaging checks that out is missing or empty and makes the temporary
+// directory beside it.
+func newStaging(out string) (*staging, error) {
+	if err := checkOutDir(out); err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp(filepath.Dir(filepath.Clean(out)), "."+filepath.Base(out)+".tmp*")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
+		os.RemoveAll(dir)
+		return nil, err
+	}
+	return &staging{out: out, dir: dir}, nil
+}
+
+// commit renames the finished directory to the output path.
+func (s *staging) commit() error {
+	if err := os.Remove(s.out); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("--out %s: %w", s.out, err)
+	}
+	if err := os.Rename(s.dir, s.out); err != nil {
+		return err
+	}
+	s.done = true
+	return nil
+}
+
+// cleanup removes the temporary directory unless it was committed.
+func (s *staging) cleanup() {
+	if !s.done {
+		os.RemoveAll(s.dir)
+	}
 }
 
 // checkOutDir accepts a missing or empty directory.

@@ -189,19 +189,12 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 	if _, err := importance.Load(o.ScoresPath); err != nil {
 		return nil, err
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.OutDir)), "."+filepath.Base(o.OutDir)+".tmp*")
+	stage, err := newStaging(o.OutDir)
 	if err != nil {
 		return nil, err
 	}
-	ok := false
-	defer func() {
-		if !ok {
-			os.RemoveAll(tmp)
-		}
-	}()
-	if err := os.Chmod(tmp, 0o755); err != nil { // MkdirTemp makes it 0700
-		return nil, err
-	}
+	defer stage.cleanup()
+	tmp := stage.dir
 	for i := range res.Candidates {
 		c := &res.Candidates[i]
 		start := time.Now()
@@ -280,13 +273,9 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.md"), []byte(res.Markdown())); err != nil {
 		return nil, err
 	}
-	if err := os.Remove(o.OutDir); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := stage.commit(); err != nil {
 		return nil, err
 	}
-	if err := os.Rename(tmp, o.OutDir); err != nil {
-		return nil, err
-	}
-	ok = true
 	return res, nil
 }
 
