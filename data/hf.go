@@ -22,8 +22,9 @@ import (
 // Supported components: normalizers Sequence, Prepend, Replace (string
 // patterns), Lowercase, Strip and NFC/NFKC/NFD/NFKD (accepted but not applied:
 // the module has no Unicode normalization tables; ASCII and already-NFC text
-// are unaffected); pre-tokenizers Sequence, ByteLevel, Split (Isolated), Metaspace,
-// Digits; model BPE (merges as "a b" strings or ["a","b"] pairs,
+// are unaffected); pre-tokenizers Sequence, ByteLevel, Split (every
+// behaviour, invert), Metaspace, Digits, Punctuation, Whitespace,
+// WhitespaceSplit; model BPE (merges as "a b" strings or ["a","b"] pairs,
 // byte_fallback, fuse_unk, ignore_merges, unk_token); decoders ByteLevel,
 // Metaspace, Replace, ByteFallback, Fuse, Strip, Sequence; post-processors
 // TemplateProcessing, ByteLevel, Sequence, RobertaProcessing, BertProcessing.
@@ -392,6 +393,16 @@ func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
 	return nil, fmt.Errorf("normalizer type %q not supported", c.typ())
 }
 
+func splitStep(sp splitter, behavior string, invert bool) preStep {
+	return func(words []string, _ bool) []string {
+		var out []string
+		for _, w := range words {
+			applyBehavior(sp, behavior, invert, w, func(p string) { out = append(out, p) })
+		}
+		return out
+	}
+}
+
 func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 	c, err := parseComponent(raw)
 	if c == nil || err != nil {
@@ -439,12 +450,13 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		if err != nil {
 			return nil, err
 		}
-		if beh, _ := c.str("behavior"); beh != "Isolated" {
-			return nil, fmt.Errorf("Split behavior %q not supported (only Isolated)", beh)
+		beh, _ := c.str("behavior")
+		switch beh {
+		case "Isolated", "Removed", "MergedWithPrevious", "MergedWithNext", "Contiguous":
+		default:
+			return nil, fmt.Errorf("Split behavior %q not supported", beh)
 		}
-		if c.boolean("invert", false) {
-			return nil, fmt.Errorf("Split invert not supported")
-		}
+		invert := c.boolean("invert", false)
 		var sp splitter
 		if isRe {
 			if sp, err = newSplitter(pat); err != nil {
@@ -453,13 +465,25 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		} else {
 			sp = stringSplitter(pat)
 		}
+		return []preStep{splitStep(sp, beh, invert)}, nil
+	case "Punctuation":
+		beh, ok := c.str("behavior")
+		if !ok {
+			beh = "Isolated"
+		}
+		return []preStep{splitStep(punctSplitter{}, beh, false)}, nil
+	case "WhitespaceSplit":
 		return []preStep{func(words []string, _ bool) []string {
 			var out []string
 			for _, w := range words {
-				sp.split(w, func(p string) { out = append(out, p) })
+				out = append(out, strings.FieldsFunc(w, unicode.IsSpace)...)
 			}
 			return out
 		}}, nil
+	case "Whitespace":
+		// \w+|[^\w\s]+ with Unicode \w (letters, marks, digits, connectors).
+		sp, _ := newSplitter(`[\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}]+|[^\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}\s]+`)
+		return []preStep{splitStep(sp, "Removed", true)}, nil
 	case "Metaspace":
 		repl, ok := c.str("replacement")
 		if !ok {
@@ -535,8 +559,14 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 type stringSplitter string
 
 func (s stringSplitter) split(text string, emit func(string)) {
+	s.spans(text, func(p string, _ bool) { emit(p) })
+}
+
+func (s stringSplitter) spans(text string, emit func(string, bool)) {
 	if s == "" {
-		emit(text)
+		if text != "" {
+			emit(text, false)
+		}
 		return
 	}
 	for {
@@ -545,13 +575,113 @@ func (s stringSplitter) split(text string, emit func(string)) {
 			break
 		}
 		if i > 0 {
-			emit(text[:i])
+			emit(text[:i], false)
 		}
-		emit(text[i : i+len(s)])
+		emit(text[i:i+len(s)], true)
 		text = text[i+len(s):]
 	}
 	if text != "" {
-		emit(text)
+		emit(text, false)
+	}
+}
+
+// applyBehavior turns a splitter's spans into pieces the way HF's
+// SplitDelimiterBehavior does, e.g. for "the-final--countdown" split on "-":
+// Removed [the final countdown], Isolated [the - final - - countdown],
+// MergedWithPrevious [the- final- - countdown], MergedWithNext
+// [the -final - -countdown], Contiguous [the - final -- countdown].
+// invert swaps the roles of matches and gaps.
+func applyBehavior(sp splitter, behavior string, invert bool, text string, emit func(string)) {
+	var pend string // MergedWithNext: a match waiting for the next piece; Contiguous: a run of matches
+	havePend := false
+	lastGap := false // MergedWithPrevious: the last piece emitted is an unmerged gap
+	var last string
+	haveLast := false
+	flushLast := func() {
+		if haveLast {
+			emit(last)
+			haveLast = false
+		}
+	}
+	sp.spans(text, func(p string, match bool) {
+		if invert {
+			match = !match
+		}
+		switch behavior {
+		case "Removed":
+			if !match {
+				emit(p)
+			}
+		case "MergedWithPrevious":
+			if match && haveLast && lastGap {
+				last += p
+				lastGap = false
+				return
+			}
+			flushLast()
+			last, haveLast, lastGap = p, true, !match
+		case "MergedWithNext":
+			if match {
+				if havePend {
+					emit(pend)
+				}
+				pend, havePend = p, true
+				return
+			}
+			if havePend {
+				emit(pend + p)
+				havePend = false
+				return
+			}
+			emit(p)
+		case "Contiguous":
+			if match {
+				pend += p
+				havePend = true
+				return
+			}
+			if havePend {
+				emit(pend)
+				pend, havePend = "", false
+			}
+			emit(p)
+		default: // Isolated
+			emit(p)
+		}
+	})
+	flushLast()
+	if havePend {
+		emit(pend)
+	}
+}
+
+// punctSplitter isolates every punctuation character (HF's Punctuation
+// pre-tokenizer: ASCII punctuation or Unicode category P).
+type punctSplitter struct{}
+
+func isPunctuation(r rune) bool {
+	return r < 128 && unicode.IsPunct(r) || r < 128 && unicode.IsSymbol(r) || unicode.In(r, unicode.P)
+}
+
+func (punctSplitter) split(text string, emit func(string)) {
+	punctSplitter{}.spans(text, func(p string, _ bool) { emit(p) })
+}
+
+func (punctSplitter) spans(text string, emit func(string, bool)) {
+	start := 0
+	for i := 0; i < len(text); {
+		r, w := utf8.DecodeRuneInString(text[i:])
+		if isPunctuation(r) {
+			if i > start {
+				emit(text[start:i], false)
+			}
+			emit(text[i:i+w], true)
+			start = i + w
+		}
+		i += w
+	}
+	if start < len(text) {
+		emit(text[start:], false)
 	}
 }
 

@@ -23,9 +23,12 @@ const (
 	Qwen2Pattern = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 )
 
-// splitter splits text into pieces; every byte of text lands in exactly one piece.
+// splitter splits text into pieces; every byte of text lands in exactly one
+// piece. spans also says which pieces are matches of the pattern and which
+// are the gaps between them (for HF Split behaviours other than Isolated).
 type splitter interface {
 	split(text string, emit func(piece string))
+	spans(text string, emit func(piece string, match bool))
 }
 
 // newSplitter returns a scanner for a known pattern, or a Go regexp for any
@@ -123,23 +126,27 @@ func unicodeClasses(p string) string {
 type headTailSplitter struct{ head *regexp.Regexp }
 
 func (s headTailSplitter) split(text string, emit func(string)) {
+	s.spans(text, func(p string, _ bool) { emit(p) })
+}
+
+func (s headTailSplitter) spans(text string, emit func(string, bool)) {
 	gap := -1
 	flush := func(i int) {
 		if gap >= 0 {
-			emit(text[gap:i])
+			emit(text[gap:i], false)
 			gap = -1
 		}
 	}
 	for i := 0; i < len(text); {
 		if loc := s.head.FindStringIndex(text[i:]); loc != nil && loc[1] > 0 {
 			flush(i)
-			emit(text[i : i+loc[1]])
+			emit(text[i:i+loc[1]], true)
 			i += loc[1]
 			continue
 		}
 		if n := whitespaceTail(text, i); n > 0 {
 			flush(i)
-			emit(text[i : i+n])
+			emit(text[i:i+n], true)
 			i += n
 			continue
 		}
@@ -155,19 +162,23 @@ func (s headTailSplitter) split(text string, emit func(string)) {
 type regexSplitter struct{ re *regexp.Regexp }
 
 func (s regexSplitter) split(text string, emit func(string)) {
+	s.spans(text, func(p string, _ bool) { emit(p) })
+}
+
+func (s regexSplitter) spans(text string, emit func(string, bool)) {
 	last := 0
 	for _, m := range s.re.FindAllStringIndex(text, -1) {
 		if m[0] == m[1] {
 			continue
 		}
 		if m[0] > last {
-			emit(text[last:m[0]])
+			emit(text[last:m[0]], false)
 		}
-		emit(text[m[0]:m[1]])
+		emit(text[m[0]:m[1]], true)
 		last = m[1]
 	}
 	if last < len(text) {
-		emit(text[last:])
+		emit(text[last:], false)
 	}
 }
 
@@ -192,6 +203,11 @@ func isNL(r rune) bool { return r == '\r' || r == '\n' }
 
 // isPunct is [^\s\p{L}\p{N}].
 func isPunct(r rune) bool { return !isS(r) && !isL(r) && !isN(r) }
+
+// spans: the GPT-2/Llama-3 patterns match every character, so there are no gaps.
+func (s scanSplitter) spans(text string, emit func(string, bool)) {
+	s.split(text, func(p string) { emit(p, true) })
+}
 
 func (s scanSplitter) split(text string, emit func(string)) {
 	for i := 0; i < len(text); {

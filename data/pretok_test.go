@@ -154,3 +154,53 @@ func TestLossyUTF8(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitBehaviors(t *testing.T) {
+	cases := []struct {
+		behavior string
+		invert   bool
+		want     []string
+		reason   string
+	}{
+		{"Removed", false, []string{"the", "final", "countdown"}, "HF docs example: delimiters dropped"},
+		{"Isolated", false, []string{"the", "-", "final", "-", "-", "countdown"}, "each delimiter alone"},
+		{"MergedWithPrevious", false, []string{"the-", "final-", "-", "countdown"}, "a delimiter joins the piece before it once"},
+		{"MergedWithNext", false, []string{"the", "-final", "-", "-countdown"}, "a delimiter joins the piece after it"},
+		{"Contiguous", false, []string{"the", "-", "final", "--", "countdown"}, "runs of delimiters stay together"},
+		{"Removed", true, []string{"-", "-", "-"}, "invert: the words are the delimiters"},
+	}
+	for _, c := range cases {
+		var got []string
+		applyBehavior(stringSplitter("-"), c.behavior, c.invert, "the-final--countdown", func(p string) { got = append(got, p) })
+		if !slices.Equal(got, c.want) {
+			t.Errorf("%s invert=%v: %q, want %q (%s)", c.behavior, c.invert, got, c.want, c.reason)
+		}
+	}
+}
+
+func TestOtherPreTokenizers(t *testing.T) {
+	cases := []struct {
+		json, text string
+		want       []string
+		reason     string
+	}{
+		{`{"type":"WhitespaceSplit"}`, " Hey  man!\tok ", []string{"Hey", "man!", "ok"}, "split on whitespace, which is dropped"},
+		{`{"type":"Whitespace"}`, "Hey man!! naïve_x", []string{"Hey", "man", "!!", "naïve_x"}, `\w+|[^\w\s]+ with Unicode \w`},
+		{`{"type":"Punctuation","behavior":"Isolated"}`, "a,b$(c)é", []string{"a", ",", "b", "$", "(", "c", ")", "é"}, "ASCII punctuation and symbols are isolated"},
+		{`{"type":"Split","pattern":{"String":"-"},"behavior":"MergedWithPrevious","invert":false}`, "a-b", []string{"a-", "b"}, "Split with a behaviour"},
+		{`{"type":"Digits","individual_digits":true}`, "ab123", []string{"ab", "1", "2", "3"}, "individual digits"},
+	}
+	for _, c := range cases {
+		steps, err := buildPreTokenizer(json.RawMessage(c.json))
+		if err != nil {
+			t.Fatalf("%s: %v", c.json, err)
+		}
+		words := []string{c.text}
+		for _, s := range steps {
+			words = s(words, true)
+		}
+		if !slices.Equal(words, c.want) {
+			t.Errorf("%s(%q) = %q, want %q (%s)", c.json, c.text, words, c.want, c.reason)
+		}
+	}
+}
