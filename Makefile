@@ -74,4 +74,5 @@ build-cuda:
 # and a cuBLAS there.
 cuda-test-bin:
 	bash scripts/install-cuda-dev.sh
-	$(GO) test -c -tags minitron_cuda,purego -o bin/cuda-parity.test ./$(CUDA_PKG)
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-parity.test ./$(CUDA_PKG)
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-train.test ./$(CUDA_PKG)/gputrain

@@ -1,30 +1,35 @@
 #!/usr/bin/env bash
-# Runs the CUDA parity tests (and, with --bench, the GEMM/attention
-# benchmarks) on a machine with an NVIDIA GPU and driver. Nothing is built
-# here: build the test binary where the CUDA 11.8 headers are and carry it
-#   make cuda-test-bin            # → bin/cuda-parity.test (needs libcuda.so.1 + a cuBLAS at run time)
+# Runs the CUDA tests on a machine with an NVIDIA GPU and driver: the kernel
+# parity tests (model/kernels/cuda) and the device trainer's tests
+# (model/kernels/cuda/gputrain: forward vs the CPU forward, three training
+# steps vs distill.Trainer); with --bench also the GEMM, attention and
+# ~100M-model training benchmarks (tokens/s, MFU). Nothing is built here:
+# build the test binaries where the CUDA 11.8 headers are and carry them
+#   make cuda-test-bin    # → bin/cuda-parity.test, bin/cuda-train.test (need libcuda.so.1 + a cuBLAS at run time)
 # then on the GPU machine, from the repository root:
-#   bash scripts/gpu-check.sh [--bench] [path/to/cuda-parity.test]
+#   bash scripts/gpu-check.sh [--bench]
 # Results go to stdout and to $OUT (default /tmp/gpu-check): parity.txt,
-# bench.txt, env.txt. Exit status: the test binary's.
+# train.txt, bench.txt, env.txt. Exit status: 0 when every test passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bench=0
-bin=bin/cuda-parity.test
 for a in "$@"; do
 	case "$a" in
 	--bench) bench=1 ;;
-	*) bin=$a ;;
+	*) echo "gpu-check: unknown argument $a (want --bench)" >&2; exit 2 ;;
 	esac
 done
-case "$bin" in /*) ;; *) bin=$root/$bin ;; esac
+bin=$root/bin/cuda-parity.test
+tbin=$root/bin/cuda-train.test
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
-if [ ! -x "$bin" ]; then
-	echo "gpu-check: $bin not found; build it with make cuda-test-bin and carry it here" >&2
-	exit 2
-fi
+for b in "$bin" "$tbin"; do
+	if [ ! -x "$b" ]; then
+		echo "gpu-check: $b not found; build it with make cuda-test-bin and carry it here" >&2
+		exit 2
+	fi
+done
 
 {
 	echo "== machine"
@@ -56,14 +61,24 @@ fi
 echo "cuBLAS: ${MINITRON_CUBLAS:-(from the loader path)}" | tee -a "$out/env.txt"
 
 # go test runs a package's tests in its directory (the PTX checks read
-# ptx/ and csrc/ relative to it).
+# ptx/ and csrc/ relative to it), so each binary runs in its package's.
 cd "$root/model/kernels/cuda"
-"$bin" -test.v -test.count=1 -test.timeout 10m 2>&1 | tee "$out/parity.txt"
+"$bin" -test.v -test.count=1 -test.timeout 5m 2>&1 | tee "$out/parity.txt"
 rc=${PIPESTATUS[0]}
-echo "== summary (exit $rc)"
-grep -E '^(device:|skipped:|--- FAIL|FAIL|PASS|ok)' "$out/parity.txt" || true
-echo "passed: $(grep -c -- '--- PASS' "$out/parity.txt")  failed: $(grep -c -- '--- FAIL' "$out/parity.txt")"
-if [ "$bench" = 1 ] && [ "$rc" = 0 ]; then
+cd "$root/model/kernels/cuda/gputrain"
+"$tbin" -test.v -test.count=1 -test.timeout 5m 2>&1 | tee "$out/train.txt"
+trc=${PIPESTATUS[0]}
+echo "== summary (kernels exit $rc, trainer exit $trc)"
+for f in parity train; do
+	grep -E '^(device:|skipped:|--- FAIL|FAIL|PASS|ok)' "$out/$f.txt" || true
+	echo "$f: passed $(grep -c -- '--- PASS' "$out/$f.txt"), failed $(grep -c -- '--- FAIL' "$out/$f.txt")"
+done
+if [ "$bench" = 1 ]; then
+	# benchmarks run even after a failed test: their numbers still say
+	# where the time goes
+	cd "$root/model/kernels/cuda"
 	"$bin" -test.run '^$' -test.bench . -test.benchtime 20x 2>&1 | tee "$out/bench.txt"
+	cd "$root/model/kernels/cuda/gputrain"
+	"$tbin" -test.run '^$' -test.bench . -test.benchtime 5x -test.timeout 8m 2>&1 | tee -a "$out/bench.txt"
 fi
-exit "$rc"
+[ "$rc" = 0 ] && [ "$trc" = 0 ]

@@ -244,3 +244,8 @@ func (d *Device) CopyBuf(dst, src Buf) error {
 	defer unlock()
 	return cu.MemcpyDtoD(dst.Ptr, src.Ptr, 4*int64(src.N))
 }
+
+// CopyFromInt32 copies host int32 values (token ids, targets) into b.
+func (d *Device) CopyFromInt32(b Buf, host []int32) error {
+	return d.CopyFrom(b, unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(host))), len(host)))
+}

@@ -1,0 +1,10 @@
+// Package gputrain is a device-resident training step for minitron's
+// decoders on the CUDA backend (package cuda): parameters, gradients, AdamW
+// moments and every activation stay on the GPU for the whole step; only
+// token ids go up and per-row losses come back. It mirrors distill's
+// Student/Trainer (the same layers, loss mix, gradient scaling, clipping and
+// AdamW) so the two can be compared step for step, and it is what
+// `bench train --device cuda` is meant to time.
+//
+// Like package cuda it is only compiled with the minitron_cuda build tag.
+package gputrain

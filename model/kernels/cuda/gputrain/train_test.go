@@ -1,0 +1,178 @@
+//go:build minitron_cuda
+
+package gputrain_test
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+)
+
+// Without a GPU, cuda's gpuprobe ends this binary with "skipped: …" before
+// any test (see package cuda).
+var dev *cuda.Device
+
+func TestMain(m *testing.M) {
+	d, err := cuda.Open(0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cuda.Open(0):", err)
+		os.Exit(1)
+	}
+	dev = d
+	code := m.Run()
+	d.Close()
+	os.Exit(code)
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func batch(B, T, V int, seed uint64) [][]int32 {
+	r := rand.New(rand.NewPCG(seed, 3))
+	out := make([][]int32, B)
+	for b := range out {
+		out[b] = make([]int32, T+1)
+		for i := range out[b] {
+			out[b][i] = int32(r.IntN(V))
+		}
+	}
+	return out
+}
+
+func relClose(a, b, rel float64) bool { return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))+1e-7 }
+
+// The forward pass against the CPU inference forward (model.Model.Forward)
+// on the same random weights: logits within 1e-4 + 1e-3·|x| with TF32 off.
+func TestForwardMatchesCPU(t *testing.T) {
+	must(t, dev.SetTF32(false))
+	defer dev.SetTF32(true)
+	for _, fam := range []model.Family{model.Nemotron, model.Llama} {
+		t.Run(string(fam), func(t *testing.T) {
+			cfg, err := model.SyntheticConfig(fam, 2, 64, 4, 2, 128, 300)
+			must(t, err)
+			const B, T = 2, 24
+			src := model.NewRandomSource(cfg, model.F32, 5)
+			cpu, err := model.New(cfg, src, model.Options{})
+			must(t, err)
+			gm, err := gputrain.NewModel(dev, cfg, src, B, T, false)
+			must(t, err)
+			defer gm.Free()
+			tok := batch(B, T, cfg.VocabSize, 6)
+			ids := make([][]int, B)
+			for b := range ids {
+				ids[b] = make([]int, T)
+				for i := range ids[b] {
+					ids[b][i] = int(tok[b][i])
+				}
+			}
+			want, err := cpu.Forward(ids, nil)
+			must(t, err)
+			must(t, gm.SetBatch(tok))
+			must(t, gm.Forward())
+			got := make([]float32, len(want))
+			must(t, dev.Download(got, gm.Logits()))
+			for i := range want {
+				if d := math.Abs(float64(got[i] - want[i])); d > 1e-4+1e-3*math.Abs(float64(want[i])) {
+					t.Fatalf("logit %d: %v, CPU %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+// Three optimizer steps of the device trainer against distill.Trainer on
+// the CPU from the same weights and batches: CE training and KL
+// distillation, with weight decay and clipping active. With TF32 off the
+// losses and gradient norms agree to 1e-4 relative; with TF32 on, 1e-2.
+func TestThreeStepsMatchDistill(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		fam    model.Family
+		kd     bool
+		tf32   bool
+		rel    float64
+		reason string
+	}{
+		{"nemotron-ce", model.Nemotron, false, false, 1e-4, "LayerNorm1P, relu², partial RoPE"},
+		{"llama-kd", model.Llama, true, false, 1e-4, "RMSNorm, SwiGLU, forward KL from a teacher"},
+		{"nemotron-kd-tf32", model.Nemotron, true, true, 1e-2, "TF32 products: looser"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			must(t, dev.SetTF32(c.tf32))
+			defer dev.SetTF32(true)
+			cfg, err := model.SyntheticConfig(c.fam, 2, 64, 4, 2, 128, 300)
+			must(t, err)
+			const B, T, lr, wd, clip = 2, 32, 1e-3, 0.01, 0.5
+			src := model.NewRandomSource(cfg, model.F32, 11)
+			tsrc := model.NewRandomSource(cfg, model.F32, 12)
+			losses := distill.Losses{CE: 1}
+			glosses := gputrain.Losses{CE: 1}
+			var teacher *model.Model
+			var gteacher *gputrain.Model
+			if c.kd {
+				losses, glosses = distill.Losses{KL: 1, CE: 0.5}, gputrain.Losses{KL: 1, CE: 0.5}
+				teacher, err = model.New(cfg, tsrc, model.Options{})
+				must(t, err)
+				gteacher, err = gputrain.NewModel(dev, cfg, tsrc, B, T, false)
+				must(t, err)
+				defer gteacher.Free()
+			}
+			s, err := distill.NewStudent(cfg, src, B, T, losses)
+			must(t, err)
+			defer s.Close()
+			cpu, err := distill.NewTrainer(s, distill.NewAdamW(s.NumParams(), wd), distill.Schedule{LR: lr, MinLR: lr}, 1, clip, teacher)
+			must(t, err)
+			gs, err := gputrain.NewModel(dev, cfg, src, B, T, true)
+			must(t, err)
+			defer gs.Free()
+			opt := gputrain.DefaultOptim
+			opt.WeightDecay, opt.Clip = wd, clip
+			gpu, err := gputrain.NewTrainer(gs, gteacher, glosses, opt)
+			must(t, err)
+			defer gpu.Free()
+			for step := 0; step < 3; step++ {
+				tok := batch(B, T, cfg.VocabSize, uint64(20+step))
+				want, err := cpu.TrainStep([][][]int32{tok}, false)
+				must(t, err)
+				got, err := gpu.TrainStep(tok, want.LR)
+				must(t, err)
+				t.Logf("step %d: loss %.6f (CPU %.6f), grad norm %.6f (CPU %.6f)", step+1, got.Loss, want.Loss, got.GradNorm, want.GradNorm)
+				if !relClose(got.Loss, want.Loss, c.rel) || !relClose(got.CE, want.CE, c.rel) || !relClose(got.KL, want.KL, c.rel) {
+					t.Errorf("step %d: loss %v (ce %v, kl %v), CPU %v (ce %v, kl %v)", step+1, got.Loss, got.CE, got.KL, want.Loss, want.CE, want.KL)
+				}
+				if !relClose(got.GradNorm, want.GradNorm, 10*c.rel) {
+					t.Errorf("step %d: grad norm %v, CPU %v", step+1, got.GradNorm, want.GradNorm)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkTrain100M is the throughput goal: a ~100M Nemotron-shaped
+// model at sequence 1024 (8 × 1024 tokens a step); it reports tokens/s and
+// MFU (see gputrain.Bench).
+func BenchmarkTrain100M(b *testing.B) {
+	cfg, err := gputrain.NemotronBench100M()
+	must(b, err)
+	for _, kd := range []bool{false, true} {
+		b.Run(map[bool]string{false: "ce", true: "kd"}[kd], func(b *testing.B) {
+			r, err := gputrain.Bench(dev, cfg, 8, 1024, max(b.N, 3), kd, 1)
+			must(b, err)
+			b.Logf("%+v", r)
+			b.ReportMetric(r.TokensPerS, "tokens/s")
+			b.ReportMetric(r.MFUTF32*100, "%MFU-tf32")
+			b.ReportMetric(r.MFUBF16*100, "%MFU-bf16")
+		})
+	}
+}
