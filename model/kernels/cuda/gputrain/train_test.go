@@ -50,7 +50,9 @@ func batch(B, T, V int, seed uint64) [][]int32 {
 	return out
 }
 
-func relClose(a, b, rel float64) bool { return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))+1e-7 }
+func relClose(a, b, rel float64) bool {
+	return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))+1e-7
+}
 
 // The forward pass against the CPU inference forward (model.Model.Forward)
 // on the same random weights: logits within 1e-4 + 1e-3·|x| with TF32 off.
