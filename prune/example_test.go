@@ -12,7 +12,7 @@ import (
 func ExampleForParams() {
 	teacher, _ := model.LoadConfig("testdata/nemotron-4-15b/config.json")
 	t, _ := prune.ForParams(teacher, 8.27e9, 0)
-	fmt.Println(t, prune.FormatParams(t.Params(teacher)))
+	fmt.Println(t, model.FormatParams(t.Params(teacher)))
 	// Output: layers 32, hidden 4096, heads 48, kv-heads 8, ffn 16384 8.27B
 }
 
@@ -20,7 +20,7 @@ func ExamplePresetTarget() {
 	teacher, _ := model.LoadConfig("testdata/nemotron-4-15b/config.json")
 	for _, name := range prune.PresetNames() {
 		t, _ := prune.PresetTarget(name, teacher)
-		fmt.Println(name, t, prune.FormatParams(t.Params(teacher)))
+		fmt.Println(name, t, model.FormatParams(t.Params(teacher)))
 	}
 	// Output:
 	// minitron-8b layers 32, hidden 4096, heads 48, kv-heads 8, ffn 16384 8.27B

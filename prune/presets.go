@@ -129,16 +129,3 @@ func closest(lo, hi, step int, budget int64, count func(int) int64) int {
 	}
 	return best
 }
-
-// FormatParams prints a parameter count as the papers do ("8.27B", "46.2M").
-func FormatParams(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}

@@ -29,14 +29,14 @@ func TestPresetsOnNemotron15B(t *testing.T) {
 		if got != c.want {
 			t.Errorf("%s = %v, want %v (%s)", c.preset, got, c.want, c.reason)
 		}
-		if p := FormatParams(got.Params(teacher)); p != c.params+"B" {
+		if p := model.FormatParams(got.Params(teacher)); p != c.params+"B" {
 			t.Errorf("%s has %s params, want %sB (%s)", c.preset, p, c.params, c.reason)
 		}
 		if _, err := got.Resolve(teacher, PerGroup); err != nil {
 			t.Errorf("%s does not resolve: %v", c.preset, err)
 		}
 	}
-	if p := FormatParams(Target{32, 6144, 48, 8, 24576}.Params(teacher)); p != "15.63B" {
+	if p := model.FormatParams(Target{32, 6144, 48, 8, 24576}.Params(teacher)); p != "15.63B" {
 		t.Errorf("teacher has %s params, want 15.63B", p)
 	}
 }
@@ -67,7 +67,7 @@ func TestForParamsRecipe(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got != c.want {
-			t.Errorf("--params %d = %v (%s), want %v: %s", c.budget, got, FormatParams(got.Params(teacher)), c.want, c.reason)
+			t.Errorf("--params %d = %v (%s), want %v: %s", c.budget, got, model.FormatParams(got.Params(teacher)), c.want, c.reason)
 		}
 	}
 	for _, bad := range []int64{16e9, 1e6} {

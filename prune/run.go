@@ -289,7 +289,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer stage.cleanup()
 	tmp := stage.dir
-	o.logf("writing %s (%s → %s params)", o.OutDir, FormatParams(rep.TeacherShape.Params.Total), FormatParams(rep.StudentShape.Params.Total))
+	o.logf("writing %s (%s → %s params)", o.OutDir, model.FormatParams(rep.TeacherShape.Params.Total), model.FormatParams(rep.StudentShape.Params.Total))
 	if err := model.SaveCheckpoint(tmp, studentCfg, sliced, model.SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
 		Metadata: map[string]string{"minitron_pruned_from": filepath.Base(filepath.Clean(o.ModelDir))}}); err != nil {
 		return nil, err
@@ -435,8 +435,8 @@ func evalLoss(ctx context.Context, cfg *model.Config, src model.TensorSource, id
 func (r *Report) Text() string {
 	var b strings.Builder
 	t, s := r.TeacherShape, r.StudentShape
-	fmt.Fprintf(&b, "teacher  %s: %s, head_dim %d — %s params (%d; %s embedding)\n", r.Teacher, t.Target, t.HeadDim, FormatParams(t.Params.Total), t.Params.Total, FormatParams(t.Params.Embedding))
-	fmt.Fprintf(&b, "student  %s, head_dim %d — %s params (%d; %s embedding), %.1f%% of the teacher\n", s.Target, s.HeadDim, FormatParams(s.Params.Total), s.Params.Total, FormatParams(s.Params.Embedding),
+	fmt.Fprintf(&b, "teacher  %s: %s, head_dim %d — %s params (%d; %s embedding)\n", r.Teacher, t.Target, t.HeadDim, model.FormatParams(t.Params.Total), t.Params.Total, model.FormatParams(t.Params.Embedding))
+	fmt.Fprintf(&b, "student  %s, head_dim %d — %s params (%d; %s embedding), %.1f%% of the teacher\n", s.Target, s.HeadDim, model.FormatParams(s.Params.Total), s.Params.Total, model.FormatParams(s.Params.Embedding),
 		100*float64(s.Params.Total)/float64(t.Params.Total))
 	if r.Kept == nil {
 		return b.String()

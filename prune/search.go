@@ -105,7 +105,7 @@ func Candidates(teacher *model.Config, budget int64, tol float64, space SearchSp
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("no architecture on the search grid has %s ± %.0f%% parameters (teacher %s): widen --tolerance or change the budget",
-			FormatParams(budget), tol*100, FormatParams(teacher.ParamCounts().Total))
+			model.FormatParams(budget), tol*100, model.FormatParams(teacher.ParamCounts().Total))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
 		return math.Abs(float64(out[i].Params-budget)) < math.Abs(float64(out[j].Params-budget))
@@ -199,7 +199,7 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 		c := &res.Candidates[i]
 		start := time.Now()
 		if o.Log != nil {
-			fmt.Fprintf(o.Log, "[%d/%d] %s (%s params)\n", i+1, len(res.Candidates), c.Name, FormatParams(c.Params))
+			fmt.Fprintf(o.Log, "[%d/%d] %s (%s params)\n", i+1, len(res.Candidates), c.Name, model.FormatParams(c.Params))
 		}
 		po := o.Prune
 		po.ModelDir, po.ScoresPath, po.Method = o.ModelDir, o.ScoresPath, MethodImportance
@@ -282,7 +282,7 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 // Markdown renders the candidate table (ranked when distilled).
 func (r *SearchResult) Markdown() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "# Architecture search: %s → %s ± %.0f%%\n\n", r.Teacher, FormatParams(r.Budget), r.Tolerance*100)
+	fmt.Fprintf(&b, "# Architecture search: %s → %s ± %.0f%%\n\n", r.Teacher, model.FormatParams(r.Budget), r.Tolerance*100)
 	cands := append([]Candidate(nil), r.Candidates...)
 	ranked := r.Winner != ""
 	if ranked {
@@ -300,9 +300,9 @@ func (r *SearchResult) Markdown() string {
 			if c.Err != "" {
 				dl = "failed: " + c.Err
 			}
-			fmt.Fprintf(&b, "| %d | %s | %d | %d | %d | %d | %d | %s | %.4f | %s |\n", c.Rank, c.Name, t.Layers, t.Hidden, t.Heads, t.KVHeads, t.FFN, FormatParams(c.Params), c.PrunedLoss, dl)
+			fmt.Fprintf(&b, "| %d | %s | %d | %d | %d | %d | %d | %s | %.4f | %s |\n", c.Rank, c.Name, t.Layers, t.Hidden, t.Heads, t.KVHeads, t.FFN, model.FormatParams(c.Params), c.PrunedLoss, dl)
 		} else {
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s (%d) |\n", c.Name, t.Layers, t.Hidden, t.Heads, t.KVHeads, t.FFN, FormatParams(c.Params), c.Params)
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %d | %d | %s (%d) |\n", c.Name, t.Layers, t.Hidden, t.Heads, t.KVHeads, t.FFN, model.FormatParams(c.Params), c.Params)
 		}
 	}
 	return b.String()

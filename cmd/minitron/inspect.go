@@ -132,9 +132,9 @@ func runInspect(o *InspectOptions, w io.Writer) error {
 	fmt.Fprintf(w, "rotary dim    %d of %d (theta %g)\n", r.RotaryDim, r.HeadDim, r.RopeTheta)
 	fmt.Fprintf(w, "window        %s\n", window)
 	fmt.Fprintf(w, "tied          %v\n", r.Tied)
-	fmt.Fprintf(w, "params        %s (%d)\n", humanCount(r.Params), r.Params)
-	fmt.Fprintf(w, "  embedding   %s (%d)\n", humanCount(r.EmbeddingParams), r.EmbeddingParams)
-	fmt.Fprintf(w, "  non-embed   %s (%d)\n", humanCount(r.NonEmbeddingParams), r.NonEmbeddingParams)
+	fmt.Fprintf(w, "params        %s (%d)\n", model.FormatParams(r.Params), r.Params)
+	fmt.Fprintf(w, "  embedding   %s (%d)\n", model.FormatParams(r.EmbeddingParams), r.EmbeddingParams)
+	fmt.Fprintf(w, "  non-embed   %s (%d)\n", model.FormatParams(r.NonEmbeddingParams), r.NonEmbeddingParams)
 	if r.ConfigParamsDiffers {
 		fmt.Fprintf(w, "  (config formula gives %d)\n", r.ConfigParams)
 	}
@@ -144,18 +144,6 @@ func runInspect(o *InspectOptions, w io.Writer) error {
 	}
 	fmt.Fprintf(w, "on disk       %s in %d file(s)\n", humanBytes(r.BytesOnDisk), r.Files)
 	return nil
-}
-
-func humanCount(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
 }
 
 func humanBytes(n int64) string {
