@@ -22,6 +22,7 @@ type BenchTrainOptions struct {
 	Batch, Seq, Steps                          int
 	Loss                                       string
 	Threads                                    int
+	BLASCore                                   string
 	JSON                                       bool
 }
 
@@ -55,6 +56,7 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 	f.IntVar(&o.Steps, "steps", 5, "timed steps")
 	f.StringVar(&o.Loss, "loss", "ce", "ce (labels) or kd (forward KL from a same-shape teacher)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (0: best of 1 and all cores)")
+	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, peak_rss_mb, …)")
 	return cmd
 }
@@ -72,6 +74,9 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
 	if err != nil {
 		return err
+	}
+	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
+		return fmt.Errorf("--blas-core: %w", err)
 	}
 	tries := []int{o.Threads}
 	if o.Threads <= 0 {
@@ -100,7 +105,8 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 		"tokens_per_s": best.TokensPerS, "peak_rss_mb": model.PeakRSSMB(), "threads": best.Workers,
 		"all": all, "best_ms": best.BestStepS * 1000, "mean_ms": best.MeanStepS * 1000,
 		"params": best.Params, "loss": o.Loss, "batch": o.Batch, "seq": o.Seq, "blas": kernels.BLASBackend(),
-		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
+		"blas_core": kernels.BLASCore(),
+		"arch":      string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
 	}
 	if o.JSON {
@@ -111,10 +117,12 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 		_, err = fmt.Fprintf(w, "%s\n", b)
 		return err
 	}
-	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %d params, %s\n",
+	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %d params, %s (%s kernels)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
-		o.Batch, o.Seq, o.Loss, best.Params, kernels.BLASBackend())
+		o.Batch, o.Seq, o.Loss, best.Params, kernels.BLASBackend(), kernels.BLASCore())
 	fmt.Fprintf(w, "tokens/s %.0f (threads %d; all %v)   best step %.1f ms   mean %.1f ms   peak RSS %.0f MiB\n",
 		best.TokensPerS, best.Workers, all, best.BestStepS*1000, best.MeanStepS*1000, out["peak_rss_mb"])
 	return nil
 }
+
+const blasCoreHelp = `OpenBLAS kernel set: "" keeps the one OpenBLAS chose (honouring OPENBLAS_CORETYPE), "auto" re-detects the CPU ignoring OPENBLAS_CORETYPE, or a core name (SkylakeX, Cooperlake, Haswell, …)`

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"gopkg.in/yaml.v3"
@@ -53,6 +54,7 @@ type TrainOptions struct {
 	Resume      bool     `yaml:"resume"`
 	SkipNonFin  bool     `yaml:"skip_nonfinite"`
 	Threads     int      `yaml:"threads"`
+	BLASCore    string   `yaml:"blas_core"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -95,6 +97,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.BoolVar(&o.Resume, "resume", false, "continue from the latest checkpoint in --out")
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
+	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 }
@@ -187,6 +190,9 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	c, err := o.config(distilling, cmd.ErrOrStderr())
 	if err != nil {
 		return err
+	}
+	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
+		return fmt.Errorf("--blas-core: %w", err)
 	}
 	// The first Ctrl-C checkpoints and exits 0; restoring the default
 	// handler then lets a second one kill a run stuck in a long step.
