@@ -79,7 +79,7 @@ func FullConfig() Config {
 		SeqLen:            128,
 		Batch:             8,
 		OpticksWeight:     0.2,
-		TeacherTokens:     768_000,
+		TeacherTokens:     1_024_000,
 		TeacherLR:         2e-3,
 		StudentTokens:     128_000,
 		StudentLR:         1e-3,

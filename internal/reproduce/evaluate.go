@@ -62,13 +62,13 @@ func stageSeconds(dir string) float64 {
 	return m.Seconds
 }
 
-func (p *pipeline) evaluate(e *Entry, dataKey string) error {
+func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
 	c := p.c
 	modelDir := p.path(e.Dir)
-	key := StageKey("eval/1", stageKeyOf(filepath.Dir(modelDir)), dataKey, c.EvalTokens, c.SeqLen)
+	key := StageKey("eval/2", stageKeyOf(filepath.Dir(modelDir)), dataKey, tasksKey, c.EvalTokens, c.SeqLen)
 	rel := "eval/" + e.Name
 	err := p.stage(rel, key, func(tmp string) error {
-		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), c)
+		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), p.path("tasks"), c)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
@@ -93,7 +93,7 @@ func (p *pipeline) evaluate(e *Entry, dataKey string) error {
 // the models were trained on) and accuracy on each next-line task, with
 // the eval package (what `minitron eval ppl` and `minitron eval tasks`
 // run).
-func evaluateModel(modelDir, tokDir, dataDir string, c Config) (*Eval, error) {
+func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config) (*Eval, error) {
 	m, err := model.Load(modelDir, model.Options{})
 	if err != nil {
 		return nil, err
@@ -121,7 +121,7 @@ func evaluateModel(modelDir, tokDir, dataDir string, c Config) (*Eval, error) {
 		}
 		ev.PPL[cp.Key] = PPL{Tokens: r.Tokens, Loss: r.TokenLoss, PPL: r.TokenPerplexity}
 
-		t, err := eval.LoadTask("hellaswag", filepath.Join(dataDir, cp.Key+"_nextline.jsonl"), eval.TaskOptions{Shots: -1})
+		t, err := eval.LoadTask("hellaswag", filepath.Join(taskDir, cp.Key+"_nextline.jsonl"), eval.TaskOptions{Shots: -1})
 		if err != nil {
 			return nil, err
 		}

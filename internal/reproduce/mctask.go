@@ -31,10 +31,16 @@ type Document struct {
 }
 
 // NextLineTask builds a multiple-choice task from held-out documents: the
-// context is up to ctxLines lines of a document, the true ending is the line
-// that follows, and the distractors are lines drawn from other documents.
-// Lines are only taken when they carry enough text to be told apart, so the
-// task measures whether a model knows what comes next rather than noise.
+// context is up to ctxLines lines of a document and the first part of the
+// next line, cut at a space; the true ending is the rest of that line, and
+// the distractors are line ends cut the same way from other documents.
+//
+// The cut is at a space because lm-eval scores `context + " " + ending`:
+// so the true choice is the document's own text, byte for byte, as the
+// models saw such text in training (cutting between lines would put a space
+// where the document has a newline and indentation). Lines are only used
+// when they carry enough text to be told apart, so the task measures
+// whether a model knows how the line goes on rather than noise.
 //
 // ctx_b stays empty: lm-eval capitalises ctx_b (lower-casing the rest), which
 // would mangle source code.
@@ -45,17 +51,13 @@ func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label s
 	type cand struct {
 		doc, line int
 	}
-	usable := func(s string) bool {
-		t := strings.TrimSpace(s)
-		return len(t) >= 12 && len(t) <= 120 && strings.Count(t, " ") >= 1
-	}
 	lines := make([][]string, len(docs))
 	var cands []cand
 	var pool []cand
 	for d, doc := range docs {
 		lines[d] = strings.Split(doc.Text, "\n")
 		for i, l := range lines[d] {
-			if !usable(l) {
+			if _, _, ok := cutLine(l); !ok {
 				continue
 			}
 			pool = append(pool, cand{d, i})
@@ -75,7 +77,7 @@ func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label s
 	items := make([]HellaSwagItem, 0, n)
 	for k := 0; k < n; k++ {
 		c := cands[k]
-		truth := strings.TrimSpace(lines[c.doc][c.line])
+		head, truth, _ := cutLine(lines[c.doc][c.line])
 		seen := map[string]bool{truth: true}
 		endings := []string{truth}
 		for tries := 0; len(endings) < choices && tries < 1000; tries++ {
@@ -83,7 +85,7 @@ func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label s
 			if p.doc == c.doc {
 				continue
 			}
-			e := strings.TrimSpace(lines[p.doc][p.line])
+			_, e, _ := cutLine(lines[p.doc][p.line])
 			if seen[e] {
 				continue
 			}
@@ -95,7 +97,7 @@ func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label s
 		}
 		lab := rng.Intn(choices)
 		endings[0], endings[lab] = endings[lab], endings[0]
-		ctx := strings.Join(lines[c.doc][c.line-ctxLines:c.line], "\n")
+		ctx := strings.Join(append(append([]string{}, lines[c.doc][c.line-ctxLines:c.line]...), head), "\n")
 		items = append(items, HellaSwagItem{
 			Ind: k, ActivityLabel: label, CtxA: ctx, Ctx: ctx, Endings: endings, Label: lab,
 			SourceID: fmt.Sprintf("%s:%d", docs[c.doc].Name, c.line+1), Split: "val",
@@ -103,6 +105,33 @@ func NextLineTask(docs []Document, n, ctxLines, choices int, seed int64, label s
 	}
 	sort.SliceStable(items, func(i, j int) bool { return items[i].Ind < items[j].Ind })
 	return items, nil
+}
+
+// cutLine splits a line at the first space at or after its middle (of the
+// text after the indentation): head keeps the indentation, the ending is
+// the rest without the space. Lines too short, too long or without a
+// suitable space are refused, and so are lines that lm-eval's
+// preprocessing would change.
+func cutLine(l string) (head, ending string, ok bool) {
+	body := strings.TrimLeft(l, " \t")
+	// Double spaces and [brackets] would be rewritten by lm-eval's
+	// hellaswag preprocessing, so the ending would no longer be the text.
+	if strings.TrimSpace(body) != body || len(body) < 16 || len(body) > 120 ||
+		strings.Contains(body, "  ") || strings.ContainsAny(body, "[]") {
+		return "", "", false
+	}
+	indent := l[:len(l)-len(body)]
+	mid := len(body) / 2
+	i := strings.IndexByte(body[mid:], ' ')
+	if i < 0 {
+		return "", "", false
+	}
+	i += mid
+	head, ending = body[:i], body[i+1:]
+	if len(head) < 4 || len(ending) < 4 || strings.HasSuffix(head, " ") || strings.HasPrefix(ending, " ") {
+		return "", "", false
+	}
+	return indent + head, ending, true
 }
 
 // WriteJSONL writes items one JSON object per line.

@@ -13,7 +13,7 @@ func testDocs(n int) []Document {
 	for d := 0; d < n; d++ {
 		var b strings.Builder
 		for i := 0; i < 20; i++ {
-			fmt.Fprintf(&b, "\tvalue%d := compute(doc%d, line%d)\n", i, d, i)
+			fmt.Fprintf(&b, "\tv%d := compute(a, b, doc%d_line%d)\n", i, d, i)
 		}
 		docs = append(docs, Document{Name: fmt.Sprintf("f%d.go", d), Text: b.String()})
 	}
@@ -45,11 +45,16 @@ func TestNextLineTask(t *testing.T) {
 				doc = d.Text
 			}
 		}
-		if !strings.Contains(doc, it.CtxA+"\n\t"+truth+"\n") {
+		// lm-eval scores context + " " + ending: for the true ending
+		// that is the document's own text.
+		if !strings.Contains(doc, it.CtxA+" "+truth+"\n") {
 			t.Fatalf("item %d: true ending %q does not follow its context in %s", it.Ind, truth, name)
 		}
+		if strings.Count(it.CtxA, "\n") != 4 {
+			t.Fatalf("item %d: context %q does not hold 4 whole lines and a line head", it.Ind, it.CtxA)
+		}
 		for j, e := range it.Endings {
-			if j != it.Label && strings.Contains(doc, e) {
+			if j != it.Label && strings.Contains(doc, " "+e+"\n") {
 				t.Fatalf("item %d: distractor %q comes from the same document", it.Ind, e)
 			}
 		}
@@ -70,6 +75,30 @@ func TestNextLineTask(t *testing.T) {
 	var first HellaSwagItem
 	if err := json.Unmarshal([]byte(strings.SplitN(b1.String(), "\n", 2)[0]), &first); err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestCutLine(t *testing.T) {
+	for _, tc := range []struct {
+		line, head, ending string
+		ok                 bool
+		reason             string
+	}{
+		{"\tx := compute(a, b, c) + 1", "\tx := compute(a,", "b, c) + 1", true, "cut at the first space after the middle, indentation kept"},
+		{"of Light, that the Rays which are refracted", "of Light, that the Rays", "which are refracted", true, "prose"},
+		{"short line", "", "", false, "too short to tell apart"},
+		{"\tx := averyveryverylongidentifierwithoutspaces", "", "", false, "no space after the middle"},
+		{"x := compute(a,  b) + 1 and more", "", "", false, "double space at the cut would be collapsed by the preprocessing"},
+		{"x := compute(a, b) + 1 and more ", "", "", false, "trailing space"},
+		{"x := compute(a[i], b) + 1 and more", "", "", false, "brackets are deleted by the preprocessing"},
+	} {
+		h, e, ok := cutLine(tc.line)
+		if ok != tc.ok || h != tc.head || e != tc.ending {
+			t.Errorf("%s: cutLine(%q) = %q, %q, %v", tc.reason, tc.line, h, e, ok)
+		}
+		if ok && h+" "+e != tc.line {
+			t.Errorf("%s: head + space + ending is not the line", tc.reason)
+		}
 	}
 }
 

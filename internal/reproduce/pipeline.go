@@ -161,6 +161,10 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	tasksKey, err := p.tasks(dataKey)
+	if err != nil {
+		return nil, err
+	}
 	teacherKey, err := p.teacher(dataKey)
 	if err != nil {
 		return nil, err
@@ -180,7 +184,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if err := p.evaluate(e, dataKey); err != nil {
+		if err := p.evaluate(e, dataKey, tasksKey); err != nil {
 			return nil, err
 		}
 	}
@@ -284,7 +288,7 @@ func (p *pipeline) data(tokKey string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := StageKey("data/1", tokKey, c.GoDirs, c.TrainSplit, c.OpticksTrainSplit, c.MCItems, c.MCContext, c.MCChoices, c.Seed)
+	key := StageKey("data/2", tokKey, c.GoDirs, c.TrainSplit, c.OpticksTrainSplit)
 	return key, p.stage("data", key, func(tmp string) error {
 		tokDir := p.path("tokenizer")
 		tok, err := data.LoadTokenizer(tokDir)
@@ -294,9 +298,8 @@ func (p *pipeline) data(tokKey string) (string, error) {
 		for _, cp := range []struct {
 			name   string
 			corpus data.CorpusOptions
-			label  string
 			split  float64
-		}{{"go", gc, "Go", c.TrainSplit}, {"opticks", opticksCorpus(), "Opticks", c.OpticksTrainSplit}} {
+		}{{"go", gc, c.TrainSplit}, {"opticks", opticksCorpus(), c.OpticksTrainSplit}} {
 			m, err := data.PrepareCorpus(data.PrepareOptions{Corpus: cp.corpus, Tokenizer: tok, TokenizerPath: tokDir,
 				Out: filepath.Join(tmp, cp.name), Split: cp.split, Workers: p.o.Workers})
 			if err != nil {
@@ -304,19 +307,35 @@ func (p *pipeline) data(tokKey string) (string, error) {
 			}
 			p.logf("data: %s: %d train documents (%d tokens), %d validation documents (%d tokens)", cp.name,
 				m.Splits["train"].Documents, m.Splits["train"].Tokens, m.Splits["val"].Documents, m.Splits["val"].Tokens)
-			docs, err := decodeDocs(filepath.Join(tmp, cp.name+"_val"), tok, cp.name+"_val")
+		}
+		return nil
+	})
+}
+
+// tasks builds the next-line multiple-choice tasks from the held-out
+// documents of each corpus.
+func (p *pipeline) tasks(dataKey string) (string, error) {
+	c := p.c
+	key := StageKey("tasks/1", dataKey, c.MCItems, c.MCContext, c.MCChoices, c.Seed)
+	return key, p.stage("tasks", key, func(tmp string) error {
+		tok, err := data.LoadTokenizer(p.path("tokenizer"))
+		if err != nil {
+			return err
+		}
+		for _, cp := range Corpora {
+			docs, err := decodeDocs(p.path("data", cp.Key+"_val"), tok, cp.Key+"_val")
 			if err != nil {
 				return err
 			}
-			items, err := NextLineTask(docs, c.MCItems, c.MCContext, c.MCChoices, int64(c.Seed), cp.label)
+			items, err := NextLineTask(docs, c.MCItems, c.MCContext, c.MCChoices, int64(c.Seed), cp.Label)
 			if err != nil {
-				return fmt.Errorf("%s task: %w", cp.name, err)
+				return fmt.Errorf("%s task: %w", cp.Key, err)
 			}
 			var b strings.Builder
 			if err := WriteJSONL(&b, items); err != nil {
 				return err
 			}
-			if err := model.WriteFileAtomic(filepath.Join(tmp, cp.name+"_nextline.jsonl"), []byte(b.String())); err != nil {
+			if err := model.WriteFileAtomic(filepath.Join(tmp, cp.Key+"_nextline.jsonl"), []byte(b.String())); err != nil {
 				return err
 			}
 		}
