@@ -16,6 +16,18 @@
 // GPU), which are committed and embedded, loaded with cuModuleLoadData and
 // launched through gorgonia.org/cu.
 //
+// The minitron_cudaemu build tag swaps the GPU for a CPU emulator: the same
+// csrc/*.cu compiled as C++ against emu.h (threads as fibers, barriers and
+// warp shuffles emulated), device memory on the C heap, a reference GEMM
+// for cuBLAS (TF32 rounding emulated). It needs no CUDA headers, only g++,
+// and runs every test of this package and of gputrain on any machine:
+//
+//	go test -tags minitron_cudaemu ./model/kernels/cuda/...
+//
+// It checks the kernels' logic, indexing and synchronisation, the launch
+// argument packing and the Go wrappers; not the PTX, the driver, cuBLAS
+// itself or speed.
+//
 // Threading: a CUDA context is current per OS thread, and goroutines move
 // between threads, so every Device method locks its goroutine to its thread
 // and makes the device's (primary) context current for the duration of the

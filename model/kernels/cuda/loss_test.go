@@ -1,4 +1,4 @@
-//go:build minitron_cuda
+//go:build minitron_cuda || minitron_cudaemu
 
 package cuda_test
 
@@ -73,6 +73,12 @@ func TestLosses(t *testing.T) {
 			g0 := randn(rows*n, 32)
 			loss := make([]float32, rows)
 			gloss := alloc(t, rows)
+			// gradRel: the reverse KL's gradient c·q·(log q − log p − KL)
+			// cancels (e.g. −0.33 + 14.66 − 13.65), which amplifies the CPU
+			// reference's own float32 row-sum error; checked against float64
+			// on such an entry, the device kernel was the closer (1e-5 vs
+			// 2e-4 relative).
+			gradRel := 1e-4
 			run := func(name string, cpu func(grad, loss []float32), gpu func(grad, st *cuda.Buf, loss *cuda.Buf) error) {
 				t.Helper()
 				grad := slices.Clone(g0)
@@ -88,7 +94,7 @@ func TestLosses(t *testing.T) {
 				}
 				must(t, gpu(&gg, &st, &gloss))
 				near(t, name+" loss", down(t, gloss), loss, 1e-5, 1e-4)
-				near(t, name+" grad", down(t, gg), grad, 1e-6, 1e-4)
+				near(t, name+" grad", down(t, gg), grad, 1e-6, gradRel)
 			}
 			{
 				run("ce", func(grad, loss []float32) {
@@ -110,6 +116,7 @@ func TestLosses(t *testing.T) {
 			}, func(grad, st, loss *cuda.Buf) error {
 				return dev.KLForward(*grad, *st, gt, rows, n, c.tau, scale, c.acc, *loss)
 			})
+			gradRel = 5e-4
 			run("kl reverse", func(grad, loss []float32) {
 				st := s
 				if c.alias {
@@ -119,6 +126,7 @@ func TestLosses(t *testing.T) {
 			}, func(grad, st, loss *cuda.Buf) error {
 				return dev.KLReverse(*grad, *st, gt, rows, n, c.tau, scale, c.acc, *loss)
 			})
+			gradRel = 1e-4
 			const k = 64
 			idx, val := make([]int32, rows*k), make([]float32, rows*k)
 			kernels.TopK(idx, val, te, rows, n, k)

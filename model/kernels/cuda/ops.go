@@ -1,4 +1,4 @@
-//go:build minitron_cuda
+//go:build minitron_cuda || minitron_cudaemu
 
 package cuda
 
@@ -7,7 +7,6 @@ import (
 	"math"
 
 	"github.com/minitron-dev/minitron/model/kernels"
-	"gorgonia.org/cu"
 )
 
 // The device counterparts of package kernels' functions. Each takes the
@@ -445,7 +444,7 @@ func (d *Device) SumSquares(bufs ...Buf) (float64, error) {
 		return 0, err
 	}
 	defer d.Free(acc)
-	if err := cu.MemsetD32(acc.Ptr, 0, 2); err != nil {
+	if err := d.memset32(acc.Ptr, 2); err != nil {
 		return 0, err
 	}
 	for _, b := range bufs {
@@ -493,7 +492,7 @@ func (d *Device) NewImportanceStats(n int) (*ImportanceStats, error) {
 		d.Free(s.sum)
 		return nil, err
 	}
-	if err := firstErr(cu.MemsetD32(s.sum.Ptr, 0, int64(2*n)), cu.MemsetD32(s.sumSq.Ptr, 0, int64(2*n))); err != nil {
+	if err := firstErr(d.memset32(s.sum.Ptr, int64(2*n)), d.memset32(s.sumSq.Ptr, int64(2*n))); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -549,7 +548,7 @@ func (d *Device) HeadNorms(dst, x Buf, rows, heads, headDim int) error {
 
 // BF16 is a device buffer of N bfloat16 values (from AllocBF16).
 type BF16 struct {
-	Ptr cu.DevicePtr
+	Ptr DevicePtr
 	N   int
 }
 

@@ -1,4 +1,4 @@
-//go:build minitron_cuda
+//go:build minitron_cuda || minitron_cudaemu
 
 package cuda
 
@@ -6,15 +6,16 @@ import (
 	"fmt"
 	"math/bits"
 	"unsafe"
-
-	"gorgonia.org/cu"
 )
+
+// DevicePtr is an address in device memory.
+type DevicePtr uintptr
 
 // Buf is a view of float32 (or int32) elements in device memory. A Buf from
 // Alloc owns its allocation until Free; Slice and Off make views that must
 // not be freed.
 type Buf struct {
-	Ptr cu.DevicePtr
+	Ptr DevicePtr
 	N   int // elements of 4 bytes
 }
 
@@ -26,7 +27,7 @@ func (b Buf) Slice(lo, hi int) Buf {
 	if lo < 0 || hi < lo || hi > b.N {
 		panic(fmt.Sprintf("cuda: slice [%d:%d] of a %d-element buffer", lo, hi, b.N))
 	}
-	return Buf{Ptr: b.Ptr + cu.DevicePtr(4*lo), N: hi - lo}
+	return Buf{Ptr: b.Ptr + DevicePtr(4*lo), N: hi - lo}
 }
 
 // IsNil reports a zero Buf (an absent optional argument, like a nil slice).
@@ -39,15 +40,15 @@ func (b Buf) IsNil() bool { return b.Ptr == 0 }
 // 64 MiB (large) of a block is wasted.
 type Pool struct {
 	d      *Device
-	free   map[int64][]cu.DevicePtr
-	size   map[cu.DevicePtr]int64 // class of each live allocation
-	InUse  int64                  // bytes handed out
-	Cached int64                  // bytes in free lists
-	Peak   int64                  // largest InUse + Cached seen
+	free   map[int64][]DevicePtr
+	size   map[DevicePtr]int64 // class of each live allocation
+	InUse  int64               // bytes handed out
+	Cached int64               // bytes in free lists
+	Peak   int64               // largest InUse + Cached seen
 }
 
 func newPool(d *Device) *Pool {
-	return &Pool{d: d, free: map[int64][]cu.DevicePtr{}, size: map[cu.DevicePtr]int64{}}
+	return &Pool{d: d, free: map[int64][]DevicePtr{}, size: map[DevicePtr]int64{}}
 }
 
 const largeClass = 64 << 20
@@ -88,17 +89,17 @@ func (d *Device) alloc(n int) (Buf, error) {
 		p.size[ptr] = c
 		return Buf{Ptr: ptr, N: n}, nil
 	}
-	ptr, err := cu.MemAlloc(c)
+	ptr, err := d.memAlloc(c)
 	if err != nil {
 		// Out of memory with blocks cached in other classes: give them back
 		// to the driver and try once more.
 		if p.Cached > 0 {
 			if terr := p.trim(); terr == nil {
-				ptr, err = cu.MemAlloc(c)
+				ptr, err = d.memAlloc(c)
 			}
 		}
 		if err != nil {
-			free, total, _ := cu.MemInfo()
+			free, total := d.memInfo()
 			return Buf{}, fmt.Errorf("cuda: allocating %d bytes (pool: %d in use; device: %d of %d free): %w", c, p.InUse, free, total, err)
 		}
 	}
@@ -137,7 +138,7 @@ func (p *Pool) trim() error {
 	var first error
 	for c, l := range p.free {
 		for _, ptr := range l {
-			if err := cu.MemFree(ptr); err != nil && first == nil {
+			if err := p.d.memFree(ptr); err != nil && first == nil {
 				first = err
 			}
 			p.Cached -= c
@@ -157,7 +158,7 @@ func (d *Device) Upload(host []float32) (Buf, error) {
 	}
 	b.N = len(host)
 	if len(host) > 0 {
-		if err := cu.MemcpyHtoD(b.Ptr, unsafe.Pointer(&host[0]), 4*int64(len(host))); err != nil {
+		if err := d.htod(b.Ptr, unsafe.Pointer(&host[0]), 4*int64(len(host))); err != nil {
 			d.Free(b)
 			return Buf{}, fmt.Errorf("cuda: upload of %d floats: %w", len(host), err)
 		}
@@ -194,7 +195,7 @@ func (d *Device) CopyFrom(b Buf, host []float32) error {
 	}
 	unlock := d.lock()
 	defer unlock()
-	return cu.MemcpyHtoD(b.Ptr, unsafe.Pointer(&host[0]), 4*int64(len(host)))
+	return d.htod(b.Ptr, unsafe.Pointer(&host[0]), 4*int64(len(host)))
 }
 
 // Download copies the first len(host) elements of b to host (waiting for
@@ -208,7 +209,7 @@ func (d *Device) Download(host []float32, b Buf) error {
 	}
 	unlock := d.lock()
 	defer unlock()
-	return cu.MemcpyDtoH(unsafe.Pointer(&host[0]), b.Ptr, 4*int64(len(host)))
+	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 4*int64(len(host)))
 }
 
 // DownloadFloat64 copies n float64 values stored in b (2n elements).
@@ -219,7 +220,7 @@ func (d *Device) downloadFloat64(host []float64, b Buf) error {
 	if len(host) == 0 {
 		return nil
 	}
-	return cu.MemcpyDtoH(unsafe.Pointer(&host[0]), b.Ptr, 8*int64(len(host)))
+	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 8*int64(len(host)))
 }
 
 // Zero sets the elements of b to 0 (float 0 and int 0 alike).
@@ -229,7 +230,7 @@ func (d *Device) Zero(b Buf) error {
 	}
 	unlock := d.lock()
 	defer unlock()
-	return cu.MemsetD32(b.Ptr, 0, int64(b.N))
+	return d.memset32(b.Ptr, int64(b.N))
 }
 
 // CopyBuf copies src into dst (same length) on the device.
@@ -242,7 +243,7 @@ func (d *Device) CopyBuf(dst, src Buf) error {
 	}
 	unlock := d.lock()
 	defer unlock()
-	return cu.MemcpyDtoD(dst.Ptr, src.Ptr, 4*int64(src.N))
+	return d.dtod(dst.Ptr, src.Ptr, 4*int64(src.N))
 }
 
 // CopyFromInt32 copies host int32 values (token ids, targets) into b.

@@ -101,3 +101,33 @@ func TestPTXEntries(t *testing.T) {
 		t.Errorf("ptxEntries = %v, want %v", got, want)
 	}
 }
+
+// Every kernel parameter must be a scalar that fits gorgonia.org/cu's
+// 8-byte launch slots, with no float64 (the Go side packs float32 only),
+// and within the CPU emulator's limits (≤ 20 integer, ≤ 8 float).
+func TestKernelParams(t *testing.T) {
+	ptxs, _ := filepath.Glob("ptx/*.ptx")
+	n := 0
+	for _, p := range ptxs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for name, cls := range ptxParamClasses(string(b)) {
+			n++
+			if cls == "" || strings.ContainsAny(cls, "?d") {
+				t.Errorf("%s: kernel %s has parameter classes %q", p, name, cls)
+			}
+			if strings.Count(cls, "i") > 20 || strings.Count(cls, "f") > 8 {
+				t.Errorf("%s: kernel %s has %q: more than the emulator's 20 integer / 8 float parameters", p, name, cls)
+			}
+		}
+	}
+	if n < 30 {
+		t.Errorf("found %d kernels", n)
+	}
+	src := ".visible .entry k(\n\t.param .u64 k_param_0,\n\t.param .f32 k_param_1,\n\t.param .u32 k_param_2\n)\n{\n}\n"
+	if got := ptxParamClasses(src)["k"]; got != "ifi" {
+		t.Errorf("ptxParamClasses = %q, want ifi", got)
+	}
+}

@@ -1,4 +1,4 @@
-//go:build cuda && !minitron_cuda
+//go:build cuda && !minitron_cuda && !minitron_cudaemu
 
 package cuda
 

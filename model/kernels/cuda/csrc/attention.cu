@@ -13,7 +13,7 @@
 // masked. Dynamic shared memory: (hd + Tk) floats.
 KERNEL void attention_fwd(float *out, const float *q, const float *k, const float *v, float *probs,
 	int H, int KVH, int hd, int Tq, int Tk, int window, int ldq, int ldk, int ldv, int ldo, int kseq, float scale) {
-	extern __shared__ float smem[];
+	DYNAMIC_SMEM(smem);
 	__shared__ float red[32];
 	float *qs = smem, *sc = smem + hd;
 	int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;
@@ -61,7 +61,7 @@ KERNEL void attention_fwd(float *out, const float *q, const float *k, const floa
 // Go wrapper does). Dynamic shared memory: (2·hd + T) floats.
 KERNEL void attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q, const float *k, const float *v, const float *probs,
 	int H, int KVH, int hd, int T, int ldq, int ldk, int ldv, int ldo, int lddq, int lddk, int lddv, float scale) {
-	extern __shared__ float smem[];
+	DYNAMIC_SMEM(smem);
 	__shared__ float red[32];
 	float *qs = smem, *dos = smem + hd, *ds = smem + 2 * hd;
 	int i = blockIdx.x, h = blockIdx.y, b = blockIdx.z;

@@ -7,6 +7,15 @@
 
 #define KERNEL extern "C" __global__
 
+// Dynamic shared memory (the launch's smem bytes). The CPU emulator used by
+// the minitron_cudaemu tests defines its own version first.
+#ifndef DYNAMIC_SMEM
+#define DYNAMIC_SMEM(name) extern __shared__ float name[]
+#endif
+#ifndef MINITRON_EMU
+#include <cuda_bf16.h>
+#endif
+
 // Block-wide reductions for blockDim.x a multiple of 32 (≤ 1024). smem must
 // hold 32 floats; the result is valid in every thread.
 __device__ __forceinline__ float warp_sum(float v) {

@@ -123,7 +123,6 @@ KERNEL void sum_squares(double *out, const float *x, long long n) {
 
 // bfloat16 conversions for the bf16 GEMM path (round to nearest even, as
 // the CPU's safetensors writer rounds).
-#include <cuda_bf16.h>
 KERNEL void f32_to_bf16(__nv_bfloat16 *out, const float *x, long long n) {
 	FOR_N(i, n) out[i] = __float2bfloat16_rn(x[i]);
 }

@@ -105,16 +105,18 @@ KERNEL void kl_forward(float *grad, float *rowLoss, const float *student, const 
 	float *g = grad + (long long)r * n;
 	float it = 1.f / tau, ls, lt;
 	two_lse(s, t, n, it, sm, &ls, &lt);
-	float c = scale * tau, kl = 0.f;
+	__shared__ double smd[32];
+	float c = scale * tau;
+	double kl = 0.0; // float64 like the CPU's
 	for (int i = threadIdx.x; i < n; i += blockDim.x) {
 		float lp = t[i] * it - lt, lq = s[i] * it - ls;
 		float p = expf(lp), q = expf(lq);
-		kl += p * (lp - lq);
+		kl += (double)(p * (lp - lq));
 		float v = c * (q - p);
 		g[i] = accumulate ? g[i] + v : v;
 	}
-	kl = block_sum(kl, sm);
-	if (threadIdx.x == 0) rowLoss[r] = kl * tau * tau;
+	kl = block_sum_d(kl, smd);
+	if (threadIdx.x == 0) rowLoss[r] = (float)kl * tau * tau;
 }
 
 // Reverse KL(student‖teacher): rowLoss = τ²·Σ q(log q − log p),
@@ -127,12 +129,15 @@ KERNEL void kl_reverse(float *grad, float *rowLoss, const float *student, const 
 	float *g = grad + (long long)r * n;
 	float it = 1.f / tau, ls, lt;
 	two_lse(s, t, n, it, sm, &ls, &lt);
-	float kl = 0.f;
+	// The KL enters every gradient entry (lq − lp − KL): sum it in float64,
+	// as the CPU does, or its rounding shows in the large-q entries.
+	__shared__ double smd[32];
+	double kld = 0.0;
 	for (int i = threadIdx.x; i < n; i += blockDim.x) {
 		float lq = s[i] * it - ls;
-		kl += expf(lq) * (lq - (t[i] * it - lt));
+		kld += (double)(expf(lq) * (lq - (t[i] * it - lt)));
 	}
-	kl = block_sum(kl, sm);
+	float kl = (float)block_sum_d(kld, smd);
 	float c = scale * tau;
 	for (int i = threadIdx.x; i < n; i += blockDim.x) {
 		float lq = s[i] * it - ls;
@@ -159,12 +164,13 @@ KERNEL void kl_forward_topk(float *grad, float *rowLoss, const float *student, c
 	for (int i = threadIdx.x; i < n; i += blockDim.x) zs += expf(s[i] * it - ms);
 	for (int j = threadIdx.x; j < k; j += blockDim.x) zt += expf(tv[j] * it - mt);
 	float ls = ms + logf(block_sum(zs, sm)), lt = mt + logf(block_sum(zt, sm));
-	float kl = 0.f;
+	__shared__ double smd[32];
+	double kl = 0.0;
 	for (int j = threadIdx.x; j < k; j += blockDim.x) {
 		float lp = tv[j] * it - lt;
-		kl += expf(lp) * (lp - (s[ix[j]] * it - ls));
+		kl += (double)(expf(lp) * (lp - (s[ix[j]] * it - ls)));
 	}
-	kl = block_sum(kl, sm); // barrier: the KL read s[ix[j]] before grad (maybe s) is written
+	kl = block_sum_d(kl, smd); // barrier: the KL read s[ix[j]] before grad (maybe s) is written
 	float c = scale * tau;
 	for (int i = threadIdx.x; i < n; i += blockDim.x) {
 		float v = c * expf(s[i] * it - ls);

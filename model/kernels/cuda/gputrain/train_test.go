@@ -1,4 +1,4 @@
-//go:build minitron_cuda
+//go:build minitron_cuda || minitron_cudaemu
 
 package gputrain_test
 
@@ -111,6 +111,9 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 		{"nemotron-kd-tf32", model.Nemotron, true, true, 1e-2, "TF32 products: looser"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
+			if testing.Short() && cuda.Emulated() && c.name != "nemotron-ce" {
+				t.Skip("30 s on the CPU emulator (-short)")
+			}
 			must(t, dev.SetTF32(c.tf32))
 			defer dev.SetTF32(true)
 			cfg, err := model.SyntheticConfig(c.fam, 2, 64, 4, 2, 128, 300)

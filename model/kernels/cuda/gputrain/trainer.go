@@ -1,4 +1,4 @@
-//go:build minitron_cuda
+//go:build minitron_cuda || minitron_cudaemu
 
 package gputrain
 

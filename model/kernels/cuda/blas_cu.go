@@ -205,107 +205,19 @@ func cb(v bool) C.int {
 	return 0
 }
 
-// checkMat verifies that a row-major matrix of rows×cols with row stride ld
-// fits in b.
-func checkMat(name string, b Buf, rows, cols, ld int) error {
-	if rows == 0 || cols == 0 {
-		return nil
-	}
-	if ld < cols {
-		return fmt.Errorf("cuda: %s: row stride %d < %d columns", name, ld, cols)
-	}
-	if need := (rows-1)*ld + cols; need > b.N {
-		return fmt.Errorf("cuda: %s: %d×%d (stride %d) needs %d elements, buffer has %d", name, rows, cols, ld, need, b.N)
-	}
-	return nil
+// Column-major cuBLAS calls (gemm.go maps the row-major API onto them).
+func (d *Device) blasSgemm(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
+	return blasErr("Sgemm", C.mt_sgemm(d.blas.h, cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc)))
 }
 
-// Sgemm is kernels.Sgemm on the device: C = alpha·op(A)·op(B) + beta·C for
-// row-major matrices (op(A) m×k, op(B) k×n, C m×n; strides lda, ldb, ldc).
-// With TF32 on (the default) inputs are rounded to 10-bit mantissas inside
-// the tensor cores, accumulation is f32.
-func (d *Device) Sgemm(transA, transB bool, m, n, k int, alpha float32, a Buf, lda int, b Buf, ldb int, beta float32, c Buf, ldc int) error {
-	if m == 0 || n == 0 {
-		return nil
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	if err := firstErr(checkMat("Sgemm A", a, ar, ac, lda), checkMat("Sgemm B", b, br, bc, ldb), checkMat("Sgemm C", c, m, n, ldc)); err != nil {
-		return err
-	}
-	unlock := d.lock()
-	defer unlock()
-	// Row-major C = op(A)·op(B) is column-major Cᵀ = op(B)ᵀ·op(A)ᵀ, and a
-	// row-major matrix read column-major is its transpose: swap A and B.
-	return blasErr("Sgemm", C.mt_sgemm(d.blas.h, cb(transB), cb(transA), C.int(n), C.int(m), C.int(k), C.float(alpha),
-		C.uintptr_t(b.Ptr), C.int(ldb), C.uintptr_t(a.Ptr), C.int(lda), C.float(beta), C.uintptr_t(c.Ptr), C.int(ldc)))
+func (d *Device) blasSgemmStrided(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda, sa int, b DevicePtr, ldb, sb int, beta float32, c DevicePtr, ldc, sc, batch int) error {
+	return blasErr("SgemmStridedBatched", C.mt_sgemm_strided(d.blas.h, cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.uintptr_t(a), C.int(lda), C.longlong(sa), C.uintptr_t(b), C.int(ldb), C.longlong(sb),
+		C.float(beta), C.uintptr_t(c), C.int(ldc), C.longlong(sc), C.int(batch)))
 }
 
-// MatMulT is kernels.MatMulT on the device: y[m,n] = x[m,k]·wᵀ with w
-// stored [n,k] (HF [out,in]); accumulate adds into y.
-func (d *Device) MatMulT(y, x, w Buf, m, n, k int, accumulate bool) error {
-	beta := float32(0)
-	if accumulate {
-		beta = 1
-	}
-	return d.Sgemm(false, true, m, n, k, 1, x, k, w, k, beta, y, n)
-}
-
-// SgemmStridedBatched runs batch row-major Sgemms, matrix i at element
-// offsets i·strideA, i·strideB, i·strideC.
-func (d *Device) SgemmStridedBatched(transA, transB bool, m, n, k int, alpha float32, a Buf, lda, strideA int, b Buf, ldb, strideB int, beta float32, c Buf, ldc, strideC int, batch int) error {
-	if m == 0 || n == 0 || batch == 0 {
-		return nil
-	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
-	last := batch - 1
-	if err := firstErr(
-		checkMat("batched A", a.Off(min(last*strideA, a.N)), ar, ac, lda),
-		checkMat("batched B", b.Off(min(last*strideB, b.N)), br, bc, ldb),
-		checkMat("batched C", c.Off(min(last*strideC, c.N)), m, n, ldc)); err != nil {
-		return err
-	}
-	unlock := d.lock()
-	defer unlock()
-	return blasErr("SgemmStridedBatched", C.mt_sgemm_strided(d.blas.h, cb(transB), cb(transA), C.int(n), C.int(m), C.int(k), C.float(alpha),
-		C.uintptr_t(b.Ptr), C.int(ldb), C.longlong(strideB), C.uintptr_t(a.Ptr), C.int(lda), C.longlong(strideA),
-		C.float(beta), C.uintptr_t(c.Ptr), C.int(ldc), C.longlong(strideC), C.int(batch)))
-}
-
-// GemmBF16 is Sgemm with bfloat16 inputs (a and b hold packed bf16 pairs:
-// a bf16 matrix of r×c with stride ld occupies (r−1)·ld+c halves) and an
-// f32 output, accumulated in f32 on tensor cores (cublasGemmEx).
-func (d *Device) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a BF16, lda int, b BF16, ldb int, beta float32, c Buf, ldc int) error {
-	if m == 0 || n == 0 {
-		return nil
-	}
-	if err := checkMat("GemmBF16 C", c, m, n, ldc); err != nil {
-		return err
-	}
-	unlock := d.lock()
-	defer unlock()
-	return blasErr("GemmEx(bf16)", C.mt_gemm_bf16(d.blas.h, cb(transB), cb(transA), C.int(n), C.int(m), C.int(k), C.float(alpha),
-		C.uintptr_t(b.Ptr), C.int(ldb), C.uintptr_t(a.Ptr), C.int(lda), C.float(beta), C.uintptr_t(c.Ptr), C.int(ldc)))
-}
-
-func firstErr(errs ...error) error {
-	for _, e := range errs {
-		if e != nil {
-			return e
-		}
-	}
-	return nil
+func (d *Device) blasGemmBF16(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
+	return blasErr("GemmEx(bf16)", C.mt_gemm_bf16(d.blas.h, cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc)))
 }
