@@ -44,8 +44,19 @@ func TestAttention(t *testing.T) {
 			near(t, "probs", down(t, gprobs), probs, 1e-5, 1e-4)
 
 			if d.Tq != d.Tk || kseq != d.Tk {
-				return // the backward is for training layouts only
+				return // the backward and the tensor-core path are for training layouts only
 			}
+			// the tensor-core (cuBLAS) path, with TF32 off and on: TF32
+			// scores carry ~1e-3 relative error into the softmax
+			for _, tf32 := range []bool{false, true} {
+				must(t, dev.SetTF32(tf32))
+				tol := map[bool]float64{false: 1e-4, true: 5e-3}[tf32]
+				gout2, gprobs2 := alloc(t, len(out)), alloc(t, len(probs))
+				must(t, dev.AttentionTC(gout2, gq, gk, gv, d, gprobs2))
+				near(t, "tc out", down(t, gout2), out, tol, tol)
+				near(t, "tc probs", down(t, gprobs2), probs, tol, tol)
+			}
+			must(t, dev.SetTF32(true))
 			dout := randn(len(out), 23)
 			dq, dk, dv := make([]float32, len(q)), make([]float32, len(k)), make([]float32, len(v))
 			kernels.AttentionBackward(dq, dk, dv, dout, q, k, v, probs, d, ldq, ldk, ldv, nil)
@@ -54,6 +65,17 @@ func TestAttention(t *testing.T) {
 			near(t, "dq", down(t, gdq), dq, 1e-4, 1e-4)
 			near(t, "dk", down(t, gdk), dk, 1e-4, 1e-4)
 			near(t, "dv", down(t, gdv), dv, 1e-4, 1e-4)
+
+			for _, tf32 := range []bool{false, true} {
+				must(t, dev.SetTF32(tf32))
+				tol := map[bool]float64{false: 1e-4, true: 5e-3}[tf32]
+				gdq, gdk, gdv := alloc(t, len(q)), alloc(t, len(k)), alloc(t, len(v))
+				must(t, dev.AttentionBackwardTC(gdq, gdk, gdv, up(t, dout), gq, gk, gv, up(t, probs), d, ldq, ldk, ldv))
+				near(t, "tc dq", down(t, gdq), dq, tol, tol)
+				near(t, "tc dk", down(t, gdk), dk, tol, tol)
+				near(t, "tc dv", down(t, gdv), dv, tol, tol)
+			}
+			must(t, dev.SetTF32(true))
 		})
 	}
 }

@@ -103,7 +103,7 @@ const Entry table[] = {
 	K(layernorm1p_fwd), K(layernorm1p_bwd_dx), K(layernorm1p_bwd_dw), K(rmsnorm_fwd), K(rmsnorm_bwd_dx), K(rmsnorm_bwd_dw),
 	K(rope),
 	K(softmax_rows), K(logsumexp_rows), K(log_softmax_rows), K(cross_entropy), K(kl_forward), K(kl_reverse), K(kl_forward_topk),
-	K(attention_fwd), K(attention_bwd), K(zero_band),
+	K(attention_fwd), K(attention_bwd), K(zero_band), K(attn_softmax_causal), K(attn_softmax_bwd),
 	K(importance_accumulate), K(head_norms),
 };
 

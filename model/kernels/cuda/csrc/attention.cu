@@ -111,3 +111,35 @@ KERNEL void attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
 KERNEL void zero_band(float *x, int rows, int cols, int ld) {
 	FOR_N(t, (long long)rows * cols) x[(t / cols) * ld + t % cols] = 0.f;
 }
+
+// The tensor-core path (Device.AttentionTC): cuBLAS writes the scaled
+// scores of every (sequence, head) into s [B·H, T, T]; this turns each row
+// into the causal (sliding-window) softmax in place, zero where masked,
+// exactly the probs layout of attention_fwd. Grid (T, B·H).
+KERNEL void attn_softmax_causal(float *s, int T, int window) {
+	__shared__ float sm[32];
+	int i = blockIdx.x;
+	float *row = s + ((long long)blockIdx.y * T + i) * T;
+	int lo = window > 0 ? max(0, i - window + 1) : 0;
+	float m = -INFINITY;
+	for (int j = lo + threadIdx.x; j <= i; j += blockDim.x) m = fmaxf(m, row[j]);
+	m = block_max(m, sm);
+	float z = 0.f;
+	for (int j = lo + threadIdx.x; j <= i; j += blockDim.x) z += expf(row[j] - m);
+	float inv = 1.f / block_sum(z, sm);
+	for (int j = threadIdx.x; j < T; j += blockDim.x) row[j] = (j >= lo && j <= i) ? expf(row[j] - m) * inv : 0.f;
+}
+
+// Softmax backward in place over dp [nb, T, T] (dP = dO·Vᵀ of nb heads):
+// dS = P⊙(dP − Σ_j P·dP)·scale, zero beyond the diagonal. p is the probs
+// of the same heads, pstride floats apart. Grid (T, nb).
+KERNEL void attn_softmax_bwd(float *dp, const float *p, int T, long long pstride, float scale) {
+	__shared__ float sm[32];
+	int i = blockIdx.x;
+	float *d = dp + ((long long)blockIdx.y * T + i) * T;
+	const float *pr = p + blockIdx.y * pstride + (long long)i * T;
+	float s = 0.f;
+	for (int j = threadIdx.x; j <= i; j += blockDim.x) s += pr[j] * d[j];
+	s = block_sum(s, sm);
+	for (int j = threadIdx.x; j < T; j += blockDim.x) d[j] = j <= i ? pr[j] * (d[j] - s) * scale : 0.f;
+}

@@ -44,6 +44,9 @@ type Model struct {
 	hostIDs, hostTargets             []int32
 	owned                            []cuda.Buf
 	train                            bool
+	// AttnTC runs attention through cuBLAS (Device.AttentionTC, tensor
+	// cores; the default) instead of the reference kernel.
+	AttnTC bool
 }
 
 // NewModel loads the tensors of cfg from src onto the device. train keeps
@@ -64,7 +67,7 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 		}
 	}
 	m := &Model{d: d, Cfg: cfg, Batch: batch, Seq: seq, act: act, rms: cfg.Family != model.Nemotron,
-		byName: map[string]int{}, train: train}
+		byName: map[string]int{}, train: train, AttnTC: true}
 	infos := model.ExpectedTensors(cfg)
 	if opt := model.OptionalTensors(cfg); len(opt) > 0 {
 		if _, ok := src.Info(opt[0].Name); ok {
@@ -197,6 +200,10 @@ func (m *Model) allocActivations() error {
 	many(&m.rstd2, L, rows)
 	if m.train {
 		many(&m.probs, L, m.Batch*c.NumHeads*m.Seq*m.Seq)
+	} else {
+		// the tensor-core path needs room for the scores; one buffer serves
+		// every layer when there is no backward
+		many(&m.probs, 1, m.Batch*c.NumHeads*m.Seq*m.Seq)
 	}
 	one(&m.hf, rows*H)
 	one(&m.meanf, rows)
@@ -334,13 +341,17 @@ func (m *Model) Forward() error {
 				return fmt.Errorf("layer %d rope: %w", l, err)
 			}
 		}
-		var probs cuda.Buf
+		probs := m.probs[0]
 		if m.train {
 			probs = m.probs[l]
 		}
 		q := m.qkv[l]
+		attn := d.Attention
+		if m.AttnTC {
+			attn = d.AttentionTC
+		}
 		err = firstErr(
-			d.Attention(m.att[l], q, q.Off(QD), q.Off(QD+KVD), dims, probs),
+			attn(m.att[l], q, q.Off(QD), q.Off(QD+KVD), dims, probs),
 			d.CopyBuf(m.xmid[l], x),
 			m.linear(m.xmid[l], 0, H, m.att[l], QD, p+"self_attn.o_proj.weight", H, true),
 			m.norm(m.h2[l], m.mean2[l], m.rstd2[l], m.xmid[l], p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"))

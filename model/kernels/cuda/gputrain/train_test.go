@@ -107,6 +107,7 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 		reason string
 	}{
 		{"nemotron-ce", model.Nemotron, false, false, 1e-4, "LayerNorm1P, relu², partial RoPE"},
+		{"nemotron-ce-refattn", model.Nemotron, false, false, 1e-4, "the reference attention kernel instead of cuBLAS"},
 		{"llama-kd", model.Llama, true, false, 1e-4, "RMSNorm, SwiGLU, forward KL from a teacher"},
 		{"nemotron-kd-tf32", model.Nemotron, true, true, 1e-2, "TF32 products: looser"},
 	} {
@@ -141,6 +142,7 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			gs, err := gputrain.NewModel(dev, cfg, src, B, T, true)
 			must(t, err)
 			defer gs.Free()
+			gs.AttnTC = c.name != "nemotron-ce-refattn"
 			opt := gputrain.DefaultOptim
 			opt.WeightDecay, opt.Clip = wd, clip
 			gpu, err := gputrain.NewTrainer(gs, gteacher, glosses, opt)

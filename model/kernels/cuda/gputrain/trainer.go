@@ -328,10 +328,14 @@ func (t *Trainer) backward() error {
 		}
 		// attention: xmid = xs[l] + att·Woᵀ
 		q := s.qkv[l]
+		attnBack := d.AttentionBackward
+		if s.AttnTC {
+			attnBack = d.AttentionBackwardTC
+		}
 		err = firstErr(
 			t.wgrad(p+"self_attn.o_proj.weight", t.g, 0, H, H, s.att[l], QD),
 			t.dgrad(t.datt, t.g, 0, H, H, p+"self_attn.o_proj.weight", QD, false),
-			d.AttentionBackward(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[l], dims, W, W, W))
+			attnBack(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[l], dims, W, W, W))
 		if err == nil && rot > 0 {
 			// RoPE is a rotation: its backward is the inverse rotation.
 			err = firstErr(
