@@ -86,8 +86,9 @@ func (d *Device) loadModules() error {
 		if err != nil {
 			return err
 		}
-		// cuModuleLoadData wants a NUL-terminated PTX string.
-		mod, err := cu.LoadData(string(src) + "\x00")
+		// cuModuleLoadData wants a NUL-terminated PTX string, which
+		// LoadData's C.CString provides.
+		mod, err := cu.LoadData(string(src))
 		if err != nil {
 			return fmt.Errorf("cuda: loading %s (PTX for compute_80; the driver must be CUDA 11.8 or newer and the GPU sm_80 or newer): %w", e.Name(), err)
 		}
