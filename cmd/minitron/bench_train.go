@@ -24,6 +24,7 @@ type BenchTrainOptions struct {
 	Threads                                    int
 	BLASCore                                   string
 	JSON                                       bool
+	Device                                     string // cpu, or cuda (bench_train_device*.go)
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -58,6 +59,7 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (0: best of 1 and all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, peak_rss_mb, …)")
+	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
 	return cmd
 }
 
@@ -74,6 +76,13 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
 	if err != nil {
 		return err
+	}
+	switch o.Device {
+	case "", "cpu":
+	case "cuda":
+		return runBenchTrainCUDA(o, cfg, w)
+	default:
+		return fmt.Errorf("--device %q: want cpu or cuda", o.Device)
 	}
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)
