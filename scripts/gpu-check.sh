@@ -40,17 +40,22 @@ done
 } | tee "$out/env.txt"
 
 # cuBLAS is dlopen'd (libcublas.so.11/.12/.13 on the loader path, or
-# MINITRON_CUBLAS). PyTorch wheels keep theirs under
-# site-packages/nvidia/cublas/lib, off the loader path: find one.
-if [ -z "${MINITRON_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -qE 'libcublas\.so\.1[123]'; then
+# MINITRON_CUBLAS). CUDA 13 images keep it in /usr/local/cuda/lib64 or in
+# PyTorch's wheels (site-packages/nvidia/cublas/lib, nvidia/cu13/lib), off
+# the loader path: find one.
+if [ -z "${MINITRON_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -E 'libcublas\.so\.1[123]' >/dev/null; then
 	lib=""
+	dirs="/usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib"
 	for py in python3 /usr/bin/python3; do
-		d=$($py -c 'import nvidia.cublas, os; print(os.path.join(list(nvidia.cublas.__path__)[0], "lib"))' 2>/dev/null) || continue
-		lib=$(ls "$d"/libcublas.so.1[123]* 2>/dev/null | head -1)
+		sp=$($py -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) || continue
+		for d in $sp; do dirs="$dirs $(ls -d "$d"/nvidia/*/lib 2>/dev/null | tr '\n' ' ')"; done
+	done
+	for d in $dirs; do
+		lib=$(ls "$d"/libcublas.so.1[123]* 2>/dev/null | sort -V | tail -1)
 		[ -n "$lib" ] && break
 	done
 	if [ -z "$lib" ]; then
-		lib=$(find /usr /opt /root /home -xdev -name 'libcublas.so.1[123]*' 2>/dev/null | grep -v Lt | sort -V | tail -1)
+		lib=$(find /usr /opt /root /home -xdev -name 'libcublas.so.1[123]*' 2>/dev/null | sort -V | tail -1)
 	fi
 	if [ -n "$lib" ]; then
 		export MINITRON_CUBLAS=$lib
