@@ -178,7 +178,49 @@ func (d *Device) LayerNorm1PBackward(dx, dw, db, dy, x, w, mean, rstd Buf, rows,
 			return err
 		}
 	}
-	return d.launch("layernorm1p_bwd_dw", [3]int{(dim + 31) / 32, 1, 1}, [3]int{32, 8, 1}, 0, pp(dw), pp(db), pp(dy), pp(x), pp(mean), pp(rstd), pi(rows), pi(dim))
+	return d.colReduce(rows, dim, []Buf{dw, db}, func(parts []Buf, chunks, chunkRows int) error {
+		return d.launch("layernorm1p_bwd_dw", [3]int{(dim + 31) / 32, chunks, 1}, [3]int{32, 8, 1}, 0,
+			pp(parts[0]), pp(parts[1]), pp(dy), pp(x), pp(mean), pp(rstd), pi(rows), pi(dim), pi(chunkRows))
+	})
+}
+
+// normChunkRows is how many rows one block of a norm's weight-gradient
+// kernel sums.
+const normChunkRows = 128
+
+// colReduce runs a column-sum kernel over rows in chunks of normChunkRows:
+// with one chunk it writes outs directly; otherwise into [chunks, dim]
+// partial buffers that col_sum then adds into outs. A zero Buf in outs
+// stays zero (an absent bias). The caller holds the lock.
+func (d *Device) colReduce(rows, dim int, outs []Buf, kernel func(parts []Buf, chunks, chunkRows int) error) error {
+	chunks := max(1, (rows+normChunkRows-1)/normChunkRows)
+	if chunks == 1 {
+		return kernel(outs, 1, rows)
+	}
+	parts := make([]Buf, len(outs))
+	for i, o := range outs {
+		if o.IsNil() {
+			continue
+		}
+		p, err := d.alloc(chunks * dim)
+		if err != nil {
+			return err
+		}
+		defer d.Free(p) // stream order keeps later reuse after these kernels
+		parts[i] = p
+	}
+	if err := kernel(parts, chunks, normChunkRows); err != nil {
+		return err
+	}
+	for i, o := range outs {
+		if o.IsNil() {
+			continue
+		}
+		if err := d.launch("col_sum", [3]int{(dim + 31) / 32, 1, 1}, [3]int{32, 8, 1}, 0, pp(o), pp(parts[i]), pi(chunks), pi(dim)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RMSNormStats is kernels.RMSNormStats (rstd may be a zero Buf).
@@ -210,7 +252,10 @@ func (d *Device) RMSNormBackward(dx, dw, dy, x, w, rstd Buf, rows, dim int, accu
 			return err
 		}
 	}
-	return d.launch("rmsnorm_bwd_dw", [3]int{(dim + 31) / 32, 1, 1}, [3]int{32, 8, 1}, 0, pp(dw), pp(dy), pp(x), pp(rstd), pi(rows), pi(dim))
+	return d.colReduce(rows, dim, []Buf{dw}, func(parts []Buf, chunks, chunkRows int) error {
+		return d.launch("rmsnorm_bwd_dw", [3]int{(dim + 31) / 32, chunks, 1}, [3]int{32, 8, 1}, 0,
+			pp(parts[0]), pp(dy), pp(x), pp(rstd), pi(rows), pi(dim), pi(chunkRows))
+	})
 }
 
 // ApplyRope is kernels.ApplyRope on x [rows, ld] in place; pos is int32

@@ -108,6 +108,7 @@ func TestNorms(t *testing.T) {
 		{"small", 5, 24, true, false, "dim below one warp"},
 		{"odd", 37, 200, false, true, "dim not a multiple of 32, no bias, accumulating dx"},
 		{"wide", 64, 3072, true, false, "several elements per thread (Minitron-4B width)"},
+		{"tall", 300, 48, true, true, "more rows than one weight-gradient chunk: partial sums, then col_sum"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			rows, dim := c.rows, c.dim

@@ -1,7 +1,7 @@
 // LayerNorm1P (Nemotron) and RMSNorm, forward and backward, matching
 // model/kernels/norm.go and norm_grad.go. One block per row for the
-// row-wise parts; column reductions (dw, db) use a (32, 8) block per 32
-// columns, so they are deterministic (no atomics).
+// row-wise parts; the column reductions (dw, db) are two deterministic
+// passes (no atomics): partial sums per chunk of rows, then col_sum.
 #include "common.cuh"
 
 // out = (x−mean)·rstd·(w+1) + b; mean/rstd (may be null) receive the row
@@ -51,25 +51,30 @@ KERNEL void layernorm1p_bwd_dx(float *dx, const float *dy, const float *x, const
 	}
 }
 
-// dw[j] = Σ_r dy·xhat, db[j] = Σ_r dy (db may be null). Overwrites.
-KERNEL void layernorm1p_bwd_dw(float *dw, float *db, const float *dy, const float *x, const float *mean, const float *rstd, int rows, int dim) {
-	__shared__ float pw[8][33], pb[8][33];
+// Partial column sums for the weight (and bias) gradients: block (32, 8)
+// owns 32 columns of a chunk of rows (blockIdx.y); pw[chunk, j] = Σ dy·xhat
+// and pb[chunk, j] = Σ dy over the chunk's rows (pb may be null). col_sum
+// then adds the chunks: two deterministic passes, and enough blocks to fill
+// the GPU (one pass over all rows per column block left most SMs idle).
+KERNEL void layernorm1p_bwd_dw(float *pw, float *pb, const float *dy, const float *x, const float *mean, const float *rstd, int rows, int dim, int chunkRows) {
+	__shared__ float sw_[8][33], sb_[8][33];
 	int c = blockIdx.x * 32 + threadIdx.x;
+	int r0 = blockIdx.y * chunkRows, r1 = min(rows, r0 + chunkRows);
 	float sw = 0.f, sb = 0.f;
 	if (c < dim)
-		for (int r = threadIdx.y; r < rows; r += 8) {
+		for (int r = r0 + threadIdx.y; r < r1; r += 8) {
 			long long j = (long long)r * dim + c;
 			float g = dy[j];
 			sw += g * (x[j] - mean[r]) * rstd[r];
 			sb += g;
 		}
-	pw[threadIdx.y][threadIdx.x] = sw;
-	pb[threadIdx.y][threadIdx.x] = sb;
+	sw_[threadIdx.y][threadIdx.x] = sw;
+	sb_[threadIdx.y][threadIdx.x] = sb;
 	__syncthreads();
 	if (threadIdx.y == 0 && c < dim) {
-		for (int k = 1; k < 8; k++) { sw += pw[k][threadIdx.x]; sb += pb[k][threadIdx.x]; }
-		dw[c] = sw;
-		if (db) db[c] = sb;
+		for (int k = 1; k < 8; k++) { sw += sw_[k][threadIdx.x]; sb += sb_[k][threadIdx.x]; }
+		pw[(long long)blockIdx.y * dim + c] = sw;
+		if (pb) pb[(long long)blockIdx.y * dim + c] = sb;
 	}
 }
 
@@ -103,20 +108,22 @@ KERNEL void rmsnorm_bwd_dx(float *dx, const float *dy, const float *x, const flo
 	}
 }
 
-// dw[j] = Σ_r dy·x·rstd. Overwrites.
-KERNEL void rmsnorm_bwd_dw(float *dw, const float *dy, const float *x, const float *rstd, int rows, int dim) {
-	__shared__ float pw[8][33];
+// Partial weight-gradient sums of RMSNorm, Σ dy·x·rstd per chunk of rows,
+// as layernorm1p_bwd_dw.
+KERNEL void rmsnorm_bwd_dw(float *pw, const float *dy, const float *x, const float *rstd, int rows, int dim, int chunkRows) {
+	__shared__ float sw_[8][33];
 	int c = blockIdx.x * 32 + threadIdx.x;
+	int r0 = blockIdx.y * chunkRows, r1 = min(rows, r0 + chunkRows);
 	float sw = 0.f;
 	if (c < dim)
-		for (int r = threadIdx.y; r < rows; r += 8) {
+		for (int r = r0 + threadIdx.y; r < r1; r += 8) {
 			long long j = (long long)r * dim + c;
 			sw += dy[j] * x[j] * rstd[r];
 		}
-	pw[threadIdx.y][threadIdx.x] = sw;
+	sw_[threadIdx.y][threadIdx.x] = sw;
 	__syncthreads();
 	if (threadIdx.y == 0 && c < dim) {
-		for (int k = 1; k < 8; k++) sw += pw[k][threadIdx.x];
-		dw[c] = sw;
+		for (int k = 1; k < 8; k++) sw += sw_[k][threadIdx.x];
+		pw[(long long)blockIdx.y * dim + c] = sw;
 	}
 }
