@@ -6,5 +6,9 @@
 // AdamW) so the two can be compared step for step, and it is what
 // `bench train --device cuda` is meant to time.
 //
-// Like package cuda it is only compiled with the minitron_cuda build tag.
+// Like package cuda it is only compiled with the minitron_cuda build tag (a
+// GPU) or minitron_cudaemu (the CPU emulator, which runs its tests here:
+// three steps match distill.Trainer's losses and gradient norms to 6
+// digits). Attention goes through cuBLAS (Device.AttentionTC) unless
+// Model.AttnTC is cleared.
 package gputrain
