@@ -20,7 +20,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 		return err
 	}
 	defer d.Close()
-	r, err := gputrain.Bench(d, cfg, o.Batch, o.Seq, o.Steps, o.Loss == "kd", 1)
+	r, err := gputrain.Bench(d, cfg, o.Batch, o.Seq, o.Steps, o.Loss == "kd", false, 1)
 	if err != nil {
 		return err
 	}

@@ -88,7 +88,17 @@ func (d *Device) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a BF1
 	if m == 0 || n == 0 {
 		return nil
 	}
-	if err := checkMat("GemmBF16 C", c, m, n, ldc); err != nil {
+	ar, ac := m, k
+	if transA {
+		ar, ac = k, m
+	}
+	br, bc := k, n
+	if transB {
+		br, bc = n, k
+	}
+	// checkMat counts elements, so a bf16 view's N serves as is
+	if err := firstErr(checkMat("GemmBF16 A", Buf{N: a.N}, ar, ac, lda), checkMat("GemmBF16 B", Buf{N: b.N}, br, bc, ldb),
+		checkMat("GemmBF16 C", c, m, n, ldc)); err != nil {
 		return err
 	}
 	unlock := d.lock()

@@ -625,3 +625,21 @@ func (d *Device) FromBF16(out Buf, x BF16) error {
 	defer unlock()
 	return d.launch("bf16_to_f32", d.grid1(x.N), block256, 0, pp(out), uint64(x.Ptr), pl(x.N))
 }
+
+// Off is the view from element lo to the end.
+func (b BF16) Off(lo int) BF16 {
+	if lo < 0 || lo > b.N {
+		panic(fmt.Sprintf("cuda: offset %d of a %d-element bf16 buffer", lo, b.N))
+	}
+	return BF16{Ptr: b.Ptr + DevicePtr(2*lo), N: b.N - lo}
+}
+
+// Slice is the view of elements [lo, hi).
+func (b BF16) Slice(lo, hi int) BF16 {
+	if hi < lo || hi > b.N {
+		panic(fmt.Sprintf("cuda: slice [%d:%d] of a %d-element bf16 buffer", lo, hi, b.N))
+	}
+	v := b.Off(lo)
+	v.N = hi - lo
+	return v
+}

@@ -70,8 +70,9 @@ func TrainFLOPs(student, teacher *model.Config, batch, seq int) float64 {
 
 // Bench times steps training steps (after two warm-up steps) of a random
 // model of cfg on micro-batches of batch × seq tokens; kd adds a teacher of
-// the same shape and trains on forward KL, else on cross-entropy.
-func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd bool, seed uint64) (BenchResult, error) {
+// the same shape and trains on forward KL, else on cross-entropy; bf16 runs
+// the linear layers' products in bf16 (Model.EnableBF16), else TF32.
+func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bool, seed uint64) (BenchResult, error) {
 	if steps <= 0 {
 		steps = 5
 	}
@@ -81,6 +82,11 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd bool, se
 		return res, err
 	}
 	defer s.Free()
+	if bf16 {
+		if err := s.EnableBF16(); err != nil {
+			return res, err
+		}
+	}
 	losses := Losses{CE: 1}
 	var teacher *Model
 	var tcfg *model.Config
@@ -90,6 +96,11 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd bool, se
 			return res, err
 		}
 		defer teacher.Free()
+		if bf16 {
+			if err := teacher.EnableBF16(); err != nil {
+				return res, err
+			}
+		}
 		tcfg = cfg
 	}
 	tr, err := NewTrainer(s, teacher, losses, DefaultOptim)

@@ -47,6 +47,14 @@ type Model struct {
 	// AttnTC runs attention through cuBLAS (Device.AttentionTC, tensor
 	// cores; the default) instead of the reference kernel.
 	AttnTC bool
+
+	// bf16 GEMMs (EnableBF16): a bf16 shadow of the weights and of every
+	// linear layer's input, for cublasGemmEx with f32 accumulation.
+	bf16               bool
+	WB                 cuda.BF16
+	h1b, attb, h2b, ab []cuda.BF16
+	hfb                cuda.BF16
+	ownedB             []cuda.BF16
 }
 
 // NewModel loads the tensors of cfg from src onto the device. train keeps
@@ -145,7 +153,67 @@ func (m *Model) Free() {
 	for _, b := range m.owned {
 		m.d.Free(b)
 	}
-	m.owned = nil
+	for _, b := range m.ownedB {
+		m.d.FreeBF16(b)
+	}
+	m.owned, m.ownedB = nil, nil
+}
+
+func (m *Model) allocB(n int) (cuda.BF16, error) {
+	b, err := m.d.AllocBF16(n)
+	if err != nil {
+		return b, err
+	}
+	m.ownedB = append(m.ownedB, b)
+	return b, nil
+}
+
+// EnableBF16 switches the linear layers (not attention's scores, the norms
+// or the loss) to bf16 inputs with f32 outputs and accumulation
+// (mixed precision: the f32 weights stay the master copy, the bf16 shadow
+// is refreshed after each update). Call it before the first Forward.
+func (m *Model) EnableBF16() error {
+	if m.bf16 {
+		return nil
+	}
+	c := m.Cfg
+	rows, H, F, L := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
+	var err error
+	many := func(dst *[]cuda.BF16, n int) {
+		*dst = make([]cuda.BF16, L)
+		for i := range *dst {
+			if err == nil {
+				(*dst)[i], err = m.allocB(n)
+			}
+		}
+	}
+	if m.WB, err = m.allocB(m.W.N); err != nil {
+		return err
+	}
+	many(&m.h1b, rows*H)
+	many(&m.attb, rows*c.QDim())
+	many(&m.h2b, rows*H)
+	many(&m.ab, rows*F)
+	if err == nil {
+		m.hfb, err = m.allocB(rows * H)
+	}
+	if err == nil {
+		err = m.RefreshBF16()
+	}
+	if err != nil {
+		return err
+	}
+	m.bf16 = true
+	return nil
+}
+
+// RefreshBF16 rounds the f32 weights into their bf16 shadow.
+func (m *Model) RefreshBF16() error { return m.d.ToBF16(m.WB, m.W) }
+
+// PB is parameter name's window of the bf16 shadow.
+func (m *Model) PB(name string) cuda.BF16 {
+	p := m.params[m.byName[name]]
+	return m.WB.Slice(p.off, p.off+p.n)
 }
 
 // P is parameter name's window of the arena (a zero Buf when absent).
@@ -301,13 +369,33 @@ func (m *Model) norm(out, mean, rstd, x cuda.Buf, w, b string) error {
 	return m.d.LayerNorm1PStats(out, mean, rstd, x, m.P(w), bias, rows, c.HiddenSize, float32(c.NormEps))
 }
 
-// linear writes y[:, off:off+out] = x·Wᵀ into a [rows, ldy] buffer.
-func (m *Model) linear(y cuda.Buf, off, ldy int, x cuda.Buf, in int, w string, out int, accumulate bool) error {
+// linear writes y[:, off:off+out] = x·Wᵀ into a [rows, ldy] buffer; in
+// bf16 mode from xb, the bf16 copy of x (see toB).
+func (m *Model) linear(y cuda.Buf, off, ldy int, x cuda.Buf, xb cuda.BF16, in int, w string, out int, accumulate bool) error {
 	beta := float32(0)
 	if accumulate {
 		beta = 1
 	}
+	if m.bf16 {
+		return m.d.GemmBF16(false, true, m.Batch*m.Seq, out, in, 1, xb, in, m.PB(w), in, beta, y.Off(off), ldy)
+	}
 	return m.d.Sgemm(false, true, m.Batch*m.Seq, out, in, 1, x, in, m.P(w), in, beta, y.Off(off), ldy)
+}
+
+// toB rounds x into its bf16 copy in bf16 mode (a no-op otherwise).
+func (m *Model) toB(xb cuda.BF16, x cuda.Buf) error {
+	if !m.bf16 {
+		return nil
+	}
+	return m.d.ToBF16(xb, x)
+}
+
+// bAt is the l-th bf16 buffer, or a zero one outside bf16 mode.
+func bAt(bs []cuda.BF16, l int) cuda.BF16 {
+	if l < len(bs) {
+		return bs[l]
+	}
+	return cuda.BF16{}
 }
 
 // Forward runs the model on the batch set by SetBatch and leaves the
@@ -326,11 +414,13 @@ func (m *Model) Forward() error {
 	for l := 0; l < L; l++ {
 		p := model.LayerPrefix(l)
 		x := m.xs[l]
+		h1b, attb, h2b, ab := bAt(m.h1b, l), bAt(m.attb, l), bAt(m.h2b, l), bAt(m.ab, l)
 		err := firstErr(
 			m.norm(m.h1[l], m.mean1[l], m.rstd1[l], x, p+"input_layernorm.weight", p+"input_layernorm.bias"),
-			m.linear(m.qkv[l], 0, W, m.h1[l], H, p+"self_attn.q_proj.weight", QD, false),
-			m.linear(m.qkv[l], QD, W, m.h1[l], H, p+"self_attn.k_proj.weight", KVD, false),
-			m.linear(m.qkv[l], QD+KVD, W, m.h1[l], H, p+"self_attn.v_proj.weight", KVD, false))
+			m.toB(h1b, m.h1[l]),
+			m.linear(m.qkv[l], 0, W, m.h1[l], h1b, H, p+"self_attn.q_proj.weight", QD, false),
+			m.linear(m.qkv[l], QD, W, m.h1[l], h1b, H, p+"self_attn.k_proj.weight", KVD, false),
+			m.linear(m.qkv[l], QD+KVD, W, m.h1[l], h1b, H, p+"self_attn.v_proj.weight", KVD, false))
 		if err != nil {
 			return fmt.Errorf("layer %d attention input: %w", l, err)
 		}
@@ -352,26 +442,29 @@ func (m *Model) Forward() error {
 		}
 		err = firstErr(
 			attn(m.att[l], q, q.Off(QD), q.Off(QD+KVD), dims, probs),
+			m.toB(attb, m.att[l]),
 			d.CopyBuf(m.xmid[l], x),
-			m.linear(m.xmid[l], 0, H, m.att[l], QD, p+"self_attn.o_proj.weight", H, true),
-			m.norm(m.h2[l], m.mean2[l], m.rstd2[l], m.xmid[l], p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"))
+			m.linear(m.xmid[l], 0, H, m.att[l], attb, QD, p+"self_attn.o_proj.weight", H, true),
+			m.norm(m.h2[l], m.mean2[l], m.rstd2[l], m.xmid[l], p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"),
+			m.toB(h2b, m.h2[l]))
 		if err != nil {
 			return fmt.Errorf("layer %d attention: %w", l, err)
 		}
 		if c.GatedMLP() {
 			err = firstErr(
-				m.linear(m.u[l], 0, 2*F, m.h2[l], H, p+"mlp.gate_proj.weight", F, false),
-				m.linear(m.u[l], F, 2*F, m.h2[l], H, p+"mlp.up_proj.weight", F, false),
+				m.linear(m.u[l], 0, 2*F, m.h2[l], h2b, H, p+"mlp.gate_proj.weight", F, false),
+				m.linear(m.u[l], F, 2*F, m.h2[l], h2b, H, p+"mlp.up_proj.weight", F, false),
 				d.ApplyGated(m.act, m.a[l], m.u[l], m.u[l].Off(F), rows, F, 2*F))
 		} else {
 			err = firstErr(
-				m.linear(m.u[l], 0, F, m.h2[l], H, p+"mlp.up_proj.weight", F, false),
+				m.linear(m.u[l], 0, F, m.h2[l], h2b, H, p+"mlp.up_proj.weight", F, false),
 				d.Activate(m.act, m.a[l], m.u[l]))
 		}
 		if err == nil {
 			err = firstErr(
+				m.toB(ab, m.a[l]),
 				d.CopyBuf(m.xs[l+1], m.xmid[l]),
-				m.linear(m.xs[l+1], 0, H, m.a[l], F, p+"mlp.down_proj.weight", H, true))
+				m.linear(m.xs[l+1], 0, H, m.a[l], ab, F, p+"mlp.down_proj.weight", H, true))
 		}
 		if err != nil {
 			return fmt.Errorf("layer %d mlp: %w", l, err)
@@ -383,7 +476,8 @@ func (m *Model) Forward() error {
 	}
 	return firstErr(
 		m.norm(m.hf, m.meanf, m.rstdf, m.xs[L], "model.norm.weight", "model.norm.bias"),
-		m.linear(m.logits, 0, c.VocabSize, m.hf, H, head, c.VocabSize, false))
+		m.toB(m.hfb, m.hf),
+		m.linear(m.logits, 0, c.VocabSize, m.hf, m.hfb, H, head, c.VocabSize, false))
 }
 
 // Logits is the buffer Forward writes [Batch·Seq, vocab] into.

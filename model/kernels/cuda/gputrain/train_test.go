@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"strings"
 	"testing"
 
 	"github.com/minitron-dev/minitron/distill"
@@ -110,6 +111,8 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 		{"nemotron-ce-refattn", model.Nemotron, false, false, 1e-4, "the reference attention kernel instead of cuBLAS"},
 		{"llama-kd", model.Llama, true, false, 1e-4, "RMSNorm, SwiGLU, forward KL from a teacher"},
 		{"nemotron-kd-tf32", model.Nemotron, true, true, 1e-2, "TF32 products: looser"},
+		{"nemotron-ce-bf16", model.Nemotron, false, false, 2e-2, "bf16 linear layers (mixed precision)"},
+		{"llama-kd-bf16", model.Llama, true, false, 2e-2, "bf16 linear layers, student and teacher"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if testing.Short() && cuda.Emulated() && c.name != "nemotron-ce" {
@@ -133,6 +136,9 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 				gteacher, err = gputrain.NewModel(dev, cfg, tsrc, B, T, false)
 				must(t, err)
 				defer gteacher.Free()
+				if strings.HasSuffix(c.name, "-bf16") {
+					must(t, gteacher.EnableBF16())
+				}
 			}
 			s, err := distill.NewStudent(cfg, src, B, T, losses)
 			must(t, err)
@@ -143,6 +149,9 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			must(t, err)
 			defer gs.Free()
 			gs.AttnTC = c.name != "nemotron-ce-refattn"
+			if strings.HasSuffix(c.name, "-bf16") {
+				must(t, gs.EnableBF16())
+			}
 			opt := gputrain.DefaultOptim
 			opt.WeightDecay, opt.Clip = wd, clip
 			gpu, err := gputrain.NewTrainer(gs, gteacher, glosses, opt)
@@ -172,9 +181,12 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 func BenchmarkTrain100M(b *testing.B) {
 	cfg, err := gputrain.NemotronBench100M()
 	must(b, err)
-	for _, kd := range []bool{false, true} {
-		b.Run(map[bool]string{false: "ce", true: "kd"}[kd], func(b *testing.B) {
-			r, err := gputrain.Bench(dev, cfg, 8, 1024, max(b.N, 3), kd, 1)
+	for _, c := range []struct {
+		name     string
+		kd, bf16 bool
+	}{{"ce", false, false}, {"kd", true, false}, {"ce-bf16", false, true}, {"kd-bf16", true, true}} {
+		b.Run(c.name, func(b *testing.B) {
+			r, err := gputrain.Bench(dev, cfg, 8, 1024, max(b.N, 3), c.kd, c.bf16, 1)
 			must(b, err)
 			b.Logf("%+v", r)
 			b.ReportMetric(r.TokensPerS, "tokens/s")

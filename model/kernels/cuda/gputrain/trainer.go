@@ -51,6 +51,9 @@ type Trainer struct {
 	rowLoss          cuda.Buf
 	hostLoss         []float32
 	owned            []cuda.Buf
+	// bf16 copies of the gradients that feed products (bf16 mode)
+	Gb, gb, dub, dqkvb cuda.BF16
+	ownedB             []cuda.BF16
 }
 
 // StepMetrics are one step's results (means over its tokens), as
@@ -65,7 +68,8 @@ type StepMetrics struct {
 }
 
 // NewTrainer wires a trainer for student s (built with train = true);
-// teacher may be nil when Losses.KL is 0.
+// teacher may be nil when Losses.KL is 0. For bf16 products call
+// s.EnableBF16 (and the teacher's) first.
 func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	if !s.train {
 		return nil, fmt.Errorf("gputrain: the student model was built without train")
@@ -115,6 +119,17 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	if losses.CE != 0 && losses.KL != 0 {
 		one(&t.mix, rows*c.VocabSize, false)
 	}
+	if err == nil && s.bf16 {
+		for _, x := range []struct {
+			dst *cuda.BF16
+			n   int
+		}{{&t.Gb, rows * c.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (c.QDim() + 2*c.KVDim())}} {
+			if *x.dst, err = s.d.AllocBF16(x.n); err != nil {
+				break
+			}
+			t.ownedB = append(t.ownedB, *x.dst)
+		}
+	}
 	if err != nil {
 		t.Free()
 		return nil, err
@@ -128,7 +143,10 @@ func (t *Trainer) Free() {
 	for _, b := range t.owned {
 		t.S.d.Free(b)
 	}
-	t.owned = nil
+	for _, b := range t.ownedB {
+		t.S.d.FreeBF16(b)
+	}
+	t.owned, t.ownedB = nil, nil
 }
 
 func (t *Trainer) gradOf(name string) cuda.Buf {
@@ -203,6 +221,11 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 			return m, err
 		}
 	}
+	if s.bf16 {
+		if err := s.RefreshBF16(); err != nil {
+			return m, err
+		}
+	}
 	return m, nil
 }
 
@@ -263,18 +286,25 @@ func (t *Trainer) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumula
 	return s.d.LayerNorm1PBackward(dx, t.gradOf(w), db, dy, x, s.P(w), mean, rstd, rows, H, accumulate)
 }
 
-// wgrad writes dW [out, in] = dy[:, off:off+out]ᵀ·x, dy of row stride ldy.
-func (t *Trainer) wgrad(name string, dy cuda.Buf, off, ldy, out int, x cuda.Buf, in int) error {
+// wgrad writes dW [out, in] = dy[:, off:off+out]ᵀ·x, dy of row stride ldy
+// (dyb and xb: their bf16 copies, used in bf16 mode).
+func (t *Trainer) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
 	s := t.S
+	if s.bf16 {
+		return s.d.GemmBF16(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, t.gradOf(name), in)
+	}
 	return s.d.Sgemm(true, false, out, in, s.Batch*s.Seq, 1, dy.Off(off), ldy, x, in, 0, t.gradOf(name), in)
 }
 
 // dgrad writes (or adds) dx [rows, in] = dy[:, off:off+out]·W.
-func (t *Trainer) dgrad(dx cuda.Buf, dy cuda.Buf, off, ldy, out int, name string, in int, accumulate bool) error {
+func (t *Trainer) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, name string, in int, accumulate bool) error {
 	s := t.S
 	beta := float32(0)
 	if accumulate {
 		beta = 1
+	}
+	if s.bf16 {
+		return s.d.GemmBF16(false, false, s.Batch*s.Seq, in, out, 1, dyb.Off(off), ldy, s.PB(name), in, beta, dx, in)
 	}
 	return s.d.Sgemm(false, false, s.Batch*s.Seq, in, out, 1, dy.Off(off), ldy, s.P(name), in, beta, dx, in)
 }
@@ -292,8 +322,9 @@ func (t *Trainer) backward() error {
 	}
 	G := s.logits // holds dLoss/dlogits
 	if err := firstErr(
-		t.wgrad(head, G, 0, V, V, s.hf, H),
-		t.dgrad(t.dh, G, 0, V, V, head, H, false),
+		s.toB(t.Gb, G),
+		t.wgrad(head, G, t.Gb, 0, V, V, s.hf, s.hfb, H),
+		t.dgrad(t.dh, G, t.Gb, 0, V, V, head, H, false),
 		t.normBack(t.g, t.dh, s.xs[L], s.meanf, s.rstdf, "model.norm.weight", "model.norm.bias", false)); err != nil {
 		return fmt.Errorf("backward through the head: %w", err)
 	}
@@ -301,23 +332,27 @@ func (t *Trainer) backward() error {
 	rot := c.RotaryDim()
 	for l := L - 1; l >= 0; l-- {
 		p := model.LayerPrefix(l)
+		h1b, attb, h2b, ab := bAt(s.h1b, l), bAt(s.attb, l), bAt(s.h2b, l), bAt(s.ab, l)
 		// MLP: xs[l+1] = xmid + a·Wdᵀ
 		err := firstErr(
-			t.wgrad(p+"mlp.down_proj.weight", t.g, 0, H, H, s.a[l], F),
-			t.dgrad(t.da, t.g, 0, H, H, p+"mlp.down_proj.weight", F, false))
+			s.toB(t.gb, t.g),
+			t.wgrad(p+"mlp.down_proj.weight", t.g, t.gb, 0, H, H, s.a[l], ab, F),
+			t.dgrad(t.da, t.g, t.gb, 0, H, H, p+"mlp.down_proj.weight", F, false))
 		if err == nil {
 			if c.GatedMLP() {
 				err = firstErr(
 					d.BackwardGated(s.act, t.du, t.du.Off(F), t.da, s.u[l], s.u[l].Off(F), rows, F, 2*F),
-					t.wgrad(p+"mlp.gate_proj.weight", t.du, 0, 2*F, F, s.h2[l], H),
-					t.wgrad(p+"mlp.up_proj.weight", t.du, F, 2*F, F, s.h2[l], H),
-					t.dgrad(t.dh, t.du, 0, 2*F, F, p+"mlp.gate_proj.weight", H, false),
-					t.dgrad(t.dh, t.du, F, 2*F, F, p+"mlp.up_proj.weight", H, true))
+					s.toB(t.dub, t.du),
+					t.wgrad(p+"mlp.gate_proj.weight", t.du, t.dub, 0, 2*F, F, s.h2[l], h2b, H),
+					t.wgrad(p+"mlp.up_proj.weight", t.du, t.dub, F, 2*F, F, s.h2[l], h2b, H),
+					t.dgrad(t.dh, t.du, t.dub, 0, 2*F, F, p+"mlp.gate_proj.weight", H, false),
+					t.dgrad(t.dh, t.du, t.dub, F, 2*F, F, p+"mlp.up_proj.weight", H, true))
 			} else {
 				err = firstErr(
 					d.ActivationBackward(s.act, t.du, t.da, s.u[l]),
-					t.wgrad(p+"mlp.up_proj.weight", t.du, 0, F, F, s.h2[l], H),
-					t.dgrad(t.dh, t.du, 0, F, F, p+"mlp.up_proj.weight", H, false))
+					s.toB(t.dub, t.du),
+					t.wgrad(p+"mlp.up_proj.weight", t.du, t.dub, 0, F, F, s.h2[l], h2b, H),
+					t.dgrad(t.dh, t.du, t.dub, 0, F, F, p+"mlp.up_proj.weight", H, false))
 			}
 		}
 		if err == nil {
@@ -333,8 +368,9 @@ func (t *Trainer) backward() error {
 			attnBack = d.AttentionBackwardTC
 		}
 		err = firstErr(
-			t.wgrad(p+"self_attn.o_proj.weight", t.g, 0, H, H, s.att[l], QD),
-			t.dgrad(t.datt, t.g, 0, H, H, p+"self_attn.o_proj.weight", QD, false),
+			s.toB(t.gb, t.g),
+			t.wgrad(p+"self_attn.o_proj.weight", t.g, t.gb, 0, H, H, s.att[l], attb, QD),
+			t.dgrad(t.datt, t.g, t.gb, 0, H, H, p+"self_attn.o_proj.weight", QD, false),
 			attnBack(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[l], dims, W, W, W))
 		if err == nil && rot > 0 {
 			// RoPE is a rotation: its backward is the inverse rotation.
@@ -344,12 +380,13 @@ func (t *Trainer) backward() error {
 		}
 		if err == nil {
 			err = firstErr(
-				t.wgrad(p+"self_attn.q_proj.weight", t.dqkv, 0, W, QD, s.h1[l], H),
-				t.wgrad(p+"self_attn.k_proj.weight", t.dqkv, QD, W, KVD, s.h1[l], H),
-				t.wgrad(p+"self_attn.v_proj.weight", t.dqkv, QD+KVD, W, KVD, s.h1[l], H),
-				t.dgrad(t.dh, t.dqkv, 0, W, QD, p+"self_attn.q_proj.weight", H, false),
-				t.dgrad(t.dh, t.dqkv, QD, W, KVD, p+"self_attn.k_proj.weight", H, true),
-				t.dgrad(t.dh, t.dqkv, QD+KVD, W, KVD, p+"self_attn.v_proj.weight", H, true),
+				s.toB(t.dqkvb, t.dqkv),
+				t.wgrad(p+"self_attn.q_proj.weight", t.dqkv, t.dqkvb, 0, W, QD, s.h1[l], h1b, H),
+				t.wgrad(p+"self_attn.k_proj.weight", t.dqkv, t.dqkvb, QD, W, KVD, s.h1[l], h1b, H),
+				t.wgrad(p+"self_attn.v_proj.weight", t.dqkv, t.dqkvb, QD+KVD, W, KVD, s.h1[l], h1b, H),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, 0, W, QD, p+"self_attn.q_proj.weight", H, false),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD, W, KVD, p+"self_attn.k_proj.weight", H, true),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, p+"self_attn.v_proj.weight", H, true),
 				t.normBack(t.g, t.dh, s.xs[l], s.mean1[l], s.rstd1[l], p+"input_layernorm.weight", p+"input_layernorm.bias", true))
 		}
 		if err != nil {
