@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin/minitron
 RUN ?= runs/default
 
-.PHONY: all deps build test test-long reproduce reproduce-quick bench fuzz purego clean
+.PHONY: all deps build test test-cpu test-cuda test-long reproduce reproduce-quick bench fuzz purego clean
 
 all: build
 
@@ -19,11 +19,23 @@ deps:
 build: deps
 	$(GO) build -o $(BIN) ./cmd/minitron
 
-# The CI suite: vet, the short tests, and the pure-Go (no cgo) build.
-test: deps
+# The CI suite (.ci/run runs exactly this): the CPU suite, then the CUDA
+# backend's compile check and its tests (which skip cleanly without a GPU) and
+# the same CUDA C on the CPU emulator. The CUDA part installs Debian's CUDA 11.8
+# dev packages (about 1.5 GB) on first use; `make test-cpu` leaves it out.
+test: test-cpu test-cuda
+
+test-cpu: deps
 	$(GO) vet ./...
 	$(GO) test -short -count=1 -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/minitron
+
+test-cuda: deps
+	bash scripts/install-cuda-dev.sh
+	$(GO) vet -tags minitron_cuda ./...
+	$(GO) build -tags minitron_cuda ./...
+	$(GO) test -count=1 -tags minitron_cuda ./model/kernels/cuda/...
+	$(GO) test -short -count=1 -tags minitron_cudaemu ./model/kernels/cuda/...
 
 # Longer checks that stay out of CI.
 test-long: deps
