@@ -241,6 +241,10 @@ func (p *pipeline) markdown(plots []string) string {
 	}
 	fmt.Fprintf(&b, "\n%d of %d claim checks held. A loss difference of a few thousandths of a nat, or an accuracy difference within about two standard errors, is within the noise of one seed and one evaluation sample.\n\n", held, len(r.Claims))
 
+	if note := depthNote(r.Models); note != "" {
+		b.WriteString(note + "\n\n")
+	}
+
 	if len(plots) > 0 {
 		b.WriteString("## Plots\n\n")
 		for _, pl := range plots {
@@ -260,6 +264,31 @@ func (p *pipeline) markdown(plots []string) string {
 		fmt.Fprintf(&b, "| %s | %.1f | %s |\n", s.Name, s.Seconds, agree(s.Skipped))
 	}
 	return b.String()
+}
+
+// depthNote points out the confound of the width-vs-depth comparison at
+// small scale: students are matched on non-embedding parameters (as the
+// papers count them), but a depth-pruned student keeps the teacher's full
+// embedding, which dominates a small model's size.
+func depthNote(entries []*Entry) string {
+	var parts []string
+	for _, w := range entries {
+		if w.Kind != KindMinitron {
+			continue
+		}
+		for _, d := range entries {
+			if d.Kind == KindDepth && d.Student == w.Student && float64(d.Params) > 1.2*float64(w.Params) {
+				parts = append(parts, fmt.Sprintf("%s: %s vs %s total (%s vs %s non-embedding)", w.Student,
+					fmtParams(d.Params), fmtParams(w.Params), fmtParams(d.NonEmbParams), fmtParams(w.NonEmbParams)))
+			}
+		}
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return "Note on width vs depth: the students are matched on non-embedding parameters, as the papers count them, " +
+		"but a depth-pruned student keeps the teacher's full hidden size and so its whole embedding, which dominates a model this small. " +
+		"Depth vs width students here: " + strings.Join(parts, "; ") + ". At the papers' scale the embedding is a few percent of the model and this confound disappears."
 }
 
 func fracList(f []float64) string {
@@ -335,19 +364,33 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 		byKind[e.Kind] = append(byKind[e.Kind], plotter.XY{X: float64(e.NonEmbParams) / 1e6, Y: e.Eval.Tasks[key].AccNorm})
 	}
 	sort.SliceStable(kinds, func(i, j int) bool { return kindRank(kinds[i]) < kindRank(kinds[j]) })
-	palette := []color.Color{
-		color.RGBA{0, 0, 0, 255}, color.RGBA{118, 185, 0, 255}, color.RGBA{31, 119, 180, 255}, color.RGBA{214, 39, 40, 255},
-		color.RGBA{148, 103, 189, 255}, color.RGBA{255, 127, 14, 255}, color.RGBA{140, 86, 75, 255}, color.RGBA{127, 127, 127, 255},
-		color.RGBA{23, 190, 207, 255}, color.RGBA{188, 189, 34, 255},
+	gray := color.RGBA{120, 120, 120, 255}
+	styles := map[string]struct {
+		c     color.Color
+		shape draw.GlyphDrawer
+	}{
+		KindTeacher:      {color.RGBA{0, 0, 0, 255}, draw.CircleGlyph{}},
+		KindMinitron:     {color.RGBA{118, 185, 0, 255}, draw.CircleGlyph{}},
+		KindCE:           {color.RGBA{31, 119, 180, 255}, draw.SquareGlyph{}},
+		KindDepth:        {color.RGBA{214, 39, 40, 255}, draw.PyramidGlyph{}},
+		KindRandom:       {color.RGBA{148, 103, 189, 255}, draw.CrossGlyph{}},
+		KindScratch:      {color.RGBA{255, 127, 14, 255}, draw.PlusGlyph{}},
+		KindScratchLong:  {color.RGBA{140, 86, 75, 255}, draw.RingGlyph{}},
+		KindPruned:       {gray, draw.BoxGlyph{}},
+		KindPrunedDepth:  {gray, draw.TriangleGlyph{}},
+		KindPrunedRandom: {gray, draw.CrossGlyph{}},
 	}
-	shapes := []draw.GlyphDrawer{draw.CircleGlyph{}, draw.TriangleGlyph{}, draw.SquareGlyph{}, draw.PyramidGlyph{}, draw.CrossGlyph{}, draw.PlusGlyph{}, draw.RingGlyph{}, draw.BoxGlyph{}}
-	for i, k := range kinds {
+	for _, k := range kinds {
 		s, err := plotter.NewScatter(byKind[k])
 		if err != nil {
 			return err
 		}
-		s.GlyphStyle.Color = palette[i%len(palette)]
-		s.GlyphStyle.Shape = shapes[i%len(shapes)]
+		st, ok := styles[k]
+		if !ok {
+			st.c, st.shape = gray, draw.RingGlyph{}
+		}
+		s.GlyphStyle.Color = st.c
+		s.GlyphStyle.Shape = st.shape
 		s.GlyphStyle.Radius = vg.Points(4)
 		if k == KindMinitron {
 			s.GlyphStyle.Radius = vg.Points(6)
