@@ -95,6 +95,7 @@ type Entry struct {
 }
 
 type pipeline struct {
+	ctx   context.Context // cancelling it stops a running stage (left unfinished, redone next time)
 	o     Options
 	c     Config
 	out   string
@@ -149,7 +150,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("reproduce: %w", err)
 	}
-	p := &pipeline{o: o, c: c, out: out, res: &Result{Out: out, Config: c, Machine: machine()}, start: time.Now()}
+	p := &pipeline{ctx: ctx, o: o, c: c, out: out, res: &Result{Out: out, Config: c, Machine: machine()}, start: time.Now()}
 	p.logf("config %s: teacher %s, vocab %d, seq %d × batch %d; teacher %d tokens, students %d tokens each",
 		c.Name, c.Teacher, c.Vocab, c.SeqLen, c.Batch, c.TeacherTokens, c.StudentTokens)
 
@@ -416,12 +417,12 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 				p.logf("%s: step %d/%d loss %.4f (%.0f tok/s)", rel, m.Step, steps, m.Loss, float64(m.Step*c.SeqLen*c.Batch)/el)
 			}
 		}
-		res, err := distill.Run(context.Background(), dc)
+		res, err := distill.Run(p.ctx, dc)
 		if err != nil {
 			return err
 		}
 		if res.Interrupted {
-			return errors.New("interrupted")
+			return fmt.Errorf("interrupted at step %d of %d (run again to redo this stage)", res.Steps, steps)
 		}
 		// Keep the final weights as an ordinary HF checkpoint: drop the
 		// optimizer state (resuming is not needed once a stage is done).
@@ -487,7 +488,7 @@ func (p *pipeline) importance(teacherKey string) (string, error) {
 		// Width: the paper's best aggregation (batch L2, sequence mean).
 		// Depth: drop-one LM loss and Block Importance, for the
 		// depth-pruned baseline.
-		sc, err := importance.Compute(context.Background(), m, samples, importance.Options{
+		sc, err := importance.Compute(p.ctx, m, samples, importance.Options{
 			Aggregation: importance.DefaultAggregation, Batch: 4, BI: true, Loss: true,
 			LossSamples: min(len(samples), 32)})
 		if err != nil {
@@ -534,7 +535,7 @@ func (p *pipeline) prune(rel, key string, o prune.Options) error {
 		o.ModelDir = p.path("teacher", "model")
 		o.OutDir = filepath.Join(tmp, "model")
 		o.EvalData = "none"
-		rep, err := prune.Run(context.Background(), o)
+		rep, err := prune.Run(p.ctx, o)
 		if err != nil {
 			return err
 		}
