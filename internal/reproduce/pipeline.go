@@ -73,6 +73,9 @@ const (
 	KindRandom       = "random width-pruned + KD"
 	KindScratch      = "from scratch (CE)"
 	KindScratchLong  = "from scratch (CE), many tokens"
+	// KindMinitronSeed is the Minitron student retrained on another data
+	// order: how far one seed moves the numbers.
+	KindMinitronSeed = "width-pruned + KD (Minitron), other data order"
 )
 
 // Entry is one evaluated model.
@@ -380,18 +383,27 @@ type trainSpec struct {
 	tokens    int64
 	val       bool
 	upstreams []string // keys of the stages it reads
+	// seed overrides the config's seed (data order, random init) when
+	// non-zero: the noise check.
+	seed uint64
 }
 
 func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 	c := p.c
+	seed := c.Seed
+	ups := s.upstreams
+	if s.seed != 0 {
+		seed = s.seed
+		ups = append(append([]string{}, ups...), fmt.Sprintf("seed=%d", seed))
+	}
 	key := StageKey("train/1", s.name, s.student != "", s.cfg, s.teacher != "", s.losses, s.lr, s.tokens,
-		c.SeqLen, c.Batch, c.OpticksWeight, c.ValEvery, c.ValBatches, c.Seed, s.upstreams)
+		c.SeqLen, c.Batch, c.OpticksWeight, c.ValEvery, c.ValBatches, c.Seed, ups)
 	return key, p.stage(rel, key, func(tmp string) error {
 		steps := int((s.tokens + int64(c.SeqLen*c.Batch) - 1) / int64(c.SeqLen*c.Batch))
 		train, closeTrain, err := data.OpenBlend(
 			[]string{p.path("data", "go_train"), p.path("data", "opticks_train")},
 			[]float64{1 - c.OpticksWeight, c.OpticksWeight},
-			data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
+			data.SamplerOptions{SeqLen: c.SeqLen, Seed: seed})
 		if err != nil {
 			return err
 		}
@@ -402,7 +414,7 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 			Train:      train,
 			SeqLen:     c.SeqLen, MicroBatch: c.Batch, GlobalBatch: c.Batch, Steps: steps,
 			LR: s.lr, MinLR: s.lr / 10, Warmup: max(1, steps/20), WeightDecay: 0.01,
-			Losses: s.losses, Seed: c.Seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
+			Losses: s.losses, Seed: seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
 		}
 		if s.val {
 			dc.Val = []string{p.path("data", "go_val")}
@@ -640,6 +652,15 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 				spec       trainSpec
 			}{fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), KindScratchLong,
 				trainSpec{cfg: scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{kw}}})
+		}
+		if si == 0 {
+			// The noise yardstick: the Minitron student again on another
+			// data order.
+			runs = append(runs, struct {
+				name, kind string
+				spec       trainSpec
+			}{w + "-kd-seed2", KindMinitronSeed,
+				trainSpec{student: p.path(pw, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kw, teacherKey}, seed: c.Seed + 1}})
 		}
 		for _, r := range runs {
 			if err := ctx.Err(); err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"runtime"
 	"sort"
@@ -38,6 +39,34 @@ type Claim struct {
 	GoAccBase     float64 `json:"baseline_go_acc"`
 	GoAccStderr   float64 `json:"go_acc_stderr"` // the larger of the two standard errors
 	GoAccAgrees   bool    `json:"go_acc_agrees"`
+	// Noise is how far the Minitron student's Go loss moved when it was
+	// retrained on another data order (0: not measured); WithinNoise
+	// marks a loss difference no larger than that.
+	Noise       float64 `json:"seed_noise,omitempty"`
+	WithinNoise bool    `json:"within_noise,omitempty"`
+}
+
+// SeedNoise is |Go loss of the Minitron student − the same retrained on
+// another data order|, by student, and the first one measured (the
+// yardstick for students without their own); ok is false when none was.
+func SeedNoise(entries []*Entry) (by map[string]float64, first float64, ok bool) {
+	by = map[string]float64{}
+	var order []string
+	for _, a := range entries {
+		if a.Kind != KindMinitron || a.Eval == nil {
+			continue
+		}
+		for _, b := range entries {
+			if b.Kind == KindMinitronSeed && b.Student == a.Student && b.Eval != nil {
+				by[a.Student] = math.Abs(a.Eval.PPL["go"].Loss - b.Eval.PPL["go"].Loss)
+				order = append(order, a.Student)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return by, 0, false
+	}
+	return by, by[order[0]], true
 }
 
 // Claims compares the Minitron students with their baselines.
@@ -47,6 +76,7 @@ func Claims(entries []*Entry) []Claim {
 		by[e.Student+"|"+e.Kind] = e
 	}
 	var out []Claim
+	noiseBy, noise0, haveNoise := SeedNoise(entries)
 	var students []string
 	seen := map[string]bool{}
 	for _, e := range entries {
@@ -82,6 +112,13 @@ func Claims(entries []*Entry) []Claim {
 			c.OpticksAgrees = ours.Eval.PPL["opticks"].Loss <= b.Eval.PPL["opticks"].Loss
 			c.GoAccAgrees = c.GoAccOurs >= c.GoAccBase
 			c.GoAccStderr = max(ours.Eval.Tasks["go"].AccNormStderr, b.Eval.Tasks["go"].AccNormStderr)
+			if haveNoise {
+				c.Noise = noise0
+				if n, ok := noiseBy[s]; ok {
+					c.Noise = n
+				}
+				c.WithinNoise = math.Abs(c.OursLoss-c.BaseLoss) <= c.Noise
+			}
 			out = append(out, c)
 		}
 	}
@@ -135,6 +172,14 @@ func heldText(h bool) string {
 		return "**held**"
 	}
 	return "**not held**"
+}
+
+func verdict(c Claim) string {
+	v := heldText(c.Held)
+	if c.WithinNoise {
+		v += fmt.Sprintf(" (within seed noise, %.3f)", c.Noise)
+	}
+	return v
 }
 
 func agree(b bool) string {
@@ -193,7 +238,7 @@ func ClaimsTable(claims []Claim) string {
 	for _, c := range claims {
 		fmt.Fprintf(&b, "| %s | %s | %s → %s | %.3f vs %.3f (%+.3f) | %s | %s | %.1f vs %.1f (± %.1f) |\n",
 			c.Claim, c.Student, c.Ours, c.Baseline, c.OursLoss, c.BaseLoss, c.OursLoss-c.BaseLoss,
-			heldText(c.Held), agree(c.OpticksAgrees), c.GoAccOurs, c.GoAccBase, c.GoAccStderr)
+			verdict(c), agree(c.OpticksAgrees), c.GoAccOurs, c.GoAccBase, c.GoAccStderr)
 	}
 	return b.String()
 }
@@ -239,7 +284,17 @@ func (p *pipeline) markdown(plots []string) string {
 			held++
 		}
 	}
-	fmt.Fprintf(&b, "\n%d of %d claim checks held. A loss difference of a few thousandths of a nat, or an accuracy difference within about two standard errors, is within the noise of one seed and one evaluation sample.\n\n", held, len(r.Claims))
+	fmt.Fprintf(&b, "\n%d of %d claim checks held.", held, len(r.Claims))
+	if by, _, ok := SeedNoise(r.Models); ok {
+		var parts []string
+		for _, e := range r.Models {
+			if n, ok := by[e.Student]; ok && e.Kind == KindMinitron {
+				parts = append(parts, fmt.Sprintf("%s retrained on another data order moved the Go loss by %.3f", e.Name, n))
+			}
+		}
+		fmt.Fprintf(&b, " Seed noise: %s; loss differences no larger than that are marked \"within seed noise\" (students without their own repeat are measured against the same yardstick).", strings.Join(parts, "; "))
+	}
+	b.WriteString(" An accuracy difference within about two standard errors is within the noise of the evaluation sample.\n\n")
 
 	if note := depthNote(r.Models); note != "" {
 		b.WriteString(note + "\n\n")
@@ -371,6 +426,7 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 	}{
 		KindTeacher:      {color.RGBA{0, 0, 0, 255}, draw.CircleGlyph{}},
 		KindMinitron:     {color.RGBA{118, 185, 0, 255}, draw.CircleGlyph{}},
+		KindMinitronSeed: {color.RGBA{118, 185, 0, 255}, draw.RingGlyph{}},
 		KindCE:           {color.RGBA{31, 119, 180, 255}, draw.SquareGlyph{}},
 		KindDepth:        {color.RGBA{214, 39, 40, 255}, draw.PyramidGlyph{}},
 		KindRandom:       {color.RGBA{148, 103, 189, 255}, draw.CrossGlyph{}},
@@ -426,7 +482,7 @@ func (p *pipeline) maxNonEmb() int64 {
 }
 
 func kindRank(k string) int {
-	for i, x := range []string{KindTeacher, KindMinitron, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned, KindPrunedDepth, KindPrunedRandom} {
+	for i, x := range []string{KindTeacher, KindMinitron, KindMinitronSeed, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned, KindPrunedDepth, KindPrunedRandom} {
 		if k == x {
 			return i
 		}

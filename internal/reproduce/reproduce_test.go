@@ -45,7 +45,7 @@ func TestReproduceQuick(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{KindTeacher, KindMinitron, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned} {
+	for _, k := range []string{KindTeacher, KindMinitron, KindMinitronSeed, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned} {
 		if kinds[k] == 0 {
 			t.Errorf("no %q model in the results", k)
 		}
@@ -199,12 +199,58 @@ func TestClaims(t *testing.T) {
 	if len(cl) != 3 {
 		t.Errorf("an unevaluated baseline must not make a claim: %d claims", len(cl))
 	}
+	for _, c := range cl {
+		if c.Noise != 0 || c.WithinNoise {
+			t.Errorf("seed noise reported without a repeat run: %+v", c)
+		}
+	}
 	if !strings.Contains(cl[1].Claim, "8×") {
 		t.Errorf("token multiple not in the claim text: %q", cl[1].Claim)
 	}
 	tab := ClaimsTable(cl)
 	if strings.Count(tab, "**not held**") != 1 || strings.Count(tab, "**held**") != 2 {
 		t.Errorf("verdicts not rendered:\n%s", tab)
+	}
+}
+
+func TestClaimsSeedNoise(t *testing.T) {
+	ev := func(goLoss float64) *Eval {
+		return &Eval{PPL: map[string]PPL{"go": {Loss: goLoss}, "opticks": {Loss: 1}}, Tasks: map[string]TaskScore{}}
+	}
+	entries := []*Entry{
+		{Name: "kd", Kind: KindMinitron, Student: "50%", Eval: ev(3.00)},
+		{Name: "kd-seed2", Kind: KindMinitronSeed, Student: "50%", Eval: ev(3.05)},
+		{Name: "ce", Kind: KindCE, Student: "50%", Eval: ev(3.10)},
+		{Name: "random", Kind: KindRandom, Student: "50%", Eval: ev(3.02)},
+		{Name: "kd25", Kind: KindMinitron, Student: "25%", Eval: ev(4.00)},
+		{Name: "depth25", Kind: KindDepth, Student: "25%", Eval: ev(3.97)},
+	}
+	for _, tc := range []struct {
+		base   string
+		held   bool
+		within bool
+		reason string
+	}{
+		{"ce", true, false, "0.10 apart, more than the 0.05 the seed moved"},
+		{"random", true, true, "0.02 apart: held, but within seed noise"},
+		{"depth25", false, true, "the 25% student has no repeat: the 50% yardstick applies"},
+	} {
+		var found bool
+		for _, c := range Claims(entries) {
+			if c.Baseline != tc.base {
+				continue
+			}
+			found = true
+			if c.Held != tc.held || c.WithinNoise != tc.within || math.Abs(c.Noise-0.05) > 1e-9 {
+				t.Errorf("%s: got %+v", tc.reason, c)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no claim against %s", tc.reason, tc.base)
+		}
+	}
+	if tab := ClaimsTable(Claims(entries)); !strings.Contains(tab, "within seed noise, 0.050") {
+		t.Errorf("noise not rendered:\n%s", tab)
 	}
 }
 
