@@ -50,7 +50,12 @@ func (m bpeMerges) applyMergesHeap(syms []int) []int {
 		prev[i], next[i], alive[i] = i-1, i+1, true
 	}
 	next[n-1] = -1
-	h := &mergeHeap{}
+	h := newPriorityQueue(func(x, y *mergeCand) bool { // lowest rank, then leftmost
+		if x.rank != y.rank {
+			return x.rank < y.rank
+		}
+		return x.pos < y.pos
+	})
 	push := func(i int) {
 		j := next[i]
 		if i < 0 || j < 0 {
@@ -96,51 +101,6 @@ type mergeCand struct {
 	pos         int
 	left, right int
 	id          int32
-}
-
-// mergeHeap is a min-heap on (rank, pos).
-type mergeHeap struct{ a []mergeCand }
-
-func (h *mergeHeap) len() int { return len(h.a) }
-func (h *mergeHeap) less(i, j int) bool {
-	if h.a[i].rank != h.a[j].rank {
-		return h.a[i].rank < h.a[j].rank
-	}
-	return h.a[i].pos < h.a[j].pos
-}
-func (h *mergeHeap) push(c mergeCand) {
-	h.a = append(h.a, c)
-	i := len(h.a) - 1
-	for i > 0 {
-		p := (i - 1) / 2
-		if !h.less(i, p) {
-			break
-		}
-		h.a[i], h.a[p] = h.a[p], h.a[i]
-		i = p
-	}
-}
-func (h *mergeHeap) pop() mergeCand {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a = h.a[:last]
-	i := 0
-	for {
-		l, r, s := 2*i+1, 2*i+2, i
-		if l < len(h.a) && h.less(l, s) {
-			s = l
-		}
-		if r < len(h.a) && h.less(r, s) {
-			s = r
-		}
-		if s == i {
-			break
-		}
-		h.a[i], h.a[s] = h.a[s], h.a[i]
-		i = s
-	}
-	return top
 }
 
 // wordCache memoizes word → ids. Pre-tokenized text repeats words heavily,

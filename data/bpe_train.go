@@ -123,7 +123,7 @@ func TrainBPE(texts iter.Seq[string], opts TrainOptions) (*TrainedBPE, error) {
 		keys = append(keys, w)
 	}
 	sort.Strings(keys)
-	tr := &bpeTrainer{tokens: res.Tokens, pairs: map[uint64]int64{}, where: map[uint64][]int32{}}
+	tr := &bpeTrainer{tokens: res.Tokens, pairs: map[uint64]int64{}, where: map[uint64][]int32{}, heap: newPriorityQueue(pairBefore)}
 	tr.words = make([]trainWord, len(keys))
 	for i, w := range keys {
 		syms := make([]int32, 0, len(w))
@@ -202,7 +202,7 @@ type bpeTrainer struct {
 	words  []trainWord
 	pairs  map[uint64]int64
 	where  map[uint64][]int32 // pair → words that contain (or contained) it
-	heap   pairHeap
+	heap   *priorityQueue[pairCand]
 }
 
 func (tr *bpeTrainer) cand(p uint64, c int64) pairCand {
@@ -276,13 +276,9 @@ type pairCand struct {
 	left, right string
 }
 
-type pairHeap struct{ a []pairCand }
-
-func (h *pairHeap) len() int { return len(h.a) }
-
-// before: higher count first, then lexicographically smaller (left, right).
-func (h *pairHeap) before(i, j int) bool {
-	x, y := &h.a[i], &h.a[j]
+// pairBefore orders the trainer's queue: higher count first, then
+// lexicographically smaller (left, right), so training is deterministic.
+func pairBefore(x, y *pairCand) bool {
 	if x.count != y.count {
 		return x.count > y.count
 	}
@@ -290,38 +286,6 @@ func (h *pairHeap) before(i, j int) bool {
 		return x.left < y.left
 	}
 	return x.right < y.right
-}
-func (h *pairHeap) push(c pairCand) {
-	h.a = append(h.a, c)
-	for i := len(h.a) - 1; i > 0; {
-		q := (i - 1) / 2
-		if !h.before(i, q) {
-			break
-		}
-		h.a[i], h.a[q] = h.a[q], h.a[i]
-		i = q
-	}
-}
-func (h *pairHeap) pop() pairCand {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a = h.a[:last]
-	for i := 0; ; {
-		l, r, s := 2*i+1, 2*i+2, i
-		if l < len(h.a) && h.before(l, s) {
-			s = l
-		}
-		if r < len(h.a) && h.before(r, s) {
-			s = r
-		}
-		if s == i {
-			break
-		}
-		h.a[i], h.a[s] = h.a[s], h.a[i]
-		i = s
-	}
-	return top
 }
 
 // countWords pre-tokenizes texts (special tokens cut out) into byte-level

@@ -689,7 +689,12 @@ func (sp *SentencePiece) encodeBPE(norm string) []spSeg {
 		i += n
 	}
 	syms[len(syms)-1].next = -1
-	h := &spHeap{}
+	h := newPriorityQueue(func(x, y *spPair) bool { // highest score, leftmost on ties
+		if x.score != y.score {
+			return x.score > y.score
+		}
+		return x.left < y.left
+	})
 	var revMerge map[string][2]string // only UNUSED pieces need it
 	addPair := func(l, r int) {
 		if l < 0 || r < 0 || syms[l].freeze || syms[r].freeze {
@@ -752,49 +757,6 @@ type spPair struct {
 	left, right int
 	score       float32
 	size        int
-}
-
-// spHeap is a max-heap on score, leftmost first on ties.
-type spHeap struct{ a []spPair }
-
-func (h *spHeap) len() int { return len(h.a) }
-func (h *spHeap) before(i, j int) bool {
-	if h.a[i].score != h.a[j].score {
-		return h.a[i].score > h.a[j].score
-	}
-	return h.a[i].left < h.a[j].left
-}
-func (h *spHeap) push(p spPair) {
-	h.a = append(h.a, p)
-	for i := len(h.a) - 1; i > 0; {
-		q := (i - 1) / 2
-		if !h.before(i, q) {
-			break
-		}
-		h.a[i], h.a[q] = h.a[q], h.a[i]
-		i = q
-	}
-}
-func (h *spHeap) pop() spPair {
-	top := h.a[0]
-	last := len(h.a) - 1
-	h.a[0] = h.a[last]
-	h.a = h.a[:last]
-	for i := 0; ; {
-		l, r, s := 2*i+1, 2*i+2, i
-		if l < len(h.a) && h.before(l, s) {
-			s = l
-		}
-		if r < len(h.a) && h.before(r, s) {
-			s = r
-		}
-		if s == i {
-			break
-		}
-		h.a[i], h.a[s] = h.a[s], h.a[i]
-		i = s
-	}
-	return top
 }
 
 // encodeUnigram is sentencepiece's unigram::Model::EncodeOptimized: a
