@@ -324,6 +324,24 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 	return out, nil
 }
 
+// buildSequence builds each member of a Sequence component (normalizers,
+// pre-tokenizers, decoders, processors) and concatenates their steps.
+func buildSequence[T any](c component, key string, build func(json.RawMessage) ([]T, error)) ([]T, error) {
+	var subs []json.RawMessage
+	if err := json.Unmarshal(c[key], &subs); err != nil {
+		return nil, fmt.Errorf("Sequence.%s: %v", key, err)
+	}
+	var out []T
+	for _, s := range subs {
+		st, err := build(s)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st...)
+	}
+	return out, nil
+}
+
 func parseComponent(raw json.RawMessage) (component, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
@@ -342,19 +360,7 @@ func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
 	}
 	switch c.typ() {
 	case "Sequence":
-		var out []normStep
-		var subs []json.RawMessage
-		if err := json.Unmarshal(c["normalizers"], &subs); err != nil {
-			return nil, fmt.Errorf("Sequence.normalizers: %v", err)
-		}
-		for _, s := range subs {
-			st, err := buildNormalizer(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st...)
-		}
-		return out, nil
+		return buildSequence(c, "normalizers", buildNormalizer)
 	case "Prepend":
 		p, _ := c.str("prepend")
 		return []normStep{func(s string, _ bool) string {
@@ -410,19 +416,7 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 	}
 	switch c.typ() {
 	case "Sequence":
-		var subs []json.RawMessage
-		if err := json.Unmarshal(c["pretokenizers"], &subs); err != nil {
-			return nil, fmt.Errorf("Sequence.pretokenizers: %v", err)
-		}
-		var out []preStep
-		for _, s := range subs {
-			st, err := buildPreTokenizer(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st...)
-		}
-		return out, nil
+		return buildSequence(c, "pretokenizers", buildPreTokenizer)
 	case "ByteLevel":
 		prefix := c.boolean("add_prefix_space", true)
 		var sp splitter
@@ -692,19 +686,7 @@ func buildDecoder(raw json.RawMessage) ([]decStep, error) {
 	}
 	switch c.typ() {
 	case "Sequence":
-		var subs []json.RawMessage
-		if err := json.Unmarshal(c["decoders"], &subs); err != nil {
-			return nil, fmt.Errorf("Sequence.decoders: %v", err)
-		}
-		var out []decStep
-		for _, s := range subs {
-			st, err := buildDecoder(s)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, st...)
-		}
-		return out, nil
+		return buildSequence(c, "decoders", buildDecoder)
 	case "ByteLevel":
 		return []decStep{func(toks []string) []string {
 			var buf []byte
