@@ -24,31 +24,26 @@ func SoftmaxCrossEntropy(grad, logits []float32, targets []int, rows, n int, sca
 				}
 				continue
 			}
-			m := rowMax(x)
 			xt := x[t]
-			var s float32
+			var m float32
+			var s float64
 			if accumulate {
+				m = rowMax(x)
+				var s32 float32
 				for _, v := range x {
-					s += Exp32(v - m)
+					s32 += Exp32(v - m)
 				}
-				inv := scale / s
+				inv := scale / s32
 				for i, v := range x {
 					g[i] += Exp32(v-m) * inv
 				}
+				s = float64(s32)
 			} else {
-				// One exp per logit: store e^(x−m) (over x when aliased;
-				// x[t] and m are kept), then normalise.
-				for i, v := range x {
-					e := Exp32(v - m)
-					g[i] = e
-					s += e
-				}
-				inv := scale / s
-				for i := range g {
-					g[i] *= inv
-				}
+				// One exp per logit, written over x when aliased (x[t] is
+				// kept above).
+				m, s = softmaxScaled(g, x, scale)
 			}
-			rowLoss[r] = m + float32(math.Log(float64(s))) - xt
+			rowLoss[r] = m + float32(math.Log(s)) - xt
 			g[t] -= scale
 		}
 	})

@@ -46,22 +46,33 @@ func rowMax(x []float32) float32 {
 }
 
 // softmaxInPlace replaces x by softmax(x); a row of -Inf becomes zeros.
-func softmaxInPlace(x []float32) {
-	m := rowMax(x)
-	if math.IsInf(float64(m), -1) {
-		clear(x)
-		return
+func softmaxInPlace(x []float32) { softmaxScaled(x, x, 1) }
+
+// softmaxScaled writes dst = scale·softmax(x) (dst may alias x) and returns
+// the row max m and s = Σ exp(x − m), so log-sum-exp is m + log s. A row
+// whose max is −Inf becomes zeros (s = 0). It uses the vector kernel where
+// the CPU has one (same algorithm as Exp32, float rounding apart).
+func softmaxScaled(dst, x []float32, scale float32) (m float32, s float64) {
+	if m, s, ok := softmaxRowVec(dst, x, scale); ok {
+		return m, s
 	}
-	var s float32
+	m = rowMax(x)
+	if math.IsInf(float64(m), -1) {
+		clear(dst)
+		return m, 0
+	}
+	var s32 float32
+	dst = dst[:len(x)]
 	for i, v := range x {
 		e := Exp32(v - m)
-		x[i] = e
-		s += e
+		dst[i] = e
+		s32 += e
 	}
-	inv := 1 / s
-	for i := range x {
-		x[i] *= inv
+	inv := scale / s32
+	for i := range dst {
+		dst[i] *= inv
 	}
+	return m, float64(s32)
 }
 
 // SoftmaxRows writes out = softmax(x) per row of x [rows, n]; out may alias x.

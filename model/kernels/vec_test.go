@@ -1,0 +1,79 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// softmaxScaledRef is the scalar Exp32 softmax the vector kernel must match.
+func softmaxScaledRef(dst, x []float32, scale float32) (float32, float64) {
+	m := rowMax(x)
+	if math.IsInf(float64(m), -1) {
+		clear(dst)
+		return m, 0
+	}
+	var s float64
+	for i, v := range x {
+		dst[i] = Exp32(v - m)
+		s += float64(dst[i])
+	}
+	for i := range dst {
+		dst[i] = float32(float64(dst[i]) * float64(scale) / s)
+	}
+	return m, s
+}
+
+func TestSoftmaxScaledMatchesScalar(t *testing.T) {
+	t.Logf("vector kernel in use: %v", haveVec)
+	rng := rand.New(rand.NewPCG(1, 2))
+	cases := []struct {
+		reason string
+		n      int
+		gen    func(i int) float32
+		scale  float32
+	}{
+		{"empty row", 0, nil, 1},
+		{"shorter than a vector (tail only)", 5, func(int) float32 { return rng.Float32()*20 - 10 }, 1},
+		{"vector plus tail", 29, func(int) float32 { return rng.Float32()*20 - 10 }, 0.5},
+		{"vocabulary-sized row, scaled as a mean loss gradient", 4096, func(int) float32 { return float32(rng.NormFloat64() * 3) }, 1.0 / 1024},
+		{"wide range: deep underflow to zero", 64, func(i int) float32 { return float32(i) * -3 }, 1},
+		{"masked entries (-Inf) give exact zeros", 40, func(i int) float32 {
+			if i%3 == 0 {
+				return float32(math.Inf(-1))
+			}
+			return rng.Float32()
+		}, 1},
+		{"all -Inf row becomes zeros", 17, func(int) float32 { return float32(math.Inf(-1)) }, 1},
+		{"huge logits (shift keeps exp finite)", 33, func(int) float32 { return 1e30 + rng.Float32()*1e25 }, 1},
+	}
+	for _, c := range cases {
+		x := make([]float32, c.n)
+		for i := range x {
+			x[i] = c.gen(i)
+		}
+		got, want := make([]float32, c.n), make([]float32, c.n)
+		gm, gs := softmaxScaled(got, x, c.scale)
+		wm, ws := softmaxScaledRef(want, x, c.scale)
+		if gm != wm && !(math.IsInf(float64(gm), -1) && math.IsInf(float64(wm), -1)) && c.n > 0 {
+			t.Errorf("%s: max %g, want %g", c.reason, gm, wm)
+		}
+		if math.Abs(gs-ws) > 1e-5*ws {
+			t.Errorf("%s: sum %g, want %g", c.reason, gs, ws)
+		}
+		for i := range got {
+			if d := math.Abs(float64(got[i] - want[i])); d > 2e-6*math.Abs(float64(want[i]))+1e-30 {
+				t.Errorf("%s: [%d] = %g, want %g", c.reason, i, got[i], want[i])
+				break
+			}
+		}
+		// in place (the loss kernels write the gradient over the logits)
+		softmaxScaled(x, x, c.scale)
+		for i := range x {
+			if x[i] != got[i] {
+				t.Errorf("%s: in-place [%d] = %g, want %g", c.reason, i, x[i], got[i])
+				break
+			}
+		}
+	}
+}
