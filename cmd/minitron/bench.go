@@ -9,6 +9,7 @@ import (
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // benchCommands holds the constructors of `bench` subcommands; each file
@@ -36,13 +37,42 @@ func newBenchCmd() *cobra.Command {
 }
 
 // BenchForwardOptions are the flags of `bench forward`.
-type BenchForwardOptions struct {
+// BenchShape is the shape of the random model the bench commands build.
+type BenchShape struct {
 	Arch                                       string
 	Layers, Hidden, Heads, KVHeads, FFN, Vocab int
-	Batch, Seq, Warmup, Iters                  int
-	Model, Weights                             string
-	Threads                                    int
-	JSON                                       bool
+	Batch, Seq                                 int
+}
+
+func (s *BenchShape) addFlags(f *pflag.FlagSet, what, batchHelp string) {
+	f.StringVar(&s.Arch, "arch", "nemotron", "family of the random "+what+": nemotron, llama or mistral")
+	f.IntVar(&s.Layers, "layers", 4, "layers")
+	f.IntVar(&s.Hidden, "hidden", 256, "hidden size")
+	f.IntVar(&s.Heads, "heads", 4, "attention heads")
+	f.IntVar(&s.KVHeads, "kv-heads", 2, "KV heads (GQA groups)")
+	f.IntVar(&s.FFN, "ffn", 1024, "MLP intermediate size")
+	f.IntVar(&s.Vocab, "vocab", 4096, "vocabulary size")
+	f.IntVar(&s.Batch, "batch", 8, batchHelp)
+	f.IntVar(&s.Seq, "seq", 128, "tokens per sequence")
+}
+
+// config is the random model's architecture.
+func (s *BenchShape) config() (*model.Config, error) {
+	fam := model.Family(s.Arch)
+	switch fam {
+	case model.Nemotron, model.Llama, model.Mistral:
+	default:
+		return nil, fmt.Errorf("--arch %q: want nemotron, llama or mistral", s.Arch)
+	}
+	return model.SyntheticConfig(fam, s.Layers, s.Hidden, s.Heads, s.KVHeads, s.FFN, s.Vocab)
+}
+
+type BenchForwardOptions struct {
+	BenchShape
+	Warmup, Iters  int
+	Model, Weights string
+	Threads        int
+	JSON           bool
 }
 
 func newBenchForwardCmd() *cobra.Command {
@@ -66,15 +96,7 @@ shows the memory a checkpoint larger than RAM needs.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Arch, "arch", "nemotron", "family of the random model: nemotron, llama or mistral")
-	f.IntVar(&o.Layers, "layers", 4, "layers")
-	f.IntVar(&o.Hidden, "hidden", 256, "hidden size")
-	f.IntVar(&o.Heads, "heads", 4, "attention heads")
-	f.IntVar(&o.KVHeads, "kv-heads", 2, "KV heads (GQA groups)")
-	f.IntVar(&o.FFN, "ffn", 1024, "MLP intermediate size")
-	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
-	f.IntVar(&o.Batch, "batch", 8, "sequences per forward pass")
-	f.IntVar(&o.Seq, "seq", 128, "tokens per sequence")
+	o.BenchShape.addFlags(f, "model", "sequences per forward pass")
 	f.IntVar(&o.Warmup, "warmup", 2, "untimed passes first")
 	f.IntVar(&o.Iters, "iters", 5, "timed passes")
 	f.StringVar(&o.Model, "model", "", "benchmark this checkpoint directory instead of a random model")
@@ -99,13 +121,7 @@ func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
 		}
 		defer m.Close()
 	} else {
-		fam := model.Family(o.Arch)
-		switch fam {
-		case model.Nemotron, model.Llama, model.Mistral:
-		default:
-			return fmt.Errorf("--arch %q: want nemotron, llama or mistral", o.Arch)
-		}
-		cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
+		cfg, err := o.config()
 		if err != nil {
 			return err
 		}

@@ -17,14 +17,13 @@ func init() { registerBench(newBenchTrainCmd) }
 
 // BenchTrainOptions are the flags of `bench train`.
 type BenchTrainOptions struct {
-	Arch                                       string
-	Layers, Hidden, Heads, KVHeads, FFN, Vocab int
-	Batch, Seq, Steps                          int
-	Loss                                       string
-	Threads                                    int
-	BLASCore                                   string
-	JSON                                       bool
-	Device                                     string // cpu, or cuda (bench_train_device*.go)
+	BenchShape
+	Steps    int
+	Loss     string
+	Threads  int
+	BLASCore string
+	JSON     bool
+	Device   string // cpu, or cuda (bench_train_device*.go)
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -45,15 +44,7 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Arch, "arch", "nemotron", "family of the random student: nemotron, llama or mistral")
-	f.IntVar(&o.Layers, "layers", 4, "layers")
-	f.IntVar(&o.Hidden, "hidden", 256, "hidden size")
-	f.IntVar(&o.Heads, "heads", 4, "attention heads")
-	f.IntVar(&o.KVHeads, "kv-heads", 2, "KV heads (GQA groups)")
-	f.IntVar(&o.FFN, "ffn", 1024, "MLP intermediate size")
-	f.IntVar(&o.Vocab, "vocab", 4096, "vocabulary size")
-	f.IntVar(&o.Batch, "batch", 8, "sequences per step")
-	f.IntVar(&o.Seq, "seq", 128, "tokens per sequence")
+	o.BenchShape.addFlags(f, "student", "sequences per step")
 	f.IntVar(&o.Steps, "steps", 5, "timed steps")
 	f.StringVar(&o.Loss, "loss", "ce", "ce (labels) or kd (forward KL from a same-shape teacher)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (0: best of 1 and all cores)")
@@ -64,16 +55,10 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 }
 
 func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
-	fam := model.Family(o.Arch)
-	switch fam {
-	case model.Nemotron, model.Llama, model.Mistral:
-	default:
-		return fmt.Errorf("--arch %q: want nemotron, llama or mistral", o.Arch)
-	}
 	if o.Loss != "ce" && o.Loss != "kd" {
 		return fmt.Errorf("--loss %q: want ce or kd", o.Loss)
 	}
-	cfg, err := model.SyntheticConfig(fam, o.Layers, o.Hidden, o.Heads, o.KVHeads, o.FFN, o.Vocab)
+	cfg, err := o.config()
 	if err != nil {
 		return err
 	}
