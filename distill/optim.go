@@ -52,15 +52,7 @@ func (o *AdamW) Update(params []*Param, grads [][]float32, offs []int, lr float6
 				decay = 1
 			}
 			w, g := p.Data[a-offs[i]:z-offs[i]], grads[i][a-offs[i]:z-offs[i]]
-			m, v := o.M[a:z], o.V[a:z]
-			g, m, v = g[:len(w)], m[:len(w)], v[:len(w)]
-			for j := range w {
-				gj := g[j]
-				mj := b1*m[j] + (1-b1)*gj
-				vj := b2*v[j] + (1-b2)*gj*gj
-				m[j], v[j] = mj, vj
-				w[j] = w[j]*decay - stepSize*mj/(float32(math.Sqrt(float64(vj)))*rbc2+eps)
-			}
+			kernels.AdamWStep(w, g, o.M[a:z], o.V[a:z], b1, b2, decay, stepSize, rbc2, eps)
 		}
 	})
 }

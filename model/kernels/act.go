@@ -69,6 +69,9 @@ func (a Activation) Apply(out, x []float32) {
 		xs, os := x[lo:hi], out[lo:hi]
 		switch a {
 		case ReLU2:
+			if relu2Vec(os, xs) {
+				return
+			}
 			// branchless: signs are random, so a branch mispredicts half
 			// the time and costs more than the arithmetic
 			for i, v := range xs {

@@ -16,6 +16,9 @@ func (a Activation) Backward(dx, dy, x []float32) error {
 		// max instead of a branch: signs of pre-activations are random,
 		// and a mispredicted branch per element costs ~10× the arithmetic.
 		case ReLU2:
+			if relu2BackwardVec(ds, gs, xs) {
+				return
+			}
 			gs, ds = gs[:len(xs)], ds[:len(xs)]
 			for i, v := range xs {
 				ds[i] = gs[i] * 2 * max(v, 0)

@@ -7,3 +7,7 @@ func softmaxRowVec(dst, x []float32, scale float32) (m float32, s float64, ok bo
 }
 
 const haveVec = false
+
+func relu2Vec(out, x []float32) bool                                             { return false }
+func relu2BackwardVec(dx, dy, x []float32) bool                                  { return false }
+func adamWVec(w, g, m, v []float32, b1, b2, decay, step, rbc2, eps float32) bool { return false }

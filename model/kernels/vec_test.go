@@ -77,3 +77,52 @@ func TestSoftmaxScaledMatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+func TestAdamWStepMatchesScalarExactly(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, n := range []int{0, 1, 7, 8, 37, 1000} {
+		w, g, m, v := make([]float32, n), make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range w {
+			w[i], g[i] = float32(rng.NormFloat64()), float32(rng.NormFloat64()*1e-2)
+			m[i], v[i] = float32(rng.NormFloat64()*1e-3), rng.Float32()*1e-4
+		}
+		w2, m2, v2 := append([]float32(nil), w...), append([]float32(nil), m...), append([]float32(nil), v...)
+		var b1, b2, decay, step, rbc2, eps float32 = 0.9, 0.999, 0.9999, 1e-3, 31.6, 1e-8
+		AdamWStep(w, g, m, v, b1, b2, decay, step, rbc2, eps)
+		for j := range w2 { // the formula as written in AdamWStep's doc
+			mj := b1*m2[j] + (1-b1)*g[j]
+			vj := b2*v2[j] + (1-b2)*g[j]*g[j]
+			m2[j], v2[j] = mj, vj
+			w2[j] = w2[j]*decay - step*mj/(float32(math.Sqrt(float64(vj)))*rbc2+eps)
+		}
+		for j := range w {
+			if w[j] != w2[j] || m[j] != m2[j] || v[j] != v2[j] {
+				t.Fatalf("n=%d [%d]: w,m,v = %g,%g,%g, want %g,%g,%g", n, j, w[j], m[j], v[j], w2[j], m2[j], v2[j])
+			}
+		}
+	}
+}
+
+func TestReLU2MatchesScalar(t *testing.T) {
+	nan := float32(math.NaN())
+	x := []float32{-2, -0.5, 0, 0.5, 3, nan, -1e-30, 1e19, 4, -4, 2.5, -7, 1, 9, 0.25, -3, 6}
+	dy := make([]float32, len(x))
+	for i := range dy {
+		dy[i] = float32(i) - 5.5
+	}
+	y, dx := make([]float32, len(x)), make([]float32, len(x))
+	ReLU2.Apply(y, x)
+	if err := ReLU2.Backward(dx, dy, x); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range x {
+		wy, wd := float32(0), float32(0)
+		if v > 0 || v != v {
+			wy, wd = v*v, dy[i]*2*v
+		}
+		same := func(a, b float32) bool { return a == b || (a != a && b != b) }
+		if !same(y[i], wy) || !same(dx[i], wd) {
+			t.Errorf("x=%g: relu² %g (want %g), backward %g (want %g)", v, y[i], wy, dx[i], wd)
+		}
+	}
+}
