@@ -16,6 +16,16 @@ func LayerNorm1P(out, x, w, b []float32, rows, dim int, eps float32) {
 // rstd = 1/sqrt(var+eps) (either may be nil), which the backward pass needs.
 func LayerNorm1PStats(out, mean, rstd, x, w, b []float32, rows, dim int, eps float32) {
 	ParallelFor(rows, normChunk, func(lo, hi int) {
+		var ml, rl []float32
+		if mean != nil {
+			ml = mean[lo:hi]
+		}
+		if rstd != nil {
+			rl = rstd[lo:hi]
+		}
+		if layerNorm1PVec(out[lo*dim:], ml, rl, x[lo*dim:], w, b, hi-lo, dim, eps) {
+			return
+		}
 		for r := lo; r < hi; r++ {
 			xr := x[r*dim : (r+1)*dim]
 			or := out[r*dim : (r+1)*dim]

@@ -11,6 +11,9 @@ package kernels
 func LayerNorm1PBackward(dx, dw, db, dy, x, w, mean, rstd []float32, rows, dim int, accumulate bool) {
 	if dx != nil {
 		ParallelFor(rows, normChunk, func(lo, hi int) {
+			if layerNorm1PDxVec(dx[lo*dim:], dy[lo*dim:], x[lo*dim:], w, mean[lo:hi], rstd[lo:hi], hi-lo, dim, accumulate) {
+				return
+			}
 			for r := lo; r < hi; r++ {
 				xr, gr, dr := x[r*dim:(r+1)*dim], dy[r*dim:(r+1)*dim], dx[r*dim:(r+1)*dim]
 				m, rs := mean[r], rstd[r]

@@ -150,6 +150,105 @@ static void mt_adamw(float *w, const float *g, float *m, float *v, long n,
 	}
 }
 
+// LayerNorm1P over rows [0, rows): statistics accumulated in double (4
+// lanes), the output in float32 with the Go path's operations (no FMA).
+// mean, rstd and b may be NULL. out may alias x.
+__attribute__((target("avx2")))
+static void mt_ln1p(float *out, float *mean, float *rstd, const float *x, const float *w,
+		const float *b, long rows, long dim, float eps) {
+	const __m256 one = _mm256_set1_ps(1);
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * dim;
+		float *orow = out + r * dim;
+		__m256d s4 = _mm256_setzero_pd();
+		long i = 0;
+		for (; i + 8 <= dim; i += 8) {
+			__m256 v = _mm256_loadu_ps(xr + i);
+			s4 = _mm256_add_pd(s4, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+			s4 = _mm256_add_pd(s4, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+		}
+		double t[4];
+		_mm256_storeu_pd(t, s4);
+		double s = (t[0] + t[1]) + (t[2] + t[3]);
+		for (; i < dim; i++) s += xr[i];
+		double mu = s / (double)dim;
+		__m256d mu4 = _mm256_set1_pd(mu), q4 = _mm256_setzero_pd();
+		for (i = 0; i + 8 <= dim; i += 8) {
+			__m256 v = _mm256_loadu_ps(xr + i);
+			__m256d d0 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), mu4);
+			__m256d d1 = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), mu4);
+			q4 = _mm256_add_pd(q4, _mm256_mul_pd(d0, d0));
+			q4 = _mm256_add_pd(q4, _mm256_mul_pd(d1, d1));
+		}
+		_mm256_storeu_pd(t, q4);
+		double ss = (t[0] + t[1]) + (t[2] + t[3]);
+		for (; i < dim; i++) {
+			double d = (double)xr[i] - mu;
+			ss += d * d;
+		}
+		float rs = (float)(1 / sqrt(ss / (double)dim + (double)eps));
+		float m = (float)mu;
+		if (mean) mean[r] = m;
+		if (rstd) rstd[r] = rs;
+		__m256 m8 = _mm256_set1_ps(m), rs8 = _mm256_set1_ps(rs);
+		for (i = 0; i + 8 <= dim; i += 8) {
+			__m256 y = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), m8), rs8),
+				_mm256_add_ps(_mm256_loadu_ps(w + i), one));
+			if (b) y = _mm256_add_ps(y, _mm256_loadu_ps(b + i));
+			_mm256_storeu_ps(orow + i, y);
+		}
+		for (; i < dim; i++) {
+			float y = (xr[i] - m) * rs * (w[i] + 1);
+			orow[i] = b ? y + b[i] : y;
+		}
+	}
+}
+
+// dx of LayerNorm1P over rows [0, rows) (see LayerNorm1PBackward); the row
+// sums use 8 float lanes.
+__attribute__((target("avx2")))
+static void mt_ln1p_dx(float *dx, const float *dy, const float *x, const float *w,
+		const float *mean, const float *rstd, long rows, long dim, int accumulate) {
+	const __m256 one = _mm256_set1_ps(1);
+	for (long r = 0; r < rows; r++) {
+		const float *xr = x + r * dim, *gr = dy + r * dim;
+		float *dr = dx + r * dim;
+		float m = mean[r], rs = rstd[r];
+		__m256 m8 = _mm256_set1_ps(m), rs8 = _mm256_set1_ps(rs);
+		__m256 a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps();
+		long i = 0;
+		for (; i + 8 <= dim; i += 8) {
+			__m256 g = _mm256_mul_ps(_mm256_loadu_ps(gr + i), _mm256_add_ps(_mm256_loadu_ps(w + i), one));
+			a1 = _mm256_add_ps(a1, g);
+			a2 = _mm256_add_ps(a2, _mm256_mul_ps(_mm256_mul_ps(g, _mm256_sub_ps(_mm256_loadu_ps(xr + i), m8)), rs8));
+		}
+		float t1[8], t2[8];
+		_mm256_storeu_ps(t1, a1);
+		_mm256_storeu_ps(t2, a2);
+		float s1 = 0, s2 = 0;
+		for (int j = 0; j < 8; j++) s1 += t1[j], s2 += t2[j];
+		for (; i < dim; i++) {
+			float g = gr[i] * (w[i] + 1);
+			s1 += g;
+			s2 += g * (xr[i] - m) * rs;
+		}
+		s1 /= (float)dim;
+		s2 /= (float)dim;
+		__m256 s18 = _mm256_set1_ps(s1), s28 = _mm256_set1_ps(s2);
+		for (i = 0; i + 8 <= dim; i += 8) {
+			__m256 g = _mm256_mul_ps(_mm256_loadu_ps(gr + i), _mm256_add_ps(_mm256_loadu_ps(w + i), one));
+			__m256 xh = _mm256_mul_ps(_mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(xr + i), m8), rs8), s28);
+			__m256 d = _mm256_mul_ps(rs8, _mm256_sub_ps(_mm256_sub_ps(g, s18), xh));
+			if (accumulate) d = _mm256_add_ps(_mm256_loadu_ps(dr + i), d);
+			_mm256_storeu_ps(dr + i, d);
+		}
+		for (; i < dim; i++) {
+			float d = rs * (gr[i] * (w[i] + 1) - s1 - (xr[i] - m) * rs * s2);
+			dr[i] = accumulate ? dr[i] + d : d;
+		}
+	}
+}
+
 static int mt_have_avx2(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -209,6 +308,42 @@ func adamWVec(w, g, m, v []float32, b1, b2, decay, step, rbc2, eps float32) bool
 	if n := len(w); n > 0 {
 		C.mt_adamw(f32p(w), f32p(g[:n]), f32p(m[:n]), f32p(v[:n]), C.long(n),
 			C.float(b1), C.float(b2), C.float(decay), C.float(step), C.float(rbc2), C.float(eps))
+	}
+	return true
+}
+
+func f32pOrNil(x []float32) *C.float {
+	if x == nil {
+		return nil
+	}
+	return f32p(x)
+}
+
+// layerNorm1PVec is LayerNorm1PStats over rows rows (ok false: no vector
+// kernel). mean, rstd and b may be nil.
+func layerNorm1PVec(out, mean, rstd, x, w, b []float32, rows, dim int, eps float32) bool {
+	if !haveVec {
+		return false
+	}
+	if rows > 0 && dim > 0 {
+		C.mt_ln1p(f32p(out[:rows*dim]), f32pOrNil(mean), f32pOrNil(rstd), f32p(x[:rows*dim]), f32p(w[:dim]),
+			f32pOrNil(b), C.long(rows), C.long(dim), C.float(eps))
+	}
+	return true
+}
+
+// layerNorm1PDxVec is LayerNorm1PBackward's dx over rows rows.
+func layerNorm1PDxVec(dx, dy, x, w, mean, rstd []float32, rows, dim int, accumulate bool) bool {
+	if !haveVec {
+		return false
+	}
+	acc := C.int(0)
+	if accumulate {
+		acc = 1
+	}
+	if rows > 0 && dim > 0 {
+		C.mt_ln1p_dx(f32p(dx[:rows*dim]), f32p(dy[:rows*dim]), f32p(x[:rows*dim]), f32p(w[:dim]),
+			f32p(mean[:rows]), f32p(rstd[:rows]), C.long(rows), C.long(dim), acc)
 	}
 	return true
 }

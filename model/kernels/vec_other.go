@@ -11,3 +11,10 @@ const haveVec = false
 func relu2Vec(out, x []float32) bool                                             { return false }
 func relu2BackwardVec(dx, dy, x []float32) bool                                  { return false }
 func adamWVec(w, g, m, v []float32, b1, b2, decay, step, rbc2, eps float32) bool { return false }
+
+func layerNorm1PVec(out, mean, rstd, x, w, b []float32, rows, dim int, eps float32) bool {
+	return false
+}
+func layerNorm1PDxVec(dx, dy, x, w, mean, rstd []float32, rows, dim int, accumulate bool) bool {
+	return false
+}

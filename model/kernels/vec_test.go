@@ -126,3 +126,76 @@ func TestReLU2MatchesScalar(t *testing.T) {
 		}
 	}
 }
+
+// TestLayerNorm1PAgainstFloat64 checks the forward and dx (vector kernel
+// where available) against a float64 evaluation, with dims that leave a
+// tail after the 8-wide vectors.
+func TestLayerNorm1PAgainstFloat64(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, c := range []struct {
+		reason     string
+		rows, dim  int
+		bias, accu bool
+	}{
+		{"dim below one vector", 3, 5, false, false},
+		{"vectors plus tail, bias, accumulating dx", 4, 43, true, true},
+		{"bench hidden size", 2, 256, false, false},
+	} {
+		n := c.rows * c.dim
+		x, dy, w, out, dx := make([]float32, n), make([]float32, n), make([]float32, c.dim), make([]float32, n), make([]float32, n)
+		var b []float32
+		if c.bias {
+			b = make([]float32, c.dim)
+		}
+		for i := range x {
+			x[i], dy[i], dx[i] = float32(rng.NormFloat64()*2+1), float32(rng.NormFloat64()), 0.5
+		}
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * 0.1)
+			if b != nil {
+				b[i] = float32(rng.NormFloat64() * 0.1)
+			}
+		}
+		mean, rstd := make([]float32, c.rows), make([]float32, c.rows)
+		const eps = 1e-5
+		LayerNorm1PStats(out, mean, rstd, x, w, b, c.rows, c.dim, eps)
+		dw := make([]float32, c.dim)
+		LayerNorm1PBackward(dx, dw, nil, dy, x, w, mean, rstd, c.rows, c.dim, c.accu)
+		for r := 0; r < c.rows; r++ {
+			var mu, vr float64
+			for i := 0; i < c.dim; i++ {
+				mu += float64(x[r*c.dim+i])
+			}
+			mu /= float64(c.dim)
+			for i := 0; i < c.dim; i++ {
+				d := float64(x[r*c.dim+i]) - mu
+				vr += d * d
+			}
+			rs := 1 / math.Sqrt(vr/float64(c.dim)+eps)
+			var s1, s2 float64
+			for i := 0; i < c.dim; i++ {
+				g := float64(dy[r*c.dim+i]) * (float64(w[i]) + 1)
+				s1 += g
+				s2 += g * (float64(x[r*c.dim+i]) - mu) * rs
+			}
+			s1, s2 = s1/float64(c.dim), s2/float64(c.dim)
+			for i := 0; i < c.dim; i++ {
+				xh := (float64(x[r*c.dim+i]) - mu) * rs
+				want := xh * (float64(w[i]) + 1)
+				if b != nil {
+					want += float64(b[i])
+				}
+				if d := math.Abs(float64(out[r*c.dim+i]) - want); d > 1e-5*(1+math.Abs(want)) {
+					t.Fatalf("%s: out[%d,%d] = %g, want %g", c.reason, r, i, out[r*c.dim+i], want)
+				}
+				wd := rs * (float64(dy[r*c.dim+i])*(float64(w[i])+1) - s1 - xh*s2)
+				if c.accu {
+					wd += 0.5
+				}
+				if d := math.Abs(float64(dx[r*c.dim+i]) - wd); d > 1e-4*(1+math.Abs(wd)) {
+					t.Fatalf("%s: dx[%d,%d] = %g, want %g", c.reason, r, i, dx[r*c.dim+i], wd)
+				}
+			}
+		}
+	}
+}
