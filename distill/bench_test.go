@@ -1,12 +1,16 @@
 package distill
 
 import (
+	"math/rand"
 	"os"
 	"sort"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 )
 
 // TestBenchPrint is a manual throughput probe (MINITRON_BENCH=1).
@@ -50,6 +54,41 @@ func TestBenchOpTimes(t *testing.T) {
 		t.Logf("%-16s %8.2f ms/step", n, float64(times[n].Microseconds())/7000)
 	}
 	t.Logf("ops total %.2f ms/step; best step %.2f ms", float64(total.Microseconds())/7000, r.BestStepS*1000)
+}
+
+// BenchmarkTrainStep times one full CE training step (forward, backward,
+// grad norm, AdamW) at the bench shape and reports allocations per step
+// (the step is meant to allocate almost nothing: buffers live in the ops).
+// MINITRON_WORKERS sets the kernel goroutines (default GOMAXPROCS).
+func BenchmarkTrainStep(b *testing.B) {
+	if w := envInt("MINITRON_WORKERS"); w > 0 {
+		defer kernels.SetWorkers(kernels.SetWorkers(w))
+	}
+	kernels.SetBLASThreads(1)
+	cfg := tinyConfig(b, "nemotron", 4, 256, 4, 2, 1024, 4096)
+	s, err := NewStudent(cfg, model.NewRandomSource(cfg, model.F32, 0), 8, 128, Losses{CE: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	tr, err := NewTrainer(s, NewAdamW(s.NumParams(), 0), Schedule{LR: 1e-4, MinLR: 1e-4}, 1, 0, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	micro := [][][]int32{randomBatch(rand.New(rand.NewSource(1)), 8, 128, cfg.VocabSize)}
+	for i := 0; i < 2; i++ {
+		if _, err := tr.TrainStep(micro, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := tr.TrainStep(micro, false); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(8*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
 func envInt(k string) int {

@@ -64,11 +64,7 @@ func GradNorm(grads [][]float32) float64 {
 	parts := make([]float64, len(grads))
 	kernels.ParallelFor(len(grads), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			var s float64
-			for _, v := range grads[i] {
-				s += float64(v) * float64(v)
-			}
-			parts[i] = s
+			parts[i] = kernels.SumSquares(grads[i])
 		}
 	})
 	var s float64

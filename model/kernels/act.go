@@ -124,6 +124,19 @@ func AddBias(x, bias []float32, rows int) {
 	})
 }
 
+// SumSquares returns Σ x² accumulated in float64 (a gradient norm's
+// square).
+func SumSquares(x []float32) float64 {
+	if s, ok := sumSquaresVec(x); ok {
+		return s
+	}
+	var s float64
+	for _, v := range x {
+		s += float64(v) * float64(v)
+	}
+	return s
+}
+
 // Add writes dst[i] += src[i] (the residual connection).
 func Add(dst, src []float32) {
 	ParallelFor(len(dst), elemChunk, func(lo, hi int) {

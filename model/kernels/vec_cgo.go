@@ -249,6 +249,24 @@ static void mt_ln1p_dx(float *dx, const float *dy, const float *x, const float *
 	}
 }
 
+// Σ x² in double (4 lanes × 2 accumulators).
+__attribute__((target("avx2,fma")))
+static double mt_sumsq(const float *x, long n) {
+	__m256d a = _mm256_setzero_pd(), b = _mm256_setzero_pd();
+	long i = 0;
+	for (; i + 8 <= n; i += 8) {
+		__m256 v = _mm256_loadu_ps(x + i);
+		__m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v)), hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+		a = _mm256_fmadd_pd(lo, lo, a);
+		b = _mm256_fmadd_pd(hi, hi, b);
+	}
+	double t[4];
+	_mm256_storeu_pd(t, _mm256_add_pd(a, b));
+	double s = (t[0] + t[1]) + (t[2] + t[3]);
+	for (; i < n; i++) s += (double)x[i] * x[i];
+	return s;
+}
+
 static int mt_have_avx2(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -346,4 +364,14 @@ func layerNorm1PDxVec(dx, dy, x, w, mean, rstd []float32, rows, dim int, accumul
 			f32p(mean[:rows]), f32p(rstd[:rows]), C.long(rows), C.long(dim), acc)
 	}
 	return true
+}
+
+func sumSquaresVec(x []float32) (float64, bool) {
+	if !haveVec {
+		return 0, false
+	}
+	if len(x) == 0 {
+		return 0, true
+	}
+	return float64(C.mt_sumsq(f32p(x), C.long(len(x)))), true
 }

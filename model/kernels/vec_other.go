@@ -18,3 +18,5 @@ func layerNorm1PVec(out, mean, rstd, x, w, b []float32, rows, dim int, eps float
 func layerNorm1PDxVec(dx, dy, x, w, mean, rstd []float32, rows, dim int, accumulate bool) bool {
 	return false
 }
+
+func sumSquaresVec(x []float32) (float64, bool) { return 0, false }

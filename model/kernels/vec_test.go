@@ -199,3 +199,17 @@ func TestLayerNorm1PAgainstFloat64(t *testing.T) {
 		}
 	}
 }
+
+func TestSumSquares(t *testing.T) {
+	for _, n := range []int{0, 3, 8, 29, 4096} {
+		x := make([]float32, n)
+		var want float64
+		for i := range x {
+			x[i] = float32(i%7) - 2.5
+			want += float64(x[i]) * float64(x[i])
+		}
+		if got := SumSquares(x); math.Abs(got-want) > 1e-12*(1+want) {
+			t.Errorf("n=%d: %g, want %g", n, got, want)
+		}
+	}
+}
