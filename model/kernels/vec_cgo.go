@@ -53,16 +53,20 @@ static float mt_max(const float *x, long n) {
 	return m;
 }
 
-// mt_softmax writes dst = scale·softmax(x) (dst may alias x), stores the
-// row max in *mo and returns Σ exp(x − max). A row whose max is −Inf
-// becomes zeros and returns 0.
+// Returned by value: a pointer out-parameter would make Go heap-allocate
+// the variable on every call.
+typedef struct { double s; float m; } mt_softmax_res;
+
+// mt_softmax writes dst = scale·softmax(x) (dst may alias x) and returns
+// the row max m and s = Σ exp(x − m). A row whose max is −Inf becomes
+// zeros with s = 0.
 __attribute__((target("avx2,fma")))
-static double mt_softmax(float *dst, const float *x, long n, float scale, float *mo) {
+static mt_softmax_res mt_softmax(float *dst, const float *x, long n, float scale) {
 	float m = mt_max(x, n);
-	*mo = m;
+	mt_softmax_res res = {0, m};
 	if (m == -INFINITY) {
 		memset(dst, 0, n * sizeof(float));
-		return 0;
+		return res;
 	}
 	__m256 m8 = _mm256_set1_ps(m), s8 = _mm256_setzero_ps();
 	long i = 0;
@@ -88,7 +92,8 @@ static double mt_softmax(float *dst, const float *x, long n, float scale, float 
 	for (i = 0; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(dst + i), c));
 	float cs = (float)(scale / s);
 	for (; i < n; i++) dst[i] *= cs;
-	return s;
+	res.s = s;
+	return res;
 }
 
 // relu(x)² with the sign bit cleared as in the Go path (NaN passes).
@@ -290,9 +295,8 @@ func softmaxRowVec(dst, x []float32, scale float32) (m float32, s float64, ok bo
 	if len(x) == 0 {
 		return float32(math.Inf(-1)), 0, true
 	}
-	var cm C.float
-	cs := C.mt_softmax((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.long(len(x)), C.float(scale), &cm)
-	return float32(cm), float64(cs), true
+	r := C.mt_softmax(f32p(dst[:len(x)]), f32p(x), C.long(len(x)), C.float(scale))
+	return float32(r.m), float64(r.s), true
 }
 
 func f32p(x []float32) *C.float { return (*C.float)(unsafe.Pointer(&x[0])) }
