@@ -52,17 +52,19 @@ func AttentionBackward(dq, dk, dv, dout, q, k, v, probs []float32, d AttnDims, l
 				// dP = dO_block·V[0:n]ᵀ
 				Sgemm(false, true, rows, n, hd, 1, dout[oo+i0*d.LdO:], d.LdO, v[vo:], d.LdV, 0, dp, n)
 				// dS = P ⊙ (dP − Σ dP·P), times the score scale
-				for r := 0; r < rows; r++ {
-					pr, dr := pc[r*T:r*T+n], dp[r*n:(r+1)*n]
-					hi := i0 + r + 1 // causal: keys beyond the query have P = 0
-					var s float32
-					for c := 0; c < hi; c++ {
-						s += pr[c] * dr[c]
+				if !attnDSVec(pc, T, dp, n, rows, i0, scale) {
+					for r := 0; r < rows; r++ {
+						pr, dr := pc[r*T:r*T+n], dp[r*n:(r+1)*n]
+						hi := i0 + r + 1 // causal: keys beyond the query have P = 0
+						var s float32
+						for c := 0; c < hi; c++ {
+							s += pr[c] * dr[c]
+						}
+						for c := 0; c < hi; c++ {
+							dr[c] = pr[c] * (dr[c] - s) * scale
+						}
+						clear(dr[hi:])
 					}
-					for c := 0; c < hi; c++ {
-						dr[c] = pr[c] * (dr[c] - s) * scale
-					}
-					clear(dr[hi:])
 				}
 				// dQ_block = dS·K[0:n] ; dK[0:n] += dSᵀ·Q_block
 				Sgemm(false, false, rows, hd, n, 1, dp, n, k[ko:], d.LdK, 0, dq[dqo+i0*ldDQ:], ldDQ)

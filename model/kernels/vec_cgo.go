@@ -272,6 +272,34 @@ static double mt_sumsq(const float *x, long n) {
 	return s;
 }
 
+// Attention backward's softmax step for a block of query rows (see
+// AttentionBackward): for row r (query i0+r, keys [0, i0+r] visible),
+// dS = P ⊙ (dP − Σ dP·P)·scale over the visible keys, zero after them.
+// p has row stride ldp, dp row stride n.
+__attribute__((target("avx2,fma")))
+static void mt_attn_ds(const float *p, long ldp, float *dp, long n, long rows, long i0, float scale) {
+	const __m256 sc = _mm256_set1_ps(scale);
+	for (long r = 0; r < rows; r++) {
+		const float *pr = p + r * ldp;
+		float *dr = dp + r * n;
+		long hi = i0 + r + 1, c = 0;
+		__m256 a = _mm256_setzero_ps();
+		for (; c + 8 <= hi; c += 8) a = _mm256_fmadd_ps(_mm256_loadu_ps(pr + c), _mm256_loadu_ps(dr + c), a);
+		float t[8];
+		_mm256_storeu_ps(t, a);
+		float s = 0;
+		for (int j = 0; j < 8; j++) s += t[j];
+		for (; c < hi; c++) s += pr[c] * dr[c];
+		__m256 s8 = _mm256_set1_ps(s);
+		for (c = 0; c + 8 <= hi; c += 8) {
+			__m256 d = _mm256_sub_ps(_mm256_loadu_ps(dr + c), s8);
+			_mm256_storeu_ps(dr + c, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(pr + c), d), sc));
+		}
+		for (; c < hi; c++) dr[c] = pr[c] * (dr[c] - s) * scale;
+		if (hi < n) memset(dr + hi, 0, (n - hi) * sizeof(float));
+	}
+}
+
 static int mt_have_avx2(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -378,4 +406,14 @@ func sumSquaresVec(x []float32) (float64, bool) {
 		return 0, true
 	}
 	return float64(C.mt_sumsq(f32p(x), C.long(len(x)))), true
+}
+
+// attnDSVec is AttentionBackward's per-block softmax step (ok false: no
+// vector kernel).
+func attnDSVec(p []float32, ldp int, dp []float32, n, rows, i0 int, scale float32) bool {
+	if !haveVec {
+		return false
+	}
+	C.mt_attn_ds(f32p(p[:(rows-1)*ldp+n]), C.long(ldp), f32p(dp[:rows*n]), C.long(n), C.long(rows), C.long(i0), C.float(scale))
+	return true
 }

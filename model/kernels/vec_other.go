@@ -20,3 +20,7 @@ func layerNorm1PDxVec(dx, dy, x, w, mean, rstd []float32, rows, dim int, accumul
 }
 
 func sumSquaresVec(x []float32) (float64, bool) { return 0, false }
+
+func attnDSVec(p []float32, ldp int, dp []float32, n, rows, i0 int, scale float32) bool {
+	return false
+}
