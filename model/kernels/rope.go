@@ -85,6 +85,9 @@ func RopeTables(invFreq []float32, positions int) (cos, sin []float32) {
 func ApplyRope(x []float32, rows, ld, heads, headDim, rot int, pos []int, cos, sin []float32) {
 	half := rot / 2
 	ParallelFor(rows, 32, func(lo, hi int) {
+		if ropeVec(x[lo*ld:], hi-lo, ld, heads, headDim, rot, pos[lo:hi], cos, sin) {
+			return
+		}
 		for r := lo; r < hi; r++ {
 			p := pos[r]
 			c, s := cos[p*half:(p+1)*half], sin[p*half:(p+1)*half]

@@ -300,6 +300,32 @@ static void mt_attn_ds(const float *p, long ldp, float *dp, long n, long rows, l
 	}
 }
 
+// ApplyRope over rows [0, rows) (see ApplyRope), the Go path's operations
+// without FMA, so results are identical.
+__attribute__((target("avx2")))
+static void mt_rope(float *x, long rows, long ld, long heads, long headDim, long rot,
+		const long long *pos, const float *cosT, const float *sinT) {
+	long half = rot / 2;
+	for (long r = 0; r < rows; r++) {
+		const float *c = cosT + pos[r] * half, *s = sinT + pos[r] * half;
+		for (long h = 0; h < heads; h++) {
+			float *a = x + r * ld + h * headDim, *b = a + half;
+			long i = 0;
+			for (; i + 8 <= half; i += 8) {
+				__m256 av = _mm256_loadu_ps(a + i), bv = _mm256_loadu_ps(b + i);
+				__m256 cv = _mm256_loadu_ps(c + i), sv = _mm256_loadu_ps(s + i);
+				_mm256_storeu_ps(a + i, _mm256_sub_ps(_mm256_mul_ps(av, cv), _mm256_mul_ps(bv, sv)));
+				_mm256_storeu_ps(b + i, _mm256_add_ps(_mm256_mul_ps(bv, cv), _mm256_mul_ps(av, sv)));
+			}
+			for (; i < half; i++) {
+				float av = a[i], bv = b[i];
+				a[i] = av * c[i] - bv * s[i];
+				b[i] = bv * c[i] + av * s[i];
+			}
+		}
+	}
+}
+
 static int mt_have_avx2(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -415,5 +441,17 @@ func attnDSVec(p []float32, ldp int, dp []float32, n, rows, i0 int, scale float3
 		return false
 	}
 	C.mt_attn_ds(f32p(p[:(rows-1)*ldp+n]), C.long(ldp), f32p(dp[:rows*n]), C.long(n), C.long(rows), C.long(i0), C.float(scale))
+	return true
+}
+
+// ropeVec is ApplyRope over rows rows starting at x's row 0 and pos[0].
+func ropeVec(x []float32, rows, ld, heads, headDim, rot int, pos []int, cos, sin []float32) bool {
+	if !haveVec || unsafe.Sizeof(int(0)) != 8 {
+		return false
+	}
+	if rows > 0 && heads > 0 && rot > 0 {
+		C.mt_rope(f32p(x[:(rows-1)*ld+(heads-1)*headDim+rot]), C.long(rows), C.long(ld), C.long(heads), C.long(headDim), C.long(rot),
+			(*C.longlong)(unsafe.Pointer(&pos[:rows][0])), f32p(cos), f32p(sin))
+	}
 	return true
 }

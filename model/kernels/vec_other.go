@@ -24,3 +24,7 @@ func sumSquaresVec(x []float32) (float64, bool) { return 0, false }
 func attnDSVec(p []float32, ldp int, dp []float32, n, rows, i0 int, scale float32) bool {
 	return false
 }
+
+func ropeVec(x []float32, rows, ld, heads, headDim, rot int, pos []int, cos, sin []float32) bool {
+	return false
+}
