@@ -160,7 +160,7 @@ func TestRopeInvFreq(t *testing.T) {
 func TestApplyRope(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	rows, heads, hd, rot := 5, 3, 24, 20 // rot/2 = 10: one 8-wide vector and a tail
-	ld := heads*hd + 4 // a strided view (fused buffer)
+	ld := heads*hd + 4                   // a strided view (fused buffer)
 	inv, _ := RopeInvFreq(rot, 10000, nil)
 	cos, sin := RopeTables(inv, 64)
 	x := randSlice(rng, rows*ld, 1)
