@@ -39,6 +39,9 @@ func LayerNorm1PBackward(dx, dw, db, dy, x, w, mean, rstd []float32, rows, dim i
 		})
 	}
 	colReduce(dim, func(c0, c1 int) {
+		if layerNorm1PDwVec(dw, db, dy, x, mean, rstd, rows, dim, c0, c1) {
+			return
+		}
 		clear(dw[c0:c1])
 		if db != nil {
 			clear(db[c0:c1])

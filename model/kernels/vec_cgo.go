@@ -326,6 +326,36 @@ static void mt_rope(float *x, long rows, long ld, long heads, long headDim, long
 	}
 }
 
+// LayerNorm1P's dw (and db when non-NULL) for columns [c0, c1): per column
+// the same sequential sum over rows as the Go path, vectorised across
+// columns without FMA, so results are identical.
+__attribute__((target("avx2")))
+static void mt_ln1p_dw(float *dw, float *db, const float *dy, const float *x, const float *mean,
+		const float *rstd, long rows, long dim, long c0, long c1) {
+	long c = c0;
+	for (; c + 8 <= c1; c += 8) {
+		__m256 w8 = _mm256_setzero_ps(), b8 = _mm256_setzero_ps();
+		for (long r = 0; r < rows; r++) {
+			__m256 g = _mm256_loadu_ps(dy + r * dim + c);
+			__m256 d = _mm256_sub_ps(_mm256_loadu_ps(x + r * dim + c), _mm256_set1_ps(mean[r]));
+			w8 = _mm256_add_ps(w8, _mm256_mul_ps(_mm256_mul_ps(g, d), _mm256_set1_ps(rstd[r])));
+			b8 = _mm256_add_ps(b8, g);
+		}
+		_mm256_storeu_ps(dw + c, w8);
+		if (db) _mm256_storeu_ps(db + c, b8);
+	}
+	for (; c < c1; c++) {
+		float w = 0, b = 0;
+		for (long r = 0; r < rows; r++) {
+			float g = dy[r * dim + c];
+			w += g * (x[r * dim + c] - mean[r]) * rstd[r];
+			b += g;
+		}
+		dw[c] = w;
+		if (db) db[c] = b;
+	}
+}
+
 static int mt_have_avx2(void) {
 	__builtin_cpu_init();
 	return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
@@ -452,6 +482,18 @@ func ropeVec(x []float32, rows, ld, heads, headDim, rot int, pos []int, cos, sin
 	if rows > 0 && heads > 0 && rot > 0 {
 		C.mt_rope(f32p(x[:(rows-1)*ld+(heads-1)*headDim+rot]), C.long(rows), C.long(ld), C.long(heads), C.long(headDim), C.long(rot),
 			(*C.longlong)(unsafe.Pointer(&pos[:rows][0])), f32p(cos), f32p(sin))
+	}
+	return true
+}
+
+// layerNorm1PDwVec is LayerNorm1PBackward's dw/db for columns [c0, c1).
+func layerNorm1PDwVec(dw, db, dy, x, mean, rstd []float32, rows, dim, c0, c1 int) bool {
+	if !haveVec {
+		return false
+	}
+	if rows > 0 && c1 > c0 {
+		C.mt_ln1p_dw(f32p(dw[:dim]), f32pOrNil(db), f32p(dy[:rows*dim]), f32p(x[:rows*dim]), f32p(mean[:rows]), f32p(rstd[:rows]),
+			C.long(rows), C.long(dim), C.long(c0), C.long(c1))
 	}
 	return true
 }

@@ -28,3 +28,7 @@ func attnDSVec(p []float32, ldp int, dp []float32, n, rows, i0 int, scale float3
 func ropeVec(x []float32, rows, ld, heads, headDim, rot int, pos []int, cos, sin []float32) bool {
 	return false
 }
+
+func layerNorm1PDwVec(dw, db, dy, x, mean, rstd []float32, rows, dim, c0, c1 int) bool {
+	return false
+}

@@ -160,7 +160,12 @@ func TestLayerNorm1PAgainstFloat64(t *testing.T) {
 		const eps = 1e-5
 		LayerNorm1PStats(out, mean, rstd, x, w, b, c.rows, c.dim, eps)
 		dw := make([]float32, c.dim)
-		LayerNorm1PBackward(dx, dw, nil, dy, x, w, mean, rstd, c.rows, c.dim, c.accu)
+		var db []float32
+		if c.bias {
+			db = make([]float32, c.dim)
+		}
+		LayerNorm1PBackward(dx, dw, db, dy, x, w, mean, rstd, c.rows, c.dim, c.accu)
+		wantDw, wantDb := make([]float64, c.dim), make([]float64, c.dim)
 		for r := 0; r < c.rows; r++ {
 			var mu, vr float64
 			for i := 0; i < c.dim; i++ {
@@ -188,6 +193,8 @@ func TestLayerNorm1PAgainstFloat64(t *testing.T) {
 				if d := math.Abs(float64(out[r*c.dim+i]) - want); d > 1e-5*(1+math.Abs(want)) {
 					t.Fatalf("%s: out[%d,%d] = %g, want %g", c.reason, r, i, out[r*c.dim+i], want)
 				}
+				wantDw[i] += float64(dy[r*c.dim+i]) * xh
+				wantDb[i] += float64(dy[r*c.dim+i])
 				wd := rs * (float64(dy[r*c.dim+i])*(float64(w[i])+1) - s1 - xh*s2)
 				if c.accu {
 					wd += 0.5
@@ -195,6 +202,14 @@ func TestLayerNorm1PAgainstFloat64(t *testing.T) {
 				if d := math.Abs(float64(dx[r*c.dim+i]) - wd); d > 1e-4*(1+math.Abs(wd)) {
 					t.Fatalf("%s: dx[%d,%d] = %g, want %g", c.reason, r, i, dx[r*c.dim+i], wd)
 				}
+			}
+		}
+		for i := range dw {
+			if d := math.Abs(float64(dw[i]) - wantDw[i]); d > 1e-5*(1+math.Abs(wantDw[i])) {
+				t.Fatalf("%s: dw[%d] = %g, want %g", c.reason, i, dw[i], wantDw[i])
+			}
+			if db != nil && math.Abs(float64(db[i])-wantDb[i]) > 1e-5*(1+math.Abs(wantDb[i])) {
+				t.Fatalf("%s: db[%d] = %g, want %g", c.reason, i, db[i], wantDb[i])
 			}
 		}
 	}
