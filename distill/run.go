@@ -283,6 +283,11 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 
 	var ws []io.Writer
 	if c.Out != "" {
+		if resumeDir != "" {
+			if err := truncateMetrics(filepath.Join(c.Out, "metrics.jsonl"), rstate.Step); err != nil {
+				return res, fmt.Errorf("metrics: %w", err)
+			}
+		}
 		mf, err := os.OpenFile(filepath.Join(c.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
 			return res, fmt.Errorf("metrics: %w", err)

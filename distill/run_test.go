@@ -2,6 +2,7 @@ package distill
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand"
@@ -110,6 +111,54 @@ func TestResumeEqualsUninterrupted(t *testing.T) {
 	// The final checkpoint is a loadable HF checkpoint.
 	if _, err := model.Load(filepath.Join(dir, "b", "checkpoints", "step-0000008"), model.Options{}); err != nil {
 		t.Fatal(err)
+	}
+
+	// A crash after step 5 whose last checkpoint is step 3: the resumed run
+	// repeats steps 4 and 5, and metrics.jsonl must hold each step once.
+	c = base(filepath.Join(dir, "c"))
+	ctx, cancel = context.WithCancel(context.Background())
+	c.OnStep = func(m StepMetrics) {
+		if m.Step == 5 {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	ck := filepath.Join(dir, "c", "checkpoints")
+	if err := os.RemoveAll(filepath.Join(ck, "step-0000005")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ck, "latest"), []byte("step-0000003\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c = base(filepath.Join(dir, "c"))
+	c.Resume = true
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	b, err := os.ReadFile(filepath.Join(dir, "c", "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var m struct {
+			Step        int      `json:"step"`
+			Loss        *float64 `json:"loss"`
+			Interrupted bool     `json:"interrupted"`
+		}
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatal(err)
+		}
+		if m.Loss != nil && !m.Interrupted {
+			seen[m.Step]++
+		}
+	}
+	for s := 1; s <= 8; s++ {
+		if seen[s] != 1 {
+			t.Errorf("metrics.jsonl has %d training lines for step %d, want 1", seen[s], s)
+		}
 	}
 }
 
