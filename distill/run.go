@@ -62,6 +62,13 @@ type Config struct {
 	SkipNonFin bool   // skip steps with a non-finite loss instead of failing
 	Workers    int    // kernel goroutines (0: all cores)
 	TopKCache  string // directory caching the teacher's top-k logits
+	// Device runs the optimizer steps on "cpu" (the default) or "cuda"
+	// (gputrain, GPU 0; needs a binary built with -tags minitron_cuda and
+	// supports CE and forward KL with one micro-batch per step).
+	Device string
+	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
+	// default math) instead of TF32 tensor-op math: slower, closer to the CPU.
+	NoTF32 bool
 
 	// Metrics receives JSONL metric lines in addition to Out/metrics.jsonl.
 	Metrics io.Writer
@@ -156,6 +163,13 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	}
 	if err := c.Losses.validate(); err != nil {
 		return res, err
+	}
+	if c.Device == "cuda" {
+		if err := checkCUDA(&c); err != nil {
+			return res, err
+		}
+	} else if c.Device != "" && c.Device != "cpu" {
+		return res, fmt.Errorf("--device %q: want cpu or cuda", c.Device)
 	}
 	if c.Out != "" {
 		if err := os.MkdirAll(c.Out, 0o755); err != nil {
@@ -280,6 +294,11 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		res.Tokens = rstate.Tokens
 		res.Checkpoint = resumeDir
 	}
+	eng, err := newEngine(&c, tr)
+	if err != nil {
+		return res, err
+	}
+	defer eng.Close()
 
 	var ws []io.Writer
 	if c.Out != "" {
@@ -308,7 +327,10 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		if c.Out == "" {
 			return nil
 		}
-		st := TrainerState{Step: tr.Step, AdamStep: opt.Step, Tokens: res.Tokens, Seed: c.Seed,
+		if err := eng.Sync(); err != nil {
+			return err
+		}
+		st := TrainerState{Step: eng.StepsDone(), AdamStep: opt.Step, Tokens: res.Tokens, Seed: c.Seed,
 			Sampler: train.State(), Fingerprint: c.fingerprint()}
 		dir, err := ck.save(s, opt, st)
 		if err != nil {
@@ -321,30 +343,30 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	var bar *progress.Bar
 	if c.Progress {
 		bar = progress.New(int64(c.Steps), "train")
-		bar.Add(tr.Step)
+		bar.Add(eng.StepsDone())
 		defer bar.Finish()
 	}
 	micro := make([][][]int32, accum)
 	start := time.Now()
 	startTokens := res.Tokens
 	tokPerStep := int64(c.GlobalBatch * c.SeqLen)
-	for tr.Step < c.Steps {
+	for eng.StepsDone() < c.Steps {
 		if ctx.Err() != nil {
 			res.Interrupted = true
 			break
 		}
 		for i := range micro {
 			if micro[i], err = train.NextBatch(c.MicroBatch); err != nil {
-				return res, fmt.Errorf("step %d: reading data: %w", tr.Step+1, err)
+				return res, fmt.Errorf("step %d: reading data: %w", eng.StepsDone()+1, err)
 			}
 		}
 		t0 := time.Now()
-		m, err := tr.TrainStep(micro, c.SkipNonFin)
+		m, err := eng.TrainStep(micro, c.SkipNonFin)
 		if err != nil {
 			return res, err
 		}
 		res.Tokens += tokPerStep
-		res.Steps = tr.Step
+		res.Steps = eng.StepsDone()
 		res.Loss = m.Loss
 		el := time.Since(start).Seconds()
 		res.TokensPerS = float64(res.Tokens-startTokens) / el
@@ -366,11 +388,11 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		if m.Skipped {
 			line["skipped"] = true
 		}
-		last := tr.Step == c.Steps
-		if (c.ValEvery > 0 && tr.Step%c.ValEvery == 0) || (last && valBatches != nil) {
-			vm, err := tr.Evaluate(valBatches)
+		last := m.Step == c.Steps
+		if (c.ValEvery > 0 && m.Step%c.ValEvery == 0) || (last && valBatches != nil) {
+			vm, err := eng.Evaluate(valBatches)
 			if err != nil {
-				return res, fmt.Errorf("validation at step %d: %w", tr.Step, err)
+				return res, fmt.Errorf("validation at step %d: %w", m.Step, err)
 			}
 			line["val_loss"] = vm.CE
 			res.ValLoss = vm.CE
@@ -379,7 +401,7 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 				res.ValKL = vm.KL
 			}
 		}
-		if tr.Step%c.LogEvery == 0 || last || line["val_loss"] != nil {
+		if m.Step%c.LogEvery == 0 || last || line["val_loss"] != nil {
 			emit(line)
 		}
 		if c.OnStep != nil {
@@ -392,10 +414,10 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 				desc += fmt.Sprintf(" kl %.4f", m.KL)
 			}
 			rate := res.TokensPerS
-			eta := time.Duration(float64(int64(c.Steps-tr.Step)*tokPerStep)/rate) * time.Second
+			eta := time.Duration(float64(int64(c.Steps-m.Step)*tokPerStep)/rate) * time.Second
 			bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, rate, eta.Round(time.Second)))
 		}
-		if c.SaveEvery > 0 && tr.Step%c.SaveEvery == 0 && !last {
+		if c.SaveEvery > 0 && m.Step%c.SaveEvery == 0 && !last {
 			if err := save(); err != nil {
 				return res, err
 			}
@@ -405,7 +427,7 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		return res, err
 	}
 	if res.Interrupted {
-		emit(map[string]any{"step": tr.Step, "interrupted": true, "checkpoint": res.Checkpoint})
+		emit(map[string]any{"step": eng.StepsDone(), "interrupted": true, "checkpoint": res.Checkpoint})
 	}
 	return res, nil
 }

@@ -55,6 +55,7 @@ type TrainOptions struct {
 	SkipNonFin  bool     `yaml:"skip_nonfinite"`
 	Threads     int      `yaml:"threads"`
 	BLASCore    string   `yaml:"blas_core"`
+	Device      string   `yaml:"device"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -98,6 +99,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
+	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda; CE and forward KL, one micro-batch per step)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 }
@@ -145,7 +147,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
-		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true,
+		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true, Device: o.Device,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
 	}
 	if c.Clip == 0 {
@@ -241,11 +243,20 @@ Writes --out/metrics.jsonl (one JSON line per step: step, lr, loss, kl, ce, grad
 tokens_per_s, val_loss) and --out/checkpoints/step-NNNNNNN (a Hugging Face checkpoint plus
 optimizer.bin and trainer_state.json; --out/checkpoints/latest names the newest). --resume
 continues from it with exactly the losses of an uninterrupted run; Ctrl-C writes a checkpoint
-and exits 0. Settings may come from a YAML file (--config, snake_case keys); flags win.`,
+and exits 0. Settings may come from a YAML file (--config, snake_case keys); flags win.
+
+--device cuda (a binary built with -tags minitron_cuda) runs each optimizer step on GPU 0
+(student, teacher, gradients and AdamW moments stay on the device; validation too) in the same
+loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
+the same files, so a run can resume on either device. It supports --ce and --kl (with
+--temperature) and --global-batch equal to --micro-batch; --reverse-kl, --top-k, --intermediate,
+gradient accumulation and --skip-nonfinite are refused with an error naming the flag.`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
   minitron distill --config run.yaml --steps 100      # flags override the file
-  minitron distill --config run.yaml --resume`,
+  minitron distill --config run.yaml --resume
+  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --seq-len 1024 \
+      --micro-batch 8 --steps 400 --device cuda --out runs/d1-gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runTraining(cmd, o, true) },
 	}

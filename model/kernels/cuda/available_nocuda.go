@@ -12,5 +12,5 @@ var ErrNotBuilt = errNotBuilt{}
 type errNotBuilt struct{}
 
 func (errNotBuilt) Error() string {
-	return "this binary was built without CUDA; rebuild with -tags cuda (make build-cuda, needs the CUDA 11.8 headers: scripts/install-cuda-dev.sh)"
+	return "this binary was built without CUDA; rebuild with -tags minitron_cuda (make build-cuda, needs the CUDA 11.8 headers: scripts/install-cuda-dev.sh)"
 }

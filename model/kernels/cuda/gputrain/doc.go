@@ -4,7 +4,8 @@
 // token ids go up and per-row losses come back. It mirrors distill's
 // Student/Trainer (the same layers, loss mix, gradient scaling, clipping and
 // AdamW) so the two can be compared step for step, and it is what
-// `bench train --device cuda` is meant to time.
+// `bench train --device cuda` times and what distill.Run's Device "cuda"
+// (`train`/`distill --device cuda`, distill/engine_cuda.go) steps with.
 //
 // Like package cuda it is only compiled with the minitron_cuda build tag (a
 // GPU) or minitron_cudaemu (the CPU emulator, which runs its tests here:

@@ -1,0 +1,155 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package distill
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+)
+
+// checkCUDA names the first setting the device trainer (gputrain) cannot
+// run, so that --device cuda never silently trains something else.
+func checkCUDA(c *Config) error {
+	l := c.Losses
+	switch {
+	case c.GlobalBatch != c.MicroBatch:
+		return fmt.Errorf("--device cuda: gradient accumulation (--global-batch %d > --micro-batch %d) is not supported on the device yet; use --global-batch %d or --device cpu", c.GlobalBatch, c.MicroBatch, c.MicroBatch)
+	case l.ReverseKL != 0:
+		return errors.New("--device cuda: --reverse-kl is not supported on the device yet; use --device cpu")
+	case l.TopK > 0:
+		return errors.New("--device cuda: --top-k (top-k KL) is not supported on the device yet; use --device cpu")
+	case len(l.Intermediate) > 0:
+		return errors.New("--device cuda: --intermediate (hidden-state loss) is not supported on the device yet; use --device cpu")
+	case c.SkipNonFin:
+		return errors.New("--device cuda: --skip-nonfinite is not supported on the device yet (a non-finite step stops the run); use --device cpu")
+	}
+	return nil
+}
+
+// cudaEngine runs each optimizer step with gputrain on GPU 0: student,
+// teacher (for the KL), gradients and AdamW moments live on the device.
+// The CPU trainer it wraps is the host mirror that checkpoints are written
+// from (Sync downloads into it) and that resumed runs were loaded into.
+type cudaEngine struct {
+	host    *Trainer
+	d       *cuda.Device
+	s, t    *gputrain.Model
+	g       *gputrain.Trainer
+	offs    []int
+	closers []func()
+}
+
+func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
+	if err := checkCUDA(c); err != nil {
+		return nil, err
+	}
+	e := &cudaEngine{host: tr, offs: tr.offs}
+	defer func() {
+		if err != nil {
+			e.Close()
+		}
+	}()
+	if e.d, err = cuda.Open(0); err != nil {
+		return nil, fmt.Errorf("--device cuda: %w", err)
+	}
+	e.closers = append(e.closers, func() { e.d.Close() })
+	if c.NoTF32 {
+		if err = e.d.SetTF32(false); err != nil {
+			return nil, fmt.Errorf("--device cuda: %w", err)
+		}
+	}
+	hs := tr.S
+	if e.s, err = gputrain.NewModel(e.d, hs.Cfg, hs, hs.Batch, hs.Seq, true); err != nil {
+		return nil, fmt.Errorf("--device cuda: student: %w", err)
+	}
+	e.closers = append(e.closers, e.s.Free)
+	if tr.Teacher != nil {
+		// The teacher runs on the device too: its weights go up once.
+		if e.t, err = gputrain.NewModel(e.d, tr.Teacher.Cfg, tr.Teacher.Source(), hs.Batch, hs.Seq, false); err != nil {
+			return nil, fmt.Errorf("--device cuda: teacher: %w", err)
+		}
+		e.closers = append(e.closers, e.t.Free)
+	}
+	l := hs.st.losses
+	o := tr.Opt
+	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, Temperature: l.Temperature},
+		gputrain.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
+	if err != nil {
+		return nil, fmt.Errorf("--device cuda: %w", err)
+	}
+	e.closers = append(e.closers, e.g.Free)
+	// Resumed: the host optimizer holds the checkpoint's moments.
+	e.g.Step = o.Step
+	if o.Step > 0 {
+		for j, p := range hs.Params {
+			lo, hi := e.offs[j], e.offs[j]+len(p.Data)
+			if err := e.g.WriteMoments(p.Name, o.M[lo:hi], o.V[lo:hi]); err != nil {
+				return nil, fmt.Errorf("--device cuda: optimizer state: %w", err)
+			}
+		}
+	}
+	return e, nil
+}
+
+func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics, error) {
+	tr := e.host
+	if len(micro) != 1 || skipNonFinite {
+		return StepMetrics{}, fmt.Errorf("--device cuda: one micro-batch per step and no skipping (got %d micro-batches)", len(micro))
+	}
+	gm, err := e.g.TrainStep(micro[0], tr.Sched.At(tr.Step))
+	if err != nil {
+		return StepMetrics{}, fmt.Errorf("step %d (cuda): %w", tr.Step+1, err)
+	}
+	tr.Step++
+	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, GradNorm: gm.GradNorm}, nil
+}
+
+func (e *cudaEngine) Evaluate(batches [][][]int32) (StepMetrics, error) {
+	var m StepMetrics
+	if len(batches) == 0 {
+		return m, fmt.Errorf("no validation batches")
+	}
+	l := e.host.S.st.losses
+	n := float64(len(batches))
+	for _, mb := range batches {
+		ce, kl, err := e.g.Evaluate(mb)
+		if err != nil {
+			return m, fmt.Errorf("validation (cuda): %w", err)
+		}
+		m.CE += ce / n
+		m.KL += kl / n
+		m.Loss += (l.CE*ce + l.KL*kl) / n
+	}
+	return m, nil
+}
+
+func (e *cudaEngine) StepsDone() int { return e.host.Step }
+
+// Sync downloads the weights and the AdamW moments into the host Student
+// and optimizer, which the checkpoint is then written from exactly as on
+// the CPU path.
+func (e *cudaEngine) Sync() error {
+	hs, o := e.host.S, e.host.Opt
+	for j, p := range hs.Params {
+		if err := e.s.ReadParam(p.Name, p.Data); err != nil {
+			return fmt.Errorf("--device cuda: downloading weights: %w", err)
+		}
+		lo, hi := e.offs[j], e.offs[j]+len(p.Data)
+		if err := e.g.ReadMoments(p.Name, o.M[lo:hi], o.V[lo:hi]); err != nil {
+			return fmt.Errorf("--device cuda: downloading optimizer state: %w", err)
+		}
+	}
+	o.Step = e.g.Step
+	return nil
+}
+
+func (e *cudaEngine) Close() error {
+	for i := len(e.closers) - 1; i >= 0; i-- {
+		e.closers[i]()
+	}
+	e.closers = nil
+	return nil
+}

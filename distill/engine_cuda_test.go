@@ -1,0 +1,217 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package distill
+
+import (
+	"context"
+	"math"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/minitron-dev/minitron/model"
+)
+
+func relClose(a, b, rel float64) bool {
+	return math.Abs(a-b) <= rel*math.Max(math.Abs(a), math.Abs(b))+1e-7
+}
+
+// cudaRunConfig is a 3-step run of a tiny model (with a teacher for kd) on
+// the given device; the same Config on both devices gives the same data,
+// schedule and initial weights.
+func cudaRunConfig(t *testing.T, fam string, kd bool, device, out string) (Config, *[]StepMetrics) {
+	t.Helper()
+	cfg := tinyConfig(t, fam, 2, 32, 4, 2, 48, 64)
+	src := corpus(4, 20, 200, 64)
+	var ms []StepMetrics
+	c := Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 16, 3),
+		ValSampler: sampler(t, src, 16, 77), ValBatches: 2,
+		SeqLen: 16, MicroBatch: 2, Steps: 3, LR: 3e-3, MinLR: 1e-4, Warmup: 1,
+		WeightDecay: 0.01, Clip: 0.5, Seed: 9, Out: out, Device: device,
+		OnStep: func(m StepMetrics) { ms = append(ms, m) }}
+	if kd {
+		tsrc := model.NewRandomSource(cfg, model.F32, 21)
+		teacher, err := model.New(cfg, tsrc, model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Teacher = teacher
+		c.Losses = Losses{CE: 0.5, KL: 1, Temperature: 2}
+	}
+	return c, &ms
+}
+
+// The same 3-step Run on the CPU and through gputrain (Device "cuda"):
+// per-step losses within gputrain's own test tolerances (TF32 off: 1e-4
+// relative; TF32 on: 1e-2; 10× that for the gradient norm), the same
+// validation losses, and checkpoints of the same tensors whose weights
+// differ by 1e-4 at most (TF32: by less than the steps' total learning
+// rate, as AdamW's update is about ±lr per step wherever a gradient is near
+// 0, so a tiny gradient difference can move such a weight by up to 2·lr).
+func TestRunCUDAMatchesCPU(t *testing.T) {
+	for _, tc := range []struct {
+		name, fam string
+		kd, tf32  bool
+		rel       float64
+		reason    string
+	}{
+		{"nemotron-ce", "nemotron", false, false, 1e-4, "LayerNorm1P, relu², CE only (minitron train)"},
+		{"llama-kd", "llama", true, false, 1e-4, "RMSNorm, SwiGLU, CE 0.5 + KL at τ 2 from a device teacher"},
+		{"llama-kd-tf32", "llama", true, true, 1e-2, "the default TF32 products: looser"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cc, want := cudaRunConfig(t, tc.fam, tc.kd, "cpu", filepath.Join(dir, "cpu"))
+			wres, err := Run(context.Background(), cc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gc, got := cudaRunConfig(t, tc.fam, tc.kd, "cuda", filepath.Join(dir, "cuda"))
+			gc.NoTF32 = !tc.tf32
+			gres, err := Run(context.Background(), gc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel := tc.rel
+			if len(*got) != 3 || len(*want) != 3 {
+				t.Fatalf("steps: cuda %d, cpu %d", len(*got), len(*want))
+			}
+			for i, w := range *want {
+				g := (*got)[i]
+				t.Logf("step %d: loss %.7f (cpu %.7f) ce %.7f (%.7f) kl %.7f (%.7f) grad norm %.6f (%.6f) lr %g (%g)",
+					i+1, g.Loss, w.Loss, g.CE, w.CE, g.KL, w.KL, g.GradNorm, w.GradNorm, g.LR, w.LR)
+				if g.Step != w.Step || g.LR != w.LR {
+					t.Errorf("step %d: step/lr %d/%g, cpu %d/%g", i+1, g.Step, g.LR, w.Step, w.LR)
+				}
+				if !relClose(g.Loss, w.Loss, rel) || !relClose(g.CE, w.CE, rel) || !relClose(g.KL, w.KL, rel) {
+					t.Errorf("step %d: loss %v (ce %v, kl %v), cpu %v (ce %v, kl %v)", i+1, g.Loss, g.CE, g.KL, w.Loss, w.CE, w.KL)
+				}
+				if !relClose(g.GradNorm, w.GradNorm, 10*rel) {
+					t.Errorf("step %d: grad norm %v, cpu %v", i+1, g.GradNorm, w.GradNorm)
+				}
+			}
+			t.Logf("val loss %.7f (cpu %.7f), val kl %.7f (cpu %.7f)", gres.ValLoss, wres.ValLoss, gres.ValKL, wres.ValKL)
+			if !relClose(gres.ValLoss, wres.ValLoss, rel) || !relClose(gres.ValKL, wres.ValKL, rel) {
+				t.Errorf("validation: loss %v kl %v, cpu %v kl %v", gres.ValLoss, gres.ValKL, wres.ValLoss, wres.ValKL)
+			}
+			// The checkpoints are the same files with (nearly) the same weights.
+			if filepath.Base(gres.Checkpoint) != filepath.Base(wres.Checkpoint) {
+				t.Fatalf("checkpoints %s and %s", gres.Checkpoint, wres.Checkpoint)
+			}
+			tol := 1e-4 // f32 products: the weights agree to float rounding
+			if tc.tf32 {
+				tol = cc.LR * float64(cc.Steps)
+			}
+			compareCheckpoints(t, wres.Checkpoint, gres.Checkpoint, tol)
+		})
+	}
+}
+
+func compareCheckpoints(t *testing.T, a, b string, tol float64) {
+	t.Helper()
+	ca, err := model.OpenCheckpoint(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ca.Close()
+	cb, err := model.OpenCheckpoint(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cb.Close()
+	if strings.Join(ca.Names(), ",") != strings.Join(cb.Names(), ",") {
+		t.Fatalf("tensors differ: %v vs %v", ca.Names(), cb.Names())
+	}
+	worst := 0.0
+	for _, n := range ca.Names() {
+		ia, _ := ca.Info(n)
+		x, y := make([]float32, ia.NumElements()), make([]float32, ia.NumElements())
+		if err := ca.ReadF32(n, x); err != nil {
+			t.Fatal(err)
+		}
+		if err := cb.ReadF32(n, y); err != nil {
+			t.Fatal(err)
+		}
+		for i := range x {
+			worst = max(worst, math.Abs(float64(x[i]-y[i])))
+		}
+	}
+	t.Logf("largest weight difference between the checkpoints: %.3g", worst)
+	if worst > tol {
+		t.Errorf("checkpoint weights differ by %g > %g", worst, tol)
+	}
+}
+
+// A cuda run interrupted after step 2 resumes from its checkpoint (weights
+// and AdamW moments downloaded) on the cuda engine and on the CPU, and both
+// continue with the losses of the uninterrupted cuda run.
+func TestRunCUDAResume(t *testing.T) {
+	dir := t.TempDir()
+	base := func(device, out string) (Config, *[]StepMetrics) {
+		c, ms := cudaRunConfig(t, "llama", false, device, out)
+		c.Steps, c.SaveEvery, c.ValSampler, c.NoTF32 = 4, 2, nil, true
+		return c, ms
+	}
+	c, want := base("cuda", filepath.Join(dir, "full"))
+	if _, err := Run(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	for _, resumeOn := range []string{"cuda", "cpu"} {
+		out := filepath.Join(dir, "resume-"+resumeOn)
+		ctx, cancel := context.WithCancel(context.Background())
+		c, _ := base("cuda", out)
+		inner := c.OnStep
+		c.OnStep = func(m StepMetrics) {
+			inner(m)
+			if m.Step == 2 {
+				cancel()
+			}
+		}
+		res, err := Run(ctx, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res.Interrupted || res.Steps != 2 {
+			t.Fatalf("interrupted run: %+v", res)
+		}
+		c, got := base(resumeOn, out)
+		c.Resume = true
+		if res, err = Run(context.Background(), c); err != nil {
+			t.Fatal(err)
+		}
+		if res.Steps != 4 || len(*got) != 2 {
+			t.Fatalf("resumed on %s: %d steps, %d metrics", resumeOn, res.Steps, len(*got))
+		}
+		for i, g := range *got {
+			w := (*want)[2+i]
+			t.Logf("resumed on %s, step %d: loss %.7f (uninterrupted cuda %.7f)", resumeOn, g.Step, g.Loss, w.Loss)
+			if g.Step != w.Step || !relClose(g.Loss, w.Loss, 1e-4) || !relClose(g.GradNorm, w.GradNorm, 1e-3) {
+				t.Errorf("resumed on %s, step %d: loss %v grad norm %v, uninterrupted %v / %v", resumeOn, g.Step, g.Loss, g.GradNorm, w.Loss, w.GradNorm)
+			}
+		}
+	}
+}
+
+// Settings gputrain cannot run are refused with the flag's name.
+func TestRunCUDAUnsupported(t *testing.T) {
+	for _, tc := range []struct {
+		flag   string
+		set    func(*Config)
+		reason string
+	}{
+		{"--global-batch", func(c *Config) { c.GlobalBatch = 4 }, "no gradient accumulation on the device"},
+		{"--reverse-kl", func(c *Config) { c.Losses.ReverseKL = 1 }, "reverse KL not wired into gputrain"},
+		{"--top-k", func(c *Config) { c.Losses.TopK = 4 }, "top-k KL not wired into gputrain"},
+		{"--intermediate", func(c *Config) { c.Losses.Intermediate = []LayerPair{{Student: 1, Teacher: 1}} }, "no hidden-state loss on the device"},
+		{"--skip-nonfinite", func(c *Config) { c.SkipNonFin = true }, "a non-finite device step cannot be skipped yet"},
+	} {
+		t.Run(tc.flag, func(t *testing.T) {
+			c, _ := cudaRunConfig(t, "llama", true, "cuda", "")
+			tc.set(&c)
+			_, err := Run(context.Background(), c)
+			if err == nil || !strings.Contains(err.Error(), tc.flag) {
+				t.Fatalf("%s (%s): error %v, want one naming %s", tc.flag, tc.reason, err, tc.flag)
+			}
+		})
+	}
+}

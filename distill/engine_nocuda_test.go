@@ -1,0 +1,25 @@
+//go:build !minitron_cuda && !minitron_cudaemu
+
+package distill
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+func TestRunDeviceWithoutCUDA(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 32, 32)
+	src := corpus(4, 5, 100, 32)
+	c := Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 8, 3), SeqLen: 8, MicroBatch: 1, Steps: 1, Device: "cuda"}
+	if _, err := Run(context.Background(), c); !errors.Is(err, cuda.ErrNotBuilt) {
+		t.Fatalf("--device cuda in a CPU build: %v, want cuda.ErrNotBuilt", err)
+	}
+	c.Device = "tpu"
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), `--device "tpu"`) {
+		t.Fatalf("--device tpu: %v", err)
+	}
+}

@@ -1,0 +1,103 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package gputrain
+
+import (
+	"fmt"
+
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// window returns tensor name's window of an arena in the parameter layout.
+func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
+	i, ok := m.byName[name]
+	if !ok {
+		return cuda.Buf{}, fmt.Errorf("gputrain: no tensor %q on the device", name)
+	}
+	p := m.params[i]
+	if n != p.n {
+		return cuda.Buf{}, fmt.Errorf("gputrain: tensor %q has %d elements, host buffer %d", name, p.n, n)
+	}
+	return arena.Slice(p.off, p.off+p.n), nil
+}
+
+// ReadParam downloads tensor name's current weights into dst (for
+// checkpoints written from the host).
+func (m *Model) ReadParam(name string, dst []float32) error {
+	w, err := m.window(m.W, name, len(dst))
+	if err != nil {
+		return err
+	}
+	return m.d.Download(dst, w)
+}
+
+// ReadMoments downloads tensor name's AdamW first and second moments.
+func (t *Trainer) ReadMoments(name string, m1, m2 []float32) error {
+	a, err := t.S.window(t.mom1, name, len(m1))
+	if err != nil {
+		return err
+	}
+	b, err := t.S.window(t.mom2, name, len(m2))
+	if err != nil {
+		return err
+	}
+	if err := t.S.d.Download(m1, a); err != nil {
+		return err
+	}
+	return t.S.d.Download(m2, b)
+}
+
+// WriteMoments uploads tensor name's AdamW moments (resuming a run; set
+// Step to the optimizer's step count too).
+func (t *Trainer) WriteMoments(name string, m1, m2 []float32) error {
+	a, err := t.S.window(t.mom1, name, len(m1))
+	if err != nil {
+		return err
+	}
+	b, err := t.S.window(t.mom2, name, len(m2))
+	if err != nil {
+		return err
+	}
+	if err := t.S.d.CopyFrom(a, m1); err != nil {
+		return err
+	}
+	return t.S.d.CopyFrom(b, m2)
+}
+
+// Evaluate runs the forward pass on tokens [Batch][Seq+1] without an
+// update and returns the mean CE and, when the trainer has a teacher, the
+// mean forward KL at the trainer's temperature (distill.Trainer.Evaluate's
+// metrics). The loss kernels accumulate a zero-weighted gradient, which
+// leaves the logits as they are, so both losses read the same logits.
+func (t *Trainer) Evaluate(tokens [][]int32) (ce, kl float64, err error) {
+	s, d := t.S, t.S.d
+	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	if err := s.SetBatch(tokens); err != nil {
+		return 0, 0, err
+	}
+	if t.Teacher != nil {
+		if err := t.Teacher.SetBatch(tokens); err != nil {
+			return 0, 0, err
+		}
+		if err := t.Teacher.Forward(); err != nil {
+			return 0, 0, fmt.Errorf("teacher forward: %w", err)
+		}
+	}
+	if err := s.Forward(); err != nil {
+		return 0, 0, fmt.Errorf("student forward: %w", err)
+	}
+	if err := d.SoftmaxCrossEntropy(s.logits, s.logits, s.targets, rows, V, 0, true, t.rowLoss); err != nil {
+		return 0, 0, err
+	}
+	if ce, err = t.meanLoss(); err != nil {
+		return 0, 0, err
+	}
+	if t.Teacher == nil {
+		return ce, 0, nil
+	}
+	if err := d.KLForward(s.logits, s.logits, t.Teacher.logits, rows, V, t.Losses.tau(), 0, true, t.rowLoss); err != nil {
+		return 0, 0, err
+	}
+	kl, err = t.meanLoss()
+	return ce, kl, err
+}
