@@ -23,8 +23,6 @@ func checkCUDA(c *Config) error {
 		return errors.New("--device cuda: --top-k (top-k KL) is not supported on the device yet; use --device cpu")
 	case len(l.Intermediate) > 0:
 		return errors.New("--device cuda: --intermediate (hidden-state loss) is not supported on the device yet; use --device cpu")
-	case c.SkipNonFin:
-		return errors.New("--device cuda: --skip-nonfinite is not supported on the device yet (a non-finite step stops the run); use --device cpu")
 	}
 	return nil
 }
@@ -96,10 +94,22 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 
 func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics, error) {
 	tr := e.host
-	if len(micro) != 1 || skipNonFinite {
-		return StepMetrics{}, fmt.Errorf("--device cuda: one micro-batch per step and no skipping (got %d micro-batches)", len(micro))
+	if len(micro) != 1 {
+		return StepMetrics{}, fmt.Errorf("--device cuda: one micro-batch per step (got %d)", len(micro))
 	}
 	gm, err := e.g.TrainStep(micro[0], tr.Sched.At(tr.Step))
+	var nf *gputrain.NonFiniteError
+	if errors.As(err, &nf) {
+		m := StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, GradNorm: gm.GradNorm}
+		if !skipNonFinite {
+			return m, fmt.Errorf("%w (use --skip-nonfinite to skip such steps)", err)
+		}
+		// Nothing was updated on the device: count the step, as the CPU
+		// trainer does, without an AdamW step.
+		m.Skipped = true
+		tr.Step++
+		return m, nil
+	}
 	if err != nil {
 		return StepMetrics{}, fmt.Errorf("step %d (cuda): %w", tr.Step+1, err)
 	}

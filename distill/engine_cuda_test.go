@@ -203,7 +203,6 @@ func TestRunCUDAUnsupported(t *testing.T) {
 		{"--reverse-kl", func(c *Config) { c.Losses.ReverseKL = 1 }, "reverse KL not wired into gputrain"},
 		{"--top-k", func(c *Config) { c.Losses.TopK = 4 }, "top-k KL not wired into gputrain"},
 		{"--intermediate", func(c *Config) { c.Losses.Intermediate = []LayerPair{{Student: 1, Teacher: 1}} }, "no hidden-state loss on the device"},
-		{"--skip-nonfinite", func(c *Config) { c.SkipNonFin = true }, "a non-finite device step cannot be skipped yet"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			c, _ := cudaRunConfig(t, "llama", true, "cuda", "")
@@ -213,5 +212,34 @@ func TestRunCUDAUnsupported(t *testing.T) {
 				t.Fatalf("%s (%s): error %v, want one naming %s", tc.flag, tc.reason, err, tc.flag)
 			}
 		})
+	}
+}
+
+// A NaN weight: the device run stops at step 1 naming it, or with
+// SkipNonFin skips every step without updating, as the CPU run does.
+func TestRunCUDANonFinite(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
+	src := corpus(1, 10, 100, 32)
+	ms, err := model.LoadMem(model.NewRandomSource(cfg, model.F32, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, info, _ := ms.Get("lm_head.weight")
+	w[3] = float32(math.NaN())
+	ms.SetF32("lm_head.weight", info.Shape, w)
+	c := Config{StudentConfig: cfg, StudentWeights: ms, Train: sampler(t, src, 8, 1),
+		SeqLen: 8, MicroBatch: 2, Steps: 3, Out: t.TempDir(), Device: "cuda"}
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "step 1: loss is NaN") {
+		t.Fatalf("error %v, want one naming step 1", err)
+	}
+	c.SkipNonFin, c.Out, c.Train = true, t.TempDir(), sampler(t, src, 8, 1)
+	var skipped int
+	c.OnStep = func(m StepMetrics) {
+		if m.Skipped {
+			skipped++
+		}
+	}
+	if res, err := Run(context.Background(), c); err != nil || res.Steps != 3 || skipped != 3 {
+		t.Fatalf("--skip-nonfinite: %+v %v, %d skipped", res, err, skipped)
 	}
 }

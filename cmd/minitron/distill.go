@@ -249,8 +249,8 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 (student, teacher, gradients and AdamW moments stay on the device; validation too) in the same
 loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
 the same files, so a run can resume on either device. It supports --ce and --kl (with
---temperature) and --global-batch equal to --micro-batch; --reverse-kl, --top-k, --intermediate,
-gradient accumulation and --skip-nonfinite are refused with an error naming the flag.`,
+--temperature), --skip-nonfinite, and --global-batch equal to --micro-batch; --reverse-kl,
+--top-k, --intermediate and gradient accumulation are refused with an error naming the flag.`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
   minitron distill --config run.yaml --steps 100      # flags override the file

@@ -8,6 +8,19 @@ import (
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
+// NonFiniteError is a step whose loss or gradient norm is not finite. It
+// is returned before the update: weights, moments and Step are unchanged,
+// so a caller may skip the step (distill's --skip-nonfinite).
+type NonFiniteError struct {
+	Step  int
+	What  string // "loss" or "gradient norm"
+	Value float64
+}
+
+func (e *NonFiniteError) Error() string {
+	return fmt.Sprintf("step %d: %s is %v", e.Step, e.What, e.Value)
+}
+
 // window returns tensor name's window of an arena in the parameter layout.
 func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
 	i, ok := m.byName[name]

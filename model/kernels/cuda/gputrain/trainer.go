@@ -194,7 +194,7 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 		return m, err
 	}
 	if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
-		return m, fmt.Errorf("step %d: loss is %v", m.Step, m.Loss)
+		return m, &NonFiniteError{Step: m.Step, What: "loss", Value: m.Loss}
 	}
 	if err := t.backward(); err != nil {
 		return m, err
@@ -205,7 +205,7 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 	}
 	m.GradNorm = math.Sqrt(ss)
 	if math.IsNaN(m.GradNorm) || math.IsInf(m.GradNorm, 0) {
-		return m, fmt.Errorf("step %d: gradient norm is %v", m.Step, m.GradNorm)
+		return m, &NonFiniteError{Step: m.Step, What: "gradient norm", Value: m.GradNorm}
 	}
 	if c := t.Optim.Clip; c > 0 && m.GradNorm > c {
 		if err := d.Scale(t.grad, float32(c/(m.GradNorm+1e-6))); err != nil {
