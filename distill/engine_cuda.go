@@ -64,12 +64,22 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 		return nil, fmt.Errorf("--device cuda: student: %w", err)
 	}
 	e.closers = append(e.closers, e.s.Free)
+	if c.BF16 {
+		if err = e.s.EnableBF16(); err != nil {
+			return nil, fmt.Errorf("--device cuda --bf16: student: %w", err)
+		}
+	}
 	if tr.Teacher != nil {
 		// The teacher runs on the device too: its weights go up once.
 		if e.t, err = gputrain.NewModel(e.d, tr.Teacher.Cfg, tr.Teacher.Source(), hs.Batch, hs.Seq, false); err != nil {
 			return nil, fmt.Errorf("--device cuda: teacher: %w", err)
 		}
 		e.closers = append(e.closers, e.t.Free)
+		if c.BF16 {
+			if err = e.t.EnableBF16(); err != nil {
+				return nil, fmt.Errorf("--device cuda --bf16: teacher: %w", err)
+			}
+		}
 	}
 	l := hs.st.losses
 	o := tr.Opt

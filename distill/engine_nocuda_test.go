@@ -18,7 +18,11 @@ func TestRunDeviceWithoutCUDA(t *testing.T) {
 	if _, err := Run(context.Background(), c); !errors.Is(err, cuda.ErrNotBuilt) {
 		t.Fatalf("--device cuda in a CPU build: %v, want cuda.ErrNotBuilt", err)
 	}
-	c.Device = "tpu"
+	c.Device, c.BF16 = "", true
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "--bf16 needs --device cuda") {
+		t.Fatalf("--bf16 on the CPU: %v", err)
+	}
+	c.Device, c.BF16 = "tpu", false
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), `--device "tpu"`) {
 		t.Fatalf("--device tpu: %v", err)
 	}

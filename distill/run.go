@@ -69,6 +69,9 @@ type Config struct {
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// default math) instead of TF32 tensor-op math: slower, closer to the CPU.
 	NoTF32 bool
+	// BF16 (Device "cuda" only) runs the linear layers' products in bf16
+	// with f32 accumulation and f32 master weights (mixed precision).
+	BF16 bool
 
 	// Metrics receives JSONL metric lines in addition to Out/metrics.jsonl.
 	Metrics io.Writer
@@ -170,6 +173,8 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 		}
 	} else if c.Device != "" && c.Device != "cpu" {
 		return res, fmt.Errorf("--device %q: want cpu or cuda", c.Device)
+	} else if c.BF16 {
+		return res, errors.New("--bf16 needs --device cuda (the CPU path trains in f32)")
 	}
 	if c.Out != "" {
 		if err := os.MkdirAll(c.Out, 0o755); err != nil {

@@ -56,6 +56,7 @@ type TrainOptions struct {
 	Threads     int      `yaml:"threads"`
 	BLASCore    string   `yaml:"blas_core"`
 	Device      string   `yaml:"device"`
+	BF16        bool     `yaml:"bf16"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -99,6 +100,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
+	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda; CE and forward KL, one micro-batch per step)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
@@ -147,7 +149,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
-		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true, Device: o.Device,
+		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true, Device: o.Device, BF16: o.BF16,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
 	}
 	if c.Clip == 0 {
@@ -250,7 +252,8 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
 the same files, so a run can resume on either device. It supports --ce and --kl (with
 --temperature), --skip-nonfinite, and --global-batch equal to --micro-batch; --reverse-kl,
---top-k, --intermediate and gradient accumulation are refused with an error naming the flag.`,
+--top-k, --intermediate and gradient accumulation are refused with an error naming the flag.
+--bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
   minitron distill --config run.yaml --steps 100      # flags override the file
