@@ -15,8 +15,6 @@ import (
 func checkCUDA(c *Config) error {
 	l := c.Losses
 	switch {
-	case c.GlobalBatch != c.MicroBatch:
-		return fmt.Errorf("--device cuda: gradient accumulation (--global-batch %d > --micro-batch %d) is not supported on the device yet; use --global-batch %d or --device cpu", c.GlobalBatch, c.MicroBatch, c.MicroBatch)
 	case l.ReverseKL != 0:
 		return errors.New("--device cuda: --reverse-kl is not supported on the device yet; use --device cpu")
 	case l.TopK > 0:
@@ -104,10 +102,10 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 
 func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics, error) {
 	tr := e.host
-	if len(micro) != 1 {
-		return StepMetrics{}, fmt.Errorf("--device cuda: one micro-batch per step (got %d)", len(micro))
+	if len(micro) != tr.Accum {
+		return StepMetrics{}, fmt.Errorf("step needs %d micro-batches, got %d", tr.Accum, len(micro))
 	}
-	gm, err := e.g.TrainStep(micro[0], tr.Sched.At(tr.Step))
+	gm, err := e.g.TrainStepAccum(micro, tr.Sched.At(tr.Step))
 	var nf *gputrain.NonFiniteError
 	if errors.As(err, &nf) {
 		m := StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, GradNorm: gm.GradNorm}

@@ -41,7 +41,7 @@ func TestDistillDeviceCUDA(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := runCLI(t, append(args, "--global-batch", "4")...); err == nil || !strings.Contains(err.Error(), "--global-batch") {
-		t.Errorf("gradient accumulation on the device: %v", err)
+	if _, err := runCLI(t, append(args, "--reverse-kl", "1")...); err == nil || !strings.Contains(err.Error(), "--reverse-kl") {
+		t.Errorf("reverse KL on the device: %v", err)
 	}
 }

@@ -46,6 +46,7 @@ type Trainer struct {
 	Step    int // optimizer steps done
 
 	grad, mom1, mom2 cuda.Buf // arenas in the parameter layout
+	acc              cuda.Buf // gradient sum over a step's micro-batches (TrainStepAccum)
 	g, dh, da, du    cuda.Buf // residual-stream gradient and scratch
 	datt, dqkv, mix  cuda.Buf
 	rowLoss          cuda.Buf
@@ -174,32 +175,73 @@ func (t *Trainer) meanLoss() (float64, error) {
 // rate lr: teacher forward (KL), student forward, the loss and its gradient
 // in place over the logits, backward, clipping, AdamW.
 func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
+	return t.TrainStepAccum([][][]int32{tokens}, lr)
+}
+
+// TrainStepAccum runs one optimizer step over several micro-batches
+// (gradient accumulation, as distill.Trainer with Accum = len(micro)): the
+// loss gradient of each is scaled by 1/(all tokens of the step), the
+// parameter gradients are summed in a second arena (allocated on first
+// use), and the metrics are the means over the micro-batches.
+func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, error) {
 	s, d := t.S, t.S.d
 	m := StepMetrics{Step: t.Step + 1, LR: lr}
-	if err := s.SetBatch(tokens); err != nil {
-		return m, err
+	n := len(micro)
+	if n == 0 {
+		return m, fmt.Errorf("gputrain: a step needs at least one micro-batch")
 	}
-	if t.Losses.KL != 0 {
-		if err := t.Teacher.SetBatch(tokens); err != nil {
+	g := t.grad
+	if n > 1 {
+		if t.acc.N == 0 {
+			var err error
+			if t.acc, err = d.Alloc(s.W.N); err != nil {
+				return m, err
+			}
+			t.owned = append(t.owned, t.acc)
+		}
+		g = t.acc
+	}
+	for i, tokens := range micro {
+		if err := s.SetBatch(tokens); err != nil {
 			return m, err
 		}
-		if err := t.Teacher.Forward(); err != nil {
-			return m, fmt.Errorf("teacher forward: %w", err)
+		if t.Losses.KL != 0 {
+			if err := t.Teacher.SetBatch(tokens); err != nil {
+				return m, err
+			}
+			if err := t.Teacher.Forward(); err != nil {
+				return m, fmt.Errorf("teacher forward: %w", err)
+			}
+		}
+		if err := s.Forward(); err != nil {
+			return m, fmt.Errorf("student forward: %w", err)
+		}
+		var mm StepMetrics
+		if err := t.loss(&mm, n); err != nil {
+			return m, err
+		}
+		m.Loss += mm.Loss / float64(n)
+		m.CE += mm.CE / float64(n)
+		m.KL += mm.KL / float64(n)
+		if math.IsNaN(mm.Loss) || math.IsInf(mm.Loss, 0) {
+			return m, &NonFiniteError{Step: m.Step, What: "loss", Value: mm.Loss}
+		}
+		if err := t.backward(); err != nil {
+			return m, err
+		}
+		if n > 1 {
+			var err error
+			if i == 0 {
+				err = d.CopyBuf(t.acc, t.grad)
+			} else {
+				err = d.Add(t.acc, t.grad)
+			}
+			if err != nil {
+				return m, err
+			}
 		}
 	}
-	if err := s.Forward(); err != nil {
-		return m, fmt.Errorf("student forward: %w", err)
-	}
-	if err := t.loss(&m); err != nil {
-		return m, err
-	}
-	if math.IsNaN(m.Loss) || math.IsInf(m.Loss, 0) {
-		return m, &NonFiniteError{Step: m.Step, What: "loss", Value: m.Loss}
-	}
-	if err := t.backward(); err != nil {
-		return m, err
-	}
-	ss, err := d.SumSquares(t.grad)
+	ss, err := d.SumSquares(g)
 	if err != nil {
 		return m, err
 	}
@@ -208,7 +250,7 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 		return m, &NonFiniteError{Step: m.Step, What: "gradient norm", Value: m.GradNorm}
 	}
 	if c := t.Optim.Clip; c > 0 && m.GradNorm > c {
-		if err := d.Scale(t.grad, float32(c/(m.GradNorm+1e-6))); err != nil {
+		if err := d.Scale(g, float32(c/(m.GradNorm+1e-6))); err != nil {
 			return m, err
 		}
 	}
@@ -216,8 +258,8 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 	o := t.Optim
 	hp := cuda.AdamWStep{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, LR: lr, WeightDecay: o.WeightDecay, Step: t.Step}
 	for _, p := range s.params {
-		w, g := s.W.Slice(p.off, p.off+p.n), t.grad.Slice(p.off, p.off+p.n)
-		if err := d.AdamW(w, g, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), hp, p.noDecay && !o.DecayAll); err != nil {
+		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.off, p.off+p.n)
+		if err := d.AdamW(w, gp, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), hp, p.noDecay && !o.DecayAll); err != nil {
 			return m, err
 		}
 	}
@@ -230,9 +272,9 @@ func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
 }
 
 // loss computes the weighted loss mix over the student's logits and leaves
-// its gradient (scaled by 1/tokens) in the logits buffer, term by term as
-// distill's computeLoss does.
-func (t *Trainer) loss(m *StepMetrics) error {
+// its gradient (scaled by 1/(tokens × accum), accum micro-batches a step)
+// in the logits buffer, term by term as distill's computeLoss does.
+func (t *Trainer) loss(m *StepMetrics, accum int) error {
 	s, d := t.S, t.S.d
 	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
 	x := s.logits
@@ -243,7 +285,7 @@ func (t *Trainer) loss(m *StepMetrics) error {
 		}
 		src = t.mix
 	}
-	gs := 1 / float32(rows)
+	gs := 1 / float32(rows*accum)
 	acc := false
 	if w := t.Losses.CE; w != 0 {
 		if err := d.SoftmaxCrossEntropy(x, src, s.targets, rows, V, float32(w)*gs, acc, t.rowLoss); err != nil {
