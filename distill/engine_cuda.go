@@ -15,8 +15,6 @@ import (
 func checkCUDA(c *Config) error {
 	l := c.Losses
 	switch {
-	case l.ReverseKL != 0:
-		return errors.New("--device cuda: --reverse-kl is not supported on the device yet; use --device cpu")
 	case l.TopK > 0:
 		return errors.New("--device cuda: --top-k (top-k KL) is not supported on the device yet; use --device cpu")
 	case len(l.Intermediate) > 0:
@@ -81,7 +79,7 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 	}
 	l := hs.st.losses
 	o := tr.Opt
-	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, Temperature: l.Temperature},
+	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, Temperature: l.Temperature},
 		gputrain.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
 	if err != nil {
 		return nil, fmt.Errorf("--device cuda: %w", err)
@@ -108,7 +106,7 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 	gm, err := e.g.TrainStepAccum(micro, tr.Sched.At(tr.Step))
 	var nf *gputrain.NonFiniteError
 	if errors.As(err, &nf) {
-		m := StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, GradNorm: gm.GradNorm}
+		m := StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL, GradNorm: gm.GradNorm}
 		if !skipNonFinite {
 			return m, fmt.Errorf("%w (use --skip-nonfinite to skip such steps)", err)
 		}
@@ -122,7 +120,7 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 		return StepMetrics{}, fmt.Errorf("step %d (cuda): %w", tr.Step+1, err)
 	}
 	tr.Step++
-	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, GradNorm: gm.GradNorm}, nil
+	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL, GradNorm: gm.GradNorm}, nil
 }
 
 func (e *cudaEngine) Evaluate(batches [][][]int32) (StepMetrics, error) {

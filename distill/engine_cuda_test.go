@@ -60,6 +60,7 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 		{"nemotron-ce", "nemotron", false, false, false, 1, 1e-4, "LayerNorm1P, relu², CE only (minitron train)"},
 		{"llama-kd", "llama", true, false, false, 1, 1e-4, "RMSNorm, SwiGLU, CE 0.5 + KL at τ 2 from a device teacher"},
 		{"llama-kd-accum3", "llama", true, false, false, 3, 1e-4, "gradient accumulation: 3 micro-batches a step"},
+		{"nemotron-rkl", "nemotron", true, false, false, 1, 1e-4, "CE + forward KL + reverse KL (three terms)"},
 		{"llama-kd-tf32", "llama", true, true, false, 1, 1e-2, "the default TF32 products: looser"},
 		{"nemotron-kd-bf16", "nemotron", true, false, true, 1, 2e-2, "bf16 linear layers, student and teacher (gputrain's bf16 tolerance)"},
 	} {
@@ -67,6 +68,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			dir := t.TempDir()
 			cc, want := cudaRunConfig(t, tc.fam, tc.kd, "cpu", filepath.Join(dir, "cpu"))
 			cc.GlobalBatch = tc.accum * cc.MicroBatch
+			if strings.HasSuffix(tc.name, "-rkl") {
+				cc.Losses.ReverseKL = 0.7
+			}
 			wres, err := Run(context.Background(), cc)
 			if err != nil {
 				t.Fatal(err)
@@ -74,6 +78,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			gc, got := cudaRunConfig(t, tc.fam, tc.kd, "cuda", filepath.Join(dir, "cuda"))
 			gc.NoTF32, gc.BF16 = !tc.tf32, tc.bf16
 			gc.GlobalBatch = tc.accum * gc.MicroBatch
+			if strings.HasSuffix(tc.name, "-rkl") {
+				gc.Losses.ReverseKL = 0.7
+			}
 			gres, err := Run(context.Background(), gc)
 			if err != nil {
 				t.Fatal(err)
@@ -84,12 +91,12 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			}
 			for i, w := range *want {
 				g := (*got)[i]
-				t.Logf("step %d: loss %.7f (cpu %.7f) ce %.7f (%.7f) kl %.7f (%.7f) grad norm %.6f (%.6f) lr %g (%g)",
-					i+1, g.Loss, w.Loss, g.CE, w.CE, g.KL, w.KL, g.GradNorm, w.GradNorm, g.LR, w.LR)
+				t.Logf("step %d: loss %.7f (cpu %.7f) ce %.7f (%.7f) kl %.7f (%.7f) rkl %.7f (%.7f) grad norm %.6f (%.6f) lr %g (%g)",
+					i+1, g.Loss, w.Loss, g.CE, w.CE, g.KL, w.KL, g.RKL, w.RKL, g.GradNorm, w.GradNorm, g.LR, w.LR)
 				if g.Step != w.Step || g.LR != w.LR {
 					t.Errorf("step %d: step/lr %d/%g, cpu %d/%g", i+1, g.Step, g.LR, w.Step, w.LR)
 				}
-				if !relClose(g.Loss, w.Loss, rel) || !relClose(g.CE, w.CE, rel) || !relClose(g.KL, w.KL, rel) {
+				if !relClose(g.Loss, w.Loss, rel) || !relClose(g.CE, w.CE, rel) || !relClose(g.KL, w.KL, rel) || !relClose(g.RKL, w.RKL, rel) {
 					t.Errorf("step %d: loss %v (ce %v, kl %v), cpu %v (ce %v, kl %v)", i+1, g.Loss, g.CE, g.KL, w.Loss, w.CE, w.KL)
 				}
 				if !relClose(g.GradNorm, w.GradNorm, 10*rel) {
@@ -205,7 +212,6 @@ func TestRunCUDAUnsupported(t *testing.T) {
 		set    func(*Config)
 		reason string
 	}{
-		{"--reverse-kl", func(c *Config) { c.Losses.ReverseKL = 1 }, "reverse KL not wired into gputrain"},
 		{"--top-k", func(c *Config) { c.Losses.TopK = 4 }, "top-k KL not wired into gputrain"},
 		{"--intermediate", func(c *Config) { c.Losses.Intermediate = []LayerPair{{Student: 1, Teacher: 1}} }, "no hidden-state loss on the device"},
 	} {

@@ -10,12 +10,26 @@ import (
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
-// Losses weights the logit losses as distill.Losses does (CE and forward
-// KL; the reverse KL, top-k KL and intermediate losses are not here yet).
+// Losses weights the logit losses as distill.Losses does (CE, forward and
+// reverse KL; the top-k KL and intermediate losses are not here yet).
 type Losses struct {
 	CE, KL      float64
+	ReverseKL   float64
 	Temperature float64 // τ of the KL; 0 means 1
 }
+
+// terms is the number of weighted losses.
+func (l Losses) terms() int {
+	n := 0
+	for _, w := range []float64{l.CE, l.KL, l.ReverseKL} {
+		if w != 0 {
+			n++
+		}
+	}
+	return n
+}
+
+func (l Losses) needsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 }
 
 func (l Losses) tau() float32 {
 	if l.Temperature <= 0 {
@@ -65,6 +79,7 @@ type StepMetrics struct {
 	Loss     float64 `json:"loss"`
 	CE       float64 `json:"ce,omitempty"`
 	KL       float64 `json:"kl,omitempty"`
+	RKL      float64 `json:"reverse_kl,omitempty"`
 	GradNorm float64 `json:"grad_norm"`
 }
 
@@ -75,12 +90,12 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	if !s.train {
 		return nil, fmt.Errorf("gputrain: the student model was built without train")
 	}
-	if losses.CE < 0 || losses.KL < 0 || losses.CE+losses.KL == 0 {
-		return nil, fmt.Errorf("gputrain: loss weights ce %g, kl %g: want ≥ 0 and not both 0", losses.CE, losses.KL)
+	if losses.CE < 0 || losses.KL < 0 || losses.ReverseKL < 0 || losses.terms() == 0 {
+		return nil, fmt.Errorf("gputrain: loss weights ce %g, kl %g, reverse kl %g: want ≥ 0 and not all 0", losses.CE, losses.KL, losses.ReverseKL)
 	}
-	if losses.KL != 0 {
+	if losses.needsTeacher() {
 		if teacher == nil {
-			return nil, fmt.Errorf("gputrain: the KL loss needs a teacher")
+			return nil, fmt.Errorf("gputrain: the KL losses need a teacher")
 		}
 		if teacher.Cfg.VocabSize != s.Cfg.VocabSize || teacher.Batch != s.Batch || teacher.Seq != s.Seq {
 			return nil, fmt.Errorf("gputrain: teacher (vocab %d, %d×%d) does not match the student (vocab %d, %d×%d)",
@@ -117,7 +132,7 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	one(&t.datt, rows*c.QDim(), false)
 	one(&t.dqkv, rows*(c.QDim()+2*c.KVDim()), false)
 	one(&t.rowLoss, rows, false)
-	if losses.CE != 0 && losses.KL != 0 {
+	if losses.terms() > 1 {
 		one(&t.mix, rows*c.VocabSize, false)
 	}
 	if err == nil && s.bf16 {
@@ -205,7 +220,7 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 		if err := s.SetBatch(tokens); err != nil {
 			return m, err
 		}
-		if t.Losses.KL != 0 {
+		if t.Losses.needsTeacher() {
 			if err := t.Teacher.SetBatch(tokens); err != nil {
 				return m, err
 			}
@@ -223,6 +238,7 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 		m.Loss += mm.Loss / float64(n)
 		m.CE += mm.CE / float64(n)
 		m.KL += mm.KL / float64(n)
+		m.RKL += mm.RKL / float64(n)
 		if math.IsNaN(mm.Loss) || math.IsInf(mm.Loss, 0) {
 			return m, &NonFiniteError{Step: m.Step, What: "loss", Value: mm.Loss}
 		}
@@ -279,7 +295,7 @@ func (t *Trainer) loss(m *StepMetrics, accum int) error {
 	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
 	x := s.logits
 	src := x
-	if t.Losses.CE != 0 && t.Losses.KL != 0 {
+	if t.Losses.terms() > 1 {
 		if err := d.CopyBuf(t.mix, x); err != nil {
 			return err
 		}
@@ -308,6 +324,18 @@ func (t *Trainer) loss(m *StepMetrics, accum int) error {
 			return err
 		}
 		m.KL = v
+		m.Loss += w * v
+		acc = true
+	}
+	if w := t.Losses.ReverseKL; w != 0 {
+		if err := d.KLReverse(x, src, t.Teacher.logits, rows, V, t.Losses.tau(), float32(w)*gs, acc, t.rowLoss); err != nil {
+			return err
+		}
+		v, err := t.meanLoss()
+		if err != nil {
+			return err
+		}
+		m.RKL = v
 		m.Loss += w * v
 	}
 	return nil
