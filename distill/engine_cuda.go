@@ -15,8 +15,8 @@ import (
 func checkCUDA(c *Config) error {
 	l := c.Losses
 	switch {
-	case l.TopK > 0:
-		return errors.New("--device cuda: --top-k (top-k KL) is not supported on the device yet; use --device cpu")
+	case c.TopKCache != "" && l.TopK > 0:
+		return errors.New("--device cuda: --top-k-cache is not used on the device (the teacher runs there each step); drop it or use --device cpu")
 	case len(l.Intermediate) > 0:
 		return errors.New("--device cuda: --intermediate (hidden-state loss) is not supported on the device yet; use --device cpu")
 	}
@@ -79,7 +79,7 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 	}
 	l := hs.st.losses
 	o := tr.Opt
-	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, Temperature: l.Temperature},
+	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, TopK: l.TopK, Temperature: l.Temperature},
 		gputrain.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
 	if err != nil {
 		return nil, fmt.Errorf("--device cuda: %w", err)

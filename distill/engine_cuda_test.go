@@ -61,6 +61,7 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 		{"llama-kd", "llama", true, false, false, 1, 1e-4, "RMSNorm, SwiGLU, CE 0.5 + KL at τ 2 from a device teacher"},
 		{"llama-kd-accum3", "llama", true, false, false, 3, 1e-4, "gradient accumulation: 3 micro-batches a step"},
 		{"nemotron-rkl", "nemotron", true, false, false, 1, 1e-4, "CE + forward KL + reverse KL (three terms)"},
+		{"llama-topk", "llama", true, false, false, 1, 1e-4, "CE + forward KL on the teacher's top-8 logits"},
 		{"llama-kd-tf32", "llama", true, true, false, 1, 1e-2, "the default TF32 products: looser"},
 		{"nemotron-kd-bf16", "nemotron", true, false, true, 1, 2e-2, "bf16 linear layers, student and teacher (gputrain's bf16 tolerance)"},
 	} {
@@ -71,6 +72,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			if strings.HasSuffix(tc.name, "-rkl") {
 				cc.Losses.ReverseKL = 0.7
 			}
+			if strings.HasSuffix(tc.name, "-topk") {
+				cc.Losses.TopK = 8
+			}
 			wres, err := Run(context.Background(), cc)
 			if err != nil {
 				t.Fatal(err)
@@ -80,6 +84,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			gc.GlobalBatch = tc.accum * gc.MicroBatch
 			if strings.HasSuffix(tc.name, "-rkl") {
 				gc.Losses.ReverseKL = 0.7
+			}
+			if strings.HasSuffix(tc.name, "-topk") {
+				gc.Losses.TopK = 8
 			}
 			gres, err := Run(context.Background(), gc)
 			if err != nil {
@@ -212,7 +219,7 @@ func TestRunCUDAUnsupported(t *testing.T) {
 		set    func(*Config)
 		reason string
 	}{
-		{"--top-k", func(c *Config) { c.Losses.TopK = 4 }, "top-k KL not wired into gputrain"},
+		{"--top-k-cache", func(c *Config) { c.Losses.TopK, c.TopKCache = 4, "cache" }, "the device teacher does not use the cache"},
 		{"--intermediate", func(c *Config) { c.Losses.Intermediate = []LayerPair{{Student: 1, Teacher: 1}} }, "no hidden-state loss on the device"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {

@@ -64,7 +64,7 @@ type Config struct {
 	TopKCache  string // directory caching the teacher's top-k logits
 	// Device runs the optimizer steps on "cpu" (the default) or "cuda"
 	// (gputrain, GPU 0; needs a binary built with -tags minitron_cuda and
-	// supports the CE, KL and reverse-KL losses, not top-k or intermediate).
+	// supports every loss but the intermediate one, without a top-k cache).
 	Device string
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// default math) instead of TF32 tensor-op math: slower, closer to the CPU.

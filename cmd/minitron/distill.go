@@ -101,7 +101,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights)")
-	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda; CE, KL and reverse-KL losses)")
+	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda; all losses but --intermediate)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 }
@@ -250,9 +250,9 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 --device cuda (a binary built with -tags minitron_cuda) runs each optimizer step on GPU 0
 (student, teacher, gradients and AdamW moments stay on the device; validation too) in the same
 loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
-the same files, so a run can resume on either device. It supports --ce, --kl and --reverse-kl
-(with --temperature), gradient accumulation and --skip-nonfinite; --top-k and --intermediate
-are refused with an error naming the flag.
+the same files, so a run can resume on either device. It supports --ce, --kl, --reverse-kl
+(with --temperature), --top-k, gradient accumulation and --skip-nonfinite; --intermediate and
+--top-k-cache are refused with an error naming the flag.
 --bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1

@@ -41,7 +41,7 @@ func TestDistillDeviceCUDA(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := runCLI(t, append(args, "--top-k", "8")...); err == nil || !strings.Contains(err.Error(), "--top-k") {
-		t.Errorf("top-k KL on the device: %v", err)
+	if _, err := runCLI(t, append(args, "--intermediate", "1:1")...); err == nil || !strings.Contains(err.Error(), "--intermediate") {
+		t.Errorf("intermediate loss on the device: %v", err)
 	}
 }

@@ -5,8 +5,39 @@ package gputrain
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
+
+// teacherTopK selects the teacher's top-k logits per row (Losses.TopK > 0)
+// on the host, as distill does with kernels.TopK, and uploads them.
+func (t *Trainer) teacherTopK() error {
+	k := t.Losses.TopK
+	if k <= 0 || t.Teacher == nil {
+		return nil
+	}
+	s, d := t.S, t.S.d
+	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	if err := d.Download(t.hostT, t.Teacher.logits); err != nil {
+		return err
+	}
+	kernels.TopK(t.hostIdx, t.hostVal, t.hostT, rows, V, k)
+	if err := d.CopyFromInt32(t.topIdx, t.hostIdx); err != nil {
+		return err
+	}
+	return d.CopyFrom(t.topVal, t.hostVal)
+}
+
+// klForward is the forward KL term: over the teacher's top-k logits when
+// Losses.TopK > 0, else over all of them.
+func (t *Trainer) klForward(grad, student cuda.Buf, scale float32, acc bool) error {
+	s, d := t.S, t.S.d
+	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	if k := t.Losses.TopK; k > 0 {
+		return d.KLForwardTopK(grad, student, t.topIdx, t.topVal, k, rows, V, t.Losses.tau(), scale, acc, t.rowLoss)
+	}
+	return d.KLForward(grad, student, t.Teacher.logits, rows, V, t.Losses.tau(), scale, acc, t.rowLoss)
+}
 
 // NonFiniteError is a step whose loss or gradient norm is not finite. It
 // is returned before the update: weights, moments and Step are unchanged,
@@ -95,6 +126,9 @@ func (t *Trainer) Evaluate(tokens [][]int32) (ce, kl float64, err error) {
 		if err := t.Teacher.Forward(); err != nil {
 			return 0, 0, fmt.Errorf("teacher forward: %w", err)
 		}
+		if err := t.teacherTopK(); err != nil {
+			return 0, 0, err
+		}
 	}
 	if err := s.Forward(); err != nil {
 		return 0, 0, fmt.Errorf("student forward: %w", err)
@@ -108,7 +142,7 @@ func (t *Trainer) Evaluate(tokens [][]int32) (ce, kl float64, err error) {
 	if t.Teacher == nil {
 		return ce, 0, nil
 	}
-	if err := d.KLForward(s.logits, s.logits, t.Teacher.logits, rows, V, t.Losses.tau(), 0, true, t.rowLoss); err != nil {
+	if err := t.klForward(s.logits, s.logits, 0, true); err != nil {
 		return 0, 0, err
 	}
 	kl, err = t.meanLoss()

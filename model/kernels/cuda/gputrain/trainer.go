@@ -11,10 +11,15 @@ import (
 )
 
 // Losses weights the logit losses as distill.Losses does (CE, forward and
-// reverse KL; the top-k KL and intermediate losses are not here yet).
+// reverse KL, the forward KL on the teacher's top-k logits; the
+// intermediate loss is not here yet).
 type Losses struct {
-	CE, KL      float64
-	ReverseKL   float64
+	CE, KL    float64
+	ReverseKL float64
+	// TopK > 0: the forward KL on the teacher's k largest logits only. The
+	// top-k selection runs on the host (the teacher's logits go down once
+	// per micro-batch; there is no device top-k kernel yet).
+	TopK        int
 	Temperature float64 // τ of the KL; 0 means 1
 }
 
@@ -64,6 +69,9 @@ type Trainer struct {
 	g, dh, da, du    cuda.Buf // residual-stream gradient and scratch
 	datt, dqkv, mix  cuda.Buf
 	rowLoss          cuda.Buf
+	topIdx, topVal   cuda.Buf // the teacher's top-k (Losses.TopK)
+	hostT, hostVal   []float32
+	hostIdx          []int32
 	hostLoss         []float32
 	owned            []cuda.Buf
 	// bf16 copies of the gradients that feed products (bf16 mode)
@@ -134,6 +142,15 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	one(&t.rowLoss, rows, false)
 	if losses.terms() > 1 {
 		one(&t.mix, rows*c.VocabSize, false)
+	}
+	if k := losses.TopK; k > 0 {
+		if k > c.VocabSize || losses.KL == 0 || losses.ReverseKL != 0 {
+			t.Free()
+			return nil, fmt.Errorf("gputrain: top-k %d needs the forward KL, no reverse KL and k ≤ the vocabulary (%d)", k, c.VocabSize)
+		}
+		one(&t.topIdx, rows*k, false)
+		one(&t.topVal, rows*k, false)
+		t.hostT, t.hostVal, t.hostIdx = make([]float32, rows*c.VocabSize), make([]float32, rows*k), make([]int32, rows*k)
 	}
 	if err == nil && s.bf16 {
 		for _, x := range []struct {
@@ -227,6 +244,9 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 			if err := t.Teacher.Forward(); err != nil {
 				return m, fmt.Errorf("teacher forward: %w", err)
 			}
+			if err := t.teacherTopK(); err != nil {
+				return m, err
+			}
 		}
 		if err := s.Forward(); err != nil {
 			return m, fmt.Errorf("student forward: %w", err)
@@ -316,7 +336,7 @@ func (t *Trainer) loss(m *StepMetrics, accum int) error {
 		acc = true
 	}
 	if w := t.Losses.KL; w != 0 {
-		if err := d.KLForward(x, src, t.Teacher.logits, rows, V, t.Losses.tau(), float32(w)*gs, acc, t.rowLoss); err != nil {
+		if err := t.klForward(x, src, float32(w)*gs, acc); err != nil {
 			return err
 		}
 		v, err := t.meanLoss()
