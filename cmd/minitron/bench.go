@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"runtime"
@@ -147,12 +146,7 @@ func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
 		"kv_heads": c.NumKVHeads, "ffn": c.IntermediateSize, "vocab": c.VocabSize,
 	}
 	if o.JSON {
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return printJSON(w, out)
 	}
 	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, %s weights, %d threads (%s, GOMAXPROCS %d)\n",
 		c.Family, c.NumLayers, c.HiddenSize, c.NumHeads, c.NumKVHeads, c.IntermediateSize, c.VocabSize,

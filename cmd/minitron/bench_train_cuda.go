@@ -3,7 +3,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -33,12 +32,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 		"device_pool_peak_mb": float64(d.Pool().Peak) / (1 << 20),
 	}
 	if o.JSON {
-		b, err := json.Marshal(out)
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return printJSON(w, out)
 	}
 	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %d params, %s (cuBLAS %s)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,

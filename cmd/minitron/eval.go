@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -106,11 +105,7 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	if len(ids) < 2 {
 		return fmt.Errorf("--ids: need at least 2 tokens to score, got %d", len(ids))
 	}
-	mode, err := model.ParseWeightMode(o.Weights)
-	if err != nil {
-		return err
-	}
-	m, err := model.Load(o.Model, model.Options{Weights: mode})
+	m, err := loadModel(o.Model, o.Weights)
 	if err != nil {
 		return err
 	}
@@ -133,15 +128,10 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 		}
 	}
 	if o.JSON {
-		b, err := json.Marshal(struct {
+		return printJSON(w, struct {
 			MeanNLL float64   `json:"mean_nll"`
 			NLL     []float64 `json:"nll"`
 		}{mean, nll})
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
 	}
 	fmt.Fprintf(w, "mean_nll %.6f  (ppl %.4g, %d predicted tokens)\n", mean, expSafe(mean), len(nll))
 	fmt.Fprintf(w, "%8s %10s %12s\n", "position", "token", "nll")

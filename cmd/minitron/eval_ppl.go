@@ -8,7 +8,6 @@ import (
 
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/eval"
-	"github.com/minitron-dev/minitron/model"
 	"github.com/spf13/cobra"
 )
 
@@ -95,11 +94,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			return err
 		}
 		defer ds.Close()
-		mode, err := model.ParseWeightMode(o.Weights)
-		if err != nil {
-			return err
-		}
-		m, err := model.Load(o.Model, model.Options{Weights: mode})
+		m, err := loadModel(o.Model, o.Weights)
 		if err != nil {
 			return err
 		}

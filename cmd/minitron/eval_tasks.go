@@ -100,10 +100,6 @@ func parseNamed(flag string, specs []string) ([][2]string, error) {
 
 // loadEvalModel opens a checkpoint and its tokenizer with clear errors.
 func loadEvalModel(dir, tokPath, weights string) (*model.Model, data.Tokenizer, error) {
-	mode, err := model.ParseWeightMode(weights)
-	if err != nil {
-		return nil, nil, err
-	}
 	if tokPath == "" {
 		tokPath = dir
 		if !fileExistsAny(filepath.Join(dir, "tokenizer.json"), filepath.Join(dir, "tokenizer.model")) {
@@ -114,7 +110,7 @@ func loadEvalModel(dir, tokPath, weights string) (*model.Model, data.Tokenizer, 
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := model.Load(dir, model.Options{Weights: mode})
+	m, err := loadModel(dir, weights)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 
@@ -101,11 +100,7 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 			return fmt.Errorf("--max-length %d leaves no room after the %d-token prompt (use --max-new-tokens)", o.MaxLength, len(prompt))
 		}
 	}
-	mode, err := model.ParseWeightMode(o.Weights)
-	if err != nil {
-		return err
-	}
-	m, err := model.Load(o.Model, model.Options{Weights: mode})
+	m, err := loadModel(o.Model, o.Weights)
 	if err != nil {
 		return err
 	}
@@ -125,12 +120,7 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 		text = tok.Decode(res.Tokens)
 	}
 	if o.JSON {
-		b, err := json.Marshal(map[string]any{"prompt_ids": prompt, "new_ids": res.Tokens, "text": text, "stopped_on_eos": res.StoppedOnEOS})
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintf(w, "%s\n", b)
-		return err
+		return printJSON(w, map[string]any{"prompt_ids": prompt, "new_ids": res.Tokens, "text": text, "stopped_on_eos": res.StoppedOnEOS})
 	}
 	if tok != nil {
 		_, err = fmt.Fprintf(w, "%s%s\n", o.Prompt, text)
