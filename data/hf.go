@@ -342,6 +342,20 @@ func buildSequence[T any](c component, key string, build func(json.RawMessage) (
 	return out, nil
 }
 
+// replacement reads a Replace component (normalizer or decoder): a plain
+// string pattern and its content; Regex patterns are not supported.
+func (c component) replacement() (pat, content string, err error) {
+	pat, isRe, err := c.pattern()
+	if err != nil {
+		return "", "", err
+	}
+	if isRe {
+		return "", "", fmt.Errorf("Replace with a Regex pattern not supported")
+	}
+	content, _ = c.str("content")
+	return pat, content, nil
+}
+
 func parseComponent(raw json.RawMessage) (component, error) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, nil
@@ -370,14 +384,10 @@ func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
 			return p + s
 		}}, nil
 	case "Replace":
-		pat, isRe, err := c.pattern()
+		pat, content, err := c.replacement()
 		if err != nil {
 			return nil, err
 		}
-		if isRe {
-			return nil, fmt.Errorf("Replace with a Regex pattern not supported")
-		}
-		content, _ := c.str("content")
 		return []normStep{func(s string, _ bool) string { return strings.ReplaceAll(s, pat, content) }}, nil
 	case "Lowercase":
 		return []normStep{func(s string, _ bool) string { return strings.ToLower(s) }}, nil
@@ -696,14 +706,10 @@ func buildDecoder(raw json.RawMessage) ([]decStep, error) {
 			return []string{lossyUTF8(buf)}
 		}}, nil
 	case "Replace":
-		pat, isRe, err := c.pattern()
+		pat, content, err := c.replacement()
 		if err != nil {
 			return nil, err
 		}
-		if isRe {
-			return nil, fmt.Errorf("Replace with a Regex pattern not supported")
-		}
-		content, _ := c.str("content")
 		return []decStep{func(toks []string) []string {
 			for i := range toks {
 				toks[i] = strings.ReplaceAll(toks[i], pat, content)

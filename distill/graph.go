@@ -3,6 +3,7 @@ package distill
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/minitron-dev/minitron/model"
@@ -98,7 +99,7 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 		if !ok {
 			return nil, fmt.Errorf("student weights: missing tensor %q", ti.Name)
 		}
-		if !equalShape(got.Shape, ti.Shape) {
+		if !slices.Equal(got.Shape, ti.Shape) {
 			return nil, fmt.Errorf("student weights: tensor %q has shape %v, config wants %v", ti.Name, got.Shape, ti.Shape)
 		}
 		if err := src.ReadF32(ti.Name, p.Data); err != nil {
@@ -126,18 +127,6 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 		return nil, err
 	}
 	return s, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (s *Student) build(normBias bool, act kernels.Activation) error {

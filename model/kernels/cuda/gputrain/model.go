@@ -4,6 +4,7 @@ package gputrain
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/minitron-dev/minitron/model"
@@ -106,7 +107,7 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 		if !found {
 			return nil, fmt.Errorf("gputrain: weights: missing tensor %q", p.name)
 		}
-		if !equalShape(got.Shape, p.shape) {
+		if !slices.Equal(got.Shape, p.shape) {
 			return nil, fmt.Errorf("gputrain: weights: tensor %q has shape %v, config wants %v", p.name, got.Shape, p.shape)
 		}
 		if cap(host) < p.n {
@@ -125,18 +126,6 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 	}
 	ok = true
 	return m, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func (m *Model) alloc(n int) (cuda.Buf, error) {
