@@ -79,13 +79,13 @@ func isEmbeddingTensor(name string) bool {
 	return name == "lm_head.weight" || strings.HasSuffix(name, "embed_tokens.weight")
 }
 
-// FormatParams prints a parameter count as the papers do ("8.27B", "46.2M").
+// FormatParams prints a parameter count as the papers do ("8.27B", "46.23M").
 func FormatParams(n int64) string {
 	switch {
 	case n >= 1e9:
 		return fmt.Sprintf("%.2fB", float64(n)/1e9)
 	case n >= 1e6:
-		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+		return fmt.Sprintf("%.2fM", float64(n)/1e6)
 	case n >= 1e3:
 		return fmt.Sprintf("%.1fK", float64(n)/1e3)
 	}

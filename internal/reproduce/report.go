@@ -144,23 +144,11 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s/%s", name, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 }
 
-func fmtParams(n int64) string {
-	switch {
-	case n >= 1e9:
-		return fmt.Sprintf("%.2fB", float64(n)/1e9)
-	case n >= 1e6:
-		return fmt.Sprintf("%.2fM", float64(n)/1e6)
-	case n >= 1e3:
-		return fmt.Sprintf("%.1fK", float64(n)/1e3)
-	}
-	return fmt.Sprint(n)
-}
-
 func fmtTokens(n int64) string {
 	if n == 0 {
 		return "0"
 	}
-	return fmtParams(n)
+	return model.FormatParams(n)
 }
 
 func fmtDur(sec float64) string {
@@ -212,7 +200,7 @@ func Table(entries []*Entry) string {
 	for _, e := range entries {
 		a := e.Arch
 		fmt.Fprintf(&b, "| %s | %s | %d/%d/%d/%d | %s | %s | %s |", e.Name, e.Kind, a.Layers, a.Hidden, a.Heads, a.FFN,
-			fmtParams(e.Params), fmtParams(e.NonEmbParams), fmtTokens(e.Tokens))
+			model.FormatParams(e.Params), model.FormatParams(e.NonEmbParams), fmtTokens(e.Tokens))
 		if e.Eval == nil {
 			b.WriteString(" – | – | – | – | – | – |\n")
 			continue
@@ -259,7 +247,7 @@ func (p *pipeline) markdown(plots []string) string {
 	tc, _ := c.teacherConfig()
 	pc := tc.ParamCounts()
 	fmt.Fprintf(&b, "- Teacher: nemotron, %s, vocab %d: %s parameters (%s non-embedding), trained from random init on %s tokens\n",
-		c.Teacher, c.Vocab, fmtParams(pc.Total), fmtParams(pc.NonEmbedding), fmtTokens(c.TeacherTokens))
+		c.Teacher, c.Vocab, model.FormatParams(pc.Total), model.FormatParams(pc.NonEmbedding), fmtTokens(c.TeacherTokens))
 	fmt.Fprintf(&b, "- Students: %s of the teacher's non-embedding parameters, each retrained on %s tokens (sequence %d × batch %d); the from-scratch \"many tokens\" baseline gets %d× that\n",
 		fracList(c.StudentFractions), fmtTokens(c.StudentTokens), c.SeqLen, c.Batch, c.LongMultiple)
 	for _, cp := range Corpora {
@@ -334,7 +322,7 @@ func depthNote(entries []*Entry) string {
 		for _, d := range entries {
 			if d.Kind == KindDepth && d.Student == w.Student && float64(d.Params) > 1.2*float64(w.Params) {
 				parts = append(parts, fmt.Sprintf("%s: %s vs %s total (%s vs %s non-embedding)", w.Student,
-					fmtParams(d.Params), fmtParams(w.Params), fmtParams(d.NonEmbParams), fmtParams(w.NonEmbParams)))
+					model.FormatParams(d.Params), model.FormatParams(w.Params), model.FormatParams(d.NonEmbParams), model.FormatParams(w.NonEmbParams)))
 			}
 		}
 	}
