@@ -58,13 +58,7 @@ func KLForward(grad, student, teacher []float32, rows, n int, tau, scale float32
 	ParallelFor(rows, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			s, t, g := student[r*n:(r+1)*n], teacher[r*n:(r+1)*n], grad[r*n:(r+1)*n]
-			ms, mt := rowMax(s)*it, rowMax(t)*it
-			var zs, zt float32
-			for i := range s {
-				zs += Exp32(s[i]*it - ms)
-				zt += Exp32(t[i]*it - mt)
-			}
-			ls, lt := ms+float32(math.Log(float64(zs))), mt+float32(math.Log(float64(zt)))
+			ls, lt := pairLogZ(s, t, it)
 			// KL = Σ p (log p − log q), log p = t/τ − lt, log q = s/τ − ls
 			var kl float64
 			c := scale * tau
@@ -91,13 +85,7 @@ func KLReverse(grad, student, teacher []float32, rows, n int, tau, scale float32
 	ParallelFor(rows, 4, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			s, t, g := student[r*n:(r+1)*n], teacher[r*n:(r+1)*n], grad[r*n:(r+1)*n]
-			ms, mt := rowMax(s)*it, rowMax(t)*it
-			var zs, zt float32
-			for i := range s {
-				zs += Exp32(s[i]*it - ms)
-				zt += Exp32(t[i]*it - mt)
-			}
-			ls, lt := ms+float32(math.Log(float64(zs))), mt+float32(math.Log(float64(zt)))
+			ls, lt := pairLogZ(s, t, it)
 			var kl float64
 			for i := range s {
 				lq := s[i]*it - ls
@@ -188,4 +176,16 @@ func TopK(idx []int32, val []float32, x []float32, rows, n, k int) {
 			}
 		}
 	})
+}
+
+// pairLogZ is the log-partition log Σ exp(x·it) of a student and a teacher
+// row, the normaliser both KL directions need.
+func pairLogZ(s, t []float32, it float32) (ls, lt float32) {
+	ms, mt := rowMax(s)*it, rowMax(t)*it
+	var zs, zt float32
+	for i := range s {
+		zs += Exp32(s[i]*it - ms)
+		zt += Exp32(t[i]*it - mt)
+	}
+	return ms + float32(math.Log(float64(zs))), mt + float32(math.Log(float64(zt)))
 }
