@@ -24,6 +24,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 )
 
 // indexMagic is the 9-byte header of every Megatron .idx file.
@@ -284,7 +286,7 @@ func (w *IndexedWriter) Close() error {
 		return w.fail(fmt.Errorf("indexed dataset %s: %w", binPath, err))
 	}
 	idx := encodeIndex(w.dtype, w.lengths, w.docIdx)
-	if err := writeFileAtomic(idxPath, idx, func() error { return os.Rename(tmpBin, binPath) }); err != nil {
+	if err := atomicfile.WriteFile(idxPath, idx, func() error { return os.Rename(tmpBin, binPath) }); err != nil {
 		os.Remove(tmpBin)
 		return w.fail(fmt.Errorf("indexed dataset %s: %w", idxPath, err))
 	}
@@ -311,36 +313,6 @@ func encodeIndex(d IndexDType, lengths []int32, docIdx []int64) []byte {
 		b = binary.LittleEndian.AppendUint64(b, uint64(x))
 	}
 	return b
-}
-
-// writeFileAtomic writes data to a temporary file beside path, syncs it, runs
-// before (if any) and renames the file to path.
-func writeFileAtomic(path string, data []byte, before func() error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.Write(data)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil && before != nil {
-		err = before()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
 }
 
 // WriteIndexed writes documents (one sequence each) as a dataset at prefix.

@@ -23,6 +23,7 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 	"github.com/minitron-dev/minitron/internal/progress"
 )
 
@@ -350,7 +351,7 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(ManifestPath(opts.Out), append(b, '\n'), nil); err != nil {
+	if err := atomicfile.WriteFile(ManifestPath(opts.Out), append(b, '\n'), nil); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	return m, nil

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"sort"
+
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 )
 
 // SaveOptions controls how SaveCheckpoint and WriteSafetensors store tensors.
@@ -436,27 +438,4 @@ func CopyTokenizerFiles(srcDir, dstDir string) ([]string, error) {
 
 // WriteFileAtomic writes b to a temp file beside path, syncs it and renames
 // it over path.
-func WriteFileAtomic(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, 0o644)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
+func WriteFileAtomic(path string, b []byte) error { return atomicfile.WriteFile(path, b, nil) }
