@@ -83,10 +83,14 @@ build-cuda:
 	bash scripts/install-cuda-dev.sh
 	$(GO) build -tags $(CUDA_TAGS) -o bin/minitron-cuda ./cmd/minitron
 
-# The parity tests as one binary to carry to a GPU machine
-# (scripts/gpu-check.sh); pure-Go CPU kernels, so it needs only libcuda.so.1
-# and a cuBLAS there.
+# The parity tests as binaries to carry to a GPU machine, with the cuda
+# binary for the benchmark (scripts/gpu-check.sh); pure-Go CPU kernels, so
+# they need only libcuda.so.1 and a cuBLAS there.
 cuda-test-bin:
 	bash scripts/install-cuda-dev.sh
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-parity.test ./$(CUDA_PKG)
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-train.test ./$(CUDA_PKG)/gputrain
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-distill.test ./distill
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-importance.test ./importance
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-eval.test ./eval
+	$(GO) build -tags minitron_cuda,purego -ldflags='-s -w' -o bin/minitron-cuda ./cmd/minitron

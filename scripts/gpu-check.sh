@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
 # Runs the CUDA tests on a machine with an NVIDIA GPU and driver: the kernel
-# parity tests (model/kernels/cuda) and the device trainer's tests
-# (model/kernels/cuda/gputrain: forward vs the CPU forward, three training
-# steps vs distill.Trainer); with --bench also the GEMM, attention and
-# ~100M-model training benchmarks (tokens/s, MFU). Nothing is built here:
-# build the test binaries where the CUDA 11.8 headers are and carry them
-#   make cuda-test-bin    # → bin/cuda-parity.test, bin/cuda-train.test (need libcuda.so.1 + a cuBLAS at run time)
+# parity tests (model/kernels/cuda), the device model's tests
+# (model/kernels/cuda/gputrain: forward and inference vs the CPU forward,
+# three training steps vs distill.Trainer), and the device paths of distill
+# (3-step runs vs the CPU's losses), importance (scores vs the CPU's) and
+# eval (LM scores vs the CPU's); with --bench also the GEMM, attention and
+# device-model benchmarks and `minitron bench train|forward --device cuda` on
+# the issue's ~100M Nemotron at sequence 1024 (tokens/s, MFU). Nothing is
+# built here: build the binaries where the CUDA 11.8 headers are and carry them
+#   make cuda-test-bin    # → bin/cuda-*.test and bin/minitron-cuda (need libcuda.so.1 + a cuBLAS at run time)
 # then on the GPU machine, from the repository root:
 #   bash scripts/gpu-check.sh [--bench]
-# Results go to stdout and to $OUT (default /tmp/gpu-check): parity.txt,
-# train.txt, bench.txt, env.txt. Exit status: 0 when every test passed.
+# Results go to stdout and to $OUT (default /tmp/gpu-check): one .txt per
+# test binary, bench.txt, env.txt. Exit status: 0 when every test passed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -20,13 +23,22 @@ for a in "$@"; do
 	*) echo "gpu-check: unknown argument $a (want --bench)" >&2; exit 2 ;;
 	esac
 done
+# binary, package directory (go test runs a package's tests there: the PTX
+# checks read ptx/ and csrc/ relative to it), tests to run
+tests=(
+	"cuda-parity model/kernels/cuda ."
+	"cuda-train model/kernels/cuda/gputrain ."
+	"cuda-distill distill RunCUDA|DeviceCUDA"
+	"cuda-importance importance DeviceCUDA"
+	"cuda-eval eval DeviceCUDA"
+)
 bin=$root/bin/cuda-parity.test
-tbin=$root/bin/cuda-train.test
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
-for b in "$bin" "$tbin"; do
-	if [ ! -x "$b" ]; then
-		echo "gpu-check: $b not found; build it with make cuda-test-bin and carry it here" >&2
+for t in "${tests[@]}"; do
+	set -- $t
+	if [ ! -x "$root/bin/$1.test" ]; then
+		echo "gpu-check: bin/$1.test not found; build it with make cuda-test-bin and carry it here" >&2
 		exit 2
 	fi
 done
@@ -65,25 +77,38 @@ if [ -z "${MINITRON_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -E 'libcubl
 fi
 echo "cuBLAS: ${MINITRON_CUBLAS:-(from the loader path)}" | tee -a "$out/env.txt"
 
-# go test runs a package's tests in its directory (the PTX checks read
-# ptx/ and csrc/ relative to it), so each binary runs in its package's.
-cd "$root/model/kernels/cuda"
-"$bin" -test.v -test.count=1 -test.timeout 5m 2>&1 | tee "$out/parity.txt"
-rc=${PIPESTATUS[0]}
-cd "$root/model/kernels/cuda/gputrain"
-"$tbin" -test.v -test.count=1 -test.timeout 5m 2>&1 | tee "$out/train.txt"
-trc=${PIPESTATUS[0]}
-echo "== summary (kernels exit $rc, trainer exit $trc)"
-for f in parity train; do
-	grep -E '^(device:|skipped:|--- FAIL|FAIL|PASS|ok)' "$out/$f.txt" || true
-	echo "$f: passed $(grep -c -- '--- PASS' "$out/$f.txt"), failed $(grep -c -- '--- FAIL' "$out/$f.txt")"
+status=0
+for t in "${tests[@]}"; do
+	set -- $t
+	cd "$root/$2"
+	"$root/bin/$1.test" -test.v -test.count=1 -test.run "$3" -test.timeout 8m 2>&1 | tee "$out/$1.txt"
+	rc=${PIPESTATUS[0]}
+	[ "$rc" = 0 ] || status=1
+	echo "$1: exit $rc" >>"$out/summary.txt"
+done
+cd "$root"
+echo "== summary"
+for t in "${tests[@]}"; do
+	set -- $t
+	grep -E '^(device:|skipped:|--- FAIL|FAIL|ok)' "$out/$1.txt" || true
+	echo "$1: passed $(grep -c -- '--- PASS' "$out/$1.txt"), failed $(grep -c -- '--- FAIL' "$out/$1.txt"), skipped $(grep -c -- '--- SKIP' "$out/$1.txt")"
 done
 if [ "$bench" = 1 ]; then
 	# benchmarks run even after a failed test: their numbers still say
 	# where the time goes
-	cd "$root/model/kernels/cuda"
-	"$bin" -test.run '^$' -test.bench . -test.benchtime 20x 2>&1 | tee "$out/bench.txt"
-	cd "$root/model/kernels/cuda/gputrain"
-	"$tbin" -test.run '^$' -test.bench . -test.benchtime 5x -test.timeout 8m 2>&1 | tee -a "$out/bench.txt"
+	{
+		cd "$root/model/kernels/cuda"
+		"$root/bin/cuda-parity.test" -test.run '^$' -test.bench . -test.benchtime 20x
+		cd "$root/model/kernels/cuda/gputrain"
+		"$root/bin/cuda-train.test" -test.run '^$' -test.bench . -test.benchtime 5x -test.timeout 8m
+		cd "$root"
+		# the issue's goal shape: a ~100M Nemotron at sequence 1024
+		shape="--arch nemotron --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --seq 1024"
+		if [ -x bin/minitron-cuda ]; then
+			bin/minitron-cuda bench train --device cuda $shape --batch 8
+			bin/minitron-cuda bench train --device cuda $shape --batch 8 --bf16
+			bin/minitron-cuda bench forward --device cuda $shape --batch 8
+		fi
+	} 2>&1 | tee "$out/bench.txt"
 fi
-[ "$rc" = 0 ] && [ "$trc" = 0 ]
+exit $status

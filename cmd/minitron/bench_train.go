@@ -23,6 +23,7 @@ type BenchTrainOptions struct {
 	BLASCore string
 	JSON     bool
 	Device   string // cpu, or cuda (bench_train_device*.go)
+	BF16     bool   // cuda only: bf16 linear-layer products (gputrain mixed precision)
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -36,7 +37,9 @@ tools/torch_bench.py train. --loss kd adds a frozen teacher of the same shape an
 --threads 0 tries one worker and all cores and reports the better (torch_bench.py does the same
 with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 		Example: `  minitron bench train --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --loss ce --json
-  /usr/bin/python3 tools/torch_bench.py train --batch 8 --seq 128`,
+  /usr/bin/python3 tools/torch_bench.py train --batch 8 --seq 128
+  # a GPU (bin/minitron-cuda, make build-cuda): the ~100M goal shape at sequence 1024
+  minitron bench train --device cuda --bf16 --arch nemotron --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBenchTrain(o, cmd.OutOrStdout())
@@ -50,6 +53,7 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, peak_rss_mb, …)")
 	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
+	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 linear-layer products with f32 master weights (as distill --bf16)")
 	return cmd
 }
 
@@ -63,6 +67,9 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	}
 	switch o.Device {
 	case "", "cpu":
+		if o.BF16 {
+			return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")
+		}
 	case "cuda":
 		return runBenchTrainCUDA(o, cfg, w)
 	default:
