@@ -143,7 +143,52 @@ type Options struct {
 	// Progress, when set, is called after each forward pass with the
 	// passes done and the total.
 	Progress func(done, total int)
+	// Device runs the forward passes on "cpu" (or "") or on "cuda" (GPU 0,
+	// a binary built with -tags minitron_cuda; the weights are uploaded
+	// once from the model's source). Only the reductions' inputs differ:
+	// the scores are reduced on the host the same way for both.
+	Device string
+	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
+	// otherwise rounds their inputs to TF32); ignored on the CPU.
+	NoTF32 bool
 }
+
+// CheckDevice reports whether Options.Device names a device this binary
+// can run on.
+func CheckDevice(dev string) error {
+	switch dev {
+	case "", "cpu":
+		return nil
+	case "cuda":
+		return cudaBuilt()
+	}
+	return fmt.Errorf("importance --device %q: want cpu or cuda", dev)
+}
+
+// passes is what Compute needs from a device: a forward pass that feeds
+// the collector, and the mean NLL of a batch with layers skipped.
+type passes interface {
+	collect(batch [][]int) error
+	meanNLL(batch [][]int, skip []int) (float64, error)
+	// fold moves statistics kept elsewhere (on a GPU) into the collector.
+	fold() error
+	close()
+}
+
+// cpuPasses runs the model's own forward pass, hooks feeding the collector.
+type cpuPasses struct {
+	m     *model.Model
+	hooks *model.Hooks
+}
+
+func (p cpuPasses) collect(b [][]int) error {
+	_, err := p.m.Forward(b, &model.ForwardOptions{Output: model.Hidden, Hooks: p.hooks})
+	return err
+}
+
+func (p cpuPasses) meanNLL(b [][]int, skip []int) (float64, error) { return MeanNLL(p.m, b, skip) }
+func (cpuPasses) fold() error                                      { return nil }
+func (cpuPasses) close()                                           {}
 
 // Compute runs the model over the calibration samples (all of one length)
 // and returns the scores (Model identity and Data are left to the caller).
@@ -159,6 +204,9 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 	}
 	if opt.Batch <= 0 {
 		opt.Batch = 1
+	}
+	if err := CheckDevice(opt.Device); err != nil {
+		return nil, err
 	}
 	col, err := NewCollector(cfg, opt.Aggregation, opt.MLPPoint, opt.BI)
 	if err != nil {
@@ -198,16 +246,29 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 			opt.Progress(done, total)
 		}
 	}
-	hooks := col.Hooks()
+	var pass passes = cpuPasses{m: m, hooks: col.Hooks()}
+	if opt.Device == "cuda" {
+		seq := len(samples[0])
+		if opt.Loss {
+			seq = max(seq, len(lossSamples[0]))
+		}
+		if pass, err = newCUDAPasses(m, col, opt, seq); err != nil {
+			return nil, err
+		}
+	}
+	defer pass.close()
 	for i := 0; i < len(samples); i += opt.Batch {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		b := samples[i:min(i+opt.Batch, len(samples))]
-		if _, err := m.Forward(b, &model.ForwardOptions{Output: model.Hidden, Hooks: hooks}); err != nil {
+		if err := pass.collect(b); err != nil {
 			return nil, err
 		}
 		step()
+	}
+	if err := pass.fold(); err != nil {
+		return nil, err
 	}
 	s := &Scores{Format: FormatV1, Shape: ShapeOf(cfg), Method: "activation", Aggregation: opt.Aggregation, MLPPoint: opt.MLPPoint}
 	col.Fill(s)
@@ -230,7 +291,7 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 					return 0, err
 				}
 				b := lossSamples[i:min(i+opt.Batch, lossN)]
-				l, err := MeanNLL(m, b, skip)
+				l, err := pass.meanNLL(b, skip)
 				if err != nil {
 					return 0, err
 				}

@@ -33,6 +33,8 @@ type ImportanceOptions struct {
 	Seed         uint64
 	Weights      string
 	BLASThreads  int
+	Device       string
+	NoTF32       bool
 }
 
 func newImportanceCmd() *cobra.Command {
@@ -64,10 +66,18 @@ removal hurts least (by loss, and by summed BI).
 Samples are drawn from PREFIX_train (seeded; see minitron data prepare) and streamed in
 batches of --batch, so memory is one batch's activations plus the accumulators. The scores
 file records the model's identity (hashes of config.json and of the tensor headers plus a
-few values of each tensor), the data, sample count, sequence length and aggregation.`,
+few values of each tensor), the data, sample count, sequence length and aggregation.
+
+--device cuda (a binary built with -tags minitron_cuda) runs every forward pass on GPU 0: the
+weights go up once, the activation statistics (per-sample sequence reductions, their sums over
+samples, per-head norms, Block Importance's cosines) accumulate on the device and only the
+per-channel sums come back, to be reduced over samples on the host as on the CPU. Layer-drop
+losses use the device's log-softmax. Models with attention/MLP biases are not supported there.
+Matrix products use TF32 unless --no-tf32.`,
 		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
   minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json
-  minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json`,
+  minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json
+  minitron-cuda importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 8 --device cuda --out scores.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImportance(cmd.Context(), o, cmd.OutOrStdout())
@@ -88,6 +98,8 @@ few values of each tensor), the data, sample count, sequence length and aggregat
 	f.IntSliceVar(&o.BlockK, "block-k", nil, "sizes of contiguous blocks to find (default: half the layers)")
 	f.Uint64Var(&o.Seed, "seed", 1234, "calibration sampling seed")
 	f.StringVar(&o.Weights, "weights", "auto", "weights in memory: auto, resident or streaming")
+	f.StringVar(&o.Device, "device", "cpu", "where the forward passes run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda)")
+	f.BoolVar(&o.NoTF32, "no-tf32", false, "with --device cuda: full f32 matrix products (no TF32 rounding of their inputs)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("out")
@@ -110,12 +122,20 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	if mlp != importance.MLPPre && mlp != importance.MLPPost {
 		return fmt.Errorf("--mlp-point must be pre or post, got %q", o.MLPPoint)
 	}
+	dev := strings.ToLower(o.Device)
+	if err := importance.CheckDevice(dev); err != nil {
+		return err
+	}
 	if o.Samples < 1 || o.SeqLen < 2 || o.Batch < 1 {
 		return fmt.Errorf("need --samples ≥ 1, --seq-len ≥ 2 and --batch ≥ 1")
 	}
 	wm, err := model.ParseWeightMode(o.Weights)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
+	}
+	if dev == "cuda" && wm == model.WeightsAuto {
+		// The host only reads each weight once, to upload it.
+		wm = model.WeightsStreaming
 	}
 	ck, err := model.OpenCheckpoint(o.Model)
 	if err != nil {
@@ -170,7 +190,7 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	start := time.Now()
 	sc, err := importance.Compute(ctx, m, samples, importance.Options{
 		Aggregation: agg, MLPPoint: mlp, Batch: o.Batch, BI: bi, Loss: loss,
-		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK,
+		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK, Device: dev, NoTF32: o.NoTF32,
 		Progress: func(done, total int) {
 			if bar == nil {
 				bar = progress.New(int64(total), "importance: forward passes")
