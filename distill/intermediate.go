@@ -2,7 +2,6 @@ package distill
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -54,29 +53,20 @@ func checkPairs(pairs []LayerPair, student, teacher *model.Config) error {
 func isLossNode(hs []*G.Node, w *G.Node, st *stepState, rows, hsDim, htDim int) (*G.Node, error) {
 	P := len(hs)
 	fw := newOp("is_loss", P+1)
-	proj := make([][]float32, P) // h_s·Wᵀ per pair, kept for the backward
-	cos := make([][]float32, P)
-	for i := range proj {
-		proj[i] = make([]float32, rows*htDim)
-		cos[i] = make([]float32, rows)
+	proj := make([]float32, rows*htDim) // h_s·Wᵀ of the pair at hand
+	loss := make([]float32, rows)
+	dy := make([][]float32, P) // ∂(1−cos)/∂(h_s·Wᵀ) per pair, unscaled, kept for the backward
+	for i := range dy {
+		dy[i] = make([]float32, rows*htDim)
 	}
 	fw.do = func(v []G.Value) (float32, error) {
 		wd := f32(v[P])
 		var total float64
 		for p := 0; p < P; p++ {
-			kernels.ParMatMulT(proj[p], f32(v[p]), wd, rows, htDim, hsDim, false)
-			t := st.isTeacher[p]
-			for r := 0; r < rows; r++ {
-				y, tr := proj[p][r*htDim:(r+1)*htDim], t[r*htDim:(r+1)*htDim]
-				var yy, tt, yt float64
-				for i := range y {
-					yy += float64(y[i]) * float64(y[i])
-					tt += float64(tr[i]) * float64(tr[i])
-					yt += float64(y[i]) * float64(tr[i])
-				}
-				c := yt / math.Sqrt(max(yy*tt, 1e-24))
-				cos[p][r] = float32(c)
-				total += 1 - c
+			kernels.ParMatMulT(proj, f32(v[p]), wd, rows, htDim, hsDim, false)
+			kernels.CosineLoss(dy[p], loss, proj, st.isTeacher[p], rows, htDim)
+			for _, l := range loss {
+				total += float64(l)
 			}
 		}
 		l := total / float64(rows*P)
@@ -103,31 +93,17 @@ func isLossNode(hs []*G.Node, w *G.Node, st *stepState, rows, hsDim, htDim int) 
 		for _, e := range ext[1:] {
 			e.do = func([]G.Value) (float32, error) { return 0, nil }
 		}
-		dy := make([]float32, rows*htDim)
 		bw.do = func(v []G.Value) (float32, error) {
 			scale := scalarOf(v[0]) * st.gradScale * float32(rows) / float32(rows*P)
 			wd := f32(v[P+2])
-			clear(dW)
 			for p := 0; p < P; p++ {
-				t := st.isTeacher[p]
-				for r := 0; r < rows; r++ {
-					y, tr, d := proj[p][r*htDim:(r+1)*htDim], t[r*htDim:(r+1)*htDim], dy[r*htDim:(r+1)*htDim]
-					var yy, tt float64
-					for i := range y {
-						yy += float64(y[i]) * float64(y[i])
-						tt += float64(tr[i]) * float64(tr[i])
-					}
-					ny, nt := math.Sqrt(max(yy, 1e-24)), math.Sqrt(max(tt, 1e-24))
-					c := float64(cos[p][r])
-					// d(1−cos)/dy = −(t/(|y||t|) − cos·y/|y|²)
-					a, b := float32(-1/(ny*nt)), float32(c/(ny*ny))
-					for i := range y {
-						d[i] = scale * (a*tr[i] + b*y[i])
-					}
-				}
 				hsd := f32(v[2+p])
-				kernels.ParSgemm(false, false, rows, hsDim, htDim, 1, dy, htDim, wd, hsDim, 0, dh[p], hsDim)
-				kernels.ParSgemm(true, false, htDim, hsDim, rows, 1, dy, htDim, hsd, hsDim, 1, dW, hsDim)
+				beta := float32(1)
+				if p == 0 {
+					beta = 0
+				}
+				kernels.ParSgemm(false, false, rows, hsDim, htDim, scale, dy[p], htDim, wd, hsDim, 0, dh[p], hsDim)
+				kernels.ParSgemm(true, false, htDim, hsDim, rows, scale, dy[p], htDim, hsd, hsDim, beta, dW, hsDim)
 			}
 			return 0, nil
 		}

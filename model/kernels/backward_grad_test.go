@@ -148,6 +148,7 @@ func TestLossGradients(t *testing.T) {
 		{"kl τ=1.5", func(gr []float32) { KLForward(gr, x, te, rows, n, 1.5, 1, false, rl) }},
 		{"reverse kl", func(gr []float32) { KLReverse(gr, x, te, rows, n, 1, 1, false, rl) }},
 		{"top-k kl", func(gr []float32) { KLForwardTopK(gr, x, idx, val, k, rows, n, 1, 1, false, rl) }},
+		{"cosine (intermediate-state loss)", func(gr []float32) { CosineLoss(gr, rl, x, te, rows, n) }},
 	} {
 		c.run(g)
 		grad := append([]float32(nil), g...)
