@@ -15,6 +15,7 @@
 #include "csrc/softmax.cu"
 #include "csrc/attention.cu"
 #include "csrc/importance.cu"
+#include "csrc/intermediate.cu"
 #include "csrc/infer.cu"
 
 dim3 threadIdx, blockIdx, blockDim, gridDim;
@@ -105,7 +106,7 @@ const Entry table[] = {
 	K(rope),
 	K(softmax_rows), K(logsumexp_rows), K(log_softmax_rows), K(cross_entropy), K(kl_forward), K(kl_reverse), K(kl_forward_topk),
 	K(attention_fwd), K(attention_bwd), K(zero_band), K(attn_softmax_causal), K(attn_softmax_bwd),
-	K(importance_accumulate), K(head_norms),
+	K(importance_accumulate), K(head_norms), K(cosine_loss_rows),
 	K(token_logprobs), K(row_cosine), K(sum_f64), K(topk_rows),
 };
 
