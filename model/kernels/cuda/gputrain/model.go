@@ -23,7 +23,12 @@ type param struct {
 
 // Model is a decoder on the device with the activations of one micro-batch
 // of Batch sequences of Seq tokens. Forward keeps what the backward pass
-// needs (Trainer); a teacher uses Forward alone.
+// needs (Trainer); a teacher uses Forward alone. Infer (infer.go) runs a
+// smaller active batch (SetInputs) with hooks and skipped layers.
+//
+// A model built with train = false holds one set of activation buffers
+// shared by all layers (the residual stream alternates between two), not
+// one per layer: a deep teacher at a long sequence needs L times less.
 type Model struct {
 	d          *cuda.Device
 	Cfg        *model.Config
@@ -35,8 +40,9 @@ type Model struct {
 	byName     map[string]int
 	W          cuda.Buf // every parameter, contiguous
 
-	// activations, per layer l: xs[l] is the residual stream entering layer
-	// l (xs[L] leaves the last one), xmid[l] after the attention residual.
+	// activations, per layer l (train only): xs[l] is the residual stream
+	// entering layer l (xs[L] leaves the last one), xmid[l] after the
+	// attention residual.
 	xs, xmid, h1, h2, qkv, att, u, a []cuda.Buf
 	mean1, rstd1, mean2, rstd2       []cuda.Buf
 	probs                            []cuda.Buf // [B, nH, T, T] per layer (training only)
@@ -45,6 +51,19 @@ type Model struct {
 	hostIDs, hostTargets             []int32
 	owned                            []cuda.Buf
 	train                            bool
+
+	// the buffers Infer uses, shared by all layers: the residual stream
+	// alternates between ix[0] and ix[1]. Allocated for train = false,
+	// views of layer 0's (and xs[1]'s) buffers for train = true.
+	ix                 [2]cuda.Buf
+	ih, iqkv, iatt, iu cuda.Buf
+	ihb, iattb, iab    cuda.BF16
+	activeB, activeT   int // the shape SetBatch/SetInputs set
+	posT               int // the sequence length the pos buffer holds
+	hostPos            []int32
+	logp, argmax       cuda.Buf // TokenLogProbs' outputs, on first use
+	hostLogp           []float32
+	hostArgmax         []int32
 	// AttnTC runs attention through cuBLAS (Device.AttentionTC, tensor
 	// cores; the default) instead of the reference kernel.
 	AttnTC bool
@@ -168,23 +187,32 @@ func (m *Model) EnableBF16() error {
 	c := m.Cfg
 	rows, H, F, L := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
 	var err error
+	one := func(dst *cuda.BF16, n int) {
+		if err == nil {
+			*dst, err = m.allocB(n)
+		}
+	}
 	many := func(dst *[]cuda.BF16, n int) {
 		*dst = make([]cuda.BF16, L)
 		for i := range *dst {
-			if err == nil {
-				(*dst)[i], err = m.allocB(n)
-			}
+			one(&(*dst)[i], n)
 		}
 	}
-	if m.WB, err = m.allocB(m.W.N); err != nil {
-		return err
-	}
-	many(&m.h1b, rows*H)
-	many(&m.attb, rows*c.QDim())
-	many(&m.h2b, rows*H)
-	many(&m.ab, rows*F)
-	if err == nil {
-		m.hfb, err = m.allocB(rows * H)
+	one(&m.WB, m.W.N)
+	if m.train {
+		many(&m.h1b, rows*H)
+		many(&m.attb, rows*c.QDim())
+		many(&m.h2b, rows*H)
+		many(&m.ab, rows*F)
+		one(&m.hfb, rows*H)
+		if err == nil {
+			m.ihb, m.iattb, m.iab = m.h1b[0], m.attb[0], m.ab[0]
+		}
+	} else {
+		one(&m.ihb, rows*H)
+		one(&m.iattb, rows*c.QDim())
+		one(&m.iab, rows*F)
+		m.hfb = m.ihb
 	}
 	if err == nil {
 		err = m.RefreshBF16()
@@ -243,43 +271,51 @@ func (m *Model) allocActivations() error {
 			*dst, err = m.alloc(n)
 		}
 	}
-	many(&m.xs, L+1, rows*H)
-	many(&m.xmid, L, rows*H)
-	many(&m.h1, L, rows*H)
-	many(&m.h2, L, rows*H)
-	many(&m.qkv, L, rows*W)
-	many(&m.att, L, rows*c.QDim())
-	many(&m.u, L, rows*uw)
-	many(&m.a, L, rows*F)
-	many(&m.mean1, L, rows)
-	many(&m.rstd1, L, rows)
-	many(&m.mean2, L, rows)
-	many(&m.rstd2, L, rows)
 	if m.train {
+		many(&m.xs, L+1, rows*H)
+		many(&m.xmid, L, rows*H)
+		many(&m.h1, L, rows*H)
+		many(&m.h2, L, rows*H)
+		many(&m.qkv, L, rows*W)
+		many(&m.att, L, rows*c.QDim())
+		many(&m.u, L, rows*uw)
+		many(&m.a, L, rows*F)
+		many(&m.mean1, L, rows)
+		many(&m.rstd1, L, rows)
+		many(&m.mean2, L, rows)
+		many(&m.rstd2, L, rows)
 		many(&m.probs, L, m.Batch*c.NumHeads*m.Seq*m.Seq)
+		one(&m.hf, rows*H)
+		one(&m.meanf, rows)
+		one(&m.rstdf, rows)
+		if err == nil {
+			m.ix = [2]cuda.Buf{m.xs[0], m.xs[1]}
+			m.ih, m.iqkv, m.iatt, m.iu = m.h1[0], m.qkv[0], m.att[0], m.u[0]
+		}
 	} else {
-		// the tensor-core path needs room for the scores; one buffer serves
-		// every layer when there is no backward
+		// no backward: one set of buffers serves every layer; the norms
+		// keep no statistics, the final norm writes into ih
+		one(&m.ix[0], rows*H)
+		one(&m.ix[1], rows*H)
+		one(&m.ih, rows*H)
+		one(&m.iqkv, rows*W)
+		one(&m.iatt, rows*c.QDim())
+		one(&m.iu, rows*uw)
+		// the tensor-core path needs room for the scores
 		many(&m.probs, 1, m.Batch*c.NumHeads*m.Seq*m.Seq)
+		m.hf = m.ih
 	}
-	one(&m.hf, rows*H)
-	one(&m.meanf, rows)
-	one(&m.rstdf, rows)
 	one(&m.logits, rows*c.VocabSize)
 	one(&m.ids, rows)
 	one(&m.targets, rows)
+	one(&m.pos, rows)
 	if err != nil {
 		return err
 	}
-	m.hostIDs, m.hostTargets = make([]int32, rows), make([]int32, rows)
-	pos := make([]int, rows)
-	for i := range pos {
-		pos[i] = i % m.Seq
-	}
-	if m.pos, err = m.d.UploadInts(pos); err != nil {
+	m.hostIDs, m.hostTargets, m.hostPos = make([]int32, rows), make([]int32, rows), make([]int32, rows)
+	if err := m.setShape(m.Batch, m.Seq); err != nil {
 		return err
 	}
-	m.owned = append(m.owned, m.pos)
 	if rot := c.RotaryDim(); rot > 0 {
 		var sc *kernels.RopeScaling
 		if r := c.RopeScaling; r != nil {
@@ -294,6 +330,7 @@ func (m *Model) allocActivations() error {
 		if err != nil {
 			return err
 		}
+		// [Seq, rot/2]: row p is position p, whatever the active length
 		cos, sin := kernels.RopeTables(inv, m.Seq)
 		if m.cos, err = m.d.Upload(cos); err != nil {
 			return err
@@ -304,6 +341,23 @@ func (m *Model) allocActivations() error {
 		}
 		m.owned = append(m.owned, m.sin)
 	}
+	return nil
+}
+
+// setShape makes B sequences of T tokens the active shape, uploading the
+// positions 0..T−1 of each row when T changed.
+func (m *Model) setShape(B, T int) error {
+	m.activeB, m.activeT = B, T
+	if T == m.posT {
+		return nil
+	}
+	for i := range m.hostPos {
+		m.hostPos[i] = int32(i % T)
+	}
+	if err := m.d.CopyFromInt32(m.pos, m.hostPos); err != nil {
+		return err
+	}
+	m.posT = T
 	return nil
 }
 
@@ -326,7 +380,7 @@ func (m *Model) SetBatch(tokens [][]int32) error {
 			m.hostIDs[b*m.Seq+t], m.hostTargets[b*m.Seq+t] = id, tg
 		}
 	}
-	return firstErr(m.d.CopyFromInt32(m.ids, m.hostIDs), m.d.CopyFromInt32(m.targets, m.hostTargets))
+	return firstErr(m.setShape(m.Batch, m.Seq), m.d.CopyFromInt32(m.ids, m.hostIDs), m.d.CopyFromInt32(m.targets, m.hostTargets))
 }
 
 func firstErr(errs ...error) error {
@@ -338,16 +392,22 @@ func firstErr(errs ...error) error {
 	return nil
 }
 
+// rows is the number of token rows of the active shape.
+func (m *Model) rows() int { return m.activeB * m.activeT }
+
+// dims are attention's dimensions at the active shape.
 func (m *Model) dims() kernels.AttnDims {
 	c := m.Cfg
 	W := c.QDim() + 2*c.KVDim()
-	return kernels.AttnDims{Batch: m.Batch, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim,
-		Tq: m.Seq, Tk: m.Seq, Window: c.SlidingWindow, LdQ: W, LdK: W, LdV: W, LdO: c.QDim()}
+	return kernels.AttnDims{Batch: m.activeB, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim,
+		Tq: m.activeT, Tk: m.activeT, Window: c.SlidingWindow, LdQ: W, LdK: W, LdV: W, LdO: c.QDim()}
 }
 
+// norm normalises the active rows of x into out; mean and rstd (kept for a
+// backward pass) may be zero Bufs.
 func (m *Model) norm(out, mean, rstd, x cuda.Buf, w, b string) error {
 	c := m.Cfg
-	rows := m.Batch * m.Seq
+	rows := m.rows()
 	if m.rms {
 		return m.d.RMSNormStats(out, rstd, x, m.P(w), rows, c.HiddenSize, float32(c.NormEps))
 	}
@@ -366,9 +426,9 @@ func (m *Model) linear(y cuda.Buf, off, ldy int, x cuda.Buf, xb cuda.BF16, in in
 		beta = 1
 	}
 	if m.bf16 {
-		return m.d.GemmBF16(false, true, m.Batch*m.Seq, out, in, 1, xb, in, m.PB(w), in, beta, y.Off(off), ldy)
+		return m.d.GemmBF16(false, true, m.rows(), out, in, 1, xb, in, m.PB(w), in, beta, y.Off(off), ldy)
 	}
-	return m.d.Sgemm(false, true, m.Batch*m.Seq, out, in, 1, x, in, m.P(w), in, beta, y.Off(off), ldy)
+	return m.d.Sgemm(false, true, m.rows(), out, in, 1, x, in, m.P(w), in, beta, y.Off(off), ldy)
 }
 
 // toB rounds x into its bf16 copy in bf16 mode (a no-op otherwise).
@@ -377,6 +437,14 @@ func (m *Model) toB(xb cuda.BF16, x cuda.Buf) error {
 		return nil
 	}
 	return m.d.ToBF16(xb, x)
+}
+
+// toBRows is toB on the first rows·width values (the active rows).
+func (m *Model) toBRows(xb cuda.BF16, x cuda.Buf, width int) error {
+	if !m.bf16 {
+		return nil
+	}
+	return m.d.ToBF16(xb, x.Slice(0, m.rows()*width))
 }
 
 // bAt is the l-th bf16 buffer, or a zero one outside bf16 mode.
@@ -388,85 +456,213 @@ func bAt(bs []cuda.BF16, l int) cuda.BF16 {
 }
 
 // Forward runs the model on the batch set by SetBatch and leaves the
-// logits [Batch·Seq, vocab] in Logits().
+// logits [Batch·Seq, vocab] in Logits(). A model built with train keeps
+// every layer's activations for the backward pass; one without runs Infer
+// with no options (at the shape SetBatch or SetInputs set).
 func (m *Model) Forward() error {
+	if !m.train {
+		return m.Infer(nil)
+	}
+	if m.activeB != m.Batch || m.activeT != m.Seq {
+		return fmt.Errorf("gputrain: Forward of a training model needs the full %d×%d batch of SetBatch, not %d×%d", m.Batch, m.Seq, m.activeB, m.activeT)
+	}
+	return m.forward(nil, true)
+}
+
+// layerBufs are the buffers one layer runs in.
+type layerBufs struct {
+	x, out      cuda.Buf // residual stream in and out
+	xmid        cuda.Buf // after the attention residual (out itself when inferring)
+	h1, h2      cuda.Buf // norm outputs
+	qkv, att, u cuda.Buf
+	a           cuda.Buf // MLP activation (inside u when inferring)
+	mean1, rstd1, mean2, rstd2,
+	probs cuda.Buf
+	h1b, attb, h2b, ab cuda.BF16
+	// split: u holds the gate product [rows, F] then the up product
+	// [rows, F] (each contiguous, for the MLPPre hook) instead of the
+	// training layout [rows, gate | up] the backward pass reads.
+	split bool
+}
+
+// bufs returns layer l's buffers: its own when keep (training), else the
+// shared ones with the residual stream read from ix[cur].
+func (m *Model) bufs(l int, keep bool, cur int) layerBufs {
+	if keep {
+		return layerBufs{x: m.xs[l], out: m.xs[l+1], xmid: m.xmid[l], h1: m.h1[l], h2: m.h2[l], qkv: m.qkv[l], att: m.att[l],
+			u: m.u[l], a: m.a[l], mean1: m.mean1[l], rstd1: m.rstd1[l], mean2: m.mean2[l], rstd2: m.rstd2[l], probs: m.probs[l],
+			h1b: bAt(m.h1b, l), attb: bAt(m.attb, l), h2b: bAt(m.h2b, l), ab: bAt(m.ab, l)}
+	}
+	out := m.ix[1-cur]
+	return layerBufs{x: m.ix[cur], out: out, xmid: out, h1: m.ih, h2: m.ih, qkv: m.iqkv, att: m.iatt,
+		u: m.iu, a: m.iu, probs: m.probs[0], h1b: m.ihb, attb: m.iattb, h2b: m.ihb, ab: m.iab, split: true}
+}
+
+// forward runs the decoder at the active shape: with keep (training) in
+// every layer's own buffers, else in the shared ones with o's skipped
+// layers and hooks.
+func (m *Model) forward(o *InferOptions, keep bool) error {
+	if o == nil {
+		o = &InferOptions{}
+	}
+	hk := o.Hooks
+	if hk == nil {
+		hk = &Hooks{}
+	}
 	c := m.Cfg
-	d := m.d
-	rows, H, F, L := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
-	QD, KVD := c.QDim(), c.KVDim()
-	W := QD + 2*KVD
-	if err := d.Embedding(m.xs[0], m.P("model.embed_tokens.weight"), m.ids, rows, H); err != nil {
+	L, H := c.NumLayers, c.HiddenSize
+	for _, l := range o.Skip {
+		if l < 0 || l >= L {
+			return fmt.Errorf("gputrain: skip layer %d outside [0,%d)", l, L)
+		}
+	}
+	x0 := m.ix[0]
+	if keep {
+		x0 = m.xs[0]
+	}
+	if err := m.d.Embedding(x0, m.P("model.embed_tokens.weight"), m.ids, m.rows(), H); err != nil {
 		return err
 	}
-	dims := m.dims()
-	rot := c.RotaryDim()
+	cur := 0
 	for l := 0; l < L; l++ {
-		p := model.LayerPrefix(l)
-		x := m.xs[l]
-		h1b, attb, h2b, ab := bAt(m.h1b, l), bAt(m.attb, l), bAt(m.h2b, l), bAt(m.ab, l)
-		err := firstErr(
-			m.norm(m.h1[l], m.mean1[l], m.rstd1[l], x, p+"input_layernorm.weight", p+"input_layernorm.bias"),
-			m.toB(h1b, m.h1[l]),
-			m.linear(m.qkv[l], 0, W, m.h1[l], h1b, H, p+"self_attn.q_proj.weight", QD, false),
-			m.linear(m.qkv[l], QD, W, m.h1[l], h1b, H, p+"self_attn.k_proj.weight", KVD, false),
-			m.linear(m.qkv[l], QD+KVD, W, m.h1[l], h1b, H, p+"self_attn.v_proj.weight", KVD, false))
-		if err != nil {
-			return fmt.Errorf("layer %d attention input: %w", l, err)
+		if slices.Contains(o.Skip, l) {
+			continue // identity: the stream stays where it is
 		}
-		if rot > 0 {
-			if err := firstErr(
-				d.ApplyRope(m.qkv[l], rows, W, c.NumHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false),
-				d.ApplyRope(m.qkv[l].Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false)); err != nil {
-				return fmt.Errorf("layer %d rope: %w", l, err)
-			}
+		lb := m.bufs(l, keep, cur)
+		if err := m.layer(l, &lb, hk); err != nil {
+			return err
 		}
-		probs := m.probs[0]
-		if m.train {
-			probs = m.probs[l]
-		}
-		q := m.qkv[l]
-		attn := d.Attention
-		if m.AttnTC {
-			attn = d.AttentionTC
-		}
-		err = firstErr(
-			attn(m.att[l], q, q.Off(QD), q.Off(QD+KVD), dims, probs),
-			m.toB(attb, m.att[l]),
-			d.CopyBuf(m.xmid[l], x),
-			m.linear(m.xmid[l], 0, H, m.att[l], attb, QD, p+"self_attn.o_proj.weight", H, true),
-			m.norm(m.h2[l], m.mean2[l], m.rstd2[l], m.xmid[l], p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"),
-			m.toB(h2b, m.h2[l]))
-		if err != nil {
-			return fmt.Errorf("layer %d attention: %w", l, err)
-		}
-		if c.GatedMLP() {
-			err = firstErr(
-				m.linear(m.u[l], 0, 2*F, m.h2[l], h2b, H, p+"mlp.gate_proj.weight", F, false),
-				m.linear(m.u[l], F, 2*F, m.h2[l], h2b, H, p+"mlp.up_proj.weight", F, false),
-				d.ApplyGated(m.act, m.a[l], m.u[l], m.u[l].Off(F), rows, F, 2*F))
-		} else {
-			err = firstErr(
-				m.linear(m.u[l], 0, F, m.h2[l], h2b, H, p+"mlp.up_proj.weight", F, false),
-				d.Activate(m.act, m.a[l], m.u[l]))
-		}
-		if err == nil {
-			err = firstErr(
-				m.toB(ab, m.a[l]),
-				d.CopyBuf(m.xs[l+1], m.xmid[l]),
-				m.linear(m.xs[l+1], 0, H, m.a[l], ab, F, p+"mlp.down_proj.weight", H, true))
-		}
-		if err != nil {
-			return fmt.Errorf("layer %d mlp: %w", l, err)
-		}
+		cur = 1 - cur
+	}
+	if o.NoLogits {
+		return nil
+	}
+	xL := m.ix[cur]
+	if keep {
+		xL = m.xs[L]
 	}
 	head := "lm_head.weight"
 	if c.TieWordEmbeddings {
 		head = "model.embed_tokens.weight"
 	}
 	return firstErr(
-		m.norm(m.hf, m.meanf, m.rstdf, m.xs[L], "model.norm.weight", "model.norm.bias"),
-		m.toB(m.hfb, m.hf),
+		m.norm(m.hf, m.meanf, m.rstdf, xL, "model.norm.weight", "model.norm.bias"),
+		m.toBRows(m.hfb, m.hf, H),
 		m.linear(m.logits, 0, c.VocabSize, m.hf, m.hfb, H, head, c.VocabSize, false))
+}
+
+// layer runs decoder layer l from lb.x into lb.out, calling hk's hooks.
+func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
+	c := m.Cfg
+	d := m.d
+	B, T := m.activeB, m.activeT
+	rows, H, F := B*T, c.HiddenSize, c.IntermediateSize
+	QD, KVD := c.QDim(), c.KVDim()
+	W := QD + 2*KVD
+	p := model.LayerPrefix(l)
+	hook := func(f func(int, cuda.Buf, int, int) error, what string, x cuda.Buf, width int) error {
+		if f == nil {
+			return nil
+		}
+		if err := f(l, x.Slice(0, rows*width), B, T); err != nil {
+			return fmt.Errorf("layer %d %s hook: %w", l, what, err)
+		}
+		return nil
+	}
+	x := lb.x
+	if err := hook(hk.LayerInput, "LayerInput", x, H); err != nil {
+		return err
+	}
+	if err := m.norm(lb.h1, lb.mean1, lb.rstd1, x, p+"input_layernorm.weight", p+"input_layernorm.bias"); err != nil {
+		return fmt.Errorf("layer %d attention norm: %w", l, err)
+	}
+	if err := hook(hk.AttnNorm, "AttnNorm", lb.h1, H); err != nil {
+		return err
+	}
+	err := firstErr(
+		m.toBRows(lb.h1b, lb.h1, H),
+		m.linear(lb.qkv, 0, W, lb.h1, lb.h1b, H, p+"self_attn.q_proj.weight", QD, false),
+		m.linear(lb.qkv, QD, W, lb.h1, lb.h1b, H, p+"self_attn.k_proj.weight", KVD, false),
+		m.linear(lb.qkv, QD+KVD, W, lb.h1, lb.h1b, H, p+"self_attn.v_proj.weight", KVD, false))
+	if err != nil {
+		return fmt.Errorf("layer %d attention input: %w", l, err)
+	}
+	if rot := c.RotaryDim(); rot > 0 {
+		if err := firstErr(
+			d.ApplyRope(lb.qkv, rows, W, c.NumHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false),
+			d.ApplyRope(lb.qkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false)); err != nil {
+			return fmt.Errorf("layer %d rope: %w", l, err)
+		}
+	}
+	q := lb.qkv
+	attn := d.Attention
+	if m.AttnTC {
+		attn = d.AttentionTC
+	}
+	if err := attn(lb.att, q, q.Off(QD), q.Off(QD+KVD), m.dims(), lb.probs); err != nil {
+		return fmt.Errorf("layer %d attention: %w", l, err)
+	}
+	if err := hook(hk.AttnHeads, "AttnHeads", lb.att, QD); err != nil {
+		return err
+	}
+	err = firstErr(
+		m.toBRows(lb.attb, lb.att, QD),
+		d.CopyBuf(lb.xmid.Slice(0, rows*H), x.Slice(0, rows*H)),
+		m.linear(lb.xmid, 0, H, lb.att, lb.attb, QD, p+"self_attn.o_proj.weight", H, true),
+		m.norm(lb.h2, lb.mean2, lb.rstd2, lb.xmid, p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"))
+	if err != nil {
+		return fmt.Errorf("layer %d attention: %w", l, err)
+	}
+	if err := hook(hk.MLPNorm, "MLPNorm", lb.h2, H); err != nil {
+		return err
+	}
+	if err := m.toBRows(lb.h2b, lb.h2, H); err != nil {
+		return fmt.Errorf("layer %d mlp: %w", l, err)
+	}
+	u := lb.u
+	switch {
+	case c.GatedMLP() && lb.split:
+		gate, up := u.Slice(0, rows*F), u.Slice(rows*F, 2*rows*F)
+		err = firstErr(
+			m.linear(gate, 0, F, lb.h2, lb.h2b, H, p+"mlp.gate_proj.weight", F, false),
+			m.linear(up, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false))
+		if err == nil {
+			err = hook(hk.MLPPre, "MLPPre", gate, F)
+		}
+		if err == nil {
+			err = d.ApplyGated(m.act, lb.a, gate, up, rows, F, F)
+		}
+	case c.GatedMLP():
+		err = firstErr(
+			m.linear(u, 0, 2*F, lb.h2, lb.h2b, H, p+"mlp.gate_proj.weight", F, false),
+			m.linear(u, F, 2*F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false),
+			d.ApplyGated(m.act, lb.a, u, u.Off(F), rows, F, 2*F))
+	default:
+		err = m.linear(u, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false)
+		if err == nil {
+			err = hook(hk.MLPPre, "MLPPre", u, F)
+		}
+		if err == nil {
+			err = d.Activate(m.act, lb.a, u.Slice(0, rows*F))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("layer %d mlp: %w", l, err)
+	}
+	if err := hook(hk.MLPPost, "MLPPost", lb.a, F); err != nil {
+		return err
+	}
+	err = m.toBRows(lb.ab, lb.a, F)
+	if err == nil && lb.xmid != lb.out {
+		err = d.CopyBuf(lb.out.Slice(0, rows*H), lb.xmid.Slice(0, rows*H))
+	}
+	if err == nil {
+		err = m.linear(lb.out, 0, H, lb.a, lb.ab, F, p+"mlp.down_proj.weight", H, true)
+	}
+	if err != nil {
+		return fmt.Errorf("layer %d mlp: %w", l, err)
+	}
+	return hook(hk.LayerOutput, "LayerOutput", lb.out, H)
 }
 
 // Logits is the buffer Forward writes [Batch·Seq, vocab] into.
