@@ -10,7 +10,10 @@ import (
 )
 
 // teacherTopK selects the teacher's top-k logits per row (Losses.TopK > 0)
-// on the host, as distill does with kernels.TopK, and uploads them.
+// into topIdx and topVal: on the device (cuda.Device.TopK, kernels.TopK's
+// result exactly), or, for a k beyond what its shared-memory sort holds, on
+// the host with kernels.TopK (the teacher's logits go down once per
+// micro-batch).
 func (t *Trainer) teacherTopK() error {
 	k := t.Losses.TopK
 	if k <= 0 || t.Teacher == nil {
@@ -18,6 +21,12 @@ func (t *Trainer) teacherTopK() error {
 	}
 	s, d := t.S, t.S.d
 	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	if k <= d.MaxTopK() {
+		return d.TopK(t.topIdx, t.topVal, t.Teacher.logits, rows, V, k)
+	}
+	if t.hostT == nil {
+		t.hostT, t.hostVal, t.hostIdx = make([]float32, rows*V), make([]float32, rows*k), make([]int32, rows*k)
+	}
 	if err := d.Download(t.hostT, t.Teacher.logits); err != nil {
 		return err
 	}

@@ -16,9 +16,9 @@ import (
 type Losses struct {
 	CE, KL    float64
 	ReverseKL float64
-	// TopK > 0: the forward KL on the teacher's k largest logits only. The
-	// top-k selection runs on the host (the teacher's logits go down once
-	// per micro-batch; there is no device top-k kernel yet).
+	// TopK > 0: the forward KL on the teacher's k largest logits only,
+	// selected on the device (cuda.Device.TopK; on the host for a k above
+	// Device.MaxTopK).
 	TopK        int
 	Temperature float64 // τ of the KL; 0 means 1
 }
@@ -150,7 +150,6 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 		}
 		one(&t.topIdx, rows*k, false)
 		one(&t.topVal, rows*k, false)
-		t.hostT, t.hostVal, t.hostIdx = make([]float32, rows*c.VocabSize), make([]float32, rows*k), make([]int32, rows*k)
 	}
 	if err == nil && s.bf16 {
 		for _, x := range []struct {
