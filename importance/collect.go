@@ -248,11 +248,12 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 	}
 	var pass passes = cpuPasses{m: m, hooks: col.Hooks()}
 	if opt.Device == "cuda" {
-		seq := len(samples[0])
+		// One device model serves every pass: room for the longest batch.
+		batch, seq := min(opt.Batch, len(samples)), len(samples[0])
 		if opt.Loss {
-			seq = max(seq, len(lossSamples[0]))
+			batch, seq = max(batch, min(opt.Batch, lossN)), max(seq, len(lossSamples[0]))
 		}
-		if pass, err = newCUDAPasses(m, col, opt, seq); err != nil {
+		if pass, err = newCUDAPasses(m, col, opt, batch, seq); err != nil {
 			return nil, err
 		}
 	}

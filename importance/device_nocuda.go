@@ -12,4 +12,6 @@ import (
 // cudaBuilt: this binary has no CUDA backend.
 func cudaBuilt() error { return fmt.Errorf("importance --device cuda: %w", cuda.ErrNotBuilt) }
 
-func newCUDAPasses(*model.Model, *Collector, Options, int) (passes, error) { return nil, cudaBuilt() }
+func newCUDAPasses(*model.Model, *Collector, Options, int, int) (passes, error) {
+	return nil, cudaBuilt()
+}

@@ -71,9 +71,9 @@ few values of each tensor), the data, sample count, sequence length and aggregat
 --device cuda (a binary built with -tags minitron_cuda) runs every forward pass on GPU 0: the
 weights go up once, the activation statistics (per-sample sequence reductions, their sums over
 samples, per-head norms, Block Importance's cosines) accumulate on the device and only the
-per-channel sums come back, to be reduced over samples on the host as on the CPU. Layer-drop
-losses use the device's log-softmax. Models with attention/MLP biases are not supported there.
-Matrix products use TF32 unless --no-tf32.`,
+per-channel sums come back, to be reduced over samples on the host as on the CPU; the
+layer-drop losses read the device's logits. Models with attention/MLP biases are not supported
+there. Matrix products use TF32 unless --no-tf32.`,
 		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
   minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json
   minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json
