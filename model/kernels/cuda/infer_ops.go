@@ -86,9 +86,13 @@ func (d *Device) RowCosineSum(a, b Buf, rows, n int) (float64, error) {
 	return out[0], nil
 }
 
-// topkStaticSmem bounds topk_rows' static shared memory (histogram, scan
-// and counters: about 5.2 KiB); the sort buffer is dynamic.
-const topkStaticSmem = 6 << 10
+// topkStaticSmem bounds topk_rows' static shared memory (scan and
+// counters: about 4.4 KiB); its dynamic shared memory holds the 4096-bin
+// histogram (16 KiB), then the sort buffer.
+const (
+	topkStaticSmem = 6 << 10
+	topkHistSmem   = 16 << 10
+)
 
 // MaxTopK is the device's largest k for TopK: the sorted survivors (8
 // bytes each, padded to a power of two) must fit in a block's shared memory
@@ -105,9 +109,9 @@ func (d *Device) MaxTopK() int {
 // indices (int32) and values of its k largest entries in descending order,
 // equal values in index order, into idx and val [rows, k]. −0 and +0 tie;
 // where NaNs rank is unspecified (as on the CPU). 1 ≤ k ≤ min(n, MaxTopK()).
-// One block per row: a radix select on the float bits (four passes over the
-// row with a shared-memory histogram), then the ≤ k survivors are gathered
-// and sorted in shared memory.
+// One block per row: a radix select on the float bits (three passes over
+// the row with a shared-memory histogram), then the k survivors are
+// gathered and sorted in shared memory.
 func (d *Device) TopK(idx, val, x Buf, rows, n, k int) error {
 	if rows <= 0 || n <= 0 || k <= 0 || k > n {
 		return fmt.Errorf("cuda: TopK: k %d of %d rows of %d (want 1 ≤ k ≤ n)", k, rows, n)
@@ -127,5 +131,5 @@ func (d *Device) TopK(idx, val, x Buf, rows, n, k int) error {
 	}
 	unlock := d.lock()
 	defer unlock()
-	return d.launch("topk_rows", [3]int{rows, 1, 1}, rowBlock(n), 8*P, pp(idx), pp(val), pp(x), pi(rows), pi(n), pi(k), pi(P))
+	return d.launch("topk_rows", [3]int{rows, 1, 1}, rowBlock(n), max(8*P, topkHistSmem), pp(idx), pp(val), pp(x), pi(rows), pi(n), pi(k), pi(P))
 }

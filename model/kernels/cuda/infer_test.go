@@ -4,8 +4,10 @@ package cuda_test
 
 import (
 	"math"
+	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
@@ -269,4 +271,88 @@ func TestTopK(t *testing.T) {
 			t.Errorf("TopK(rows %d, n %d, k %d) succeeded: %s", c.rows, c.n, c.k, c.reason)
 		}
 	}
+}
+
+// TestTopKRandom checks many small random shapes, values drawn from a few
+// levels (ties at every boundary), wide ranges of both signs, subnormals
+// and infinities, against kernels.TopK.
+func TestTopKRandom(t *testing.T) {
+	r := rand.New(rand.NewPCG(70, 71))
+	specials := []float32{0, float32(math.Copysign(0, -1)), float32(math.Inf(1)), float32(math.Inf(-1)),
+		math.SmallestNonzeroFloat32, -math.SmallestNonzeroFloat32, math.MaxFloat32, -math.MaxFloat32}
+	for trial := range 40 {
+		rows, n := 1+r.IntN(4), 1+r.IntN(3000)
+		k := 1 + r.IntN(min(n, 600))
+		x := make([]float32, rows*n)
+		levels := 1 + r.IntN(20)
+		for i := range x {
+			switch mode := trial % 4; {
+			case mode == 0: // few levels: many ties
+				x[i] = float32(r.IntN(levels)) - float32(levels/2)
+			case mode == 1: // magnitudes across the exponent range, both signs
+				x[i] = float32(r.NormFloat64() * math.Pow(10, float64(r.IntN(60)-30)))
+			case mode == 2 && r.IntN(10) == 0:
+				x[i] = specials[r.IntN(len(specials))]
+			default:
+				x[i] = float32(r.NormFloat64() * 4)
+			}
+		}
+		wantIdx, wantVal := make([]int32, rows*k), make([]float32, rows*k)
+		kernels.TopK(wantIdx, wantVal, x, rows, n, k)
+		gi, gv, gx := alloc(t, rows*k), alloc(t, rows*k), up(t, x)
+		must(t, dev.TopK(gi, gv, gx, rows, n, k))
+		gotIdx, gotVal := downInt32(t, gi, rows*k), down(t, gv)
+		for i := range wantIdx {
+			if gotIdx[i] != wantIdx[i] || math.Float32bits(gotVal[i]) != math.Float32bits(wantVal[i]) {
+				t.Fatalf("trial %d (rows %d, n %d, k %d, mode %d): row %d entry %d: (%d, %v), want (%d, %v)",
+					trial, rows, n, k, trial%4, i/k, i%k, gotIdx[i], gotVal[i], wantIdx[i], wantVal[i])
+			}
+		}
+		dev.Free(gi)
+		dev.Free(gv)
+		dev.Free(gx)
+	}
+}
+
+// BenchmarkTopK times the teacher top-k of distillation at a wide
+// vocabulary on the device, and the host path it replaces (download the
+// logits, kernels.TopK), as rows per second.
+func BenchmarkTopK(b *testing.B) {
+	rows, n, k := 256, 256000, 1024
+	if cuda.Emulated() {
+		rows = 2
+	}
+	x := randn(rows*n, 80)
+	for i := range x {
+		x[i] *= 4
+	}
+	gx, err := dev.Upload(x)
+	must(b, err)
+	gi, err := dev.Alloc(rows * k)
+	must(b, err)
+	gv, err := dev.Alloc(rows * k)
+	must(b, err)
+	defer func() { dev.Free(gx); dev.Free(gi); dev.Free(gv) }()
+	b.Run("device", func(b *testing.B) {
+		must(b, dev.TopK(gi, gv, gx, rows, n, k)) // warm-up (PTX JIT)
+		must(b, dev.Sync())
+		start := time.Now()
+		for range b.N {
+			must(b, dev.TopK(gi, gv, gx, rows, n, k))
+		}
+		must(b, dev.Sync())
+		sec := time.Since(start).Seconds() / float64(b.N)
+		b.ReportMetric(float64(rows)/sec, "rows/s")
+		b.ReportMetric(float64(4*rows*n)/sec/1e9, "GB/s")
+	})
+	b.Run("host", func(b *testing.B) {
+		host := make([]float32, rows*n)
+		idx, val := make([]int32, rows*k), make([]float32, rows*k)
+		start := time.Now()
+		for range b.N {
+			must(b, dev.Download(host, gx))
+			kernels.TopK(idx, val, host, rows, n, k)
+		}
+		b.ReportMetric(float64(rows)/(time.Since(start).Seconds()/float64(b.N)), "rows/s")
+	})
 }

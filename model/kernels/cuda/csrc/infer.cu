@@ -121,20 +121,31 @@ __device__ __forceinline__ unsigned long long topk_entry(unsigned key, int i) {
 	return ((unsigned long long)key << 32) | (unsigned long long)(0xffffffffu - (unsigned)i);
 }
 
+// The top-k kernel's dynamic shared memory: 8-byte entries, declared with
+// their own type so that the array is 8-byte aligned.
+#ifdef MINITRON_EMU
+#define TOPK_SMEM(name) unsigned long long *name = (unsigned long long *)emu_dyn_smem()
+#else
+#define TOPK_SMEM(name) extern __shared__ unsigned long long name[]
+#endif
+
 // idx, val [rows, k] = each row's k largest entries of x [rows, n] (k ≤ n),
 // descending, ties to the lower index: kernels.TopK. A radix select on the
-// keys (four 8-bit passes with a shared-memory histogram, each keeping the
-// bin where the k-th largest lies) finds the k-th largest key T; the
-// entries above T and the first (by index) entries equal to T that make up
-// k are gathered and bitonic-sorted in dynamic shared memory of P ≥ k
-// (a power of two) 8-byte entries. blockDim a multiple of 32, ≤ 1024.
+// keys finds the k-th largest key T in three passes over the row (digits
+// of 12, 12 and 8 bits, each counted into a shared-memory histogram, each
+// keeping the bin where the k-th largest lies: 12-bit digits for the
+// high bits, where logits crowd into a few exponents, spread the atomic
+// adds over more bins). The entries above T and the first (by index)
+// entries equal to T that make up k are then gathered and bitonic-sorted.
+// Dynamic shared memory: max(P, 2048) 8-byte entries, P ≥ k a power of two
+// (the histogram during the passes, the sort buffer after). blockDim a
+// multiple of 32, ≤ 1024.
 KERNEL void topk_rows(int *idx, float *val, const float *x, int rows, int n, int k, int P) {
-	__shared__ unsigned hist[256];
-	__shared__ unsigned part[32];
+	__shared__ unsigned part[64];
 	__shared__ unsigned scan[1024];
 	__shared__ unsigned s_prefix, s_mask, s_rank, s_eq, s_cnt;
-	DYNAMIC_SMEM(dyn);
-	unsigned long long *buf = (unsigned long long *)dyn;
+	TOPK_SMEM(buf);
+	unsigned *hist = (unsigned *)buf;
 	int r = blockIdx.x, tid = threadIdx.x, bd = blockDim.x;
 	if (r >= rows) return;
 	const float *xr = x + (long long)r * n;
@@ -143,36 +154,39 @@ KERNEL void topk_rows(int *idx, float *val, const float *x, int rows, int n, int
 		s_mask = 0;
 		s_rank = (unsigned)k; // rank of the wanted key among those matching the prefix
 	}
-	for (int shift = 24; shift >= 0; shift -= 8) {
+	for (int pass = 0; pass < 3; pass++) {
+		int shift = pass == 0 ? 20 : pass == 1 ? 8 : 0;
+		unsigned nb = pass == 2 ? 256u : 4096u; // bins
 		__syncthreads(); // thread 0 may still read the previous pass's histogram
-		for (int i = tid; i < 256; i += bd) hist[i] = 0;
+		for (unsigned i = tid; i < nb; i += bd) hist[i] = 0;
 		__syncthreads(); // also publishes the previous pass's prefix
 		unsigned prefix = s_prefix, mask = s_mask;
 		for (int i = tid; i < n; i += bd) {
 			unsigned u = topk_key(xr[i]);
-			if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & 255u], 1u);
+			if ((u & mask) == prefix) atomicAdd(&hist[(u >> shift) & (nb - 1)], 1u);
 		}
 		__syncthreads();
-		if (tid < 32) { // part[l] = bins 255−8l … 248−8l, from the top
+		unsigned per = nb / 64; // part[l] sums bins nb−1−per·l down to nb−per·(l+1)
+		for (int l = tid; l < 64; l += bd) {
 			unsigned s = 0;
-			for (int j = 0; j < 8; j++) s += hist[255 - 8 * tid - j];
-			part[tid] = s;
+			for (unsigned j = 0; j < per; j++) s += hist[nb - 1 - per * l - j];
+			part[l] = s;
 		}
 		__syncthreads();
 		if (tid == 0) {
 			unsigned want = s_rank, c = 0;
 			int l = 0;
-			while (l < 31 && c + part[l] < want) c += part[l++];
-			int bin = 255 - 8 * l;
+			while (l < 63 && c + part[l] < want) c += part[l++];
+			int bin = (int)(nb - 1 - per * l);
 			while (bin > 0 && c + hist[bin] < want) c += hist[bin--];
 			s_rank = want - c;
 			s_eq = hist[bin];
 			s_prefix = prefix | ((unsigned)bin << shift);
-			s_mask = mask | (255u << shift);
+			s_mask = mask | ((nb - 1) << shift);
 			s_cnt = 0;
 		}
 	}
-	__syncthreads();
+	__syncthreads(); // the histogram is dead from here: buf is the sort buffer
 	unsigned T = s_prefix, need = s_rank;
 	bool allEq = s_eq == need; // no tie to break at the boundary
 	for (int i = tid; i < n; i += bd) {
