@@ -4,7 +4,6 @@ package gputrain
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
@@ -94,33 +93,27 @@ func (m *Model) Active() (B, T int) { return m.activeB, m.activeT }
 func (m *Model) Infer(o *InferOptions) error { return m.forward(o, false) }
 
 // TokenLogProbs returns, per active row, log p(target) under the last
-// Infer's logits (0 where the target is -1) and the row's argmax token id.
+// Infer's logits (0 where the target is -1) and the row's argmax token id
+// (its first maximum). Both are computed on the device
+// (cuda.Device.TokenLogProbs): only 8 bytes a row come back.
 func (m *Model) TokenLogProbs() (logp []float32, argmax []int32, err error) {
-	rows, V := m.rows(), m.Cfg.VocabSize
-	host := make([]float32, rows*V)
-	if err := m.d.Download(host, m.logits); err != nil {
+	d := m.d
+	if m.logp.IsNil() {
+		n := m.Batch * m.Seq
+		if m.logp, err = m.alloc(n); err != nil {
+			return nil, nil, err
+		}
+		if m.argmax, err = m.alloc(n); err != nil {
+			return nil, nil, err
+		}
+	}
+	rows := m.rows()
+	if err := d.TokenLogProbs(m.logp, m.argmax, m.logits, m.targets, rows, m.Cfg.VocabSize); err != nil {
 		return nil, nil, err
 	}
 	logp, argmax = make([]float32, rows), make([]int32, rows)
-	for r := range rows {
-		x := host[r*V : (r+1)*V]
-		best := 0
-		for i, v := range x {
-			if v > x[best] {
-				best = i
-			}
-		}
-		argmax[r] = int32(best)
-		tg := m.hostTargets[r]
-		if tg < 0 {
-			continue
-		}
-		mx := float64(x[best])
-		var s float64
-		for _, v := range x {
-			s += math.Exp(float64(v) - mx)
-		}
-		logp[r] = float32(float64(x[tg]) - mx - math.Log(s))
+	if err := firstErr(d.Download(logp, m.logp), d.DownloadInt32(argmax, m.argmax)); err != nil {
+		return nil, nil, err
 	}
 	return logp, argmax, nil
 }

@@ -23,6 +23,7 @@ type inferCase struct {
 	window int  // sliding window (mistral), 0 = none
 	bf16   bool // EnableBF16
 	train  bool // a training model (Infer in layer 0's buffers)
+	ref    bool // the reference attention kernel (AttnTC off)
 	skip   []int
 	tol    float64 // |got − want| ≤ tol·(1 + max |want| of the tensor)
 	reason string
@@ -35,6 +36,8 @@ var inferCases = []inferCase{
 		reason: "RMSNorm, SwiGLU (MLPPre = gate block of the split layout), layer 1 dropped: no hooks for it"},
 	{name: "mistral-window", fam: model.Mistral, window: 5, skip: []int{0, 2}, tol: 1e-4,
 		reason: "sliding window shorter than T; first and last layers dropped"},
+	{name: "llama-refattn", fam: model.Llama, ref: true, skip: []int{2}, tol: 1e-4,
+		reason: "the reference attention kernel, without a score buffer"},
 	{name: "nemotron-train", fam: model.Nemotron, train: true, skip: []int{2}, tol: 1e-4,
 		reason: "Infer on a training model reuses layer 0's buffers and xs[0], xs[1]"},
 	{name: "llama-bf16", fam: model.Llama, bf16: true, tol: 3e-2,
@@ -114,6 +117,7 @@ func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *mode
 	gm, err := gputrain.NewModel(dev, cfg, src, batch, seq, c.train)
 	must(t, err)
 	t.Cleanup(gm.Free)
+	gm.AttnTC = !c.ref
 	if c.bf16 {
 		must(t, gm.EnableBF16())
 	}
@@ -178,8 +182,17 @@ func TestInferMatchesCPU(t *testing.T) {
 				got := make([]float32, len(want))
 				must(t, dev.Download(got, gm.Logits()))
 				worst := 0.0 // largest diff relative to its tolerance
+				var logitDiff, hookDiff, logpDiff float64
 				check := func(what string, a, b []float32) {
 					d, scale := maxDiff(a, b)
+					switch {
+					case what == "logits":
+						logitDiff = d
+					case what == "TokenLogProbs":
+						logpDiff = d
+					default:
+						hookDiff = math.Max(hookDiff, d)
+					}
 					lim := c.tol * (1 + scale)
 					worst = math.Max(worst, d/lim)
 					if !(d <= lim) {
@@ -239,7 +252,8 @@ func TestInferMatchesCPU(t *testing.T) {
 						t.Errorf("row %d has no target but log p %v", r, logp[r])
 					}
 				}
-				t.Logf("shape %d×%d: %d hooks; largest diff %.2f of its tolerance (tol %g·(1+max|x|))", B, T, len(gotHooks), worst, c.tol)
+				t.Logf("shape %d×%d: max |diff| logits %.2g, hooks (%d) %.2g, log p %.2g; largest %.2f of its tolerance %g·(1+max|x|)",
+					B, T, logitDiff, len(gotHooks), hookDiff, logpDiff, worst, c.tol)
 			}
 		})
 	}
@@ -346,5 +360,33 @@ func TestInferErrors(t *testing.T) {
 	must(t, tm.SetInputs([][]int32{row(4, 3)}, nil))
 	if err := tm.Forward(); err == nil || !strings.Contains(err.Error(), "full") {
 		t.Errorf("Forward of a training model at a SetInputs shape: error %v", err)
+	}
+}
+
+// An inference model's device memory does not grow with depth beyond the
+// weights (one set of activations for all layers), while a training
+// model's does by a whole layer's activations per layer.
+func TestInferMemoryIndependentOfDepth(t *testing.T) {
+	const Batch, Seq = 4, 64
+	used := func(layers int, train bool) (bytes, weights int64) {
+		cfg, err := model.SyntheticConfig(model.Llama, layers, 32, 4, 2, 64, 97)
+		must(t, err)
+		before := dev.Pool().InUse
+		gm, err := gputrain.NewModel(dev, cfg, model.NewRandomSource(cfg, model.F32, 1), Batch, Seq, train)
+		must(t, err)
+		defer gm.Free()
+		return dev.Pool().InUse - before, 4 * int64(gm.NumParams())
+	}
+	for _, train := range []bool{false, true} {
+		b2, w2 := used(2, train)
+		b8, w8 := used(8, train)
+		// the pool rounds the weight arena up to at most twice its size
+		bound := 2 * (w8 - w2)
+		t.Logf("train=%v: 2 layers %d bytes, 8 layers %d bytes (weights %d → %d)", train, b2, b8, w2, w8)
+		if grew := b8 - b2; !train && grew > bound {
+			t.Errorf("inference model: 6 more layers take %d more bytes, more than their weights (≤ %d)", grew, bound)
+		} else if train && grew <= bound {
+			t.Errorf("training model: 6 more layers take only %d more bytes (≤ %d): per-layer activations missing?", grew, bound)
+		}
 	}
 }

@@ -62,8 +62,6 @@ type Model struct {
 	posT               int // the sequence length the pos buffer holds
 	hostPos            []int32
 	logp, argmax       cuda.Buf // TokenLogProbs' outputs, on first use
-	hostLogp           []float32
-	hostArgmax         []int32
 	// AttnTC runs attention through cuBLAS (Device.AttentionTC, tensor
 	// cores; the default) instead of the reference kernel.
 	AttnTC bool
@@ -301,8 +299,8 @@ func (m *Model) allocActivations() error {
 		one(&m.iqkv, rows*W)
 		one(&m.iatt, rows*c.QDim())
 		one(&m.iu, rows*uw)
-		// the tensor-core path needs room for the scores
-		many(&m.probs, 1, m.Batch*c.NumHeads*m.Seq*m.Seq)
+		// the tensor-core path needs room for one sequence's scores
+		many(&m.probs, 1, c.NumHeads*m.Seq*m.Seq)
 		m.hf = m.ih
 	}
 	one(&m.logits, rows*c.VocabSize)
@@ -551,6 +549,33 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 		m.linear(m.logits, 0, c.VocabSize, m.hf, m.hfb, H, head, c.VocabSize, false))
 }
 
+// attention writes lb.att from lb.qkv. Training keeps every sequence's
+// scores in lb.probs for the backward pass; inference runs the tensor-core
+// path one sequence at a time, so its score buffer holds one sequence
+// (heads × Seq × Seq), and the reference kernel without one.
+func (m *Model) attention(lb *layerBufs) error {
+	c, d := m.Cfg, m.d
+	QD, KVD := c.QDim(), c.KVDim()
+	q, dims := lb.qkv, m.dims()
+	switch {
+	case !lb.split && m.AttnTC:
+		return d.AttentionTC(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, lb.probs)
+	case !lb.split:
+		return d.Attention(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, lb.probs)
+	case !m.AttnTC:
+		return d.Attention(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, cuda.Buf{})
+	}
+	B, T := dims.Batch, dims.Tq
+	dims.Batch = 1
+	for b := 0; b < B; b++ {
+		qb := q.Off(b * T * dims.LdQ)
+		if err := d.AttentionTC(lb.att.Off(b*T*dims.LdO), qb, qb.Off(QD), qb.Off(QD+KVD), dims, lb.probs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // layer runs decoder layer l from lb.x into lb.out, calling hk's hooks.
 func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 	c := m.Cfg
@@ -594,12 +619,7 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 			return fmt.Errorf("layer %d rope: %w", l, err)
 		}
 	}
-	q := lb.qkv
-	attn := d.Attention
-	if m.AttnTC {
-		attn = d.AttentionTC
-	}
-	if err := attn(lb.att, q, q.Off(QD), q.Off(QD+KVD), m.dims(), lb.probs); err != nil {
+	if err := m.attention(lb); err != nil {
 		return fmt.Errorf("layer %d attention: %w", l, err)
 	}
 	if err := hook(hk.AttnHeads, "AttnHeads", lb.att, QD); err != nil {
