@@ -17,8 +17,6 @@ func checkCUDA(c *Config) error {
 	switch {
 	case c.TopKCache != "" && l.TopK > 0:
 		return errors.New("--device cuda: --top-k-cache is not used on the device (the teacher runs there each step); drop it or use --device cpu")
-	case len(l.Intermediate) > 0:
-		return errors.New("--device cuda: --intermediate (hidden-state loss) is not supported on the device yet; use --device cpu")
 	}
 	return nil
 }
@@ -79,7 +77,11 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 	}
 	l := hs.st.losses
 	o := tr.Opt
-	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, TopK: l.TopK, Temperature: l.Temperature},
+	var pairs []gputrain.Pair
+	for _, p := range l.Intermediate {
+		pairs = append(pairs, gputrain.Pair{Student: p.Student, Teacher: p.Teacher})
+	}
+	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, TopK: l.TopK, Temperature: l.Temperature, Intermediate: pairs},
 		gputrain.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
 	if err != nil {
 		return nil, fmt.Errorf("--device cuda: %w", err)
@@ -87,8 +89,26 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 	e.closers = append(e.closers, e.g.Free)
 	// Resumed: the host optimizer holds the checkpoint's moments.
 	e.g.Step = o.Step
+	for j, p := range hs.Params {
+		if p.Name != isProjName {
+			continue
+		}
+		// the intermediate loss's projection: trained on the device, outside
+		// the model's arena
+		var m1, m2 []float32
+		if o.Step > 0 {
+			lo, hi := e.offs[j], e.offs[j]+len(p.Data)
+			m1, m2 = o.M[lo:hi], o.V[lo:hi]
+		}
+		if err := e.g.SetISProjection(p.Data, m1, m2); err != nil {
+			return nil, fmt.Errorf("--device cuda: %w", err)
+		}
+	}
 	if o.Step > 0 {
 		for j, p := range hs.Params {
+			if p.Name == isProjName {
+				continue
+			}
 			lo, hi := e.offs[j], e.offs[j]+len(p.Data)
 			if err := e.g.WriteMoments(p.Name, o.M[lo:hi], o.V[lo:hi]); err != nil {
 				return nil, fmt.Errorf("--device cuda: optimizer state: %w", err)
@@ -106,7 +126,7 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 	gm, err := e.g.TrainStepAccum(micro, tr.Sched.At(tr.Step))
 	var nf *gputrain.NonFiniteError
 	if errors.As(err, &nf) {
-		m := StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL, GradNorm: gm.GradNorm}
+		m := stepMetrics(gm)
 		if !skipNonFinite {
 			return m, fmt.Errorf("%w (use --skip-nonfinite to skip such steps)", err)
 		}
@@ -120,7 +140,12 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 		return StepMetrics{}, fmt.Errorf("step %d (cuda): %w", tr.Step+1, err)
 	}
 	tr.Step++
-	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL, GradNorm: gm.GradNorm}, nil
+	return stepMetrics(gm), nil
+}
+
+func stepMetrics(gm gputrain.StepMetrics) StepMetrics {
+	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL,
+		IS: gm.IS, ISAlpha: gm.ISAlpha, GradNorm: gm.GradNorm}
 }
 
 func (e *cudaEngine) Evaluate(batches [][][]int32) (StepMetrics, error) {
@@ -150,10 +175,16 @@ func (e *cudaEngine) StepsDone() int { return e.host.Step }
 func (e *cudaEngine) Sync() error {
 	hs, o := e.host.S, e.host.Opt
 	for j, p := range hs.Params {
+		lo, hi := e.offs[j], e.offs[j]+len(p.Data)
+		if p.Name == isProjName {
+			if err := e.g.ISProjection(p.Data, o.M[lo:hi], o.V[lo:hi]); err != nil {
+				return fmt.Errorf("--device cuda: downloading the intermediate projection: %w", err)
+			}
+			continue
+		}
 		if err := e.s.ReadParam(p.Name, p.Data); err != nil {
 			return fmt.Errorf("--device cuda: downloading weights: %w", err)
 		}
-		lo, hi := e.offs[j], e.offs[j]+len(p.Data)
 		if err := e.g.ReadMoments(p.Name, o.M[lo:hi], o.V[lo:hi]); err != nil {
 			return fmt.Errorf("--device cuda: downloading optimizer state: %w", err)
 		}

@@ -64,6 +64,7 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 		{"llama-topk", "llama", true, false, false, 1, 1e-4, "CE + forward KL on the teacher's top-8 logits"},
 		{"llama-kd-tf32", "llama", true, true, false, 1, 1e-2, "the default TF32 products: looser"},
 		{"nemotron-kd-bf16", "nemotron", true, false, true, 1, 2e-2, "bf16 linear layers, student and teacher (gputrain's bf16 tolerance)"},
+		{"llama-kd-intermediate", "llama", true, false, false, 2, 1e-4, "CE + KL + the intermediate-state loss on layer 0 and on the final norm, with its learned projection, over 2 micro-batches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -74,6 +75,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			}
 			if strings.HasSuffix(tc.name, "-topk") {
 				cc.Losses.TopK = 8
+			}
+			if strings.HasSuffix(tc.name, "-intermediate") {
+				cc.Losses.Intermediate = []LayerPair{{0, 0}, {2, 2}}
 			}
 			wres, err := Run(context.Background(), cc)
 			if err != nil {
@@ -88,6 +92,9 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			if strings.HasSuffix(tc.name, "-topk") {
 				gc.Losses.TopK = 8
 			}
+			if strings.HasSuffix(tc.name, "-intermediate") {
+				gc.Losses.Intermediate = []LayerPair{{0, 0}, {2, 2}}
+			}
 			gres, err := Run(context.Background(), gc)
 			if err != nil {
 				t.Fatal(err)
@@ -98,12 +105,13 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 			}
 			for i, w := range *want {
 				g := (*got)[i]
-				t.Logf("step %d: loss %.7f (cpu %.7f) ce %.7f (%.7f) kl %.7f (%.7f) rkl %.7f (%.7f) grad norm %.6f (%.6f) lr %g (%g)",
-					i+1, g.Loss, w.Loss, g.CE, w.CE, g.KL, w.KL, g.RKL, w.RKL, g.GradNorm, w.GradNorm, g.LR, w.LR)
+				t.Logf("step %d: loss %.7f (cpu %.7f) ce %.7f (%.7f) kl %.7f (%.7f) rkl %.7f (%.7f) is %.7f (%.7f) α %.5f (%.5f) grad norm %.6f (%.6f) lr %g (%g)",
+					i+1, g.Loss, w.Loss, g.CE, w.CE, g.KL, w.KL, g.RKL, w.RKL, g.IS, w.IS, g.ISAlpha, w.ISAlpha, g.GradNorm, w.GradNorm, g.LR, w.LR)
 				if g.Step != w.Step || g.LR != w.LR {
 					t.Errorf("step %d: step/lr %d/%g, cpu %d/%g", i+1, g.Step, g.LR, w.Step, w.LR)
 				}
-				if !relClose(g.Loss, w.Loss, rel) || !relClose(g.CE, w.CE, rel) || !relClose(g.KL, w.KL, rel) || !relClose(g.RKL, w.RKL, rel) {
+				if !relClose(g.Loss, w.Loss, rel) || !relClose(g.CE, w.CE, rel) || !relClose(g.KL, w.KL, rel) || !relClose(g.RKL, w.RKL, rel) ||
+					!relClose(g.IS, w.IS, rel) || !relClose(g.ISAlpha, w.ISAlpha, rel) {
 					t.Errorf("step %d: loss %v (ce %v, kl %v), cpu %v (ce %v, kl %v)", i+1, g.Loss, g.CE, g.KL, w.Loss, w.CE, w.KL)
 				}
 				if !relClose(g.GradNorm, w.GradNorm, 10*rel) {
@@ -220,7 +228,6 @@ func TestRunCUDAUnsupported(t *testing.T) {
 		reason string
 	}{
 		{"--top-k-cache", func(c *Config) { c.Losses.TopK, c.TopKCache = 4, "cache" }, "the device teacher does not use the cache"},
-		{"--intermediate", func(c *Config) { c.Losses.Intermediate = []LayerPair{{Student: 1, Teacher: 1}} }, "no hidden-state loss on the device"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			c, _ := cudaRunConfig(t, "llama", true, "cuda", "")

@@ -212,7 +212,14 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 	// Teacher.
 	teacher := c.Teacher
 	if teacher == nil && c.TeacherDir != "" {
-		if teacher, err = model.Load(c.TeacherDir, model.Options{}); err != nil {
+		// On the device the teacher's weights go up once, tensor by tensor:
+		// keeping an f32 copy on the host too would double what a large
+		// teacher costs there.
+		opt := model.Options{}
+		if c.Device == "cuda" {
+			opt.Weights = model.WeightsStreaming
+		}
+		if teacher, err = model.Load(c.TeacherDir, opt); err != nil {
 			return res, fmt.Errorf("teacher: %w", err)
 		}
 		defer teacher.Close()

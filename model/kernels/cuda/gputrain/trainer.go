@@ -10,9 +10,9 @@ import (
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
-// Losses weights the logit losses as distill.Losses does (CE, forward and
-// reverse KL, the forward KL on the teacher's top-k logits; the
-// intermediate loss is not here yet).
+// Losses weights the losses as distill.Losses does: CE, forward and
+// reverse KL, the forward KL on the teacher's top-k logits, and the
+// intermediate-state cosine loss on hidden-state pairs (intermediate.go).
 type Losses struct {
 	CE, KL    float64
 	ReverseKL float64
@@ -21,6 +21,10 @@ type Losses struct {
 	// Device.MaxTopK).
 	TopK        int
 	Temperature float64 // τ of the KL; 0 means 1
+	// Intermediate adds the cosine loss on these (student, teacher)
+	// hidden-state pairs with the dynamic weight α = L_logits/L_is; its
+	// projection is set with Trainer.SetISProjection.
+	Intermediate []Pair
 }
 
 // terms is the number of weighted losses.
@@ -34,7 +38,7 @@ func (l Losses) terms() int {
 	return n
 }
 
-func (l Losses) needsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 }
+func (l Losses) needsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 || len(l.Intermediate) > 0 }
 
 func (l Losses) tau() float32 {
 	if l.Temperature <= 0 {
@@ -73,6 +77,7 @@ type Trainer struct {
 	hostT, hostVal   []float32
 	hostIdx          []int32
 	hostLoss         []float32
+	is               *isLoss // Losses.Intermediate
 	owned            []cuda.Buf
 	// bf16 copies of the gradients that feed products (bf16 mode)
 	Gb, gb, dub, dqkvb cuda.BF16
@@ -88,6 +93,8 @@ type StepMetrics struct {
 	CE       float64 `json:"ce,omitempty"`
 	KL       float64 `json:"kl,omitempty"`
 	RKL      float64 `json:"reverse_kl,omitempty"`
+	IS       float64 `json:"is,omitempty"`       // intermediate-state cosine loss
+	ISAlpha  float64 `json:"is_alpha,omitempty"` // its weight α = L_logits/L_is
 	GradNorm float64 `json:"grad_norm"`
 }
 
@@ -103,7 +110,7 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	}
 	if losses.needsTeacher() {
 		if teacher == nil {
-			return nil, fmt.Errorf("gputrain: the KL losses need a teacher")
+			return nil, fmt.Errorf("gputrain: the KL and intermediate-state losses need a teacher")
 		}
 		if teacher.Cfg.VocabSize != s.Cfg.VocabSize || teacher.Batch != s.Batch || teacher.Seq != s.Seq {
 			return nil, fmt.Errorf("gputrain: teacher (vocab %d, %d×%d) does not match the student (vocab %d, %d×%d)",
@@ -161,6 +168,9 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 			}
 			t.ownedB = append(t.ownedB, *x.dst)
 		}
+	}
+	if err == nil && len(losses.Intermediate) > 0 {
+		err = t.newISLoss(losses.Intermediate)
 	}
 	if err != nil {
 		t.Free()
@@ -240,7 +250,7 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 			if err := t.Teacher.SetBatch(tokens); err != nil {
 				return m, err
 			}
-			if err := t.Teacher.Forward(); err != nil {
+			if err := t.teacherForward(); err != nil {
 				return m, fmt.Errorf("teacher forward: %w", err)
 			}
 			if err := t.teacherTopK(); err != nil {
@@ -254,10 +264,17 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 		if err := t.loss(&mm, n); err != nil {
 			return m, err
 		}
+		if t.is != nil {
+			if err := t.is.forward(s, &mm, n, i == 0); err != nil {
+				return m, err
+			}
+		}
 		m.Loss += mm.Loss / float64(n)
 		m.CE += mm.CE / float64(n)
 		m.KL += mm.KL / float64(n)
 		m.RKL += mm.RKL / float64(n)
+		m.IS += mm.IS / float64(n)
+		m.ISAlpha += mm.ISAlpha / float64(n)
 		if math.IsNaN(mm.Loss) || math.IsInf(mm.Loss, 0) {
 			return m, &NonFiniteError{Step: m.Step, What: "loss", Value: mm.Loss}
 		}
@@ -276,7 +293,11 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 			}
 		}
 	}
-	ss, err := d.SumSquares(g)
+	grads := []cuda.Buf{g}
+	if t.is != nil {
+		grads = append(grads, t.is.g)
+	}
+	ss, err := d.SumSquares(grads...)
 	if err != nil {
 		return m, err
 	}
@@ -285,8 +306,10 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 		return m, &NonFiniteError{Step: m.Step, What: "gradient norm", Value: m.GradNorm}
 	}
 	if c := t.Optim.Clip; c > 0 && m.GradNorm > c {
-		if err := d.Scale(g, float32(c/(m.GradNorm+1e-6))); err != nil {
-			return m, err
+		for _, b := range grads {
+			if err := d.Scale(b, float32(c/(m.GradNorm+1e-6))); err != nil {
+				return m, err
+			}
 		}
 	}
 	t.Step++
@@ -295,6 +318,11 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 	for _, p := range s.params {
 		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.off, p.off+p.n)
 		if err := d.AdamW(w, gp, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), hp, p.noDecay && !o.DecayAll); err != nil {
+			return m, err
+		}
+	}
+	if l := t.is; l != nil {
+		if err := d.AdamW(l.w, l.g, l.m1, l.m2, hp, false); err != nil {
 			return m, err
 		}
 	}
@@ -414,6 +442,7 @@ func (t *Trainer) backward() error {
 		s.toB(t.Gb, G),
 		t.wgrad(head, G, t.Gb, 0, V, V, s.hf, s.hfb, H),
 		t.dgrad(t.dh, G, t.Gb, 0, V, V, head, H, false),
+		t.is.addGrad(d, L, t.dh),
 		t.normBack(t.g, t.dh, s.xs[L], s.meanf, s.rstdf, "model.norm.weight", "model.norm.bias", false)); err != nil {
 		return fmt.Errorf("backward through the head: %w", err)
 	}
@@ -476,6 +505,7 @@ func (t *Trainer) backward() error {
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, 0, W, QD, p+"self_attn.q_proj.weight", H, false),
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD, W, KVD, p+"self_attn.k_proj.weight", H, true),
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, p+"self_attn.v_proj.weight", H, true),
+				t.is.addGrad(d, l, t.dh),
 				t.normBack(t.g, t.dh, s.xs[l], s.mean1[l], s.rstd1[l], p+"input_layernorm.weight", p+"input_layernorm.bias", true))
 		}
 		if err != nil {

@@ -1,0 +1,203 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package gputrain
+
+import (
+	"fmt"
+
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// Pair is a (student, teacher) pair of post-norm hidden states for the
+// intermediate-state loss, as distill.LayerPair: layer k < NumLayers is
+// input_layernorm's output of layer k, k = NumLayers the final norm's.
+type Pair struct{ Student, Teacher int }
+
+// isLoss is the intermediate-state loss on the device, distill's
+// isLossNode and combineNode: L = L_logits + α·L_is with L_is the mean over
+// pairs and rows of 1 − cos(h_s·Wᵀ, h_t), one learned projection W [Ht, Hs]
+// shared by the pairs, and α = L_logits/L_is held constant for the
+// gradient. W is trained with the student (AdamW, decayed like any matrix)
+// but lives outside the model's arena: it is not part of the checkpoint.
+type isLoss struct {
+	pairs      []Pair
+	hs, ht     int
+	w, g       cuda.Buf // W [Ht, Hs] and its gradient summed over a step's micro-batches
+	m1, m2     cuda.Buf // AdamW moments
+	teach      []cuda.Buf
+	proj, loss cuda.Buf
+	dy, dh     []cuda.Buf // per pair: ∂(1−cos)/∂(h_s·Wᵀ) unscaled [rows, Ht]; the scaled ∂L/∂h_s [rows, Hs]
+	host       []float32
+}
+
+func (t *Trainer) newISLoss(pairs []Pair) error {
+	s, tc := t.S, t.Teacher
+	if tc == nil {
+		return fmt.Errorf("gputrain: the intermediate-state loss needs a teacher")
+	}
+	for _, p := range pairs {
+		if p.Student < 0 || p.Student > s.Cfg.NumLayers || p.Teacher < 0 || p.Teacher > tc.Cfg.NumLayers {
+			return fmt.Errorf("gputrain: intermediate pair %d→%d outside the student's 0..%d or the teacher's 0..%d",
+				p.Student, p.Teacher, s.Cfg.NumLayers, tc.Cfg.NumLayers)
+		}
+	}
+	rows := s.Batch * s.Seq
+	l := &isLoss{pairs: pairs, hs: s.Cfg.HiddenSize, ht: tc.Cfg.HiddenSize, host: make([]float32, rows)}
+	var err error
+	one := func(n int) cuda.Buf {
+		if err != nil {
+			return cuda.Buf{}
+		}
+		var b cuda.Buf
+		if b, err = s.d.Alloc(n); err == nil {
+			t.owned = append(t.owned, b)
+			err = s.d.Zero(b)
+		}
+		return b
+	}
+	l.w, l.g, l.m1, l.m2 = one(l.ht*l.hs), one(l.ht*l.hs), one(l.ht*l.hs), one(l.ht*l.hs)
+	l.proj, l.loss = one(rows*l.ht), one(rows)
+	for range pairs {
+		l.teach = append(l.teach, one(rows*l.ht))
+		l.dy = append(l.dy, one(rows*l.ht))
+		l.dh = append(l.dh, one(rows*l.hs))
+	}
+	if err != nil {
+		return err
+	}
+	t.is = l
+	return nil
+}
+
+// SetISProjection uploads the projection W [Ht·Hs] and, on a resumed run,
+// its AdamW moments (nil: zeros).
+func (t *Trainer) SetISProjection(w, m1, m2 []float32) error {
+	l := t.is
+	if l == nil {
+		return fmt.Errorf("gputrain: no intermediate-state loss configured")
+	}
+	d := t.S.d
+	if len(w) != l.w.N {
+		return fmt.Errorf("gputrain: intermediate projection has %d values, want %d×%d", len(w), l.ht, l.hs)
+	}
+	err := d.CopyFrom(l.w, w)
+	for _, x := range []struct {
+		host []float32
+		buf  cuda.Buf
+	}{{m1, l.m1}, {m2, l.m2}} {
+		if err == nil && x.host != nil {
+			err = d.CopyFrom(x.buf, x.host)
+		}
+	}
+	return err
+}
+
+// ISProjection downloads the projection and its AdamW moments.
+func (t *Trainer) ISProjection(w, m1, m2 []float32) error {
+	l := t.is
+	if l == nil {
+		return fmt.Errorf("gputrain: no intermediate-state loss configured")
+	}
+	d := t.S.d
+	return firstErr(d.Download(w, l.w), d.Download(m1, l.m1), d.Download(m2, l.m2))
+}
+
+// teacherForward runs the teacher on its batch, keeping the paired hidden
+// states (input_layernorm outputs; the final norm's stays in hf).
+func (t *Trainer) teacherForward() error {
+	tc := t.Teacher
+	if t.is == nil {
+		return tc.Forward()
+	}
+	capture := func(l int, x cuda.Buf, _, _ int) error {
+		for i, p := range t.is.pairs {
+			if p.Teacher == l {
+				if err := tc.d.CopyBuf(t.is.teach[i], x); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	if err := tc.Infer(&InferOptions{Hooks: &Hooks{AttnNorm: capture}}); err != nil {
+		return err
+	}
+	for i, p := range t.is.pairs {
+		if p.Teacher == tc.Cfg.NumLayers {
+			if err := tc.d.CopyBuf(t.is.teach[i], tc.hf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// studentState is the student's hidden state k (kept by the training
+// forward pass).
+func (s *Model) studentState(k int) cuda.Buf {
+	if k == s.Cfg.NumLayers {
+		return s.hf
+	}
+	return s.h1[k]
+}
+
+// forward computes L_is for the micro-batch just run, the weight α from
+// the logit loss mix (m.Loss so far), the scaled gradients with respect to
+// the student's states (dh, added in backward by addGrad) and the
+// projection's gradient (summed into g; first says it is the step's first
+// micro-batch). The metrics get IS, ISAlpha and α·L_is in Loss.
+func (l *isLoss) forward(s *Model, m *StepMetrics, accum int, first bool) error {
+	d := s.d
+	rows := s.Batch * s.Seq
+	P := len(l.pairs)
+	var total float64
+	for i, p := range l.pairs {
+		err := firstErr(
+			d.Sgemm(false, true, rows, l.ht, l.hs, 1, s.studentState(p.Student), l.hs, l.w, l.hs, 0, l.proj, l.ht),
+			d.CosineLoss(l.dy[i], l.loss, l.proj, l.teach[i], rows, l.ht),
+			d.Download(l.host, l.loss))
+		if err != nil {
+			return fmt.Errorf("intermediate-state loss, pair %d→%d: %w", p.Student, p.Teacher, err)
+		}
+		for _, v := range l.host {
+			total += float64(v)
+		}
+	}
+	is := total / float64(rows*P)
+	alpha := 0.0
+	if is > 1e-12 {
+		alpha = float64(float32(m.Loss) / float32(is))
+	}
+	m.IS, m.ISAlpha = is, alpha
+	m.Loss += alpha * is
+	scale := float32(alpha / float64(rows*P*accum))
+	for i, p := range l.pairs {
+		beta := float32(1)
+		if first && i == 0 {
+			beta = 0
+		}
+		err := firstErr(
+			d.Sgemm(false, false, rows, l.hs, l.ht, scale, l.dy[i], l.ht, l.w, l.hs, 0, l.dh[i], l.hs),
+			d.Sgemm(true, false, l.ht, l.hs, rows, scale, l.dy[i], l.ht, s.studentState(p.Student), l.hs, beta, l.g, l.hs))
+		if err != nil {
+			return fmt.Errorf("intermediate-state loss gradient, pair %d→%d: %w", p.Student, p.Teacher, err)
+		}
+	}
+	return nil
+}
+
+// addGrad adds ∂L_is/∂h_k into dh, the gradient with respect to the
+// student's hidden state k, before the backward pass goes through its norm.
+func (l *isLoss) addGrad(d *cuda.Device, k int, dh cuda.Buf) error {
+	if l == nil {
+		return nil
+	}
+	for i, p := range l.pairs {
+		if p.Student == k {
+			if err := d.Add(dh, l.dh[i]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
