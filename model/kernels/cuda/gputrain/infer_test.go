@@ -354,8 +354,8 @@ func TestInferErrors(t *testing.T) {
 	}
 	calls := 0
 	hk := &gputrain.Hooks{MLPPre: func(l int, x cuda.Buf, B, T int) error { calls++; return errStop }}
-	if err := gm.Infer(&gputrain.InferOptions{Hooks: hk}); !errors.Is(err, errStop) || calls != 1 {
-		t.Errorf("a hook's error: Infer returned %v after %d calls, want errStop after 1", err, calls)
+	if err := gm.Infer(&gputrain.InferOptions{Hooks: hk}); !errors.Is(err, errStop) || calls != 1 || err.Error() != "layer 0 MLPPre hook: stop here" {
+		t.Errorf("a hook's error: Infer returned %v after %d calls, want \"layer 0 MLPPre hook: stop here\" after 1", err, calls)
 	}
 	must(t, tm.SetInputs([][]int32{row(4, 3)}, nil))
 	if err := tm.Forward(); err == nil || !strings.Contains(err.Error(), "full") {

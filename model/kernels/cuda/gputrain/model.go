@@ -640,16 +640,18 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 		return fmt.Errorf("layer %d mlp: %w", l, err)
 	}
 	u := lb.u
+	var pre cuda.Buf // the MLPPre view
 	switch {
 	case c.GatedMLP() && lb.split:
 		gate, up := u.Slice(0, rows*F), u.Slice(rows*F, 2*rows*F)
+		pre = gate
 		err = firstErr(
 			m.linear(gate, 0, F, lb.h2, lb.h2b, H, p+"mlp.gate_proj.weight", F, false),
 			m.linear(up, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false))
 		if err == nil {
-			err = hook(hk.MLPPre, "MLPPre", gate, F)
-		}
-		if err == nil {
+			if err := hook(hk.MLPPre, "MLPPre", pre, F); err != nil {
+				return err
+			}
 			err = d.ApplyGated(m.act, lb.a, gate, up, rows, F, F)
 		}
 	case c.GatedMLP():
@@ -658,12 +660,13 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 			m.linear(u, F, 2*F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false),
 			d.ApplyGated(m.act, lb.a, u, u.Off(F), rows, F, 2*F))
 	default:
+		pre = u.Slice(0, rows*F)
 		err = m.linear(u, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false)
 		if err == nil {
-			err = hook(hk.MLPPre, "MLPPre", u, F)
-		}
-		if err == nil {
-			err = d.Activate(m.act, lb.a, u.Slice(0, rows*F))
+			if err := hook(hk.MLPPre, "MLPPre", pre, F); err != nil {
+				return err
+			}
+			err = d.Activate(m.act, lb.a, pre)
 		}
 	}
 	if err != nil {
@@ -685,5 +688,7 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 	return hook(hk.LayerOutput, "LayerOutput", lb.out, H)
 }
 
-// Logits is the buffer Forward writes [Batch·Seq, vocab] into.
+// Logits is the buffer Forward and Infer write the logits into: [rows,
+// vocab] for the rows of the active shape (Batch·Seq after SetBatch, B'·T
+// after SetInputs), in the first rows·vocab values.
 func (m *Model) Logits() cuda.Buf { return m.logits }
