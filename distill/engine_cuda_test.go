@@ -173,11 +173,22 @@ func compareCheckpoints(t *testing.T, a, b string, tol float64) {
 // A cuda run interrupted after step 2 resumes from its checkpoint (weights
 // and AdamW moments downloaded) on the cuda engine and on the CPU, and both
 // continue with the losses of the uninterrupted cuda run.
+// With the intermediate-state loss, its projection and moments travel
+// through the checkpoint too.
 func TestRunCUDAResume(t *testing.T) {
+	for _, is := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ce", true: "kd-intermediate"}[is], func(t *testing.T) { testRunCUDAResume(t, is) })
+	}
+}
+
+func testRunCUDAResume(t *testing.T, intermediate bool) {
 	dir := t.TempDir()
 	base := func(device, out string) (Config, *[]StepMetrics) {
-		c, ms := cudaRunConfig(t, "llama", false, device, out)
+		c, ms := cudaRunConfig(t, "llama", intermediate, device, out)
 		c.Steps, c.SaveEvery, c.ValSampler, c.NoTF32 = 4, 2, nil, true
+		if intermediate {
+			c.Losses.Intermediate = []LayerPair{{1, 1}, {2, 2}}
+		}
 		return c, ms
 	}
 	c, want := base("cuda", filepath.Join(dir, "full"))
@@ -212,8 +223,8 @@ func TestRunCUDAResume(t *testing.T) {
 		}
 		for i, g := range *got {
 			w := (*want)[2+i]
-			t.Logf("resumed on %s, step %d: loss %.7f (uninterrupted cuda %.7f)", resumeOn, g.Step, g.Loss, w.Loss)
-			if g.Step != w.Step || !relClose(g.Loss, w.Loss, 1e-4) || !relClose(g.GradNorm, w.GradNorm, 1e-3) {
+			t.Logf("resumed on %s, step %d: loss %.7f (uninterrupted cuda %.7f) is %.7f (%.7f)", resumeOn, g.Step, g.Loss, w.Loss, g.IS, w.IS)
+			if g.Step != w.Step || !relClose(g.Loss, w.Loss, 1e-4) || !relClose(g.GradNorm, w.GradNorm, 1e-3) || !relClose(g.IS, w.IS, 1e-4) {
 				t.Errorf("resumed on %s, step %d: loss %v grad norm %v, uninterrupted %v / %v", resumeOn, g.Step, g.Loss, g.GradNorm, w.Loss, w.GradNorm)
 			}
 		}
