@@ -72,6 +72,8 @@ type BenchForwardOptions struct {
 	Model, Weights string
 	Threads        int
 	JSON           bool
+	Device         string // cpu, or cuda (bench_forward_cuda.go)
+	NoTF32         bool
 }
 
 func newBenchForwardCmd() *cobra.Command {
@@ -85,10 +87,14 @@ random, in memory, f32, of the given shape. GFLOP/s counts matrix products only:
 2·B·T·[L·(H·(qd+2kvd) + qd·H + m·H·F + F·H) + H·V] + L·B·nH·4·hd·Σ_i(visible keys of i),
 m = 2 for gated MLPs (llama/mistral) else 1 (see model.ForwardFLOPs).
 peak_rss_mb is the process's peak resident memory (getrusage), which with --weights streaming
-shows the memory a checkpoint larger than RAM needs.`,
+shows the memory a checkpoint larger than RAM needs.
+--device cuda times the inference forward pass of gputrain on GPU 0 (f32 weights on the device,
+TF32 tensor-core products, all logits) and reports the device and cuBLAS library, like bench
+train --device cuda; needs the CUDA build.`,
 		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
   /usr/bin/python3 tools/torch_bench.py forward --batch 8 --seq 128
-  minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0`,
+  minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0
+  bin/minitron-cuda bench forward --device cuda --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBenchForward(o, cmd.OutOrStdout())
@@ -102,10 +108,19 @@ shows the memory a checkpoint larger than RAM needs.`,
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, gflops, peak_rss_mb, …)")
+	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	return cmd
 }
 
 func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
+	switch o.Device {
+	case "", "cpu":
+	case "cuda":
+		return runBenchForwardCUDA(o, w)
+	default:
+		return fmt.Errorf("--device %q: want cpu or cuda", o.Device)
+	}
 	if o.Threads > 0 {
 		defer kernels.SetWorkers(kernels.SetWorkers(o.Threads))
 	}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/spf13/cobra"
 )
@@ -44,6 +45,8 @@ type EvalNLLOptions struct {
 	JSON      bool
 	LogitsOut string
 	Weights   string
+	Device    string
+	NoTF32    bool
 }
 
 func newEvalNLLCmd() *cobra.Command {
@@ -54,10 +57,13 @@ func newEvalNLLCmd() *cobra.Command {
 		Long: `Run one forward pass over the token ids (positions 0..T-1) and print the negative
 log-likelihood of each ids[t+1] given ids[..t] (T-1 values, natural log) and their mean.
 --json prints exactly {"mean_nll":…,"nll":[…]}. --logits-out writes the [T,V] float32 logits
-as a safetensors file (tensor "logits").`,
+as a safetensors file (tensor "logits").
+--device cuda runs the pass on GPU 0 through the same device path as eval ppl and eval tasks
+(eval.DeviceLM: log-probabilities computed on the device in float32); needs the CUDA build.`,
 		Example: `  minitron eval nll --model ./Minitron-4B --ids 1,415,2936,9060
   minitron eval nll --model ./tiny --ids 2,17,99,4 --json
-  minitron eval nll --model ./tiny --ids 2,17,99,4 --logits-out /tmp/logits.safetensors`,
+  minitron eval nll --model ./tiny --ids 2,17,99,4 --logits-out /tmp/logits.safetensors
+  bin/minitron-cuda eval nll --model ./Minitron-4B --ids 1,415,2936,9060 --device cuda`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEvalNLL(o, cmd.OutOrStdout())
@@ -69,6 +75,8 @@ as a safetensors file (tensor "logits").`,
 	f.BoolVar(&o.JSON, "json", false, `print {"mean_nll":…,"nll":[…]}`)
 	f.StringVar(&o.LogitsOut, "logits-out", "", "write the [T,V] f32 logits to this .safetensors file")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident (f32 in RAM) or streaming (per layer from the mmap)")
+	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("ids")
 	return cmd
@@ -105,18 +113,29 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	if len(ids) < 2 {
 		return fmt.Errorf("--ids: need at least 2 tokens to score, got %d", len(ids))
 	}
-	m, err := loadModel(o.Model, o.Weights)
+	useCUDA, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	m, err := loadModel(o.Model, deviceWeights(o.Weights, useCUDA))
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	logits, err := m.Forward([][]int{ids}, nil)
-	if err != nil {
-		return err
-	}
-	nll, mean, err := model.SequenceNLL(logits, ids)
-	if err != nil {
-		return err
+	var nll []float64
+	var mean float64
+	var logits []float32
+	if useCUDA {
+		if nll, mean, logits, err = deviceNLL(m, ids, o.LogitsOut != "", o.NoTF32); err != nil {
+			return err
+		}
+	} else {
+		if logits, err = m.Forward([][]int{ids}, nil); err != nil {
+			return err
+		}
+		if nll, mean, err = model.SequenceNLL(logits, ids); err != nil {
+			return err
+		}
 	}
 	if o.LogitsOut != "" {
 		src := model.NewMemSource()
@@ -143,3 +162,21 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 
 // expSafe is e^x capped below float64 overflow (perplexity display).
 func expSafe(x float64) float64 { return math.Exp(min(x, 700)) }
+
+// deviceNLL is eval nll on GPU 0: one device pass over ids, the
+// log-probabilities of ids[1:] computed there (eval.DeviceLM.SequenceNLL),
+// and the logits downloaded only when asked for.
+func deviceNLL(m *model.Model, ids []int, wantLogits, noTF32 bool) (nll []float64, mean float64, logits []float32, err error) {
+	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{Rows: 1, Seq: len(ids), MaxLen: max(len(ids), m.Cfg.MaxPositionEmbeddings), NoTF32: noTF32})
+	if err != nil {
+		return nil, 0, nil, err
+	}
+	defer d.Close()
+	if nll, logits, err = d.SequenceNLL(ids, wantLogits); err != nil {
+		return nil, 0, nil, err
+	}
+	for _, v := range nll {
+		mean += v
+	}
+	return nll, mean / float64(len(nll)), logits, nil
+}

@@ -25,6 +25,8 @@ type EvalPPLOptions struct {
 	MaxDocs   int
 	JSON      bool
 	Weights   string
+	Device    string
+	NoTF32    bool
 }
 
 func newEvalPPLCmd() *cobra.Command {
@@ -38,9 +40,12 @@ lm-evaluation-harness's rolling windows: the first token is conditioned on BOS (
 windows hold at most --seq-len tokens, and each window after the first predicts --stride new
 tokens (default: --seq-len, lm-eval's disjoint windows; a smaller stride gives each prediction
 more context). Prints the mean token loss (nats) and perplexity; for text also lm-eval's
-wikitext metrics: word perplexity, byte perplexity and bits per byte.`,
+wikitext metrics: word perplexity, byte perplexity and bits per byte.
+--device cuda scores on GPU 0 (eval.DeviceLM: --batch windows per device pass, default as
+many as fit 8 GiB of activations); needs the CUDA build.`,
 		Example: `  minitron eval ppl --model runs/student --text $(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --seq-len 512
-  minitron eval ppl --model runs/student --data runs/data/corpus --seq-len 1024 --stride 512 --json`,
+  minitron eval ppl --model runs/student --data runs/data/corpus --seq-len 1024 --stride 512 --json
+  bin/minitron-cuda eval ppl --model runs/student --data runs/data/corpus --seq-len 4096 --device cuda`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEvalPPL(o, cmd.OutOrStdout())
@@ -53,10 +58,12 @@ wikitext metrics: word perplexity, byte perplexity and bits per byte.`,
 	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer file or directory (default: the model's)")
 	f.IntVar(&o.SeqLen, "seq-len", 0, "window length in tokens (required)")
 	f.IntVar(&o.Stride, "stride", 0, "new tokens per window (default: --seq-len)")
-	f.IntVar(&o.Batch, "batch", 1, "windows scored at once (run concurrently on resident weights; helps only with idle cores)")
+	f.IntVar(&o.Batch, "batch", 0, "windows scored at once (CPU: default 1, run concurrently on resident weights, helps only with idle cores; cuda: windows per device pass, default sized to memory)")
 	f.IntVar(&o.MaxDocs, "max-docs", 0, "score only the first N documents of --data")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
+	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("seq-len")
 	return cmd
@@ -66,6 +73,11 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 	if (o.Data == "") == (o.Text == "") {
 		return fmt.Errorf("give exactly one of --data PREFIX and --text FILE")
 	}
+	useCUDA, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	weights := deviceWeights(o.Weights, useCUDA)
 	popt := eval.PPLOptions{SeqLen: o.SeqLen, Stride: o.Stride, Batch: o.Batch, Progress: true}
 	var res *eval.PPLResult
 	if o.Text != "" {
@@ -73,12 +85,17 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 		if err != nil {
 			return err
 		}
-		m, tok, err := loadEvalModel(o.Model, o.Tokenizer, o.Weights)
+		m, tok, err := loadEvalModel(o.Model, o.Tokenizer, weights)
 		if err != nil {
 			return err
 		}
 		defer m.Close()
-		lm := &eval.ModelLM{M: m, Workers: o.Batch}
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, Seq: o.SeqLen, Batch: o.Batch})
+		if err != nil {
+			return err
+		}
+		defer closeLM()
+		popt.Batch = batch
 		if res, err = eval.TextPerplexity(lm, eval.Encoder{Tok: tok}, []string{string(b)}, popt); err != nil {
 			return fmt.Errorf("%s: %w", o.Text, err)
 		}
@@ -94,7 +111,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			return err
 		}
 		defer ds.Close()
-		m, err := loadModel(o.Model, o.Weights)
+		m, err := loadModel(o.Model, weights)
 		if err != nil {
 			return err
 		}
@@ -133,7 +150,12 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			}
 			docs = append(docs, ids)
 		}
-		lm := &eval.ModelLM{M: m, Workers: o.Batch}
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, Seq: o.SeqLen, Batch: o.Batch})
+		if err != nil {
+			return err
+		}
+		defer closeLM()
+		popt.Batch = batch
 		if res, err = eval.TokenPerplexity(lm, docs, pfx, popt); err != nil {
 			return fmt.Errorf("%s: %w", prefix, err)
 		}

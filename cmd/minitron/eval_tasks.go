@@ -34,6 +34,8 @@ type EvalTasksOptions struct {
 	Out       string
 	Samples   string
 	Weights   string
+	Device    string
+	NoTF32    bool
 }
 
 func newEvalTasksCmd() *cobra.Command {
@@ -55,11 +57,16 @@ with the prompts, few-shot layout and metrics of lm-evaluation-harness:
 
 Multiple-choice items run their shared context once (KV cache) and score each choice after it.
 Several --model flags give one table, the first model being the reference for the Δ columns.
---out FILE.md writes the markdown report and FILE.json beside it.`,
+--out FILE.md writes the markdown report and FILE.json beside it.
+--device cuda runs every model on GPU 0 (eval.DeviceLM): each choice is a full pass over
+context+choice, several choices padded into one device pass (--batch rows, default sized to
+memory), and generation re-runs the growing sequence per new token (no device KV cache);
+needs the CUDA build.`,
 		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
   minitron eval tasks --model runs/teacher --model runs/student \
       --task arc_easy=ARC-Easy-Test.jsonl --task mmlu=mmlu/data --task gsm8k=gsm8k/test.jsonl \
-      --ppl opticks=$(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --limit 50 --out report.md`,
+      --ppl opticks=$(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --limit 50 --out report.md
+  bin/minitron-cuda eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --device cuda`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runEvalTasks(o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -75,12 +82,14 @@ Several --model flags give one table, the first model being the reference for th
 	f.StringArrayVar(&o.FewShot, "fewshot", nil, "NAME=PATH of a task's few-shot examples (default: see above)")
 	f.IntVar(&o.Shots, "shots", -1, "few-shot examples per prompt (default: the task's: mmlu 5, gsm8k 5, others 0)")
 	f.IntVar(&o.Limit, "limit", 0, "evaluate only the first N items of each task (per subject for mmlu)")
-	f.IntVar(&o.Batch, "batch", 1, "contexts scored at once (run concurrently on resident weights; helps only with idle cores)")
+	f.IntVar(&o.Batch, "batch", 0, "contexts scored at once (CPU: default 1, run concurrently on resident weights, helps only with idle cores; cuda: sequences per device pass, default sized to memory)")
 	f.IntVar(&o.MaxLen, "max-length", 0, "context window in tokens (default: max_position_embeddings)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of markdown")
 	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
 	f.StringVar(&o.Samples, "samples", "", "write every item's outcome (log-likelihoods, predictions, generations) to this JSONL file")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
+	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }
@@ -131,6 +140,10 @@ func fileExistsAny(paths ...string) bool {
 }
 
 func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
+	useCUDA, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
 	if len(o.Names) > 0 && len(o.Names) != len(o.Models) {
 		return fmt.Errorf("--name given %d times for %d --model flags", len(o.Names), len(o.Models))
 	}
@@ -172,7 +185,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	}
 	rep := &eval.Report{Limit: o.Limit}
 	for i, dir := range o.Models {
-		m, tok, err := loadEvalModel(dir, o.Tokenizer, o.Weights)
+		m, tok, err := loadEvalModel(dir, o.Tokenizer, deviceWeights(o.Weights, useCUDA))
 		if err != nil {
 			return err
 		}
@@ -181,18 +194,24 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 			mr.Name = o.Names[i]
 		}
 		mr.SetParams(m.Cfg.ParamCounts())
-		lm := &eval.ModelLM{M: m, MaxLen: o.MaxLen, Workers: o.Batch}
+		var eos []int
 		if e := tok.EOS(); e >= 0 {
-			lm.EOS = append(append([]int{}, m.EOS...), e)
+			eos = append(append([]int{}, m.EOS...), e)
 		}
-		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: o.Batch, Progress: true}
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, MaxLen: o.MaxLen, Batch: o.Batch, EOS: eos})
+		if err != nil {
+			m.Close()
+			return err
+		}
+		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: batch, Progress: true}
 		for i, p := range pplSpecs {
 			sl := o.PPLSeqLen
 			if sl == 0 {
 				sl = min(lm.MaxLength(), 1024)
 			}
-			res, err := eval.TextPerplexity(lm, r.Enc, []string{pplTexts[i]}, eval.PPLOptions{SeqLen: sl, Batch: o.Batch, Progress: true})
+			res, err := eval.TextPerplexity(lm, r.Enc, []string{pplTexts[i]}, eval.PPLOptions{SeqLen: sl, Batch: batch, Progress: true})
 			if err != nil {
+				closeLM()
 				m.Close()
 				return fmt.Errorf("--ppl %s on %s: %w", p[0], dir, err)
 			}
@@ -203,6 +222,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 		for _, t := range tasks {
 			res, err := r.Run(t)
 			if err != nil {
+				closeLM()
 				m.Close()
 				return fmt.Errorf("%s on %s: %w", t.Name, dir, err)
 			}
@@ -211,6 +231,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 				fmt.Fprintf(stderr, "%s  %-13s n=%-5d %s %.4f\n", mr.Name, t.Name, res.N, x.Name, x.Value)
 			}
 		}
+		closeLM()
 		m.Close()
 		rep.Models = append(rep.Models, mr)
 	}

@@ -1,0 +1,243 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package eval
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/minitron-dev/minitron/model"
+)
+
+// DeviceLM against ModelLM on the same weights, TF32 off: these run on the
+// CPU emulator without a GPU (go test -tags minitron_cudaemu -run
+// DeviceCUDA ./eval/) and on GPU 0 with -tags minitron_cuda.
+
+// tinyDeviceModel is a random resident model: 2 layers, hidden 48, V 97.
+// std 0.3 spreads the logits so arg-maxes are not near ties.
+func tinyDeviceModel(t *testing.T, fam model.Family, seed uint64) *model.Model {
+	t.Helper()
+	cfg, err := model.SyntheticConfig(fam, 2, 48, 4, 2, 96, 97)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := model.NewRandomSource(cfg, model.F32, seed)
+	src.Std = 0.3
+	m, err := model.New(cfg, src, model.Options{Weights: model.WeightsResident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newDeviceLM(t *testing.T, m *model.Model, o DeviceOptions) *DeviceLM {
+	t.Helper()
+	o.NoTF32 = true
+	d, err := NewDeviceLM(m, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func randIDs(r *rand.Rand, n, vocab int) []int {
+	ids := make([]int, n)
+	for i := range ids {
+		ids[i] = r.IntN(vocab)
+	}
+	return ids
+}
+
+// compareScores returns the largest |Δ log p| and fails on a differing
+// shape or greedy flag.
+func compareScores(t *testing.T, what string, got, want [][]TokenScores) float64 {
+	t.Helper()
+	worst := 0.0
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d results, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if len(got[i]) != len(want[i]) {
+			t.Fatalf("%s: request %d: %d continuations, want %d", what, i, len(got[i]), len(want[i]))
+		}
+		for c := range want[i] {
+			g, w := got[i][c], want[i][c]
+			if len(g.LogProb) != len(w.LogProb) {
+				t.Fatalf("%s: request %d cont %d: %d tokens, want %d", what, i, c, len(g.LogProb), len(w.LogProb))
+			}
+			for k := range w.LogProb {
+				worst = max(worst, math.Abs(g.LogProb[k]-w.LogProb[k]))
+				if g.Greedy[k] != w.Greedy[k] {
+					t.Errorf("%s: request %d cont %d token %d: greedy %v, want %v", what, i, c, k, g.Greedy[k], w.Greedy[k])
+				}
+			}
+		}
+	}
+	return worst
+}
+
+// Several requests of different lengths with one to four continuations,
+// in passes of at most 3 rows, then a longer batch that makes the device
+// model grow (weights uploaded again): every log-probability within 1e-4
+// of ModelLM's KV-cache scores, the same greedy flags.
+func TestScoreDeviceCUDA(t *testing.T) {
+	for _, fam := range []model.Family{model.Llama, model.Nemotron} {
+		t.Run(string(fam), func(t *testing.T) {
+			m := tinyDeviceModel(t, fam, 11)
+			ref := &ModelLM{M: m}
+			dev := newDeviceLM(t, m, DeviceOptions{Rows: 3})
+			r := rand.New(rand.NewPCG(5, 6))
+			mk := func(n, maxCtx int) []ScoreRequest {
+				reqs := make([]ScoreRequest, n)
+				for i := range reqs {
+					reqs[i].Context = randIDs(r, 1+r.IntN(maxCtx), 97)
+					for c := 0; c < 1+r.IntN(4); c++ {
+						reqs[i].Continuations = append(reqs[i].Continuations, randIDs(r, 1+r.IntN(6), 97))
+					}
+				}
+				return reqs
+			}
+			worst := 0.0
+			for round, reqs := range [][]ScoreRequest{mk(5, 12), mk(4, 40)} {
+				want, err := ref.Score(reqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := dev.Score(reqs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				worst = max(worst, compareScores(t, string(fam), got, want))
+				if round == 0 && dev.g.Seq >= 40 {
+					t.Fatalf("short requests sized the device model for %d tokens", dev.g.Seq)
+				}
+			}
+			t.Logf("%s: max |Δ log p| %.3g over %d-token capacity", fam, worst, dev.g.Seq)
+			if worst > 1e-4 {
+				t.Errorf("%s: max |Δ log p| %.3g > 1e-4", fam, worst)
+			}
+			if _, err := dev.Score([]ScoreRequest{{Context: make([]int, 4090), Continuations: [][]int{{1, 2, 3, 4, 5, 6, 7, 8}}}}); err == nil {
+				t.Error("a request beyond the window was scored")
+			}
+		})
+	}
+}
+
+// Greedy generation token for token as ModelLM's (KV cache), with the same
+// EOS and stop rules.
+func TestGenerateDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Llama, 21)
+	r := rand.New(rand.NewPCG(7, 8))
+	ctxs := [][]int{randIDs(r, 1, 97), randIDs(r, 9, 97), randIDs(r, 17, 97)}
+	// Take the 4th token the CPU generates from ctxs[1] as EOS, so one
+	// case stops on it.
+	plain, err := (&ModelLM{M: m, EOS: []int{-1}}).Generate(ctxs[1], 8, nil)
+	if err != nil || len(plain) < 4 {
+		t.Fatalf("reference generation %v, %v", plain, err)
+	}
+	stopAt3 := func(gen []int) bool { return len(gen) >= 3 }
+	for _, c := range []struct {
+		eos    []int
+		stop   func([]int) bool
+		maxNew int
+		reason string
+	}{
+		{[]int{-1}, nil, 8, "no EOS: maxNew tokens"},
+		{[]int{plain[3]}, nil, 8, "stops before an EOS token (not returned)"},
+		{[]int{-1}, stopAt3, 8, "the stop function ends it"},
+		{[]int{-1}, nil, 1, "one new token"},
+	} {
+		ref := &ModelLM{M: m, EOS: c.eos}
+		dev := newDeviceLM(t, m, DeviceOptions{EOS: c.eos})
+		for i, ctx := range ctxs {
+			want, err := ref.Generate(ctx, c.maxNew, c.stop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := dev.Generate(ctx, c.maxNew, c.stop)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%s: context %d: device %v, CPU %v", c.reason, i, got, want)
+			}
+		}
+	}
+}
+
+// Rolling-window perplexity (lm-eval windows, a stride below the window)
+// through both LMs: the log-likelihood sums agree to 1e-5 relative.
+func TestPerplexityDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Nemotron, 31)
+	r := rand.New(rand.NewPCG(9, 10))
+	docs := [][]int{randIDs(r, 50, 97), randIDs(r, 7, 97), randIDs(r, 23, 97)}
+	o := PPLOptions{SeqLen: 16, Stride: 6, Batch: 8}
+	want, err := TokenPerplexity(&ModelLM{M: m}, docs, 1, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := TokenPerplexity(newDeviceLM(t, m, DeviceOptions{Seq: 16}), docs, 1, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := math.Abs(got.LogLik-want.LogLik) / math.Abs(want.LogLik)
+	t.Logf("token ppl: %d windows, loglik device %.6f CPU %.6f (rel %.2g)", got.Windows, got.LogLik, want.LogLik, rel)
+	if got.Tokens != want.Tokens || got.Windows != want.Windows || rel > 1e-5 {
+		t.Errorf("device %+v\nCPU %+v", got, want)
+	}
+
+	// Text through the golden tiny llama and its tokenizer.
+	lm, tok := loadTiny(t)
+	doc := "The cat sat on the mat. It was a warm day, and the cat slept in the sun. Then it woke."
+	to := PPLOptions{SeqLen: 24, Batch: 4}
+	tw, err := TextPerplexity(lm, Encoder{Tok: tok}, []string{doc}, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg, err := TextPerplexity(newDeviceLM(t, lm.M, DeviceOptions{}), Encoder{Tok: tok}, []string{doc}, to)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel = math.Abs(tg.LogLik-tw.LogLik) / math.Abs(tw.LogLik)
+	t.Logf("text ppl: %d windows, bits/byte device %.6f CPU %.6f (loglik rel %.2g)", tg.Windows, tg.BitsPerByte, tw.BitsPerByte, rel)
+	if tg.Tokens != tw.Tokens || tg.Windows != tw.Windows || rel > 1e-5 {
+		t.Errorf("device %+v\nCPU %+v", tg, tw)
+	}
+}
+
+// eval nll's device path: per-position NLL and the logits of one pass
+// against model.SequenceNLL over the CPU forward.
+func TestSequenceNLLDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Llama, 41)
+	ids := randIDs(rand.New(rand.NewPCG(1, 1)), 19, 97)
+	lg, err := m.Forward([][]int{ids}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, err := model.SequenceNLL(lg, ids)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := newDeviceLM(t, m, DeviceOptions{Rows: 1, Seq: len(ids)})
+	got, dlg, err := dev.SequenceNLL(ids, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dn, dl float64
+	for i := range want {
+		dn = max(dn, math.Abs(got[i]-want[i]))
+	}
+	for i := range lg {
+		dl = max(dl, math.Abs(float64(dlg[i]-lg[i])))
+	}
+	t.Logf("nll: max |Δ| %.3g, logits max |Δ| %.3g", dn, dl)
+	if len(got) != len(want) || len(dlg) != len(lg) || dn > 1e-4 || dl > 1e-3 {
+		t.Errorf("nll max diff %.3g (%d vs %d values), logits max diff %.3g", dn, len(got), len(want), dl)
+	}
+	if _, _, err := dev.SequenceNLL([]int{1, 97}, false); err == nil {
+		t.Error("an id outside the vocabulary was accepted")
+	}
+}
