@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -41,7 +42,20 @@ func TestDistillDeviceCUDA(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if _, err := runCLI(t, append(args, "--intermediate", "1:1")...); err == nil || !strings.Contains(err.Error(), "--intermediate") {
-		t.Errorf("intermediate loss on the device: %v", err)
+	// The intermediate-state loss runs on the device too (student width 32
+	// → teacher width 64 through the learned projection); its terms reach
+	// metrics.jsonl.
+	isOut := filepath.Join(dir, "run-is")
+	isArgs := append(append([]string{}, args...), "--intermediate", "1:1", "--steps", "2", "--save-every", "0")
+	isArgs[slices.Index(isArgs, "--out")+1] = isOut
+	if _, err := runCLI(t, isArgs...); err != nil {
+		t.Fatalf("intermediate loss on the device: %v", err)
+	}
+	metrics, err := os.ReadFile(filepath.Join(isOut, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(metrics), `"is":`) || !strings.Contains(string(metrics), `"is_alpha":`) {
+		t.Errorf("metrics.jsonl lacks the intermediate-state terms:\n%s", metrics)
 	}
 }
