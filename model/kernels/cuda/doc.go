@@ -1,15 +1,19 @@
 // Package cuda is the CUDA backend of minitron's compute kernels: the same
 // operations as package kernels (embedding, norms, RoPE, attention,
-// activations, softmax and the CE/KL losses, AdamW, reductions, the
-// importance statistics) on float32 buffers that stay on the GPU, with
-// matrix products through cuBLAS (TF32 tensor-op math for f32).
+// activations, softmax and the CE/KL losses, the intermediate-state cosine
+// loss, AdamW, reductions, top-k, token log-probabilities, the importance
+// statistics) on float32 buffers that stay on the GPU, with matrix products
+// through cuBLAS (TF32 tensor-op math for f32, bf16 through cublasGemmEx).
 //
-// The implementation is only compiled with the cuda build tag (make
-// build-cuda): it links gorgonia.org/cu, libcuda.so.1 (the driver) and
-// libcublas.so.11, and gorgonia.org/cu's package init exits the process when
-// no GPU is present, so the default binary must never import it. Without
-// the tag the package only has Available (false) and ErrNotBuilt, so callers
-// can say how to get a CUDA binary.
+// The implementation is only compiled with the minitron_cuda build tag
+// (make build-cuda; not gorgonia's cuda tag, which needs cuDNN): it links
+// gorgonia.org/cu and libcuda.so.1 (the driver) and loads cuBLAS with
+// dlopen at first use ($MINITRON_CUBLAS, else libcublas.so.11/.12/.13), so
+// one binary runs against whichever cuBLAS a machine has. gorgonia.org/cu's
+// package init exits the process when no GPU is present, so the default
+// binary must never import it; without the tag the package only has
+// Available (false) and ErrNotBuilt, so callers can say how to get a CUDA
+// binary.
 //
 // Kernel sources are csrc/*.cu; `make ptx` compiles them with nvcc to
 // ptx/*.ptx (PTX for compute_80, which newer drivers JIT-compile for their

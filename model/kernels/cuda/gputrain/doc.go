@@ -5,7 +5,16 @@
 // Student/Trainer (the same layers, loss mix, gradient scaling, clipping and
 // AdamW) so the two can be compared step for step, and it is what
 // `bench train --device cuda` times and what distill.Run's Device "cuda"
-// (`train`/`distill --device cuda`, distill/engine_cuda.go) steps with.
+// (`train`/`distill --device cuda`, distill/engine_cuda.go) steps with,
+// every loss included (CE, forward/reverse KL, top-k KL with the top-k
+// selected on the device, the intermediate-state loss with its projection).
+//
+// The same Model also runs inference (Infer, infer.go): a model built
+// without train keeps one set of activation buffers whatever its depth,
+// takes batches of up to Batch rows of up to Seq tokens (SetInputs), skips
+// layers, exposes the activations to Hooks as device buffers, and returns
+// per-token log-probabilities and arg-maxes (TokenLogProbs). It is what
+// importance, eval and `bench forward` run on with --device cuda.
 //
 // Like package cuda it is only compiled with the minitron_cuda build tag (a
 // GPU) or minitron_cudaemu (the CPU emulator, which runs its tests here:
