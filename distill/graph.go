@@ -51,6 +51,14 @@ type Student struct {
 // sequences of seq tokens, with initial weights from src (every tensor of
 // model.ExpectedTensors, plus nemotron's norm biases when src has them).
 func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
+	return newStudent(cfg, src, batch, seq, losses, true)
+}
+
+// newStudent is NewStudent; without graph it only holds the weights (a
+// device run's host mirror, which checkpoints are written from): the
+// graph's activations and gradients would cost host memory the size of a
+// CPU training step for nothing.
+func newStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses, graph bool) (*Student, error) {
 	if err := losses.validate(); err != nil {
 		return nil, err
 	}
@@ -123,6 +131,9 @@ func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 	rows := batch * seq
 	s.st = &stepState{ids: make([]int, rows), targets: make([]int, rows), losses: losses,
 		rowLoss: make([]float32, rows), gradScale: 1 / float32(rows), train: true}
+	if !graph {
+		return s, nil
+	}
 	if err := s.build(normBias, act); err != nil {
 		return nil, err
 	}
@@ -305,6 +316,9 @@ func (s *Student) attnGeom() (*attnGeom, error) {
 // setBatch loads a micro-batch: tokens [Batch][Seq+1]; inputs are the first
 // Seq tokens of each row, targets the last Seq.
 func (s *Student) setBatch(tokens [][]int32) error {
+	if s.vm == nil {
+		return fmt.Errorf("distill: this student holds weights only (a device run's host mirror); it has no training graph")
+	}
 	if len(tokens) != s.Batch {
 		return fmt.Errorf("micro-batch has %d sequences, graph wants %d", len(tokens), s.Batch)
 	}

@@ -252,7 +252,9 @@ func Run(ctx context.Context, c Config) (res Result, err error) {
 			return res, err
 		}
 	}
-	s, err := NewStudent(cfg, src, c.MicroBatch, c.SeqLen, c.Losses)
+	// A device run steps on the GPU: its host Student is only the mirror
+	// checkpoints are written from, without a training graph.
+	s, err := newStudent(cfg, src, c.MicroBatch, c.SeqLen, c.Losses, c.Device != "cuda")
 	if closeSrc != nil {
 		closeSrc()
 	}

@@ -62,7 +62,7 @@ func NewTrainer(s *Student, opt *AdamW, sched Schedule, accum int, clip float64,
 		tr.offs = append(tr.offs, off)
 		off += len(p.Data)
 	}
-	if accum > 1 {
+	if accum > 1 && s.vm != nil { // a weights-only Student never steps here
 		tr.acc = make([]float32, off)
 	}
 	tr.grads = make([][]float32, len(s.Params))
