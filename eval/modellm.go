@@ -2,11 +2,11 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"slices"
 	"sync"
 
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 )
 
 // ModelLM adapts a model.Model to LM. Score runs each shared context once
@@ -148,21 +148,11 @@ func (a *ModelLM) ScoreFull(ctx, cont []int) (TokenScores, error) {
 	return s, nil
 }
 
-// logProbAt is log softmax(row)[id] in float64 and whether id is the
-// (first) arg-max.
+// logProbAt is log softmax(row)[id] and whether id is the (first)
+// arg-max.
 func logProbAt(row []float32, id int) (float64, bool) {
-	mx := math.Inf(-1)
-	arg := 0
-	for j, v := range row {
-		if float64(v) > mx {
-			mx, arg = float64(v), j
-		}
-	}
-	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v) - mx)
-	}
-	return float64(row[id]) - mx - math.Log(s), arg == id
+	l, arg := kernels.LogProbAt(row, id)
+	return l, arg == id
 }
 
 // Generate implements LM: greedy decoding with a KV cache.

@@ -3,9 +3,9 @@ package importance
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 )
 
 // MLP hook points.
@@ -72,29 +72,12 @@ func (c *Collector) Hooks() *model.Hooks {
 		h.LayerOutput = func(l, B, T int, x []float32) {
 			H := c.cfg.HiddenSize
 			for r := 0; r < B*T; r++ {
-				c.cosSum[l] += cosine(c.in[r*H:(r+1)*H], x[r*H:(r+1)*H])
+				c.cosSum[l] += kernels.Cosine(c.in[r*H:(r+1)*H], x[r*H:(r+1)*H])
 			}
 			c.cosRows[l] += int64(B * T)
 		}
 	}
 	return h
-}
-
-func cosine(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		x, y := float64(a[i]), float64(b[i])
-		ab += x * y
-		aa += x * x
-		bb += y * y
-	}
-	if aa == 0 || bb == 0 {
-		if aa == bb {
-			return 1 // both zero: the layer changed nothing
-		}
-		return 0
-	}
-	return ab / math.Sqrt(aa*bb)
 }
 
 // Fill writes the width scores (and BI, when enabled) into s.

@@ -54,7 +54,7 @@ func (d *Device) TokenLogProbs(logp, argmax, logits, targets Buf, rows, n int) e
 }
 
 // RowCosineSum returns Σ_r cos(a[r, :], b[r, :]) over rows rows of width n
-// in float64, with importance.cosine's rule for zero rows (both zero: 1,
+// in float64, with kernels.Cosine's rule for zero rows (both zero: 1,
 // exactly one zero: 0). Each row's cosine and their sum are computed on
 // the device in a fixed order (the result is deterministic); only the sum
 // comes back, so it waits for the queued work.

@@ -22,41 +22,6 @@ func downInt32(t *testing.T, b cuda.Buf, n int) []int32 {
 	return x
 }
 
-// logProbAt is eval's logProbAt (eval/modellm.go, unexported there): log
-// softmax(row)[id] in float64 and the row's first arg-max.
-func logProbAt(row []float32, id int) (float64, int) {
-	mx := math.Inf(-1)
-	arg := 0
-	for j, v := range row {
-		if float64(v) > mx {
-			mx, arg = float64(v), j
-		}
-	}
-	var s float64
-	for _, v := range row {
-		s += math.Exp(float64(v) - mx)
-	}
-	return float64(row[id]) - mx - math.Log(s), arg
-}
-
-// cosineRef is importance.cosine (importance/collect.go, unexported).
-func cosineRef(a, b []float32) float64 {
-	var ab, aa, bb float64
-	for i := range a {
-		x, y := float64(a[i]), float64(b[i])
-		ab += x * y
-		aa += x * x
-		bb += y * y
-	}
-	if aa == 0 || bb == 0 {
-		if aa == bb {
-			return 1
-		}
-		return 0
-	}
-	return ab / math.Sqrt(aa*bb)
-}
-
 func TestDownloadInt32(t *testing.T) {
 	want := []int32{0, -1, 1 << 30, -(1 << 31), 7}
 	b, err := dev.UploadInt32(want)
@@ -110,7 +75,7 @@ func TestTokenLogProbs(t *testing.T) {
 		maxAbs, maxRel := 0.0, 0.0
 		for r := 0; r < rows; r++ {
 			row := x[r*n : (r+1)*n]
-			l, a := logProbAt(row, max(int(targets[r]), 0))
+			l, a := kernels.LogProbAt(row, max(int(targets[r]), 0))
 			wantAM[r] = int32(a)
 			if targets[r] >= 0 {
 				want[r] = float32(l)
@@ -173,7 +138,7 @@ func TestRowCosineSum(t *testing.T) {
 	}
 	var want float64
 	for r := 0; r < rows; r++ {
-		want += cosineRef(row(a, r), row(b, r))
+		want += kernels.Cosine(row(a, r), row(b, r))
 	}
 	got, err := dev.RowCosineSum(up(t, a), up(t, b), rows, n)
 	must(t, err)

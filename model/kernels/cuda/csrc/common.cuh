@@ -60,3 +60,19 @@ __device__ double block_sum_d(double v, double *smem) {
 
 // Grid-stride loop over n elements (n as long long: tensors can exceed 2^31).
 #define FOR_N(i, n) for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (long long)gridDim.x * blockDim.x)
+
+// row_dots reduces Σ a², Σ b² and Σ a·b over one row of n (one block per
+// row, blockDim a multiple of 32) in double; the results are valid in every
+// thread. The cosine kernels (row_cosine, cosine_loss_rows) share it.
+__device__ void row_dots(const float *a, const float *b, int n, double *sm, double *aa, double *bb, double *ab) {
+	double x2 = 0.0, y2 = 0.0, xy = 0.0;
+	for (int i = threadIdx.x; i < n; i += blockDim.x) {
+		double x = a[i], y = b[i];
+		x2 += x * x;
+		y2 += y * y;
+		xy += x * y;
+	}
+	*aa = block_sum_d(x2, sm);
+	*bb = block_sum_d(y2, sm);
+	*ab = block_sum_d(xy, sm);
+}

@@ -1,6 +1,6 @@
 // Inference-side reductions over logits and activations: per-token log
 // probabilities and greedy arg-max (eval's logProbAt), the row cosine sum
-// of the block-importance score (importance.cosine) and a row-wise top-k
+// of the block-importance score (kernels.Cosine) and a row-wise top-k
 // (kernels.TopK). One block per row; float64 where the CPU uses float64.
 #include "common.cuh"
 
@@ -69,23 +69,15 @@ KERNEL void token_logprobs(float *logp, int *argmax, const float *logits, const 
 	}
 }
 
-// cosOut[r] = cos(a[r,:], b[r,:]) in float64, importance.cosine's rule: both
+// cosOut[r] = cos(a[r,:], b[r,:]) in float64, kernels.Cosine's rule: both
 // rows zero → 1, exactly one zero → 0. blockDim a multiple of 32.
 KERNEL void row_cosine(double *cosOut, const float *a, const float *b, int rows, int n) {
 	__shared__ double smd[32];
 	int r = blockIdx.x;
 	if (r >= rows) return;
 	const float *ar = a + (long long)r * n, *br = b + (long long)r * n;
-	double ab = 0.0, aa = 0.0, bb = 0.0;
-	for (int i = threadIdx.x; i < n; i += blockDim.x) {
-		double x = ar[i], y = br[i];
-		ab += x * y;
-		aa += x * x;
-		bb += y * y;
-	}
-	ab = block_sum_d(ab, smd);
-	aa = block_sum_d(aa, smd);
-	bb = block_sum_d(bb, smd);
+	double aa, bb, ab;
+	row_dots(ar, br, n, smd, &aa, &bb, &ab);
 	if (threadIdx.x == 0) {
 		double c;
 		if (aa == 0.0 || bb == 0.0) c = aa == bb ? 1.0 : 0.0;

@@ -9,16 +9,8 @@ KERNEL void cosine_loss_rows(float *dy, float *loss, const float *y, const float
 	int r = blockIdx.x;
 	if (r >= rows) return;
 	const float *yr = y + (long long)r * n, *tr = t + (long long)r * n;
-	double yy = 0.0, tt = 0.0, yt = 0.0;
-	for (int i = threadIdx.x; i < n; i += blockDim.x) {
-		double a = yr[i], b = tr[i];
-		yy += a * a;
-		tt += b * b;
-		yt += a * b;
-	}
-	yy = block_sum_d(yy, sm);
-	tt = block_sum_d(tt, sm);
-	yt = block_sum_d(yt, sm);
+	double yy, tt, yt;
+	row_dots(yr, tr, n, sm, &yy, &tt, &yt);
 	double c = yt / sqrt(fmax(yy * tt, 1e-24));
 	if (threadIdx.x == 0) loss[r] = (float)(1.0 - c);
 	double ny = sqrt(fmax(yy, 1e-24)), nt = sqrt(fmax(tt, 1e-24));
