@@ -49,18 +49,8 @@ type deviceRow struct {
 func scoreRows(reqs []ScoreRequest, maxLen, vocab int) ([]deviceRow, error) {
 	var rows []deviceRow
 	for ri, r := range reqs {
-		if len(r.Context) == 0 {
-			return nil, fmt.Errorf("score: empty context")
-		}
-		longest := 0
-		for _, c := range r.Continuations {
-			if len(c) == 0 {
-				return nil, fmt.Errorf("score: empty continuation")
-			}
-			longest = max(longest, len(c))
-		}
-		if n := len(r.Context) + longest - 1; n > maxLen {
-			return nil, fmt.Errorf("score: %d tokens exceed the %d-token window", n, maxLen)
+		if _, err := r.check(maxLen); err != nil {
+			return nil, err
 		}
 		for ci, c := range r.Continuations {
 			ids := make([]int32, 0, len(r.Context)+len(c)-1)

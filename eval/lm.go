@@ -43,6 +43,25 @@ type ScoreRequest struct {
 	Continuations [][]int
 }
 
+// check reports an empty context or continuation, or a request whose
+// context+longest continuation−1 exceeds a window of maxLen tokens; it
+// returns the longest continuation's length.
+func (r ScoreRequest) check(maxLen int) (longest int, err error) {
+	if len(r.Context) == 0 {
+		return 0, fmt.Errorf("score: empty context")
+	}
+	for _, c := range r.Continuations {
+		if len(c) == 0 {
+			return 0, fmt.Errorf("score: empty continuation")
+		}
+		longest = max(longest, len(c))
+	}
+	if n := len(r.Context) + longest - 1; n > maxLen {
+		return 0, fmt.Errorf("score: %d tokens exceed the %d-token window", n, maxLen)
+	}
+	return longest, nil
+}
+
 // LM is what eval needs from a causal language model.
 type LM interface {
 	// MaxLength is the longest token sequence one forward pass may take.

@@ -84,18 +84,9 @@ var logitBudget = 64 << 20
 
 // scoreShared runs the context once and each continuation after it.
 func (a *ModelLM) scoreShared(r ScoreRequest) ([]TokenScores, error) {
-	if len(r.Context) == 0 {
-		return nil, fmt.Errorf("score: empty context")
-	}
-	longest := 0
-	for _, c := range r.Continuations {
-		if len(c) == 0 {
-			return nil, fmt.Errorf("score: empty continuation")
-		}
-		longest = max(longest, len(c))
-	}
-	if n := len(r.Context) + longest - 1; n > a.MaxLength() {
-		return nil, fmt.Errorf("score: %d tokens exceed the %d-token window", n, a.MaxLength())
+	longest, err := r.check(a.MaxLength())
+	if err != nil {
+		return nil, err
 	}
 	kc, err := a.M.NewKVCache(1, len(r.Context)+longest-1)
 	if err != nil {
