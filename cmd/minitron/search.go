@@ -27,6 +27,8 @@ type SearchOptions struct {
 	// distillation of each candidate
 	SeqLen, MicroBatch, GlobalBatch, Warmup, ValBatches int
 	LR                                                  float64
+	Device                                              string // cpu, or cuda: where candidates are distilled
+	BF16, NoTF32                                        bool   // cuda: bf16 linear-layer products; full f32 products
 }
 
 // searchDistill, when set (tests), replaces the distillation of candidates.
@@ -44,7 +46,7 @@ func distillFunc(o *SearchOptions) prune.DistillFunc {
 		res, err := distill.Run(ctx, distill.Config{StudentDir: studentDir, TeacherDir: teacherDir,
 			Data: []string{trainP}, Val: []string{valP}, ValBatches: o.ValBatches,
 			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
-			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir})
+			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: o.Device, BF16: o.BF16, NoTF32: o.NoTF32})
 		if err != nil {
 			return 0, "", err
 		}
@@ -76,7 +78,8 @@ kept); FFN and hidden from the teacher's down to a quarter in steps of the large
 two ≤ width/32, at most 256 (Nemotron-4 15B: hidden step 128, FFN step 256).
 --dry-run needs only config.json and lists the candidates with their parameter counts.`,
 		Example: `  minitron search --model ./Nemotron-4-15B --params 8.27e9 --dry-run
-  minitron search --model ./teacher --scores scores.json --params 20M --data data/go --steps 400 --out runs/search`,
+  minitron search --model ./teacher --scores scores.json --params 20M --data data/go --steps 400 --out runs/search
+  bin/minitron-cuda search --model ./teacher --scores scores.json --params 20M --data data/go --steps 400 --device cuda --out runs/search-gpu`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runSearch(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
@@ -112,6 +115,9 @@ two ≤ width/32, at most 256 (Nemotron-4 15B: hidden step 128, FFN step 256).
 	f.IntVar(&o.ValBatches, "val-batches", 8, "validation micro-batches per candidate")
 	f.BoolVar(&o.KeepAll, "keep-all", false, "keep every candidate's pruned and distilled checkpoints")
 	f.BoolVar(&o.DryRun, "dry-run", false, "list candidates and parameter counts; needs only config.json")
+	f.StringVar(&o.Device, "device", "cpu", "where candidates are distilled: "+deviceHelp)
+	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers of the distillation")
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("params")
 	return cmd
@@ -121,7 +127,13 @@ func runSearch(ctx context.Context, o *SearchOptions, stdout, stderr io.Writer) 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	var err error
+	useCUDA, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	if o.BF16 && !useCUDA {
+		return fmt.Errorf("--bf16 needs --device cuda (the CPU distills in f32)")
+	}
 	if o.SearchOptions.Params, err = parseCount(o.Params); err != nil {
 		return fmt.Errorf("--params: %w", err)
 	}

@@ -93,6 +93,17 @@ func TestSearchWithDistillRun(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs distill.Run per candidate")
 	}
+	res := realSearch(t, "cpu")
+	if _, err := model.OpenCheckpoint(res.WinnerDir); err != nil {
+		t.Errorf("winner_dir is not a checkpoint: %v", err)
+	}
+}
+
+// realSearch runs a search of two candidates, three distillation steps
+// each, with the candidates distilled on device, and checks every candidate
+// got a distilled loss.
+func realSearch(t *testing.T, device string) prune.SearchResult {
+	t.Helper()
 	dir, prefix := pruneFixture(t)
 	root := filepath.Dir(dir)
 	scores := filepath.Join(root, "scores.json")
@@ -103,7 +114,7 @@ func TestSearchWithDistillRun(t *testing.T) {
 	out := filepath.Join(root, "search")
 	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: dir, ScoresPath: scores, Data: prefix, Tolerance: 0.1, Steps: 3, MaxCandidates: 2, OutDir: out,
 		Prune: prune.Options{EvalSamples: 2, EvalSeqLen: 8}}, Params: "50K", HeadMode: "per-group", Metric: "auto", Weights: "auto",
-		SeqLen: 16, MicroBatch: 2, LR: 1e-3, ValBatches: 2}
+		SeqLen: 16, MicroBatch: 2, LR: 1e-3, ValBatches: 2, Device: device, NoTF32: device == "cuda"}
 	var stdout bytes.Buffer
 	if err := runSearch(context.Background(), o, &stdout, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
@@ -113,14 +124,14 @@ func TestSearchWithDistillRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	var res prune.SearchResult
-	json.Unmarshal(b, &res)
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
 	for _, c := range res.Candidates {
 		if c.Err != "" || !(c.DistilledLoss > 0) {
 			t.Errorf("%s: distilled loss %v, error %q", c.Name, c.DistilledLoss, c.Err)
 		}
 	}
-	if _, err := model.OpenCheckpoint(res.WinnerDir); err != nil {
-		t.Errorf("winner_dir is not a checkpoint: %v", err)
-	}
 	t.Log(stdout.String())
+	return res
 }
