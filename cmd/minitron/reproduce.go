@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 
 	"github.com/minitron-dev/minitron/internal/reproduce"
 	"github.com/spf13/cobra"
@@ -18,7 +19,15 @@ type ReproduceOptions struct {
 	Out     string
 	Quick   bool
 	Threads int
+	Device  string
+	NoTF32  bool
 }
+
+// Default run directories: a run directory holds one device's run.
+const (
+	reproduceOutCPU  = "runs/default"
+	reproduceOutCUDA = "runs/cuda"
+)
 
 func newReproduceCmd() *cobra.Command {
 	o := &ReproduceOptions{}
@@ -37,21 +46,42 @@ held, and plots under OUT/plots.
 
 Every stage is cached in its own directory under OUT: a re-run skips finished stages, and a
 changed setting reruns only what depends on it. --quick runs the same pipeline on tiny sizes
-in about a minute (a smoke test, not a result). Progress goes to stderr.`,
+in about a minute (a smoke test, not a result). Progress goes to stderr.
+
+--device cuda (in a CUDA build: make build-cuda, or make reproduce DEVICE=cuda) runs the
+training and distillation, the importance scoring and the evaluations on GPU 0, with TF32
+matrix products unless --no-tf32; tokenizer, data, tasks and pruning stay on the CPU. Its
+stage keys differ from the CPU's, and one run directory holds one device's run (the default
+--out is then runs/cuda): a cuda run never reuses CPU results nor overwrites them. REPORT.md
+and results.json name the device and the GPU.`,
 		Example: `  minitron reproduce --out runs/mini
-  minitron reproduce --quick --out runs/quick`,
+  minitron reproduce --quick --out runs/quick
+  bin/minitron-cuda reproduce --device cuda            # → runs/cuda`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			o.Device = strings.ToLower(o.Device)
+			o.Out = reproduceOut(o, cmd.Flags().Changed("out"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
 			return runReproduce(ctx, o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Out, "out", "runs/default", "run directory (stages are cached here)")
+	f.StringVar(&o.Out, "out", reproduceOutCPU, "run directory (stages are cached here; "+reproduceOutCUDA+" with --device cuda)")
 	f.BoolVar(&o.Quick, "quick", false, "tiny sizes: the same pipeline in about a minute")
 	f.IntVar(&o.Threads, "threads", 0, "compute goroutines (0: all cores)")
+	f.StringVar(&o.Device, "device", reproduce.DeviceCPU, "where training, importance and evaluation run: "+deviceHelp)
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	return cmd
+}
+
+// reproduceOut is the run directory: --out when given, else the device's
+// default (a run directory holds one device's run).
+func reproduceOut(o *ReproduceOptions, outGiven bool) string {
+	if !outGiven && o.Device == reproduce.DeviceCUDA {
+		return reproduceOutCUDA
+	}
+	return o.Out
 }
 
 func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Writer) error {
@@ -62,7 +92,8 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 	if o.Quick {
 		cfg = reproduce.QuickConfig()
 	}
-	res, err := reproduce.Run(ctx, reproduce.Options{Out: o.Out, Config: cfg, Log: stderr, Workers: o.Threads})
+	res, err := reproduce.Run(ctx, reproduce.Options{Out: o.Out, Config: cfg, Log: stderr, Workers: o.Threads,
+		Device: o.Device, NoTF32: o.NoTF32})
 	if err != nil {
 		return err
 	}
@@ -72,7 +103,11 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 			held++
 		}
 	}
-	fmt.Fprintf(stdout, "%s/REPORT.md: %d models, %d of %d claim checks held, %.0fs (%d of %d stages cached)\n",
-		res.Out, len(res.Models), held, len(res.Claims), res.Seconds, res.Skipped(), len(res.Stages))
+	dev := res.Device
+	if res.GPU != "" {
+		dev += ", " + res.GPU
+	}
+	fmt.Fprintf(stdout, "%s/REPORT.md: %d models, %d of %d claim checks held, %.0fs on %s (%d of %d stages cached)\n",
+		res.Out, len(res.Models), held, len(res.Claims), res.Seconds, dev, res.Skipped(), len(res.Stages))
 	return nil
 }

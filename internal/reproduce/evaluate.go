@@ -38,37 +38,31 @@ type Eval struct {
 
 // stageKeyOf reads the key of the finished stage in dir ("" if none).
 func stageKeyOf(dir string) string {
-	b, err := os.ReadFile(filepath.Join(dir, markerName))
-	if err != nil {
-		return ""
-	}
-	var m stageMarker
-	if json.Unmarshal(b, &m) != nil {
-		return ""
-	}
+	m, _ := readMarker(dir)
 	return m.Key
 }
 
 // stageSeconds reads how long the finished stage in dir took.
 func stageSeconds(dir string) float64 {
-	b, err := os.ReadFile(filepath.Join(dir, markerName))
-	if err != nil {
-		return 0
-	}
-	var m stageMarker
-	if json.Unmarshal(b, &m) != nil {
-		return 0
-	}
+	m, _ := readMarker(dir)
 	return m.Seconds
+}
+
+// stageRun records the finished stage in dir, with the device its marker
+// names (as Result.Device does).
+func stageRun(name, dir string, skipped bool, sec float64) StageRun {
+	m, _ := readMarker(dir)
+	return StageRun{Name: name, Skipped: skipped, Seconds: sec,
+		Device: devSpec{name: markerDevice(m), noTF32: m.NoTF32}.String(), GPU: m.GPU}
 }
 
 func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
 	c := p.c
 	modelDir := p.path(e.Dir)
-	key := StageKey("eval/2", stageKeyOf(filepath.Dir(modelDir)), dataKey, tasksKey, c.EvalTokens, c.SeqLen)
+	key := evalKey(c, p.dev, stageKeyOf(filepath.Dir(modelDir)), dataKey, tasksKey)
 	rel := "eval/" + e.Name
-	err := p.stage(rel, key, func(tmp string) error {
-		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), p.path("tasks"), c)
+	err := p.computeStage(rel, key, func(tmp string) error {
+		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), p.path("tasks"), c, p.dev)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
@@ -93,8 +87,14 @@ func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
 // the models were trained on) and accuracy on each next-line task, with
 // the eval package (what `minitron eval ppl` and `minitron eval tasks`
 // run).
-func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config) (*Eval, error) {
-	m, err := model.Load(modelDir, model.Options{})
+func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config, d devSpec) (*Eval, error) {
+	var mo model.Options
+	if d.cuda() {
+		// The weights go up to the device once: map the file instead of
+		// keeping an f32 copy on the host.
+		mo.Weights = model.WeightsStreaming
+	}
+	m, err := model.Load(modelDir, mo)
 	if err != nil {
 		return nil, err
 	}
@@ -108,14 +108,25 @@ func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config) (*Eval, 
 	if err != nil {
 		return nil, err
 	}
-	lm := &eval.ModelLM{M: m, MaxLen: c.SeqLen, Workers: 2}
+	// The CPU scores 4 windows and 8 items per call with 2 workers; the
+	// device takes 64 a call to fill its passes.
+	var lm eval.LM = &eval.ModelLM{M: m, MaxLen: c.SeqLen, Workers: 2}
+	pplBatch, taskBatch := 4, 8
+	if d.cuda() {
+		dlm, err := eval.NewDeviceLM(m, eval.DeviceOptions{MaxLen: c.SeqLen, NoTF32: d.noTF32})
+		if err != nil {
+			return nil, err
+		}
+		defer dlm.Close()
+		lm, pplBatch, taskBatch = dlm, 64, 64
+	}
 	ev := &Eval{PPL: map[string]PPL{}, Tasks: map[string]TaskScore{}}
 	for _, cp := range Corpora {
 		docs, err := heldOutTokens(filepath.Join(dataDir, cp.Key+"_val"), c.EvalTokens)
 		if err != nil {
 			return nil, err
 		}
-		r, err := eval.TokenPerplexity(lm, docs, pfx, eval.PPLOptions{SeqLen: c.SeqLen, Batch: 4})
+		r, err := eval.TokenPerplexity(lm, docs, pfx, eval.PPLOptions{SeqLen: c.SeqLen, Batch: pplBatch})
 		if err != nil {
 			return nil, fmt.Errorf("%s perplexity: %w", cp.Key, err)
 		}
@@ -125,7 +136,7 @@ func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config) (*Eval, 
 		if err != nil {
 			return nil, err
 		}
-		runner := &eval.Runner{LM: lm, Enc: enc, Batch: 8}
+		runner := &eval.Runner{LM: lm, Enc: enc, Batch: taskBatch}
 		tr, err := runner.Run(t)
 		if err != nil {
 			return nil, fmt.Errorf("%s task: %w", cp.Key, err)

@@ -27,6 +27,14 @@ type Options struct {
 	Log io.Writer
 	// Workers for the compute kernels; 0 = all cores.
 	Workers int
+	// Device runs the compute stages (training, distillation, importance
+	// scoring, evaluation) on DeviceCPU ("" too) or DeviceCUDA (GPU 0; a
+	// binary built with -tags minitron_cuda). A device's stage keys differ
+	// from the CPU's, and a run directory holds one device's run.
+	Device string
+	// NoTF32 (cuda only) keeps the device's f32 matrix products in full
+	// f32 instead of TF32: slower, closer to the CPU.
+	NoTF32 bool
 }
 
 // StageRun records one stage of a run.
@@ -36,6 +44,10 @@ type StageRun struct {
 	// Seconds the stage took when it ran (in an earlier invocation when
 	// it is cached).
 	Seconds float64 `json:"seconds"`
+	// Device the stage computed on: "cpu", or "cuda (TF32 products)" /
+	// "cuda (f32 products)" (from its marker when cached).
+	Device string `json:"device"`
+	GPU    string `json:"gpu,omitempty"` // its name, for a stage on a GPU
 }
 
 // Result is what Run did and found.
@@ -48,6 +60,10 @@ type Result struct {
 	Seconds float64    `json:"seconds"`
 	// Machine describes where the run happened (CPU model and cores).
 	Machine string `json:"machine"`
+	// Device the compute stages ran on ("cpu", "cuda (TF32 products)",
+	// "cuda (f32 products)") and, on a GPU, its name.
+	Device string `json:"device"`
+	GPU    string `json:"gpu,omitempty"`
 }
 
 // Skipped counts the stages taken from the cache.
@@ -101,6 +117,8 @@ type pipeline struct {
 	ctx   context.Context // cancelling it stops a running stage (left unfinished, redone next time)
 	o     Options
 	c     Config
+	dev   devSpec
+	gpu   string // GPU 0's name on cuda
 	out   string
 	res   *Result
 	start time.Time
@@ -112,22 +130,36 @@ func (p *pipeline) logf(format string, a ...any) {
 	}
 }
 
-// stage runs fn as a cached stage in out/rel and records it.
+// stage runs fn as a cached stage in out/rel on the CPU and records it.
 func (p *pipeline) stage(rel, key string, fn func(tmp string) error) error {
+	return p.runStage(rel, key, stageMarker{}, fn)
+}
+
+// computeStage is stage for the stages that run on the run's device (fn
+// passes p.dev on); their markers record it.
+func (p *pipeline) computeStage(rel, key string, fn func(tmp string) error) error {
+	var m stageMarker
+	if p.dev.cuda() {
+		m = stageMarker{Device: DeviceCUDA, GPU: p.gpu, NoTF32: p.dev.noTF32}
+	}
+	return p.runStage(rel, key, m, fn)
+}
+
+func (p *pipeline) runStage(rel, key string, m stageMarker, fn func(tmp string) error) error {
 	dir := filepath.Join(p.out, rel)
 	t0 := time.Now()
 	if StageDone(dir, key) {
 		p.logf("%s: cached", rel)
-		p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: true, Seconds: stageSeconds(dir)})
+		p.res.Stages = append(p.res.Stages, stageRun(rel, dir, true, stageSeconds(dir)))
 		return nil
 	}
 	p.logf("%s: running", rel)
-	skipped, err := RunStage(rel, dir, key, fn)
+	skipped, err := runStage(rel, dir, key, m, fn)
 	if err != nil {
 		return err
 	}
 	sec := time.Since(t0).Seconds()
-	p.res.Stages = append(p.res.Stages, StageRun{Name: rel, Skipped: skipped, Seconds: sec})
+	p.res.Stages = append(p.res.Stages, stageRun(rel, dir, skipped, sec))
 	p.logf("%s: done in %.1fs", rel, sec)
 	return nil
 }
@@ -150,12 +182,24 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The device first: a CPU build asked for cuda fails before any work.
+	dev, gpu, err := parseDevice(o)
+	if err != nil {
+		return nil, fmt.Errorf("reproduce: %w", err)
+	}
+	if err := checkRunDevice(out, dev); err != nil {
+		return nil, fmt.Errorf("reproduce: %w", err)
+	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, fmt.Errorf("reproduce: %w", err)
 	}
-	p := &pipeline{ctx: ctx, o: o, c: c, out: out, res: &Result{Out: out, Config: c, Machine: machine()}, start: time.Now()}
+	p := &pipeline{ctx: ctx, o: o, c: c, dev: dev, gpu: gpu, out: out,
+		res: &Result{Out: out, Config: c, Machine: machine(), Device: dev.String(), GPU: gpu}, start: time.Now()}
 	p.logf("config %s: teacher %s, vocab %d, seq %d × batch %d; teacher %d tokens, students %d tokens each",
 		c.Name, c.Teacher, c.Vocab, c.SeqLen, c.Batch, c.TeacherTokens, c.StudentTokens)
+	if dev.cuda() {
+		p.logf("device: training, importance and evaluation on %s, GPU 0: %s", dev, gpu)
+	}
 
 	tokKey, err := p.tokenizer()
 	if err != nil {
@@ -231,7 +275,7 @@ func (p *pipeline) tokenizer() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := StageKey("tokenizer/1", c.GoDirs, c.TokenizerBytes, c.Vocab)
+	key := tokenizerKey(c)
 	return key, p.stage("tokenizer", key, func(tmp string) error {
 		// A deterministic sample of the Go files (every k-th, k chosen
 		// from the corpus size) plus the whole book.
@@ -292,7 +336,7 @@ func (p *pipeline) data(tokKey string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	key := StageKey("data/2", tokKey, c.GoDirs, c.TrainSplit, c.OpticksTrainSplit)
+	key := dataKey(c, tokKey)
 	return key, p.stage("data", key, func(tmp string) error {
 		tokDir := p.path("tokenizer")
 		tok, err := data.LoadTokenizer(tokDir)
@@ -318,9 +362,9 @@ func (p *pipeline) data(tokKey string) (string, error) {
 
 // tasks builds the next-line multiple-choice tasks from the held-out
 // documents of each corpus.
-func (p *pipeline) tasks(dataKey string) (string, error) {
+func (p *pipeline) tasks(dKey string) (string, error) {
 	c := p.c
-	key := StageKey("tasks/1", dataKey, c.MCItems, c.MCContext, c.MCChoices, c.Seed)
+	key := tasksKey(c, dKey)
 	return key, p.stage("tasks", key, func(tmp string) error {
 		tok, err := data.LoadTokenizer(p.path("tokenizer"))
 		if err != nil {
@@ -391,14 +435,11 @@ type trainSpec struct {
 func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 	c := p.c
 	seed := c.Seed
-	ups := s.upstreams
 	if s.seed != 0 {
 		seed = s.seed
-		ups = append(append([]string{}, ups...), fmt.Sprintf("seed=%d", seed))
 	}
-	key := StageKey("train/1", s.name, s.student != "", s.cfg, s.teacher != "", s.losses, s.lr, s.tokens,
-		c.SeqLen, c.Batch, c.OpticksWeight, c.ValEvery, c.ValBatches, c.Seed, ups)
-	return key, p.stage(rel, key, func(tmp string) error {
+	key := trainKey(c, p.dev, s)
+	return key, p.computeStage(rel, key, func(tmp string) error {
 		steps := int((s.tokens + int64(c.SeqLen*c.Batch) - 1) / int64(c.SeqLen*c.Batch))
 		train, closeTrain, err := data.OpenBlend(
 			[]string{p.path("data", "go_train"), p.path("data", "opticks_train")},
@@ -415,6 +456,7 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 			SeqLen:     c.SeqLen, MicroBatch: c.Batch, GlobalBatch: c.Batch, Steps: steps,
 			LR: s.lr, MinLR: s.lr / 10, Warmup: max(1, steps/20), WeightDecay: 0.01,
 			Losses: s.losses, Seed: seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
+			Device: p.dev.name, NoTF32: p.dev.noTF32,
 		}
 		if s.val {
 			dc.Val = []string{p.path("data", "go_val")}
@@ -457,20 +499,29 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 }
 
 func (p *pipeline) teacher(dataKey string) (string, error) {
-	cfg, err := p.c.teacherConfig()
+	s, err := teacherSpec(p.c, dataKey)
 	if err != nil {
 		return "", err
 	}
-	return p.train("teacher", trainSpec{name: "teacher", cfg: cfg, losses: distill.Losses{CE: 1},
-		lr: p.c.TeacherLR, tokens: p.c.TeacherTokens, val: true, upstreams: []string{dataKey}})
+	return p.train("teacher", s)
+}
+
+// teacherSpec is the teacher's training run: CE from random init.
+func teacherSpec(c Config, dataKey string) (trainSpec, error) {
+	cfg, err := c.teacherConfig()
+	if err != nil {
+		return trainSpec{}, err
+	}
+	return trainSpec{name: "teacher", cfg: cfg, losses: distill.Losses{CE: 1},
+		lr: c.TeacherLR, tokens: c.TeacherTokens, val: true, upstreams: []string{dataKey}}, nil
 }
 
 // ---- importance ----
 
 func (p *pipeline) importance(teacherKey string) (string, error) {
 	c := p.c
-	key := StageKey("importance/1", teacherKey, c.CalibSamples, c.SeqLen, c.Seed)
-	return key, p.stage("importance", key, func(tmp string) error {
+	key := importanceKey(c, p.dev, teacherKey)
+	return key, p.computeStage("importance", key, func(tmp string) error {
 		dir := p.path("teacher", "model")
 		ck, err := model.OpenCheckpoint(dir)
 		if err != nil {
@@ -502,7 +553,7 @@ func (p *pipeline) importance(teacherKey string) (string, error) {
 		// depth-pruned baseline.
 		sc, err := importance.Compute(p.ctx, m, samples, importance.Options{
 			Aggregation: importance.DefaultAggregation, Batch: 4, BI: true, Loss: true,
-			LossSamples: min(len(samples), 32)})
+			LossSamples: min(len(samples), 32), Device: p.dev.name, NoTF32: p.dev.noTF32})
 		if err != nil {
 			return err
 		}
@@ -536,6 +587,12 @@ func widthTarget(t *model.Config, frac float64) (prune.Target, error) {
 		tg, emb = next, e
 	}
 	return tg, nil
+}
+
+// depthTarget is the depth-pruned baseline's layer count: the same
+// fraction of the teacher's layers.
+func depthTarget(t *model.Config, frac float64) int {
+	return max(1, int(math.Round(frac*float64(t.NumLayers))))
 }
 
 func archOf(c *model.Config) Arch {
@@ -600,20 +657,20 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		if err != nil {
 			return nil, err
 		}
-		layers := max(1, int(math.Round(frac*float64(tcfg.NumLayers))))
+		layers := depthTarget(tcfg, frac)
 		p.logf("student %s: width target %s (%d non-embedding params, teacher %d); depth target %d layers",
 			label, wt, wt.Apply(tcfg).ParamCounts().NonEmbedding, tcfg.ParamCounts().NonEmbedding, layers)
 
 		pw, pd, pr := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-random"
-		kw := StageKey("prune/1", scoresKey, wt)
+		kw := pruneWidthKey(scoresKey, wt)
 		if err := p.prune(pw, kw, prune.Options{ScoresPath: scores, Target: wt}); err != nil {
 			return nil, err
 		}
-		kd := StageKey("prune-depth/1", scoresKey, layers)
+		kd := pruneDepthKey(scoresKey, layers)
 		if err := p.prune(pd, kd, prune.Options{ScoresPath: scores, Target: prune.Target{Layers: layers}, LayerMetric: prune.LayerAuto}); err != nil {
 			return nil, err
 		}
-		kr := StageKey("prune-random/1", teacherKey, wt, c.Seed)
+		kr := pruneRandomKey(c, teacherKey, wt)
 		if err := p.prune(pr, kr, prune.Options{Method: prune.MethodRandom, Seed: c.Seed, Target: wt}); err != nil {
 			return nil, err
 		}
@@ -629,48 +686,16 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 			entries = append(entries, e)
 		}
 
-		kl := distill.Losses{KL: 1}
-		ce := distill.Losses{CE: 1}
 		scfg, err := model.LoadConfig(p.path(pw, "model", model.ConfigFile))
 		if err != nil {
 			return nil, err
 		}
-		scfg.TorchDType = "float32"
-		runs := []struct {
-			name, kind string
-			spec       trainSpec
-		}{
-			{w + "-kd", KindMinitron, trainSpec{student: p.path(pw, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kw, teacherKey}}},
-			{w + "-ce", KindCE, trainSpec{student: p.path(pw, "model"), losses: ce, lr: c.StudentLR, upstreams: []string{kw}}},
-			{w + "-depth-kd", KindDepth, trainSpec{student: p.path(pd, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kd, teacherKey}}},
-			{w + "-random-kd", KindRandom, trainSpec{student: p.path(pr, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kr, teacherKey}}},
-			{w + "-scratch", KindScratch, trainSpec{cfg: scfg, losses: ce, lr: c.TeacherLR, upstreams: []string{kw}}},
-		}
-		if si == 0 && c.LongMultiple > 1 {
-			runs = append(runs, struct {
-				name, kind string
-				spec       trainSpec
-			}{fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), KindScratchLong,
-				trainSpec{cfg: scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{kw}}})
-		}
-		if si == 0 {
-			// The noise yardstick: the Minitron student again on another
-			// data order.
-			runs = append(runs, struct {
-				name, kind string
-				spec       trainSpec
-			}{w + "-kd-seed2", KindMinitronSeed,
-				trainSpec{student: p.path(pw, "model"), teacher: tdir, losses: kl, lr: c.StudentLR, upstreams: []string{kw, teacherKey}, seed: c.Seed + 1}})
-		}
+		runs := studentRuns(c, si, w, studentInputs{width: p.path(pw, "model"), depth: p.path(pd, "model"), random: p.path(pr, "model"),
+			teacher: tdir, scratch: scfg, kw: kw, kd: kd, kr: kr, teacherKey: teacherKey})
 		for _, r := range runs {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			r.spec.name = r.name
-			if r.spec.tokens == 0 {
-				r.spec.tokens = c.StudentTokens
-			}
-			r.spec.val = true
 			rel := "train/" + r.name
 			if _, err := p.train(rel, r.spec); err != nil {
 				return nil, err
@@ -683,6 +708,57 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		}
 	}
 	return entries, nil
+}
+
+// studentRun is one training run of a student size.
+type studentRun struct {
+	name, kind string
+	spec       trainSpec
+}
+
+// studentInputs are what a student size's runs start from: the pruned
+// checkpoints, the teacher, the from-scratch baselines' config (the width-
+// pruned shape) and the upstream stages' keys.
+type studentInputs struct {
+	width, depth, random, teacher string
+	scratch                       *model.Config
+	kw, kd, kr, teacherKey        string
+}
+
+// studentRuns lists the training runs of the si-th student size (w names
+// it, "w50"): the Minitron student (KD), its baselines and, for the first
+// size, the many-tokens baseline and the seed repeat.
+func studentRuns(c Config, si int, w string, in studentInputs) []studentRun {
+	kl := distill.Losses{KL: 1}
+	ce := distill.Losses{CE: 1}
+	scfg := *in.scratch
+	scfg.TorchDType = "float32"
+	runs := []studentRun{
+		{w + "-kd", KindMinitron, trainSpec{student: in.width, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}}},
+		{w + "-ce", KindCE, trainSpec{student: in.width, losses: ce, lr: c.StudentLR, upstreams: []string{in.kw}}},
+		{w + "-depth-kd", KindDepth, trainSpec{student: in.depth, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kd, in.teacherKey}}},
+		{w + "-random-kd", KindRandom, trainSpec{student: in.random, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kr, in.teacherKey}}},
+		{w + "-scratch", KindScratch, trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, upstreams: []string{in.kw}}},
+	}
+	if si == 0 && c.LongMultiple > 1 {
+		runs = append(runs, studentRun{fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), KindScratchLong,
+			trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{in.kw}}})
+	}
+	if si == 0 {
+		// The noise yardstick: the Minitron student again on another
+		// data order.
+		runs = append(runs, studentRun{w + "-kd-seed2", KindMinitronSeed,
+			trainSpec{student: in.width, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}, seed: c.Seed + 1}})
+	}
+	for i := range runs {
+		r := &runs[i]
+		r.spec.name = r.name
+		if r.spec.tokens == 0 {
+			r.spec.tokens = c.StudentTokens
+		}
+		r.spec.val = true
+	}
+	return runs
 }
 
 func writeJSON(path string, v any) error {

@@ -18,6 +18,12 @@ type stageMarker struct {
 	Key      string    `json:"key"`
 	Finished time.Time `json:"finished"`
 	Seconds  float64   `json:"seconds"`
+	// Device is "cuda" for a stage computed on a GPU (empty on the CPU, so
+	// CPU markers read as before); GPU names it and NoTF32 says its f32
+	// products were not rounded to TF32.
+	Device string `json:"device,omitempty"`
+	GPU    string `json:"gpu,omitempty"`
+	NoTF32 bool   `json:"no_tf32,omitempty"`
 }
 
 const markerName = "STAGE_DONE.json"
@@ -47,6 +53,11 @@ func StageDone(dir, key string) bool {
 // complete, never half-written. It returns skipped=true when dir already
 // holds this key's result.
 func RunStage(name, dir, key string, fn func(tmp string) error) (skipped bool, err error) {
+	return runStage(name, dir, key, stageMarker{}, fn)
+}
+
+// runStage is RunStage writing m's device fields into the marker.
+func runStage(name, dir, key string, m stageMarker, fn func(tmp string) error) (skipped bool, err error) {
 	if StageDone(dir, key) {
 		return true, nil
 	}
@@ -64,7 +75,7 @@ func RunStage(name, dir, key string, fn func(tmp string) error) (skipped bool, e
 	if err := fn(tmp); err != nil {
 		return false, fmt.Errorf("stage %s: %w", name, err)
 	}
-	m := stageMarker{Stage: name, Key: key, Finished: time.Now().UTC(), Seconds: time.Since(start).Seconds()}
+	m.Stage, m.Key, m.Finished, m.Seconds = name, key, time.Now().UTC(), time.Since(start).Seconds()
 	b, _ := json.MarshalIndent(m, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, markerName), b, 0o644); err != nil {
 		return false, err
