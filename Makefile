@@ -46,8 +46,16 @@ test-long: deps
 purego:
 	CGO_ENABLED=0 $(GO) build -o bin/minitron-purego ./cmd/minitron
 
-reproduce: build
-	./$(BIN) reproduce --out $(RUN)
+# DEVICE=cuda: the CUDA build (bin/minitron-cuda, make build-cuda) runs the
+# training, importance scoring and evaluations on GPU 0, into runs/cuda
+# unless RUN is given (a run directory holds one device's run).
+DEVICE ?= cpu
+reproduce: $(if $(filter cuda,$(DEVICE)),build-cuda,build)
+ifeq ($(DEVICE),cuda)
+	./bin/minitron-cuda reproduce --device cuda --out $(if $(filter file,$(origin RUN)),runs/cuda,$(RUN))
+else
+	./$(BIN) reproduce $(if $(filter-out cpu,$(DEVICE)),--device $(DEVICE) )--out $(RUN)
+endif
 
 reproduce-quick: build
 	./$(BIN) reproduce --quick --out runs/quick
