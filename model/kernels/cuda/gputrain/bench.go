@@ -71,7 +71,8 @@ func TrainFLOPs(student, teacher *model.Config, batch, seq int) float64 {
 // Bench times steps training steps (after two warm-up steps) of a random
 // model of cfg on micro-batches of batch × seq tokens; kd adds a teacher of
 // the same shape and trains on forward KL, else on cross-entropy; bf16 runs
-// the linear layers' products in bf16 (Model.EnableBF16), else TF32.
+// the linear layers' products in bf16 (Model.EnableBF16 for the student, a
+// bf16 weight store for the teacher), else TF32.
 func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bool, seed uint64) (BenchResult, error) {
 	if steps <= 0 {
 		steps = 5
@@ -92,15 +93,12 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 	var tcfg *model.Config
 	if kd {
 		losses = Losses{KL: 1}
-		if teacher, err = NewModel(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), batch, seq, false); err != nil {
+		// the teacher only infers: with bf16 its linear weights are stored
+		// bf16 alone (as distill --device cuda --bf16's)
+		if teacher, err = NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), Options{Batch: batch, Seq: seq, WeightsBF16: bf16}); err != nil {
 			return res, err
 		}
 		defer teacher.Free()
-		if bf16 {
-			if err := teacher.EnableBF16(); err != nil {
-				return res, err
-			}
-		}
 		tcfg = cfg
 	}
 	tr, err := NewTrainer(s, teacher, losses, DefaultOptim)

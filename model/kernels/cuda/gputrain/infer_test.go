@@ -22,6 +22,8 @@ type inferCase struct {
 	fam    model.Family
 	window int  // sliding window (mistral), 0 = none
 	bf16   bool // EnableBF16
+	wbf16  bool // Options.WeightsBF16: bf16-only linear weights
+	tied   bool // tied embeddings (the head is the embedding table)
 	train  bool // a training model (Infer in layer 0's buffers)
 	ref    bool // the reference attention kernel (AttnTC off)
 	skip   []int
@@ -44,6 +46,10 @@ var inferCases = []inferCase{
 		reason: "bf16 linear-layer inputs and weights (8 mantissa bits): looser"},
 	{name: "nemotron-bf16-train", fam: model.Nemotron, bf16: true, train: true, tol: 3e-2,
 		reason: "bf16 in a training model's buffers"},
+	{name: "llama-wbf16", fam: model.Llama, wbf16: true, skip: []int{1}, tol: 3e-2,
+		reason: "bf16-only linear weights (no f32 copy), RMSNorm/SwiGLU: EnableBF16's products, its tolerance"},
+	{name: "nemotron-wbf16-tied", fam: model.Nemotron, wbf16: true, tied: true, tol: 3e-2,
+		reason: "bf16-only weights with a tied head: f32 embedding for the lookup, its bf16 copy for the logits"},
 }
 
 // hookLog records hook buffers by "name/layer".
@@ -112,9 +118,10 @@ func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *mode
 	cfg, err := model.SyntheticConfig(c.fam, 3, 32, 4, 2, 64, 97)
 	must(t, err)
 	cfg.SlidingWindow = c.window
+	cfg.TieWordEmbeddings = c.tied
 	src := model.NewRandomSource(cfg, model.F32, 7)
 	src.Std = 0.1 // larger than the 0.02 default so every layer moves the stream
-	gm, err := gputrain.NewModel(dev, cfg, src, batch, seq, c.train)
+	gm, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: batch, Seq: seq, Train: c.train, WeightsBF16: c.wbf16})
 	must(t, err)
 	t.Cleanup(gm.Free)
 	gm.AttnTC = !c.ref
@@ -161,7 +168,7 @@ func TestInferMatchesCPU(t *testing.T) {
 	defer dev.SetTF32(true)
 	for _, c := range inferCases {
 		t.Run(c.name, func(t *testing.T) {
-			if testing.Short() && cuda.Emulated() && (c.bf16 || c.train) {
+			if testing.Short() && cuda.Emulated() && (c.bf16 || c.wbf16 || c.train) {
 				t.Skip("-short on the emulator: the f32 inference cases only")
 			}
 			const Batch, Seq = 3, 16

@@ -17,7 +17,8 @@ import (
 type param struct {
 	name    string
 	shape   []int
-	off, n  int
+	off, n  int  // window of W; off is -1 for a tensor stored only in bf16
+	boff    int  // window of WB (the bf16 shadow or store); -1 when none
 	noDecay bool // norms, biases, embeddings: as distill.Param.NoDecay
 }
 
@@ -68,18 +69,65 @@ type Model struct {
 
 	// bf16 GEMMs (EnableBF16): a bf16 shadow of the weights and of every
 	// linear layer's input, for cublasGemmEx with f32 accumulation.
-	bf16               bool
+	// weightsBF16 (Options.WeightsBF16): the linear layers' weights live
+	// only in WB (the bf16 store), with no f32 copy in W.
+	bf16, weightsBF16  bool
 	WB                 cuda.BF16
 	h1b, attb, h2b, ab []cuda.BF16
 	hfb                cuda.BF16
 	ownedB             []cuda.BF16
 }
 
-// NewModel loads the tensors of cfg from src onto the device. train keeps
-// the attention probabilities for a backward pass.
+// Options are a Model's construction settings (NewModelOpts).
+type Options struct {
+	// Batch and Seq are the largest micro-batch: Batch sequences of Seq
+	// tokens (Infer takes smaller ones).
+	Batch, Seq int
+	// Train keeps every layer's activations and the attention
+	// probabilities for a backward pass.
+	Train bool
+	// WeightsBF16 stores the linear layers' weights (q/k/v/o, the MLP,
+	// lm_head) only as bf16 on the device, for an inference model (Train
+	// false): half the f32 bytes, and the bf16 products of EnableBF16
+	// (cublasGemmEx, f32 accumulation) without EnableBF16's f32 masters.
+	// Norms, biases and the embedding table stay f32 (the lookup gathers
+	// f32 rows); a tied lm_head is a bf16 copy of the embedding.
+	WeightsBF16 bool
+}
+
+// NewModel loads the tensors of cfg from src onto the device in f32. train
+// keeps the attention probabilities for a backward pass.
 func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, seq int, train bool) (*Model, error) {
+	return NewModelOpts(d, cfg, src, Options{Batch: batch, Seq: seq, Train: train})
+}
+
+// bf16Chunk is how many values of a weight go up per copy when rounding
+// to bf16 on the device: the f32 staging buffer is this size (8 MiB), not
+// the model's.
+const bf16Chunk = 1 << 21
+
+// bf16Align keeps each tensor of a bf16 store at a 256-byte boundary, the
+// alignment cuBLAS' tensor-core kernels want for their operands.
+const bf16Align = 128
+
+// isLinear reports a tensor that is a linear layer's weight matrix (stored
+// bf16 under Options.WeightsBF16): 2-D and not the embedding table.
+func isLinear(ti model.TensorInfo) bool {
+	return len(ti.Shape) == 2 && !strings.Contains(ti.Name, "embed_tokens")
+}
+
+// NewModelOpts loads the tensors of cfg from src onto the device with o's
+// settings. Under o.WeightsBF16 each linear weight goes up f32 in chunks
+// through one small staging buffer and is rounded to bf16 there (the
+// rounding of ToBF16, as EnableBF16's shadow): no f32 copy of it is ever
+// whole on the device.
+func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o Options) (*Model, error) {
+	batch, seq, train := o.Batch, o.Seq, o.Train
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("gputrain: micro-batch %d and sequence length %d must be positive", batch, seq)
+	}
+	if o.WeightsBF16 && train {
+		return nil, fmt.Errorf("gputrain: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
 	}
 	if cfg.AttentionBias || cfg.MLPBias {
 		return nil, fmt.Errorf("gputrain: %s models with attention/MLP biases are not supported", cfg.Family)
@@ -93,7 +141,7 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 		}
 	}
 	m := &Model{d: d, Cfg: cfg, Batch: batch, Seq: seq, act: act, rms: cfg.Family != model.Nemotron,
-		byName: map[string]int{}, train: train, AttnTC: true}
+		byName: map[string]int{}, train: train, AttnTC: true, weightsBF16: o.WeightsBF16}
 	infos := model.ExpectedTensors(cfg)
 	if opt := model.OptionalTensors(cfg); len(opt) > 0 {
 		if _, ok := src.Info(opt[0].Name); ok {
@@ -101,13 +149,23 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 			infos = append(infos, opt...)
 		}
 	}
-	total := 0
+	total, totalB := 0, 0
 	for _, ti := range infos {
 		n := ti.NumElements()
+		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n,
+			noDecay: len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")}
+		lin := isLinear(ti)
+		// a tied head reads the embedding as a bf16 matrix too
+		tiedHead := cfg.TieWordEmbeddings && ti.Name == "model.embed_tokens.weight"
+		if !o.WeightsBF16 || !lin {
+			p.off, total = total, total+n
+		}
+		if o.WeightsBF16 && (lin || tiedHead) {
+			p.boff = totalB
+			totalB += (n + bf16Align - 1) / bf16Align * bf16Align
+		}
 		m.byName[ti.Name] = len(m.params)
-		m.params = append(m.params, param{name: ti.Name, shape: ti.Shape, off: total, n: n,
-			noDecay: len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")})
-		total += n
+		m.params = append(m.params, p)
 	}
 	ok := false
 	defer func() {
@@ -115,34 +173,90 @@ func NewModel(d *cuda.Device, cfg *model.Config, src model.TensorSource, batch, 
 			m.Free()
 		}
 	}()
-	if m.W, err = m.alloc(total); err != nil {
+	if !o.WeightsBF16 {
+		if m.W, err = m.alloc(total); err != nil {
+			return nil, err
+		}
+	} else {
+		// One allocation for the f32 part and the bf16 store behind it
+		// (256-byte aligned): the pool rounds each block above 64 MiB up
+		// to a multiple of 64 MiB, once rather than twice.
+		f32n := (total + bf16Align/2 - 1) / (bf16Align / 2) * (bf16Align / 2)
+		arena, err := m.alloc(f32n + (totalB+1)/2)
+		if err != nil {
+			return nil, err
+		}
+		m.W = arena.Slice(0, total)
+		m.WB = cuda.BF16{Ptr: arena.Ptr + cuda.DevicePtr(4*f32n), N: totalB}
+	}
+	if err := m.upload(src); err != nil {
 		return nil, err
+	}
+	if err := m.allocActivations(); err != nil {
+		return nil, err
+	}
+	if o.WeightsBF16 {
+		if err := m.allocBF16Acts(); err != nil {
+			return nil, err
+		}
+		m.bf16 = true
+	}
+	ok = true
+	return m, nil
+}
+
+// upload reads every tensor from src into W, or rounded into WB for those
+// with a bf16 window only (a tied embedding goes into both).
+func (m *Model) upload(src model.TensorSource) (err error) {
+	d := m.d
+	var stage cuda.Buf // f32 staging for the bf16 store, freed before the activations are allocated
+	big := 0
+	for _, p := range m.params {
+		if p.boff >= 0 {
+			big = max(big, p.n)
+		}
+	}
+	if big > 0 {
+		if stage, err = d.Alloc(min(big, bf16Chunk)); err != nil {
+			return err
+		}
+		defer d.Free(stage)
 	}
 	host := make([]float32, 0)
 	for _, p := range m.params {
 		got, found := src.Info(p.name)
 		if !found {
-			return nil, fmt.Errorf("gputrain: weights: missing tensor %q", p.name)
+			return fmt.Errorf("gputrain: weights: missing tensor %q", p.name)
 		}
 		if !slices.Equal(got.Shape, p.shape) {
-			return nil, fmt.Errorf("gputrain: weights: tensor %q has shape %v, config wants %v", p.name, got.Shape, p.shape)
+			return fmt.Errorf("gputrain: weights: tensor %q has shape %v, config wants %v", p.name, got.Shape, p.shape)
 		}
 		if cap(host) < p.n {
 			host = make([]float32, p.n)
 		}
 		host = host[:p.n]
 		if err := src.ReadF32(p.name, host); err != nil {
-			return nil, fmt.Errorf("gputrain: weights: %w", err)
+			return fmt.Errorf("gputrain: weights: %w", err)
 		}
-		if err := d.CopyFrom(m.W.Slice(p.off, p.off+p.n), host); err != nil {
-			return nil, err
+		if p.off >= 0 {
+			if err := d.CopyFrom(m.W.Slice(p.off, p.off+p.n), host); err != nil {
+				return err
+			}
+		}
+		if p.boff < 0 {
+			continue
+		}
+		// the copy is synchronous with the stream: the previous chunk's
+		// rounding has read the staging buffer before it is overwritten
+		for lo := 0; lo < p.n; lo += stage.N {
+			hi := min(lo+stage.N, p.n)
+			s := stage.Slice(0, hi-lo)
+			if err := firstErr(d.CopyFrom(s, host[lo:hi]), d.ToBF16(m.WB.Slice(p.boff+lo, p.boff+hi), s)); err != nil {
+				return fmt.Errorf("gputrain: weights: %s to bf16: %w", p.name, err)
+			}
 		}
 	}
-	if err := m.allocActivations(); err != nil {
-		return nil, err
-	}
-	ok = true
-	return m, nil
+	return nil
 }
 
 func (m *Model) alloc(n int) (cuda.Buf, error) {
@@ -177,11 +291,31 @@ func (m *Model) allocB(n int) (cuda.BF16, error) {
 // EnableBF16 switches the linear layers (not attention's scores, the norms
 // or the loss) to bf16 inputs with f32 outputs and accumulation
 // (mixed precision: the f32 weights stay the master copy, the bf16 shadow
-// is refreshed after each update). Call it before the first Forward.
+// is refreshed after each update). Call it before the first Forward. A
+// model built with Options.WeightsBF16 runs in bf16 already.
 func (m *Model) EnableBF16() error {
 	if m.bf16 {
 		return nil
 	}
+	var err error
+	if m.WB, err = m.allocB(m.W.N); err != nil {
+		return err
+	}
+	for i := range m.params {
+		m.params[i].boff = m.params[i].off // the shadow mirrors the arena
+	}
+	if err = m.allocBF16Acts(); err == nil {
+		err = m.RefreshBF16()
+	}
+	if err != nil {
+		return err
+	}
+	m.bf16 = true
+	return nil
+}
+
+// allocBF16Acts allocates the bf16 copies of the linear layers' inputs.
+func (m *Model) allocBF16Acts() error {
 	c := m.Cfg
 	rows, H, F, L := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
 	var err error
@@ -196,7 +330,6 @@ func (m *Model) EnableBF16() error {
 			one(&(*dst)[i], n)
 		}
 	}
-	one(&m.WB, m.W.N)
 	if m.train {
 		many(&m.h1b, rows*H)
 		many(&m.attb, rows*c.QDim())
@@ -212,37 +345,57 @@ func (m *Model) EnableBF16() error {
 		one(&m.iab, rows*F)
 		m.hfb = m.ihb
 	}
-	if err == nil {
-		err = m.RefreshBF16()
-	}
-	if err != nil {
-		return err
-	}
-	m.bf16 = true
-	return nil
+	return err
 }
 
-// RefreshBF16 rounds the f32 weights into their bf16 shadow.
-func (m *Model) RefreshBF16() error { return m.d.ToBF16(m.WB, m.W) }
+// RefreshBF16 rounds the f32 weights into their bf16 shadow. A model built
+// with Options.WeightsBF16 has no f32 linear weights to refresh from.
+func (m *Model) RefreshBF16() error {
+	if m.weightsBF16 {
+		return fmt.Errorf("gputrain: RefreshBF16 on a model with bf16-only weights (no f32 masters)")
+	}
+	return m.d.ToBF16(m.WB, m.W)
+}
 
-// PB is parameter name's window of the bf16 shadow.
+// WeightsBF16 reports whether the linear layers' weights are stored only
+// in bf16 (Options.WeightsBF16).
+func (m *Model) WeightsBF16() bool { return m.weightsBF16 }
+
+// WeightBytes is the device memory the weights take as requested (f32
+// arena plus bf16 store or shadow; the pool may round each up).
+func (m *Model) WeightBytes() int64 { return 4*int64(m.W.N) + 2*int64(m.WB.N) }
+
+// PB is parameter name's window of the bf16 shadow (or store).
 func (m *Model) PB(name string) cuda.BF16 {
 	p := m.params[m.byName[name]]
-	return m.WB.Slice(p.off, p.off+p.n)
+	if p.boff < 0 {
+		return cuda.BF16{}
+	}
+	return m.WB.Slice(p.boff, p.boff+p.n)
 }
 
-// P is parameter name's window of the arena (a zero Buf when absent).
+// P is parameter name's window of the f32 arena (a zero Buf when absent,
+// or stored only in bf16).
 func (m *Model) P(name string) cuda.Buf {
 	i, ok := m.byName[name]
 	if !ok {
 		return cuda.Buf{}
 	}
 	p := m.params[i]
+	if p.off < 0 {
+		return cuda.Buf{}
+	}
 	return m.W.Slice(p.off, p.off+p.n)
 }
 
-// NumParams is the number of trainable scalars.
-func (m *Model) NumParams() int { return m.W.N }
+// NumParams is the number of parameters (the trainable scalars).
+func (m *Model) NumParams() int {
+	n := 0
+	for _, p := range m.params {
+		n += p.n
+	}
+	return n
+}
 
 func (m *Model) allocActivations() error {
 	c := m.Cfg

@@ -77,11 +77,11 @@ func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
 // ReadParam downloads tensor name's current weights into dst (for
 // checkpoints written from the host).
 func (m *Model) ReadParam(name string, dst []float32) error {
-	w, err := m.window(m.W, name, len(dst))
-	if err != nil {
-		return err
+	i, ok := m.byName[name]
+	if !ok {
+		return fmt.Errorf("gputrain: no tensor %q on the device", name)
 	}
-	return m.d.Download(dst, w)
+	return m.downloadParam(m.params[i], dst)
 }
 
 // ReadMoments downloads tensor name's AdamW first and second moments.

@@ -523,12 +523,12 @@ func (t *Trainer) backward() error {
 }
 
 // Params returns the current weights of every tensor, by name (a download:
-// for tests and checkpoints).
+// for tests and checkpoints; bf16-only weights come back widened to f32).
 func (m *Model) Params() (map[string][]float32, error) {
 	out := map[string][]float32{}
 	for _, p := range m.params {
 		host := make([]float32, p.n)
-		if err := m.d.Download(host, m.W.Slice(p.off, p.off+p.n)); err != nil {
+		if err := m.downloadParam(p, host); err != nil {
 			return nil, err
 		}
 		out[p.name] = host
