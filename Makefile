@@ -71,7 +71,7 @@ clean:
 # `make ptx` regenerates the committed PTX from csrc/*.cu (needs nvcc:
 # scripts/install-cuda-dev.sh --toolkit); `make build-cuda` needs only the
 # CUDA 11.8 headers and libraries (scripts/install-cuda-dev.sh).
-.PHONY: ptx build-cuda cuda-test-bin
+.PHONY: ptx build-cuda cuda-test-bin gpu-bundle
 NVCC ?= nvcc
 CUDA_ARCH ?= compute_80
 CUDA_PKG := model/kernels/cuda
@@ -101,4 +101,10 @@ cuda-test-bin:
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-distill.test ./distill
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-importance.test ./importance
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-eval.test ./eval
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-cmd.test ./cmd/minitron
 	$(GO) build -tags minitron_cuda,purego -ldflags='-s -w' -o bin/minitron-cuda ./cmd/minitron
+
+# The same binaries in one archive (about 35 MB) to carry to a GPU machine
+# that takes at most 64 MB; scripts/gpu-check.sh unpacks it.
+gpu-bundle: cuda-test-bin
+	cd bin && tar -cJf gpu-bundle.tar.xz cuda-parity.test cuda-train.test cuda-distill.test cuda-importance.test cuda-eval.test cuda-cmd.test minitron-cuda

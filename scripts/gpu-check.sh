@@ -9,6 +9,7 @@
 # the issue's ~100M Nemotron at sequence 1024 (tokens/s, MFU). Nothing is
 # built here: build the binaries where the CUDA 11.8 headers are and carry them
 #   make cuda-test-bin    # → bin/cuda-*.test and bin/minitron-cuda (need libcuda.so.1 + a cuBLAS at run time)
+#   make gpu-bundle       # → the same in bin/gpu-bundle.tar.xz (~35 MB), unpacked here when bin/*.test are absent
 # then on the GPU machine, from the repository root:
 #   bash scripts/gpu-check.sh [--bench]
 # Results go to stdout and to $OUT (default /tmp/gpu-check): one .txt per
@@ -31,10 +32,16 @@ tests=(
 	"cuda-distill distill RunCUDA|DeviceCUDA"
 	"cuda-importance importance DeviceCUDA"
 	"cuda-eval eval DeviceCUDA"
+	"cuda-cmd cmd/minitron DeviceCUDA"
 )
 bin=$root/bin/cuda-parity.test
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
+# make gpu-bundle packs the binaries into one archive (a GPU machine may
+# take at most 64 MB of carried files)
+if [ ! -x "$root/bin/cuda-parity.test" ] && [ -f "$root/bin/gpu-bundle.tar.xz" ]; then
+	tar -C "$root/bin" -xJf "$root/bin/gpu-bundle.tar.xz" || exit 2
+fi
 for t in "${tests[@]}"; do
 	set -- $t
 	if [ ! -x "$root/bin/$1.test" ]; then
