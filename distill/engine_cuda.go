@@ -64,16 +64,14 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 		}
 	}
 	if tr.Teacher != nil {
-		// The teacher runs on the device too: its weights go up once.
-		if e.t, err = gputrain.NewModel(e.d, tr.Teacher.Cfg, tr.Teacher.Source(), hs.Batch, hs.Seq, false); err != nil {
+		// The teacher runs on the device too: its weights go up once. It
+		// only infers, so with --bf16 its linear weights are stored in
+		// bf16 alone (the products --bf16 means, without f32 masters).
+		if e.t, err = gputrain.NewModelOpts(e.d, tr.Teacher.Cfg, tr.Teacher.Source(),
+			gputrain.Options{Batch: hs.Batch, Seq: hs.Seq, WeightsBF16: c.BF16}); err != nil {
 			return nil, fmt.Errorf("--device cuda: teacher: %w", err)
 		}
 		e.closers = append(e.closers, e.t.Free)
-		if c.BF16 {
-			if err = e.t.EnableBF16(); err != nil {
-				return nil, fmt.Errorf("--device cuda --bf16: teacher: %w", err)
-			}
-		}
 	}
 	l := hs.st.losses
 	o := tr.Opt

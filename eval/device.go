@@ -31,6 +31,10 @@ type DeviceOptions struct {
 	// NoTF32 runs f32 matrix products in full f32 instead of TF32 tensor
 	// cores (the default on Ampere and newer): slower, closer to the CPU.
 	NoTF32 bool
+	// BF16 keeps the linear layers' weights on the GPU in bf16 only
+	// (gputrain.Options.WeightsBF16): half their f32 memory, bf16 products
+	// with f32 accumulation.
+	BF16 bool
 }
 
 // deviceRow is one sequence of a device forward pass: a continuation
@@ -141,8 +145,9 @@ func passInputs(rows []deviceRow, p devicePass) (ids, targets [][]int32) {
 // autoRows is how many rows of seq tokens fit budget bytes of the device
 // inference model's activations (gputrain with train = false: one layer's
 // buffers shared by all layers, the logits, and one sequence's attention
-// scores at a time), between 1 and 64.
-func autoRows(c *model.Config, seq int, budget int64) int {
+// scores at a time), between 1 and 64; bf16 adds the bf16 copies of the
+// linear layers' inputs.
+func autoRows(c *model.Config, seq int, budget int64, bf16 bool) int {
 	if budget <= 0 {
 		budget = 8 << 30
 	}
@@ -153,6 +158,9 @@ func autoRows(c *model.Config, seq int, budget int64) int {
 		uw = 2 * F
 	}
 	perRow := 4 * int64(seq) * (3*H + W + int64(c.QDim()) + uw + int64(c.VocabSize) + 5)
+	if bf16 {
+		perRow += 2 * int64(seq) * (H + int64(c.QDim()) + F)
+	}
 	scores := 4 * int64(c.NumHeads) * int64(seq) * int64(seq)
 	return int(max(1, min(64, (budget-scores)/perRow)))
 }

@@ -112,13 +112,13 @@ func (a *DeviceLM) ensure(need int) error {
 	}
 	rows := a.o.Rows
 	if rows == 0 {
-		rows = autoRows(a.m.Cfg, seq, a.o.MemBudget)
+		rows = autoRows(a.m.Cfg, seq, a.o.MemBudget, a.o.BF16)
 	}
 	if a.g != nil {
 		a.g.Free()
 		a.g = nil
 	}
-	g, err := gputrain.NewModel(a.d, a.m.Cfg, a.m.Source(), rows, seq, false)
+	g, err := gputrain.NewModelOpts(a.d, a.m.Cfg, a.m.Source(), gputrain.Options{Batch: rows, Seq: seq, WeightsBF16: a.o.BF16})
 	if err != nil {
 		return fmt.Errorf("--device cuda: %w", err)
 	}

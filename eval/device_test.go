@@ -97,16 +97,24 @@ func TestAutoRows(t *testing.T) {
 		cfg    *model.Config
 		seq    int
 		budget int64
+		bf16   bool
 		lo, hi int
 		reason string
 	}{
-		{small, 64, 0, 64, 64, "a tiny model is capped at 64 rows"},
-		{big, 4096, 0, 1, 1, "a 4B model at 4096 tokens: one row (never 0)"},
-		{big, 128, 0, 32, 64, "shorter rows: more of them"},
-		{big, 128, 1 << 20, 1, 1, "a budget below one row still gives one"},
+		{small, 64, 0, false, 64, 64, "a tiny model is capped at 64 rows"},
+		{big, 4096, 0, false, 1, 1, "a 4B model at 4096 tokens: one row (never 0)"},
+		{big, 128, 0, false, 32, 64, "shorter rows: more of them"},
+		{big, 128, 1 << 20, false, 1, 1, "a budget below one row still gives one"},
+		{big, 128, 0, true, 32, 64, "bf16 weights: the bf16 input copies are small next to the logits"},
 	} {
-		if got := autoRows(c.cfg, c.seq, c.budget); got < c.lo || got > c.hi {
+		if got := autoRows(c.cfg, c.seq, c.budget, c.bf16); got < c.lo || got > c.hi {
 			t.Errorf("%s: autoRows = %d, want in [%d, %d]", c.reason, got, c.lo, c.hi)
+		}
+	}
+	// the bf16 copies cost room: never more rows than without
+	for _, seq := range []int{128, 512, 2048} {
+		if f, b := autoRows(big, seq, 2<<30, false), autoRows(big, seq, 2<<30, true); b > f {
+			t.Errorf("seq %d: %d rows with bf16 weights, %d without", seq, b, f)
 		}
 	}
 }

@@ -134,6 +134,10 @@ type Options struct {
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// otherwise rounds their inputs to TF32); ignored on the CPU.
 	NoTF32 bool
+	// BF16 keeps the linear layers' weights on the device in bf16 only
+	// (gputrain.Options.WeightsBF16: bf16 products, f32 accumulation);
+	// Device "cuda" only.
+	BF16 bool
 }
 
 // CheckDevice reports whether Options.Device names a device this binary
@@ -190,6 +194,9 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 	}
 	if err := CheckDevice(opt.Device); err != nil {
 		return nil, err
+	}
+	if opt.BF16 && opt.Device != "cuda" {
+		return nil, fmt.Errorf("importance: bf16 weights (--bf16) need --device cuda")
 	}
 	col, err := NewCollector(cfg, opt.Aggregation, opt.MLPPoint, opt.BI)
 	if err != nil {

@@ -62,7 +62,7 @@ func newCUDAPasses(m *model.Model, col *Collector, opt Options, batch, seq int) 
 	if err = p.d.SetTF32(!opt.NoTF32); err != nil {
 		return nil, err
 	}
-	if p.m, err = gputrain.NewModel(p.d, cfg, m.Source(), batch, seq, false); err != nil {
+	if p.m, err = gputrain.NewModelOpts(p.d, cfg, m.Source(), gputrain.Options{Batch: batch, Seq: seq, WeightsBF16: opt.BF16}); err != nil {
 		return nil, err
 	}
 	newStats := func(n int) *cuda.ImportanceStats {

@@ -74,6 +74,7 @@ type BenchForwardOptions struct {
 	JSON           bool
 	Device         string // cpu, or cuda (bench_forward_cuda.go)
 	NoTF32         bool
+	BF16           bool // cuda only: bf16-only linear weights (gputrain.Options.WeightsBF16)
 }
 
 func newBenchForwardCmd() *cobra.Command {
@@ -90,11 +91,13 @@ peak_rss_mb is the process's peak resident memory (getrusage), which with --weig
 shows the memory a checkpoint larger than RAM needs.
 --device cuda times the inference forward pass of gputrain on GPU 0 (f32 weights on the device,
 TF32 tensor-core products, all logits) and reports the device and cuBLAS library, like bench
-train --device cuda; needs the CUDA build.`,
+train --device cuda; needs the CUDA build. --bf16 keeps the linear layers' weights in bf16 only
+(bf16 products with f32 accumulation); device_pool_peak_mb shows the memory it saves.`,
 		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
   /usr/bin/python3 tools/torch_bench.py forward --batch 8 --seq 128
   minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0
-  bin/minitron-cuda bench forward --device cuda --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024`,
+  bin/minitron-cuda bench forward --device cuda --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024
+  bin/minitron-cuda bench forward --device cuda --bf16 --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 1 --seq 1024 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runBenchForward(o, cmd.OutOrStdout())
@@ -110,12 +113,16 @@ train --device cuda; needs the CUDA build.`,
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, gflops, peak_rss_mb, …)")
 	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	return cmd
 }
 
 func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
 	switch o.Device {
 	case "", "cpu":
+		if err := checkBF16(o.BF16, false); err != nil {
+			return err
+		}
 	case "cuda":
 		return runBenchForwardCUDA(o, w)
 	default:

@@ -48,7 +48,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 			return fmt.Errorf("--device cuda: %w", err)
 		}
 	}
-	g, err := gputrain.NewModel(d, cfg, src, o.Batch, o.Seq, false)
+	g, err := gputrain.NewModelOpts(d, cfg, src, gputrain.Options{Batch: o.Batch, Seq: o.Seq, WeightsBF16: o.BF16})
 	if err != nil {
 		return fmt.Errorf("--device cuda: %w", err)
 	}
@@ -90,33 +90,41 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 	}
 	flops := model.ForwardFLOPs(cfg, o.Batch, o.Seq)
 	tokS, gflops := float64(o.Batch*o.Seq)/best.Seconds(), flops/best.Seconds()/1e9
+	weights, prec := "device f32", "TF32"
+	if o.NoTF32 {
+		prec = "full f32"
+	}
+	if o.BF16 {
+		weights, prec = "device bf16 (linear layers)", "bf16"
+	}
 	out := map[string]any{
 		"tokens_per_s": tokS, "gflops": gflops, "best_ms": float64(best.Microseconds()) / 1000,
 		"mean_ms": float64(total.Microseconds()) / 1000 / float64(o.Iters), "batch": o.Batch, "seq": o.Seq, "iters": o.Iters,
-		"device": d.Name, "cublas": d.BLASLibrary(), "weights": "device f32", "tf32": !o.NoTF32, "device_pool_peak_mb": float64(d.Pool().Peak) / (1 << 20),
-		"f32_weights_mb": float64(model.F32WeightBytes(cfg)) / (1 << 20),
-		"arch":           string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
+		"device": d.Name, "cublas": d.BLASLibrary(), "weights": weights, "tf32": !o.NoTF32, "device_pool_peak_mb": float64(d.Pool().Peak) / (1 << 20),
+		"f32_weights_mb": float64(model.F32WeightBytes(cfg)) / (1 << 20), "device_weights_mb": float64(g.WeightBytes()) / (1 << 20),
+		"bf16": o.BF16,
+		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
 	}
-	tf32, _ := gputrain.PeakTFLOPS(d.Name)
-	if tf32 > 0 {
-		out["mfu_tf32"] = gflops / 1e3 / tf32
+	tf32, bf16 := gputrain.PeakTFLOPS(d.Name)
+	peak, key, peakName := tf32, "mfu_tf32", "TF32"
+	if o.BF16 {
+		peak, key, peakName = bf16, "mfu_bf16", "BF16"
+	}
+	if peak > 0 {
+		out[key] = gflops / 1e3 / peak
 	}
 	if o.JSON {
 		return printJSON(w, out)
 	}
-	prec := "TF32"
-	if o.NoTF32 {
-		prec = "full f32"
-	}
-	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, f32 weights (%s products) on %s (cuBLAS %s)\n",
+	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, %s weights (%s products) on %s (cuBLAS %s)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
-		o.Batch, o.Seq, prec, d.Name, d.BLASLibrary())
+		o.Batch, o.Seq, weights, prec, d.Name, d.BLASLibrary())
 	mfu := "MFU n/a (device not in gputrain.PeakTFLOPS's table)"
-	if tf32 > 0 {
-		mfu = fmt.Sprintf("%.1f%% of the TF32 peak", 100*out["mfu_tf32"].(float64))
+	if peak > 0 {
+		mfu = fmt.Sprintf("%.1f%% of the %s peak", 100*out[key].(float64), peakName)
 	}
-	fmt.Fprintf(w, "tokens/s %.0f   GFLOP/s %.1f (%s)   best %.2f ms   mean %.2f ms   device pool peak %.0f MiB (f32 weights %.0f MiB)\n",
-		tokS, gflops, mfu, out["best_ms"], out["mean_ms"], out["device_pool_peak_mb"], out["f32_weights_mb"])
+	fmt.Fprintf(w, "tokens/s %.0f   GFLOP/s %.1f (%s)   best %.2f ms   mean %.2f ms   device pool peak %.0f MiB (weights on the device %.0f MiB; all f32 %.0f MiB)\n",
+		tokS, gflops, mfu, out["best_ms"], out["mean_ms"], out["device_pool_peak_mb"], out["device_weights_mb"], out["f32_weights_mb"])
 	return nil
 }

@@ -37,12 +37,24 @@ func deviceWeights(weights string, useCUDA bool) string {
 // commands hand the device LM per Score call: enough to fill its passes.
 const deviceScoreBatch = 64
 
+// bf16Help is the --bf16 flag's help on the inference commands.
+const bf16Help = "with --device cuda: keep the linear layers' weights on the GPU in bf16 only (half their f32 memory; bf16 products, f32 accumulation)"
+
+// checkBF16 refuses --bf16 off the GPU, where the forward pass is f32.
+func checkBF16(bf16, useCUDA bool) error {
+	if bf16 && !useCUDA {
+		return fmt.Errorf("--bf16 needs --device cuda (the CPU forward pass runs in f32)")
+	}
+	return nil
+}
+
 // noTF32Help is the --no-tf32 flag's help.
 const noTF32Help = "with --device cuda: full f32 matrix products (no TF32 rounding of their inputs; slower, closer to the CPU)"
 
 // evalLMOptions choose the LM of an eval command.
 type evalLMOptions struct {
 	CUDA, NoTF32 bool
+	BF16         bool  // device: bf16-only linear weights
 	MaxLen       int   // window; 0: the config's
 	Seq          int   // the device's sequence capacity when the longest input is known; 0: grow on demand
 	Batch        int   // CPU: concurrent requests; device: rows a pass (0: sized to memory)
@@ -56,7 +68,7 @@ func evalLM(m *model.Model, o evalLMOptions) (lm eval.LM, scoreBatch int, closeL
 	if !o.CUDA {
 		return &eval.ModelLM{M: m, MaxLen: o.MaxLen, Workers: o.Batch, EOS: o.EOS}, max(o.Batch, 1), func() {}, nil
 	}
-	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{MaxLen: o.MaxLen, Seq: o.Seq, Rows: o.Batch, EOS: o.EOS, NoTF32: o.NoTF32})
+	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{MaxLen: o.MaxLen, Seq: o.Seq, Rows: o.Batch, EOS: o.EOS, NoTF32: o.NoTF32, BF16: o.BF16})
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -47,6 +47,7 @@ type EvalNLLOptions struct {
 	Weights   string
 	Device    string
 	NoTF32    bool
+	BF16      bool
 }
 
 func newEvalNLLCmd() *cobra.Command {
@@ -59,7 +60,8 @@ log-likelihood of each ids[t+1] given ids[..t] (T-1 values, natural log) and the
 --json prints exactly {"mean_nll":…,"nll":[…]}. --logits-out writes the [T,V] float32 logits
 as a safetensors file (tensor "logits").
 --device cuda runs the pass on GPU 0 through the same device path as eval ppl and eval tasks
-(eval.DeviceLM: log-probabilities computed on the device in float32); needs the CUDA build.`,
+(eval.DeviceLM: log-probabilities computed on the device in float32); needs the CUDA build.
+--bf16 keeps the linear layers' weights on the GPU in bf16 only (bf16 products).`,
 		Example: `  minitron eval nll --model ./Minitron-4B --ids 1,415,2936,9060
   minitron eval nll --model ./tiny --ids 2,17,99,4 --json
   minitron eval nll --model ./tiny --ids 2,17,99,4 --logits-out /tmp/logits.safetensors
@@ -77,6 +79,7 @@ as a safetensors file (tensor "logits").
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident (f32 in RAM) or streaming (per layer from the mmap)")
 	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("ids")
 	return cmd
@@ -117,6 +120,9 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := checkBF16(o.BF16, useCUDA); err != nil {
+		return err
+	}
 	m, err := loadModel(o.Model, deviceWeights(o.Weights, useCUDA))
 	if err != nil {
 		return err
@@ -126,7 +132,7 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	var mean float64
 	var logits []float32
 	if useCUDA {
-		if nll, mean, logits, err = deviceNLL(m, ids, o.LogitsOut != "", o.NoTF32); err != nil {
+		if nll, mean, logits, err = deviceNLL(m, ids, o.LogitsOut != "", o.NoTF32, o.BF16); err != nil {
 			return err
 		}
 	} else {
@@ -166,8 +172,8 @@ func expSafe(x float64) float64 { return math.Exp(min(x, 700)) }
 // deviceNLL is eval nll on GPU 0: one device pass over ids, the
 // log-probabilities of ids[1:] computed there (eval.DeviceLM.SequenceNLL),
 // and the logits downloaded only when asked for.
-func deviceNLL(m *model.Model, ids []int, wantLogits, noTF32 bool) (nll []float64, mean float64, logits []float32, err error) {
-	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{Rows: 1, Seq: len(ids), MaxLen: max(len(ids), m.Cfg.MaxPositionEmbeddings), NoTF32: noTF32})
+func deviceNLL(m *model.Model, ids []int, wantLogits, noTF32, bf16 bool) (nll []float64, mean float64, logits []float32, err error) {
+	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{Rows: 1, Seq: len(ids), MaxLen: max(len(ids), m.Cfg.MaxPositionEmbeddings), NoTF32: noTF32, BF16: bf16})
 	if err != nil {
 		return nil, 0, nil, err
 	}

@@ -27,6 +27,7 @@ type EvalPPLOptions struct {
 	Weights   string
 	Device    string
 	NoTF32    bool
+	BF16      bool
 }
 
 func newEvalPPLCmd() *cobra.Command {
@@ -42,7 +43,8 @@ tokens (default: --seq-len, lm-eval's disjoint windows; a smaller stride gives e
 more context). Prints the mean token loss (nats) and perplexity; for text also lm-eval's
 wikitext metrics: word perplexity, byte perplexity and bits per byte.
 --device cuda scores on GPU 0 (eval.DeviceLM: --batch windows per device pass, default as
-many as fit 8 GiB of activations); needs the CUDA build.`,
+many as fit 8 GiB of activations); needs the CUDA build. --bf16 keeps the linear layers'
+weights on the GPU in bf16 only (half their f32 memory; bf16 products).`,
 		Example: `  minitron eval ppl --model runs/student --text $(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --seq-len 512
   minitron eval ppl --model runs/student --data runs/data/corpus --seq-len 1024 --stride 512 --json
   bin/minitron-cuda eval ppl --model runs/student --data runs/data/corpus --seq-len 4096 --device cuda`,
@@ -64,6 +66,7 @@ many as fit 8 GiB of activations); needs the CUDA build.`,
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("seq-len")
 	return cmd
@@ -75,6 +78,9 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 	}
 	useCUDA, err := parseDevice(o.Device)
 	if err != nil {
+		return err
+	}
+	if err := checkBF16(o.BF16, useCUDA); err != nil {
 		return err
 	}
 	weights := deviceWeights(o.Weights, useCUDA)
@@ -90,7 +96,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			return err
 		}
 		defer m.Close()
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, Seq: o.SeqLen, Batch: o.Batch})
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Batch: o.Batch})
 		if err != nil {
 			return err
 		}
@@ -150,7 +156,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			}
 			docs = append(docs, ids)
 		}
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, Seq: o.SeqLen, Batch: o.Batch})
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Batch: o.Batch})
 		if err != nil {
 			return err
 		}

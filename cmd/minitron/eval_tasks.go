@@ -36,6 +36,7 @@ type EvalTasksOptions struct {
 	Weights   string
 	Device    string
 	NoTF32    bool
+	BF16      bool
 }
 
 func newEvalTasksCmd() *cobra.Command {
@@ -61,7 +62,8 @@ Several --model flags give one table, the first model being the reference for th
 --device cuda runs every model on GPU 0 (eval.DeviceLM): each choice is a full pass over
 context+choice, several choices padded into one device pass (--batch rows, default sized to
 memory), and generation re-runs the growing sequence per new token (no device KV cache);
-needs the CUDA build.`,
+needs the CUDA build. --bf16 keeps the linear layers' weights on the GPU in bf16 only (half
+their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
   minitron eval tasks --model runs/teacher --model runs/student \
       --task arc_easy=ARC-Easy-Test.jsonl --task mmlu=mmlu/data --task gsm8k=gsm8k/test.jsonl \
@@ -90,6 +92,7 @@ needs the CUDA build.`,
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
 }
@@ -142,6 +145,9 @@ func fileExistsAny(paths ...string) bool {
 func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	useCUDA, err := parseDevice(o.Device)
 	if err != nil {
+		return err
+	}
+	if err := checkBF16(o.BF16, useCUDA); err != nil {
 		return err
 	}
 	if len(o.Names) > 0 && len(o.Names) != len(o.Models) {
@@ -198,7 +204,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 		if e := tok.EOS(); e >= 0 {
 			eos = append(append([]int{}, m.EOS...), e)
 		}
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, MaxLen: o.MaxLen, Batch: o.Batch, EOS: eos})
+		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, MaxLen: o.MaxLen, Batch: o.Batch, EOS: eos})
 		if err != nil {
 			m.Close()
 			return err

@@ -35,6 +35,7 @@ type ImportanceOptions struct {
 	BLASThreads  int
 	Device       string
 	NoTF32       bool
+	BF16         bool
 }
 
 func newImportanceCmd() *cobra.Command {
@@ -73,11 +74,14 @@ weights go up once, the activation statistics (per-sample sequence reductions, t
 samples, per-head norms, Block Importance's cosines) accumulate on the device and only the
 per-channel sums come back, to be reduced over samples on the host as on the CPU; the
 layer-drop losses read the device's logits. Models with attention/MLP biases are not supported
-there. Matrix products use TF32 unless --no-tf32.`,
+there. Matrix products use TF32 unless --no-tf32; --bf16 keeps the linear layers' weights on
+the GPU in bf16 only (half their f32 memory, bf16 products with f32 accumulation), for a model
+whose f32 weights do not fit the GPU.`,
 		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
   minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json
   minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json
-  minitron-cuda importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 8 --device cuda --out scores.json`,
+  minitron-cuda importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 8 --device cuda --out scores.json
+  minitron-cuda importance --model ./Nemotron-15B --data data/go --samples 1024 --seq-len 4096 --device cuda --bf16 --out scores.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runImportance(cmd.Context(), o, cmd.OutOrStdout())
@@ -100,6 +104,7 @@ there. Matrix products use TF32 unless --no-tf32.`,
 	f.StringVar(&o.Weights, "weights", "auto", "weights in memory: auto, resident or streaming")
 	f.StringVar(&o.Device, "device", "cpu", "where the forward passes run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda)")
 	f.BoolVar(&o.NoTF32, "no-tf32", false, "with --device cuda: full f32 matrix products (no TF32 rounding of their inputs)")
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("out")
@@ -124,6 +129,9 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	}
 	dev := strings.ToLower(o.Device)
 	if err := importance.CheckDevice(dev); err != nil {
+		return err
+	}
+	if err := checkBF16(o.BF16, dev == "cuda"); err != nil {
 		return err
 	}
 	if o.Samples < 1 || o.SeqLen < 2 || o.Batch < 1 {
@@ -190,7 +198,7 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	start := time.Now()
 	sc, err := importance.Compute(ctx, m, samples, importance.Options{
 		Aggregation: agg, MLPPoint: mlp, Batch: o.Batch, BI: bi, Loss: loss,
-		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK, Device: dev, NoTF32: o.NoTF32,
+		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK, Device: dev, NoTF32: o.NoTF32, BF16: o.BF16,
 		Progress: func(done, total int) {
 			if bar == nil {
 				bar = progress.New(int64(total), "importance: forward passes")
