@@ -195,3 +195,22 @@ func TestRunDeviceGuard(t *testing.T) {
 		t.Errorf("a CPU run into a cuda run's directory: %v", err)
 	}
 }
+
+func TestDeviceLine(t *testing.T) {
+	for _, tc := range []struct {
+		r      Result
+		want   string
+		reason string
+	}{
+		{Result{Device: "cpu"}, "cpu (every stage)", "a CPU run"},
+		{Result{Device: "cuda (TF32 products)", GPU: "NVIDIA H100 80GB HBM3", Stages: []StageRun{{Name: "teacher", Device: "cuda (TF32 products)", GPU: "NVIDIA H100 80GB HBM3"}}},
+			"cuda (TF32 products) on GPU 0, NVIDIA H100 80GB HBM3: training, distillation, importance scoring and evaluation; tokenizer, data, tasks and pruning on the CPU",
+			"a GPU run names the GPU and what ran on it"},
+		{Result{Device: "cuda (TF32 products)", GPU: "NVIDIA H100", Stages: []StageRun{{Name: "teacher", Skipped: true, Device: "cuda (TF32 products)", GPU: "NVIDIA A100"}}},
+			"; cached stages from an earlier invocation ran on NVIDIA A100", "stages cached from another GPU are named"},
+	} {
+		if got := deviceLine(&tc.r); !strings.Contains(got, tc.want) {
+			t.Errorf("%s: %q, want it to contain %q", tc.reason, got, tc.want)
+		}
+	}
+}

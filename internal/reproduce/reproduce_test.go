@@ -272,7 +272,7 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: no error", tc.reason)
 		}
 	}
-	for _, c := range []Config{QuickConfig(), FullConfig()} {
+	for _, c := range []Config{QuickConfig(), FullConfig(), tinyRunConfig()} {
 		if err := c.validate(); err != nil {
 			t.Errorf("preset %s: %v", c.Name, err)
 		}
