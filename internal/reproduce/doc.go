@@ -10,4 +10,12 @@
 // samplers), distill (training and distillation), importance, prune and
 // eval — so this package only sequences them, caches their results
 // (RunStage, StageKey) and reports (Table, Claims, ClaimsTable).
+//
+// Options.Device "cuda" (a binary built with -tags minitron_cuda) runs the
+// compute stages — training and distillation, importance scoring,
+// evaluation — on GPU 0 through the same libraries' device paths. Their
+// stage keys then include the device and TF32 setting (the CPU's keys are
+// those of runs made before devices existed), their markers name the GPU,
+// and a run directory holds one device's run: a run on the other device is
+// refused rather than reusing or overwriting its stages.
 package reproduce
