@@ -67,7 +67,8 @@ func TestReproduceDeviceCUDA(t *testing.T) {
 	}
 
 	// Same models, the same numbers up to float32 rounding on the device:
-	// 1-2 steps per run from the same data, no TF32.
+	// 1-2 steps per run from the same data, no TF32 (the emulator agrees
+	// to about 5e-8; a GPU's reduction orders differ more).
 	if len(gpu.Models) != len(cpu.Models) {
 		t.Fatalf("%d models on cuda, %d on the CPU", len(gpu.Models), len(cpu.Models))
 	}
@@ -81,7 +82,7 @@ func TestReproduceDeviceCUDA(t *testing.T) {
 		for _, cp := range Corpora {
 			gl, cl := g.Eval.PPL[cp.Key].Loss, cm.Eval.PPL[cp.Key].Loss
 			worst = max(worst, math.Abs(gl-cl)/math.Abs(cl))
-			if math.IsNaN(gl) || math.Abs(gl-cl) > 1e-3*math.Abs(cl) {
+			if math.IsNaN(gl) || math.Abs(gl-cl) > 1e-4*math.Abs(cl) {
 				t.Errorf("%s: %s loss %.6f on cuda, %.6f on the CPU", g.Name, cp.Key, gl, cl)
 			}
 			if gt, ct := g.Eval.Tasks[cp.Key], cm.Eval.Tasks[cp.Key]; gt.N != ct.N {
