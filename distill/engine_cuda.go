@@ -65,7 +65,7 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 	}
 	if tr.Teacher != nil {
 		// The teacher runs on the device too: its weights go up once. It
-		// only infers, so with --bf16 its linear weights are stored in
+		// only infers, so with --bf16 its weight matrices are stored in
 		// bf16 alone (the products --bf16 means, without f32 masters).
 		if e.t, err = gputrain.NewModelOpts(e.d, tr.Teacher.Cfg, tr.Teacher.Source(),
 			gputrain.Options{Batch: hs.Batch, Seq: hs.Seq, WeightsBF16: c.BF16}); err != nil {

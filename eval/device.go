@@ -31,9 +31,9 @@ type DeviceOptions struct {
 	// NoTF32 runs f32 matrix products in full f32 instead of TF32 tensor
 	// cores (the default on Ampere and newer): slower, closer to the CPU.
 	NoTF32 bool
-	// BF16 keeps the linear layers' weights on the GPU in bf16 only
-	// (gputrain.Options.WeightsBF16): half their f32 memory, bf16 products
-	// with f32 accumulation.
+	// BF16 keeps the weight matrices (linear layers, embedding) on the
+	// GPU in bf16 only (gputrain.Options.WeightsBF16): half their f32
+	// memory, bf16 products with f32 accumulation.
 	BF16 bool
 }
 

@@ -16,7 +16,8 @@ import (
 func DeviceBuilt() error { return nil }
 
 // DeviceLM adapts a model to LM on GPU 0: the weights are uploaded once
-// (f32) into a gputrain inference model, and every score or generation
+// (f32, or the matrices in bf16 only with DeviceOptions.BF16) into a
+// gputrain inference model, and every score or generation
 // step is a device forward pass (gputrain.Model.Infer) whose per-token
 // log-probabilities and arg-maxes (TokenLogProbs) come back to the host.
 //

@@ -134,9 +134,9 @@ type Options struct {
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// otherwise rounds their inputs to TF32); ignored on the CPU.
 	NoTF32 bool
-	// BF16 keeps the linear layers' weights on the device in bf16 only
-	// (gputrain.Options.WeightsBF16: bf16 products, f32 accumulation);
-	// Device "cuda" only.
+	// BF16 keeps the weight matrices (linear layers, embedding) on the
+	// device in bf16 only (gputrain.Options.WeightsBF16: bf16 products,
+	// f32 accumulation); Device "cuda" only.
 	BF16 bool
 }
 

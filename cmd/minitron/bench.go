@@ -74,7 +74,7 @@ type BenchForwardOptions struct {
 	JSON           bool
 	Device         string // cpu, or cuda (bench_forward_cuda.go)
 	NoTF32         bool
-	BF16           bool // cuda only: bf16-only linear weights (gputrain.Options.WeightsBF16)
+	BF16           bool // cuda only: bf16-only weight matrices (gputrain.Options.WeightsBF16)
 }
 
 func newBenchForwardCmd() *cobra.Command {
@@ -91,7 +91,7 @@ peak_rss_mb is the process's peak resident memory (getrusage), which with --weig
 shows the memory a checkpoint larger than RAM needs.
 --device cuda times the inference forward pass of gputrain on GPU 0 (f32 weights on the device,
 TF32 tensor-core products, all logits) and reports the device and cuBLAS library, like bench
-train --device cuda; needs the CUDA build. --bf16 keeps the linear layers' weights in bf16 only
+train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in bf16 only
 (bf16 products with f32 accumulation); device_pool_peak_mb shows the memory it saves.`,
 		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
   /usr/bin/python3 tools/torch_bench.py forward --batch 8 --seq 128

@@ -95,7 +95,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 		prec = "full f32"
 	}
 	if o.BF16 {
-		weights, prec = "device bf16 (linear layers)", "bf16"
+		weights, prec = "device bf16 (matrices)", "bf16"
 	}
 	out := map[string]any{
 		"tokens_per_s": tokS, "gflops": gflops, "best_ms": float64(best.Microseconds()) / 1000,

@@ -38,7 +38,7 @@ func deviceWeights(weights string, useCUDA bool) string {
 const deviceScoreBatch = 64
 
 // bf16Help is the --bf16 flag's help on the inference commands.
-const bf16Help = "with --device cuda: keep the linear layers' weights on the GPU in bf16 only (half their f32 memory; bf16 products, f32 accumulation)"
+const bf16Help = "with --device cuda: keep the weight matrices (linear layers, embedding) on the GPU in bf16 only (half their f32 memory; bf16 products, f32 accumulation)"
 
 // checkBF16 refuses --bf16 off the GPU, where the forward pass is f32.
 func checkBF16(bf16, useCUDA bool) error {
@@ -54,7 +54,7 @@ const noTF32Help = "with --device cuda: full f32 matrix products (no TF32 roundi
 // evalLMOptions choose the LM of an eval command.
 type evalLMOptions struct {
 	CUDA, NoTF32 bool
-	BF16         bool  // device: bf16-only linear weights
+	BF16         bool  // device: bf16-only weight matrices
 	MaxLen       int   // window; 0: the config's
 	Seq          int   // the device's sequence capacity when the longest input is known; 0: grow on demand
 	Batch        int   // CPU: concurrent requests; device: rows a pass (0: sized to memory)

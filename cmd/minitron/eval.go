@@ -61,7 +61,7 @@ log-likelihood of each ids[t+1] given ids[..t] (T-1 values, natural log) and the
 as a safetensors file (tensor "logits").
 --device cuda runs the pass on GPU 0 through the same device path as eval ppl and eval tasks
 (eval.DeviceLM: log-probabilities computed on the device in float32); needs the CUDA build.
---bf16 keeps the linear layers' weights on the GPU in bf16 only (bf16 products).`,
+--bf16 keeps the weight matrices on the GPU in bf16 only (bf16 products).`,
 		Example: `  minitron eval nll --model ./Minitron-4B --ids 1,415,2936,9060
   minitron eval nll --model ./tiny --ids 2,17,99,4 --json
   minitron eval nll --model ./tiny --ids 2,17,99,4 --logits-out /tmp/logits.safetensors

@@ -43,8 +43,8 @@ tokens (default: --seq-len, lm-eval's disjoint windows; a smaller stride gives e
 more context). Prints the mean token loss (nats) and perplexity; for text also lm-eval's
 wikitext metrics: word perplexity, byte perplexity and bits per byte.
 --device cuda scores on GPU 0 (eval.DeviceLM: --batch windows per device pass, default as
-many as fit 8 GiB of activations); needs the CUDA build. --bf16 keeps the linear layers'
-weights on the GPU in bf16 only (half their f32 memory; bf16 products).`,
+many as fit 8 GiB of activations); needs the CUDA build. --bf16 keeps the weight
+matrices on the GPU in bf16 only (half their f32 memory; bf16 products).`,
 		Example: `  minitron eval ppl --model runs/student --text $(go env GOROOT)/src/testdata/Isaac.Newton-Opticks.txt --seq-len 512
   minitron eval ppl --model runs/student --data runs/data/corpus --seq-len 1024 --stride 512 --json
   bin/minitron-cuda eval ppl --model runs/student --data runs/data/corpus --seq-len 4096 --device cuda`,

@@ -62,7 +62,7 @@ Several --model flags give one table, the first model being the reference for th
 --device cuda runs every model on GPU 0 (eval.DeviceLM): each choice is a full pass over
 context+choice, several choices padded into one device pass (--batch rows, default sized to
 memory), and generation re-runs the growing sequence per new token (no device KV cache);
-needs the CUDA build. --bf16 keeps the linear layers' weights on the GPU in bf16 only (half
+needs the CUDA build. --bf16 keeps the weight matrices on the GPU in bf16 only (half
 their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
   minitron eval tasks --model runs/teacher --model runs/student \

@@ -74,8 +74,8 @@ weights go up once, the activation statistics (per-sample sequence reductions, t
 samples, per-head norms, Block Importance's cosines) accumulate on the device and only the
 per-channel sums come back, to be reduced over samples on the host as on the CPU; the
 layer-drop losses read the device's logits. Models with attention/MLP biases are not supported
-there. Matrix products use TF32 unless --no-tf32; --bf16 keeps the linear layers' weights on
-the GPU in bf16 only (half their f32 memory, bf16 products with f32 accumulation), for a model
+there. Matrix products use TF32 unless --no-tf32; --bf16 keeps the weight matrices (linear
+layers, embedding) on the GPU in bf16 only (half their f32 memory, bf16 products with f32 accumulation), for a model
 whose f32 weights do not fit the GPU.`,
 		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
   minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json

@@ -93,7 +93,7 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 	var tcfg *model.Config
 	if kd {
 		losses = Losses{KL: 1}
-		// the teacher only infers: with bf16 its linear weights are stored
+		// the teacher only infers: with bf16 its weight matrices are stored
 		// bf16 alone (as distill --device cuda --bf16's)
 		if teacher, err = NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), Options{Batch: batch, Seq: seq, WeightsBF16: bf16}); err != nil {
 			return res, err

@@ -69,8 +69,8 @@ type Model struct {
 
 	// bf16 GEMMs (EnableBF16): a bf16 shadow of the weights and of every
 	// linear layer's input, for cublasGemmEx with f32 accumulation.
-	// weightsBF16 (Options.WeightsBF16): the linear layers' weights live
-	// only in WB (the bf16 store), with no f32 copy in W.
+	// weightsBF16 (Options.WeightsBF16): the weight matrices live only in
+	// WB (the bf16 store), with no f32 copy in W.
 	bf16, weightsBF16  bool
 	WB                 cuda.BF16
 	h1b, attb, h2b, ab []cuda.BF16
@@ -86,12 +86,14 @@ type Options struct {
 	// Train keeps every layer's activations and the attention
 	// probabilities for a backward pass.
 	Train bool
-	// WeightsBF16 stores the linear layers' weights (q/k/v/o, the MLP,
-	// lm_head) only as bf16 on the device, for an inference model (Train
-	// false): half the f32 bytes, and the bf16 products of EnableBF16
-	// (cublasGemmEx, f32 accumulation) without EnableBF16's f32 masters.
-	// Norms, biases and the embedding table stay f32 (the lookup gathers
-	// f32 rows); a tied lm_head is a bf16 copy of the embedding.
+	// WeightsBF16 stores the weight matrices (q/k/v/o, the MLP, lm_head
+	// and the embedding table) only as bf16 on the device, for an
+	// inference model (Train false): half their f32 bytes, and the bf16
+	// products of EnableBF16 (cublasGemmEx, f32 accumulation) without
+	// EnableBF16's f32 masters. The embedding lookup gathers bf16 rows and
+	// widens them to the f32 residual stream (so the stream starts from
+	// bf16-rounded embeddings; exact for a bf16 checkpoint). Norms and
+	// biases stay f32. A tied head and the lookup share the one bf16 table.
 	WeightsBF16 bool
 }
 
@@ -110,14 +112,17 @@ const bf16Chunk = 1 << 21
 // alignment cuBLAS' tensor-core kernels want for their operands.
 const bf16Align = 128
 
-// isLinear reports a tensor that is a linear layer's weight matrix (stored
-// bf16 under Options.WeightsBF16): 2-D and not the embedding table.
-func isLinear(ti model.TensorInfo) bool {
-	return len(ti.Shape) == 2 && !strings.Contains(ti.Name, "embed_tokens")
+const embedName = "model.embed_tokens.weight"
+
+// storedBF16 reports a tensor kept only in bf16 under Options.WeightsBF16:
+// every matrix; the embedding table only for an even hidden size (its
+// lookup moves bf16 pairs as 32-bit words, see embed).
+func storedBF16(ti model.TensorInfo, hidden int) bool {
+	return len(ti.Shape) == 2 && (ti.Name != embedName || hidden%2 == 0)
 }
 
 // NewModelOpts loads the tensors of cfg from src onto the device with o's
-// settings. Under o.WeightsBF16 each linear weight goes up f32 in chunks
+// settings. Under o.WeightsBF16 each weight matrix goes up f32 in chunks
 // through one small staging buffer and is rounded to bf16 there (the
 // rounding of ToBF16, as EnableBF16's shadow): no f32 copy of it is ever
 // whole on the device.
@@ -154,13 +159,14 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 		n := ti.NumElements()
 		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n,
 			noDecay: len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")}
-		lin := isLinear(ti)
-		// a tied head reads the embedding as a bf16 matrix too
-		tiedHead := cfg.TieWordEmbeddings && ti.Name == "model.embed_tokens.weight"
-		if !o.WeightsBF16 || !lin {
+		bf := o.WeightsBF16 && storedBF16(ti, cfg.HiddenSize)
+		// an f32 embedding (odd hidden size) that is also the head needs a
+		// bf16 copy for the logits' product
+		tiedHead := o.WeightsBF16 && cfg.TieWordEmbeddings && ti.Name == embedName
+		if !bf {
 			p.off, total = total, total+n
 		}
-		if o.WeightsBF16 && (lin || tiedHead) {
+		if bf || tiedHead {
 			p.boff = totalB
 			totalB += (n + bf16Align - 1) / bf16Align * bf16Align
 		}
@@ -205,8 +211,8 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	return m, nil
 }
 
-// upload reads every tensor from src into W, or rounded into WB for those
-// with a bf16 window only (a tied embedding goes into both).
+// upload reads every tensor from src into W and/or, rounded, into WB (a
+// tied f32 embedding of an odd hidden size goes into both).
 func (m *Model) upload(src model.TensorSource) (err error) {
 	d := m.d
 	var stage cuda.Buf // f32 staging for the bf16 store, freed before the activations are allocated
@@ -349,7 +355,7 @@ func (m *Model) allocBF16Acts() error {
 }
 
 // RefreshBF16 rounds the f32 weights into their bf16 shadow. A model built
-// with Options.WeightsBF16 has no f32 linear weights to refresh from.
+// with Options.WeightsBF16 has no f32 matrices to refresh from.
 func (m *Model) RefreshBF16() error {
 	if m.weightsBF16 {
 		return fmt.Errorf("gputrain: RefreshBF16 on a model with bf16-only weights (no f32 masters)")
@@ -357,7 +363,7 @@ func (m *Model) RefreshBF16() error {
 	return m.d.ToBF16(m.WB, m.W)
 }
 
-// WeightsBF16 reports whether the linear layers' weights are stored only
+// WeightsBF16 reports whether the weight matrices are stored only
 // in bf16 (Options.WeightsBF16).
 func (m *Model) WeightsBF16() bool { return m.weightsBF16 }
 
@@ -671,7 +677,7 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 	if keep {
 		x0 = m.xs[0]
 	}
-	if err := m.d.Embedding(x0, m.P("model.embed_tokens.weight"), m.ids, m.rows(), H); err != nil {
+	if err := m.embed(x0); err != nil {
 		return err
 	}
 	cur := 0
@@ -694,12 +700,30 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 	}
 	head := "lm_head.weight"
 	if c.TieWordEmbeddings {
-		head = "model.embed_tokens.weight"
+		head = embedName
 	}
 	return firstErr(
 		m.norm(m.hf, m.meanf, m.rstdf, xL, "model.norm.weight", "model.norm.bias"),
 		m.toBRows(m.hfb, m.hf, H),
 		m.linear(m.logits, 0, c.VocabSize, m.hf, m.hfb, H, head, c.VocabSize, false))
+}
+
+// embed writes the embedding rows of the active ids into x0. A bf16
+// table (Options.WeightsBF16) is gathered as [vocab, H/2] 32-bit words,
+// each a pair of bf16 values moved bit for bit by the f32 lookup kernel
+// (a load and a store, no arithmetic), into the bf16 scratch ihb, then
+// widened to f32.
+func (m *Model) embed(x0 cuda.Buf) error {
+	H, rows := m.Cfg.HiddenSize, m.rows()
+	if t := m.P(embedName); !t.IsNil() {
+		return m.d.Embedding(x0, t, m.ids, rows, H)
+	}
+	tb := m.PB(embedName)
+	packed := cuda.Buf{Ptr: m.ihb.Ptr, N: rows * H / 2}
+	table := cuda.Buf{Ptr: tb.Ptr, N: tb.N / 2}
+	return firstErr(
+		m.d.Embedding(packed, table, m.ids, rows, H/2),
+		m.d.FromBF16(x0.Slice(0, rows*H), m.ihb.Slice(0, rows*H)))
 }
 
 // attention writes lb.att from lb.qkv. Training keeps every sequence's
