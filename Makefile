@@ -36,8 +36,8 @@ test-cuda: deps
 	$(GO) build -tags minitron_cuda ./...
 	$(GO) test -count=1 -tags minitron_cuda ./model/kernels/cuda/...
 	$(GO) test -short -count=1 -tags minitron_cudaemu ./model/kernels/cuda/...
-	$(GO) test -count=1 -tags minitron_cuda -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./cmd/minitron
-	$(GO) test -short -count=1 -tags minitron_cudaemu -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./cmd/minitron
+	$(GO) test -count=1 -tags minitron_cuda -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./internal/reproduce ./cmd/minitron
+	$(GO) test -short -count=1 -tags minitron_cudaemu -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./internal/reproduce ./cmd/minitron
 
 # Longer checks that stay out of CI.
 test-long: deps
