@@ -100,7 +100,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
-	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights)")
+	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")

@@ -13,8 +13,9 @@
 // without train keeps one set of activation buffers whatever its depth,
 // takes batches of up to Batch rows of up to Seq tokens (SetInputs), skips
 // layers, exposes the activations to Hooks as device buffers, and returns
-// per-token log-probabilities and arg-maxes (TokenLogProbs). It is what
-// importance, eval and `bench forward` run on with --device cuda.
+// per-token log-probabilities and arg-maxes (TokenLogProbs), and can keep
+// its weight matrices only as bf16 (NewModelOpts, Options.WeightsBF16). It
+// is what importance, eval and `bench forward` run on with --device cuda.
 //
 // Like package cuda it is only compiled with the minitron_cuda build tag (a
 // GPU) or minitron_cudaemu (the CPU emulator, which runs its tests here:
