@@ -48,20 +48,7 @@ func TestBF16DeviceCUDA(t *testing.T) {
 
 	// eval nll on the golden nemotron against PyTorch
 	ids, mean, nll, _ := readExpected(t, goldenNemotron)
-	got, err := runCLI(t, "eval", "nll", "--model", goldenNemotron, "--ids", joinIDs(ids), "--json", "--device", "cuda", "--bf16")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Mean float64   `json:"mean_nll"`
-		NLL  []float64 `json:"nll"`
-	}
-	if err := json.Unmarshal([]byte(got), &res); err != nil {
-		t.Fatal(err)
-	}
-	if len(res.NLL) != len(nll) {
-		t.Fatalf("%d NLL values, want %d", len(res.NLL), len(nll))
-	}
+	res := evalNLLJSON(t, len(nll), "--model", goldenNemotron, "--ids", joinIDs(ids), "--device", "cuda", "--bf16")
 	worst := 0.0
 	for i := range nll {
 		worst = max(worst, math.Abs(res.NLL[i]-nll[i])/(1+math.Abs(nll[i])))
@@ -112,9 +99,11 @@ func TestBF16DeviceCUDA(t *testing.T) {
 		if _, err := runCLI(t, args...); err != nil {
 			t.Fatalf("--device %s: %v", dev, err)
 		}
-		if scores[dev], err = importance.Load(out); err != nil {
+		sc, err := importance.Load(out)
+		if err != nil {
 			t.Fatal(err)
 		}
+		scores[dev] = sc
 	}
 	rel := func(what string, a, b []float64, tol float64) {
 		var d, s float64

@@ -21,20 +21,7 @@ import (
 func TestEvalNLLDeviceCUDA(t *testing.T) {
 	ids, mean, nll, logits := readExpected(t, goldenNemotron)
 	out := filepath.Join(t.TempDir(), "logits.safetensors")
-	got, err := runCLI(t, "eval", "nll", "--model", goldenNemotron, "--ids", joinIDs(ids), "--json", "--logits-out", out, "--device", "cuda")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var res struct {
-		Mean float64   `json:"mean_nll"`
-		NLL  []float64 `json:"nll"`
-	}
-	if err := json.Unmarshal([]byte(got), &res); err != nil {
-		t.Fatal(err)
-	}
-	if len(res.NLL) != len(nll) {
-		t.Fatalf("%d NLL values, want %d", len(res.NLL), len(nll))
-	}
+	res := evalNLLJSON(t, len(nll), "--model", goldenNemotron, "--ids", joinIDs(ids), "--logits-out", out, "--device", "cuda")
 	worst := math.Abs(res.Mean - mean)
 	for i := range nll {
 		worst = max(worst, math.Abs(res.NLL[i]-nll[i]))
@@ -188,4 +175,27 @@ func TestBenchForwardDeviceCUDA(t *testing.T) {
 	if err != nil || !strings.Contains(txt, "cuBLAS") || !strings.Contains(txt, "GFLOP/s") {
 		t.Errorf("text output (%v):\n%s", err, txt)
 	}
+}
+
+// nllJSON is eval nll --json's output.
+type nllJSON struct {
+	Mean float64   `json:"mean_nll"`
+	NLL  []float64 `json:"nll"`
+}
+
+// evalNLLJSON runs eval nll --json with args and checks it gave n values.
+func evalNLLJSON(t *testing.T, n int, args ...string) nllJSON {
+	t.Helper()
+	got, err := runCLI(t, append([]string{"eval", "nll", "--json"}, args...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res nllJSON
+	if err := json.Unmarshal([]byte(got), &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.NLL) != n {
+		t.Fatalf("%d NLL values, want %d", len(res.NLL), n)
+	}
+	return res
 }
