@@ -63,6 +63,7 @@ type Model struct {
 	posT               int // the sequence length the pos buffer holds
 	hostPos            []int32
 	logp, argmax       cuda.Buf // TokenLogProbs' outputs, on first use
+	cache              *KVCache // the cache of the InferCached call in progress
 	// AttnTC runs attention through cuBLAS (Device.AttentionTC, tensor
 	// cores; the default) instead of the reference kernel.
 	AttnTC bool
@@ -473,22 +474,12 @@ func (m *Model) allocActivations() error {
 	if err := m.setShape(m.Batch, m.Seq); err != nil {
 		return err
 	}
-	if rot := c.RotaryDim(); rot > 0 {
-		var sc *kernels.RopeScaling
-		if r := c.RopeScaling; r != nil {
-			sc = &kernels.RopeScaling{Type: r.Type, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
-				HighFreqFactor: r.HighFreqFactor, OriginalMaxPositionEmbeddings: r.OriginalMaxPositionEmbeddings}
-		}
-		theta := c.RopeTheta
-		if theta == 0 {
-			theta = 10000
-		}
-		inv, err := kernels.RopeInvFreq(rot, theta, sc)
+	if c.RotaryDim() > 0 {
+		// [Seq, rot/2]: row p is position p, whatever the active length
+		cos, sin, err := m.ropeTables(m.Seq)
 		if err != nil {
 			return err
 		}
-		// [Seq, rot/2]: row p is position p, whatever the active length
-		cos, sin := kernels.RopeTables(inv, m.Seq)
 		if m.cos, err = m.d.Upload(cos); err != nil {
 			return err
 		}
@@ -499,6 +490,28 @@ func (m *Model) allocActivations() error {
 		m.owned = append(m.owned, m.sin)
 	}
 	return nil
+}
+
+// ropeTables are the host RoPE tables [positions, rot/2] of the config
+// (rotary dim > 0): the same values whatever positions, so a KV cache's
+// longer tables agree with the model's on their common rows.
+func (m *Model) ropeTables(positions int) (cos, sin []float32, err error) {
+	c := m.Cfg
+	var sc *kernels.RopeScaling
+	if r := c.RopeScaling; r != nil {
+		sc = &kernels.RopeScaling{Type: r.Type, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
+			HighFreqFactor: r.HighFreqFactor, OriginalMaxPositionEmbeddings: r.OriginalMaxPositionEmbeddings}
+	}
+	theta := c.RopeTheta
+	if theta == 0 {
+		theta = 10000
+	}
+	inv, err := kernels.RopeInvFreq(c.RotaryDim(), theta, sc)
+	if err != nil {
+		return nil, nil, err
+	}
+	cos, sin = kernels.RopeTables(inv, positions)
+	return cos, sin, nil
 }
 
 // setShape makes B sequences of T tokens the active shape, uploading the
@@ -640,6 +653,11 @@ type layerBufs struct {
 	// [rows, F] (each contiguous, for the MLPPre hook) instead of the
 	// training layout [rows, gate | up] the backward pass reads.
 	split bool
+	// kv is the KV cache of InferCached (nil otherwise) and l the layer:
+	// RoPE at the cache's positions, keys and values stored into it,
+	// attention over it.
+	kv *KVCache
+	l  int
 }
 
 // bufs returns layer l's buffers: its own when keep (training), else the
@@ -652,7 +670,8 @@ func (m *Model) bufs(l int, keep bool, cur int) layerBufs {
 	}
 	out := m.ix[1-cur]
 	return layerBufs{x: m.ix[cur], out: out, xmid: out, h1: m.ih, h2: m.ih, qkv: m.iqkv, att: m.iatt,
-		u: m.iu, a: m.iu, probs: m.probs[0], h1b: m.ihb, attb: m.iattb, h2b: m.ihb, ab: m.iab, split: true}
+		u: m.iu, a: m.iu, probs: m.probs[0], h1b: m.ihb, attb: m.iattb, h2b: m.ihb, ab: m.iab, split: true,
+		kv: m.cache, l: l}
 }
 
 // forward runs the decoder at the active shape: with keep (training) in
@@ -734,6 +753,9 @@ func (m *Model) attention(lb *layerBufs) error {
 	c, d := m.Cfg, m.d
 	QD, KVD := c.QDim(), c.KVDim()
 	q, dims := lb.qkv, m.dims()
+	if lb.kv != nil && lb.kv.n > 0 {
+		return lb.kv.attention(lb.att, q, dims, lb.l)
+	}
 	switch {
 	case !lb.split && m.AttnTC:
 		return d.AttentionTC(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, lb.probs)
@@ -790,10 +812,19 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 		return fmt.Errorf("layer %d attention input: %w", l, err)
 	}
 	if rot := c.RotaryDim(); rot > 0 {
+		pos, cos, sin := m.pos, m.cos, m.sin
+		if lb.kv != nil { // absolute positions Len()… and tables as long as the cache
+			pos, cos, sin = lb.kv.pos, lb.kv.cos, lb.kv.sin
+		}
 		if err := firstErr(
-			d.ApplyRope(lb.qkv, rows, W, c.NumHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false),
-			d.ApplyRope(lb.qkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, m.pos, m.cos, m.sin, false)); err != nil {
+			d.ApplyRope(lb.qkv, rows, W, c.NumHeads, c.HeadDim, rot, pos, cos, sin, false),
+			d.ApplyRope(lb.qkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, pos, cos, sin, false)); err != nil {
 			return fmt.Errorf("layer %d rope: %w", l, err)
+		}
+	}
+	if lb.kv != nil {
+		if err := lb.kv.store(lb.qkv, l, B, T); err != nil {
+			return fmt.Errorf("layer %d kv cache: %w", l, err)
 		}
 	}
 	if err := m.attention(lb); err != nil {
