@@ -24,9 +24,10 @@ func DeviceBuilt() error { return nil }
 // Score has no KV cache: each continuation is one row over the whole
 // (ctx+cont)[:-1], as lm-eval's HF model runs it. Rows of several requests
 // share a pass, right-padded to a bucket length (bucketLen), longest first,
-// so a short request never pays for the window. Generate re-runs the
-// growing sequence once per new token (no device KV cache either): fine
-// for gsm8k-sized answers, quadratic in their length.
+// so a short request never pays for the window. Generate keeps a device KV
+// cache (gputrain.KVCache): the context runs once, then one token's
+// forward per new token; only when the cache cannot be allocated does it
+// re-run the growing sequence once per token (quadratic).
 //
 // The numbers are ModelLM's up to float32 rounding on the device (and
 // TF32 products unless DeviceOptions.NoTF32). A DeviceLM is not safe for
@@ -36,6 +37,12 @@ type DeviceLM struct {
 	o DeviceOptions
 	d *cuda.Device
 	g *gputrain.Model // nil until the first pass; rebuilt when it must grow
+	// kc is Generate's cache on g (one row), kept between calls; freed
+	// when g is rebuilt.
+	kc *gputrain.KVCache
+	// forwarded counts the token positions Generate has run through the
+	// device model (the work a cache saves; read by the tests).
+	forwarded int
 }
 
 // NewDeviceLM opens GPU 0 for m, whose weights stay readable (not Closed)
@@ -81,6 +88,7 @@ func (a *DeviceLM) Device() (name, blas string) { return a.d.Name, a.d.BLASLibra
 
 // Close frees the device model and releases the GPU.
 func (a *DeviceLM) Close() error {
+	a.freeCache()
 	if a.g != nil {
 		a.g.Free()
 		a.g = nil
@@ -115,6 +123,7 @@ func (a *DeviceLM) ensure(need int) error {
 	if rows == 0 {
 		rows = autoRows(a.m.Cfg, seq, a.o.MemBudget, a.o.BF16)
 	}
+	a.freeCache()
 	if a.g != nil {
 		a.g.Free()
 		a.g = nil
@@ -180,7 +189,10 @@ func (a *DeviceLM) Score(reqs []ScoreRequest) ([][]TokenScores, error) {
 }
 
 // Generate implements LM: greedy decoding as ModelLM.Generate (same EOS and
-// stop rules), one full pass over the sequence so far per new token.
+// stop rules). The context runs once into a device KV cache, then each new
+// token is one single-token pass over it; without room for the cache (or
+// beyond the attention kernel's ~12k positions), one full pass over the
+// sequence so far per new token.
 func (a *DeviceLM) Generate(ctx []int, maxNew int, stop func(gen []int) bool) ([]int, error) {
 	if len(ctx) == 0 {
 		return nil, fmt.Errorf("generate: empty context")
@@ -188,35 +200,102 @@ func (a *DeviceLM) Generate(ctx []int, maxNew int, stop func(gen []int) bool) ([
 	if maxNew <= 0 {
 		return nil, nil
 	}
-	eos := a.o.EOS
-	if eos == nil {
-		eos = a.m.EOS
-	}
 	seq, err := toIDs32(ctx, a.m.Cfg.VocabSize)
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	// The longest input: the context and all but the last new token.
-	if err := a.ensure(len(ctx) + maxNew - 1); err != nil {
+	// The positions run: the context and all but the last new token.
+	need := len(ctx) + maxNew - 1
+	if err := a.ensure(len(ctx)); err != nil {
 		return nil, err
+	}
+	if kc, err := a.genCache(need); err == nil {
+		return a.decode(seq, maxNew, stop, func(seq []int32) (int, error) {
+			in := seq[kc.Len():] // the context first, then the last new token
+			a.forwarded += len(in)
+			if err := a.g.SetInputs([][]int32{in}, nil); err != nil {
+				return 0, err
+			}
+			if err := a.g.InferCached(kc, nil); err != nil {
+				return 0, err
+			}
+			_, argmax, err := a.g.TokenLogProbs()
+			if err != nil {
+				return 0, err
+			}
+			return int(argmax[len(in)-1]), nil
+		})
+	}
+	return a.generateFull(seq, maxNew, stop)
+}
+
+// generateFull is Generate without a cache: one pass over the whole
+// sequence per new token.
+func (a *DeviceLM) generateFull(seq []int32, maxNew int, stop func(gen []int) bool) ([]int, error) {
+	if err := a.ensure(len(seq) + maxNew - 1); err != nil {
+		return nil, err
+	}
+	return a.decode(seq, maxNew, stop, func(seq []int32) (int, error) {
+		a.forwarded += len(seq)
+		_, argmax, err := a.run([][]int32{seq}, nil)
+		if err != nil {
+			return 0, err
+		}
+		return int(argmax[len(seq)-1]), nil
+	})
+}
+
+// decode is the greedy loop: next gives the arg-max after seq.
+func (a *DeviceLM) decode(seq []int32, maxNew int, stop func(gen []int) bool, next func(seq []int32) (int, error)) ([]int, error) {
+	eos := a.o.EOS
+	if eos == nil {
+		eos = a.m.EOS
 	}
 	var gen []int
 	for {
-		_, argmax, err := a.run([][]int32{seq}, nil)
+		tok, err := next(seq)
 		if err != nil {
 			return nil, fmt.Errorf("generate (cuda): %w", err)
 		}
-		next := int(argmax[len(seq)-1])
-		if slices.Contains(eos, next) {
+		if slices.Contains(eos, tok) {
 			break
 		}
-		gen = append(gen, next)
+		gen = append(gen, tok)
 		if len(gen) >= maxNew || (stop != nil && stop(gen)) {
 			break
 		}
-		seq = append(seq, int32(next))
+		seq = append(seq, int32(tok))
 	}
 	return gen, nil
+}
+
+// genCache is an empty one-row cache on the current device model for need
+// positions: the kept one when it is large enough, else a new one. It
+// fails when the pool has no room or the reference attention kernel's
+// shared memory (a row of Tk scores) cannot hold need keys.
+func (a *DeviceLM) genCache(need int) (*gputrain.KVCache, error) {
+	if 4*(a.m.Cfg.HeadDim+need) > a.d.MaxSmem {
+		return nil, fmt.Errorf("generate: %d positions exceed the attention kernel's shared memory", need)
+	}
+	if a.kc != nil && a.kc.Cap >= need {
+		a.kc.Reset()
+		return a.kc, nil
+	}
+	a.freeCache()
+	// at least a power of two, so growing answers do not reallocate each time
+	kc, err := a.g.NewKVCache(1, max(need, min(a.MaxLength(), nextPow2(need))))
+	if err != nil {
+		return nil, err
+	}
+	a.kc = kc
+	return kc, nil
+}
+
+func (a *DeviceLM) freeCache() {
+	if a.kc != nil {
+		a.kc.Free()
+		a.kc = nil
+	}
 }
 
 // SequenceNLL is `eval nll` on the device: one pass over ids, the negative

@@ -7,8 +7,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
 )
 
 // DeviceLM against ModelLM on the same weights, TF32 off: these run on the
@@ -165,6 +168,127 @@ func TestGenerateDeviceCUDA(t *testing.T) {
 				t.Errorf("%s: context %d: device %v, CPU %v", c.reason, i, got, want)
 			}
 		}
+	}
+}
+
+// The cached decoding path (one token a step over a device KV cache) and
+// the full pass per token give the same tokens, and the CPU's too for f32
+// weights: nemotron, llama, mistral with a sliding window shorter than the
+// sequence, and llama with bf16-only weights (checked against the device's
+// full path, bf16 products differing from the CPU's f32). 32 new tokens
+// after a 9-token context (12 with -short on the emulator); logs the positions forwarded and the wall time
+// of each path (a measure, not asserted).
+func TestGenerateCachedDeviceCUDA(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		fam    model.Family
+		window int
+		bf16   bool
+		reason string
+	}{
+		{"nemotron", model.Nemotron, 0, false, "LayerNorm1P, partial RoPE"},
+		{"llama", model.Llama, 0, false, "RMSNorm, SwiGLU, GQA"},
+		{"mistral-window", model.Mistral, 6, false, "window 6 < 41 positions: the cache masks as the full pass"},
+		{"llama-bf16", model.Llama, 0, true, "bf16-only weights (DeviceOptions.BF16)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			cfg, err := model.SyntheticConfig(c.fam, 2, 48, 4, 2, 96, 97)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.SlidingWindow = c.window
+			src := model.NewRandomSource(cfg, model.F32, 23)
+			src.Std = 0.3
+			m, err := model.New(cfg, src, model.Options{Weights: model.WeightsResident})
+			if err != nil {
+				t.Fatal(err)
+			}
+			maxNew := 32
+			if testing.Short() && cuda.Emulated() {
+				if c.bf16 {
+					t.Skip("-short on the emulator: the f32 cases only")
+				}
+				maxNew = 12
+			}
+			ctx := randIDs(rand.New(rand.NewPCG(3, 4)), 9, 97)
+			eos := []int{-1} // never: all 32 tokens
+			dev := newDeviceLM(t, m, DeviceOptions{EOS: eos, BF16: c.bf16})
+			start := time.Now()
+			got, err := dev.Generate(ctx, maxNew, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cachedTime, cachedTok := time.Since(start), dev.forwarded
+			if dev.kc == nil {
+				t.Fatal("Generate ran without a KV cache")
+			}
+			dev.forwarded = 0
+			seq, _ := toIDs32(ctx, 97)
+			start = time.Now()
+			full, err := dev.generateFull(seq, maxNew, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fullTime, fullTok := time.Since(start), dev.forwarded
+			if !slices.Equal(got, full) {
+				t.Errorf("cached %v\nfull   %v", got, full)
+			}
+			if !c.bf16 {
+				want, err := (&ModelLM{M: m, EOS: eos}).Generate(ctx, maxNew, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !slices.Equal(got, want) {
+					t.Errorf("device %v\nCPU    %v", got, want)
+				}
+			}
+			if len(got) != maxNew {
+				t.Errorf("%d tokens, want %d", len(got), maxNew)
+			}
+			if want := len(ctx) + maxNew - 1; cachedTok != want {
+				t.Errorf("the cached path forwarded %d positions, want %d (context once, then one per token)", cachedTok, want)
+			}
+			t.Logf("%d new tokens after %d: positions forwarded cached %d vs full %d (%.1f×), emulator wall %v vs %v (%.1f×)",
+				maxNew, len(ctx), cachedTok, fullTok, float64(fullTok)/float64(cachedTok),
+				cachedTime.Round(time.Millisecond), fullTime.Round(time.Millisecond), fullTime.Seconds()/cachedTime.Seconds())
+		})
+	}
+}
+
+// A second generation reuses the cache when it fits (Reset), allocates a
+// larger one when it does not, and the cache goes with a rebuilt model.
+func TestGenerateCacheReuseDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Llama, 21)
+	r := rand.New(rand.NewPCG(11, 12))
+	dev := newDeviceLM(t, m, DeviceOptions{EOS: []int{-1}})
+	ref := &ModelLM{M: m, EOS: []int{-1}}
+	var prev *gputrain.KVCache
+	for i, c := range []struct {
+		ctx, maxNew int
+		reuse       bool
+		reason      string
+	}{
+		{5, 4, false, "first call: a new cache of 8 positions"},
+		{3, 3, true, "5 positions fit: the same cache, reset"},
+		{6, 10, false, "15 positions: a larger cache"},
+		{12, 1, false, "12 positions would fit the 16-position cache, but a 12-token context rebuilds the 8-token device model: a new cache on it"},
+	} {
+		ctx := randIDs(r, c.ctx, 97)
+		want, err := ref.Generate(ctx, c.maxNew, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := dev.Generate(ctx, c.maxNew, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("call %d (%s): device %v, CPU %v", i, c.reason, got, want)
+		}
+		if (dev.kc == prev) != c.reuse {
+			t.Errorf("call %d (%s): cache reused %v", i, c.reason, dev.kc == prev)
+		}
+		prev = dev.kc
 	}
 }
 
