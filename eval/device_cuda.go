@@ -18,13 +18,17 @@ func DeviceBuilt() error { return nil }
 // DeviceLM adapts a model to LM on GPU 0: the weights are uploaded once
 // (f32, or the matrices in bf16 only with DeviceOptions.BF16) into a
 // gputrain inference model, and every score or generation
-// step is a device forward pass (gputrain.Model.Infer) whose per-token
-// log-probabilities and arg-maxes (TokenLogProbs) come back to the host.
+// step is a device forward pass (gputrain.Model.Infer, or InferCached over
+// a device KV cache) whose per-token log-probabilities and arg-maxes
+// (TokenLogProbs) come back to the host.
 //
-// Score has no KV cache: each continuation is one row over the whole
-// (ctx+cont)[:-1], as lm-eval's HF model runs it. Rows of several requests
-// share a pass, right-padded to a bucket length (bucketLen), longest first,
-// so a short request never pays for the window. Generate keeps a device KV
+// Score runs a request with several continuations and a context at least
+// as long as the longest of them as ModelLM does on the CPU: the context
+// once into a device KV cache, then its continuations together over it.
+// Any other continuation is one row over the whole (ctx+cont)[:-1], as
+// lm-eval's HF model runs it; rows of several requests share a pass,
+// right-padded to a bucket length (bucketLen), longest first, so a short
+// request never pays for the window. Generate keeps a device KV
 // cache (gputrain.KVCache): the context runs once, then one token's
 // forward per new token; only when the cache cannot be allocated does it
 // re-run the growing sequence once per token (quadratic).
@@ -41,8 +45,9 @@ type DeviceLM struct {
 	// when g is rebuilt.
 	kc *gputrain.KVCache
 	// forwarded counts the token positions Generate has run through the
-	// device model (the work a cache saves; read by the tests).
-	forwarded int
+	// device model (the work a cache saves), sharedReqs the requests Score
+	// ran with a shared context; read by the tests.
+	forwarded, sharedReqs int
 }
 
 // NewDeviceLM opens GPU 0 for m, whose weights stay readable (not Closed)
@@ -148,8 +153,12 @@ func (a *DeviceLM) run(ids, targets [][]int32) (logp []float32, argmax []int32, 
 	return a.g.TokenLogProbs()
 }
 
-// Score implements LM: each continuation is a row of its own, scored in
-// passes of up to the device model's Batch rows.
+// Score implements LM. A request with several continuations whose context
+// is at least as long as the longest of them runs its context once into a
+// device KV cache and then its continuations together over it
+// (scoreShared, as ModelLM.scoreShared on the CPU). Every other
+// continuation (and a shared request's when no cache fits) is a row of its
+// own, scored in passes of up to the device model's Batch rows.
 func (a *DeviceLM) Score(reqs []ScoreRequest) ([][]TokenScores, error) {
 	rows, err := scoreRows(reqs, a.MaxLength(), a.m.Cfg.VocabSize)
 	if err != nil {
@@ -166,17 +175,36 @@ func (a *DeviceLM) Score(reqs []ScoreRequest) ([][]TokenScores, error) {
 	for _, r := range rows {
 		longest = max(longest, len(r.ids))
 	}
+	// sized for the full rows, so a request that falls back needs no rebuild
 	if err := a.ensure(longest); err != nil {
 		return nil, err
 	}
-	for _, p := range planPasses(rows, a.g.Batch, a.g.Seq) {
-		ids, targets := passInputs(rows, p)
+	shared := make([]bool, len(reqs)) // scored over a shared context
+	for i, r := range reqs {
+		if !sharesContext(r) {
+			continue
+		}
+		if shared[i], err = a.scoreShared(r, out[i]); err != nil {
+			return nil, fmt.Errorf("score (cuda): %w", err)
+		}
+		if shared[i] {
+			a.sharedReqs++
+		}
+	}
+	var flat []deviceRow
+	for _, r := range rows {
+		if !shared[r.req] {
+			flat = append(flat, r)
+		}
+	}
+	for _, p := range planPasses(flat, a.g.Batch, a.g.Seq) {
+		ids, targets := passInputs(flat, p)
 		logp, argmax, err := a.run(ids, targets)
 		if err != nil {
 			return nil, fmt.Errorf("score (cuda): %w", err)
 		}
 		for k, ri := range p.rows {
-			r := rows[ri]
+			r := flat[ri]
 			s := TokenScores{LogProb: make([]float64, len(r.target)), Greedy: make([]bool, len(r.target))}
 			for i, id := range r.target {
 				j := k*p.T + r.first + i
@@ -186,6 +214,104 @@ func (a *DeviceLM) Score(reqs []ScoreRequest) ([][]TokenScores, error) {
 		}
 	}
 	return out, nil
+}
+
+// sharesContext reports whether Score runs r's context once for all its
+// continuations: several of them, and a context at least as long as the
+// longest (else the separate rows, which batch with other requests, cost
+// about as much).
+func sharesContext(r ScoreRequest) bool {
+	if len(r.Continuations) < 2 {
+		return false
+	}
+	longest := 0
+	for _, c := range r.Continuations {
+		longest = max(longest, len(c))
+	}
+	return len(r.Context) >= longest
+}
+
+// scoreShared scores r's continuations into out over a KV cache: the
+// context but its last token once, in row 0, copied to the other rows;
+// then per group of up to Batch continuations one pass of rows
+// [last context token, cont[:-1]…] (right-padded; causal, so padding
+// changes nothing before it) with the continuations as targets. It
+// returns false, having scored nothing, when no cache fits (the pool, or
+// the reference attention kernel's shared memory for a long context).
+func (a *DeviceLM) scoreShared(r ScoreRequest, out []TokenScores) (bool, error) {
+	P, longest := len(r.Context)-1, 0
+	for _, c := range r.Continuations {
+		longest = max(longest, len(c))
+	}
+	need := P + longest
+	if 4*(a.m.Cfg.HeadDim+need) > a.d.MaxSmem || longest > a.g.Seq || P > a.g.Seq {
+		return false, nil
+	}
+	R := min(len(r.Continuations), a.g.Batch)
+	kc, err := a.g.NewKVCache(R, need)
+	if err != nil {
+		return false, nil
+	}
+	defer kc.Free()
+	ctx := make([]int32, len(r.Context))
+	for i, id := range r.Context {
+		ctx[i] = int32(id) // checked by scoreRows
+	}
+	if P > 0 {
+		if err := a.g.SetInputs([][]int32{ctx[:P]}, nil); err != nil {
+			return false, err
+		}
+		if err := a.g.InferCached(kc, nil); err != nil {
+			return false, err
+		}
+		for b := 1; b < R; b++ {
+			if err := kc.CopyRow(b, 0); err != nil {
+				return false, err
+			}
+		}
+	}
+	for g0 := 0; g0 < len(r.Continuations); g0 += R {
+		group := r.Continuations[g0:min(g0+R, len(r.Continuations))]
+		T := 0
+		for _, c := range group {
+			T = max(T, len(c))
+		}
+		ids, targets := make([][]int32, len(group)), make([][]int32, len(group))
+		for k, c := range group {
+			ids[k], targets[k] = make([]int32, T), make([]int32, T)
+			ids[k][0] = ctx[P]
+			for t := range T {
+				targets[k][t] = -1
+				if t < len(c) {
+					targets[k][t] = int32(c[t])
+				}
+				if t > 0 && t < len(c) {
+					ids[k][t] = int32(c[t-1])
+				}
+			}
+		}
+		if err := kc.Truncate(P); err != nil {
+			return false, err
+		}
+		if err := a.g.SetInputs(ids, targets); err != nil {
+			return false, err
+		}
+		if err := a.g.InferCached(kc, nil); err != nil {
+			return false, err
+		}
+		logp, argmax, err := a.g.TokenLogProbs()
+		if err != nil {
+			return false, err
+		}
+		for k, c := range group {
+			s := TokenScores{LogProb: make([]float64, len(c)), Greedy: make([]bool, len(c))}
+			for t, id := range c {
+				s.LogProb[t], s.Greedy[t] = float64(logp[k*T+t]), int(argmax[k*T+t]) == id
+			}
+			out[g0+k] = s
+		}
+	}
+	return true, nil
 }
 
 // Generate implements LM: greedy decoding as ModelLM.Generate (same EOS and

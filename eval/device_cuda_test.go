@@ -118,7 +118,10 @@ func TestScoreDeviceCUDA(t *testing.T) {
 					t.Fatalf("short requests sized the device model for %d tokens", dev.g.Seq)
 				}
 			}
-			t.Logf("%s: max |Δ log p| %.3g over %d-token capacity", fam, worst, dev.g.Seq)
+			t.Logf("%s: max |Δ log p| %.3g over %d-token capacity, %d requests over a shared context", fam, worst, dev.g.Seq, dev.sharedReqs)
+			if dev.sharedReqs == 0 {
+				t.Errorf("no request ran over a shared context")
+			}
 			if worst > 1e-4 {
 				t.Errorf("%s: max |Δ log p| %.3g > 1e-4", fam, worst)
 			}
@@ -126,6 +129,59 @@ func TestScoreDeviceCUDA(t *testing.T) {
 				t.Error("a request beyond the window was scored")
 			}
 		})
+	}
+}
+
+// Requests that share their context (run once into a device KV cache,
+// then the continuations together) against ModelLM: more continuations
+// than the device model's rows (groups of 2), continuations of one token
+// (a one-position pass), a context exactly as long as the longest
+// continuation, next to requests scored as separate rows (one
+// continuation; a context shorter than a continuation), on a mistral with
+// a sliding window shorter than the sequences.
+func TestScoreSharedDeviceCUDA(t *testing.T) {
+	cfg, err := model.SyntheticConfig(model.Mistral, 2, 48, 4, 2, 96, 97)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.SlidingWindow = 5
+	src := model.NewRandomSource(cfg, model.F32, 17)
+	src.Std = 0.3
+	m, err := model.New(cfg, src, model.Options{Weights: model.WeightsResident})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(13, 14))
+	conts := func(lens ...int) [][]int {
+		var cs [][]int
+		for _, n := range lens {
+			cs = append(cs, randIDs(r, n, 97))
+		}
+		return cs
+	}
+	reqs := []ScoreRequest{
+		{Context: randIDs(r, 10, 97), Continuations: conts(3, 1, 4, 2, 4)}, // shared, groups 2+2+1
+		{Context: randIDs(r, 1, 97), Continuations: conts(2, 3)},           // context shorter: rows
+		{Context: randIDs(r, 3, 97), Continuations: conts(1, 1, 1)},        // shared, one-token passes
+		{Context: randIDs(r, 7, 97), Continuations: conts(5)},              // one continuation: a row
+		{Context: randIDs(r, 4, 97), Continuations: conts(4, 2)},           // shared, context = longest
+	}
+	want, err := (&ModelLM{M: m}).Score(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := newDeviceLM(t, m, DeviceOptions{Rows: 2})
+	got, err := dev.Score(reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	worst := compareScores(t, "shared", got, want)
+	t.Logf("max |Δ log p| %.3g, %d of %d requests over a shared context", worst, dev.sharedReqs, len(reqs))
+	if worst > 1e-4 {
+		t.Errorf("max |Δ log p| %.3g > 1e-4", worst)
+	}
+	if dev.sharedReqs != 3 {
+		t.Errorf("%d requests shared their context, want 3", dev.sharedReqs)
 	}
 }
 

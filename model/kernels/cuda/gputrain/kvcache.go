@@ -126,6 +126,27 @@ func (kc *KVCache) Truncate(n int) error {
 	return nil
 }
 
+// CopyRow copies the filled positions of row src into row dst in every
+// layer: a context run once in one row then serves several rows (each
+// continuation of a multiple-choice request).
+func (kc *KVCache) CopyRow(dst, src int) error {
+	if dst < 0 || dst >= kc.Rows || src < 0 || src >= kc.Rows {
+		return fmt.Errorf("gputrain: kv cache: copy row %d to row %d of %d", src, dst, kc.Rows)
+	}
+	if dst == src || kc.n == 0 {
+		return nil
+	}
+	w := 2 * kc.m.Cfg.KVDim()
+	for l := range kc.m.Cfg.NumLayers {
+		base := kc.kv.Slice(l*kc.layer, (l+1)*kc.layer)
+		from, to := src*kc.Cap*w, dst*kc.Cap*w
+		if err := kc.m.d.CopyBuf(base.Slice(to, to+kc.n*w), base.Slice(from, from+kc.n*w)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Bytes is the device memory the keys and values take.
 func (kc *KVCache) Bytes() int64 { return 4 * int64(kc.kv.N) }
 

@@ -212,3 +212,34 @@ func TestInferCachedErrors(t *testing.T) {
 		t.Errorf("freed cache: error %v", err)
 	}
 }
+
+// A context run once in row 0 and copied to rows 1 and 2 (CopyRow) serves
+// three different continuations in one pass: each row's logits equal a
+// full Infer over context+continuation.
+func TestInferCachedCopyRow(t *testing.T) {
+	must(t, dev.SetTF32(false))
+	defer dev.SetTF32(true)
+	const B, Seq, Full, P = 3, 8, 8, 5
+	cfg, gm, ref := cachedPair(t, inferCase{fam: model.Mistral, window: 3}, B, Seq, Full)
+	V := cfg.VocabSize
+	seqs, _ := randRows(B, Full, V, 91)
+	for b := 1; b < B; b++ {
+		copy(seqs[b], seqs[0][:P])
+	}
+	kc, err := gm.NewKVCache(B, Full)
+	must(t, err)
+	defer kc.Free()
+	must(t, gm.SetInputs([][]int32{seqs[0][:P]}, nil))
+	must(t, gm.InferCached(kc, nil))
+	for b := 1; b < B; b++ {
+		must(t, kc.CopyRow(b, 0))
+	}
+	got := cachedRows(t, gm, kc, seqs, P, Full, V)
+	want := fullLastRows(t, ref, seqs, Full, Full-P, V)
+	if d, scale := maxDiff(got, want); !(d <= 1e-4*(1+scale)) {
+		t.Errorf("continuations after a copied context differ from full passes by %g (max |x| %g)", d, scale)
+	}
+	if err := kc.CopyRow(3, 0); err == nil || !strings.Contains(err.Error(), "copy row 0 to row 3 of 3") {
+		t.Errorf("CopyRow(3, 0): error %v", err)
+	}
+}
