@@ -59,10 +59,10 @@ with the prompts, few-shot layout and metrics of lm-evaluation-harness:
 Multiple-choice items run their shared context once (KV cache) and score each choice after it.
 Several --model flags give one table, the first model being the reference for the Δ columns.
 --out FILE.md writes the markdown report and FILE.json beside it.
---device cuda runs every model on GPU 0 (eval.DeviceLM): each choice is a full pass over
-context+choice, several choices padded into one device pass (--batch rows, default sized to
-memory), and generation re-runs the growing sequence per new token (no device KV cache);
-needs the CUDA build. --bf16 keeps the weight matrices on the GPU in bf16 only (half
+--device cuda runs every model on GPU 0 (eval.DeviceLM): a multiple-choice item's context
+runs once into a device KV cache and its choices after it in one padded pass (other requests
+are packed several to a pass, --batch rows, default sized to memory), and generation decodes
+one token a step over the cache; needs the CUDA build. --bf16 keeps the weight matrices on the GPU in bf16 only (half
 their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 		Example: `  minitron eval tasks --model ./Minitron-4B --task hellaswag=hellaswag_val.jsonl --limit 200
   minitron eval tasks --model runs/teacher --model runs/student \

@@ -13,7 +13,9 @@
 // without train keeps one set of activation buffers whatever its depth,
 // takes batches of up to Batch rows of up to Seq tokens (SetInputs), skips
 // layers, exposes the activations to Hooks as device buffers, and returns
-// per-token log-probabilities and arg-maxes (TokenLogProbs), and can keep
+// per-token log-probabilities and arg-maxes (TokenLogProbs), decodes over a
+// device KV cache (NewKVCache, InferCached: new tokens only, RoPE at
+// absolute positions), and can keep
 // its weight matrices only as bf16 (NewModelOpts, Options.WeightsBF16). It
 // is what importance, eval and `bench forward` run on with --device cuda.
 //
