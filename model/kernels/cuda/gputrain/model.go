@@ -463,7 +463,12 @@ func (m *Model) allocActivations() error {
 		many(&m.probs, 1, c.NumHeads*m.Seq*m.Seq)
 		m.hf = m.ih
 	}
-	one(&m.logits, rows*c.VocabSize)
+	if m.train {
+		// an inference model allocates its logits at the first pass that
+		// wants them: importance's passes never do ([rows, V] is the largest
+		// activation with a 256k vocabulary)
+		one(&m.logits, rows*c.VocabSize)
+	}
 	one(&m.ids, rows)
 	one(&m.targets, rows)
 	one(&m.pos, rows)
@@ -721,6 +726,12 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 	if c.TieWordEmbeddings {
 		head = embedName
 	}
+	if m.logits.IsNil() {
+		var err error
+		if m.logits, err = m.alloc(m.Batch * m.Seq * c.VocabSize); err != nil {
+			return fmt.Errorf("logits: %w", err)
+		}
+	}
 	return firstErr(
 		m.norm(m.hf, m.meanf, m.rstdf, xL, "model.norm.weight", "model.norm.bias"),
 		m.toBRows(m.hfb, m.hf, H),
@@ -898,5 +909,6 @@ func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
 
 // Logits is the buffer Forward and Infer write the logits into: [rows,
 // vocab] for the rows of the active shape (Batch·Seq after SetBatch, B'·T
-// after SetInputs), in the first rows·vocab values.
+// after SetInputs), in the first rows·vocab values. An inference model has
+// none (a zero Buf) until its first pass with logits.
 func (m *Model) Logits() cuda.Buf { return m.logits }
