@@ -4,6 +4,8 @@ package eval
 
 import (
 	"fmt"
+	"math"
+	"math/rand"
 	"slices"
 
 	"github.com/minitron-dev/minitron/model"
@@ -31,7 +33,10 @@ func DeviceBuilt() error { return nil }
 // request never pays for the window. Generate keeps a device KV
 // cache (gputrain.KVCache): the context runs once, then one token's
 // forward per new token; only when the cache cannot be allocated does it
-// re-run the growing sequence once per token (quadratic).
+// re-run the growing sequence once per token (quadratic). Decode is the
+// generate command's decoding (model.Model.Generate's options: greedy or
+// sampled on the host from the downloaded last-position logits) over the
+// same cache handling.
 //
 // The numbers are ModelLM's up to float32 rounding on the device (and
 // TF32 products unless DeviceOptions.NoTF32). A DeviceLM is not safe for
@@ -41,8 +46,8 @@ type DeviceLM struct {
 	o DeviceOptions
 	d *cuda.Device
 	g *gputrain.Model // nil until the first pass; rebuilt when it must grow
-	// kc is Generate's cache on g (one row), kept between calls; freed
-	// when g is rebuilt.
+	// kc is Generate's and Decode's cache on g (one row), kept between
+	// calls; freed when g is rebuilt.
 	kc *gputrain.KVCache
 	// forwarded counts the token positions Generate has run through the
 	// device model (the work a cache saves), sharedReqs the requests Score
@@ -330,69 +335,200 @@ func (a *DeviceLM) Generate(ctx []int, maxNew int, stop func(gen []int) bool) ([
 	if err != nil {
 		return nil, fmt.Errorf("generate: %w", err)
 	}
-	// The positions run: the context and all but the last new token.
-	need := len(ctx) + maxNew - 1
-	if err := a.ensure(len(ctx)); err != nil {
+	step, err := a.stepper(len(ctx), maxNew)
+	if err != nil {
 		return nil, err
 	}
-	if kc, err := a.genCache(need); err == nil {
-		return a.decode(seq, maxNew, stop, func(seq []int32) (int, error) {
-			in := seq[kc.Len():] // the context first, then the last new token
-			a.forwarded += len(in)
-			if err := a.g.SetInputs([][]int32{in}, nil); err != nil {
-				return 0, err
-			}
-			if err := a.g.InferCached(kc, nil); err != nil {
-				return 0, err
-			}
-			_, argmax, err := a.g.TokenLogProbs()
-			if err != nil {
-				return 0, err
-			}
-			return int(argmax[len(in)-1]), nil
-		})
-	}
-	return a.generateFull(seq, maxNew, stop)
+	return a.generateGreedy(seq, maxNew, stop, step)
 }
 
 // generateFull is Generate without a cache: one pass over the whole
 // sequence per new token.
 func (a *DeviceLM) generateFull(seq []int32, maxNew int, stop func(gen []int) bool) ([]int, error) {
-	if err := a.ensure(len(seq) + maxNew - 1); err != nil {
+	step, err := a.fullStepper(len(seq) + maxNew - 1)
+	if err != nil {
 		return nil, err
 	}
-	return a.decode(seq, maxNew, stop, func(seq []int32) (int, error) {
-		a.forwarded += len(seq)
-		_, argmax, err := a.run([][]int32{seq}, nil)
-		if err != nil {
-			return 0, err
-		}
-		return int(argmax[len(seq)-1]), nil
-	})
+	return a.generateGreedy(seq, maxNew, stop, step)
 }
 
-// decode is the greedy loop: next gives the arg-max after seq.
-func (a *DeviceLM) decode(seq []int32, maxNew int, stop func(gen []int) bool, next func(seq []int32) (int, error)) ([]int, error) {
+// generateGreedy is LM.Generate's loop over step: the device's arg-max
+// each step; an EOS token ends it and is not returned.
+func (a *DeviceLM) generateGreedy(seq []int32, maxNew int, stop func(gen []int) bool, step func([]int32) (int, error)) ([]int, error) {
 	eos := a.o.EOS
 	if eos == nil {
 		eos = a.m.EOS
 	}
+	onEOS := false
+	gen, err := decodeLoop(seq, func(seq []int32) (int, error) {
+		last, err := step(seq)
+		if err != nil {
+			return 0, err
+		}
+		return a.argmaxAt(last)
+	}, func(gen []int) bool {
+		if slices.Contains(eos, gen[len(gen)-1]) {
+			onEOS = true
+			return true
+		}
+		return len(gen) >= maxNew || (stop != nil && stop(gen))
+	})
+	if onEOS {
+		gen = gen[:len(gen)-1]
+	}
+	return gen, err
+}
+
+// Decode is model.Model.Generate on the device, for the generate command:
+// the same options, checks, stop rules and result (the EOS token included
+// when it ended generation, OnToken called as there). Greedy (temperature
+// 0) takes each step's arg-max computed on the device; sampling downloads
+// the last position's logits (V floats a step) and draws with
+// model.SampleToken and a rand.Source seeded with opt.Seed, so with the
+// same logits it draws the CPU's tokens. Decoding runs over a device KV
+// cache as Generate's. opt.EOS nil means DeviceOptions.EOS, else the
+// model's.
+func (a *DeviceLM) Decode(prompt []int, opt model.GenerateOptions) (*model.GenerateResult, error) {
+	if len(prompt) == 0 {
+		return nil, fmt.Errorf("generate: empty prompt")
+	}
+	if opt.MaxNewTokens <= 0 {
+		return nil, fmt.Errorf("generate: max new tokens must be positive, got %d", opt.MaxNewTokens)
+	}
+	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
+		return nil, fmt.Errorf("generate: temperature must be ≥ 0, got %v", opt.Temperature)
+	}
+	if opt.TopK < 0 || opt.TopP < 0 {
+		return nil, fmt.Errorf("generate: top-k and top-p must be ≥ 0")
+	}
+	seq, err := toIDs32(prompt, a.m.Cfg.VocabSize)
+	if err != nil {
+		return nil, fmt.Errorf("generate: %w", err)
+	}
+	eos := opt.EOS
+	if eos == nil {
+		eos = a.o.EOS
+	}
+	if eos == nil {
+		eos = a.m.EOS
+	}
+	step, err := a.stepper(len(prompt), opt.MaxNewTokens)
+	if err != nil {
+		return nil, err
+	}
+	pick := a.argmaxAt
+	if opt.Temperature != 0 {
+		rng := rand.New(rand.NewSource(opt.Seed))
+		V := a.m.Cfg.VocabSize
+		row := make([]float32, V)
+		pick = func(last int) (int, error) {
+			if err := a.d.Download(row, a.g.Logits().Slice(last*V, (last+1)*V)); err != nil {
+				return 0, err
+			}
+			return model.SampleToken(row, opt.Temperature, opt.TopK, opt.TopP, rng), nil
+		}
+	}
+	res := &model.GenerateResult{}
+	res.Tokens, err = decodeLoop(seq, func(seq []int32) (int, error) {
+		last, err := step(seq)
+		if err != nil {
+			return 0, err
+		}
+		return pick(last)
+	}, func(gen []int) bool {
+		tok := gen[len(gen)-1]
+		if slices.Contains(eos, tok) {
+			res.StoppedOnEOS = true
+			if opt.OnToken != nil {
+				opt.OnToken(tok)
+			}
+			return true
+		}
+		if opt.OnToken != nil && !opt.OnToken(tok) {
+			return true
+		}
+		return len(gen) == opt.MaxNewTokens
+	})
+	if err != nil {
+		return nil, err
+	}
+	return res, nil
+}
+
+// argmaxAt is the arg-max (first maximum) of row last of the device's
+// current logits, computed there: 8 bytes a row come back.
+func (a *DeviceLM) argmaxAt(last int) (int, error) {
+	_, argmax, err := a.g.TokenLogProbs()
+	if err != nil {
+		return 0, err
+	}
+	return int(argmax[last]), nil
+}
+
+// decodeLoop is the decoding loop of Generate and Decode: next picks the
+// token after seq (running the positions the device has not seen), done
+// sees the tokens so far after each is appended and ends the loop.
+func decodeLoop(seq []int32, next func(seq []int32) (int, error), done func(gen []int) bool) ([]int, error) {
 	var gen []int
 	for {
 		tok, err := next(seq)
 		if err != nil {
 			return nil, fmt.Errorf("generate (cuda): %w", err)
 		}
-		if slices.Contains(eos, tok) {
-			break
-		}
 		gen = append(gen, tok)
-		if len(gen) >= maxNew || (stop != nil && stop(gen)) {
-			break
+		if done(gen) {
+			return gen, nil
 		}
 		seq = append(seq, int32(tok))
 	}
-	return gen, nil
+}
+
+// stepper prepares decoding up to maxNew tokens after a ctxLen-token
+// context and returns step: it runs the positions of seq the device has
+// not run yet and returns the row, in that pass, of seq's last position,
+// whose logits (and arg-max) are then on the device. Over a KV cache the
+// first step runs the context and each later one the last new token;
+// without room for a cache (fullStepper) each step runs the whole
+// sequence.
+func (a *DeviceLM) stepper(ctxLen, maxNew int) (func(seq []int32) (int, error), error) {
+	// The positions run: the context and all but the last new token.
+	need := ctxLen + maxNew - 1
+	if err := a.ensure(ctxLen); err != nil {
+		return nil, err
+	}
+	kc, err := a.genCache(need)
+	if err != nil {
+		return a.fullStepper(need)
+	}
+	return func(seq []int32) (int, error) {
+		in := seq[kc.Len():] // the context first, then the last new token
+		a.forwarded += len(in)
+		if err := a.g.SetInputs([][]int32{in}, nil); err != nil {
+			return 0, err
+		}
+		if err := a.g.InferCached(kc, nil); err != nil {
+			return 0, err
+		}
+		return len(in) - 1, nil
+	}, nil
+}
+
+// fullStepper is stepper without a cache, for sequences of up to need
+// positions: one pass over the whole sequence per step.
+func (a *DeviceLM) fullStepper(need int) (func(seq []int32) (int, error), error) {
+	if err := a.ensure(need); err != nil {
+		return nil, err
+	}
+	return func(seq []int32) (int, error) {
+		a.forwarded += len(seq)
+		if err := a.g.SetInputs([][]int32{seq}, nil); err != nil {
+			return 0, err
+		}
+		if err := a.g.Infer(nil); err != nil {
+			return 0, err
+		}
+		return len(seq) - 1, nil
+	}, nil
 }
 
 // genCache is an empty one-row cache on the current device model for need

@@ -421,3 +421,85 @@ func TestSequenceNLLDeviceCUDA(t *testing.T) {
 		t.Error("an id outside the vocabulary was accepted")
 	}
 }
+
+// Decode (the generate command's decoding) against model.Model.Generate on
+// the same weights, TF32 off: greedy token for token, and sampled with the
+// same seed the same draws (host model.SampleToken over the downloaded
+// last-row logits, which match the CPU's to ~1e-6: far from moving a draw
+// across a cumulative-probability boundary on these seeds). The EOS token
+// is returned with StoppedOnEOS, OnToken sees every token and can stop it,
+// as on the CPU.
+func TestDecodeDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Nemotron, 31)
+	ctx := randIDs(rand.New(rand.NewPCG(5, 6)), 7, 97)
+	const maxNew = 10
+	plain, err := m.Generate(ctx, model.GenerateOptions{MaxNewTokens: maxNew, EOS: []int{}})
+	if err != nil || len(plain.Tokens) != maxNew {
+		t.Fatalf("reference generation %v, %v", plain, err)
+	}
+	var seen []int
+	stopAfter4 := func(id int) bool { seen = append(seen, id); return len(seen) < 4 }
+	dev := newDeviceLM(t, m, DeviceOptions{})
+	for _, c := range []struct {
+		opt    model.GenerateOptions
+		reason string
+	}{
+		{model.GenerateOptions{EOS: []int{}}, "greedy, no EOS: maxNew tokens"},
+		{model.GenerateOptions{EOS: []int{plain.Tokens[4]}}, "greedy, stops on an EOS token (returned)"},
+		{model.GenerateOptions{EOS: []int{}, OnToken: stopAfter4}, "greedy, OnToken stops it after 4"},
+		{model.GenerateOptions{EOS: []int{}, Temperature: 1, Seed: 1}, "sampled, temperature 1"},
+		{model.GenerateOptions{EOS: []int{}, Temperature: 0.7, TopK: 20, Seed: 2}, "sampled, top-k"},
+		{model.GenerateOptions{EOS: []int{}, Temperature: 1.3, TopP: 0.9, Seed: 3}, "sampled, top-p"},
+		{model.GenerateOptions{EOS: []int{}, Temperature: 0.9, TopK: 40, TopP: 0.8, Seed: 4}, "sampled, top-k and top-p"},
+	} {
+		c.opt.MaxNewTokens = maxNew
+		seen = nil
+		want, err := m.Generate(ctx, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantSeen := seen
+		seen = nil
+		got, err := dev.Decode(ctx, c.opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Tokens, want.Tokens) || got.StoppedOnEOS != want.StoppedOnEOS {
+			t.Errorf("%s: device %v (EOS %v), CPU %v (EOS %v)", c.reason, got.Tokens, got.StoppedOnEOS, want.Tokens, want.StoppedOnEOS)
+		}
+		if c.opt.OnToken != nil && !slices.Equal(seen, wantSeen) {
+			t.Errorf("%s: OnToken saw %v on the device, %v on the CPU", c.reason, seen, wantSeen)
+		}
+	}
+	// Sampling is not greedy: at temperature 1 some seed leaves the
+	// greedy path (else the sampled cases above would prove nothing).
+	differs := false
+	for seed := int64(1); seed <= 4 && !differs; seed++ {
+		got, err := dev.Decode(ctx, model.GenerateOptions{MaxNewTokens: maxNew, EOS: []int{}, Temperature: 1, Seed: seed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		differs = !slices.Equal(got.Tokens, plain.Tokens)
+	}
+	if !differs {
+		t.Error("sampled at temperature 1 with seeds 1-4, the device always produced the greedy tokens")
+	}
+	for _, bad := range []struct {
+		prompt []int
+		opt    model.GenerateOptions
+		reason string
+	}{
+		{nil, model.GenerateOptions{MaxNewTokens: 1}, "empty prompt"},
+		{ctx, model.GenerateOptions{}, "no new tokens"},
+		{ctx, model.GenerateOptions{MaxNewTokens: 1, Temperature: -1}, "negative temperature"},
+		{ctx, model.GenerateOptions{MaxNewTokens: 1, TopK: -1}, "negative top-k"},
+		{[]int{1, 97}, model.GenerateOptions{MaxNewTokens: 1}, "id outside the vocabulary"},
+	} {
+		if _, err := dev.Decode(bad.prompt, bad.opt); err == nil {
+			t.Errorf("%s: no error", bad.reason)
+		}
+	}
+	if dev.kc == nil {
+		t.Error("Decode ran without a KV cache")
+	}
+}

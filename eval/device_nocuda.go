@@ -29,6 +29,11 @@ func (*DeviceLM) Score([]ScoreRequest) ([][]TokenScores, error) { return nil, er
 // Generate implements LM.
 func (*DeviceLM) Generate([]int, int, func([]int) bool) ([]int, error) { return nil, errNoCUDA() }
 
+// Decode is the generate command's decoding on the device.
+func (*DeviceLM) Decode([]int, model.GenerateOptions) (*model.GenerateResult, error) {
+	return nil, errNoCUDA()
+}
+
 // SequenceNLL is eval nll on the device.
 func (*DeviceLM) SequenceNLL([]int, bool) ([]float64, []float32, error) { return nil, nil, errNoCUDA() }
 

@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/spf13/cobra"
 )
@@ -26,6 +27,9 @@ type GenerateOptions struct {
 	Seed         int64
 	JSON         bool
 	Weights      string
+	Device       string
+	NoTF32       bool
+	BF16         bool
 }
 
 func newGenerateCmd() *cobra.Command {
@@ -39,10 +43,18 @@ tokenizer's BOS is prepended to a text prompt unless --no-bos. --max-length coun
 too, like Hugging Face's max_length; --max-new-tokens, when set, wins. Generation stops at an
 EOS id (generation_config.json's eos_token_id when present, else config.json's).
 Temperature 0 is greedy; otherwise tokens are sampled after top-k and top-p filtering, with
---seed making runs reproducible.`,
+--seed making runs reproducible.
+--device cuda decodes on GPU 0 (needs the CUDA build): the prompt runs once into a device KV
+cache, then one token's forward pass a step. Greedy takes each step's arg-max computed on the
+device; sampling downloads the last position's logits and draws on the host exactly as the CPU
+does, so with the same --seed both devices give the same tokens up to float32 rounding of the
+logits (matrix products use TF32 unless --no-tf32). --bf16 keeps the weight matrices on the GPU
+in bf16 only (bf16 products). With --weights auto the host only memory-maps the checkpoint.
+The output is the CPU command's.`,
 		Example: `  minitron generate --model ./Minitron-4B --prompt "The capital of France is" --max-length 30
   minitron generate --model ./tiny --ids 2,17,99 --max-new-tokens 20 --json
-  minitron generate --model ./tiny --prompt "func main" --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1`,
+  minitron generate --model ./tiny --prompt "func main" --temperature 0.8 --top-k 40 --top-p 0.95 --seed 1
+  bin/minitron-cuda generate --model ./Minitron-4B --prompt "The capital of France is" --max-new-tokens 20 --device cuda --no-tf32`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runGenerate(o, cmd.OutOrStdout())
@@ -62,6 +74,9 @@ Temperature 0 is greedy; otherwise tokens are sampled after top-k and top-p filt
 	f.Int64Var(&o.Seed, "seed", 0, "sampling seed")
 	f.BoolVar(&o.JSON, "json", false, `print {"prompt_ids":…,"new_ids":…,"text":…,"stopped_on_eos":…}`)
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
+	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
+	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	cmd.MarkFlagsMutuallyExclusive("prompt", "ids")
 	cmd.MarkFlagsOneRequired("prompt", "ids")
 	_ = cmd.MarkFlagRequired("model")
@@ -69,6 +84,13 @@ Temperature 0 is greedy; otherwise tokens are sampled after top-k and top-p filt
 }
 
 func runGenerate(o *GenerateOptions, w io.Writer) error {
+	useCUDA, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	if err := checkBF16(o.BF16, useCUDA); err != nil {
+		return err
+	}
 	var tok data.Tokenizer
 	var prompt []int
 	if o.Prompt != "" {
@@ -76,7 +98,6 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 		if p == "" {
 			p = o.Model
 		}
-		var err error
 		if tok, err = data.LoadTokenizer(p); err != nil {
 			return fmt.Errorf("--prompt needs a tokenizer: %w", err)
 		}
@@ -87,11 +108,8 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 		if len(prompt) == 0 {
 			return fmt.Errorf("--prompt encodes to no tokens")
 		}
-	} else {
-		var err error
-		if prompt, err = parseIDs(o.IDs); err != nil {
-			return err
-		}
+	} else if prompt, err = parseIDs(o.IDs); err != nil {
+		return err
 	}
 	n := o.MaxNewTokens
 	if n <= 0 {
@@ -100,7 +118,7 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 			return fmt.Errorf("--max-length %d leaves no room after the %d-token prompt (use --max-new-tokens)", o.MaxLength, len(prompt))
 		}
 	}
-	m, err := loadModel(o.Model, o.Weights)
+	m, err := loadModel(o.Model, deviceWeights(o.Weights, useCUDA))
 	if err != nil {
 		return err
 	}
@@ -110,8 +128,13 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 			return fmt.Errorf("prompt token id %d is outside the model's vocabulary of %d (wrong tokenizer?)", id, m.Cfg.VocabSize)
 		}
 	}
-	res, err := m.Generate(prompt, model.GenerateOptions{MaxNewTokens: n, Temperature: o.Temperature,
-		TopK: o.TopK, TopP: o.TopP, Seed: o.Seed})
+	gopt := model.GenerateOptions{MaxNewTokens: n, Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, Seed: o.Seed}
+	var res *model.GenerateResult
+	if useCUDA {
+		res, err = deviceGenerate(m, prompt, gopt, o.NoTF32, o.BF16)
+	} else {
+		res, err = m.Generate(prompt, gopt)
+	}
 	if err != nil {
 		return err
 	}
@@ -135,4 +158,17 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 	}
 	_, err = fmt.Fprintln(w, s)
 	return err
+}
+
+// deviceGenerate is generate on GPU 0 (eval.DeviceLM.Decode): one row, a
+// window wide enough for the whole generation, as the CPU's cache, which
+// does not stop at max_position_embeddings either.
+func deviceGenerate(m *model.Model, prompt []int, opt model.GenerateOptions, noTF32, bf16 bool) (*model.GenerateResult, error) {
+	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{Rows: 1, MaxLen: max(len(prompt)+opt.MaxNewTokens, m.Cfg.MaxPositionEmbeddings),
+		NoTF32: noTF32, BF16: bf16})
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Decode(prompt, opt)
 }
