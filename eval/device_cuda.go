@@ -4,7 +4,6 @@ package eval
 
 import (
 	"fmt"
-	"math"
 	"math/rand"
 	"slices"
 
@@ -389,17 +388,8 @@ func (a *DeviceLM) generateGreedy(seq []int32, maxNew int, stop func(gen []int) 
 // cache as Generate's. opt.EOS nil means DeviceOptions.EOS, else the
 // model's.
 func (a *DeviceLM) Decode(prompt []int, opt model.GenerateOptions) (*model.GenerateResult, error) {
-	if len(prompt) == 0 {
-		return nil, fmt.Errorf("generate: empty prompt")
-	}
-	if opt.MaxNewTokens <= 0 {
-		return nil, fmt.Errorf("generate: max new tokens must be positive, got %d", opt.MaxNewTokens)
-	}
-	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
-		return nil, fmt.Errorf("generate: temperature must be ≥ 0, got %v", opt.Temperature)
-	}
-	if opt.TopK < 0 || opt.TopP < 0 {
-		return nil, fmt.Errorf("generate: top-k and top-p must be ≥ 0")
+	if err := opt.Check(prompt); err != nil {
+		return nil, err
 	}
 	seq, err := toIDs32(prompt, a.m.Cfg.VocabSize)
 	if err != nil {

@@ -40,20 +40,29 @@ type GenerateResult struct {
 	StoppedOnEOS bool
 }
 
+// Check reports an empty prompt or settings Generate cannot run (the
+// device decoder, eval.DeviceLM.Decode, checks the same).
+func (opt GenerateOptions) Check(prompt []int) error {
+	if len(prompt) == 0 {
+		return fmt.Errorf("generate: empty prompt")
+	}
+	if opt.MaxNewTokens <= 0 {
+		return fmt.Errorf("generate: max new tokens must be positive, got %d", opt.MaxNewTokens)
+	}
+	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
+		return fmt.Errorf("generate: temperature must be ≥ 0, got %v", opt.Temperature)
+	}
+	if opt.TopK < 0 || opt.TopP < 0 {
+		return fmt.Errorf("generate: top-k and top-p must be ≥ 0")
+	}
+	return nil
+}
+
 // Generate extends prompt with up to opt.MaxNewTokens tokens, using a KV
 // cache: the prompt runs once, then each step is a one-token forward pass.
 func (m *Model) Generate(prompt []int, opt GenerateOptions) (*GenerateResult, error) {
-	if len(prompt) == 0 {
-		return nil, fmt.Errorf("generate: empty prompt")
-	}
-	if opt.MaxNewTokens <= 0 {
-		return nil, fmt.Errorf("generate: max new tokens must be positive, got %d", opt.MaxNewTokens)
-	}
-	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
-		return nil, fmt.Errorf("generate: temperature must be ≥ 0, got %v", opt.Temperature)
-	}
-	if opt.TopK < 0 || opt.TopP < 0 {
-		return nil, fmt.Errorf("generate: top-k and top-p must be ≥ 0")
+	if err := opt.Check(prompt); err != nil {
+		return nil, err
 	}
 	eos := opt.EOS
 	if eos == nil {
