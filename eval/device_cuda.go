@@ -248,7 +248,7 @@ func (a *DeviceLM) scoreShared(r ScoreRequest, out []TokenScores) (bool, error) 
 		longest = max(longest, len(c))
 	}
 	need := P + longest
-	if 4*(a.m.Cfg.HeadDim+need) > a.d.MaxSmem || longest > a.g.Seq || P > a.g.Seq {
+	if need > a.d.AttentionMaxTk(a.m.Cfg.HeadDim) || longest > a.g.Seq || P > a.g.Seq {
 		return false, nil
 	}
 	R := min(len(r.Continuations), a.g.Batch)
@@ -526,7 +526,7 @@ func (a *DeviceLM) fullStepper(need int) (func(seq []int32) (int, error), error)
 // fails when the pool has no room or the reference attention kernel's
 // shared memory (a row of Tk scores) cannot hold need keys.
 func (a *DeviceLM) genCache(need int) (*gputrain.KVCache, error) {
-	if 4*(a.m.Cfg.HeadDim+need) > a.d.MaxSmem {
+	if need > a.d.AttentionMaxTk(a.m.Cfg.HeadDim) {
 		return nil, fmt.Errorf("generate: %d positions exceed the attention kernel's shared memory", need)
 	}
 	if a.kc != nil && a.kc.Cap >= need {

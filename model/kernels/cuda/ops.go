@@ -298,18 +298,30 @@ func fillDims(a *kernels.AttnDims) error {
 	return nil
 }
 
+// attnStaticSmem is the reference attention kernels' static shared memory
+// (red[32]): a block's static and dynamic shared memory together must fit
+// MaxSmem, or the launch fails on a GPU (the emulator sees only the
+// dynamic part).
+const attnStaticSmem = 4 * 32
+
+// AttentionMaxTk is the most keys Attention takes at head dimension hd:
+// the query and a row of Tk scores live in shared memory (about 12k with
+// 48 KiB).
+func (d *Device) AttentionMaxTk(hd int) int { return (d.MaxSmem-attnStaticSmem)/4 - hd }
+
 // Attention is kernels.Attention: causal (optionally sliding-window) GQA
 // attention, probs (a zero Buf to skip) receiving [Batch, Heads, Tq, Tk].
 // This kernel keeps a query row's scores in shared memory, so Tk is
-// limited to about 12k (48 KiB).
+// limited to AttentionMaxTk (about 12k with 48 KiB).
 func (d *Device) Attention(out, q, k, v Buf, a kernels.AttnDims, probs Buf) error {
 	if err := fillDims(&a); err != nil {
 		return err
 	}
 	hd := a.HeadDim
 	smem := 4 * (hd + a.Tk)
-	if smem > d.MaxSmem {
-		return fmt.Errorf("cuda: attention: Tk %d needs %d bytes of shared memory per block, the device allows %d", a.Tk, smem, d.MaxSmem)
+	if a.Tk > d.AttentionMaxTk(hd) {
+		return fmt.Errorf("cuda: attention: Tk %d needs %d bytes of shared memory per block (and %d static), the device allows %d",
+			a.Tk, smem, attnStaticSmem, d.MaxSmem)
 	}
 	kvRows := (a.Batch-1)*a.KSeqRows + a.Tk
 	if err := firstErr(
@@ -344,8 +356,9 @@ func (d *Device) AttentionBackward(dq, dk, dv, dout, q, k, v, probs Buf, a kerne
 	}
 	T, hd := a.Tq, a.HeadDim
 	smem := 4 * (2*hd + T)
-	if smem > d.MaxSmem {
-		return fmt.Errorf("cuda: attention backward: T %d needs %d bytes of shared memory per block, the device allows %d", T, smem, d.MaxSmem)
+	if smem+attnStaticSmem > d.MaxSmem {
+		return fmt.Errorf("cuda: attention backward: T %d needs %d bytes of shared memory per block (and %d static), the device allows %d",
+			T, smem, attnStaticSmem, d.MaxSmem)
 	}
 	rows := a.Batch * T
 	if err := firstErr(
