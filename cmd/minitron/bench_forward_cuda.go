@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
 )
@@ -20,12 +21,20 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 	if o.Batch <= 0 || o.Seq <= 0 || o.Iters <= 0 {
 		return fmt.Errorf("bench: batch, seq and iters must be positive")
 	}
+	// --weights and --threads apply to the host side here (how the
+	// checkpoint is read for the upload), as on the CPU: checked, not ignored.
+	if _, err := model.ParseWeightMode(o.Weights); err != nil {
+		return fmt.Errorf("--weights: %w", err)
+	}
+	if o.Threads > 0 {
+		defer kernels.SetWorkers(kernels.SetWorkers(o.Threads))
+	}
 	var cfg *model.Config
 	var src model.TensorSource
 	if o.Model != "" {
-		// The weights are read once onto the device: map the file rather
-		// than keep an f32 copy in RAM.
-		m, err := loadModel(o.Model, "streaming")
+		// The weights are read once onto the device: with --weights auto,
+		// map the file rather than keep an f32 copy in RAM.
+		m, err := loadModel(o.Model, deviceWeights(o.Weights, true))
 		if err != nil {
 			return err
 		}
