@@ -133,6 +133,9 @@ func (kc *KVCache) CopyRow(dst, src int) error {
 	if dst < 0 || dst >= kc.Rows || src < 0 || src >= kc.Rows {
 		return fmt.Errorf("gputrain: kv cache: copy row %d to row %d of %d", src, dst, kc.Rows)
 	}
+	if kc.kv.IsNil() {
+		return fmt.Errorf("gputrain: kv cache: copy row %d to row %d: the cache was freed", src, dst)
+	}
 	if dst == src || kc.n == 0 {
 		return nil
 	}
