@@ -92,8 +92,14 @@ func (a *DeviceLM) MaxLength() int {
 	return 2048
 }
 
-// Device names the GPU (or the emulator) and the cuBLAS library in use.
-func (a *DeviceLM) Device() (name, blas string) { return a.d.Name, a.d.BLASLibrary() }
+// Device names the GPU (or the emulator) and the cuBLAS library in use;
+// both empty once the DeviceLM is closed.
+func (a *DeviceLM) Device() (name, blas string) {
+	if a.d == nil {
+		return "", ""
+	}
+	return a.d.Name, a.d.BLASLibrary()
+}
 
 // Close frees the device model and releases the GPU.
 func (a *DeviceLM) Close() error {

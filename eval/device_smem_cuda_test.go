@@ -30,3 +30,22 @@ func TestGenerateCacheSmemLimitDeviceCUDA(t *testing.T) {
 		t.Errorf("genCache(%d) at the attention kernel's limit: %v", limit, err)
 	}
 }
+
+// A closed DeviceLM names no device (Device dereferenced the released
+// device and panicked) and refuses work with an error.
+func TestClosedDeviceCUDA(t *testing.T) {
+	m := tinyDeviceModel(t, model.Llama, 4)
+	a := newDeviceLM(t, m, DeviceOptions{Rows: 1})
+	if name, _ := a.Device(); name == "" {
+		t.Errorf("an open DeviceLM names no device")
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if name, blas := a.Device(); name != "" || blas != "" {
+		t.Errorf("closed DeviceLM: Device() = %q, %q", name, blas)
+	}
+	if _, _, err := a.SequenceNLL([]int{1, 2, 3}, false); err == nil {
+		t.Errorf("SequenceNLL on a closed DeviceLM: no error")
+	}
+}
