@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"strings"
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -118,7 +119,7 @@ train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in b
 }
 
 func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
-	switch o.Device {
+	switch strings.ToLower(o.Device) {
 	case "", "cpu":
 		if err := checkBF16(o.BF16, false); err != nil {
 			return err

@@ -13,6 +13,7 @@ func TestBenchTrainDevice(t *testing.T) {
 		extra                []string
 	}{
 		{"cuda", "built without CUDA; rebuild with -tags", "the CPU build names the build to use", nil},
+		{"CUDA", "built without CUDA; rebuild with -tags", "device names are case-insensitive", nil},
 		{"tpu", `--device "tpu": want cpu or cuda`, "unknown device", nil},
 		{"cpu", "--bf16 needs --device cuda", "the CPU trainer has no bf16 mode; never time f32 silently", []string{"--bf16"}},
 	} {

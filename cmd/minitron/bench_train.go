@@ -5,6 +5,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
@@ -65,7 +66,7 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	switch o.Device {
+	switch strings.ToLower(o.Device) {
 	case "", "cpu":
 		if o.BF16 {
 			return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
@@ -14,7 +15,7 @@ const deviceHelp = "cpu, or cuda (GPU 0; needs the CUDA build, make build-cuda)"
 // binary without CUDA, cuda is an error naming the build to use, given
 // before any model is loaded.
 func parseDevice(dev string) (useCUDA bool, err error) {
-	switch dev {
+	switch strings.ToLower(dev) {
 	case "", "cpu":
 		return false, nil
 	case "cuda":

@@ -46,7 +46,7 @@ func distillFunc(o *SearchOptions) prune.DistillFunc {
 		res, err := distill.Run(ctx, distill.Config{StudentDir: studentDir, TeacherDir: teacherDir,
 			Data: []string{trainP}, Val: []string{valP}, ValBatches: o.ValBatches,
 			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
-			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: o.Device, BF16: o.BF16, NoTF32: o.NoTF32})
+			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: strings.ToLower(o.Device), BF16: o.BF16, NoTF32: o.NoTF32})
 		if err != nil {
 			return 0, "", err
 		}

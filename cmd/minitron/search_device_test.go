@@ -14,6 +14,7 @@ func TestSearchDevice(t *testing.T) {
 		want, reason string
 	}{
 		{[]string{"--device", "cuda"}, "built without CUDA", "the CPU build names the build to use"},
+		{[]string{"--device", "CUDA"}, "built without CUDA", "device names are case-insensitive, as importance and reproduce take them"},
 		{[]string{"--device", "tpu"}, `--device "tpu": want cpu or cuda`, "unknown device"},
 		{[]string{"--bf16"}, "needs --device cuda", "bf16 distillation exists only on the device"},
 	} {
