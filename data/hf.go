@@ -116,6 +116,24 @@ func (c component) boolean(k string, def bool) bool {
 	}
 	return def
 }
+
+// metaspace is a Metaspace pre-tokenizer's or decoder's replacement
+// character (default ▁) and prepend scheme; configs older than
+// prepend_scheme give add_prefix_space (default true: "always").
+func (c component) metaspace() (repl, scheme string) {
+	repl, ok := c.str("replacement")
+	if !ok {
+		repl = "▁"
+	}
+	if scheme, ok = c.str("prepend_scheme"); !ok {
+		scheme = "never"
+		if c.boolean("add_prefix_space", true) {
+			scheme = "always"
+		}
+	}
+	return repl, scheme
+}
+
 func (c component) list(k string) ([]component, error) {
 	var l []component
 	if v, ok := c[k]; ok {
@@ -489,17 +507,7 @@ func buildPreTokenizer(raw json.RawMessage) ([]preStep, error) {
 		sp, _ := newSplitter(`[\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}]+|[^\p{L}\p{M}\p{Nd}\p{Nl}\p{Pc}\s]+`)
 		return []preStep{splitStep(sp, "Removed", true)}, nil
 	case "Metaspace":
-		repl, ok := c.str("replacement")
-		if !ok {
-			repl = "▁"
-		}
-		scheme, ok := c.str("prepend_scheme")
-		if !ok {
-			scheme = "never"
-			if c.boolean("add_prefix_space", true) {
-				scheme = "always"
-			}
-		}
+		repl, scheme := c.metaspace()
 		if repl == "" {
 			return nil, fmt.Errorf("Metaspace replacement is empty")
 		}
@@ -741,17 +749,7 @@ func buildDecoder(raw json.RawMessage) ([]decStep, error) {
 			return toks
 		}}, nil
 	case "Metaspace":
-		repl, ok := c.str("replacement")
-		if !ok {
-			repl = "▁"
-		}
-		scheme, ok := c.str("prepend_scheme")
-		if !ok {
-			scheme = "never"
-			if c.boolean("add_prefix_space", true) {
-				scheme = "always"
-			}
-		}
+		repl, scheme := c.metaspace()
 		// As HF does: every replacement in the first token vanishes (not
 		// just a leading one) unless the prepend scheme is "never".
 		return []decStep{func(toks []string) []string {
