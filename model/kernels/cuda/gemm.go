@@ -19,6 +19,19 @@ func checkMat(name string, b Buf, rows, cols, ld int) error {
 	return nil
 }
 
+// storedShapes are the rows×columns of A and B as stored, for op(A) m×k
+// and op(B) k×n.
+func storedShapes(transA, transB bool, m, n, k int) (ar, ac, br, bc int) {
+	ar, ac, br, bc = m, k, k, n
+	if transA {
+		ar, ac = k, m
+	}
+	if transB {
+		br, bc = n, k
+	}
+	return
+}
+
 // Sgemm is kernels.Sgemm on the device: C = alpha·op(A)·op(B) + beta·C for
 // row-major matrices (op(A) m×k, op(B) k×n, C m×n; strides lda, ldb, ldc).
 // With TF32 on (the default) inputs are rounded to 10-bit mantissas inside
@@ -27,14 +40,7 @@ func (d *Device) Sgemm(transA, transB bool, m, n, k int, alpha float32, a Buf, l
 	if m == 0 || n == 0 {
 		return nil
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
+	ar, ac, br, bc := storedShapes(transA, transB, m, n, k)
 	if err := firstErr(checkMat("Sgemm A", a, ar, ac, lda), checkMat("Sgemm B", b, br, bc, ldb), checkMat("Sgemm C", c, m, n, ldc)); err != nil {
 		return err
 	}
@@ -61,14 +67,7 @@ func (d *Device) SgemmStridedBatched(transA, transB bool, m, n, k int, alpha flo
 	if m == 0 || n == 0 || batch == 0 {
 		return nil
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
+	ar, ac, br, bc := storedShapes(transA, transB, m, n, k)
 	last := batch - 1
 	if err := firstErr(
 		checkMat("batched A", a.Off(min(last*strideA, a.N)), ar, ac, lda),
@@ -88,14 +87,7 @@ func (d *Device) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a BF1
 	if m == 0 || n == 0 {
 		return nil
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
+	ar, ac, br, bc := storedShapes(transA, transB, m, n, k)
 	// checkMat counts elements, so a bf16 view's N serves as is
 	if err := firstErr(checkMat("GemmBF16 A", Buf{N: a.N}, ar, ac, lda), checkMat("GemmBF16 B", Buf{N: b.N}, br, bc, ldb),
 		checkMat("GemmBF16 C", c, m, n, ldc)); err != nil {
