@@ -253,29 +253,4 @@ func TestRunCUDAUnsupported(t *testing.T) {
 
 // A NaN weight: the device run stops at step 1 naming it, or with
 // SkipNonFin skips every step without updating, as the CPU run does.
-func TestRunCUDANonFinite(t *testing.T) {
-	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
-	src := corpus(1, 10, 100, 32)
-	ms, err := model.LoadMem(model.NewRandomSource(cfg, model.F32, 1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	w, info, _ := ms.Get("lm_head.weight")
-	w[3] = float32(math.NaN())
-	ms.SetF32("lm_head.weight", info.Shape, w)
-	c := Config{StudentConfig: cfg, StudentWeights: ms, Train: sampler(t, src, 8, 1),
-		SeqLen: 8, MicroBatch: 2, Steps: 3, Out: t.TempDir(), Device: "cuda"}
-	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "step 1: loss is NaN") {
-		t.Fatalf("error %v, want one naming step 1", err)
-	}
-	c.SkipNonFin, c.Out, c.Train = true, t.TempDir(), sampler(t, src, 8, 1)
-	var skipped int
-	c.OnStep = func(m StepMetrics) {
-		if m.Skipped {
-			skipped++
-		}
-	}
-	if res, err := Run(context.Background(), c); err != nil || res.Steps != 3 || skipped != 3 {
-		t.Fatalf("--skip-nonfinite: %+v %v, %d skipped", res, err, skipped)
-	}
-}
+func TestRunCUDANonFinite(t *testing.T) { testNonFiniteLoss(t, "cuda") }
