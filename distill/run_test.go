@@ -194,7 +194,11 @@ func sliceFFN(t testing.TB, cfg *model.Config, src model.TensorSource, f int) (*
 	return &sc, out
 }
 
-func TestDistillPrunedStudentLossAndKLFall(t *testing.T) {
+// prunedPair is a tiny nemotron teacher (weights σ 0.15, so its
+// distribution is far from uniform) and its student with the FFN sliced to
+// 16.
+func prunedPair(t *testing.T) (*model.Model, *model.Config, model.TensorSource) {
+	t.Helper()
 	cfg := tinyConfig(t, "nemotron", 2, 32, 4, 2, 64, 64)
 	tsrc := model.NewRandomSource(cfg, model.F32, 5)
 	tsrc.Std = 0.15
@@ -203,6 +207,11 @@ func TestDistillPrunedStudentLossAndKLFall(t *testing.T) {
 		t.Fatal(err)
 	}
 	scfg, ssrc := sliceFFN(t, cfg, tsrc, 16)
+	return teacher, scfg, ssrc
+}
+
+func TestDistillPrunedStudentLossAndKLFall(t *testing.T) {
+	teacher, scfg, ssrc := prunedPair(t)
 	src := corpus(2, 30, 300, 64)
 	var kls []float64
 	res, err := Run(context.Background(), Config{StudentConfig: scfg, StudentWeights: ssrc, Teacher: teacher,
@@ -229,14 +238,7 @@ func mean(x []float64) float64 {
 }
 
 func TestIntermediateLossFalls(t *testing.T) {
-	cfg := tinyConfig(t, "nemotron", 2, 32, 4, 2, 64, 64)
-	tsrc := model.NewRandomSource(cfg, model.F32, 5)
-	tsrc.Std = 0.15
-	teacher, err := model.New(cfg, tsrc, model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	scfg, ssrc := sliceFFN(t, cfg, tsrc, 16)
+	teacher, scfg, ssrc := prunedPair(t)
 	scfg.NumLayers = 1 // depth-pruned too: student layer 1 (final norm) ↔ teacher layer 2
 	src := corpus(2, 30, 300, 64)
 	var ms []StepMetrics
