@@ -139,14 +139,22 @@ func TestImportancePruneEvalEndToEnd(t *testing.T) {
 	}
 }
 
-func TestPruneBadInputWritesNothing(t *testing.T) {
-	dir, prefix := pruneFixture(t)
-	root := filepath.Dir(dir)
-	scores := filepath.Join(root, "scores.json")
-	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 2, SeqLen: 8, Batch: 1, Out: scores,
+// scoredPruneFixture is pruneFixture with a scores file (ROOT/scores.json,
+// Block Importance) from samples calibration sequences of 8 tokens.
+func scoredPruneFixture(t *testing.T, samples, batch int) (dir, prefix, scores string) {
+	t.Helper()
+	dir, prefix = pruneFixture(t)
+	scores = filepath.Join(filepath.Dir(dir), "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: samples, SeqLen: 8, Batch: batch, Out: scores,
 		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
+	return dir, prefix, scores
+}
+
+func TestPruneBadInputWritesNothing(t *testing.T) {
+	dir, _, scores := scoredPruneFixture(t, 2, 1)
+	root := filepath.Dir(dir)
 	other := filepath.Join(root, "other")
 	cfg, _ := model.LoadConfig(dir)
 	if err := model.RandomCheckpoint(other, cfg, model.BF16, 99, 0); err != nil {

@@ -28,13 +28,8 @@ func fakeDistill(ctx context.Context, teacherDir, studentDir, outDir, data strin
 }
 
 func TestSearchRanksAndKeepsWinner(t *testing.T) {
-	dir, prefix := pruneFixture(t)
+	dir, prefix, scores := scoredPruneFixture(t, 4, 2)
 	root := filepath.Dir(dir)
-	scores := filepath.Join(root, "scores.json")
-	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
-		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
 	old := searchDistill
 	searchDistill = fakeDistill
 	defer func() { searchDistill = old }()
@@ -104,13 +99,8 @@ func TestSearchWithDistillRun(t *testing.T) {
 // got a distilled loss.
 func realSearch(t *testing.T, device string) prune.SearchResult {
 	t.Helper()
-	dir, prefix := pruneFixture(t)
+	dir, prefix, scores := scoredPruneFixture(t, 4, 2)
 	root := filepath.Dir(dir)
-	scores := filepath.Join(root, "scores.json")
-	if err := runImportance(context.Background(), &ImportanceOptions{Model: dir, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
-		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(root, "search")
 	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: dir, ScoresPath: scores, Data: prefix, Tolerance: 0.1, Steps: 3, MaxCandidates: 2, OutDir: out,
 		Prune: prune.Options{EvalSamples: 2, EvalSeqLen: 8}}, Params: "50K", HeadMode: "per-group", Metric: "auto", Weights: "auto",
