@@ -86,35 +86,31 @@ func (m *Model) ReadParam(name string, dst []float32) error {
 
 // ReadMoments downloads tensor name's AdamW first and second moments.
 func (t *Trainer) ReadMoments(name string, m1, m2 []float32) error {
-	a, err := t.S.window(t.mom1, name, len(m1))
+	a, b, err := t.moments(name, len(m1), len(m2))
 	if err != nil {
 		return err
 	}
-	b, err := t.S.window(t.mom2, name, len(m2))
-	if err != nil {
-		return err
-	}
-	if err := t.S.d.Download(m1, a); err != nil {
-		return err
-	}
-	return t.S.d.Download(m2, b)
+	return firstErr(t.S.d.Download(m1, a), t.S.d.Download(m2, b))
 }
 
 // WriteMoments uploads tensor name's AdamW moments (resuming a run; set
 // Step to the optimizer's step count too).
 func (t *Trainer) WriteMoments(name string, m1, m2 []float32) error {
-	a, err := t.S.window(t.mom1, name, len(m1))
+	a, b, err := t.moments(name, len(m1), len(m2))
 	if err != nil {
 		return err
 	}
-	b, err := t.S.window(t.mom2, name, len(m2))
-	if err != nil {
-		return err
+	return firstErr(t.S.d.CopyFrom(a, m1), t.S.d.CopyFrom(b, m2))
+}
+
+// moments are tensor name's windows of the two moment arenas, checked
+// against the host slices' lengths.
+func (t *Trainer) moments(name string, n1, n2 int) (a, b cuda.Buf, err error) {
+	if a, err = t.S.window(t.mom1, name, n1); err != nil {
+		return
 	}
-	if err := t.S.d.CopyFrom(a, m1); err != nil {
-		return err
-	}
-	return t.S.d.CopyFrom(b, m2)
+	b, err = t.S.window(t.mom2, name, n2)
+	return
 }
 
 // Evaluate runs the forward pass on tokens [Batch][Seq+1] without an
