@@ -105,7 +105,7 @@ cuda-test-bin:
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-cmd.test ./cmd/minitron
 	$(GO) build -tags minitron_cuda,purego -ldflags='-s -w' -o bin/minitron-cuda ./cmd/minitron
 
-# The same binaries in one archive (about 35 MB) to carry to a GPU machine
+# The same binaries in one archive (about 42 MB) to carry to a GPU machine
 # that takes at most 64 MB; scripts/gpu-check.sh unpacks it.
 gpu-bundle: cuda-test-bin
 	cd bin && tar -cJf gpu-bundle.tar.xz cuda-parity.test cuda-train.test cuda-distill.test cuda-importance.test cuda-eval.test cuda-reproduce.test cuda-cmd.test minitron-cuda

@@ -9,7 +9,7 @@
 # the issue's ~100M Nemotron at sequence 1024 (tokens/s, MFU). Nothing is
 # built here: build the binaries where the CUDA 11.8 headers are and carry them
 #   make cuda-test-bin    # → bin/cuda-*.test and bin/minitron-cuda (need libcuda.so.1 + a cuBLAS at run time)
-#   make gpu-bundle       # → the same in bin/gpu-bundle.tar.xz (~35 MB), unpacked here when bin/*.test are absent
+#   make gpu-bundle       # → the same in bin/gpu-bundle.tar.xz (~42 MB), unpacked here when bin/*.test are absent
 # then on the GPU machine, from the repository root:
 #   bash scripts/gpu-check.sh [--bench]
 # Results go to stdout and to $OUT (default /tmp/gpu-check): one .txt per
