@@ -97,7 +97,7 @@ build-cuda:
 cuda-test-bin:
 	bash scripts/install-cuda-dev.sh
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-parity.test ./$(CUDA_PKG)
-	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-train.test ./$(CUDA_PKG)/gputrain
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-train.test ./gpu
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-distill.test ./distill
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-importance.test ./importance
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-eval.test ./eval

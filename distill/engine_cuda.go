@@ -7,10 +7,10 @@ import (
 	"fmt"
 
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
-// checkCUDA names the first setting the device trainer (gputrain) cannot
+// checkCUDA names the first setting the device trainer (gpu) cannot
 // run, so that --device cuda never silently trains something else.
 func checkCUDA(c *Config) error {
 	l := c.Losses
@@ -21,15 +21,15 @@ func checkCUDA(c *Config) error {
 	return nil
 }
 
-// cudaEngine runs each optimizer step with gputrain on GPU 0: student,
+// cudaEngine runs each optimizer step with gpu on GPU 0: student,
 // teacher (for the KL), gradients and AdamW moments live on the device.
 // The CPU trainer it wraps is the host mirror that checkpoints are written
 // from (Sync downloads into it) and that resumed runs were loaded into.
 type cudaEngine struct {
 	host    *Trainer
 	d       *cuda.Device
-	s, t    *gputrain.Model
-	g       *gputrain.Trainer
+	s, t    *gpu.Model
+	g       *gpu.Trainer
 	offs    []int
 	closers []func()
 }
@@ -54,7 +54,7 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 		}
 	}
 	hs := tr.S
-	if e.s, err = gputrain.NewModel(e.d, hs.Cfg, hs, hs.Batch, hs.Seq, true); err != nil {
+	if e.s, err = gpu.NewModel(e.d, hs.Cfg, hs, hs.Batch, hs.Seq, true); err != nil {
 		return nil, fmt.Errorf("--device cuda: student: %w", err)
 	}
 	e.closers = append(e.closers, e.s.Free)
@@ -67,20 +67,20 @@ func newCUDAEngine(c *Config, tr *Trainer) (_ Engine, err error) {
 		// The teacher runs on the device too: its weights go up once. It
 		// only infers, so with --bf16 its weight matrices are stored in
 		// bf16 alone (the products --bf16 means, without f32 masters).
-		if e.t, err = gputrain.NewModelOpts(e.d, tr.Teacher.Cfg, tr.Teacher.Source(),
-			gputrain.Options{Batch: hs.Batch, Seq: hs.Seq, WeightsBF16: c.BF16}); err != nil {
+		if e.t, err = gpu.NewModelOpts(e.d, tr.Teacher.Cfg, tr.Teacher.Source(),
+			gpu.Options{Batch: hs.Batch, Seq: hs.Seq, WeightsBF16: c.BF16}); err != nil {
 			return nil, fmt.Errorf("--device cuda: teacher: %w", err)
 		}
 		e.closers = append(e.closers, e.t.Free)
 	}
 	l := hs.st.losses
 	o := tr.Opt
-	var pairs []gputrain.Pair
+	var pairs []gpu.Pair
 	for _, p := range l.Intermediate {
-		pairs = append(pairs, gputrain.Pair{Student: p.Student, Teacher: p.Teacher})
+		pairs = append(pairs, gpu.Pair{Student: p.Student, Teacher: p.Teacher})
 	}
-	e.g, err = gputrain.NewTrainer(e.s, e.t, gputrain.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, TopK: l.TopK, Temperature: l.Temperature, Intermediate: pairs},
-		gputrain.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
+	e.g, err = gpu.NewTrainer(e.s, e.t, gpu.Losses{CE: l.CE, KL: l.KL, ReverseKL: l.ReverseKL, TopK: l.TopK, Temperature: l.Temperature, Intermediate: pairs},
+		gpu.Optim{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: tr.Clip})
 	if err != nil {
 		return nil, fmt.Errorf("--device cuda: %w", err)
 	}
@@ -122,7 +122,7 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 		return StepMetrics{}, fmt.Errorf("step needs %d micro-batches, got %d", tr.Accum, len(micro))
 	}
 	gm, err := e.g.TrainStepAccum(micro, tr.Sched.At(tr.Step))
-	var nf *gputrain.NonFiniteError
+	var nf *gpu.NonFiniteError
 	if errors.As(err, &nf) {
 		m := stepMetrics(gm)
 		if !skipNonFinite {
@@ -141,7 +141,7 @@ func (e *cudaEngine) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetri
 	return stepMetrics(gm), nil
 }
 
-func stepMetrics(gm gputrain.StepMetrics) StepMetrics {
+func stepMetrics(gm gpu.StepMetrics) StepMetrics {
 	return StepMetrics{Step: gm.Step, LR: gm.LR, Loss: gm.Loss, CE: gm.CE, KL: gm.KL, RKL: gm.RKL,
 		IS: gm.IS, ISAlpha: gm.ISAlpha, GradNorm: gm.GradNorm}
 }

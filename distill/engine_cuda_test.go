@@ -41,8 +41,8 @@ func cudaRunConfig(t *testing.T, fam string, kd bool, device, out string) (Confi
 	return c, &ms
 }
 
-// The same 3-step Run on the CPU and through gputrain (Device "cuda"):
-// per-step losses within gputrain's own test tolerances (TF32 off: 1e-4
+// The same 3-step Run on the CPU and through gpu (Device "cuda"):
+// per-step losses within gpu's own test tolerances (TF32 off: 1e-4
 // relative; TF32 on: 1e-2; 10× that for the gradient norm), the same
 // validation losses, and checkpoints of the same tensors whose weights
 // differ by 1e-4 at most (TF32, bf16: by at most 2·lr per step, as AdamW's
@@ -63,7 +63,7 @@ func TestRunCUDAMatchesCPU(t *testing.T) {
 		{"nemotron-rkl", "nemotron", true, false, false, 1, 1e-4, "CE + forward KL + reverse KL (three terms)"},
 		{"llama-topk", "llama", true, false, false, 1, 1e-4, "CE + forward KL on the teacher's top-8 logits"},
 		{"llama-kd-tf32", "llama", true, true, false, 1, 1e-2, "the default TF32 products: looser"},
-		{"nemotron-kd-bf16", "nemotron", true, false, true, 1, 2e-2, "bf16 linear layers, student and teacher (gputrain's bf16 tolerance)"},
+		{"nemotron-kd-bf16", "nemotron", true, false, true, 1, 2e-2, "bf16 linear layers, student and teacher (gpu's bf16 tolerance)"},
 		{"llama-kd-intermediate", "llama", true, false, false, 2, 1e-4, "CE + KL + the intermediate-state loss on layer 0 and on the final norm, with its learned projection, over 2 micro-batches"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -231,7 +231,7 @@ func testRunCUDAResume(t *testing.T, intermediate bool) {
 	}
 }
 
-// Settings gputrain cannot run are refused with the flag's name.
+// Settings gpu cannot run are refused with the flag's name.
 func TestRunCUDAUnsupported(t *testing.T) {
 	for _, tc := range []struct {
 		flag   string

@@ -63,7 +63,7 @@ type Config struct {
 	Workers    int    // kernel goroutines (0: all cores)
 	TopKCache  string // directory caching the teacher's top-k logits
 	// Device runs the optimizer steps on "cpu" (the default) or "cuda"
-	// (gputrain, GPU 0; needs a binary built with -tags minitron_cuda and
+	// (gpu, GPU 0; needs a binary built with -tags minitron_cuda and
 	// supports every loss but the intermediate one, without a top-k cache).
 	Device string
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS

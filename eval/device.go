@@ -32,7 +32,7 @@ type DeviceOptions struct {
 	// cores (the default on Ampere and newer): slower, closer to the CPU.
 	NoTF32 bool
 	// BF16 keeps the weight matrices (linear layers, embedding) on the
-	// GPU in bf16 only (gputrain.Options.WeightsBF16): half their f32
+	// GPU in bf16 only (gpu.Options.WeightsBF16): half their f32
 	// memory, bf16 products with f32 accumulation.
 	BF16 bool
 }
@@ -143,7 +143,7 @@ func passInputs(rows []deviceRow, p devicePass) (ids, targets [][]int32) {
 }
 
 // autoRows is how many rows of seq tokens fit budget bytes of the device
-// inference model's activations (gputrain with train = false: one layer's
+// inference model's activations (gpu with train = false: one layer's
 // buffers shared by all layers, the logits, and one sequence's attention
 // scores at a time), between 1 and 64; bf16 adds the bf16 copies of the
 // linear layers' inputs.

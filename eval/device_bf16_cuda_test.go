@@ -13,7 +13,7 @@ import (
 // DeviceOptions.BF16: the device model keeps its linear weights in bf16
 // only (about half the weight bytes of the f32 one), and eval nll's
 // per-position NLL and logits and Score's log-probabilities stay within
-// bf16 rounding of the CPU's: 3e-2·(1 + max |x|), gputrain's bf16
+// bf16 rounding of the CPU's: 3e-2·(1 + max |x|), gpu's bf16
 // tolerance.
 func TestBF16DeviceCUDA(t *testing.T) {
 	m := tinyDeviceModel(t, model.Llama, 41)

@@ -9,7 +9,7 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // DeviceBuilt reports whether this binary can run a DeviceLM: nil in a
@@ -18,8 +18,8 @@ func DeviceBuilt() error { return nil }
 
 // DeviceLM adapts a model to LM on GPU 0: the weights are uploaded once
 // (f32, or the matrices in bf16 only with DeviceOptions.BF16) into a
-// gputrain inference model, and every score or generation
-// step is a device forward pass (gputrain.Model.Infer, or InferCached over
+// gpu inference model, and every score or generation
+// step is a device forward pass (gpu.Model.Infer, or InferCached over
 // a device KV cache) whose per-token log-probabilities and arg-maxes
 // (TokenLogProbs) come back to the host.
 //
@@ -30,7 +30,7 @@ func DeviceBuilt() error { return nil }
 // lm-eval's HF model runs it; rows of several requests share a pass,
 // right-padded to a bucket length (bucketLen), longest first, so a short
 // request never pays for the window. Generate keeps a device KV
-// cache (gputrain.KVCache): the context runs once, then one token's
+// cache (gpu.KVCache): the context runs once, then one token's
 // forward per new token; only when the cache cannot be allocated does it
 // re-run the growing sequence once per token (quadratic). Decode is the
 // generate command's decoding (model.Model.Generate's options: greedy or
@@ -44,10 +44,10 @@ type DeviceLM struct {
 	m *model.Model // config, EOS and the weights' source
 	o DeviceOptions
 	d *cuda.Device
-	g *gputrain.Model // nil until the first pass; rebuilt when it must grow
+	g *gpu.Model // nil until the first pass; rebuilt when it must grow
 	// kc is Generate's and Decode's cache on g (one row), kept between
 	// calls; freed when g is rebuilt.
-	kc *gputrain.KVCache
+	kc *gpu.KVCache
 	// forwarded counts the token positions Generate has run through the
 	// device model (the work a cache saves), sharedReqs the requests Score
 	// ran with a shared context; read by the tests.
@@ -143,7 +143,7 @@ func (a *DeviceLM) ensure(need int) error {
 		a.g.Free()
 		a.g = nil
 	}
-	g, err := gputrain.NewModelOpts(a.d, a.m.Cfg, a.m.Source(), gputrain.Options{Batch: rows, Seq: seq, WeightsBF16: a.o.BF16})
+	g, err := gpu.NewModelOpts(a.d, a.m.Cfg, a.m.Source(), gpu.Options{Batch: rows, Seq: seq, WeightsBF16: a.o.BF16})
 	if err != nil {
 		return fmt.Errorf("--device cuda: %w", err)
 	}
@@ -531,7 +531,7 @@ func (a *DeviceLM) fullStepper(need int) (func(seq []int32) (int, error), error)
 // positions: the kept one when it is large enough, else a new one. It
 // fails when the pool has no room or the reference attention kernel's
 // shared memory (a row of Tk scores) cannot hold need keys.
-func (a *DeviceLM) genCache(need int) (*gputrain.KVCache, error) {
+func (a *DeviceLM) genCache(need int) (*gpu.KVCache, error) {
 	if need > a.d.AttentionMaxTk(a.m.Cfg.HeadDim) {
 		return nil, fmt.Errorf("generate: %d positions exceed the attention kernel's shared memory", need)
 	}

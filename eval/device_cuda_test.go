@@ -11,7 +11,7 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // DeviceLM against ModelLM on the same weights, TF32 off: these run on the
@@ -318,7 +318,7 @@ func TestGenerateCacheReuseDeviceCUDA(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
 	dev := newDeviceLM(t, m, DeviceOptions{EOS: []int{-1}})
 	ref := &ModelLM{M: m, EOS: []int{-1}}
-	var prev *gputrain.KVCache
+	var prev *gpu.KVCache
 	for i, c := range []struct {
 		ctx, maxNew int
 		reuse       bool

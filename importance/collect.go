@@ -135,7 +135,7 @@ type Options struct {
 	// otherwise rounds their inputs to TF32); ignored on the CPU.
 	NoTF32 bool
 	// BF16 keeps the weight matrices (linear layers, embedding) on the
-	// device in bf16 only (gputrain.Options.WeightsBF16: bf16 products,
+	// device in bf16 only (gpu.Options.WeightsBF16: bf16 products,
 	// f32 accumulation); Device "cuda" only.
 	BF16 bool
 }

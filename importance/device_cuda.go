@@ -7,14 +7,14 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // cudaBuilt: the backend is compiled in; whether a GPU is usable is found
 // when Compute opens it.
 func cudaBuilt() error { return nil }
 
-// cudaPasses runs Compute's forward passes with gputrain on GPU 0. The
+// cudaPasses runs Compute's forward passes with gpu on GPU 0. The
 // width statistics stay on the device (cuda.ImportanceStats: the same
 // per-sample sequence reductions as Accumulator, summed over samples in
 // float64) until fold merges their sums into the collector's accumulators,
@@ -22,7 +22,7 @@ func cudaBuilt() error { return nil }
 // Importance's Σ cos comes back per layer and pass (one float64).
 type cudaPasses struct {
 	d      *cuda.Device
-	m      *gputrain.Model
+	m      *gpu.Model
 	cfg    *model.Config
 	col    *Collector
 	seqAgg int
@@ -32,7 +32,7 @@ type cudaPasses struct {
 	all    []*cuda.ImportanceStats // every one of the above, to free
 	hn     cuda.Buf                // [Batch·Seq, heads] per-head norms
 	in     cuda.Buf                // copy of the current layer's input (BI)
-	hooks  *gputrain.Hooks
+	hooks  *gpu.Hooks
 }
 
 // newCUDAPasses uploads m's weights (from its source) for batches of up to
@@ -62,7 +62,7 @@ func newCUDAPasses(m *model.Model, col *Collector, opt Options, batch, seq int) 
 	if err = p.d.SetTF32(!opt.NoTF32); err != nil {
 		return nil, err
 	}
-	if p.m, err = gputrain.NewModelOpts(p.d, cfg, m.Source(), gputrain.Options{Batch: batch, Seq: seq, WeightsBF16: opt.BF16}); err != nil {
+	if p.m, err = gpu.NewModelOpts(p.d, cfg, m.Source(), gpu.Options{Batch: batch, Seq: seq, WeightsBF16: opt.BF16}); err != nil {
 		return nil, err
 	}
 	newStats := func(n int) *cuda.ImportanceStats {
@@ -91,9 +91,9 @@ func newCUDAPasses(m *model.Model, col *Collector, opt Options, batch, seq int) 
 	return p, nil
 }
 
-func (p *cudaPasses) collectorHooks() *gputrain.Hooks {
+func (p *cudaPasses) collectorHooks() *gpu.Hooks {
 	cfg, col := p.cfg, p.col
-	h := &gputrain.Hooks{
+	h := &gpu.Hooks{
 		AttnNorm: func(l int, x cuda.Buf, B, T int) error { return p.norms[l][0].AddBatch(x, B, T, p.seqAgg) },
 		MLPNorm:  func(l int, x cuda.Buf, B, T int) error { return p.norms[l][1].AddBatch(x, B, T, p.seqAgg) },
 		AttnHeads: func(l int, x cuda.Buf, B, T int) error {
@@ -145,7 +145,7 @@ func (p *cudaPasses) collect(batch [][]int) error {
 	if err := p.m.SetInputs(toInt32(batch), nil); err != nil {
 		return fmt.Errorf("importance --device cuda: %w", err)
 	}
-	if err := p.m.Infer(&gputrain.InferOptions{Hooks: p.hooks, NoLogits: true}); err != nil {
+	if err := p.m.Infer(&gpu.InferOptions{Hooks: p.hooks, NoLogits: true}); err != nil {
 		return fmt.Errorf("importance --device cuda: %w", err)
 	}
 	return nil
@@ -169,7 +169,7 @@ func (p *cudaPasses) meanNLL(batch [][]int, skip []int) (float64, error) {
 	if err := p.m.SetInputs(ids, tg); err != nil {
 		return 0, fmt.Errorf("importance --device cuda: %w", err)
 	}
-	if err := p.m.Infer(&gputrain.InferOptions{Skip: skip}); err != nil {
+	if err := p.m.Infer(&gpu.InferOptions{Skip: skip}); err != nil {
 		return 0, fmt.Errorf("importance --device cuda: %w", err)
 	}
 	logp, _, err := p.m.TokenLogProbs()

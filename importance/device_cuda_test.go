@@ -188,7 +188,7 @@ func TestComputeDeviceCUDA(t *testing.T) {
 	}
 }
 
-// gputrain has no attention/MLP biases: Compute says so instead of scoring
+// gpu has no attention/MLP biases: Compute says so instead of scoring
 // another model.
 func TestComputeDeviceCUDARefusesBiases(t *testing.T) {
 	cfg, err := model.SyntheticConfig(model.Llama, 2, 32, 4, 2, 64, 97)
@@ -203,6 +203,6 @@ func TestComputeDeviceCUDARefusesBiases(t *testing.T) {
 	defer m.Close()
 	_, err = Compute(context.Background(), m, randomSamples(2, 8, 97, 1), Options{Aggregation: DefaultAggregation, Device: "cuda"})
 	if err == nil || !strings.Contains(err.Error(), "biases are not supported") || !strings.Contains(err.Error(), "--device cuda") {
-		t.Errorf("got %v, want gputrain's bias error naming --device cuda", err)
+		t.Errorf("got %v, want gpu's bias error naming --device cuda", err)
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the CUDA tests on a machine with an NVIDIA GPU and driver: the kernel
 # parity tests (model/kernels/cuda), the device model's tests
-# (model/kernels/cuda/gputrain: forward and inference vs the CPU forward,
+# (gpu: forward and inference vs the CPU forward,
 # three training steps vs distill.Trainer), and the device paths of distill
 # (3-step runs vs the CPU's losses), importance (scores vs the CPU's) and
 # eval (LM scores vs the CPU's); with --bench also the GEMM, attention and
@@ -28,7 +28,7 @@ done
 # checks read ptx/ and csrc/ relative to it), tests to run
 tests=(
 	"cuda-parity model/kernels/cuda ."
-	"cuda-train model/kernels/cuda/gputrain ."
+	"cuda-train gpu ."
 	"cuda-distill distill RunCUDA|DeviceCUDA"
 	"cuda-importance importance DeviceCUDA"
 	"cuda-eval eval DeviceCUDA"
@@ -107,7 +107,7 @@ if [ "$bench" = 1 ]; then
 	{
 		cd "$root/model/kernels/cuda"
 		"$root/bin/cuda-parity.test" -test.run '^$' -test.bench . -test.benchtime 20x
-		cd "$root/model/kernels/cuda/gputrain"
+		cd "$root/gpu"
 		"$root/bin/cuda-train.test" -test.run '^$' -test.bench . -test.benchtime 5x -test.timeout 8m
 		cd "$root"
 		# the goal shape: a ~100M Nemotron at sequence 1024

@@ -75,7 +75,7 @@ type BenchForwardOptions struct {
 	JSON           bool
 	Device         string // cpu, or cuda (bench_forward_cuda.go)
 	NoTF32         bool
-	BF16           bool // cuda only: bf16-only weight matrices (gputrain.Options.WeightsBF16)
+	BF16           bool // cuda only: bf16-only weight matrices (gpu.Options.WeightsBF16)
 }
 
 func newBenchForwardCmd() *cobra.Command {
@@ -90,7 +90,7 @@ random, in memory, f32, of the given shape. GFLOP/s counts matrix products only:
 m = 2 for gated MLPs (llama/mistral) else 1 (see model.ForwardFLOPs).
 peak_rss_mb is the process's peak resident memory (getrusage), which with --weights streaming
 shows the memory a checkpoint larger than RAM needs.
---device cuda times the inference forward pass of gputrain on GPU 0 (f32 weights on the device,
+--device cuda times the inference forward pass of gpu on GPU 0 (f32 weights on the device,
 TF32 tensor-core products, all logits) and reports the device and cuBLAS library, like bench
 train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in bf16 only
 (bf16 products with f32 accumulation); device_pool_peak_mb shows the memory it saves.`,

@@ -11,10 +11,10 @@ import (
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
-// runBenchForwardCUDA times gputrain's inference forward pass (Infer, all
+// runBenchForwardCUDA times gpu's inference forward pass (Infer, all
 // logits) on GPU 0 at the bench shape: tokens/s and GFLOP/s (counted as
 // model.ForwardFLOPs, like the CPU bench) at the best of --iters passes.
 func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
@@ -57,7 +57,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 			return fmt.Errorf("--device cuda: %w", err)
 		}
 	}
-	g, err := gputrain.NewModelOpts(d, cfg, src, gputrain.Options{Batch: o.Batch, Seq: o.Seq, WeightsBF16: o.BF16})
+	g, err := gpu.NewModelOpts(d, cfg, src, gpu.Options{Batch: o.Batch, Seq: o.Seq, WeightsBF16: o.BF16})
 	if err != nil {
 		return fmt.Errorf("--device cuda: %w", err)
 	}
@@ -115,7 +115,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
 	}
-	tf32, bf16 := gputrain.PeakTFLOPS(d.Name)
+	tf32, bf16 := gpu.PeakTFLOPS(d.Name)
 	peak, key, peakName := tf32, "mfu_tf32", "TF32"
 	if o.BF16 {
 		peak, key, peakName = bf16, "mfu_bf16", "BF16"
@@ -129,7 +129,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, %s weights (%s products) on %s (cuBLAS %s)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
 		o.Batch, o.Seq, weights, prec, d.Name, d.BLASLibrary())
-	mfu := "MFU n/a (device not in gputrain.PeakTFLOPS's table)"
+	mfu := "MFU n/a (device not in gpu.PeakTFLOPS's table)"
 	if peak > 0 {
 		mfu = fmt.Sprintf("%.1f%% of the %s peak", 100*out[key].(float64), peakName)
 	}

@@ -24,7 +24,7 @@ type BenchTrainOptions struct {
 	BLASCore string
 	JSON     bool
 	Device   string // cpu, or cuda (bench_train_device*.go)
-	BF16     bool   // cuda only: bf16 linear-layer products (gputrain mixed precision)
+	BF16     bool   // cuda only: bf16 linear-layer products (gpu mixed precision)
 }
 
 func newBenchTrainCmd() *cobra.Command {

@@ -8,18 +8,18 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // runBenchTrainCUDA times device-resident training steps
-// (gputrain.Bench): tokens/s and model FLOPs utilisation on GPU 0.
+// (gpu.Bench): tokens/s and model FLOPs utilisation on GPU 0.
 func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) error {
 	d, err := cuda.Open(0)
 	if err != nil {
 		return err
 	}
 	defer d.Close()
-	r, err := gputrain.Bench(d, cfg, o.Batch, o.Seq, o.Steps, o.Loss == "kd", o.BF16, 1)
+	r, err := gpu.Bench(d, cfg, o.Batch, o.Seq, o.Steps, o.Loss == "kd", o.BF16, 1)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %s, %d params, %s (cuBLAS %s)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
 		o.Batch, o.Seq, o.Loss, prec, r.Params, r.Device, d.BLASLibrary())
-	mfu := "MFU n/a (device not in gputrain.PeakTFLOPS's table)"
+	mfu := "MFU n/a (device not in gpu.PeakTFLOPS's table)"
 	if r.MFUTF32 > 0 {
 		mfu = fmt.Sprintf("MFU %.1f%% of the TF32 peak, %.1f%% of the BF16 peak", 100*r.MFUTF32, 100*r.MFUBF16)
 	}

@@ -24,7 +24,7 @@
 // csrc/*.cu compiled as C++ against emu.h (threads as fibers, barriers and
 // warp shuffles emulated), device memory on the C heap, a reference GEMM
 // for cuBLAS (TF32 rounding emulated). It needs no CUDA headers, only g++,
-// and runs every test of this package and of gputrain on any machine:
+// and runs every test of this package and of gpu on any machine:
 //
 //	go test -tags minitron_cudaemu ./model/kernels/cuda/...
 //

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain_test
+package gpu_test
 
 import (
 	"math"
@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/minitron-dev/minitron/model"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // roundBF16 is float32 → bfloat16 → float32 with round-to-nearest-even
@@ -70,10 +70,10 @@ func TestInferWeightsBF16MatchesEnableBF16(t *testing.T) {
 				ref = roundedEmbedding{src}
 			}
 			const Batch, Seq = 2, 8
-			wb, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: Batch, Seq: Seq, WeightsBF16: true})
+			wb, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: Batch, Seq: Seq, WeightsBF16: true})
 			must(t, err)
 			defer wb.Free()
-			shadow, err := gputrain.NewModel(dev, cfg, ref, Batch, Seq, false)
+			shadow, err := gpu.NewModel(dev, cfg, ref, Batch, Seq, false)
 			must(t, err)
 			defer shadow.Free()
 			must(t, shadow.EnableBF16())
@@ -110,7 +110,7 @@ func TestInferWeightsBF16MatchesEnableBF16(t *testing.T) {
 			}
 			ids, targets := randRows(2, 6, cfg.VocabSize, 5)
 			V := cfg.VocabSize
-			logits := func(gm *gputrain.Model) []float32 {
+			logits := func(gm *gpu.Model) []float32 {
 				must(t, gm.SetInputs(ids, targets))
 				must(t, gm.Infer(nil))
 				out := make([]float32, 2*6*V)
@@ -131,11 +131,11 @@ func TestInferWeightsBF16Errors(t *testing.T) {
 	cfg, err := model.SyntheticConfig(model.Llama, 2, 32, 4, 2, 64, 97)
 	must(t, err)
 	src := model.NewRandomSource(cfg, model.F32, 1)
-	_, err = gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: 1, Seq: 4, Train: true, WeightsBF16: true})
+	_, err = gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: 1, Seq: 4, Train: true, WeightsBF16: true})
 	if err == nil || !strings.Contains(err.Error(), "inference") || !strings.Contains(err.Error(), "EnableBF16") {
 		t.Errorf("WeightsBF16 on a training model: error %v, want one saying it is for inference models", err)
 	}
-	gm, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: 1, Seq: 4, WeightsBF16: true})
+	gm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: 1, Seq: 4, WeightsBF16: true})
 	must(t, err)
 	defer gm.Free()
 	if err := gm.RefreshBF16(); err == nil || !strings.Contains(err.Error(), "bf16-only") {
@@ -158,7 +158,7 @@ func poolPeak(t *testing.T, cfg *model.Config, src model.TensorSource, batch, se
 	p := dev.Pool()
 	base := p.InUse
 	p.Peak = p.InUse + p.Cached
-	gm, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: batch, Seq: seq, WeightsBF16: wbf16})
+	gm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: batch, Seq: seq, WeightsBF16: wbf16})
 	must(t, err)
 	defer gm.Free()
 	must(t, gm.SetInputs(ids, nil))
@@ -181,7 +181,7 @@ func TestInferWeightsBF16MemoryGoalShape(t *testing.T) {
 	if testing.Short() {
 		t.Skip("uploads the ~100M goal-shape model twice")
 	}
-	cfg, err := gputrain.NemotronBench100M()
+	cfg, err := gpu.NemotronBench100M()
 	must(t, err)
 	var linear int64 // every matrix, the embedding included, is stored bf16
 	for _, ti := range model.ExpectedTensors(cfg) {

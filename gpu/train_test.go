@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain_test
+package gpu_test
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // Without a GPU, cuda's gpuprobe ends this binary with "skipped: …" before
@@ -68,7 +68,7 @@ func TestForwardMatchesCPU(t *testing.T) {
 			src := model.NewRandomSource(cfg, model.F32, 5)
 			cpu, err := model.New(cfg, src, model.Options{})
 			must(t, err)
-			gm, err := gputrain.NewModel(dev, cfg, src, B, T, false)
+			gm, err := gpu.NewModel(dev, cfg, src, B, T, false)
 			must(t, err)
 			defer gm.Free()
 			tok := batch(B, T, cfg.VocabSize, 6)
@@ -126,14 +126,14 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			src := model.NewRandomSource(cfg, model.F32, 11)
 			tsrc := model.NewRandomSource(cfg, model.F32, 12)
 			losses := distill.Losses{CE: 1}
-			glosses := gputrain.Losses{CE: 1}
+			glosses := gpu.Losses{CE: 1}
 			var teacher *model.Model
-			var gteacher *gputrain.Model
+			var gteacher *gpu.Model
 			if c.kd {
-				losses, glosses = distill.Losses{KL: 1, CE: 0.5}, gputrain.Losses{KL: 1, CE: 0.5}
+				losses, glosses = distill.Losses{KL: 1, CE: 0.5}, gpu.Losses{KL: 1, CE: 0.5}
 				teacher, err = model.New(cfg, tsrc, model.Options{})
 				must(t, err)
-				gteacher, err = gputrain.NewModel(dev, cfg, tsrc, B, T, false)
+				gteacher, err = gpu.NewModel(dev, cfg, tsrc, B, T, false)
 				must(t, err)
 				defer gteacher.Free()
 				if strings.HasSuffix(c.name, "-bf16") {
@@ -145,16 +145,16 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			defer s.Close()
 			cpu, err := distill.NewTrainer(s, distill.NewAdamW(s.NumParams(), wd), distill.Schedule{LR: lr, MinLR: lr}, 1, clip, teacher)
 			must(t, err)
-			gs, err := gputrain.NewModel(dev, cfg, src, B, T, true)
+			gs, err := gpu.NewModel(dev, cfg, src, B, T, true)
 			must(t, err)
 			defer gs.Free()
 			gs.AttnTC = c.name != "nemotron-ce-refattn"
 			if strings.HasSuffix(c.name, "-bf16") {
 				must(t, gs.EnableBF16())
 			}
-			opt := gputrain.DefaultOptim
+			opt := gpu.DefaultOptim
 			opt.WeightDecay, opt.Clip = wd, clip
-			gpu, err := gputrain.NewTrainer(gs, gteacher, glosses, opt)
+			gpu, err := gpu.NewTrainer(gs, gteacher, glosses, opt)
 			must(t, err)
 			defer gpu.Free()
 			for step := 0; step < 3; step++ {
@@ -177,16 +177,16 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 
 // BenchmarkTrain100M is the throughput goal: a ~100M Nemotron-shaped
 // model at sequence 1024 (8 × 1024 tokens a step); it reports tokens/s and
-// MFU (see gputrain.Bench).
+// MFU (see gpu.Bench).
 func BenchmarkTrain100M(b *testing.B) {
-	cfg, err := gputrain.NemotronBench100M()
+	cfg, err := gpu.NemotronBench100M()
 	must(b, err)
 	for _, c := range []struct {
 		name     string
 		kd, bf16 bool
 	}{{"ce", false, false}, {"kd", true, false}, {"ce-bf16", false, true}, {"kd-bf16", true, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			r, err := gputrain.Bench(dev, cfg, 8, 1024, max(b.N, 3), c.kd, c.bf16, 1)
+			r, err := gpu.Bench(dev, cfg, 8, 1024, max(b.N, 3), c.kd, c.bf16, 1)
 			must(b, err)
 			b.Logf("%+v", r)
 			b.ReportMetric(r.TokensPerS, "tokens/s")

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -103,17 +103,17 @@ type StepMetrics struct {
 // s.EnableBF16 (and the teacher's) first.
 func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	if !s.train {
-		return nil, fmt.Errorf("gputrain: the student model was built without train")
+		return nil, fmt.Errorf("gpu: the student model was built without train")
 	}
 	if losses.CE < 0 || losses.KL < 0 || losses.ReverseKL < 0 || losses.terms() == 0 {
-		return nil, fmt.Errorf("gputrain: loss weights ce %g, kl %g, reverse kl %g: want ≥ 0 and not all 0", losses.CE, losses.KL, losses.ReverseKL)
+		return nil, fmt.Errorf("gpu: loss weights ce %g, kl %g, reverse kl %g: want ≥ 0 and not all 0", losses.CE, losses.KL, losses.ReverseKL)
 	}
 	if losses.needsTeacher() {
 		if teacher == nil {
-			return nil, fmt.Errorf("gputrain: the KL and intermediate-state losses need a teacher")
+			return nil, fmt.Errorf("gpu: the KL and intermediate-state losses need a teacher")
 		}
 		if teacher.Cfg.VocabSize != s.Cfg.VocabSize || teacher.Batch != s.Batch || teacher.Seq != s.Seq {
-			return nil, fmt.Errorf("gputrain: teacher (vocab %d, %d×%d) does not match the student (vocab %d, %d×%d)",
+			return nil, fmt.Errorf("gpu: teacher (vocab %d, %d×%d) does not match the student (vocab %d, %d×%d)",
 				teacher.Cfg.VocabSize, teacher.Batch, teacher.Seq, s.Cfg.VocabSize, s.Batch, s.Seq)
 		}
 	}
@@ -153,7 +153,7 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	if k := losses.TopK; k > 0 {
 		if k > c.VocabSize || losses.KL == 0 || losses.ReverseKL != 0 {
 			t.Free()
-			return nil, fmt.Errorf("gputrain: top-k %d needs the forward KL, no reverse KL and k ≤ the vocabulary (%d)", k, c.VocabSize)
+			return nil, fmt.Errorf("gpu: top-k %d needs the forward KL, no reverse KL and k ≤ the vocabulary (%d)", k, c.VocabSize)
 		}
 		one(&t.topIdx, rows*k, false)
 		one(&t.topVal, rows*k, false)
@@ -229,7 +229,7 @@ func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, er
 	m := StepMetrics{Step: t.Step + 1, LR: lr}
 	n := len(micro)
 	if n == 0 {
-		return m, fmt.Errorf("gputrain: a step needs at least one micro-batch")
+		return m, fmt.Errorf("gpu: a step needs at least one micro-batch")
 	}
 	g := t.grad
 	if n > 1 {

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -45,10 +45,10 @@ type KVCache struct {
 func (m *Model) NewKVCache(rows, capacity int) (*KVCache, error) {
 	c := m.Cfg
 	if rows <= 0 || capacity <= 0 {
-		return nil, fmt.Errorf("gputrain: kv cache: rows %d and capacity %d must be positive", rows, capacity)
+		return nil, fmt.Errorf("gpu: kv cache: rows %d and capacity %d must be positive", rows, capacity)
 	}
 	if rows > m.Batch {
-		return nil, fmt.Errorf("gputrain: kv cache: %d rows, the model runs at most %d (its batch)", rows, m.Batch)
+		return nil, fmt.Errorf("gpu: kv cache: %d rows, the model runs at most %d (its batch)", rows, m.Batch)
 	}
 	kvd := c.KVDim()
 	kc := &KVCache{Rows: rows, Cap: capacity, m: m, layer: rows * capacity * 2 * kvd, maxT: min(capacity, m.Seq)}
@@ -67,7 +67,7 @@ func (m *Model) NewKVCache(rows, capacity int) (*KVCache, error) {
 	}
 	var err error
 	if kc.kv, err = alloc(c.NumLayers * kc.layer); err != nil {
-		return nil, fmt.Errorf("gputrain: kv cache of %d×%d positions: %w", rows, capacity, err)
+		return nil, fmt.Errorf("gpu: kv cache of %d×%d positions: %w", rows, capacity, err)
 	}
 	if kc.pos, err = alloc(rows * kc.maxT); err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func (kc *KVCache) Reset() { kc.n = 0 }
 // next one after the same context).
 func (kc *KVCache) Truncate(n int) error {
 	if n < 0 || n > kc.n {
-		return fmt.Errorf("gputrain: kv cache: truncate to %d positions, it holds %d", n, kc.n)
+		return fmt.Errorf("gpu: kv cache: truncate to %d positions, it holds %d", n, kc.n)
 	}
 	kc.n = n
 	return nil
@@ -131,10 +131,10 @@ func (kc *KVCache) Truncate(n int) error {
 // continuation of a multiple-choice request).
 func (kc *KVCache) CopyRow(dst, src int) error {
 	if dst < 0 || dst >= kc.Rows || src < 0 || src >= kc.Rows {
-		return fmt.Errorf("gputrain: kv cache: copy row %d to row %d of %d", src, dst, kc.Rows)
+		return fmt.Errorf("gpu: kv cache: copy row %d to row %d of %d", src, dst, kc.Rows)
 	}
 	if kc.kv.IsNil() {
-		return fmt.Errorf("gputrain: kv cache: copy row %d to row %d: the cache was freed", src, dst)
+		return fmt.Errorf("gpu: kv cache: copy row %d to row %d: the cache was freed", src, dst)
 	}
 	if dst == src || kc.n == 0 {
 		return nil
@@ -169,17 +169,17 @@ func (kc *KVCache) Free() {
 // A call that fails leaves Len where it was.
 func (m *Model) InferCached(kc *KVCache, o *InferOptions) error {
 	if kc == nil || kc.m != m {
-		return fmt.Errorf("gputrain: InferCached: the cache belongs to another model")
+		return fmt.Errorf("gpu: InferCached: the cache belongs to another model")
 	}
 	if kc.kv.IsNil() {
-		return fmt.Errorf("gputrain: InferCached: the cache was freed")
+		return fmt.Errorf("gpu: InferCached: the cache was freed")
 	}
 	B, T := m.activeB, m.activeT
 	if B > kc.Rows {
-		return fmt.Errorf("gputrain: InferCached: %d input sequences, the cache holds %d", B, kc.Rows)
+		return fmt.Errorf("gpu: InferCached: %d input sequences, the cache holds %d", B, kc.Rows)
 	}
 	if kc.n+T > kc.Cap {
-		return fmt.Errorf("gputrain: kv cache full: %d positions held + %d new exceed its capacity %d", kc.n, T, kc.Cap)
+		return fmt.Errorf("gpu: kv cache full: %d positions held + %d new exceed its capacity %d", kc.n, T, kc.Cap)
 	}
 	for b := range B {
 		for t := range T {

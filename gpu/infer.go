@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -46,34 +46,34 @@ type InferOptions struct {
 func (m *Model) SetInputs(ids, targets [][]int32) error {
 	B := len(ids)
 	if B == 0 || B > m.Batch {
-		return fmt.Errorf("gputrain: %d input sequences, want 1 to %d (the model's batch)", B, m.Batch)
+		return fmt.Errorf("gpu: %d input sequences, want 1 to %d (the model's batch)", B, m.Batch)
 	}
 	T := len(ids[0])
 	if T == 0 || T > m.Seq {
-		return fmt.Errorf("gputrain: input sequence of %d tokens, want 1 to %d (the model's sequence length)", T, m.Seq)
+		return fmt.Errorf("gpu: input sequence of %d tokens, want 1 to %d (the model's sequence length)", T, m.Seq)
 	}
 	if targets != nil && len(targets) != B {
-		return fmt.Errorf("gputrain: %d target rows for %d input sequences", len(targets), B)
+		return fmt.Errorf("gpu: %d target rows for %d input sequences", len(targets), B)
 	}
 	V := m.Cfg.VocabSize
 	for b, row := range ids {
 		if len(row) != T {
-			return fmt.Errorf("gputrain: input sequence %d has %d tokens, sequence 0 has %d (a batch needs equal lengths)", b, len(row), T)
+			return fmt.Errorf("gpu: input sequence %d has %d tokens, sequence 0 has %d (a batch needs equal lengths)", b, len(row), T)
 		}
 		var tr []int32
 		if targets != nil {
 			if tr = targets[b]; len(tr) != T {
-				return fmt.Errorf("gputrain: target row %d has %d values, want %d", b, len(tr), T)
+				return fmt.Errorf("gpu: target row %d has %d values, want %d", b, len(tr), T)
 			}
 		}
 		for t, id := range row {
 			if id < 0 || int(id) >= V {
-				return fmt.Errorf("gputrain: input sequence %d, position %d: token id %d outside the vocabulary [0,%d)", b, t, id, V)
+				return fmt.Errorf("gpu: input sequence %d, position %d: token id %d outside the vocabulary [0,%d)", b, t, id, V)
 			}
 			tg := int32(-1)
 			if tr != nil {
 				if tg = tr[t]; tg < -1 || int(tg) >= V {
-					return fmt.Errorf("gputrain: target row %d, position %d: %d is neither -1 nor in the vocabulary [0,%d)", b, t, tg, V)
+					return fmt.Errorf("gpu: target row %d, position %d: %d is neither -1 nor in the vocabulary [0,%d)", b, t, tg, V)
 				}
 			}
 			m.hostIDs[b*T+t], m.hostTargets[b*T+t] = id, tg

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -33,11 +33,11 @@ type isLoss struct {
 func (t *Trainer) newISLoss(pairs []Pair) error {
 	s, tc := t.S, t.Teacher
 	if tc == nil {
-		return fmt.Errorf("gputrain: the intermediate-state loss needs a teacher")
+		return fmt.Errorf("gpu: the intermediate-state loss needs a teacher")
 	}
 	for _, p := range pairs {
 		if p.Student < 0 || p.Student > s.Cfg.NumLayers || p.Teacher < 0 || p.Teacher > tc.Cfg.NumLayers {
-			return fmt.Errorf("gputrain: intermediate pair %d→%d outside the student's 0..%d or the teacher's 0..%d",
+			return fmt.Errorf("gpu: intermediate pair %d→%d outside the student's 0..%d or the teacher's 0..%d",
 				p.Student, p.Teacher, s.Cfg.NumLayers, tc.Cfg.NumLayers)
 		}
 	}
@@ -74,11 +74,11 @@ func (t *Trainer) newISLoss(pairs []Pair) error {
 func (t *Trainer) SetISProjection(w, m1, m2 []float32) error {
 	l := t.is
 	if l == nil {
-		return fmt.Errorf("gputrain: no intermediate-state loss configured")
+		return fmt.Errorf("gpu: no intermediate-state loss configured")
 	}
 	d := t.S.d
 	if len(w) != l.w.N {
-		return fmt.Errorf("gputrain: intermediate projection has %d values, want %d×%d", len(w), l.ht, l.hs)
+		return fmt.Errorf("gpu: intermediate projection has %d values, want %d×%d", len(w), l.ht, l.hs)
 	}
 	err := d.CopyFrom(l.w, w)
 	for _, x := range []struct {
@@ -96,7 +96,7 @@ func (t *Trainer) SetISProjection(w, m1, m2 []float32) error {
 func (t *Trainer) ISProjection(w, m1, m2 []float32) error {
 	l := t.is
 	if l == nil {
-		return fmt.Errorf("gputrain: no intermediate-state loss configured")
+		return fmt.Errorf("gpu: no intermediate-state loss configured")
 	}
 	d := t.S.d
 	return firstErr(d.Download(w, l.w), d.Download(m1, l.m1), d.Download(m2, l.m2))

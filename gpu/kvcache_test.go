@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain_test
+package gpu_test
 
 import (
 	"fmt"
@@ -10,16 +10,16 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // cachedPair is a model that decodes with a KV cache (its Seq shorter than
 // the sequence: the cache's positions go past it) and a reference model on
 // the same weights that runs the whole prefix with Infer.
-func cachedPair(t *testing.T, c inferCase, batch, seq, full int) (*model.Config, *gputrain.Model, *gputrain.Model) {
+func cachedPair(t *testing.T, c inferCase, batch, seq, full int) (*model.Config, *gpu.Model, *gpu.Model) {
 	t.Helper()
 	cfg, src, gm := inferModel(t, c, batch, seq)
-	ref, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: batch, Seq: full, WeightsBF16: c.wbf16})
+	ref, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: batch, Seq: full, WeightsBF16: c.wbf16})
 	must(t, err)
 	t.Cleanup(ref.Free)
 	return cfg, gm, ref
@@ -27,7 +27,7 @@ func cachedPair(t *testing.T, c inferCase, batch, seq, full int) (*model.Config,
 
 // fullLastRows runs ref over seqs[b][:n] and returns the logits of the
 // last k positions of each row, [B·k, V].
-func fullLastRows(t *testing.T, ref *gputrain.Model, seqs [][]int32, n, k, V int) []float32 {
+func fullLastRows(t *testing.T, ref *gpu.Model, seqs [][]int32, n, k, V int) []float32 {
 	t.Helper()
 	ids := make([][]int32, len(seqs))
 	for b := range seqs {
@@ -46,7 +46,7 @@ func fullLastRows(t *testing.T, ref *gputrain.Model, seqs [][]int32, n, k, V int
 
 // cachedRows feeds seqs[b][from:to] to the cache and returns the new rows'
 // logits, [B·(to−from), V].
-func cachedRows(t *testing.T, gm *gputrain.Model, kc *gputrain.KVCache, seqs [][]int32, from, to, V int) []float32 {
+func cachedRows(t *testing.T, gm *gpu.Model, kc *gpu.KVCache, seqs [][]int32, from, to, V int) []float32 {
 	t.Helper()
 	ids := make([][]int32, len(seqs))
 	for b := range seqs {
@@ -144,24 +144,24 @@ func TestInferCachedSkipAndHooks(t *testing.T) {
 	defer kc.Free()
 	skip := []int{1}
 	must(t, gm.SetInputs([][]int32{seqs[0][:6]}, nil))
-	must(t, gm.InferCached(kc, &gputrain.InferOptions{Skip: skip}))
+	must(t, gm.InferCached(kc, &gpu.InferOptions{Skip: skip}))
 	must(t, gm.SetInputs([][]int32{seqs[0][6:7]}, nil))
 	calls := 0
-	hk := &gputrain.Hooks{LayerOutput: func(l int, x cuda.Buf, b, tt int) error {
+	hk := &gpu.Hooks{LayerOutput: func(l int, x cuda.Buf, b, tt int) error {
 		calls++
 		if l == 1 || b != 1 || tt != 1 || x.N != cfg.HiddenSize {
 			t.Errorf("LayerOutput hook: layer %d, shape %d×%d, %d values", l, b, tt, x.N)
 		}
 		return nil
 	}}
-	must(t, gm.InferCached(kc, &gputrain.InferOptions{Skip: skip, Hooks: hk}))
+	must(t, gm.InferCached(kc, &gpu.InferOptions{Skip: skip, Hooks: hk}))
 	if calls != cfg.NumLayers-1 {
 		t.Errorf("%d LayerOutput calls, want %d", calls, cfg.NumLayers-1)
 	}
 	got := make([]float32, V)
 	must(t, dev.Download(got, gm.Logits().Slice(0, V)))
 	must(t, ref.SetInputs([][]int32{seqs[0][:7]}, nil))
-	must(t, ref.Infer(&gputrain.InferOptions{Skip: skip}))
+	must(t, ref.Infer(&gpu.InferOptions{Skip: skip}))
 	all := make([]float32, 7*V)
 	must(t, dev.Download(all, ref.Logits().Slice(0, 7*V)))
 	if d, scale := maxDiff(got, all[6*V:]); !(d <= 1e-4*(1+scale)) {

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import "fmt"
 
@@ -9,7 +9,7 @@ import "fmt"
 // temporary f32 buffer of the tensor's size).
 func (m *Model) downloadParam(p param, host []float32) error {
 	if len(host) != p.n {
-		return fmt.Errorf("gputrain: tensor %q has %d elements, host buffer %d", p.name, p.n, len(host))
+		return fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", p.name, p.n, len(host))
 	}
 	if p.off >= 0 {
 		return m.d.Download(host, m.W.Slice(p.off, p.off+p.n))

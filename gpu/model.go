@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -130,13 +130,13 @@ func storedBF16(ti model.TensorInfo, hidden int) bool {
 func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o Options) (*Model, error) {
 	batch, seq, train := o.Batch, o.Seq, o.Train
 	if batch <= 0 || seq <= 0 {
-		return nil, fmt.Errorf("gputrain: micro-batch %d and sequence length %d must be positive", batch, seq)
+		return nil, fmt.Errorf("gpu: micro-batch %d and sequence length %d must be positive", batch, seq)
 	}
 	if o.WeightsBF16 && train {
-		return nil, fmt.Errorf("gputrain: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
+		return nil, fmt.Errorf("gpu: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
 	}
 	if cfg.AttentionBias || cfg.MLPBias {
-		return nil, fmt.Errorf("gputrain: %s models with attention/MLP biases are not supported", cfg.Family)
+		return nil, fmt.Errorf("gpu: %s models with attention/MLP biases are not supported", cfg.Family)
 	}
 	act, err := kernels.ParseActivation(cfg.HiddenAct)
 	if err != nil { // as distill: the family's activation when hidden_act is unknown
@@ -233,17 +233,17 @@ func (m *Model) upload(src model.TensorSource) (err error) {
 	for _, p := range m.params {
 		got, found := src.Info(p.name)
 		if !found {
-			return fmt.Errorf("gputrain: weights: missing tensor %q", p.name)
+			return fmt.Errorf("gpu: weights: missing tensor %q", p.name)
 		}
 		if !slices.Equal(got.Shape, p.shape) {
-			return fmt.Errorf("gputrain: weights: tensor %q has shape %v, config wants %v", p.name, got.Shape, p.shape)
+			return fmt.Errorf("gpu: weights: tensor %q has shape %v, config wants %v", p.name, got.Shape, p.shape)
 		}
 		if cap(host) < p.n {
 			host = make([]float32, p.n)
 		}
 		host = host[:p.n]
 		if err := src.ReadF32(p.name, host); err != nil {
-			return fmt.Errorf("gputrain: weights: %w", err)
+			return fmt.Errorf("gpu: weights: %w", err)
 		}
 		if p.off >= 0 {
 			if err := d.CopyFrom(m.W.Slice(p.off, p.off+p.n), host); err != nil {
@@ -259,7 +259,7 @@ func (m *Model) upload(src model.TensorSource) (err error) {
 			hi := min(lo+stage.N, p.n)
 			s := stage.Slice(0, hi-lo)
 			if err := firstErr(d.CopyFrom(s, host[lo:hi]), d.ToBF16(m.WB.Slice(p.boff+lo, p.boff+hi), s)); err != nil {
-				return fmt.Errorf("gputrain: weights: %s to bf16: %w", p.name, err)
+				return fmt.Errorf("gpu: weights: %s to bf16: %w", p.name, err)
 			}
 		}
 	}
@@ -359,7 +359,7 @@ func (m *Model) allocBF16Acts() error {
 // with Options.WeightsBF16 has no f32 matrices to refresh from.
 func (m *Model) RefreshBF16() error {
 	if m.weightsBF16 {
-		return fmt.Errorf("gputrain: RefreshBF16 on a model with bf16-only weights (no f32 masters)")
+		return fmt.Errorf("gpu: RefreshBF16 on a model with bf16-only weights (no f32 masters)")
 	}
 	return m.d.ToBF16(m.WB, m.W)
 }
@@ -540,17 +540,17 @@ func (m *Model) setShape(B, T int) error {
 // Seq of each row, targets the last Seq (distill's layout).
 func (m *Model) SetBatch(tokens [][]int32) error {
 	if len(tokens) != m.Batch {
-		return fmt.Errorf("gputrain: micro-batch has %d sequences, want %d", len(tokens), m.Batch)
+		return fmt.Errorf("gpu: micro-batch has %d sequences, want %d", len(tokens), m.Batch)
 	}
 	V := m.Cfg.VocabSize
 	for b, row := range tokens {
 		if len(row) != m.Seq+1 {
-			return fmt.Errorf("gputrain: sample %d has %d tokens, want seq_len+1 = %d", b, len(row), m.Seq+1)
+			return fmt.Errorf("gpu: sample %d has %d tokens, want seq_len+1 = %d", b, len(row), m.Seq+1)
 		}
 		for t := 0; t < m.Seq; t++ {
 			id, tg := row[t], row[t+1]
 			if id < 0 || int(id) >= V || tg < 0 || int(tg) >= V {
-				return fmt.Errorf("gputrain: sample %d: token id outside the vocabulary [0,%d)", b, V)
+				return fmt.Errorf("gpu: sample %d: token id outside the vocabulary [0,%d)", b, V)
 			}
 			m.hostIDs[b*m.Seq+t], m.hostTargets[b*m.Seq+t] = id, tg
 		}
@@ -639,7 +639,7 @@ func (m *Model) Forward() error {
 		return m.Infer(nil)
 	}
 	if m.activeB != m.Batch || m.activeT != m.Seq {
-		return fmt.Errorf("gputrain: Forward of a training model needs the full %d×%d batch of SetBatch, not %d×%d", m.Batch, m.Seq, m.activeB, m.activeT)
+		return fmt.Errorf("gpu: Forward of a training model needs the full %d×%d batch of SetBatch, not %d×%d", m.Batch, m.Seq, m.activeB, m.activeT)
 	}
 	return m.forward(nil, true)
 }
@@ -694,7 +694,7 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 	L, H := c.NumLayers, c.HiddenSize
 	for _, l := range o.Skip {
 		if l < 0 || l >= L {
-			return fmt.Errorf("gputrain: skip layer %d outside [0,%d)", l, L)
+			return fmt.Errorf("gpu: skip layer %d outside [0,%d)", l, L)
 		}
 	}
 	x0 := m.ix[0]

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"
@@ -65,11 +65,11 @@ func (e *NonFiniteError) Error() string {
 func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
 	i, ok := m.byName[name]
 	if !ok {
-		return cuda.Buf{}, fmt.Errorf("gputrain: no tensor %q on the device", name)
+		return cuda.Buf{}, fmt.Errorf("gpu: no tensor %q on the device", name)
 	}
 	p := m.params[i]
 	if n != p.n {
-		return cuda.Buf{}, fmt.Errorf("gputrain: tensor %q has %d elements, host buffer %d", name, p.n, n)
+		return cuda.Buf{}, fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", name, p.n, n)
 	}
 	return arena.Slice(p.off, p.off+p.n), nil
 }
@@ -79,7 +79,7 @@ func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
 func (m *Model) ReadParam(name string, dst []float32) error {
 	i, ok := m.byName[name]
 	if !ok {
-		return fmt.Errorf("gputrain: no tensor %q on the device", name)
+		return fmt.Errorf("gpu: no tensor %q on the device", name)
 	}
 	return m.downloadParam(m.params[i], dst)
 }

@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain_test
+package gpu_test
 
 import (
 	"errors"
@@ -13,7 +13,7 @@ import (
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/model/kernels/cuda/gputrain"
+	"github.com/minitron-dev/minitron/gpu"
 )
 
 // inferCase is one tiny random model for the Infer tests.
@@ -67,7 +67,7 @@ func cpuHooks(log hookLog) *model.Hooks {
 
 // gpuHooks downloads every hook's buffer; at LayerOutput it downloads the
 // layer's LayerInput buffer again, which must be unchanged.
-func gpuHooks(t *testing.T, log hookLog, wantB, wantT int) *gputrain.Hooks {
+func gpuHooks(t *testing.T, log hookLog, wantB, wantT int) *gpu.Hooks {
 	var in cuda.Buf
 	rec := func(name string) func(int, cuda.Buf, int, int) error {
 		return func(l int, x cuda.Buf, B, T int) error {
@@ -97,7 +97,7 @@ func gpuHooks(t *testing.T, log hookLog, wantB, wantT int) *gputrain.Hooks {
 			return nil
 		}
 	}
-	return &gputrain.Hooks{LayerInput: rec("LayerInput"), AttnNorm: rec("AttnNorm"), AttnHeads: rec("AttnHeads"),
+	return &gpu.Hooks{LayerInput: rec("LayerInput"), AttnNorm: rec("AttnNorm"), AttnHeads: rec("AttnHeads"),
 		MLPNorm: rec("MLPNorm"), MLPPre: rec("MLPPre"), MLPPost: rec("MLPPost"), LayerOutput: rec("LayerOutput")}
 }
 
@@ -113,7 +113,7 @@ func maxDiff(a, b []float32) (d, scale float64) {
 	return d, scale
 }
 
-func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *model.RandomSource, *gputrain.Model) {
+func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *model.RandomSource, *gpu.Model) {
 	t.Helper()
 	cfg, err := model.SyntheticConfig(c.fam, 3, 32, 4, 2, 64, 97)
 	must(t, err)
@@ -121,7 +121,7 @@ func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *mode
 	cfg.TieWordEmbeddings = c.tied
 	src := model.NewRandomSource(cfg, model.F32, 7)
 	src.Std = 0.1 // larger than the 0.02 default so every layer moves the stream
-	gm, err := gputrain.NewModelOpts(dev, cfg, src, gputrain.Options{Batch: batch, Seq: seq, Train: c.train, WeightsBF16: c.wbf16})
+	gm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: batch, Seq: seq, Train: c.train, WeightsBF16: c.wbf16})
 	must(t, err)
 	t.Cleanup(gm.Free)
 	gm.AttnTC = !c.ref
@@ -185,7 +185,7 @@ func TestInferMatchesCPU(t *testing.T) {
 				if b, tt := gm.Active(); b != B || tt != T {
 					t.Fatalf("Active() = %d×%d, want %d×%d", b, tt, B, T)
 				}
-				must(t, gm.Infer(&gputrain.InferOptions{Skip: c.skip, Hooks: gpuHooks(t, gotHooks, B, T)}))
+				must(t, gm.Infer(&gpu.InferOptions{Skip: c.skip, Hooks: gpuHooks(t, gotHooks, B, T)}))
 				got := make([]float32, len(want))
 				must(t, dev.Download(got, gm.Logits()))
 				worst := 0.0 // largest diff relative to its tolerance
@@ -291,11 +291,11 @@ func TestInferNoLogitsAndForward(t *testing.T) {
 	}
 	must(t, gm.SetInputs(ids, nil))
 	var last []float32
-	hk := &gputrain.Hooks{LayerOutput: func(l int, x cuda.Buf, B, T int) error {
+	hk := &gpu.Hooks{LayerOutput: func(l int, x cuda.Buf, B, T int) error {
 		last = make([]float32, x.N)
 		return dev.Download(last, x)
 	}}
-	must(t, gm.Infer(&gputrain.InferOptions{Hooks: hk, NoLogits: true}))
+	must(t, gm.Infer(&gpu.InferOptions{Hooks: hk, NoLogits: true}))
 	after := make([]float32, len(full))
 	must(t, dev.Download(after, gm.Logits()))
 	if !slices.Equal(after, full) {
@@ -356,12 +356,12 @@ func TestInferErrors(t *testing.T) {
 		}
 	}
 	must(t, gm.SetInputs([][]int32{row(4, 3)}, nil))
-	if err := gm.Infer(&gputrain.InferOptions{Skip: []int{3}}); err == nil || !strings.Contains(err.Error(), "skip layer 3") {
+	if err := gm.Infer(&gpu.InferOptions{Skip: []int{3}}); err == nil || !strings.Contains(err.Error(), "skip layer 3") {
 		t.Errorf("skip of layer 3 of 3: error %v", err)
 	}
 	calls := 0
-	hk := &gputrain.Hooks{MLPPre: func(l int, x cuda.Buf, B, T int) error { calls++; return errStop }}
-	if err := gm.Infer(&gputrain.InferOptions{Hooks: hk}); !errors.Is(err, errStop) || calls != 1 || err.Error() != "layer 0 MLPPre hook: stop here" {
+	hk := &gpu.Hooks{MLPPre: func(l int, x cuda.Buf, B, T int) error { calls++; return errStop }}
+	if err := gm.Infer(&gpu.InferOptions{Hooks: hk}); !errors.Is(err, errStop) || calls != 1 || err.Error() != "layer 0 MLPPre hook: stop here" {
 		t.Errorf("a hook's error: Infer returned %v after %d calls, want \"layer 0 MLPPre hook: stop here\" after 1", err, calls)
 	}
 	must(t, tm.SetInputs([][]int32{row(4, 3)}, nil))
@@ -379,7 +379,7 @@ func TestInferMemoryIndependentOfDepth(t *testing.T) {
 		cfg, err := model.SyntheticConfig(model.Llama, layers, 32, 4, 2, 64, 97)
 		must(t, err)
 		before := dev.Pool().InUse
-		gm, err := gputrain.NewModel(dev, cfg, model.NewRandomSource(cfg, model.F32, 1), Batch, Seq, train)
+		gm, err := gpu.NewModel(dev, cfg, model.NewRandomSource(cfg, model.F32, 1), Batch, Seq, train)
 		must(t, err)
 		defer gm.Free()
 		return dev.Pool().InUse - before, 4 * int64(gm.NumParams())

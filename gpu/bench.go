@@ -1,6 +1,6 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package gputrain
+package gpu
 
 import (
 	"fmt"

@@ -1,4 +1,4 @@
-// Package gputrain is a device-resident training step for minitron's
+// Package gpu is a device-resident training step for minitron's
 // decoders on the CUDA backend (package cuda): parameters, gradients, AdamW
 // moments and every activation stay on the GPU for the whole step; only
 // token ids go up and per-row losses come back. It mirrors distill's
@@ -24,4 +24,4 @@
 // three steps match distill.Trainer's losses and gradient norms to 6
 // digits). Attention goes through cuBLAS (Device.AttentionTC) unless
 // Model.AttnTC is cleared.
-package gputrain
+package gpu
