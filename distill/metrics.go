@@ -7,7 +7,7 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 )
 
 // truncateMetrics drops the lines of a metrics JSONL file that belong to
@@ -44,5 +44,5 @@ func truncateMetrics(path string, step int) error {
 	if !dropped {
 		return nil
 	}
-	return model.WriteFileAtomic(path, out.Bytes())
+	return atomicfile.WriteFile(path, out.Bytes(), nil)
 }

@@ -14,6 +14,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -198,14 +200,14 @@ func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, er
 	if err != nil {
 		return fail(err)
 	}
-	if err := model.WriteFileAtomic(filepath.Join(tmp, "trainer_state.json"), js); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "trainer_state.json"), js, nil); err != nil {
 		return fail(err)
 	}
 	os.RemoveAll(final)
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
-	if err := model.WriteFileAtomic(filepath.Join(root, "latest"), []byte(stepName(st.Step)+"\n")); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(root, "latest"), []byte(stepName(st.Step)+"\n"), nil); err != nil {
 		return "", fmt.Errorf("checkpoint of step %d written but %s/latest not updated: %w", st.Step, root, err)
 	}
 	c.prune(st.Step)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -49,7 +51,7 @@ func OpenTopKCache(dir string, teacher *model.Model, k, seqLen, micro int) (*Top
 	have, err := os.ReadFile(mp)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		if err := model.WriteFileAtomic(mp, want); err != nil {
+		if err := atomicfile.WriteFile(mp, want, nil); err != nil {
 			return nil, fmt.Errorf("top-k cache: %w", err)
 		}
 	case err != nil:
@@ -116,7 +118,7 @@ func (c *TopKCache) Store(tokens [][]int32, idx []int32, val []float32) error {
 		binary.LittleEndian.PutUint32(b[4*i:], uint32(idx[i]))
 		binary.LittleEndian.PutUint32(b[4*(n+i):], math.Float32bits(val[i]))
 	}
-	if err := model.WriteFileAtomic(c.path(tokens), b); err != nil {
+	if err := atomicfile.WriteFile(c.path(tokens), b, nil); err != nil {
 		return fmt.Errorf("top-k cache: %w", err)
 	}
 	return nil

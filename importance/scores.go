@@ -11,6 +11,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -225,7 +227,7 @@ func (s *Scores) Save(path string) error {
 	if err != nil {
 		return err
 	}
-	return model.WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'), nil)
 }
 
 // Load reads and validates a scores file.

@@ -428,14 +428,10 @@ func CopyTokenizerFiles(srcDir, dstDir string) ([]string, error) {
 		if err := os.MkdirAll(dstDir, 0o755); err != nil {
 			return copied, err
 		}
-		if err := WriteFileAtomic(filepath.Join(dstDir, n), b); err != nil {
+		if err := atomicfile.WriteFile(filepath.Join(dstDir, n), b, nil); err != nil {
 			return copied, err
 		}
 		copied = append(copied, n)
 	}
 	return copied, nil
 }
-
-// WriteFileAtomic writes b to a temp file beside path, syncs it and renames
-// it over path.
-func WriteFileAtomic(path string, b []byte) error { return atomicfile.WriteFile(path, b, nil) }

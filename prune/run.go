@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -322,10 +324,10 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := model.WriteFileAtomic(filepath.Join(tmp, "prune_report.json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "prune_report.json"), append(js, '\n'), nil); err != nil {
 		return nil, err
 	}
-	if err := model.WriteFileAtomic(filepath.Join(tmp, "prune_report.txt"), []byte(rep.Text())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "prune_report.txt"), []byte(rep.Text()), nil); err != nil {
 		return nil, err
 	}
 	if err := stage.commit(); err != nil {

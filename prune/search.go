@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -267,10 +269,10 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 	}
 	res.WinnerDir = filepath.Join(o.OutDir, "winner", w.Checkpoint)
 	js, _ := json.MarshalIndent(res, "", " ")
-	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.json"), append(js, '\n')); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "search.json"), append(js, '\n'), nil); err != nil {
 		return nil, err
 	}
-	if err := model.WriteFileAtomic(filepath.Join(tmp, "search.md"), []byte(res.Markdown())); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, "search.md"), []byte(res.Markdown()), nil); err != nil {
 		return nil, err
 	}
 	if err := stage.commit(); err != nil {

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
@@ -272,16 +274,16 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 				}
 			}
 		}
-		if err := model.WriteFileAtomic(o.Samples, sb.Bytes()); err != nil {
+		if err := atomicfile.WriteFile(o.Samples, sb.Bytes(), nil); err != nil {
 			return err
 		}
 	}
 	if o.Out != "" {
-		if err := model.WriteFileAtomic(o.Out, []byte("# minitron eval report\n\n"+md)); err != nil {
+		if err := atomicfile.WriteFile(o.Out, []byte("# minitron eval report\n\n"+md), nil); err != nil {
 			return err
 		}
 		jp := strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".json"
-		if err := model.WriteFileAtomic(jp, js); err != nil {
+		if err := atomicfile.WriteFile(jp, js, nil); err != nil {
 			return err
 		}
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/importance"
@@ -383,7 +385,7 @@ func (p *pipeline) tasks(dKey string) (string, error) {
 			if err := WriteJSONL(&b, items); err != nil {
 				return err
 			}
-			if err := model.WriteFileAtomic(filepath.Join(tmp, cp.Key+"_nextline.jsonl"), []byte(b.String())); err != nil {
+			if err := atomicfile.WriteFile(filepath.Join(tmp, cp.Key+"_nextline.jsonl"), []byte(b.String()), nil); err != nil {
 				return err
 			}
 		}
@@ -766,5 +768,5 @@ func writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	return model.WriteFileAtomic(path, append(b, '\n'))
+	return atomicfile.WriteFile(path, append(b, '\n'), nil)
 }

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
@@ -186,7 +188,7 @@ func (p *pipeline) report() error {
 		return err
 	}
 	md := p.markdown(plots)
-	if err := model.WriteFileAtomic(p.path("REPORT.md"), []byte(md)); err != nil {
+	if err := atomicfile.WriteFile(p.path("REPORT.md"), []byte(md), nil); err != nil {
 		return err
 	}
 	return writeJSON(p.path("results.json"), p.res)
