@@ -36,8 +36,8 @@ test-cuda: deps
 	$(GO) build -tags minitron_cuda ./...
 	$(GO) test -count=1 -tags minitron_cuda ./model/kernels/cuda/...
 	$(GO) test -short -count=1 -tags minitron_cudaemu ./model/kernels/cuda/...
-	$(GO) test -count=1 -tags minitron_cuda -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./internal/reproduce ./cmd/minitron
-	$(GO) test -short -count=1 -tags minitron_cudaemu -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./internal/reproduce ./cmd/minitron
+	$(GO) test -count=1 -tags minitron_cuda -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./reproduce ./cmd/minitron
+	$(GO) test -short -count=1 -tags minitron_cudaemu -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./reproduce ./cmd/minitron
 
 # Longer checks that stay out of CI.
 test-long: deps
@@ -101,7 +101,7 @@ cuda-test-bin:
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-distill.test ./distill
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-importance.test ./importance
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-eval.test ./eval
-	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-reproduce.test ./internal/reproduce
+	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-reproduce.test ./reproduce
 	$(GO) test -c -tags minitron_cuda,purego -ldflags='-s -w' -o bin/cuda-cmd.test ./cmd/minitron
 	$(GO) build -tags minitron_cuda,purego -ldflags='-s -w' -o bin/minitron-cuda ./cmd/minitron
 

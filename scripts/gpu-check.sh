@@ -32,7 +32,7 @@ tests=(
 	"cuda-distill distill RunCUDA|DeviceCUDA"
 	"cuda-importance importance DeviceCUDA"
 	"cuda-eval eval DeviceCUDA"
-	"cuda-reproduce internal/reproduce DeviceCUDA"
+	"cuda-reproduce reproduce DeviceCUDA"
 	"cuda-cmd cmd/minitron DeviceCUDA"
 )
 bin=$root/bin/cuda-parity.test

@@ -8,7 +8,7 @@ import (
 	"os/signal"
 	"strings"
 
-	"github.com/minitron-dev/minitron/internal/reproduce"
+	"github.com/minitron-dev/minitron/reproduce"
 	"github.com/spf13/cobra"
 )
 

@@ -12,7 +12,7 @@ import (
 // reproduce --device cuda in a CUDA build: the flags reach the pipeline, GPU
 // 0 opens, and a run directory holding a CPU run is refused before any
 // stage runs (the whole pipeline on the device is
-// internal/reproduce.TestReproduceDeviceCUDA).
+// reproduce.TestReproduceDeviceCUDA).
 func TestReproduceDeviceCUDA(t *testing.T) {
 	out := t.TempDir()
 	teacher := filepath.Join(out, "teacher")

@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-// The pipeline itself is tested in internal/reproduce (TestReproduceQuick
+// The pipeline itself is tested in reproduce (TestReproduceQuick
 // runs what --quick runs); these check the command's argument handling.
 func TestReproduceCLIErrors(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")

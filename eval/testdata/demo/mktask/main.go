@@ -1,6 +1,6 @@
 // Command mktask writes the demo's HellaSwag-format task: next-line
 // prediction on the held-out documents of a Megatron dataset (decoded with
-// its tokenizer), built by internal/reproduce.NextLineTask.
+// its tokenizer), built by reproduce.NextLineTask.
 //
 //	go run ./eval/testdata/demo/mktask DATA_PREFIX_val TOKENIZER N OUT.jsonl [TEXT_OUT]
 //
@@ -14,7 +14,7 @@ import (
 	"strconv"
 
 	"github.com/minitron-dev/minitron/data"
-	"github.com/minitron-dev/minitron/internal/reproduce"
+	"github.com/minitron-dev/minitron/reproduce"
 )
 
 func main() {
