@@ -182,10 +182,10 @@ func (m *Model) newWorkspace(rows int) *workspace {
 }
 
 func (m *Model) norm(out, x, w, b []float32, rows int) {
-	if m.Cfg.Family == Nemotron {
-		kernels.LayerNorm1P(out, x, w, b, rows, m.Cfg.HiddenSize, float32(m.Cfg.NormEps))
-	} else {
+	if m.arch.RMSNorm {
 		kernels.RMSNorm(out, x, w, rows, m.Cfg.HiddenSize, float32(m.Cfg.NormEps))
+	} else {
+		kernels.LayerNorm1P(out, x, w, b, rows, m.Cfg.HiddenSize, float32(m.Cfg.NormEps))
 	}
 }
 

@@ -72,7 +72,7 @@ type Model struct {
 	resident bool
 	act      kernels.Activation
 	normBias bool
-	invFreq  []float32
+	arch     *Arch
 
 	// resident weights (nil when streaming)
 	embed  []float32 // [V,H]
@@ -165,22 +165,11 @@ func New(cfg *Config, src TensorSource, opt Options) (*Model, error) {
 	if _, err := ValidateTensors(cfg, src); err != nil {
 		return nil, err
 	}
-	act, err := kernels.ParseActivation(cfg.HiddenAct)
+	arch, err := NewArch(cfg, src)
 	if err != nil {
 		return nil, err
 	}
-	rot := cfg.RotaryDim()
-	var rs *kernels.RopeScaling
-	if s := cfg.RopeScaling; s != nil {
-		rs = &kernels.RopeScaling{Type: s.Type, Factor: s.Factor, LowFreqFactor: s.LowFreqFactor,
-			HighFreqFactor: s.HighFreqFactor, OriginalMaxPositionEmbeddings: s.OriginalMaxPositionEmbeddings}
-	}
-	inv, err := kernels.RopeInvFreq(rot, cfg.RopeTheta, rs)
-	if err != nil {
-		return nil, err
-	}
-	m := &Model{Cfg: cfg, EOS: append([]int(nil), cfg.EOSTokenIDs...), src: src, act: act, invFreq: inv}
-	_, m.normBias = src.Info("model.norm.bias")
+	m := &Model{Cfg: cfg, EOS: append([]int(nil), cfg.EOSTokenIDs...), src: src, arch: arch, act: arch.Act, normBias: arch.NormBias}
 	switch opt.Weights {
 	case WeightsResident:
 		m.resident = true
@@ -392,6 +381,9 @@ func (m *Model) prefetchLayer(i int) {
 	}
 }
 
+// Arch is the architecture the model was built with.
+func (m *Model) Arch() *Arch { return m.arch }
+
 // ropeTables returns cos/sin tables covering positions [0, n).
 func (m *Model) ropeTables(n int) (cos, sin []float32) {
 	m.ropeMu.Lock()
@@ -401,7 +393,7 @@ func (m *Model) ropeTables(n int) (cos, sin []float32) {
 		for l < n {
 			l *= 2
 		}
-		m.cos, m.sin = kernels.RopeTables(m.invFreq, l)
+		m.cos, m.sin = m.arch.RopeTables(l)
 		m.ropeLen = l
 	}
 	return m.cos, m.sin
