@@ -8,8 +8,6 @@ package device
 import (
 	"fmt"
 	"strings"
-
-	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
 // Kind is a device: CPU or CUDA. The zero value is the CPU.
@@ -46,8 +44,8 @@ func ParseBuilt(s string) (Kind, error) {
 // built with the CUDA backend (cuda.ErrNotBuilt otherwise). Whether a GPU
 // is present is found out when the device is opened.
 func (k Kind) Check() error {
-	if k == CUDA && !cuda.Available() {
-		return fmt.Errorf("device cuda: %w", cuda.ErrNotBuilt)
+	if k == CUDA {
+		return cudaBuilt()
 	}
 	return nil
 }
