@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -56,15 +57,16 @@ func Bench(o BenchOptions) (BenchResult, error) {
 	default:
 		return BenchResult{}, fmt.Errorf("unknown loss %q (want ce or kd)", o.Loss)
 	}
-	s, err := NewStudent(o.Cfg, model.NewRandomSource(o.Cfg, model.F32, o.Seed), o.Batch, o.Seq, losses)
+	arch, err := model.NewArch(o.Cfg, nil)
 	if err != nil {
 		return BenchResult{}, err
 	}
-	defer s.Close()
-	tr, err := NewTrainer(s, NewAdamW(s.NumParams(), 0), Schedule{LR: 1e-4, MinLR: 1e-4}, 1, 0, teacher)
+	tr, err := NewTrainer(device.CPU, EngineConfig{Arch: arch, Weights: model.NewRandomSource(o.Cfg, model.F32, o.Seed),
+		Teacher: teacher, Batch: o.Batch, Seq: o.Seq, Losses: losses, Optim: DefaultOptim()}, Schedule{LR: 1e-4, MinLR: 1e-4})
 	if err != nil {
 		return BenchResult{}, err
 	}
+	defer tr.Engine.Close()
 	batch := randomBatch(rand.New(rand.NewSource(int64(o.Seed))), o.Batch, o.Seq, o.Cfg.VocabSize)
 	micro := [][][]int32{batch}
 	var res BenchResult
@@ -93,7 +95,7 @@ func Bench(o BenchOptions) (BenchResult, error) {
 	res.MeanStepS = total.Seconds() / float64(o.Steps)
 	res.TokensPerS = float64(o.Batch*o.Seq) / best.Seconds()
 	res.Workers = kernels.Workers()
-	res.Params = s.NumParams()
+	res.Params = int(o.Cfg.ParamCounts().Total)
 	return res, nil
 }
 

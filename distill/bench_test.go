@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -66,15 +67,16 @@ func BenchmarkTrainStep(b *testing.B) {
 	}
 	kernels.SetBLASThreads(1)
 	cfg := tinyConfig(b, "nemotron", 4, 256, 4, 2, 1024, 4096)
-	s, err := NewStudent(cfg, model.NewRandomSource(cfg, model.F32, 0), 8, 128, Losses{CE: 1})
+	arch, err := model.NewArch(cfg, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	tr, err := NewTrainer(s, NewAdamW(s.NumParams(), 0), Schedule{LR: 1e-4, MinLR: 1e-4}, 1, 0, nil)
+	tr, err := NewTrainer(device.CPU, EngineConfig{Arch: arch, Weights: model.NewRandomSource(cfg, model.F32, 0),
+		Batch: 8, Seq: 128, Losses: Losses{CE: 1}, Optim: DefaultOptim()}, Schedule{LR: 1e-4, MinLR: 1e-4})
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer tr.Engine.Close()
 	micro := [][][]int32{randomBatch(rand.New(rand.NewSource(1)), 8, 128, cfg.VocabSize)}
 	for i := 0; i < 2; i++ {
 		if _, err := tr.TrainStep(micro, false); err != nil {

@@ -1,14 +1,20 @@
 //go:build minitron_cuda || minitron_cudaemu
 
-package distill
+package distill_test
 
 import (
 	"context"
 	"math"
+	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
+	. "github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/gpu" // registers the cuda engine
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -21,11 +27,11 @@ func relClose(a, b, rel float64) bool {
 // schedule and initial weights.
 func cudaRunConfig(t *testing.T, fam string, kd bool, device, out string) (Config, *[]StepMetrics) {
 	t.Helper()
-	cfg := tinyConfig(t, fam, 2, 32, 4, 2, 48, 64)
-	src := corpus(4, 20, 200, 64)
+	cfg := TinyConfig(t, fam, 2, 32, 4, 2, 48, 64)
+	src := Corpus(4, 20, 200, 64)
 	var ms []StepMetrics
-	c := Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, src, 16, 3),
-		ValSampler: sampler(t, src, 16, 77), ValBatches: 2,
+	c := Config{StudentConfig: cfg, RandomInit: true, Train: Sampler(t, src, 16, 3),
+		ValSampler: Sampler(t, src, 16, 77), ValBatches: 2,
 		SeqLen: 16, MicroBatch: 2, Steps: 3, LR: 3e-3, MinLR: 1e-4, Warmup: 1,
 		WeightDecay: 0.01, Clip: 0.5, Seed: 9, Out: out, Device: device,
 		OnStep: func(m StepMetrics) { ms = append(ms, m) }}
@@ -170,9 +176,10 @@ func compareCheckpoints(t *testing.T, a, b string, tol float64) {
 	}
 }
 
-// A cuda run interrupted after step 2 resumes from its checkpoint (weights
-// and AdamW moments downloaded) on the cuda engine and on the CPU, and both
-// continue with the losses of the uninterrupted cuda run.
+// A run interrupted after step 2 resumes from its checkpoint (weights and
+// AdamW moments streamed out of the engine) on the other engine or the same
+// one — cuda→cuda, cuda→cpu, cpu→cuda — and continues with the losses of
+// the uninterrupted cuda run.
 // With the intermediate-state loss, its projection and moments travel
 // through the checkpoint too.
 func TestRunCUDAResume(t *testing.T) {
@@ -195,10 +202,11 @@ func testRunCUDAResume(t *testing.T, intermediate bool) {
 	if _, err := Run(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	for _, resumeOn := range []string{"cuda", "cpu"} {
-		out := filepath.Join(dir, "resume-"+resumeOn)
+	for _, tc := range []struct{ from, resumeOn string }{{"cuda", "cuda"}, {"cuda", "cpu"}, {"cpu", "cuda"}} {
+		resumeOn := tc.resumeOn
+		out := filepath.Join(dir, "resume-"+tc.from+"-"+resumeOn)
 		ctx, cancel := context.WithCancel(context.Background())
-		c, _ := base("cuda", out)
+		c, _ := base(tc.from, out)
 		inner := c.OnStep
 		c.OnStep = func(m StepMetrics) {
 			inner(m)
@@ -219,11 +227,11 @@ func testRunCUDAResume(t *testing.T, intermediate bool) {
 			t.Fatal(err)
 		}
 		if res.Steps != 4 || len(*got) != 2 {
-			t.Fatalf("resumed on %s: %d steps, %d metrics", resumeOn, res.Steps, len(*got))
+			t.Fatalf("interrupted on %s, resumed on %s: %d steps, %d metrics", tc.from, resumeOn, res.Steps, len(*got))
 		}
 		for i, g := range *got {
 			w := (*want)[2+i]
-			t.Logf("resumed on %s, step %d: loss %.7f (uninterrupted cuda %.7f) is %.7f (%.7f)", resumeOn, g.Step, g.Loss, w.Loss, g.IS, w.IS)
+			t.Logf("interrupted on %s, resumed on %s, step %d: loss %.7f (uninterrupted cuda %.7f) is %.7f (%.7f)", tc.from, resumeOn, g.Step, g.Loss, w.Loss, g.IS, w.IS)
 			if g.Step != w.Step || !relClose(g.Loss, w.Loss, 1e-4) || !relClose(g.GradNorm, w.GradNorm, 1e-3) || !relClose(g.IS, w.IS, 1e-4) {
 				t.Errorf("resumed on %s, step %d: loss %v grad norm %v, uninterrupted %v / %v", resumeOn, g.Step, g.Loss, g.GradNorm, w.Loss, w.GradNorm)
 			}
@@ -231,14 +239,14 @@ func testRunCUDAResume(t *testing.T, intermediate bool) {
 	}
 }
 
-// Settings gpu cannot run are refused with the flag's name.
+// Settings the cuda engine cannot run are refused with the option's name.
 func TestRunCUDAUnsupported(t *testing.T) {
 	for _, tc := range []struct {
 		flag   string
 		set    func(*Config)
 		reason string
 	}{
-		{"--top-k-cache", func(c *Config) { c.Losses.TopK, c.TopKCache = 4, "cache" }, "the device teacher does not use the cache"},
+		{"TopKCache", func(c *Config) { c.Losses.TopK, c.TopKCache = 4, "cache" }, "the device teacher does not use the cache"},
 	} {
 		t.Run(tc.flag, func(t *testing.T) {
 			c, _ := cudaRunConfig(t, "llama", true, "cuda", "")
@@ -253,4 +261,82 @@ func TestRunCUDAUnsupported(t *testing.T) {
 
 // A NaN weight: the device run stops at step 1 naming it, or with
 // SkipNonFin skips every step without updating, as the CPU run does.
-func TestRunCUDANonFinite(t *testing.T) { testNonFiniteLoss(t, "cuda") }
+func TestRunCUDANonFinite(t *testing.T) { CheckNonFiniteLoss(t, "cuda") }
+
+// A device run keeps the training state on the device: the host holds
+// about one tensor at a time (uploads, checkpoint writes, resume reads),
+// not the model. At the bench goal shape (gpu.NemotronBench100M, ~99M
+// parameters, its largest tensor the 32000×768 embedding) a run of 2 steps
+// that checkpoints, then resumes for a third, must peak below 3× the
+// largest tensor plus 64 MiB of Go heap; a host copy of the weights alone
+// would be 4× that tensor. Under the emulator the device memory is on the
+// C heap, outside the Go heap measured here. Set MINITRON_HOSTMEM=1 to run
+// it (about a minute on the emulator).
+func TestRunCUDAHostMemory(t *testing.T) {
+	if os.Getenv("MINITRON_HOSTMEM") == "" {
+		t.Skip("set MINITRON_HOSTMEM=1 (about a minute under the emulator)")
+	}
+	cfg, err := gpu.NemotronBench100M()
+	if err != nil {
+		t.Fatal(err)
+	}
+	largest := 0
+	for _, ti := range model.ExpectedTensors(cfg) {
+		largest = max(largest, 4*ti.NumElements())
+	}
+	src := Corpus(4, 20, 200, cfg.VocabSize)
+	out := t.TempDir()
+	base := func(steps int) Config {
+		return Config{StudentConfig: cfg, RandomInit: true, Train: Sampler(t, src, 8, 3),
+			SeqLen: 8, MicroBatch: 1, Steps: steps, LR: 1e-4, Seed: 1, Out: out, Device: "cuda", NoTF32: true}
+	}
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	var peak atomic.Uint64
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak.Load() {
+				peak.Store(ms.HeapInuse)
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	c := base(3)
+	ctx, cancel := context.WithCancel(context.Background())
+	c.OnStep = func(m StepMetrics) {
+		if m.Step == 2 {
+			cancel()
+		}
+	}
+	if _, err := Run(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	c = base(3)
+	c.Resume = true
+	res, err := Run(context.Background(), c)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Steps != 3 {
+		t.Fatalf("resumed run ended at step %d", res.Steps)
+	}
+	grew := int64(peak.Load()) - int64(before.HeapInuse)
+	t.Logf("%.1fM parameters: peak Go heap %.1f MiB (%.1f MiB above the start); largest tensor %.1f MiB; the f32 weights %.1f MiB",
+		float64(cfg.ParamCounts().Total)/1e6, float64(peak.Load())/(1<<20), float64(grew)/(1<<20), float64(largest)/(1<<20),
+		float64(4*cfg.ParamCounts().Total)/(1<<20))
+	if limit := int64(3*largest + 64<<20); grew > limit {
+		t.Errorf("host heap grew by %.1f MiB, more than 3× the largest tensor + 64 MiB (%.1f MiB)", float64(grew)/(1<<20), float64(limit)/(1<<20))
+	}
+}

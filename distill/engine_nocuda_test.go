@@ -19,11 +19,11 @@ func TestRunDeviceWithoutCUDA(t *testing.T) {
 		t.Fatalf("--device cuda in a CPU build: %v, want cuda.ErrNotBuilt", err)
 	}
 	c.Device, c.BF16 = "", true
-	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "--bf16 needs --device cuda") {
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "BF16 needs Device cuda") {
 		t.Fatalf("--bf16 on the CPU: %v", err)
 	}
 	c.Device, c.BF16 = "tpu", false
-	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), `--device "tpu"`) {
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), `device "tpu": want cpu or cuda`) {
 		t.Fatalf("--device tpu: %v", err)
 	}
 }

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 
 	"github.com/minitron-dev/minitron/model"
-	"github.com/minitron-dev/minitron/model/kernels"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -34,6 +32,7 @@ func (p *Param) Grad() []float32 { return f32(p.grad.Value()) }
 // machine. It trains on micro-batches of Batch sequences of Seq tokens.
 type Student struct {
 	Cfg        *model.Config
+	arch       *model.Arch
 	Batch, Seq int
 	Params     []*Param
 	arena      []float32 // every parameter, contiguous
@@ -47,19 +46,11 @@ type Student struct {
 	st     *stepState
 }
 
-// NewStudent builds the training graph of cfg for micro-batches of batch
+// newStudent builds the training graph of arch for micro-batches of batch
 // sequences of seq tokens, with initial weights from src (every tensor of
-// model.ExpectedTensors, plus nemotron's norm biases when src has them).
-func NewStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
-	return newStudent(cfg, src, batch, seq, losses, true)
-}
-
-// newStudent is NewStudent; without graph it only holds the weights (a
-// device run's host mirror, which checkpoints are written from): the
-// graph's activations and gradients would cost host memory the size of a
-// CPU training step for nothing.
-func newStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses, graph bool) (*Student, error) {
-	if err := losses.validate(); err != nil {
+// TrainTensors).
+func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
+	if err := losses.Validate(); err != nil {
 		return nil, err
 	}
 	if len(losses.Intermediate) > 0 && losses.TeacherHidden <= 0 {
@@ -68,41 +59,20 @@ func newStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("micro-batch %d and sequence length %d must be positive", batch, seq)
 	}
-	if cfg.AttentionBias || cfg.MLPBias {
-		return nil, fmt.Errorf("training %s models with attention/MLP biases is not supported", cfg.Family)
+	if err := arch.CheckTrainable(); err != nil {
+		return nil, err
 	}
-	act, err := kernels.ParseActivation(cfg.HiddenAct)
-	if err != nil {
-		if cfg.Family == model.Nemotron {
-			act = kernels.ReLU2
-		} else {
-			act = kernels.SiLU
-		}
-	}
-	infos := model.ExpectedTensors(cfg)
-	normBias := false
-	if opt := model.OptionalTensors(cfg); len(opt) > 0 {
-		if _, ok := src.Info(opt[0].Name); ok {
-			normBias = true
-			infos = append(infos, opt...)
-		}
-	}
-	s := &Student{Cfg: cfg, Batch: batch, Seq: seq, byName: map[string]*Param{}}
-	var aux []model.TensorInfo
-	if len(losses.Intermediate) > 0 {
-		aux = append(aux, model.TensorInfo{Name: isProjName, Shape: []int{losses.TeacherHidden, cfg.HiddenSize}})
-	}
-	total := 0
-	for _, ti := range append(infos, aux...) {
-		total += ti.NumElements()
-	}
+	cfg := arch.Cfg
+	s := &Student{Cfg: cfg, arch: arch, Batch: batch, Seq: seq, byName: map[string]*Param{}}
+	infos := TrainTensors(arch, losses)
+	_, total := arenaOffsets(infos)
 	s.arena = make([]float32, total)
 	off := 0
 	for _, ti := range infos {
 		n := ti.NumElements()
-		p := &Param{Name: ti.Name, Shape: ti.Shape, Data: s.arena[off : off+n : off+n]}
+		p := &Param{Name: ti.Name, Shape: ti.Shape, Data: s.arena[off : off+n : off+n], Aux: ti.Name == ISProjName}
 		off += n
-		p.NoDecay = len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")
+		p.NoDecay = model.NoDecay(ti)
 		got, ok := src.Info(ti.Name)
 		if !ok {
 			return nil, fmt.Errorf("student weights: missing tensor %q", ti.Name)
@@ -116,31 +86,17 @@ func newStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losse
 		s.Params = append(s.Params, p)
 		s.byName[p.Name] = p
 	}
-	for _, ti := range aux {
-		n := ti.NumElements()
-		p := &Param{Name: ti.Name, Shape: ti.Shape, Data: s.arena[off : off+n : off+n], Aux: true}
-		off += n
-		// Identity on the shared leading channels: a pruned student's
-		// channels start aligned with the teacher's.
-		for i := 0; i < min(ti.Shape[0], ti.Shape[1]); i++ {
-			p.Data[i*ti.Shape[1]+i] = 1
-		}
-		s.Params = append(s.Params, p)
-		s.byName[p.Name] = p
-	}
 	rows := batch * seq
 	s.st = &stepState{ids: make([]int, rows), targets: make([]int, rows), losses: losses,
 		rowLoss: make([]float32, rows), gradScale: 1 / float32(rows), train: true}
-	if !graph {
-		return s, nil
-	}
-	if err := s.build(normBias, act); err != nil {
+	if err := s.build(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-func (s *Student) build(normBias bool, act kernels.Activation) error {
+func (s *Student) build() error {
+	normBias, act := s.arch.NormBias, s.arch.Act
 	cfg := s.Cfg
 	g := G.NewGraph()
 	s.g = g
@@ -161,7 +117,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 	H, F, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
 	rows := s.Batch * s.Seq
 	eps := float32(cfg.NormEps)
-	rms := cfg.Family != model.Nemotron
+	rms := s.arch.RMSNorm
 	geom, err := s.attnGeom()
 	if err != nil {
 		return err
@@ -232,10 +188,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 		return err
 	}
 	hidden = append(hidden, hf)
-	head := P("lm_head.weight")
-	if cfg.TieWordEmbeddings {
-		head = P("model.embed_tokens.weight")
-	}
+	head := P(s.arch.HeadTensor())
 	logits, err := linearNode("lm_head", hf, rows, H, []*G.Node{head}, []int{V})
 	if err != nil {
 		return err
@@ -257,7 +210,7 @@ func (s *Student) build(normBias bool, act kernels.Activation) error {
 		for i := range s.st.isTeacher {
 			s.st.isTeacher[i] = make([]float32, rows*Ht)
 		}
-		is, err := isLossNode(hs, P(isProjName), s.st, rows, H, Ht)
+		is, err := isLossNode(hs, P(ISProjName), s.st, rows, H, Ht)
 		if err != nil {
 			return err
 		}
@@ -291,20 +244,7 @@ func (s *Student) attnGeom() (*attnGeom, error) {
 		a.pos[i] = i % s.Seq
 	}
 	if a.rot > 0 {
-		var sc *kernels.RopeScaling
-		if r := cfg.RopeScaling; r != nil {
-			sc = &kernels.RopeScaling{Type: r.Type, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
-				HighFreqFactor: r.HighFreqFactor, OriginalMaxPositionEmbeddings: r.OriginalMaxPositionEmbeddings}
-		}
-		theta := cfg.RopeTheta
-		if theta == 0 {
-			theta = 10000
-		}
-		inv, err := kernels.RopeInvFreq(a.rot, theta, sc)
-		if err != nil {
-			return nil, err
-		}
-		a.cos, a.sin = kernels.RopeTables(inv, s.Seq)
+		a.cos, a.sin = s.arch.RopeTables(s.Seq)
 		a.negSin = make([]float32, len(a.sin))
 		for i, v := range a.sin {
 			a.negSin[i] = -v
@@ -316,9 +256,6 @@ func (s *Student) attnGeom() (*attnGeom, error) {
 // setBatch loads a micro-batch: tokens [Batch][Seq+1]; inputs are the first
 // Seq tokens of each row, targets the last Seq.
 func (s *Student) setBatch(tokens [][]int32) error {
-	if s.vm == nil {
-		return fmt.Errorf("distill: this student holds weights only (a device run's host mirror); it has no training graph")
-	}
 	if len(tokens) != s.Batch {
 		return fmt.Errorf("micro-batch has %d sequences, graph wants %d", len(tokens), s.Batch)
 	}

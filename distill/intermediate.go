@@ -3,49 +3,9 @@ package distill
 import (
 	"fmt"
 
-	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	G "gorgonia.org/gorgonia"
 )
-
-// LayerPair names a (student, teacher) pair of post-norm hidden states for
-// the intermediate-state loss. Layer k < NumLayers is input_layernorm's
-// output of layer k (the normalised residual stream entering it); k =
-// NumLayers is the final norm's output.
-type LayerPair struct {
-	Student int `yaml:"student" json:"student"`
-	Teacher int `yaml:"teacher" json:"teacher"`
-}
-
-// isProjName is the shared learned projection student hidden → teacher
-// hidden. It is trained with the student but is not part of the student's
-// Hugging Face checkpoint.
-const isProjName = "distill.is_proj.weight"
-
-func checkPairs(pairs []LayerPair, student, teacher *model.Config) error {
-	if len(pairs) == 0 {
-		return nil
-	}
-	if teacher == nil {
-		return fmt.Errorf("intermediate-state loss needs a teacher")
-	}
-	seen := map[int]bool{}
-	for _, p := range pairs {
-		if p.Student < 0 || p.Student > student.NumLayers {
-			return fmt.Errorf("intermediate pair %d→%d: student layer %d outside 0..%d (layers, or %d for the final norm)",
-				p.Student, p.Teacher, p.Student, student.NumLayers, student.NumLayers)
-		}
-		if p.Teacher < 0 || p.Teacher > teacher.NumLayers {
-			return fmt.Errorf("intermediate pair %d→%d: teacher layer %d outside 0..%d (layers, or %d for the final norm)",
-				p.Student, p.Teacher, p.Teacher, teacher.NumLayers, teacher.NumLayers)
-		}
-		if seen[p.Teacher] {
-			return fmt.Errorf("intermediate pairs: teacher layer %d used twice", p.Teacher)
-		}
-		seen[p.Teacher] = true
-	}
-	return nil
-}
 
 // isLossNode is the intermediate-state loss: mean over pairs and rows of
 // 1 − cos(h_s·Wᵀ, h_t), with one shared projection W [Ht, Hs]. The teacher
@@ -70,7 +30,7 @@ func isLossNode(hs []*G.Node, w *G.Node, st *stepState, rows, hsDim, htDim int) 
 			}
 		}
 		l := total / float64(rows*P)
-		st.is = l
+		st.parts.IS = l
 		return float32(l), nil
 	}
 	fw.diffWRT = make([]bool, P+1)
@@ -132,12 +92,9 @@ func combineNode(logits, is *G.Node, st *stepState) (*G.Node, error) {
 	var alpha float32
 	fw.do = func(v []G.Value) (float32, error) {
 		a, b := scalarOf(v[0]), scalarOf(v[1])
-		alpha = 0
-		if b > 1e-12 {
-			alpha = a / b
-		}
-		st.isAlpha = float64(alpha)
-		return a + alpha*b, nil
+		alpha = ISWeight(a, b)
+		st.parts.ISAlpha = float64(alpha)
+		return Mix(st.terms, st.parts), nil
 	}
 	fw.diffWRT = []bool{true, true}
 	fw.diff = func(_ G.Nodes, output, grad *G.Node) (G.Nodes, error) {

@@ -2,9 +2,8 @@ package distill
 
 import (
 	"fmt"
-	"math"
 
-	"github.com/minitron-dev/minitron/model/kernels"
+	"github.com/minitron-dev/minitron/model"
 )
 
 // Losses weights the logit losses of a training step. Any weighted mix is
@@ -25,7 +24,8 @@ type Losses struct {
 	TeacherHidden int `yaml:"-" json:"-"`
 }
 
-func (l Losses) tau() float32 {
+// Tau is the KL temperature τ (Temperature, or 1 when unset).
+func (l Losses) Tau() float32 {
 	if l.Temperature <= 0 {
 		return 1
 	}
@@ -35,7 +35,8 @@ func (l Losses) tau() float32 {
 // NeedsTeacher reports whether any weighted loss reads teacher logits.
 func (l Losses) NeedsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 || len(l.Intermediate) > 0 }
 
-func (l Losses) validate() error {
+// Validate checks the weights and their combinations.
+func (l Losses) Validate() error {
 	if l.CE < 0 || l.KL < 0 || l.ReverseKL < 0 {
 		return fmt.Errorf("loss weights must be ≥ 0 (ce %g, kl %g, reverse_kl %g)", l.CE, l.KL, l.ReverseKL)
 	}
@@ -51,143 +52,161 @@ func (l Losses) validate() error {
 	return nil
 }
 
-// stepState is what the loss op (and the embedding op) read at run time:
-// the micro-batch's tokens and targets, the teacher's logits, and the loss
-// values the op leaves behind for the metrics.
-type stepState struct {
-	ids, targets []int
-	losses       Losses
-	gradScale    float32 // 1/(tokens in the global batch)
-	train        bool
-
-	teacher []float32 // [rows, vocab] full teacher logits, or nil
-	topIdx  []int32   // [rows, k] when losses.TopK > 0
-	topVal  []float32
-
-	rowLoss []float32
-	mix     []float32 // copy of the logits when several terms read them
-	scratch []float32 // gradient sink for evaluation
-
-	isTeacher   [][]float32 // teacher hidden states per intermediate pair [rows, Ht]
-	is, isAlpha float64     // last intermediate loss and its weight α
-
-	// Results of the last computeLoss (means over the micro-batch).
-	ce, kl, rkl float64
-	hasCE       bool
-	hasKL       bool
-	hasRKL      bool
+// LayerPair names a (student, teacher) pair of post-norm hidden states for
+// the intermediate-state loss. Layer k < NumLayers is input_layernorm's
+// output of layer k (the normalised residual stream entering it); k =
+// NumLayers is the final norm's output.
+type LayerPair struct {
+	Student int `yaml:"student" json:"student"`
+	Teacher int `yaml:"teacher" json:"teacher"`
 }
 
-type lossTerm struct {
-	kind   int // 0 ce, 1 kl, 2 reverse kl
-	weight float64
+// ISProjName is the shared learned projection student hidden → teacher
+// hidden [Ht, Hs]. It is trained with the student (AdamW, decayed like any
+// matrix) but is not part of the student's Hugging Face checkpoint: the
+// optimizer state carries it.
+const ISProjName = "distill.is_proj.weight"
+
+// ISProjInit is the projection's initial value: the identity on the shared
+// leading channels, so a pruned student's channels start aligned with the
+// teacher's.
+func ISProjInit(ht, hs int) []float32 {
+	w := make([]float32, ht*hs)
+	for i := 0; i < min(ht, hs); i++ {
+		w[i*hs+i] = 1
+	}
+	return w
 }
 
-// computeLoss evaluates the weighted loss over logits [rows, vocab] and, in
-// training, leaves its gradient (scaled by gradScale) in logits.
-func (st *stepState) computeLoss(x []float32, rows, vocab int) (float32, error) {
-	l := st.losses
-	var terms []lossTerm
-	if st.train {
-		if l.CE != 0 {
-			terms = append(terms, lossTerm{0, l.CE})
-		}
-		if l.KL != 0 {
-			terms = append(terms, lossTerm{1, l.KL})
-		}
-		if l.ReverseKL != 0 {
-			terms = append(terms, lossTerm{2, l.ReverseKL})
-		}
-	} else {
-		// Evaluation reports the LM loss always, and the KLs when a teacher
-		// is there, whatever their weights.
-		terms = append(terms, lossTerm{0, l.CE})
-		if st.teacher != nil || st.topIdx != nil {
-			terms = append(terms, lossTerm{1, l.KL})
-		}
-		if st.teacher != nil {
-			terms = append(terms, lossTerm{2, l.ReverseKL})
-		}
+// CheckPairs checks intermediate-state pairs against the student's and the
+// teacher's depth (layer L is the final norm).
+func CheckPairs(pairs []LayerPair, student, teacher *model.Config) error {
+	if len(pairs) == 0 {
+		return nil
 	}
-	src := x
-	if st.train && len(terms) > 1 {
-		if st.mix == nil {
-			st.mix = make([]float32, len(x))
-		}
-		copy(st.mix, x)
-		src = st.mix
+	if teacher == nil {
+		return fmt.Errorf("intermediate-state loss needs a teacher")
 	}
-	if !st.train {
-		if st.scratch == nil {
-			st.scratch = make([]float32, len(x))
+	seen := map[int]bool{}
+	for _, p := range pairs {
+		if p.Student < 0 || p.Student > student.NumLayers {
+			return fmt.Errorf("intermediate pair %d→%d: student layer %d outside 0..%d (layers, or %d for the final norm)",
+				p.Student, p.Teacher, p.Student, student.NumLayers, student.NumLayers)
 		}
-	}
-	st.hasCE, st.hasKL, st.hasRKL = false, false, false
-	tau := l.tau()
-	var total float64
-	for i, t := range terms {
-		dst, acc := x, i > 0
-		if !st.train {
-			dst, acc = st.scratch, false
+		if p.Teacher < 0 || p.Teacher > teacher.NumLayers {
+			return fmt.Errorf("intermediate pair %d→%d: teacher layer %d outside 0..%d (layers, or %d for the final norm)",
+				p.Student, p.Teacher, p.Teacher, teacher.NumLayers, teacher.NumLayers)
 		}
-		scale := float32(t.weight) * st.gradScale
-		switch t.kind {
-		case 0:
-			kernels.SoftmaxCrossEntropy(dst, src, st.targets, rows, vocab, scale, acc, st.rowLoss)
-		case 1:
-			if l.TopK > 0 {
-				if st.topIdx == nil {
-					return 0, fmt.Errorf("top-k KL without teacher top-k logits")
-				}
-				kernels.KLForwardTopK(dst, src, st.topIdx, st.topVal, l.TopK, rows, vocab, tau, scale, acc, st.rowLoss)
-			} else {
-				if st.teacher == nil {
-					return 0, fmt.Errorf("KL loss without teacher logits")
-				}
-				kernels.KLForward(dst, src, st.teacher, rows, vocab, tau, scale, acc, st.rowLoss)
-			}
-		case 2:
-			if st.teacher == nil {
-				return 0, fmt.Errorf("reverse KL loss without teacher logits")
-			}
-			kernels.KLReverse(dst, src, st.teacher, rows, vocab, tau, scale, acc, st.rowLoss)
+		if seen[p.Teacher] {
+			return fmt.Errorf("intermediate pairs: teacher layer %d used twice", p.Teacher)
 		}
-		m := st.meanRowLoss(t.kind == 0)
-		switch t.kind {
-		case 0:
-			st.ce, st.hasCE = m, true
-		case 1:
-			st.kl, st.hasKL = m, true
-		case 2:
-			st.rkl, st.hasRKL = m, true
-		}
-		total += t.weight * m
+		seen[p.Teacher] = true
 	}
-	if math.IsNaN(total) || math.IsInf(total, 0) {
-		return float32(total), nil // the loop names the step
-	}
-	return float32(total), nil
-}
-
-// meanRowLoss averages rowLoss over the rows that count (targets ≥ 0 for CE).
-func (st *stepState) meanRowLoss(masked bool) float64 {
-	var s float64
-	n := 0
-	for r, v := range st.rowLoss {
-		if masked && st.targets[r] < 0 {
-			continue
-		}
-		s += float64(v)
-		n++
-	}
-	if n == 0 {
-		return 0
-	}
-	return s / float64(n)
+	return nil
 }
 
 // NeedsFullTeacher reports whether a loss needs the teacher's full logits
 // (not only its top-k).
 func (l Losses) NeedsFullTeacher() bool {
 	return l.ReverseKL != 0 || (l.KL != 0 && l.TopK == 0) || len(l.Intermediate) > 0
+}
+
+// TermKind is one logit loss.
+type TermKind int
+
+const (
+	TermCE  TermKind = iota // cross-entropy on the next-token labels
+	TermKL                  // forward KL(teacher‖student), on the top-k logits when Losses.TopK > 0
+	TermRKL                 // reverse KL(student‖teacher)
+)
+
+// Term is one weighted logit loss of a step. Engines compute the terms in
+// the order given, the first writing the logits' gradient and the others
+// adding to it, each scaled by its weight.
+type Term struct {
+	Kind   TermKind
+	Weight float64
+}
+
+// TrainTerms are the logit losses a training step computes: those with a
+// non-zero weight, CE then forward KL then reverse KL.
+func (l Losses) TrainTerms() []Term {
+	var t []Term
+	if l.CE != 0 {
+		t = append(t, Term{TermCE, l.CE})
+	}
+	if l.KL != 0 {
+		t = append(t, Term{TermKL, l.KL})
+	}
+	if l.ReverseKL != 0 {
+		t = append(t, Term{TermRKL, l.ReverseKL})
+	}
+	return t
+}
+
+// EvalTerms are the losses a validation pass reports whatever their
+// weights: the LM loss always, the forward KL when there are teacher
+// logits (full or top-k), the reverse KL when there are full ones.
+func (l Losses) EvalTerms(teacher, fullTeacher bool) []Term {
+	t := []Term{{TermCE, l.CE}}
+	if teacher || fullTeacher {
+		t = append(t, Term{TermKL, l.KL})
+	}
+	if fullTeacher {
+		t = append(t, Term{TermRKL, l.ReverseKL})
+	}
+	return t
+}
+
+// Parts are one micro-batch's losses as an engine computed them (means over
+// its tokens); Loss is their mix (Mix).
+type Parts struct {
+	CE, KL, RKL float64
+	IS          float64 // intermediate-state cosine loss (with Losses.Intermediate)
+	ISAlpha     float64 // its dynamic weight α
+	Loss        float32
+}
+
+// Set records term k's mean value.
+func (p *Parts) Set(k TermKind, v float64) {
+	switch k {
+	case TermCE:
+		p.CE = v
+	case TermKL:
+		p.KL = v
+	case TermRKL:
+		p.RKL = v
+	}
+}
+
+// Get is term k's recorded value.
+func (p *Parts) Get(k TermKind) float64 {
+	return [...]float64{TermCE: p.CE, TermKL: p.KL, TermRKL: p.RKL}[k]
+}
+
+// MixLogits is the weighted sum of terms' values in p, accumulated in
+// float64 in term order and rounded to float32: the logit loss L_logits
+// that α reads and the loss the step reports.
+func MixLogits(terms []Term, p Parts) float32 {
+	var total float64
+	for _, t := range terms {
+		total += t.Weight * p.Get(t.Kind)
+	}
+	return float32(total)
+}
+
+// ISWeight is the paper's dynamic weight of the intermediate-state loss, α =
+// L_logits/L_is, recomputed every micro-batch and held constant for the
+// gradient so that both terms contribute equally (0 when L_is vanishes).
+func ISWeight(logits, is float32) float32 {
+	if is > 1e-12 {
+		return logits / is
+	}
+	return 0
+}
+
+// Mix is the micro-batch's loss: L_logits + α·L_is, where α and L_is are
+// those recorded in p (0 without an intermediate-state loss).
+func Mix(terms []Term, p Parts) float32 {
+	return MixLogits(terms, p) + float32(p.ISAlpha)*float32(p.IS)
 }

@@ -280,7 +280,7 @@ func TestCombineGradientHoldsAlphaConstant(t *testing.T) {
 	if err := vm.RunAll(); err != nil {
 		t.Fatal(err)
 	}
-	alpha := float32(st.isAlpha)
+	alpha := float32(st.parts.ISAlpha)
 	if want := scalarOf(la.Value()) / scalarOf(lb.Value()); math.Abs(float64(alpha-want)) > 1e-5*math.Abs(float64(want)) {
 		t.Fatalf("alpha %v, want %v", alpha, want)
 	}

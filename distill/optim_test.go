@@ -3,22 +3,28 @@ package distill
 import (
 	"math"
 	"testing"
+
+	"github.com/minitron-dev/minitron/model"
 )
 
 // AdamW against torch.optim.AdamW's update written out in float64 (two
 // steps, with and without decay exclusion), and the schedule's shape.
 func TestAdamWMatchesTorchFormula(t *testing.T) {
 	for _, decayAll := range []bool{true, false} {
-		params := []*Param{{Name: "w", Data: []float32{0.5, -1, 2}}, {Name: "n", Data: []float32{1, 0.25}, NoDecay: true}}
+		params := [][]float32{{0.5, -1, 2}, {1, 0.25}}
+		infos := []model.TensorInfo{{Name: "w", Shape: []int{1, 3}}, {Name: "n", Shape: []int{2}}}
 		grads := [][]float32{{0.1, -0.2, 0.3}, {-0.5, 0.05}}
-		o := NewAdamW(5, 0.1)
-		o.DecayAll = decayAll
+		ms, vs := [][]float32{make([]float32, 3), make([]float32, 2)}, [][]float32{make([]float32, 3), make([]float32, 2)}
+		o := DefaultOptim()
+		o.WeightDecay, o.DecayAll = 0.1, decayAll
 		want := []float64{0.5, -1, 2, 1, 0.25}
 		m, v := make([]float64, 5), make([]float64, 5)
 		flat := []float64{0.1, -0.2, 0.3, -0.5, 0.05}
 		for step := 1; step <= 2; step++ {
 			lr := 1e-2 * float64(step)
-			o.Update(params, grads, []int{0, 3}, lr)
+			for i := range params {
+				o.Scalars(lr, step, infos[i]).Apply(params[i], grads[i], ms[i], vs[i])
+			}
 			for i := range want {
 				wd := 0.1
 				if i >= 3 && !decayAll {
@@ -32,7 +38,7 @@ func TestAdamWMatchesTorchFormula(t *testing.T) {
 				want[i] -= lr * mh / denom
 			}
 		}
-		got := append(append([]float32{}, params[0].Data...), params[1].Data...)
+		got := append(append([]float32{}, params[0]...), params[1]...)
 		for i := range want {
 			if math.Abs(float64(got[i])-want[i]) > 1e-6 {
 				t.Errorf("decayAll=%t: param %d = %.7f, want %.7f", decayAll, i, got[i], want[i])
@@ -52,8 +58,17 @@ func TestAdamWMatchesTorchFormula(t *testing.T) {
 			t.Errorf("%s: At(%d) = %v, want %v", c.reason, c.step, got, c.want)
 		}
 	}
-	g := [][]float32{{3}, {4}}
-	if n := ClipGrads(g, 1); n != 5 || math.Abs(float64(g[0][0])-0.6) > 1e-6 || math.Abs(float64(g[1][0])-0.8) > 1e-6 {
-		t.Errorf("clip: norm %v, grads %v", n, g)
+	for _, c := range []struct {
+		clip, norm float64
+		want       float32
+		reason     string
+	}{
+		{1, 5, float32(1 / (5 + 1e-6)), "a norm above the limit scales to it"},
+		{1, 0.5, 1, "a norm under the limit is left alone"},
+		{0, 5, 1, "Clip 0 disables clipping"},
+	} {
+		if got := (Optim{Clip: c.clip}).ClipScale(c.norm); got != c.want {
+			t.Errorf("%s: ClipScale(%v) with Clip %v = %v, want %v", c.reason, c.norm, c.clip, got, c.want)
+		}
 	}
 }

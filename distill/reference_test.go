@@ -59,7 +59,7 @@ func TestAgainstPyTorchReference(t *testing.T) {
 				{"ce", Losses{CE: 1}},
 				{"mix", Losses{CE: 0.5, KL: 1, Temperature: 2}},
 			} {
-				s, err := NewStudent(ck.Config(), ck, B, T1-1, lc.losses)
+				s, err := newTestStudent(ck.Config(), ck, B, T1-1, lc.losses)
 				if err != nil {
 					t.Fatal(err)
 				}

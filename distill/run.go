@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/minitron-dev/minitron/data"
-	"github.com/minitron-dev/minitron/internal/progress"
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -63,8 +63,8 @@ type Config struct {
 	Workers    int    // kernel goroutines (0: all cores)
 	TopKCache  string // directory caching the teacher's top-k logits
 	// Device runs the optimizer steps on "cpu" (the default) or "cuda"
-	// (gpu, GPU 0; needs a binary built with -tags minitron_cuda and
-	// supports every loss but the intermediate one, without a top-k cache).
+	// (GPU 0, package gpu's engine: a binary built with -tags
+	// minitron_cuda; every loss, without a top-k cache). See device.Parse.
 	Device string
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// default math) instead of TF32 tensor-op math: slower, closer to the CPU.
@@ -75,8 +75,9 @@ type Config struct {
 
 	// Metrics receives JSONL metric lines in addition to Out/metrics.jsonl.
 	Metrics io.Writer
-	// Progress draws a bar on stderr (only when it is a terminal).
-	Progress bool
+	// Progress, if set, is told the run's position before the first step
+	// and after every step (the CLI draws a bar with it).
+	Progress func(Progress)
 	// OnStep, if set, is called after every optimizer step.
 	OnStep func(StepMetrics)
 }
@@ -159,291 +160,390 @@ func (c *Config) fingerprint() string {
 // Run trains the student as c says and returns the final metrics. When ctx
 // is cancelled (SIGINT in the CLI) it writes a checkpoint and returns with
 // Interrupted set and no error.
-func Run(ctx context.Context, c Config) (res Result, err error) {
-	res.ValLoss = math.NaN()
+func Run(ctx context.Context, c Config) (Result, error) {
+	r := &run{c: c, res: Result{ValLoss: math.NaN()}}
+	defer r.close()
+	if err := r.setup(); err != nil {
+		return r.res, err
+	}
+	err := r.loop(ctx)
+	return r.res, err
+}
+
+// run is one Run in progress: what setup opened, in the order loop needs it.
+type run struct {
+	c         Config
+	dev       device.Kind
+	ck        *checkpointer
+	resumeDir string
+	rstate    TrainerState
+	teacher   *model.Model
+	cfg       *model.Config // the student's
+	tr        *Trainer
+	train     data.Sampler
+	val       [][][]int32
+	metrics   io.Writer
+	res       Result
+	closers   []func() error
+}
+
+func (r *run) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+}
+
+// setup checks the settings and opens the run's parts: the resume point,
+// the teacher, the engine with the student, the data and the metrics file.
+func (r *run) setup() error {
+	c := &r.c
 	if err := c.defaults(); err != nil {
-		return res, err
+		return err
 	}
-	if err := c.Losses.validate(); err != nil {
-		return res, err
+	if err := c.Losses.Validate(); err != nil {
+		return err
 	}
-	if c.Device == "cuda" {
-		if err := checkCUDA(&c); err != nil {
-			return res, err
-		}
-	} else if c.Device != "" && c.Device != "cpu" {
-		return res, fmt.Errorf("--device %q: want cpu or cuda", c.Device)
-	} else if c.BF16 {
-		return res, errors.New("--bf16 needs --device cuda (the CPU path trains in f32)")
+	var err error
+	if r.dev, err = device.Parse(c.Device); err != nil {
+		return err
+	}
+	if err := r.dev.Check(); err != nil {
+		return err
+	}
+	if err := c.checkDevice(r.dev); err != nil {
+		return err
 	}
 	if c.Out != "" {
 		if err := os.MkdirAll(c.Out, 0o755); err != nil {
-			return res, fmt.Errorf("output directory: %w", err)
+			return fmt.Errorf("output directory: %w", err)
 		}
 		if err := checkWritable(c.Out); err != nil {
-			return res, err
+			return err
 		}
 	}
 	if c.Workers > 0 {
-		defer kernels.SetWorkers(kernels.SetWorkers(c.Workers))
+		old := kernels.SetWorkers(c.Workers)
+		r.closers = append(r.closers, func() error { kernels.SetWorkers(old); return nil })
 	}
 	kernels.SetBLASThreads(1)
+	if err := r.openResume(); err != nil {
+		return err
+	}
+	if err := r.openTeacher(); err != nil {
+		return err
+	}
+	if err := r.openEngine(); err != nil {
+		return err
+	}
+	if err := r.openData(); err != nil {
+		return err
+	}
+	return r.openMetrics()
+}
 
-	ck := &checkpointer{dir: c.Out, keep: c.KeepLast}
+// checkDevice names the first setting device k cannot run, so that a run
+// never silently trains something else.
+func (c *Config) checkDevice(k device.Kind) error {
+	switch {
+	case k == device.CPU && c.BF16:
+		return errors.New("BF16 needs Device cuda (the CPU engine trains in f32)")
+	case k == device.CUDA && c.TopKCache != "" && c.Losses.TopK > 0:
+		return errors.New("Device cuda: TopKCache is not used on the device (the teacher runs there each step); drop it or train on the CPU")
+	}
+	return nil
+}
+
+// openResume finds the checkpoint a Resume run continues from and checks
+// that it was made with the same settings.
+func (r *run) openResume() error {
+	c := &r.c
+	r.ck = &checkpointer{dir: c.Out, keep: c.KeepLast}
 	if st, err := os.Stat(c.StudentDir); err == nil && st.IsDir() {
-		ck.tokenizerDir = c.StudentDir // carry the tokenizer into every checkpoint
+		r.ck.tokenizerDir = c.StudentDir // carry the tokenizer into every checkpoint
 	}
-	var resumeDir string
-	var rstate TrainerState
-	if c.Resume {
-		if resumeDir, err = ck.latest(); err != nil {
-			return res, err
-		}
-		if resumeDir != "" {
-			if rstate, err = readTrainerState(resumeDir); err != nil {
-				return res, err
-			}
-			if rstate.Fingerprint != c.fingerprint() {
-				return res, fmt.Errorf("cannot resume from %s: settings differ (checkpoint: %s; now: %s)", resumeDir, rstate.Fingerprint, c.fingerprint())
-			}
-		}
+	if !c.Resume {
+		return nil
 	}
+	var err error
+	if r.resumeDir, err = r.ck.latest(); err != nil || r.resumeDir == "" {
+		return err
+	}
+	if r.rstate, err = readTrainerState(r.resumeDir); err != nil {
+		return err
+	}
+	if r.rstate.Fingerprint != c.fingerprint() {
+		return fmt.Errorf("cannot resume from %s: settings differ (checkpoint: %s; now: %s)", r.resumeDir, r.rstate.Fingerprint, c.fingerprint())
+	}
+	r.res.Tokens = r.rstate.Tokens
+	r.res.Checkpoint = r.resumeDir
+	return nil
+}
 
-	// Teacher.
-	teacher := c.Teacher
-	if teacher == nil && c.TeacherDir != "" {
-		// On the device the teacher's weights go up once, tensor by tensor:
-		// keeping an f32 copy on the host too would double what a large
-		// teacher costs there.
+// openTeacher loads the teacher when the losses need one.
+func (r *run) openTeacher() error {
+	c := &r.c
+	r.teacher = c.Teacher
+	if r.teacher == nil && c.TeacherDir != "" {
+		// A device engine copies the teacher's weights up once, tensor by
+		// tensor: an f32 host copy too would double what a large teacher
+		// costs.
 		opt := model.Options{}
-		if c.Device == "cuda" {
+		if r.dev != device.CPU {
 			opt.Weights = model.WeightsStreaming
 		}
-		if teacher, err = model.Load(c.TeacherDir, opt); err != nil {
-			return res, fmt.Errorf("teacher: %w", err)
+		t, err := model.Load(c.TeacherDir, opt)
+		if err != nil {
+			return fmt.Errorf("teacher: %w", err)
 		}
-		defer teacher.Close()
+		r.teacher = t
+		r.closers = append(r.closers, t.Close)
 	}
-	if teacher == nil && c.Losses.NeedsTeacher() {
-		return res, fmt.Errorf("the losses (kl %g, reverse_kl %g) need a teacher (--teacher)", c.Losses.KL, c.Losses.ReverseKL)
+	if r.teacher == nil && c.Losses.NeedsTeacher() {
+		return fmt.Errorf("the losses (kl %g, reverse_kl %g) need a teacher (TeacherDir or Teacher)", c.Losses.KL, c.Losses.ReverseKL)
 	}
+	return nil
+}
 
-	// Student.
-	cfg, src, closeSrc, err := c.studentSource(resumeDir)
+// openEngine builds the device's engine from the student's initial weights
+// (or the resume checkpoint's, with its optimizer state) and the trainer
+// over it.
+func (r *run) openEngine() error {
+	c := &r.c
+	cfg, src, closeSrc, err := c.studentSource(r.resumeDir)
 	if err != nil {
-		return res, err
+		return err
 	}
-	if teacher != nil && teacher.Cfg.VocabSize != cfg.VocabSize {
-		if closeSrc != nil {
-			closeSrc()
-		}
-		return res, fmt.Errorf("teacher vocabulary has %d tokens, student %d: distillation needs the same tokenizer", teacher.Cfg.VocabSize, cfg.VocabSize)
+	if closeSrc != nil {
+		defer closeSrc()
+	}
+	r.cfg = cfg
+	if r.teacher != nil && r.teacher.Cfg.VocabSize != cfg.VocabSize {
+		return fmt.Errorf("teacher vocabulary has %d tokens, student %d: distillation needs the same tokenizer", r.teacher.Cfg.VocabSize, cfg.VocabSize)
 	}
 	if len(c.Losses.Intermediate) > 0 {
 		var tcfg *model.Config
-		if teacher != nil {
-			tcfg = teacher.Cfg
+		if r.teacher != nil {
+			tcfg = r.teacher.Cfg
 			c.Losses.TeacherHidden = tcfg.HiddenSize
 		}
-		if err := checkPairs(c.Losses.Intermediate, cfg, tcfg); err != nil {
-			if closeSrc != nil {
-				closeSrc()
-			}
-			return res, err
+		if err := CheckPairs(c.Losses.Intermediate, cfg, tcfg); err != nil {
+			return err
 		}
 	}
-	// A device run steps on the GPU: its host Student is only the mirror
-	// checkpoints are written from, without a training graph.
-	s, err := newStudent(cfg, src, c.MicroBatch, c.SeqLen, c.Losses, c.Device != "cuda")
-	if closeSrc != nil {
-		closeSrc()
-	}
+	arch, err := model.NewArch(cfg, src)
 	if err != nil {
-		return res, err
+		return fmt.Errorf("student: %w", err)
 	}
-	defer s.Close()
-
-	opt := NewAdamW(s.NumParams(), c.WeightDecay)
-	opt.DecayAll = c.DecayAll
-	accum := c.GlobalBatch / c.MicroBatch
-	tr, err := NewTrainer(s, opt, Schedule{LR: c.LR, MinLR: c.MinLR, Warmup: c.Warmup, Steps: c.Steps}, accum, c.Clip, teacher)
-	if err != nil {
-		return res, err
-	}
-	if c.TopKCache != "" && c.Losses.TopK > 0 && teacher != nil {
-		if tr.TopKCache, err = OpenTopKCache(c.TopKCache, teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
-			return res, err
+	ec := EngineConfig{Arch: arch, Weights: src, Teacher: r.teacher,
+		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16}
+	if c.TopKCache != "" && c.Losses.TopK > 0 && r.teacher != nil {
+		if ec.TopKCache, err = OpenTopKCache(c.TopKCache, r.teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
+			return err
 		}
 	}
+	eng, err := NewEngine(r.dev, ec)
+	if err != nil {
+		return err
+	}
+	r.closers = append(r.closers, eng.Close)
+	r.tr = &Trainer{Engine: eng, Optim: ec.Optim, Sched: Schedule{LR: c.LR, MinLR: c.MinLR, Warmup: c.Warmup, Steps: c.Steps}}
+	if r.resumeDir != "" {
+		if r.tr.AdamStep, err = readOptimizer(filepath.Join(r.resumeDir, "optimizer.bin"), eng); err != nil {
+			return err
+		}
+		r.tr.Step = r.rstate.Step
+	}
+	return nil
+}
 
-	// Data.
-	train := c.Train
-	if train == nil {
+// optim is the run's optimizer: torch's AdamW defaults with the run's
+// weight decay and clipping.
+func (c *Config) optim() Optim {
+	o := DefaultOptim()
+	o.WeightDecay, o.DecayAll, o.Clip = c.WeightDecay, c.DecayAll, c.Clip
+	return o
+}
+
+// openData opens the training sampler (positioned at the resume point) and
+// reads the fixed validation batches.
+func (r *run) openData() error {
+	c := &r.c
+	r.train = c.Train
+	if r.train == nil {
 		if len(c.Data) == 0 {
-			return res, fmt.Errorf("no training data (--data PREFIX)")
+			return fmt.Errorf("no training data (Data: a dataset prefix)")
 		}
-		var closeData func() error
-		train, closeData, err = data.OpenBlend(c.Data, nil, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
+		s, closeData, err := data.OpenBlend(c.Data, nil, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
 		if err != nil {
-			return res, fmt.Errorf("training data: %w", err)
+			return fmt.Errorf("training data: %w", err)
 		}
-		defer closeData()
+		r.train = s
+		r.closers = append(r.closers, closeData)
 	}
-	if train.SeqLen() != c.SeqLen {
-		return res, fmt.Errorf("training sampler serves sequence length %d, run wants %d", train.SeqLen(), c.SeqLen)
+	if r.train.SeqLen() != c.SeqLen {
+		return fmt.Errorf("training sampler serves sequence length %d, run wants %d", r.train.SeqLen(), c.SeqLen)
 	}
-	valBatches, err := c.validationBatches()
-	if err != nil {
-		return res, err
+	if r.resumeDir != "" {
+		if err := r.train.Restore(r.rstate.Sampler); err != nil {
+			return fmt.Errorf("resume %s: data position: %w", r.resumeDir, err)
+		}
 	}
+	var err error
+	r.val, err = c.validationBatches()
+	return err
+}
 
-	if resumeDir != "" {
-		if err := readOptimizer(filepath.Join(resumeDir, "optimizer.bin"), opt, s.auxData()); err != nil {
-			return res, err
-		}
-		if err := train.Restore(rstate.Sampler); err != nil {
-			return res, fmt.Errorf("resume %s: data position: %w", resumeDir, err)
-		}
-		tr.Step = rstate.Step
-		res.Tokens = rstate.Tokens
-		res.Checkpoint = resumeDir
-	}
-	eng, err := newEngine(&c, tr)
-	if err != nil {
-		return res, err
-	}
-	defer eng.Close()
-
+// openMetrics opens Out/metrics.jsonl for appending, without the lines of
+// steps after the resume point.
+func (r *run) openMetrics() error {
+	c := &r.c
 	var ws []io.Writer
 	if c.Out != "" {
-		if resumeDir != "" {
-			if err := truncateMetrics(filepath.Join(c.Out, "metrics.jsonl"), rstate.Step); err != nil {
-				return res, fmt.Errorf("metrics: %w", err)
+		path := filepath.Join(c.Out, "metrics.jsonl")
+		if r.resumeDir != "" {
+			if err := truncateMetrics(path, r.rstate.Step); err != nil {
+				return fmt.Errorf("metrics: %w", err)
 			}
 		}
-		mf, err := os.OpenFile(filepath.Join(c.Out, "metrics.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		mf, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 		if err != nil {
-			return res, fmt.Errorf("metrics: %w", err)
+			return fmt.Errorf("metrics: %w", err)
 		}
-		defer mf.Close()
+		r.closers = append(r.closers, mf.Close)
 		ws = append(ws, mf)
 	}
 	if c.Metrics != nil {
 		ws = append(ws, c.Metrics)
 	}
-	mw := io.MultiWriter(ws...)
-	emit := func(v any) {
-		b, _ := json.Marshal(v)
-		mw.Write(append(b, '\n'))
-	}
+	r.metrics = io.MultiWriter(ws...)
+	return nil
+}
 
-	save := func() error {
-		if c.Out == "" {
-			return nil
-		}
-		if err := eng.Sync(); err != nil {
-			return err
-		}
-		st := TrainerState{Step: eng.StepsDone(), AdamStep: opt.Step, Tokens: res.Tokens, Seed: c.Seed,
-			Sampler: train.State(), Fingerprint: c.fingerprint()}
-		dir, err := ck.save(s, opt, st)
-		if err != nil {
-			return err
-		}
-		res.Checkpoint = dir
+func (r *run) emit(v any) {
+	b, _ := json.Marshal(v)
+	r.metrics.Write(append(b, '\n'))
+}
+
+// save writes a checkpoint of the engine's state (nothing without Out).
+func (r *run) save() error {
+	c := &r.c
+	if c.Out == "" {
 		return nil
 	}
-
-	var bar *progress.Bar
-	if c.Progress {
-		bar = progress.New(int64(c.Steps), "train")
-		bar.Add(eng.StepsDone())
-		defer bar.Finish()
+	st := TrainerState{Step: r.tr.Step, AdamStep: r.tr.AdamStep, Tokens: r.res.Tokens, Seed: c.Seed,
+		Sampler: r.train.State(), Fingerprint: c.fingerprint()}
+	dir, err := r.ck.save(r.cfg, r.tr.Engine, st)
+	if err != nil {
+		return err
 	}
+	r.res.Checkpoint = dir
+	return nil
+}
+
+// loop runs the steps: data, the optimizer step, metrics, validation and
+// checkpoints at their cadence, until the last step or ctx's cancellation.
+func (r *run) loop(ctx context.Context) error {
+	c := &r.c
+	tr := r.tr
+	accum := c.GlobalBatch / c.MicroBatch
 	micro := make([][][]int32, accum)
 	start := time.Now()
-	startTokens := res.Tokens
+	startTokens := r.res.Tokens
 	tokPerStep := int64(c.GlobalBatch * c.SeqLen)
-	for eng.StepsDone() < c.Steps {
+	if c.Progress != nil {
+		c.Progress(Progress{Step: tr.Step, Steps: c.Steps})
+	}
+	for tr.Step < c.Steps {
 		if ctx.Err() != nil {
-			res.Interrupted = true
+			r.res.Interrupted = true
 			break
 		}
+		var err error
 		for i := range micro {
-			if micro[i], err = train.NextBatch(c.MicroBatch); err != nil {
-				return res, fmt.Errorf("step %d: reading data: %w", eng.StepsDone()+1, err)
+			if micro[i], err = r.train.NextBatch(c.MicroBatch); err != nil {
+				return fmt.Errorf("step %d: reading data: %w", tr.Step+1, err)
 			}
 		}
 		t0 := time.Now()
-		m, err := eng.TrainStep(micro, c.SkipNonFin)
+		m, err := tr.TrainStep(micro, c.SkipNonFin)
 		if err != nil {
-			return res, err
+			return err
 		}
-		res.Tokens += tokPerStep
-		res.Steps = eng.StepsDone()
-		res.Loss = m.Loss
-		el := time.Since(start).Seconds()
-		res.TokensPerS = float64(res.Tokens-startTokens) / el
-		line := map[string]any{"step": m.Step, "lr": m.LR, "loss": m.Loss, "grad_norm": m.GradNorm,
-			"tokens": res.Tokens, "tokens_per_s": float64(tokPerStep) / time.Since(t0).Seconds()}
-		if s.st.losses.CE != 0 {
-			line["ce"] = m.CE
-		}
-		if s.st.losses.KL != 0 {
-			line["kl"] = m.KL
-		}
-		if s.st.losses.ReverseKL != 0 {
-			line["reverse_kl"] = m.RKL
-		}
-		if len(s.st.losses.Intermediate) > 0 {
-			line["is"] = m.IS
-			line["is_alpha"] = m.ISAlpha
-		}
-		if m.Skipped {
-			line["skipped"] = true
-		}
+		r.res.Tokens += tokPerStep
+		r.res.Steps = tr.Step
+		r.res.Loss = m.Loss
+		r.res.TokensPerS = float64(r.res.Tokens-startTokens) / time.Since(start).Seconds()
+		line := r.stepLine(m, float64(tokPerStep)/time.Since(t0).Seconds())
 		last := m.Step == c.Steps
-		if (c.ValEvery > 0 && m.Step%c.ValEvery == 0) || (last && valBatches != nil) {
-			vm, err := eng.Evaluate(valBatches)
+		if (c.ValEvery > 0 && m.Step%c.ValEvery == 0) || (last && r.val != nil) {
+			vm, err := tr.Evaluate(r.val)
 			if err != nil {
-				return res, fmt.Errorf("validation at step %d: %w", m.Step, err)
+				return fmt.Errorf("validation at step %d: %w", m.Step, err)
 			}
 			line["val_loss"] = vm.CE
-			res.ValLoss = vm.CE
-			if teacher != nil {
+			r.res.ValLoss = vm.CE
+			if r.teacher != nil {
 				line["val_kl"] = vm.KL
-				res.ValKL = vm.KL
+				r.res.ValKL = vm.KL
 			}
 		}
 		if m.Step%c.LogEvery == 0 || last || line["val_loss"] != nil {
-			emit(line)
+			r.emit(line)
 		}
 		if c.OnStep != nil {
 			c.OnStep(m)
 		}
-		if bar != nil {
-			bar.Add(1)
-			desc := fmt.Sprintf("step %d loss %.4f", m.Step, m.Loss)
-			if s.st.losses.KL != 0 {
-				desc += fmt.Sprintf(" kl %.4f", m.KL)
-			}
-			rate := res.TokensPerS
-			eta := time.Duration(float64(int64(c.Steps-m.Step)*tokPerStep)/rate) * time.Second
-			bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, rate, eta.Round(time.Second)))
+		if c.Progress != nil {
+			eta := time.Duration(float64(int64(c.Steps-m.Step)*tokPerStep)/r.res.TokensPerS) * time.Second
+			c.Progress(Progress{Step: m.Step, Steps: c.Steps, Metrics: &m, TokensPerS: r.res.TokensPerS, ETA: eta})
 		}
 		if c.SaveEvery > 0 && m.Step%c.SaveEvery == 0 && !last {
-			if err := save(); err != nil {
-				return res, err
+			if err := r.save(); err != nil {
+				return err
 			}
 		}
 	}
-	if err := save(); err != nil {
-		return res, err
+	if err := r.save(); err != nil {
+		return err
 	}
-	if res.Interrupted {
-		emit(map[string]any{"step": eng.StepsDone(), "interrupted": true, "checkpoint": res.Checkpoint})
+	if r.res.Interrupted {
+		r.emit(map[string]any{"step": tr.Step, "interrupted": true, "checkpoint": r.res.Checkpoint})
 	}
-	return res, nil
+	return nil
+}
+
+// stepLine is a step's metrics line: the loss terms the run weights, the
+// learning rate, gradient norm and throughput.
+func (r *run) stepLine(m StepMetrics, tokensPerS float64) map[string]any {
+	l := r.c.Losses
+	line := map[string]any{"step": m.Step, "lr": m.LR, "loss": m.Loss, "grad_norm": m.GradNorm,
+		"tokens": r.res.Tokens, "tokens_per_s": tokensPerS}
+	if l.CE != 0 {
+		line["ce"] = m.CE
+	}
+	if l.KL != 0 {
+		line["kl"] = m.KL
+	}
+	if l.ReverseKL != 0 {
+		line["reverse_kl"] = m.RKL
+	}
+	if len(l.Intermediate) > 0 {
+		line["is"] = m.IS
+		line["is_alpha"] = m.ISAlpha
+	}
+	if m.Skipped {
+		line["skipped"] = true
+	}
+	return line
+}
+
+// Progress is a run's position, reported to Config.Progress before the
+// first step (Metrics nil) and after every step.
+type Progress struct {
+	Step, Steps int
+	Metrics     *StepMetrics
+	TokensPerS  float64       // since this process started the run
+	ETA         time.Duration // at that rate
 }
 
 func checkWritable(dir string) error {

@@ -20,41 +20,44 @@ import (
 	"github.com/minitron-dev/minitron/model"
 )
 
-// The Student is a model.TensorSource over its live parameters (no copy),
-// so checkpoints are written straight from the training arena.
-
-// Info implements model.TensorSource.
-func (s *Student) Info(name string) (model.TensorInfo, bool) {
-	p, ok := s.byName[name]
-	if !ok || p.Aux {
-		return model.TensorInfo{}, false
-	}
-	return model.TensorInfo{Name: name, DType: model.F32, Shape: append([]int(nil), p.Shape...)}, true
+// engineSource is a model.TensorSource over an engine's student tensors
+// (not the intermediate-state projection): a checkpoint is written from it
+// one tensor at a time, each downloaded when the writer reaches it.
+type engineSource struct {
+	eng   Engine
+	infos map[string]model.TensorInfo
 }
 
-// Names implements model.TensorSource.
-func (s *Student) Names() []string {
-	out := make([]string, 0, len(s.Params))
-	for _, p := range s.Params {
-		if !p.Aux {
-			out = append(out, p.Name)
+func newEngineSource(eng Engine) *engineSource {
+	s := &engineSource{eng: eng, infos: map[string]model.TensorInfo{}}
+	for _, t := range eng.Tensors() {
+		if t.Name != ISProjName {
+			t.DType = model.F32
+			s.infos[t.Name] = t
 		}
+	}
+	return s
+}
+
+func (s *engineSource) Info(name string) (model.TensorInfo, bool) {
+	t, ok := s.infos[name]
+	return t, ok
+}
+
+func (s *engineSource) Names() []string {
+	out := make([]string, 0, len(s.infos))
+	for n := range s.infos {
+		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
 }
 
-// ReadF32 implements model.TensorSource.
-func (s *Student) ReadF32(name string, dst []float32) error {
-	p, ok := s.byName[name]
-	if !ok || p.Aux {
+func (s *engineSource) ReadF32(name string, dst []float32) error {
+	if _, ok := s.infos[name]; !ok {
 		return fmt.Errorf("student: no tensor %q", name)
 	}
-	if len(dst) != len(p.Data) {
-		return fmt.Errorf("student: tensor %q has %d elements, dst %d", name, len(p.Data), len(dst))
-	}
-	copy(dst, p.Data)
-	return nil
+	return s.eng.ReadState(name, dst, nil, nil)
 }
 
 // TrainerState is the JSON part of a training checkpoint: everything besides
@@ -72,10 +75,58 @@ type TrainerState struct {
 
 const optimMagic = "MNTRADAM"
 
-// writeOptimizer stores AdamW's moments: magic, u64 count, u64 step, m, v
-// (f32 LE), the auxiliary trained tensors (not in the HF checkpoint), then a
-// CRC32 of everything before it.
-func writeOptimizer(path string, o *AdamW, aux [][]float32) error {
+// The optimizer state file (optimizer.bin): magic, u64 n (the elements of
+// every trained tensor), u64 AdamW step, the first moments then the second
+// moments of every tensor in the engines' order (TrainTensors), f32 LE, the
+// weights of the tensors outside the HF checkpoint (the intermediate-state
+// projection), then a CRC32 of everything before it. It is written and read
+// one tensor at a time, so it costs the host one tensor's buffer whatever
+// the model's size, and its layout does not depend on the device.
+
+// optimSections are the engine's tensors, those of them outside the HF
+// checkpoint, and the elements of all.
+func optimSections(eng Engine) (ts []model.TensorInfo, aux []model.TensorInfo, n int) {
+	ts = eng.Tensors()
+	for _, t := range ts {
+		n += t.NumElements()
+		if t.Name == ISProjName {
+			aux = append(aux, t)
+		}
+	}
+	return ts, aux, n
+}
+
+// section says which part of a tensor's state a pass of the file moves.
+type section int
+
+const (
+	secM1 section = iota
+	secM2
+	secW
+)
+
+// parts maps buf to the ReadState/WriteState argument of section sec.
+func (sec section) parts(buf []float32) (w, m1, m2 []float32) {
+	switch sec {
+	case secM1:
+		return nil, buf, nil
+	case secM2:
+		return nil, nil, buf
+	}
+	return buf, nil, nil
+}
+
+func maxElements(ts []model.TensorInfo) int {
+	n := 0
+	for _, t := range ts {
+		n = max(n, t.NumElements())
+	}
+	return n
+}
+
+// writeOptimizer streams eng's moments (and auxiliary weights) to path.
+func writeOptimizer(path string, eng Engine, adamStep int) error {
+	ts, aux, n := optimSections(eng)
 	f, err := os.Create(path)
 	if err != nil {
 		return err
@@ -84,20 +135,33 @@ func writeOptimizer(path string, o *AdamW, aux [][]float32) error {
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	w.WriteString(optimMagic)
 	var hdr [16]byte
-	binary.LittleEndian.PutUint64(hdr[:8], uint64(len(o.M)))
-	binary.LittleEndian.PutUint64(hdr[8:], uint64(o.Step))
+	binary.LittleEndian.PutUint64(hdr[:8], uint64(n))
+	binary.LittleEndian.PutUint64(hdr[8:], uint64(adamStep))
 	w.Write(hdr[:])
-	var b [4]byte
-	for _, arr := range append([][]float32{o.M, o.V}, aux...) {
-		for _, v := range arr {
-			binary.LittleEndian.PutUint32(b[:], math.Float32bits(v))
-			w.Write(b[:])
+	buf := make([]float32, maxElements(ts))
+	raw := make([]byte, 4*len(buf))
+	for _, pass := range []struct {
+		sec section
+		ts  []model.TensorInfo
+	}{{secM1, ts}, {secM2, ts}, {secW, aux}} {
+		for _, t := range pass.ts {
+			b := buf[:t.NumElements()]
+			pw, pm1, pm2 := pass.sec.parts(b)
+			if err = eng.ReadState(t.Name, pw, pm1, pm2); err != nil {
+				f.Close()
+				return fmt.Errorf("optimizer state of %s: %w", t.Name, err)
+			}
+			for i, v := range b {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			}
+			w.Write(raw[:4*len(b)])
 		}
 	}
 	err = w.Flush()
+	var crc [4]byte
 	if err == nil {
-		binary.LittleEndian.PutUint32(b[:], h.Sum32())
-		_, err = f.Write(b[:])
+		binary.LittleEndian.PutUint32(crc[:], h.Sum32())
+		_, err = f.Write(crc[:])
 	}
 	if err == nil {
 		err = f.Sync()
@@ -108,44 +172,74 @@ func writeOptimizer(path string, o *AdamW, aux [][]float32) error {
 	return err
 }
 
-func readOptimizer(path string, o *AdamW, aux [][]float32) error {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err
-	}
-	n := len(o.M)
+// readOptimizer checks path's size and checksum, then streams the moments
+// (and auxiliary weights) into eng and returns the AdamW step.
+func readOptimizer(path string, eng Engine) (int, error) {
+	ts, aux, n := optimSections(eng)
 	na := 0
-	for _, a := range aux {
-		na += len(a)
+	for _, t := range aux {
+		na += t.NumElements()
 	}
-	want := len(optimMagic) + 16 + 8*n + 4*na + 4
-	if len(b) != want || string(b[:len(optimMagic)]) != optimMagic {
-		return fmt.Errorf("%s: not an optimizer state for %d parameters (%d bytes, want %d)", path, n, len(b), want)
+	f, err := os.Open(path)
+	if err != nil {
+		return 0, err
 	}
-	if crc32.ChecksumIEEE(b[:len(b)-4]) != binary.LittleEndian.Uint32(b[len(b)-4:]) {
-		return fmt.Errorf("%s: checksum mismatch (corrupt file)", path)
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
 	}
-	p := b[len(optimMagic):]
-	if int(binary.LittleEndian.Uint64(p)) != n {
-		return fmt.Errorf("%s: holds %d parameters, the student has %d", path, binary.LittleEndian.Uint64(p), n)
+	want := int64(len(optimMagic)) + 16 + 8*int64(n) + 4*int64(na) + 4
+	if st.Size() != want {
+		return 0, fmt.Errorf("%s: not an optimizer state for %d parameters (%d bytes, want %d)", path, n, st.Size(), want)
 	}
-	o.Step = int(binary.LittleEndian.Uint64(p[8:]))
-	p = p[16:]
-	for i := range o.M {
-		o.M[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+	h := crc32.NewIEEE()
+	if _, err := io.CopyN(h, f, want-4); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	p = p[4*n:]
-	for i := range o.V {
-		o.V[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+	var crc [4]byte
+	if _, err := io.ReadFull(f, crc[:]); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
 	}
-	p = p[4*n:]
-	for _, a := range aux {
-		for i := range a {
-			a[i] = math.Float32frombits(binary.LittleEndian.Uint32(p[4*i:]))
+	if h.Sum32() != binary.LittleEndian.Uint32(crc[:]) {
+		return 0, fmt.Errorf("%s: checksum mismatch (corrupt file)", path)
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return 0, err
+	}
+	r := bufio.NewReaderSize(f, 1<<20)
+	head := make([]byte, len(optimMagic)+16)
+	if _, err := io.ReadFull(r, head); err != nil {
+		return 0, fmt.Errorf("%s: %w", path, err)
+	}
+	if string(head[:len(optimMagic)]) != optimMagic {
+		return 0, fmt.Errorf("%s: not an optimizer state (bad magic)", path)
+	}
+	if got := binary.LittleEndian.Uint64(head[len(optimMagic):]); got != uint64(n) {
+		return 0, fmt.Errorf("%s: holds %d parameters, the student has %d", path, got, n)
+	}
+	step := int(binary.LittleEndian.Uint64(head[len(optimMagic)+8:]))
+	buf := make([]float32, maxElements(ts))
+	raw := make([]byte, 4*len(buf))
+	for _, pass := range []struct {
+		sec section
+		ts  []model.TensorInfo
+	}{{secM1, ts}, {secM2, ts}, {secW, aux}} {
+		for _, t := range pass.ts {
+			b := buf[:t.NumElements()]
+			if _, err := io.ReadFull(r, raw[:4*len(b)]); err != nil {
+				return 0, fmt.Errorf("%s: %w", path, err)
+			}
+			for i := range b {
+				b[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			}
+			w, m1, m2 := pass.sec.parts(b)
+			if err := eng.WriteState(t.Name, w, m1, m2); err != nil {
+				return 0, fmt.Errorf("%s: %s: %w", path, t.Name, err)
+			}
 		}
-		p = p[4*len(a):]
 	}
-	return nil
+	return step, nil
 }
 
 // checkpointer writes training checkpoints under dir/checkpoints: each one a
@@ -168,7 +262,9 @@ func (c *checkpointer) root() string { return filepath.Join(c.dir, "checkpoints"
 
 func stepName(step int) string { return fmt.Sprintf("step-%07d", step) }
 
-func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, error) {
+// save writes the checkpoint of st from eng: weights one tensor at a time
+// into model.safetensors, the optimizer state likewise.
+func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (string, error) {
 	root := c.root()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
@@ -180,7 +276,7 @@ func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, er
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("writing checkpoint of step %d in %s: %w", st.Step, root, err)
 	}
-	if err := model.SaveCheckpoint(tmp, s.Cfg, s, model.SaveOptions{DType: model.F32}); err != nil {
+	if err := model.SaveCheckpoint(tmp, cfg, newEngineSource(eng), model.SaveOptions{DType: model.F32}); err != nil {
 		return fail(err)
 	}
 	if c.tokenizerDir != "" {
@@ -188,7 +284,7 @@ func (c *checkpointer) save(s *Student, opt *AdamW, st TrainerState) (string, er
 			return fail(err)
 		}
 	}
-	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), opt, s.auxData()); err != nil {
+	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), eng, st.AdamStep); err != nil {
 		return fail(err)
 	}
 	if failCheckpointHook != nil {
@@ -264,15 +360,4 @@ func readTrainerState(dir string) (TrainerState, error) {
 		return st, fmt.Errorf("%s/trainer_state.json: %w", dir, err)
 	}
 	return st, nil
-}
-
-// auxData lists the auxiliary parameters' data (saved with the optimizer).
-func (s *Student) auxData() [][]float32 {
-	var out [][]float32
-	for _, p := range s.Params {
-		if p.Aux {
-			out = append(out, p.Data)
-		}
-	}
-	return out
 }

@@ -27,6 +27,15 @@ func tinyConfig(t testing.TB, family string, layers, hidden, heads, kv, ffn, voc
 	return cfg
 }
 
+// newTestStudent is a CPU training graph of cfg over src's weights.
+func newTestStudent(cfg *model.Config, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
+	arch, err := model.NewArch(cfg, src)
+	if err != nil {
+		return nil, err
+	}
+	return newStudent(arch, src, batch, seq, losses)
+}
+
 func randomTokens(rng *rand.Rand, batch, seq, vocab int) [][]int32 {
 	out := make([][]int32, batch)
 	for b := range out {
@@ -46,7 +55,7 @@ func TestStudentMatchesInferenceForward(t *testing.T) {
 			cfg := tinyConfig(t, fam, 2, 32, 4, 2, 48, 64)
 			src := model.NewRandomSource(cfg, model.F32, 1)
 			src.Std = 0.2
-			s, err := NewStudent(cfg, src, 2, 8, Losses{CE: 1})
+			s, err := newTestStudent(cfg, src, 2, 8, Losses{CE: 1})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -108,7 +117,7 @@ func TestStudentGradients(t *testing.T) {
 			cfg.TieWordEmbeddings = strings.HasSuffix(tc.fam, "-tied")
 			src := model.NewRandomSource(cfg, model.F32, 3)
 			src.Std = 0.3
-			s, err := NewStudent(cfg, src, 2, 6, tc.losses)
+			s, err := newTestStudent(cfg, src, 2, 6, tc.losses)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
@@ -88,24 +89,25 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 			return res, err
 		}
 	}
-	losses := Losses{CE: 1}
+	losses := distill.Losses{CE: 1}
 	var teacher *Model
 	var tcfg *model.Config
 	if kd {
-		losses = Losses{KL: 1}
+		losses = distill.Losses{KL: 1}
 		// the teacher only infers: with bf16 its weight matrices are stored
-		// bf16 alone (as distill --device cuda --bf16's)
+		// bf16 alone (as distill's with Device cuda and BF16)
 		if teacher, err = NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), Options{Batch: batch, Seq: seq, WeightsBF16: bf16}); err != nil {
 			return res, err
 		}
 		defer teacher.Free()
 		tcfg = cfg
 	}
-	tr, err := NewTrainer(s, teacher, losses, DefaultOptim)
+	eng, err := NewEngineFor(s, teacher, distill.EngineConfig{Losses: losses, Optim: distill.DefaultOptim()})
 	if err != nil {
 		return res, err
 	}
-	defer tr.Free()
+	defer eng.Free()
+	tr := &distill.Trainer{Engine: eng, Optim: distill.DefaultOptim(), Sched: distill.Schedule{LR: 1e-4, MinLR: 1e-4}}
 	rng := rand.New(rand.NewPCG(seed, 1))
 	tokens := make([][]int32, batch)
 	for b := range tokens {
@@ -115,14 +117,14 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 		}
 	}
 	for i := 0; i < 2; i++ {
-		if _, err := tr.TrainStep(tokens, 1e-4); err != nil {
+		if _, err := tr.TrainStep([][][]int32{tokens}, false); err != nil {
 			return res, fmt.Errorf("warm-up step %d: %w", i, err)
 		}
 	}
 	best, total := time.Duration(1<<62), time.Duration(0)
 	for i := 0; i < steps; i++ {
 		t0 := time.Now()
-		m, err := tr.TrainStep(tokens, 1e-4)
+		m, err := tr.TrainStep([][][]int32{tokens}, false)
 		if err == nil {
 			err = d.Sync()
 		}

@@ -5,13 +5,10 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
-
-// Pair is a (student, teacher) pair of post-norm hidden states for the
-// intermediate-state loss, as distill.LayerPair: layer k < NumLayers is
-// input_layernorm's output of layer k, k = NumLayers the final norm's.
-type Pair struct{ Student, Teacher int }
 
 // isLoss is the intermediate-state loss on the device, distill's
 // isLossNode and combineNode: L = L_logits + α·L_is with L_is the mean over
@@ -20,7 +17,7 @@ type Pair struct{ Student, Teacher int }
 // gradient. W is trained with the student (AdamW, decayed like any matrix)
 // but lives outside the model's arena: it is not part of the checkpoint.
 type isLoss struct {
-	pairs      []Pair
+	pairs      []distill.LayerPair
 	hs, ht     int
 	w, g       cuda.Buf // W [Ht, Hs] and its gradient summed over a step's micro-batches
 	m1, m2     cuda.Buf // AdamW moments
@@ -30,16 +27,15 @@ type isLoss struct {
 	host       []float32
 }
 
-func (t *Trainer) newISLoss(pairs []Pair) error {
+// newISLoss allocates the loss's buffers and uploads the projection's
+// initial value from src (distill.ISProjName).
+func (t *Engine) newISLoss(pairs []distill.LayerPair, src model.TensorSource) error {
 	s, tc := t.S, t.Teacher
 	if tc == nil {
 		return fmt.Errorf("gpu: the intermediate-state loss needs a teacher")
 	}
-	for _, p := range pairs {
-		if p.Student < 0 || p.Student > s.Cfg.NumLayers || p.Teacher < 0 || p.Teacher > tc.Cfg.NumLayers {
-			return fmt.Errorf("gpu: intermediate pair %d→%d outside the student's 0..%d or the teacher's 0..%d",
-				p.Student, p.Teacher, s.Cfg.NumLayers, tc.Cfg.NumLayers)
-		}
+	if err := distill.CheckPairs(pairs, s.Cfg, tc.Cfg); err != nil {
+		return err
 	}
 	rows := s.Batch * s.Seq
 	l := &isLoss{pairs: pairs, hs: s.Cfg.HiddenSize, ht: tc.Cfg.HiddenSize, host: make([]float32, rows)}
@@ -66,45 +62,16 @@ func (t *Trainer) newISLoss(pairs []Pair) error {
 		return err
 	}
 	t.is = l
-	return nil
-}
-
-// SetISProjection uploads the projection W [Ht·Hs] and, on a resumed run,
-// its AdamW moments (nil: zeros).
-func (t *Trainer) SetISProjection(w, m1, m2 []float32) error {
-	l := t.is
-	if l == nil {
-		return fmt.Errorf("gpu: no intermediate-state loss configured")
+	w := make([]float32, l.ht*l.hs)
+	if err := src.ReadF32(distill.ISProjName, w); err != nil {
+		return fmt.Errorf("gpu: intermediate projection: %w", err)
 	}
-	d := t.S.d
-	if len(w) != l.w.N {
-		return fmt.Errorf("gpu: intermediate projection has %d values, want %d×%d", len(w), l.ht, l.hs)
-	}
-	err := d.CopyFrom(l.w, w)
-	for _, x := range []struct {
-		host []float32
-		buf  cuda.Buf
-	}{{m1, l.m1}, {m2, l.m2}} {
-		if err == nil && x.host != nil {
-			err = d.CopyFrom(x.buf, x.host)
-		}
-	}
-	return err
-}
-
-// ISProjection downloads the projection and its AdamW moments.
-func (t *Trainer) ISProjection(w, m1, m2 []float32) error {
-	l := t.is
-	if l == nil {
-		return fmt.Errorf("gpu: no intermediate-state loss configured")
-	}
-	d := t.S.d
-	return firstErr(d.Download(w, l.w), d.Download(m1, l.m1), d.Download(m2, l.m2))
+	return s.d.CopyFrom(l.w, w)
 }
 
 // teacherForward runs the teacher on its batch, keeping the paired hidden
 // states (input_layernorm outputs; the final norm's stays in hf).
-func (t *Trainer) teacherForward() error {
+func (t *Engine) teacherForward() error {
 	tc := t.Teacher
 	if t.is == nil {
 		return tc.Forward()
@@ -142,11 +109,11 @@ func (s *Model) studentState(k int) cuda.Buf {
 }
 
 // forward computes L_is for the micro-batch just run, the weight α from
-// the logit loss mix (m.Loss so far), the scaled gradients with respect to
-// the student's states (dh, added in backward by addGrad) and the
-// projection's gradient (summed into g; first says it is the step's first
-// micro-batch). The metrics get IS, ISAlpha and α·L_is in Loss.
-func (l *isLoss) forward(s *Model, m *StepMetrics, accum int, first bool) error {
+// the logit loss mix of terms in p (distill.ISWeight), the scaled
+// gradients with respect to the student's states (dh, added in backward by
+// addGrad) and the projection's gradient (summed into g; first says it is
+// the step's first micro-batch). p gets IS and ISAlpha.
+func (l *isLoss) forward(s *Model, p *distill.Parts, terms []distill.Term, accum int, first bool) error {
 	d := s.d
 	rows := s.Batch * s.Seq
 	P := len(l.pairs)
@@ -164,12 +131,8 @@ func (l *isLoss) forward(s *Model, m *StepMetrics, accum int, first bool) error 
 		}
 	}
 	is := total / float64(rows*P)
-	alpha := 0.0
-	if is > 1e-12 {
-		alpha = float64(float32(m.Loss) / float32(is))
-	}
-	m.IS, m.ISAlpha = is, alpha
-	m.Loss += alpha * is
+	alpha := float64(distill.ISWeight(distill.MixLogits(terms, *p), float32(is)))
+	p.IS, p.ISAlpha = is, alpha
 	scale := float32(alpha / float64(rows*P*accum))
 	for i, p := range l.pairs {
 		beta := float32(1)

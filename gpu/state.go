@@ -5,6 +5,8 @@ package gpu
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
@@ -14,7 +16,7 @@ import (
 // result exactly), or, for a k beyond what its shared-memory sort holds, on
 // the host with kernels.TopK (the teacher's logits go down once per
 // micro-batch).
-func (t *Trainer) teacherTopK() error {
+func (t *Engine) teacherTopK() error {
 	k := t.Losses.TopK
 	if k <= 0 || t.Teacher == nil {
 		return nil
@@ -39,26 +41,13 @@ func (t *Trainer) teacherTopK() error {
 
 // klForward is the forward KL term: over the teacher's top-k logits when
 // Losses.TopK > 0, else over all of them.
-func (t *Trainer) klForward(grad, student cuda.Buf, scale float32, acc bool) error {
+func (t *Engine) klForward(grad, student cuda.Buf, scale float32, acc bool) error {
 	s, d := t.S, t.S.d
 	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
 	if k := t.Losses.TopK; k > 0 {
-		return d.KLForwardTopK(grad, student, t.topIdx, t.topVal, k, rows, V, t.Losses.tau(), scale, acc, t.rowLoss)
+		return d.KLForwardTopK(grad, student, t.topIdx, t.topVal, k, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
 	}
-	return d.KLForward(grad, student, t.Teacher.logits, rows, V, t.Losses.tau(), scale, acc, t.rowLoss)
-}
-
-// NonFiniteError is a step whose loss or gradient norm is not finite. It
-// is returned before the update: weights, moments and Step are unchanged,
-// so a caller may skip the step (distill's --skip-nonfinite).
-type NonFiniteError struct {
-	Step  int
-	What  string // "loss" or "gradient norm"
-	Value float64
-}
-
-func (e *NonFiniteError) Error() string {
-	return fmt.Sprintf("step %d: %s is %v", e.Step, e.What, e.Value)
+	return d.KLForward(grad, student, t.Teacher.logits, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
 }
 
 // window returns tensor name's window of an arena in the parameter layout.
@@ -84,72 +73,115 @@ func (m *Model) ReadParam(name string, dst []float32) error {
 	return m.downloadParam(m.params[i], dst)
 }
 
-// ReadMoments downloads tensor name's AdamW first and second moments.
-func (t *Trainer) ReadMoments(name string, m1, m2 []float32) error {
-	a, b, err := t.moments(name, len(m1), len(m2))
+// Tensors implements distill.Engine: the student's tensors in arena
+// order, then the intermediate-state projection.
+func (t *Engine) Tensors() []model.TensorInfo {
+	out := make([]model.TensorInfo, 0, len(t.S.params)+1)
+	for _, p := range t.S.params {
+		out = append(out, model.TensorInfo{Name: p.name, DType: model.F32, Shape: p.shape})
+	}
+	if l := t.is; l != nil {
+		out = append(out, model.TensorInfo{Name: distill.ISProjName, DType: model.F32, Shape: []int{l.ht, l.hs}})
+	}
+	return out
+}
+
+// stateBufs are tensor name's device buffers: weights (zero for a tensor
+// stored only in bf16) and moments, checked against the host slices'
+// lengths (nil ones are skipped).
+func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, err error) {
+	if l := t.is; l != nil && name == distill.ISProjName {
+		w, m1, m2 = l.w, l.m1, l.m2
+	} else {
+		i, ok := t.S.byName[name]
+		if !ok {
+			return w, m1, m2, fmt.Errorf("gpu: no trained tensor %q on the device", name)
+		}
+		p := t.S.params[i]
+		w = t.S.P(name)
+		m1, m2 = t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n)
+	}
+	for _, h := range host {
+		if h != nil && len(h) != m1.N {
+			return w, m1, m2, fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", name, m1.N, len(h))
+		}
+	}
+	return w, m1, m2, nil
+}
+
+// ReadState implements distill.Engine: one tensor's weights and moments,
+// downloaded.
+func (t *Engine) ReadState(name string, w, m1, m2 []float32) error {
+	wb, b1, b2, err := t.stateBufs(name, w, m1, m2)
 	if err != nil {
 		return err
 	}
-	return firstErr(t.S.d.Download(m1, a), t.S.d.Download(m2, b))
+	d := t.S.d
+	for _, x := range []struct {
+		host []float32
+		buf  cuda.Buf
+	}{{w, wb}, {m1, b1}, {m2, b2}} {
+		if x.host != nil {
+			if err := d.Download(x.host, x.buf); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
-// WriteMoments uploads tensor name's AdamW moments (resuming a run; set
-// Step to the optimizer's step count too).
-func (t *Trainer) WriteMoments(name string, m1, m2 []float32) error {
-	a, b, err := t.moments(name, len(m1), len(m2))
+// WriteState implements distill.Engine: one tensor's weights and moments,
+// uploaded (and the weights' bf16 shadow refreshed).
+func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
+	wb, b1, b2, err := t.stateBufs(name, w, m1, m2)
 	if err != nil {
 		return err
 	}
-	return firstErr(t.S.d.CopyFrom(a, m1), t.S.d.CopyFrom(b, m2))
-}
-
-// moments are tensor name's windows of the two moment arenas, checked
-// against the host slices' lengths.
-func (t *Trainer) moments(name string, n1, n2 int) (a, b cuda.Buf, err error) {
-	if a, err = t.S.window(t.mom1, name, n1); err != nil {
-		return
+	d := t.S.d
+	for _, x := range []struct {
+		host []float32
+		buf  cuda.Buf
+	}{{w, wb}, {m1, b1}, {m2, b2}} {
+		if x.host != nil {
+			if err := d.CopyFrom(x.buf, x.host); err != nil {
+				return err
+			}
+		}
 	}
-	b, err = t.S.window(t.mom2, name, n2)
-	return
+	if w != nil && t.S.bf16 && name != distill.ISProjName {
+		return d.ToBF16(t.S.PB(name), wb)
+	}
+	return nil
 }
 
-// Evaluate runs the forward pass on tokens [Batch][Seq+1] without an
-// update and returns the mean CE and, when the trainer has a teacher, the
-// mean forward KL at the trainer's temperature (distill.Trainer.Evaluate's
-// metrics). The loss kernels accumulate a zero-weighted gradient, which
-// leaves the logits as they are, so both losses read the same logits.
-func (t *Trainer) Evaluate(tokens [][]int32) (ce, kl float64, err error) {
-	s, d := t.S, t.S.d
-	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+// Eval implements distill.Engine: the forward pass on tokens without an
+// update, with the losses of Losses.EvalTerms (the teacher's logits are
+// whole on the device) and the intermediate-state loss. The loss kernels
+// run zero-weighted, which leaves the logits as they are, so every term
+// reads the same logits.
+func (t *Engine) Eval(tokens [][]int32) (distill.Parts, error) {
+	s := t.S
 	if err := s.SetBatch(tokens); err != nil {
-		return 0, 0, err
+		return distill.Parts{}, err
 	}
-	if t.Teacher != nil {
-		if err := t.Teacher.SetBatch(tokens); err != nil {
-			return 0, 0, err
-		}
-		if err := t.Teacher.Forward(); err != nil {
-			return 0, 0, fmt.Errorf("teacher forward: %w", err)
-		}
-		if err := t.teacherTopK(); err != nil {
-			return 0, 0, err
-		}
+	if err := t.teacherPass(tokens); err != nil {
+		return distill.Parts{}, err
 	}
 	if err := s.Forward(); err != nil {
-		return 0, 0, fmt.Errorf("student forward: %w", err)
+		return distill.Parts{}, fmt.Errorf("student forward: %w", err)
 	}
-	if err := d.SoftmaxCrossEntropy(s.logits, s.logits, s.targets, rows, V, 0, true, t.rowLoss); err != nil {
-		return 0, 0, err
+	terms := t.Losses.EvalTerms(t.Teacher != nil, t.Teacher != nil)
+	p, err := t.loss(terms, 1, false)
+	if err != nil {
+		return p, err
 	}
-	if ce, err = t.meanLoss(); err != nil {
-		return 0, 0, err
+	if t.is != nil {
+		// its gradients are computed and dropped: the next step's first
+		// micro-batch overwrites them
+		if err := t.is.forward(s, &p, terms, 1, true); err != nil {
+			return p, err
+		}
 	}
-	if t.Teacher == nil {
-		return ce, 0, nil
-	}
-	if err := t.klForward(s.logits, s.logits, 0, true); err != nil {
-		return 0, 0, err
-	}
-	kl, err = t.meanLoss()
-	return ce, kl, err
+	p.Loss = distill.Mix(terms, p)
+	return p, nil
 }

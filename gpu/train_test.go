@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
@@ -94,8 +95,8 @@ func TestForwardMatchesCPU(t *testing.T) {
 	}
 }
 
-// Three optimizer steps of the device trainer against distill.Trainer on
-// the CPU from the same weights and batches: CE training and KL
+// Three optimizer steps of the core's trainer over the device engine and
+// over the CPU engine from the same weights and batches: CE training and KL
 // distillation, with weight decay and clipping active. With TF32 off the
 // losses and gradient norms agree to 1e-4 relative; with TF32 on, 1e-2.
 func TestThreeStepsMatchDistill(t *testing.T) {
@@ -126,11 +127,10 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			src := model.NewRandomSource(cfg, model.F32, 11)
 			tsrc := model.NewRandomSource(cfg, model.F32, 12)
 			losses := distill.Losses{CE: 1}
-			glosses := gpu.Losses{CE: 1}
 			var teacher *model.Model
 			var gteacher *gpu.Model
 			if c.kd {
-				losses, glosses = distill.Losses{KL: 1, CE: 0.5}, gpu.Losses{KL: 1, CE: 0.5}
+				losses = distill.Losses{KL: 1, CE: 0.5}
 				teacher, err = model.New(cfg, tsrc, model.Options{})
 				must(t, err)
 				gteacher, err = gpu.NewModel(dev, cfg, tsrc, B, T, false)
@@ -140,11 +140,15 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 					must(t, gteacher.EnableBF16())
 				}
 			}
-			s, err := distill.NewStudent(cfg, src, B, T, losses)
+			arch, err := model.NewArch(cfg, src)
 			must(t, err)
-			defer s.Close()
-			cpu, err := distill.NewTrainer(s, distill.NewAdamW(s.NumParams(), wd), distill.Schedule{LR: lr, MinLR: lr}, 1, clip, teacher)
+			opt := distill.DefaultOptim()
+			opt.WeightDecay, opt.Clip = wd, clip
+			sched := distill.Schedule{LR: lr, MinLR: lr}
+			ec := distill.EngineConfig{Arch: arch, Weights: src, Teacher: teacher, Batch: B, Seq: T, Losses: losses, Optim: opt}
+			cpu, err := distill.NewTrainer(device.CPU, ec, sched)
 			must(t, err)
+			defer cpu.Engine.Close()
 			gs, err := gpu.NewModel(dev, cfg, src, B, T, true)
 			must(t, err)
 			defer gs.Free()
@@ -152,16 +156,15 @@ func TestThreeStepsMatchDistill(t *testing.T) {
 			if strings.HasSuffix(c.name, "-bf16") {
 				must(t, gs.EnableBF16())
 			}
-			opt := gpu.DefaultOptim
-			opt.WeightDecay, opt.Clip = wd, clip
-			gpu, err := gpu.NewTrainer(gs, gteacher, glosses, opt)
+			eng, err := gpu.NewEngineFor(gs, gteacher, ec)
 			must(t, err)
-			defer gpu.Free()
+			defer eng.Free()
+			gpu := &distill.Trainer{Engine: eng, Optim: opt, Sched: sched}
 			for step := 0; step < 3; step++ {
 				tok := batch(B, T, cfg.VocabSize, uint64(20+step))
 				want, err := cpu.TrainStep([][][]int32{tok}, false)
 				must(t, err)
-				got, err := gpu.TrainStep(tok, want.LR)
+				got, err := gpu.TrainStep([][][]int32{tok}, false)
 				must(t, err)
 				t.Logf("step %d: loss %.6f (CPU %.6f), grad norm %.6f (CPU %.6f)", step+1, got.Loss, want.Loss, got.GradNorm, want.GradNorm)
 				if !relClose(got.Loss, want.Loss, c.rel) || !relClose(got.CE, want.CE, c.rel) || !relClose(got.KL, want.KL, c.rel) {

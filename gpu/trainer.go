@@ -6,70 +6,26 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/minitron-dev/minitron/device"
+	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
-// Losses weights the losses as distill.Losses does: CE, forward and
-// reverse KL, the forward KL on the teacher's top-k logits, and the
-// intermediate-state cosine loss on hidden-state pairs (intermediate.go).
-type Losses struct {
-	CE, KL    float64
-	ReverseKL float64
-	// TopK > 0: the forward KL on the teacher's k largest logits only,
-	// selected on the device (cuda.Device.TopK; on the host for a k above
-	// Device.MaxTopK).
-	TopK        int
-	Temperature float64 // τ of the KL; 0 means 1
-	// Intermediate adds the cosine loss on these (student, teacher)
-	// hidden-state pairs with the dynamic weight α = L_logits/L_is; its
-	// projection is set with Trainer.SetISProjection.
-	Intermediate []Pair
-}
-
-// terms is the number of weighted losses.
-func (l Losses) terms() int {
-	n := 0
-	for _, w := range []float64{l.CE, l.KL, l.ReverseKL} {
-		if w != 0 {
-			n++
-		}
-	}
-	return n
-}
-
-func (l Losses) needsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 || len(l.Intermediate) > 0 }
-
-func (l Losses) tau() float32 {
-	if l.Temperature <= 0 {
-		return 1
-	}
-	return float32(l.Temperature)
-}
-
-// Optim is distill.AdamW's hyperparameters plus clipping; the learning
-// rate comes with each step.
-type Optim struct {
-	Beta1, Beta2, Eps, WeightDecay float64
-	DecayAll                       bool    // decay norms, biases and embeddings too
-	Clip                           float64 // max global gradient norm; 0 = none
-}
-
-// DefaultOptim is torch's AdamW defaults (β 0.9/0.999, ε 1e-8), no decay,
-// no clipping: what distill.NewAdamW(n, 0) uses.
-var DefaultOptim = Optim{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8}
-
-// Trainer is a student Model with its gradients and AdamW moments on the
-// device and, for the KL, a teacher Model.
-type Trainer struct {
+// Engine is the CUDA training engine (distill.Engine): a student Model
+// with its gradients and AdamW moments on the device, and for the losses
+// that read them a teacher Model. Weights, gradients and moments never
+// leave the device but one tensor at a time through ReadState and
+// WriteState; the training core (distill.Trainer) runs the step.
+type Engine struct {
 	S       *Model
 	Teacher *Model
-	Losses  Losses
-	Optim   Optim
-	Step    int // optimizer steps done
+	Losses  distill.Losses
+	Optim   distill.Optim
 
 	grad, mom1, mom2 cuda.Buf // arenas in the parameter layout
-	acc              cuda.Buf // gradient sum over a step's micro-batches (TrainStepAccum)
+	acc              cuda.Buf // gradient sum over a step's micro-batches (more than one)
+	stepMicro        int      // micro-batches of the step in progress
 	g, dh, da, du    cuda.Buf // residual-stream gradient and scratch
 	datt, dqkv, mix  cuda.Buf
 	rowLoss          cuda.Buf
@@ -82,33 +38,73 @@ type Trainer struct {
 	// bf16 copies of the gradients that feed products (bf16 mode)
 	Gb, gb, dub, dqkvb cuda.BF16
 	ownedB             []cuda.BF16
+	closers            []func() // what NewEngine opened (device, models)
 }
 
-// StepMetrics are one step's results (means over its tokens), as
-// distill.StepMetrics.
-type StepMetrics struct {
-	Step     int     `json:"step"`
-	LR       float64 `json:"lr"`
-	Loss     float64 `json:"loss"`
-	CE       float64 `json:"ce,omitempty"`
-	KL       float64 `json:"kl,omitempty"`
-	RKL      float64 `json:"reverse_kl,omitempty"`
-	IS       float64 `json:"is,omitempty"`       // intermediate-state cosine loss
-	ISAlpha  float64 `json:"is_alpha,omitempty"` // its weight α = L_logits/L_is
-	GradNorm float64 `json:"grad_norm"`
+func init() { distill.RegisterEngine(device.CUDA, NewEngine) }
+
+// NewEngine opens GPU 0 and builds the engine of c there: the student from
+// c.Weights, the teacher from c.Teacher's source (its weights go up once,
+// tensor by tensor; with c.BF16 its matrices are stored in bf16 alone, as
+// it only infers).
+func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
+	var closers []func()
+	defer func() {
+		if err != nil {
+			for i := len(closers) - 1; i >= 0; i-- {
+				closers[i]()
+			}
+		}
+	}()
+	d, err := cuda.Open(0)
+	if err != nil {
+		return nil, fmt.Errorf("device cuda: %w", err)
+	}
+	closers = append(closers, func() { d.Close() })
+	if c.NoTF32 {
+		if err = d.SetTF32(false); err != nil {
+			return nil, fmt.Errorf("device cuda: %w", err)
+		}
+	}
+	s, err := NewModel(d, c.Arch.Cfg, c.Weights, c.Batch, c.Seq, true)
+	if err != nil {
+		return nil, fmt.Errorf("device cuda: student: %w", err)
+	}
+	closers = append(closers, s.Free)
+	if c.BF16 {
+		if err = s.EnableBF16(); err != nil {
+			return nil, fmt.Errorf("device cuda, BF16: student: %w", err)
+		}
+	}
+	var t *Model
+	if c.Teacher != nil {
+		if t, err = NewModelOpts(d, c.Teacher.Cfg, c.Teacher.Source(), Options{Batch: c.Batch, Seq: c.Seq, WeightsBF16: c.BF16}); err != nil {
+			return nil, fmt.Errorf("device cuda: teacher: %w", err)
+		}
+		closers = append(closers, t.Free)
+	}
+	e, err := NewEngineFor(s, t, c)
+	if err != nil {
+		return nil, fmt.Errorf("device cuda: %w", err)
+	}
+	e.closers = closers
+	return e, nil
 }
 
-// NewTrainer wires a trainer for student s (built with train = true);
-// teacher may be nil when Losses.KL is 0. For bf16 products call
+// NewEngineFor builds an engine over a student Model (built with train)
+// and a teacher (nil when no loss needs it) that the caller owns; c gives
+// the losses and the optimizer, and c.Weights the intermediate-state
+// projection's initial value when there is one. For bf16 products call
 // s.EnableBF16 (and the teacher's) first.
-func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
+func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
+	losses := c.Losses
 	if !s.train {
 		return nil, fmt.Errorf("gpu: the student model was built without train")
 	}
-	if losses.CE < 0 || losses.KL < 0 || losses.ReverseKL < 0 || losses.terms() == 0 {
-		return nil, fmt.Errorf("gpu: loss weights ce %g, kl %g, reverse kl %g: want ≥ 0 and not all 0", losses.CE, losses.KL, losses.ReverseKL)
+	if err := losses.Validate(); err != nil {
+		return nil, err
 	}
-	if losses.needsTeacher() {
+	if losses.NeedsTeacher() {
 		if teacher == nil {
 			return nil, fmt.Errorf("gpu: the KL and intermediate-state losses need a teacher")
 		}
@@ -117,11 +113,11 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 				teacher.Cfg.VocabSize, teacher.Batch, teacher.Seq, s.Cfg.VocabSize, s.Batch, s.Seq)
 		}
 	}
-	t := &Trainer{S: s, Teacher: teacher, Losses: losses, Optim: opt}
-	c := s.Cfg
-	rows, H, F := s.Batch*s.Seq, c.HiddenSize, c.IntermediateSize
+	t := &Engine{S: s, Teacher: teacher, Losses: losses, Optim: c.Optim}
+	cfg := s.Cfg
+	rows, H, F := s.Batch*s.Seq, cfg.HiddenSize, cfg.IntermediateSize
 	uw := F
-	if c.GatedMLP() {
+	if cfg.GatedMLP() {
 		uw = 2 * F
 	}
 	var err error
@@ -144,16 +140,16 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	one(&t.dh, rows*H, false)
 	one(&t.da, rows*F, false)
 	one(&t.du, rows*uw, false)
-	one(&t.datt, rows*c.QDim(), false)
-	one(&t.dqkv, rows*(c.QDim()+2*c.KVDim()), false)
+	one(&t.datt, rows*cfg.QDim(), false)
+	one(&t.dqkv, rows*(cfg.QDim()+2*cfg.KVDim()), false)
 	one(&t.rowLoss, rows, false)
-	if losses.terms() > 1 {
-		one(&t.mix, rows*c.VocabSize, false)
+	if len(losses.TrainTerms()) > 1 {
+		one(&t.mix, rows*cfg.VocabSize, false)
 	}
 	if k := losses.TopK; k > 0 {
-		if k > c.VocabSize || losses.KL == 0 || losses.ReverseKL != 0 {
+		if k > cfg.VocabSize {
 			t.Free()
-			return nil, fmt.Errorf("gpu: top-k %d needs the forward KL, no reverse KL and k ≤ the vocabulary (%d)", k, c.VocabSize)
+			return nil, fmt.Errorf("gpu: top-k %d is larger than the vocabulary (%d)", k, cfg.VocabSize)
 		}
 		one(&t.topIdx, rows*k, false)
 		one(&t.topVal, rows*k, false)
@@ -162,7 +158,7 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 		for _, x := range []struct {
 			dst *cuda.BF16
 			n   int
-		}{{&t.Gb, rows * c.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (c.QDim() + 2*c.KVDim())}} {
+		}{{&t.Gb, rows * cfg.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (cfg.QDim() + 2*cfg.KVDim())}} {
 			if *x.dst, err = s.d.AllocBF16(x.n); err != nil {
 				break
 			}
@@ -170,7 +166,7 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 		}
 	}
 	if err == nil && len(losses.Intermediate) > 0 {
-		err = t.newISLoss(losses.Intermediate)
+		err = t.newISLoss(losses.Intermediate, c.Weights)
 	}
 	if err != nil {
 		t.Free()
@@ -180,8 +176,8 @@ func NewTrainer(s, teacher *Model, losses Losses, opt Optim) (*Trainer, error) {
 	return t, nil
 }
 
-// Free returns the trainer's buffers (not the models') to the pool.
-func (t *Trainer) Free() {
+// Free returns the engine's buffers (not the models') to the pool.
+func (t *Engine) Free() {
 	for _, b := range t.owned {
 		t.S.d.Free(b)
 	}
@@ -191,7 +187,17 @@ func (t *Trainer) Free() {
 	t.owned, t.ownedB = nil, nil
 }
 
-func (t *Trainer) gradOf(name string) cuda.Buf {
+// Close frees the engine's buffers and what NewEngine opened for it.
+func (t *Engine) Close() error {
+	t.Free()
+	for i := len(t.closers) - 1; i >= 0; i-- {
+		t.closers[i]()
+	}
+	t.closers = nil
+	return nil
+}
+
+func (t *Engine) gradOf(name string) cuda.Buf {
 	i, ok := t.S.byName[name]
 	if !ok {
 		return cuda.Buf{}
@@ -201,7 +207,7 @@ func (t *Trainer) gradOf(name string) cuda.Buf {
 }
 
 // meanLoss downloads the per-row losses and averages them.
-func (t *Trainer) meanLoss() (float64, error) {
+func (t *Engine) meanLoss() (float64, error) {
 	if err := t.S.d.Download(t.hostLoss, t.rowLoss); err != nil {
 		return 0, err
 	}
@@ -212,185 +218,175 @@ func (t *Trainer) meanLoss() (float64, error) {
 	return s / float64(len(t.hostLoss)), nil
 }
 
-// TrainStep runs one optimizer step on tokens [Batch][Seq+1] at learning
-// rate lr: teacher forward (KL), student forward, the loss and its gradient
-// in place over the logits, backward, clipping, AdamW.
-func (t *Trainer) TrainStep(tokens [][]int32, lr float64) (StepMetrics, error) {
-	return t.TrainStepAccum([][][]int32{tokens}, lr)
+// stepGrad is the buffer holding the step's gradient: the accumulation
+// arena over several micro-batches, else the backward pass's own.
+func (t *Engine) stepGrad() cuda.Buf {
+	if t.stepMicro > 1 {
+		return t.acc
+	}
+	return t.grad
 }
 
-// TrainStepAccum runs one optimizer step over several micro-batches
-// (gradient accumulation, as distill.Trainer with Accum = len(micro)): the
-// loss gradient of each is scaled by 1/(all tokens of the step), the
-// parameter gradients are summed in a second arena (allocated on first
-// use), and the metrics are the means over the micro-batches.
-func (t *Trainer) TrainStepAccum(micro [][][]int32, lr float64) (StepMetrics, error) {
+// teacherPass runs the teacher on tokens when a loss reads it.
+func (t *Engine) teacherPass(tokens [][]int32) error {
+	if t.Teacher == nil {
+		return nil
+	}
+	if err := t.Teacher.SetBatch(tokens); err != nil {
+		return err
+	}
+	if err := t.teacherForward(); err != nil {
+		return fmt.Errorf("teacher forward: %w", err)
+	}
+	return t.teacherTopK()
+}
+
+// Micro implements distill.Engine: the teacher, the student's forward
+// pass, the loss terms and their gradient in place over the logits, the
+// intermediate-state loss, and the backward pass into the step's gradient.
+func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	s, d := t.S, t.S.d
-	m := StepMetrics{Step: t.Step + 1, LR: lr}
-	n := len(micro)
-	if n == 0 {
-		return m, fmt.Errorf("gpu: a step needs at least one micro-batch")
+	t.stepMicro = n
+	if n > 1 && t.acc.N == 0 {
+		var err error
+		if t.acc, err = d.Alloc(s.W.N); err != nil {
+			return distill.Parts{}, err
+		}
+		t.owned = append(t.owned, t.acc)
 	}
-	g := t.grad
+	if err := s.SetBatch(tokens); err != nil {
+		return distill.Parts{}, err
+	}
+	if err := t.teacherPass(tokens); err != nil {
+		return distill.Parts{}, err
+	}
+	if err := s.Forward(); err != nil {
+		return distill.Parts{}, fmt.Errorf("student forward: %w", err)
+	}
+	terms := t.Losses.TrainTerms()
+	p, err := t.loss(terms, n, true)
+	if err != nil {
+		return p, err
+	}
+	if t.is != nil {
+		if err := t.is.forward(s, &p, terms, n, i == 0); err != nil {
+			return p, err
+		}
+	}
+	p.Loss = distill.Mix(terms, p)
+	if l := float64(p.Loss); math.IsNaN(l) || math.IsInf(l, 0) {
+		return p, nil // the core stops the step; a backward pass would be wasted
+	}
+	if err := t.backward(); err != nil {
+		return p, err
+	}
 	if n > 1 {
-		if t.acc.N == 0 {
-			var err error
-			if t.acc, err = d.Alloc(s.W.N); err != nil {
-				return m, err
-			}
-			t.owned = append(t.owned, t.acc)
-		}
-		g = t.acc
-	}
-	for i, tokens := range micro {
-		if err := s.SetBatch(tokens); err != nil {
-			return m, err
-		}
-		if t.Losses.needsTeacher() {
-			if err := t.Teacher.SetBatch(tokens); err != nil {
-				return m, err
-			}
-			if err := t.teacherForward(); err != nil {
-				return m, fmt.Errorf("teacher forward: %w", err)
-			}
-			if err := t.teacherTopK(); err != nil {
-				return m, err
-			}
-		}
-		if err := s.Forward(); err != nil {
-			return m, fmt.Errorf("student forward: %w", err)
-		}
-		var mm StepMetrics
-		if err := t.loss(&mm, n); err != nil {
-			return m, err
-		}
-		if t.is != nil {
-			if err := t.is.forward(s, &mm, n, i == 0); err != nil {
-				return m, err
-			}
-		}
-		m.Loss += mm.Loss / float64(n)
-		m.CE += mm.CE / float64(n)
-		m.KL += mm.KL / float64(n)
-		m.RKL += mm.RKL / float64(n)
-		m.IS += mm.IS / float64(n)
-		m.ISAlpha += mm.ISAlpha / float64(n)
-		if math.IsNaN(mm.Loss) || math.IsInf(mm.Loss, 0) {
-			return m, &NonFiniteError{Step: m.Step, What: "loss", Value: mm.Loss}
-		}
-		if err := t.backward(); err != nil {
-			return m, err
-		}
-		if n > 1 {
-			var err error
-			if i == 0 {
-				err = d.CopyBuf(t.acc, t.grad)
-			} else {
-				err = d.Add(t.acc, t.grad)
-			}
-			if err != nil {
-				return m, err
-			}
+		if i == 0 {
+			err = d.CopyBuf(t.acc, t.grad)
+		} else {
+			err = d.Add(t.acc, t.grad)
 		}
 	}
-	grads := []cuda.Buf{g}
+	return p, err
+}
+
+// GradSumSquares implements distill.Engine.
+func (t *Engine) GradSumSquares() (float64, error) {
+	grads := []cuda.Buf{t.stepGrad()}
 	if t.is != nil {
 		grads = append(grads, t.is.g)
 	}
-	ss, err := d.SumSquares(grads...)
-	if err != nil {
-		return m, err
-	}
-	m.GradNorm = math.Sqrt(ss)
-	if math.IsNaN(m.GradNorm) || math.IsInf(m.GradNorm, 0) {
-		return m, &NonFiniteError{Step: m.Step, What: "gradient norm", Value: m.GradNorm}
-	}
-	if c := t.Optim.Clip; c > 0 && m.GradNorm > c {
-		for _, b := range grads {
-			if err := d.Scale(b, float32(c/(m.GradNorm+1e-6))); err != nil {
-				return m, err
+	return t.S.d.SumSquares(grads...)
+}
+
+// Update implements distill.Engine: clipping, then AdamW per tensor with
+// the core's scalars, then the bf16 shadow.
+func (t *Engine) Update(lr float64, clip float32, step int) error {
+	s, d := t.S, t.S.d
+	g := t.stepGrad()
+	if clip != 1 {
+		for _, b := range []cuda.Buf{g, t.isGrad()} {
+			if b.N == 0 {
+				continue
+			}
+			if err := d.Scale(b, clip); err != nil {
+				return err
 			}
 		}
 	}
-	t.Step++
-	o := t.Optim
-	hp := cuda.AdamWStep{Beta1: o.Beta1, Beta2: o.Beta2, Eps: o.Eps, LR: lr, WeightDecay: o.WeightDecay, Step: t.Step}
 	for _, p := range s.params {
+		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: p.name, Shape: p.shape})
 		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.off, p.off+p.n)
-		if err := d.AdamW(w, gp, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), hp, p.noDecay && !o.DecayAll); err != nil {
-			return m, err
+		if err := d.AdamW(w, gp, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), sc); err != nil {
+			return err
 		}
 	}
 	if l := t.is; l != nil {
-		if err := d.AdamW(l.w, l.g, l.m1, l.m2, hp, false); err != nil {
-			return m, err
+		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}})
+		if err := d.AdamW(l.w, l.g, l.m1, l.m2, sc); err != nil {
+			return err
 		}
 	}
 	if s.bf16 {
-		if err := s.RefreshBF16(); err != nil {
-			return m, err
-		}
-	}
-	return m, nil
-}
-
-// loss computes the weighted loss mix over the student's logits and leaves
-// its gradient (scaled by 1/(tokens × accum), accum micro-batches a step)
-// in the logits buffer, term by term as distill's computeLoss does.
-func (t *Trainer) loss(m *StepMetrics, accum int) error {
-	s, d := t.S, t.S.d
-	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
-	x := s.logits
-	src := x
-	if t.Losses.terms() > 1 {
-		if err := d.CopyBuf(t.mix, x); err != nil {
-			return err
-		}
-		src = t.mix
-	}
-	gs := 1 / float32(rows*accum)
-	acc := false
-	if w := t.Losses.CE; w != 0 {
-		if err := d.SoftmaxCrossEntropy(x, src, s.targets, rows, V, float32(w)*gs, acc, t.rowLoss); err != nil {
-			return err
-		}
-		v, err := t.meanLoss()
-		if err != nil {
-			return err
-		}
-		m.CE = v
-		m.Loss += w * v
-		acc = true
-	}
-	if w := t.Losses.KL; w != 0 {
-		if err := t.klForward(x, src, float32(w)*gs, acc); err != nil {
-			return err
-		}
-		v, err := t.meanLoss()
-		if err != nil {
-			return err
-		}
-		m.KL = v
-		m.Loss += w * v
-		acc = true
-	}
-	if w := t.Losses.ReverseKL; w != 0 {
-		if err := d.KLReverse(x, src, t.Teacher.logits, rows, V, t.Losses.tau(), float32(w)*gs, acc, t.rowLoss); err != nil {
-			return err
-		}
-		v, err := t.meanLoss()
-		if err != nil {
-			return err
-		}
-		m.RKL = v
-		m.Loss += w * v
+		return s.RefreshBF16()
 	}
 	return nil
 }
 
+func (t *Engine) isGrad() cuda.Buf {
+	if t.is == nil {
+		return cuda.Buf{}
+	}
+	return t.is.g
+}
+
+// loss computes the given terms over the student's logits, each from a
+// copy of the logits when there are several (train: their gradients,
+// scaled by weight/(tokens × accum), summed in place over the logits, as
+// the CPU engine's loss op does; eval: zero-weighted, which leaves the
+// logits as they are).
+func (t *Engine) loss(terms []distill.Term, accum int, train bool) (distill.Parts, error) {
+	s, d := t.S, t.S.d
+	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	x := s.logits
+	src := x
+	if train && len(terms) > 1 {
+		if err := d.CopyBuf(t.mix, x); err != nil {
+			return distill.Parts{}, err
+		}
+		src = t.mix
+	}
+	gs := 1 / float32(rows*accum)
+	var p distill.Parts
+	for i, term := range terms {
+		scale, acc := float32(term.Weight)*gs, i > 0
+		if !train {
+			scale, acc = 0, true
+		}
+		var err error
+		switch term.Kind {
+		case distill.TermCE:
+			err = d.SoftmaxCrossEntropy(x, src, s.targets, rows, V, scale, acc, t.rowLoss)
+		case distill.TermKL:
+			err = t.klForward(x, src, scale, acc)
+		case distill.TermRKL:
+			err = d.KLReverse(x, src, t.Teacher.logits, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
+		}
+		if err != nil {
+			return p, err
+		}
+		v, err := t.meanLoss()
+		if err != nil {
+			return p, err
+		}
+		p.Set(term.Kind, v)
+	}
+	return p, nil
+}
+
 // normBack: dx (overwritten or accumulated), and the weight (and bias)
 // gradients of a norm over x.
-func (t *Trainer) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumulate bool) error {
+func (t *Engine) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumulate bool) error {
 	s := t.S
 	rows, H := s.Batch*s.Seq, s.Cfg.HiddenSize
 	if s.rms {
@@ -405,7 +401,7 @@ func (t *Trainer) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumula
 
 // wgrad writes dW [out, in] = dy[:, off:off+out]ᵀ·x, dy of row stride ldy
 // (dyb and xb: their bf16 copies, used in bf16 mode).
-func (t *Trainer) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
+func (t *Engine) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
 	s := t.S
 	if s.bf16 {
 		return s.d.GemmBF16(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, t.gradOf(name), in)
@@ -414,7 +410,7 @@ func (t *Trainer) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out i
 }
 
 // dgrad writes (or adds) dx [rows, in] = dy[:, off:off+out]·W.
-func (t *Trainer) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, name string, in int, accumulate bool) error {
+func (t *Engine) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, name string, in int, accumulate bool) error {
 	s := t.S
 	beta := float32(0)
 	if accumulate {
@@ -426,7 +422,7 @@ func (t *Trainer) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out i
 	return s.d.Sgemm(false, false, s.Batch*s.Seq, in, out, 1, dy.Off(off), ldy, s.P(name), in, beta, dx, in)
 }
 
-func (t *Trainer) backward() error {
+func (t *Engine) backward() error {
 	s := t.S
 	d := s.d
 	c := s.Cfg

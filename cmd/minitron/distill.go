@@ -9,8 +9,10 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"time"
 
 	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/internal/progress"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -149,7 +151,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
-		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: true, Device: strings.ToLower(o.Device), BF16: o.BF16,
+		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: trainProgress(), Device: strings.ToLower(o.Device), BF16: o.BF16,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
 	}
 	if c.Clip == 0 {
@@ -185,6 +187,32 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		return c, fmt.Errorf("--init %q: want checkpoint or random", o.Init)
 	}
 	return c, nil
+}
+
+// trainProgress draws a training run's bar on stderr when it is a
+// terminal (nil otherwise).
+func trainProgress() func(distill.Progress) {
+	if !progress.Enabled() {
+		return nil
+	}
+	var bar *progress.Bar
+	return func(p distill.Progress) {
+		if bar == nil {
+			bar = progress.New(int64(p.Steps), "train")
+			bar.Add(p.Step)
+			return
+		}
+		bar.Add(1)
+		m := p.Metrics
+		desc := fmt.Sprintf("step %d loss %.4f", m.Step, m.Loss)
+		if m.KL != 0 {
+			desc += fmt.Sprintf(" kl %.4f", m.KL)
+		}
+		bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, p.TokensPerS, p.ETA.Round(time.Second)))
+		if p.Step == p.Steps {
+			bar.Finish()
+		}
+	}
 }
 
 func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
@@ -250,9 +278,9 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 --device cuda (a binary built with -tags minitron_cuda) runs each optimizer step on GPU 0
 (student, teacher, gradients and AdamW moments stay on the device; validation too) in the same
 loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
-the same files, so a run can resume on either device. It supports --ce, --kl, --reverse-kl
-(with --temperature), --top-k, gradient accumulation and --skip-nonfinite; --intermediate and
---top-k-cache are refused with an error naming the flag.
+the same files, so a run can resume on either device. Every loss runs there (--ce, --kl,
+--reverse-kl with --temperature, --top-k, --intermediate), with gradient accumulation and
+--skip-nonfinite; --top-k-cache is refused (the teacher runs on the device each step).
 --bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1

@@ -24,3 +24,14 @@ func AdamWStep(w, g, m, v []float32, b1, b2, decay, step, rbc2, eps float32) {
 		w[j] = w[j]*decay - step*mj/(float32(math.Sqrt(float64(vj)))*rbc2+eps)
 	}
 }
+
+// AdamWScalars are one update's scalars for one tensor, as AdamWStep takes
+// them (the training core computes them once per step: distill.Optim).
+type AdamWScalars struct {
+	B1, B2, Decay, Step, RBC2, Eps float32
+}
+
+// Apply is AdamWStep with s's scalars.
+func (s AdamWScalars) Apply(w, g, m, v []float32) {
+	AdamWStep(w, g, m, v, s.B1, s.B2, s.Decay, s.Step, s.RBC2, s.Eps)
+}

@@ -26,7 +26,7 @@
 // for cuBLAS (TF32 rounding emulated). It needs no CUDA headers, only g++,
 // and runs every test of this package and of gpu on any machine:
 //
-//	go test -tags minitron_cudaemu ./model/kernels/cuda/...
+//	go test -tags minitron_cudaemu ./model/kernels/cuda/... ./gpu
 //
 // It checks the kernels' logic, indexing and synchronisation, the launch
 // argument packing and the Go wrappers; not the PTX, the driver, cuBLAS

@@ -463,33 +463,16 @@ func (d *Device) KLForwardTopK(grad, student, idx, val Buf, k, rows, n int, tau,
 	return d.launch("kl_forward_topk", [3]int{rows, 1, 1}, rowBlock(n), 0, pp(grad), pp(rowLoss), pp(student), pp(idx), pp(val), pi(k), pi(rows), pi(n), pf(tau), pf(scale), pb(accumulate))
 }
 
-// AdamWStep holds one optimizer step's hyperparameters, as distill.AdamW
-// has them; Step is the 1-based count including this update.
-type AdamWStep struct {
-	Beta1, Beta2, Eps, LR, WeightDecay float64
-	Step                               int
-}
-
 // AdamW updates w in place from gradient g and moments m, v (all the same
-// length) exactly as distill.AdamW.Update does; noDecay skips weight decay
-// for this tensor (norms, biases, embeddings when excluded).
-func (d *Device) AdamW(w, g, m, v Buf, s AdamWStep, noDecay bool) error {
-	if s.Step < 1 {
-		return fmt.Errorf("cuda: AdamW: step %d (want ≥ 1, counting this update)", s.Step)
-	}
+// length) with one update's scalars, kernels.AdamWStep's rule.
+func (d *Device) AdamW(w, g, m, v Buf, s kernels.AdamWScalars) error {
 	if err := firstErr(need("AdamW", "g", g, w.N), need("AdamW", "m", m, w.N), need("AdamW", "v", v, w.N)); err != nil {
 		return err
-	}
-	bc1 := 1 - math.Pow(s.Beta1, float64(s.Step))
-	bc2 := 1 - math.Pow(s.Beta2, float64(s.Step))
-	decay := float32(1 - s.LR*s.WeightDecay)
-	if noDecay {
-		decay = 1
 	}
 	unlock := d.lock()
 	defer unlock()
 	return d.launch("adamw", d.grid1(w.N), block256, 0, pp(w), pp(g), pp(m), pp(v), pl(w.N),
-		pf(float32(s.Beta1)), pf(float32(s.Beta2)), pf(float32(s.LR/bc1)), pf(float32(1/math.Sqrt(bc2))), pf(float32(s.Eps)), pf(decay))
+		pf(s.B1), pf(s.B2), pf(s.Step), pf(s.RBC2), pf(s.Eps), pf(s.Decay))
 }
 
 // SumSquares returns Σ x² over all the buffers, accumulated in float64 (the
