@@ -37,7 +37,7 @@ type TrainOptions struct {
 	Workers int
 	// Progress, if set, is called after counting (done=0) and then every
 	// few merges with the number of learned tokens and the number wanted.
-	Progress func(done, want int)
+	Progress func(done, want int64)
 }
 
 // TrainedBPE is the result of TrainBPE: a byte-level BPE vocabulary.
@@ -146,7 +146,7 @@ func TrainBPE(texts iter.Seq[string], opts TrainOptions) (*TrainedBPE, error) {
 	}
 	want := opts.VocabSize - base
 	if opts.Progress != nil {
-		opts.Progress(0, want)
+		opts.Progress(0, int64(want))
 	}
 	stamp := make([]int32, len(tr.words))
 	for i := range stamp {
@@ -182,12 +182,12 @@ func TrainBPE(texts iter.Seq[string], opts TrainOptions) (*TrainedBPE, error) {
 		res.Merges = append(res.Merges, [2]string{tr.tokens[a], tr.tokens[b]})
 		tr.merge(a, b, newID, stamp, int32(len(res.Merges)))
 		if opts.Progress != nil && len(res.Merges)%100 == 0 {
-			opts.Progress(len(tr.tokens)-base, want)
+			opts.Progress(int64(len(tr.tokens)-base), int64(want))
 		}
 	}
 	res.Tokens = tr.tokens
 	if opts.Progress != nil {
-		opts.Progress(len(tr.tokens)-base, want)
+		opts.Progress(int64(len(tr.tokens)-base), int64(want))
 	}
 	return res, nil
 }

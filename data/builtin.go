@@ -42,7 +42,7 @@ func GOROOT() (string, error) {
 		}
 		out, err := exec.Command("go", "env", "GOROOT").Output()
 		if err != nil {
-			goroot.err = fmt.Errorf("cannot find GOROOT (runtime.GOROOT is empty and `go env GOROOT` failed: %v); install Go or pass --input", err)
+			goroot.err = fmt.Errorf("cannot find GOROOT (runtime.GOROOT is empty and `go env GOROOT` failed: %v); install Go or give the input files", err)
 			return
 		}
 		goroot.dir = strings.TrimSpace(string(out))

@@ -136,7 +136,7 @@ func isJSONL(path string) bool {
 func CorpusFiles(opts CorpusOptions) ([]CorpusFile, error) {
 	if opts.Glob != "" {
 		if _, err := filepath.Match(opts.Glob, "x"); err != nil {
-			return nil, fmt.Errorf("bad --glob %q: %w", opts.Glob, err)
+			return nil, fmt.Errorf("bad Glob pattern %q: %w", opts.Glob, err)
 		}
 	}
 	var files []CorpusFile
@@ -253,7 +253,7 @@ func walkFiles(files []CorpusFile, opts CorpusOptions, fn func(Document) error, 
 func (w *walker) issue(kind, source, msg string) error {
 	is := CorpusIssue{Kind: kind, Source: source, Err: msg}
 	if w.opts.Strict {
-		return fmt.Errorf("%w (--strict)", is)
+		return fmt.Errorf("%w (Strict: a bad input is an error)", is)
 	}
 	w.rep.Issues[kind]++
 	if len(w.rep.Examples) < maxIssueExamples {

@@ -130,7 +130,7 @@ not json
 		}
 	}
 	_, err = WalkDocuments(CorpusOptions{Inputs: inputs, Strict: true}, func(Document) error { return nil })
-	if err == nil || !strings.Contains(err.Error(), "bad.txt: invalid UTF-8") || !strings.Contains(err.Error(), "--strict") {
+	if err == nil || !strings.Contains(err.Error(), "bad.txt: invalid UTF-8") || !strings.Contains(err.Error(), "Strict") {
 		t.Errorf("strict err = %v, want the first issue", err)
 	}
 }

@@ -24,7 +24,6 @@ import (
 	"sync"
 
 	"github.com/minitron-dev/minitron/internal/atomicfile"
-	"github.com/minitron-dev/minitron/internal/progress"
 )
 
 // ManifestFormat names the manifest schema.
@@ -41,8 +40,11 @@ type PrepareOptions struct {
 	Out           string  // output prefix
 	Split         float64 // fraction of documents for training, (0,1]; 0 = DefaultSplit
 	Workers       int     // tokenising goroutines; 0 = GOMAXPROCS
-	Progress      bool    // draw a progress bar (only on a terminal)
-	Log           io.Writer
+	// Progress, when set, is called as the corpus is read with the bytes
+	// read so far and the corpus's total (from the walker goroutine, one
+	// call at a time).
+	Progress func(done, total int64)
+	Log      io.Writer
 }
 
 // ManifestSplit describes one output dataset.
@@ -167,7 +169,7 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 		split = DefaultSplit
 	}
 	if !(split > 0 && split <= 1) {
-		return nil, fmt.Errorf("prepare: --split %v, want a fraction in (0,1]", split)
+		return nil, fmt.Errorf("prepare: Split %v, want a fraction in (0,1]", split)
 	}
 	workers := opts.Workers
 	if workers <= 0 {
@@ -200,10 +202,7 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 	for _, f := range files {
 		total += f.Size
 	}
-	var bar *progress.Bar
-	if opts.Progress {
-		bar = progress.New(total, "tokenising")
-	}
+	var read int64
 
 	// Pipeline: the walker reads documents in order and hands them to the
 	// workers; the collector (this goroutine) writes results back in order.
@@ -230,8 +229,9 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 			seq++
 			return nil
 		}, func(n int64) {
-			if bar != nil {
-				bar.Add(int(n))
+			if opts.Progress != nil {
+				read += n
+				opts.Progress(read, total)
 			}
 		})
 	}()
@@ -301,9 +301,6 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 		}
 	}
 	walkWG.Wait()
-	if bar != nil {
-		bar.Finish()
-	}
 	if firstErr == nil && walkErr != nil && walkErr != errStopped {
 		firstErr = walkErr
 	}

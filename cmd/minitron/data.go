@@ -91,12 +91,14 @@ func runDataPrepare(o *DataPrepareOptions, w io.Writer) error {
 		return err
 	}
 	start := time.Now()
+	bar := newProgressBar("tokenising")
 	m, err := data.PrepareCorpus(data.PrepareOptions{
 		Corpus: data.CorpusOptions{Inputs: o.Inputs, Builtin: o.Builtin, Glob: o.Glob, JSONLKey: o.JSONLKey,
 			MaxDocBytes: o.MaxDocBytes, DocBytes: o.DocBytes, Strict: o.Strict},
 		Tokenizer: tok, TokenizerPath: o.Tokenizer, Out: o.Out, Split: o.Split, Workers: o.Workers,
-		Progress: true,
+		Progress: bar.Update,
 	})
+	bar.Finish()
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/minitron-dev/minitron/data"
-	"github.com/minitron-dev/minitron/internal/progress"
 	"github.com/spf13/cobra"
 )
 
@@ -324,24 +323,19 @@ func runTokenizerTrain(o *TokenizerTrainOptions, w io.Writer) error {
 			walkErr = nil
 		}
 	}
-	var bar *progress.Bar
 	var counted time.Time
-	barDone := 0
+	bar := newProgressBar("merges")
 	res, err := data.TrainBPE(texts, data.TrainOptions{
 		VocabSize: o.VocabSize, SpecialTokens: o.Special, EOS: o.Special[0], BOS: o.Special[0],
 		PAD: pickPad(o.Special), Pattern: o.Pattern, MinFrequency: o.MinFreq, Workers: o.Workers,
-		Progress: func(done, want int) {
-			if bar == nil {
+		Progress: func(done, want int64) {
+			if counted.IsZero() { // the first report comes when counting is done
 				counted = time.Now()
-				bar = progress.New(int64(want), "merges")
 			}
-			bar.Add(done - barDone)
-			barDone = done
+			bar.Update(done, want)
 		},
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	if walkErr != nil {
 		return walkErr
 	}

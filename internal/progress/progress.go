@@ -1,5 +1,7 @@
 // Package progress draws progress bars on stderr, only when stderr is a
-// terminal, so logs and CI output stay clean.
+// terminal, so logs and CI output stay clean. It is a leaf helper of the
+// CLI: libraries report progress through callbacks (a Progress func(done,
+// total int64) option) and cmd/minitron turns those into bars.
 package progress
 
 import (
