@@ -51,7 +51,7 @@ func PresetTarget(name string, teacher *model.Config) (Target, error) {
 	p := Presets[i]
 	got := Target{Layers: teacher.NumLayers, Hidden: teacher.HiddenSize, Heads: teacher.NumHeads, KVHeads: teacher.NumKVHeads, FFN: teacher.IntermediateSize}
 	if got != p.Teacher || teacher.HeadDim != 128 {
-		return Target{}, fmt.Errorf("preset %s is defined for a Nemotron-4 15B-shaped teacher (%s, head_dim 128); this model has %s, head_dim %d: give --hidden/--ffn/--heads/--kv-heads/--layers instead",
+		return Target{}, fmt.Errorf("preset %s is defined for a Nemotron-4 15B-shaped teacher (%s, head_dim 128); this model has %s, head_dim %d: give the target shape explicitly instead",
 			p.Name, p.Teacher, got, teacher.HeadDim)
 	}
 	return p.Target, nil
@@ -89,10 +89,10 @@ func ForParams(teacher *model.Config, budget int64, minFFNFrac float64) (Target,
 	full := Target{Layers: teacher.NumLayers, Hidden: teacher.HiddenSize, Heads: teacher.NumHeads, KVHeads: teacher.NumKVHeads, FFN: teacher.IntermediateSize}
 	have := full.Params(teacher)
 	if budget >= have {
-		return Target{}, fmt.Errorf("--params %d is not below the teacher's %d parameters: nothing to prune", budget, have)
+		return Target{}, fmt.Errorf("parameter budget %d is not below the teacher's %d parameters: nothing to prune", budget, have)
 	}
 	if budget <= 0 {
-		return Target{}, fmt.Errorf("--params must be positive")
+		return Target{}, fmt.Errorf("parameter budget must be positive")
 	}
 	fs := GridStep(teacher.IntermediateSize)
 	floor := int(math.Ceil(float64(teacher.IntermediateSize)*minFFNFrac/float64(fs))) * fs
@@ -107,7 +107,7 @@ func ForParams(teacher *model.Config, budget int64, minFFNFrac float64) (Target,
 	lo := t
 	lo.Hidden = hs
 	if lo.Params(teacher) > budget {
-		return Target{}, fmt.Errorf("--params %d is below what keeping all %d layers and %d heads allows (%d at hidden %d, ffn %d): give the shape explicitly",
+		return Target{}, fmt.Errorf("parameter budget %d is below what keeping all %d layers and %d heads allows (%d at hidden %d, ffn %d): give the shape explicitly",
 			budget, teacher.NumLayers, teacher.NumHeads, lo.Params(teacher), hs, floor)
 	}
 	t.Hidden = closest(hs, teacher.HiddenSize, hs, budget, func(v int) int64 { u := t; u.Hidden = v; return u.Params(teacher) })

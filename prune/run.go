@@ -124,7 +124,7 @@ func ResolveTarget(teacher *model.Config, o Options) (Target, error) {
 		}
 	}
 	if n != 1 {
-		return Target{}, errors.New("give the student's shape one way: --hidden/--ffn/--heads/--kv-heads/--layers, --preset or --params")
+		return Target{}, errors.New("give the student's shape one way: Target (layers, hidden, heads, kv-heads, ffn), Preset or Params")
 	}
 	t := o.Target
 	switch {
@@ -165,7 +165,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	switch o.Method {
 	case MethodImportance, MethodRandom, MethodMagnitude:
 	default:
-		return nil, fmt.Errorf("unknown --method %q (want importance, random or magnitude)", o.Method)
+		return nil, fmt.Errorf("unknown Method %q (want importance, random or magnitude)", o.Method)
 	}
 	teacherCfg, err := model.LoadConfig(filepath.Join(o.ModelDir, model.ConfigFile))
 	if err != nil {
@@ -182,13 +182,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		return rep, nil
 	}
 	if o.OutDir == "" {
-		return nil, errors.New("--out is required")
+		return nil, errors.New("OutDir is required")
 	}
 	if err := checkOutDir(o.OutDir); err != nil {
 		return nil, err
 	}
 	if o.Method == MethodImportance && o.ScoresPath == "" {
-		return nil, errors.New("--scores is required with --method importance (make it with minitron importance)")
+		return nil, errors.New("ScoresPath is required with Method importance (make a scores file with importance.Run, or minitron importance)")
 	}
 	teacher, err := model.OpenCheckpoint(o.ModelDir)
 	if err != nil {
@@ -364,7 +364,7 @@ func newStaging(out string) (*staging, error) {
 // commit renames the finished directory to the output path.
 func (s *staging) commit() error {
 	if err := os.Remove(s.out); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("--out %s: %w", s.out, err)
+		return fmt.Errorf("output directory %s: %w", s.out, err)
 	}
 	if err := os.Rename(s.dir, s.out); err != nil {
 		return err
@@ -387,10 +387,10 @@ func checkOutDir(dir string) error {
 		return nil
 	}
 	if err != nil {
-		return fmt.Errorf("--out %s: %w", dir, err)
+		return fmt.Errorf("output directory %s: %w", dir, err)
 	}
 	if len(ents) > 0 {
-		return fmt.Errorf("--out %s exists and is not empty: remove it or choose another directory", dir)
+		return fmt.Errorf("output directory %s exists and is not empty: remove it or choose another directory", dir)
 	}
 	return nil
 }

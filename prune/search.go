@@ -80,10 +80,10 @@ type Candidate struct {
 // Query heads stay a multiple of the KV heads, which are kept.
 func Candidates(teacher *model.Config, budget int64, tol float64, space SearchSpace, maxN int) ([]Candidate, error) {
 	if budget <= 0 {
-		return nil, errors.New("--params must be positive")
+		return nil, errors.New("parameter budget must be positive")
 	}
 	if tp := teacher.ParamCounts().Total; budget >= tp {
-		return nil, fmt.Errorf("--params %d is not below the teacher's %d parameters", budget, tp)
+		return nil, fmt.Errorf("parameter budget %d is not below the teacher's %d parameters", budget, tp)
 	}
 	s := space.fill(teacher)
 	lo, hi := float64(budget)*(1-tol), float64(budget)*(1+tol)
@@ -106,7 +106,7 @@ func Candidates(teacher *model.Config, budget int64, tol float64, space SearchSp
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no architecture on the search grid has %s ± %.0f%% parameters (teacher %s): widen --tolerance or change the budget",
+		return nil, fmt.Errorf("no architecture on the search grid has %s ± %.0f%% parameters (teacher %s): widen the tolerance or change the budget",
 			model.FormatParams(budget), tol*100, model.FormatParams(teacher.ParamCounts().Total))
 	}
 	sort.SliceStable(out, func(i, j int) bool {
@@ -178,10 +178,10 @@ func Search(ctx context.Context, o SearchOptions) (*SearchResult, error) {
 		return nil, errors.New("search: no distillation available")
 	}
 	if o.Steps <= 0 {
-		return nil, errors.New("--steps must be positive")
+		return nil, errors.New("search: Steps must be positive")
 	}
 	if o.OutDir == "" || o.ScoresPath == "" || o.Data == "" {
-		return nil, errors.New("search needs --out, --scores and --data")
+		return nil, errors.New("search needs OutDir, ScoresPath and Data")
 	}
 	if err := checkOutDir(o.OutDir); err != nil {
 		return nil, err

@@ -58,7 +58,7 @@ func (t Target) Resolve(teacher *model.Config, mode HeadMode) (Target, error) {
 		switch mode {
 		case WholeGroups:
 			if t.Heads%gsize != 0 {
-				return t, fmt.Errorf("--head-mode groups keeps whole groups of %d query heads, so --heads must be a multiple of %d, got %d", gsize, gsize, t.Heads)
+				return t, fmt.Errorf("head mode groups keeps whole groups of %d query heads, so the heads must be a multiple of %d, got %d", gsize, gsize, t.Heads)
 			}
 			t.KVHeads = t.Heads / gsize
 		default:
@@ -74,14 +74,14 @@ func (t Target) Resolve(teacher *model.Config, mode HeadMode) (Target, error) {
 		{"ffn", t.FFN, teacher.IntermediateSize},
 	} {
 		if a.got < 0 {
-			return t, fmt.Errorf("--%s must be positive, got %d", a.name, a.got)
+			return t, fmt.Errorf("target %s must be positive, got %d", a.name, a.got)
 		}
 		if a.got > a.have {
-			return t, fmt.Errorf("target --%s %d is larger than the teacher's %d: pruning only removes", a.name, a.got, a.have)
+			return t, fmt.Errorf("target %s %d is larger than the teacher's %d: pruning only removes", a.name, a.got, a.have)
 		}
 	}
 	if t.Heads%t.KVHeads != 0 {
-		return t, fmt.Errorf("--heads %d is not divisible by --kv-heads %d", t.Heads, t.KVHeads)
+		return t, fmt.Errorf("%d heads are not divisible by %d KV heads", t.Heads, t.KVHeads)
 	}
 	per := t.Heads / t.KVHeads
 	if per > gsize {
@@ -92,10 +92,10 @@ func (t Target) Resolve(teacher *model.Config, mode HeadMode) (Target, error) {
 		// Any kv-heads ≤ teacher's is allowed when given explicitly.
 	case WholeGroups:
 		if per != gsize {
-			return t, fmt.Errorf("--head-mode groups keeps whole groups: heads/kv-heads must be %d, got %d/%d", gsize, t.Heads, t.KVHeads)
+			return t, fmt.Errorf("head mode groups keeps whole groups: heads/kv-heads must be %d, got %d/%d", gsize, t.Heads, t.KVHeads)
 		}
 	default:
-		return t, fmt.Errorf("unknown --head-mode %q (want per-group or groups)", mode)
+		return t, fmt.Errorf("unknown head mode %q (want per-group or groups)", mode)
 	}
 	return t, nil
 }
@@ -230,14 +230,14 @@ func selectLayers(teacher *model.Config, target Target, sc *importance.Scores, o
 		drop = slices.Compact(drop)
 		for _, l := range drop {
 			if l < 0 || l >= L {
-				return nil, fmt.Errorf("--drop-layers: layer %d out of range [0,%d)", l, L)
+				return nil, fmt.Errorf("DropLayers: layer %d out of range [0,%d)", l, L)
 			}
 		}
 		if target.Layers != L && len(drop) != nDrop {
-			return nil, fmt.Errorf("--drop-layers lists %d layers but --layers %d means dropping %d", len(drop), target.Layers, nDrop)
+			return nil, fmt.Errorf("DropLayers lists %d layers but a target of %d layers means dropping %d", len(drop), target.Layers, nDrop)
 		}
 		if len(drop) >= L {
-			return nil, fmt.Errorf("--drop-layers would drop every layer")
+			return nil, fmt.Errorf("DropLayers would drop every layer")
 		}
 	case nDrop == 0:
 	default:
@@ -252,12 +252,12 @@ func selectLayers(teacher *model.Config, target Target, sc *importance.Scores, o
 		switch metric {
 		case LayerBI:
 			if d == nil || len(d.BI) != L {
-				return nil, fmt.Errorf("dropping layers by block importance needs a scores file made with --layer-metrics bi")
+				return nil, fmt.Errorf("dropping layers by block importance needs a scores file with the bi layer metric (importance's BI option)")
 			}
 			drop = bottomK(d.BI, nDrop)
 		case LayerLoss:
 			if d == nil || len(d.DropLoss) != L {
-				return nil, fmt.Errorf("dropping layers by loss needs a scores file made with --layer-metrics loss")
+				return nil, fmt.Errorf("dropping layers by loss needs a scores file with the loss layer metric (importance's Loss option)")
 			}
 			drop = bottomK(d.DropLoss, nDrop)
 		case LayerBlock:

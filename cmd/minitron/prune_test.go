@@ -294,7 +294,7 @@ func TestImportanceAndMissingAxisErrors(t *testing.T) {
 	out := filepath.Join(root, "shallow")
 	po := &PruneOptions{Options: prune.Options{ModelDir: dir, ScoresPath: o.Out, OutDir: out, Target: prune.Target{Layers: 3}, EvalData: "none"},
 		ShardSize: "0", Weights: "auto", HeadMode: "per-group", Metric: "bi"}
-	if err := runPrune(context.Background(), po, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "--layer-metrics bi") {
+	if err := runPrune(context.Background(), po, &bytes.Buffer{}, &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), "bi layer metric") {
 		t.Errorf("dropping layers without BI scores: got %v", err)
 	}
 	if _, err := os.Stat(out); err == nil {
