@@ -7,14 +7,10 @@ import (
 	"math/rand"
 	"slices"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
-
-// DeviceBuilt reports whether this binary can run a DeviceLM: nil in a
-// CUDA build.
-func DeviceBuilt() error { return nil }
 
 // DeviceLM adapts a model to LM on GPU 0: the weights are uploaded once
 // (f32, or the matrices in bf16 only with DeviceOptions.BF16) into a
@@ -59,19 +55,19 @@ type DeviceLM struct {
 // device model and again if a longer sequence makes it grow.
 func NewDeviceLM(m *model.Model, o DeviceOptions) (*DeviceLM, error) {
 	if m == nil {
-		return nil, fmt.Errorf("--device cuda: no model")
+		return nil, fmt.Errorf("DeviceLM: no model")
 	}
 	if o.Rows < 0 || o.Seq < 0 {
-		return nil, fmt.Errorf("--device cuda: rows %d and sequence capacity %d must not be negative", o.Rows, o.Seq)
+		return nil, fmt.Errorf("DeviceLM: rows %d and sequence capacity %d must not be negative", o.Rows, o.Seq)
 	}
 	d, err := cuda.Open(0)
 	if err != nil {
-		return nil, fmt.Errorf("--device cuda: %w", err)
+		return nil, fmt.Errorf("DeviceLM: %w", err)
 	}
 	if o.NoTF32 {
 		if err := d.SetTF32(false); err != nil {
 			d.Close()
-			return nil, fmt.Errorf("--device cuda: %w", err)
+			return nil, fmt.Errorf("DeviceLM: %w", err)
 		}
 	}
 	a := &DeviceLM{m: m, o: o, d: d}
@@ -122,7 +118,7 @@ func (a *DeviceLM) Close() error {
 // two, at most the window (but never below need).
 func (a *DeviceLM) ensure(need int) error {
 	if a.d == nil {
-		return fmt.Errorf("--device cuda: the DeviceLM is closed")
+		return fmt.Errorf("DeviceLM: the DeviceLM is closed")
 	}
 	if a.g != nil && need <= a.g.Seq {
 		return nil
@@ -132,7 +128,7 @@ func (a *DeviceLM) ensure(need int) error {
 		seq = max(need, min(a.MaxLength(), nextPow2(need)))
 	}
 	if need > seq {
-		return fmt.Errorf("--device cuda: a %d-token sequence exceeds the device model's %d-token capacity", need, seq)
+		return fmt.Errorf("DeviceLM: a %d-token sequence exceeds the device model's %d-token capacity", need, seq)
 	}
 	rows := a.o.Rows
 	if rows == 0 {
@@ -145,7 +141,7 @@ func (a *DeviceLM) ensure(need int) error {
 	}
 	g, err := gpu.NewModelOpts(a.d, a.m.Cfg, a.m.Source(), gpu.Options{Batch: rows, Seq: seq, WeightsBF16: a.o.BF16})
 	if err != nil {
-		return fmt.Errorf("--device cuda: %w", err)
+		return fmt.Errorf("DeviceLM: %w", err)
 	}
 	a.g = g
 	return nil

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // DeviceLM against ModelLM on the same weights, TF32 off: these run on the

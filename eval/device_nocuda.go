@@ -5,12 +5,13 @@ package eval
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
-	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
-// errNoCUDA is what every device entry point returns in this build.
-func errNoCUDA() error { return fmt.Errorf("--device cuda: %w", cuda.ErrNotBuilt) }
+// errNoCUDA is what every device entry point returns in this build: the
+// device package's not-built error (wrapping cuda.ErrNotBuilt).
+func errNoCUDA() error { return fmt.Errorf("DeviceLM: %w", device.CUDA.Check()) }
 
 // DeviceLM is the GPU LM of CUDA builds (make build-cuda). This binary has
 // no CUDA backend: NewDeviceLM always fails with cuda.ErrNotBuilt, so no
@@ -42,7 +43,3 @@ func (*DeviceLM) Device() (name, blas string) { return "", "" }
 
 // Close frees the device.
 func (*DeviceLM) Close() error { return nil }
-
-// DeviceBuilt reports whether this binary can run a DeviceLM: here an
-// error naming the build that can (make build-cuda).
-func DeviceBuilt() error { return errNoCUDA() }

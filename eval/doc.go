@@ -16,5 +16,8 @@
 // per-subject csv files); prompts, few-shot layout, continuation
 // tokenization and metrics follow lm-eval's task definitions. The model is
 // reached through the small LM interface, so the scoring code can be tested
-// against any implementation.
+// against any implementation; NewLM builds the one to use for a model, on
+// the CPU (ModelLM) or on GPU 0 (DeviceLM), for the CLI and the reproduce
+// pipeline alike. Long runs report progress through a callback
+// (PPLOptions.Progress, Runner.Progress); drawing it is the caller's job.
 package eval

@@ -5,8 +5,6 @@ import (
 	"math"
 	"regexp"
 	"unicode/utf8"
-
-	"github.com/minitron-dev/minitron/internal/progress"
 )
 
 // PPLOptions choose the rolling windows of a perplexity run.
@@ -19,23 +17,24 @@ type PPLOptions struct {
 	Stride int
 	// Batch is how many windows go to one LM.Score call.
 	Batch int
-	// Progress draws a bar on stderr (only when it is a terminal).
-	Progress bool
+	// Progress, when set, is called after each LM.Score call with the
+	// windows scored so far and their total.
+	Progress func(done, total int64)
 }
 
 func (o PPLOptions) check(lm LM) (contextLen int, err error) {
 	if o.SeqLen < 1 {
-		return 0, fmt.Errorf("ppl: --seq-len must be positive, got %d", o.SeqLen)
+		return 0, fmt.Errorf("ppl: SeqLen must be positive, got %d", o.SeqLen)
 	}
 	if o.SeqLen > lm.MaxLength() {
-		return 0, fmt.Errorf("ppl: --seq-len %d exceeds the model's %d-token window", o.SeqLen, lm.MaxLength())
+		return 0, fmt.Errorf("ppl: SeqLen %d exceeds the model's %d-token window", o.SeqLen, lm.MaxLength())
 	}
 	s := o.Stride
 	if s == 0 {
 		s = o.SeqLen
 	}
 	if s < 1 || s > o.SeqLen {
-		return 0, fmt.Errorf("ppl: --stride %d must be in [1, seq-len %d]", o.Stride, o.SeqLen)
+		return 0, fmt.Errorf("ppl: Stride %d must be in [1, SeqLen %d]", o.Stride, o.SeqLen)
 	}
 	return o.SeqLen - s + 1, nil
 }
@@ -133,13 +132,7 @@ func tokenPerplexity(lm LM, docs [][]int, prefixOf func([]int) int, o PPLOptions
 		return fmt.Errorf("ppl: no tokens to score")
 	}
 	res.Windows = len(wins)
-	var bar *progress.Bar
-	if o.Progress {
-		bar = progress.New(int64(len(wins)), "ppl")
-	} else {
-		bar = &progress.Bar{}
-	}
-	defer bar.Finish()
+	prog := &progressCounter{fn: o.Progress, total: int64(len(wins))}
 	batch := max(o.Batch, 1)
 	for s := 0; s < len(wins); s += batch {
 		e := min(s+batch, len(wins))
@@ -155,7 +148,7 @@ func tokenPerplexity(lm LM, docs [][]int, prefixOf func([]int) int, o PPLOptions
 			res.LogLik += out[i][0].Sum()
 			res.Tokens += len(reqs[i].Continuations[0])
 		}
-		bar.Add(e - s)
+		prog.add(e - s)
 	}
 	res.TokenLoss = -res.LogLik / float64(res.Tokens)
 	res.TokenPerplexity = math.Exp(res.TokenLoss)

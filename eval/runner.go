@@ -6,8 +6,6 @@ import (
 	"math"
 	"slices"
 	"strings"
-
-	"github.com/minitron-dev/minitron/internal/progress"
 )
 
 // Metric is a score with its standard error (NaN when undefined, written
@@ -96,8 +94,9 @@ type Runner struct {
 	Enc Encoder
 	// Batch is how many contexts go to one LM.Score call (≥ 1).
 	Batch int
-	// Progress draws a bar on stderr (only when it is a terminal).
-	Progress bool
+	// Progress, when set, is called as items are scored with the items of
+	// the task being run done so far and its total.
+	Progress func(done, total int64)
 }
 
 // Run evaluates t.
@@ -111,11 +110,18 @@ func (r *Runner) Run(t *Task) (*TaskResult, error) {
 	return r.runMC(t)
 }
 
-func (r *Runner) bar(n int, desc string) *progress.Bar {
-	if !r.Progress {
-		return &progress.Bar{}
+// progressCounter adds up work done and reports it to a Progress callback
+// (none: it only counts).
+type progressCounter struct {
+	fn          func(done, total int64)
+	done, total int64
+}
+
+func (c *progressCounter) add(n int) {
+	c.done += int64(n)
+	if c.fn != nil {
+		c.fn(c.done, c.total)
 	}
-	return progress.New(int64(n), desc)
 }
 
 // where a choice's scores land: request index and continuation index.
@@ -128,8 +134,7 @@ func (r *Runner) ChoiceLogLiks(t *Task) ([][]TokenScores, error) {
 	maxLen := r.LM.MaxLength()
 	batch := max(r.Batch, 1)
 	out := make([][]TokenScores, len(t.Docs))
-	bar := r.bar(len(t.Docs), t.Name)
-	defer bar.Finish()
+	prog := &progressCounter{fn: r.Progress, total: int64(len(t.Docs))}
 
 	var reqs []ScoreRequest
 	var slots [][]slot // per pending doc, per choice
@@ -148,7 +153,7 @@ func (r *Runner) ChoiceLogLiks(t *Task) ([][]TokenScores, error) {
 				out[di][c] = res[s.req][s.cont]
 			}
 		}
-		bar.Add(len(pendingDocs))
+		prog.add(len(pendingDocs))
 		reqs, slots, pendingDocs = reqs[:0], slots[:0], pendingDocs[:0]
 		return nil
 	}
@@ -290,8 +295,7 @@ func (r *Runner) runGen(t *Task) (*TaskResult, error) {
 	if keep < 1 {
 		return nil, fmt.Errorf("%s: a %d-token window leaves no room for a prompt and %d new tokens", t.Name, r.LM.MaxLength(), maxNew)
 	}
-	bar := r.bar(len(t.Docs), t.Name)
-	defer bar.Finish()
+	prog := &progressCounter{fn: r.Progress, total: int64(len(t.Docs))}
 	var strict, flex []float64
 	for _, d := range t.Docs {
 		ctx := r.Enc.Tok.Encode(t.Context(d))
@@ -325,7 +329,7 @@ func (r *Runner) runGen(t *Task) (*TaskResult, error) {
 		res.Gens = append(res.Gens, o)
 		strict = append(strict, b2f(o.StrictOK))
 		flex = append(flex, b2f(o.FlexibleOK))
-		bar.Add(1)
+		prog.add(1)
 	}
 	m, se := MeanStderr(strict)
 	res.Metrics = append(res.Metrics, Metric{"exact_match,strict-match", m, se})

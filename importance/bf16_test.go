@@ -20,7 +20,7 @@ func TestComputeBF16NeedsDevice(t *testing.T) {
 	}
 	defer m.Close()
 	_, err = Compute(context.Background(), m, [][]int{{1, 2, 3, 4}, {5, 6, 7, 8}}, Options{Aggregation: DefaultAggregation, BF16: true})
-	if err == nil || !strings.Contains(err.Error(), "--device cuda") {
-		t.Errorf("BF16 on the CPU: error %v, want one naming --device cuda", err)
+	if err == nil || !strings.Contains(err.Error(), "BF16 weights need Device cuda") {
+		t.Errorf("BF16 on the CPU: error %v, want one naming the options (BF16, Device cuda)", err)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -125,31 +126,34 @@ type Options struct {
 	BlockK []int
 	// Progress, when set, is called after each forward pass with the
 	// passes done and the total.
-	Progress func(done, total int)
-	// Device runs the forward passes on "cpu" (or "") or on "cuda" (GPU 0,
-	// a binary built with -tags minitron_cuda; the weights are uploaded
-	// once from the model's source). Only the reductions' inputs differ:
-	// the scores are reduced on the host the same way for both.
-	Device string
+	Progress func(done, total int64)
+	// Device runs the forward passes on the CPU (the zero value) or on
+	// device.CUDA (GPU 0, a binary built with -tags minitron_cuda; the
+	// weights are uploaded once from the model's source). Only the
+	// reductions' inputs differ: the scores are reduced on the host the
+	// same way for both.
+	Device device.Kind
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// otherwise rounds their inputs to TF32); ignored on the CPU.
 	NoTF32 bool
 	// BF16 keeps the weight matrices (linear layers, embedding) on the
 	// device in bf16 only (gpu.Options.WeightsBF16: bf16 products,
-	// f32 accumulation); Device "cuda" only.
+	// f32 accumulation); Device cuda only.
 	BF16 bool
 }
 
-// CheckDevice reports whether Options.Device names a device this binary
-// can run on.
-func CheckDevice(dev string) error {
-	switch dev {
-	case "", "cpu":
-		return nil
-	case "cuda":
-		return cudaBuilt()
+// checkDevice normalises Options.Device through the one device parser and
+// refuses what this binary or the CPU cannot do, before any pass runs.
+func (o *Options) checkDevice() error {
+	k, err := device.ParseBuilt(string(o.Device))
+	if err != nil {
+		return fmt.Errorf("importance: %w", err)
 	}
-	return fmt.Errorf("importance --device %q: want cpu or cuda", dev)
+	o.Device = k
+	if o.BF16 && !k.IsCUDA() {
+		return fmt.Errorf("importance: BF16 weights need Device cuda (the CPU forward pass runs in f32)")
+	}
+	return nil
 }
 
 // passes is what Compute needs from a device: a forward pass that feeds
@@ -192,11 +196,8 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 	if opt.Batch <= 0 {
 		opt.Batch = 1
 	}
-	if err := CheckDevice(opt.Device); err != nil {
+	if err := opt.checkDevice(); err != nil {
 		return nil, err
-	}
-	if opt.BF16 && opt.Device != "cuda" {
-		return nil, fmt.Errorf("importance: bf16 weights (--bf16) need --device cuda")
 	}
 	col, err := NewCollector(cfg, opt.Aggregation, opt.MLPPoint, opt.BI)
 	if err != nil {
@@ -229,15 +230,15 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 		}
 		total += lb * (1 + cfg.NumLayers + blocks)
 	}
-	done := 0
+	var done int64
 	step := func() {
 		done++
 		if opt.Progress != nil {
-			opt.Progress(done, total)
+			opt.Progress(done, int64(total))
 		}
 	}
 	var pass passes = cpuPasses{m: m, hooks: col.Hooks()}
-	if opt.Device == "cuda" {
+	if opt.Device.IsCUDA() {
 		// One device model serves every pass: room for the longest batch.
 		batch, seq := min(opt.Batch, len(samples)), len(samples[0])
 		if opt.Loss {

@@ -5,14 +5,10 @@ package importance
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
-
-// cudaBuilt: the backend is compiled in; whether a GPU is usable is found
-// when Compute opens it.
-func cudaBuilt() error { return nil }
 
 // cudaPasses runs Compute's forward passes with gpu on GPU 0. The
 // width statistics stay on the device (cuda.ImportanceStats: the same
@@ -48,12 +44,12 @@ func newCUDAPasses(m *model.Model, col *Collector, opt Options, batch, seq int) 
 	case SeqVar:
 		p.seqAgg = cuda.SeqVar
 	default:
-		return nil, fmt.Errorf("importance --device cuda: unknown sequence aggregation %q", opt.Aggregation.Seq)
+		return nil, fmt.Errorf("importance on cuda: unknown sequence aggregation %q", opt.Aggregation.Seq)
 	}
 	defer func() {
 		if err != nil {
 			p.close()
-			err = fmt.Errorf("importance --device cuda: %w", err)
+			err = fmt.Errorf("importance on cuda: %w", err)
 		}
 	}()
 	if p.d, err = cuda.Open(0); err != nil {
@@ -143,10 +139,10 @@ func toInt32(batch [][]int) [][]int32 {
 
 func (p *cudaPasses) collect(batch [][]int) error {
 	if err := p.m.SetInputs(toInt32(batch), nil); err != nil {
-		return fmt.Errorf("importance --device cuda: %w", err)
+		return fmt.Errorf("importance on cuda: %w", err)
 	}
 	if err := p.m.Infer(&gpu.InferOptions{Hooks: p.hooks, NoLogits: true}); err != nil {
-		return fmt.Errorf("importance --device cuda: %w", err)
+		return fmt.Errorf("importance on cuda: %w", err)
 	}
 	return nil
 }
@@ -167,17 +163,17 @@ func (p *cudaPasses) meanNLL(batch [][]int, skip []int) (float64, error) {
 		tg[b][T-1] = -1
 	}
 	if err := p.m.SetInputs(ids, tg); err != nil {
-		return 0, fmt.Errorf("importance --device cuda: %w", err)
+		return 0, fmt.Errorf("importance on cuda: %w", err)
 	}
 	if err := p.m.Infer(&gpu.InferOptions{Skip: skip}); err != nil {
-		return 0, fmt.Errorf("importance --device cuda: %w", err)
+		return 0, fmt.Errorf("importance on cuda: %w", err)
 	}
 	logp, _, err := p.m.TokenLogProbs()
 	if err != nil {
-		return 0, fmt.Errorf("importance --device cuda: %w", err)
+		return 0, fmt.Errorf("importance on cuda: %w", err)
 	}
 	if len(logp) < len(ids)*T {
-		return 0, fmt.Errorf("importance --device cuda: %d token log-probabilities for %d×%d tokens", len(logp), len(ids), T)
+		return 0, fmt.Errorf("importance on cuda: %d token log-probabilities for %d×%d tokens", len(logp), len(ids), T)
 	}
 	var sum float64
 	for b := range ids {
@@ -196,7 +192,7 @@ func (p *cudaPasses) fold() error {
 	merge := func(dst *Accumulator, s *cuda.ImportanceStats) error {
 		sum, sumSq, err := s.Sums()
 		if err != nil {
-			return fmt.Errorf("importance --device cuda: %w", err)
+			return fmt.Errorf("importance on cuda: %w", err)
 		}
 		dst.Merge(&Accumulator{agg: dst.agg, n: dst.n, samples: s.Samples, sum: sum, sumSq: sumSq})
 		return nil

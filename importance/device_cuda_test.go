@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -57,14 +58,14 @@ func compareDevice(t *testing.T, cfg *model.Config, std float64, samples [][]int
 		t.Fatal(err)
 	}
 	defer m.Close()
-	var cpuCalls, devCalls []int
-	opt.Progress = func(done, total int) { cpuCalls = append(cpuCalls, done, total) }
+	var cpuCalls, devCalls []int64
+	opt.Progress = func(done, total int64) { cpuCalls = append(cpuCalls, done, total) }
 	want, err := Compute(context.Background(), m, samples, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	opt.Device = "cuda"
-	opt.Progress = func(done, total int) { devCalls = append(devCalls, done, total) }
+	opt.Device = device.CUDA
+	opt.Progress = func(done, total int64) { devCalls = append(devCalls, done, total) }
 	got, err := Compute(context.Background(), m, samples, opt)
 	if err != nil {
 		t.Fatal(err)
@@ -201,8 +202,8 @@ func TestComputeDeviceCUDARefusesBiases(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer m.Close()
-	_, err = Compute(context.Background(), m, randomSamples(2, 8, 97, 1), Options{Aggregation: DefaultAggregation, Device: "cuda"})
-	if err == nil || !strings.Contains(err.Error(), "biases are not supported") || !strings.Contains(err.Error(), "--device cuda") {
-		t.Errorf("got %v, want gpu's bias error naming --device cuda", err)
+	_, err = Compute(context.Background(), m, randomSamples(2, 8, 97, 1), Options{Aggregation: DefaultAggregation, Device: device.CUDA})
+	if err == nil || !strings.Contains(err.Error(), "no attention/MLP biases yet") || !strings.Contains(err.Error(), "importance on cuda") {
+		t.Errorf("got %v, want gpu's bias error naming the device", err)
 	}
 }

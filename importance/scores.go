@@ -164,6 +164,22 @@ type Scores struct {
 	Channels []float64        `json:"channels"`
 	Layers   []LayerScores    `json:"layers"`
 	Depth    *LayerImportance `json:"layer_importance,omitempty"`
+	// Provenance says how the file was made (Run writes it); files from
+	// before it existed, and scores made by other means, have none.
+	Provenance *Provenance `json:"provenance,omitempty"`
+}
+
+// Provenance is where a scores file came from, beyond what Model, Data,
+// Aggregation and MLPPoint already record: the checkpoint directory it was
+// read from, the device and its precision settings, and the minitron that
+// wrote it.
+type Provenance struct {
+	ModelDir string `json:"model_dir"`
+	Device   string `json:"device"` // "cpu" or "cuda"
+	NoTF32   bool   `json:"no_tf32,omitempty"`
+	BF16     bool   `json:"bf16,omitempty"`
+	Batch    int    `json:"batch"`              // samples per forward pass
+	Minitron string `json:"minitron,omitempty"` // version; empty when unknown
 }
 
 // Validate checks that the scores are complete for their shape.

@@ -6,53 +6,50 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-)
 
-// Devices Options.Device accepts.
-const (
-	DeviceCPU  = "cpu"
-	DeviceCUDA = "cuda"
+	"github.com/minitron-dev/minitron/device"
 )
 
 // devSpec is where a run's compute stages (training, importance,
 // evaluation) run. Tokenizer, data, tasks and pruning run on the CPU
 // whatever the device.
 type devSpec struct {
-	name   string // DeviceCPU or DeviceCUDA
+	kind   device.Kind // device.CPU or device.CUDA
 	noTF32 bool
 }
 
-func (d devSpec) cuda() bool { return d.name == DeviceCUDA }
+func (d devSpec) cuda() bool { return d.kind.IsCUDA() }
 
 // String is how markers and the report name the device.
 func (d devSpec) String() string {
 	switch {
 	case !d.cuda():
-		return DeviceCPU
+		return device.CPU.String()
 	case d.noTF32:
-		return DeviceCUDA + " (f32 products)"
+		return device.CUDA.String() + " (f32 products)"
 	}
-	return DeviceCUDA + " (TF32 products)"
+	return device.CUDA.String() + " (TF32 products)"
 }
 
-// parseDevice checks Options.Device and NoTF32 and, for cuda, that this
-// binary has the CUDA backend and GPU 0 opens: before any stage runs, so a
-// CPU build fails at once. gpu names the device (empty on the CPU).
+// parseDevice checks Options.Device (with the one device parser) and
+// NoTF32 and, for cuda, that this binary has the CUDA backend and GPU 0
+// opens: before any stage runs, so a CPU build fails at once. gpu names
+// the device (empty on the CPU).
 func parseDevice(o Options) (d devSpec, gpu string, err error) {
-	switch o.Device {
-	case "", DeviceCPU:
-		if o.NoTF32 {
-			return d, "", fmt.Errorf("--no-tf32 needs --device cuda (the CPU computes in f32)")
-		}
-		return devSpec{name: DeviceCPU}, "", nil
-	case DeviceCUDA:
-		gpu, err := openGPU()
-		if err != nil {
-			return d, "", err
-		}
-		return devSpec{name: DeviceCUDA, noTF32: o.NoTF32}, gpu, nil
+	k, err := device.ParseBuilt(string(o.Device))
+	if err != nil {
+		return d, "", err
 	}
-	return d, "", fmt.Errorf("--device %q: want cpu or cuda", o.Device)
+	if !k.IsCUDA() {
+		if o.NoTF32 {
+			return d, "", fmt.Errorf("NoTF32 needs Device cuda (the CPU computes in f32)")
+		}
+		return devSpec{kind: device.CPU}, "", nil
+	}
+	if gpu, err = openGPU(); err != nil {
+		return d, "", err
+	}
+	return devSpec{kind: device.CUDA, noTF32: o.NoTF32}, gpu, nil
 }
 
 // deviceStages are the run-relative directories of the stages whose
@@ -75,10 +72,10 @@ func checkRunDevice(out string, d devSpec) error {
 			if !ok {
 				continue
 			}
-			if got := markerDevice(m); got != d.name {
+			if got := markerDevice(m); got != d.kind.String() {
 				rel, _ := filepath.Rel(out, dir)
-				return fmt.Errorf("%s holds a %s run (stage %s); this run is on %s and would replace it: use another output directory (--out) for the %s run",
-					out, got, rel, d.name, d.name)
+				return fmt.Errorf("%s holds a %s run (stage %s); this run is on %s and would replace it: use another output directory (Out) for the %s run",
+					out, got, rel, d.kind, d.kind)
 			}
 		}
 	}
@@ -89,7 +86,7 @@ func checkRunDevice(out string, d devSpec) error {
 // before devices existed, and every CPU marker, name none.
 func markerDevice(m stageMarker) string {
 	if m.Device == "" {
-		return DeviceCPU
+		return device.CPU.String()
 	}
 	return m.Device
 }

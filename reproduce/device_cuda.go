@@ -14,11 +14,11 @@ import (
 func openGPU() (string, error) {
 	d, err := cuda.Open(0)
 	if err != nil {
-		return "", fmt.Errorf("--device cuda: %w", err)
+		return "", fmt.Errorf("device cuda: %w", err)
 	}
 	name := d.Name
 	if err := d.Close(); err != nil {
-		return "", fmt.Errorf("--device cuda: %w", err)
+		return "", fmt.Errorf("device cuda: %w", err)
 	}
 	return name, nil
 }

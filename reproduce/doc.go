@@ -8,11 +8,14 @@
 // QuickConfig its --quick smoke test). The work itself is done by the
 // library packages — data (tokenizer training, corpus preparation,
 // samplers), distill (training and distillation), importance, prune and
-// eval — so this package only sequences them, caches their results
-// (RunStage, StageKey) and reports (Table, Claims, ClaimsTable).
+// eval, each through its library entry point (importance.Run, prune.Run,
+// distill.Run, eval.NewLM) as a user of the packages would call it — so
+// this package only sequences them, caches their results (RunStage,
+// StageKey) and reports (Table, Claims, ClaimsTable). It sits above the
+// stage libraries and below the CLI: no library package imports it.
 //
-// Options.Device "cuda" (a binary built with -tags minitron_cuda) runs the
-// compute stages — training and distillation, importance scoring,
+// Options.Device device.CUDA (a binary built with -tags minitron_cuda)
+// runs the compute stages — training and distillation, importance scoring,
 // evaluation — on GPU 0 through the same libraries' device paths. Their
 // stage keys then include the device and TF32 setting (the CPU's keys are
 // those of runs made before devices existed), their markers name the GPU,

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/eval"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -53,7 +54,7 @@ func stageSeconds(dir string) float64 {
 func stageRun(name, dir string, skipped bool, sec float64) StageRun {
 	m, _ := readMarker(dir)
 	return StageRun{Name: name, Skipped: skipped, Seconds: sec,
-		Device: devSpec{name: markerDevice(m), noTF32: m.NoTF32}.String(), GPU: m.GPU}
+		Device: devSpec{kind: device.Kind(markerDevice(m)), noTF32: m.NoTF32}.String(), GPU: m.GPU}
 }
 
 func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
@@ -108,25 +109,20 @@ func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config, d devSpe
 	if err != nil {
 		return nil, err
 	}
-	// The CPU scores 4 windows and 8 items per call with 2 workers; the
-	// device takes 64 a call to fill its passes.
-	var lm eval.LM = &eval.ModelLM{M: m, MaxLen: c.SeqLen, Workers: 2}
-	pplBatch, taskBatch := 4, 8
-	if d.cuda() {
-		dlm, err := eval.NewDeviceLM(m, eval.DeviceOptions{MaxLen: c.SeqLen, NoTF32: d.noTF32})
-		if err != nil {
-			return nil, err
-		}
-		defer dlm.Close()
-		lm, pplBatch, taskBatch = dlm, 64, 64
+	// The CPU scores with 2 workers; the device takes 64 requests a call to
+	// fill its passes.
+	lm, batch, closeLM, err := eval.NewLM(m, eval.LMOptions{Device: d.kind, NoTF32: d.noTF32, MaxLen: c.SeqLen, Workers: 2})
+	if err != nil {
+		return nil, err
 	}
+	defer closeLM()
 	ev := &Eval{PPL: map[string]PPL{}, Tasks: map[string]TaskScore{}}
 	for _, cp := range Corpora {
 		docs, err := heldOutTokens(filepath.Join(dataDir, cp.Key+"_val"), c.EvalTokens)
 		if err != nil {
 			return nil, err
 		}
-		r, err := eval.TokenPerplexity(lm, docs, pfx, eval.PPLOptions{SeqLen: c.SeqLen, Batch: pplBatch})
+		r, err := eval.TokenPerplexity(lm, docs, pfx, eval.PPLOptions{SeqLen: c.SeqLen, Batch: batch})
 		if err != nil {
 			return nil, fmt.Errorf("%s perplexity: %w", cp.Key, err)
 		}
@@ -136,7 +132,7 @@ func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config, d devSpe
 		if err != nil {
 			return nil, err
 		}
-		runner := &eval.Runner{LM: lm, Enc: enc, Batch: taskBatch}
+		runner := &eval.Runner{LM: lm, Enc: enc, Batch: batch}
 		tr, err := runner.Run(t)
 		if err != nil {
 			return nil, fmt.Errorf("%s task: %w", cp.Key, err)

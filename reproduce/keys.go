@@ -3,6 +3,7 @@ package reproduce
 import (
 	"fmt"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/prune"
 )
 
@@ -23,7 +24,7 @@ func withDevice(d devSpec, parts ...any) []any {
 	if !d.cuda() {
 		return parts
 	}
-	return append(parts, deviceKey{Device: DeviceCUDA, TF32: !d.noTF32})
+	return append(parts, deviceKey{Device: device.CUDA.String(), TF32: !d.noTF32})
 }
 
 func tokenizerKey(c Config) string {

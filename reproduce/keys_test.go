@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -89,7 +90,7 @@ func TestStageKeysCPUUnchanged(t *testing.T) {
 	if err := json.Unmarshal(b, &want); err != nil {
 		t.Fatal(err)
 	}
-	got := planKeys(t, FullConfig(), devSpec{name: DeviceCPU}, fullScratchConfigs(t))
+	got := planKeys(t, FullConfig(), devSpec{kind: device.CPU}, fullScratchConfigs(t))
 	var names []string
 	for n := range want {
 		names = append(names, n)
@@ -112,9 +113,9 @@ func TestStageKeysCPUUnchanged(t *testing.T) {
 // on and off are different keys too.
 func TestStageKeysDevice(t *testing.T) {
 	c, scratch := FullConfig(), fullScratchConfigs(t)
-	cpu := planKeys(t, c, devSpec{name: DeviceCPU}, scratch)
-	tf32 := planKeys(t, c, devSpec{name: DeviceCUDA}, scratch)
-	f32 := planKeys(t, c, devSpec{name: DeviceCUDA, noTF32: true}, scratch)
+	cpu := planKeys(t, c, devSpec{kind: device.CPU}, scratch)
+	tf32 := planKeys(t, c, devSpec{kind: device.CUDA}, scratch)
+	f32 := planKeys(t, c, devSpec{kind: device.CUDA, noTF32: true}, scratch)
 	for n, k := range cpu {
 		shared := n == "tokenizer" || n == "data" || n == "tasks"
 		if got := tf32[n] == k; got != shared {
@@ -137,9 +138,9 @@ func TestParseDevice(t *testing.T) {
 	}{
 		{Options{}, "cpu", "the default is the CPU"},
 		{Options{Device: "cpu"}, "cpu", "cpu by name"},
-		{Options{Device: "gpu"}, `--device "gpu": want cpu or cuda`, "an unknown device"},
-		{Options{Device: "CUDA"}, `want cpu or cuda`, "device names are lower case, as on the other commands"},
-		{Options{NoTF32: true}, "--no-tf32 needs --device cuda", "TF32 is a GPU setting"},
+		{Options{Device: "gpu"}, `device "gpu": want cpu or cuda`, "an unknown device"},
+		{Options{Device: "CPU"}, "cpu", "device names go through device.Parse: any case"},
+		{Options{NoTF32: true}, "NoTF32 needs Device cuda", "TF32 is a GPU setting"},
 	} {
 		d, gpu, err := parseDevice(tc.o)
 		got := d.String()
@@ -165,7 +166,7 @@ func TestRunDeviceGuard(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	cpu, cuda := devSpec{name: DeviceCPU}, devSpec{name: DeviceCUDA}
+	cpu, cuda := devSpec{kind: device.CPU}, devSpec{kind: device.CUDA}
 
 	empty := filepath.Join(t.TempDir(), "none")
 	for _, d := range []devSpec{cpu, cuda} {
@@ -181,13 +182,13 @@ func TestRunDeviceGuard(t *testing.T) {
 		t.Errorf("a CPU run continues on the CPU: %v", err)
 	}
 	err := checkRunDevice(cpuRun, cuda)
-	if err == nil || !strings.Contains(err.Error(), "holds a cpu run (stage train/w50-kd)") || !strings.Contains(err.Error(), "--out") {
-		t.Errorf("a cuda run into a CPU run's directory: %v, want a refusal naming the stage and --out", err)
+	if err == nil || !strings.Contains(err.Error(), "holds a cpu run (stage train/w50-kd)") || !strings.Contains(err.Error(), "(Out)") {
+		t.Errorf("a cuda run into a CPU run's directory: %v, want a refusal naming the stage and Out", err)
 	}
 
 	gpuRun := t.TempDir()
 	marker(filepath.Join(gpuRun, "prune", "w50"), stageMarker{Key: "c"}) // CPU-only stage of a cuda run
-	marker(filepath.Join(gpuRun, "eval", "teacher"), stageMarker{Key: "d", Device: DeviceCUDA, GPU: "H100"})
+	marker(filepath.Join(gpuRun, "eval", "teacher"), stageMarker{Key: "d", Device: "cuda", GPU: "H100"})
 	if err := checkRunDevice(gpuRun, cuda); err != nil {
 		t.Errorf("a cuda run continues on cuda: %v", err)
 	}

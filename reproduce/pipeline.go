@@ -15,6 +15,7 @@ import (
 	"github.com/minitron-dev/minitron/internal/atomicfile"
 
 	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
@@ -30,10 +31,11 @@ type Options struct {
 	// Workers for the compute kernels; 0 = all cores.
 	Workers int
 	// Device runs the compute stages (training, distillation, importance
-	// scoring, evaluation) on DeviceCPU ("" too) or DeviceCUDA (GPU 0; a
-	// binary built with -tags minitron_cuda). A device's stage keys differ
-	// from the CPU's, and a run directory holds one device's run.
-	Device string
+	// scoring, evaluation) on the CPU (the zero value) or device.CUDA
+	// (GPU 0; a binary built with -tags minitron_cuda). A device's stage
+	// keys differ from the CPU's, and a run directory holds one device's
+	// run.
+	Device device.Kind
 	// NoTF32 (cuda only) keeps the device's f32 matrix products in full
 	// f32 instead of TF32: slower, closer to the CPU.
 	NoTF32 bool
@@ -142,7 +144,7 @@ func (p *pipeline) stage(rel, key string, fn func(tmp string) error) error {
 func (p *pipeline) computeStage(rel, key string, fn func(tmp string) error) error {
 	var m stageMarker
 	if p.dev.cuda() {
-		m = stageMarker{Device: DeviceCUDA, GPU: p.gpu, NoTF32: p.dev.noTF32}
+		m = stageMarker{Device: device.CUDA.String(), GPU: p.gpu, NoTF32: p.dev.noTF32}
 	}
 	return p.runStage(rel, key, m, fn)
 }
@@ -458,7 +460,7 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 			SeqLen:     c.SeqLen, MicroBatch: c.Batch, GlobalBatch: c.Batch, Steps: steps,
 			LR: s.lr, MinLR: s.lr / 10, Warmup: max(1, steps/20), WeightDecay: 0.01,
 			Losses: s.losses, Seed: seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
-			Device: p.dev.name, NoTF32: p.dev.noTF32,
+			Device: p.dev.kind.String(), NoTF32: p.dev.noTF32,
 		}
 		if s.val {
 			dc.Val = []string{p.path("data", "go_val")}
@@ -524,46 +526,16 @@ func (p *pipeline) importance(teacherKey string) (string, error) {
 	c := p.c
 	key := importanceKey(c, p.dev, teacherKey)
 	return key, p.computeStage("importance", key, func(tmp string) error {
-		dir := p.path("teacher", "model")
-		ck, err := model.OpenCheckpoint(dir)
-		if err != nil {
-			return err
-		}
-		defer ck.Close()
-		cfg := ck.Config()
-		id, err := importance.ModelIdentity(cfg, ck)
-		if err != nil {
-			return err
-		}
-		prefix := p.path("data", "go")
-		ds, split, err := importance.OpenSplit(prefix, "train")
-		if err != nil {
-			return err
-		}
-		defer ds.Close()
-		samples, err := importance.Samples(ds, c.CalibSamples, c.SeqLen, c.Seed, cfg.VocabSize)
-		if err != nil {
-			return err
-		}
-		m, err := model.New(cfg, ck, model.Options{})
-		if err != nil {
-			return err
-		}
-		defer m.Close()
 		// Width: the paper's best aggregation (batch L2, sequence mean).
-		// Depth: drop-one LM loss and Block Importance, for the
-		// depth-pruned baseline.
-		sc, err := importance.Compute(p.ctx, m, samples, importance.Options{
-			Aggregation: importance.DefaultAggregation, Batch: 4, BI: true, Loss: true,
-			LossSamples: min(len(samples), 32), Device: p.dev.name, NoTF32: p.dev.noTF32})
-		if err != nil {
-			return err
-		}
-		sc.Model = id
-		sc.Data.Prefix = prefix
-		sc.Data.Split = filepath.Base(split)
-		sc.Data.Seed = int64(c.Seed)
-		return sc.Save(filepath.Join(tmp, "scores.json"))
+		// Depth: drop-one LM loss (on the calibration samples) and Block
+		// Importance, for the depth-pruned baseline; no block search.
+		_, err := importance.Run(p.ctx, importance.Config{
+			ModelDir: p.path("teacher", "model"), Data: p.path("data", "go"), Out: filepath.Join(tmp, "scores.json"),
+			Samples: c.CalibSamples, SeqLen: c.SeqLen, Batch: 4, Seed: c.Seed,
+			Aggregation: importance.DefaultAggregation, BI: true, Loss: true,
+			LossSamples: min(c.CalibSamples, 32), LossOnCalibration: true, BlockK: []int{},
+			Device: p.dev.kind, NoTF32: p.dev.noTF32})
+		return err
 	})
 }
 

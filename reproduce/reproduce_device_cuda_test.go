@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/minitron-dev/minitron/device"
 )
 
 // TestReproduceDeviceCUDA runs the whole pipeline (tinyRunConfig) on the
@@ -26,7 +28,7 @@ func TestReproduceDeviceCUDA(t *testing.T) {
 		t.Fatalf("cpu: %v", err)
 	}
 	var log strings.Builder
-	o := Options{Out: gpuOut, Config: c, Device: DeviceCUDA, NoTF32: true, Log: &log}
+	o := Options{Out: gpuOut, Config: c, Device: device.CUDA, NoTF32: true, Log: &log}
 	gpu, err := Run(context.Background(), o)
 	if err != nil {
 		t.Fatalf("cuda: %v\nlog:\n%s", err, log.String())
@@ -48,10 +50,10 @@ func TestReproduceDeviceCUDA(t *testing.T) {
 		}
 		cm, _ := readMarker(filepath.Join(cpuOut, cpu.Stages[i].Name))
 		if compute(s.Name) {
-			if m.Device != DeviceCUDA || m.GPU != gpu.GPU || !m.NoTF32 || s.Device != gpu.Device {
+			if m.Device != "cuda" || m.GPU != gpu.GPU || !m.NoTF32 || s.Device != gpu.Device {
 				t.Errorf("%s: marker device %q gpu %q no-tf32 %v, stage device %q: want the run's device", s.Name, m.Device, m.GPU, m.NoTF32, s.Device)
 			}
-		} else if m.Device != "" || s.Device != DeviceCPU {
+		} else if m.Device != "" || s.Device != "cpu" {
 			t.Errorf("%s runs on the CPU in every run, its marker says %q (stage %q)", s.Name, m.Device, s.Device)
 		}
 		if cm.Device != "" {
@@ -114,7 +116,7 @@ func TestReproduceDeviceCUDA(t *testing.T) {
 	if again.Skipped() != len(again.Stages) {
 		t.Errorf("cuda re-run ran %d of %d stages again", len(again.Stages)-again.Skipped(), len(again.Stages))
 	}
-	if _, err := Run(context.Background(), Options{Out: cpuOut, Config: c, Device: DeviceCUDA}); err == nil || !strings.Contains(err.Error(), "holds a cpu run") {
+	if _, err := Run(context.Background(), Options{Out: cpuOut, Config: c, Device: device.CUDA}); err == nil || !strings.Contains(err.Error(), "holds a cpu run") {
 		t.Errorf("cuda run into the CPU run's directory: %v", err)
 	}
 	if _, err := Run(context.Background(), Options{Out: gpuOut, Config: c}); err == nil || !strings.Contains(err.Error(), "holds a cuda run") {

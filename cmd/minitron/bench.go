@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"runtime"
-	"strings"
 
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -119,15 +118,15 @@ train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in b
 }
 
 func runBenchForward(o *BenchForwardOptions, w io.Writer) error {
-	switch strings.ToLower(o.Device) {
-	case "", "cpu":
-		if err := checkBF16(o.BF16, false); err != nil {
-			return err
-		}
-	case "cuda":
+	dev, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	if dev.IsCUDA() {
 		return runBenchForwardCUDA(o, w)
-	default:
-		return fmt.Errorf("--device %q: want cpu or cuda", o.Device)
+	}
+	if err := checkBF16(o.BF16, dev); err != nil {
+		return err
 	}
 	if o.Threads > 0 {
 		defer kernels.SetWorkers(kernels.SetWorkers(o.Threads))

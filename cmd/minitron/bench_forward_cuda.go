@@ -8,10 +8,11 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"github.com/minitron-dev/minitron/device"
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // runBenchForwardCUDA times gpu's inference forward pass (Infer, all
@@ -34,7 +35,7 @@ func runBenchForwardCUDA(o *BenchForwardOptions, w io.Writer) error {
 	if o.Model != "" {
 		// The weights are read once onto the device: with --weights auto,
 		// map the file rather than keep an f32 copy in RAM.
-		m, err := loadModel(o.Model, deviceWeights(o.Weights, true))
+		m, err := loadModel(o.Model, deviceWeights(o.Weights, device.CUDA))
 		if err != nil {
 			return err
 		}

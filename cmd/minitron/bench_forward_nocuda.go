@@ -3,14 +3,15 @@
 package main
 
 import (
-	"fmt"
 	"io"
 
-	"github.com/minitron-dev/minitron/model/kernels/cuda"
+	"github.com/minitron-dev/minitron/device"
 )
 
 // runBenchForwardCUDA is `bench forward --device cuda` in a binary without
-// the CUDA backend: an error saying how to get one.
+// the CUDA backend: parseDevice has refused it already; this says the same
+// should it be reached another way.
 func runBenchForwardCUDA(_ *BenchForwardOptions, _ io.Writer) error {
-	return fmt.Errorf("--device cuda: %w", cuda.ErrNotBuilt)
+	_, err := parseDevice(string(device.CUDA))
+	return err
 }

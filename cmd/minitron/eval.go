@@ -116,14 +116,14 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	if len(ids) < 2 {
 		return fmt.Errorf("--ids: need at least 2 tokens to score, got %d", len(ids))
 	}
-	useCUDA, err := parseDevice(o.Device)
+	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return err
 	}
-	if err := checkBF16(o.BF16, useCUDA); err != nil {
+	if err := checkBF16(o.BF16, dev); err != nil {
 		return err
 	}
-	m, err := loadModel(o.Model, deviceWeights(o.Weights, useCUDA))
+	m, err := loadModel(o.Model, deviceWeights(o.Weights, dev))
 	if err != nil {
 		return err
 	}
@@ -131,7 +131,7 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 	var nll []float64
 	var mean float64
 	var logits []float32
-	if useCUDA {
+	if dev.IsCUDA() {
 		if nll, mean, logits, err = deviceNLL(m, ids, o.LogitsOut != "", o.NoTF32, o.BF16); err != nil {
 			return err
 		}

@@ -76,15 +76,17 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 	if (o.Data == "") == (o.Text == "") {
 		return fmt.Errorf("give exactly one of --data PREFIX and --text FILE")
 	}
-	useCUDA, err := parseDevice(o.Device)
+	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return err
 	}
-	if err := checkBF16(o.BF16, useCUDA); err != nil {
+	if err := checkBF16(o.BF16, dev); err != nil {
 		return err
 	}
-	weights := deviceWeights(o.Weights, useCUDA)
-	popt := eval.PPLOptions{SeqLen: o.SeqLen, Stride: o.Stride, Batch: o.Batch, Progress: true}
+	weights := deviceWeights(o.Weights, dev)
+	bar := newProgressBar("ppl")
+	defer bar.Finish()
+	popt := eval.PPLOptions{SeqLen: o.SeqLen, Stride: o.Stride, Batch: o.Batch, Progress: bar.Update}
 	var res *eval.PPLResult
 	if o.Text != "" {
 		b, err := os.ReadFile(o.Text)
@@ -96,7 +98,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			return err
 		}
 		defer m.Close()
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Batch: o.Batch})
+		lm, batch, closeLM, err := eval.NewLM(m, eval.LMOptions{Device: dev, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Workers: o.Batch, Rows: o.Batch})
 		if err != nil {
 			return err
 		}
@@ -156,7 +158,7 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 			}
 			docs = append(docs, ids)
 		}
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Batch: o.Batch})
+		lm, batch, closeLM, err := eval.NewLM(m, eval.LMOptions{Device: dev, NoTF32: o.NoTF32, BF16: o.BF16, Seq: o.SeqLen, Workers: o.Batch, Rows: o.Batch})
 		if err != nil {
 			return err
 		}

@@ -145,11 +145,11 @@ func fileExistsAny(paths ...string) bool {
 }
 
 func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
-	useCUDA, err := parseDevice(o.Device)
+	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return err
 	}
-	if err := checkBF16(o.BF16, useCUDA); err != nil {
+	if err := checkBF16(o.BF16, dev); err != nil {
 		return err
 	}
 	if len(o.Names) > 0 && len(o.Names) != len(o.Models) {
@@ -193,7 +193,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	}
 	rep := &eval.Report{Limit: o.Limit}
 	for i, dir := range o.Models {
-		m, tok, err := loadEvalModel(dir, o.Tokenizer, deviceWeights(o.Weights, useCUDA))
+		m, tok, err := loadEvalModel(dir, o.Tokenizer, deviceWeights(o.Weights, dev))
 		if err != nil {
 			return err
 		}
@@ -206,18 +206,20 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 		if e := tok.EOS(); e >= 0 {
 			eos = append(append([]int{}, m.EOS...), e)
 		}
-		lm, batch, closeLM, err := evalLM(m, evalLMOptions{CUDA: useCUDA, NoTF32: o.NoTF32, BF16: o.BF16, MaxLen: o.MaxLen, Batch: o.Batch, EOS: eos})
+		lm, batch, closeLM, err := eval.NewLM(m, eval.LMOptions{Device: dev, NoTF32: o.NoTF32, BF16: o.BF16, MaxLen: o.MaxLen, Workers: o.Batch, Rows: o.Batch, EOS: eos})
 		if err != nil {
 			m.Close()
 			return err
 		}
-		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: batch, Progress: true}
+		r := &eval.Runner{LM: lm, Enc: eval.Encoder{Tok: tok}, Batch: batch}
 		for i, p := range pplSpecs {
 			sl := o.PPLSeqLen
 			if sl == 0 {
 				sl = min(lm.MaxLength(), 1024)
 			}
-			res, err := eval.TextPerplexity(lm, r.Enc, []string{pplTexts[i]}, eval.PPLOptions{SeqLen: sl, Batch: batch, Progress: true})
+			bar := newProgressBar("ppl")
+			res, err := eval.TextPerplexity(lm, r.Enc, []string{pplTexts[i]}, eval.PPLOptions{SeqLen: sl, Batch: batch, Progress: bar.Update})
+			bar.Finish()
 			if err != nil {
 				closeLM()
 				m.Close()
@@ -228,7 +230,10 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 			fmt.Fprintf(stderr, "%s  %-13s tokens=%d token_loss %.4f bits/byte %.4f\n", mr.Name, p[0], res.Tokens, res.TokenLoss, res.BitsPerByte)
 		}
 		for _, t := range tasks {
+			bar := newProgressBar(t.Name)
+			r.Progress = bar.Update
 			res, err := r.Run(t)
+			bar.Finish()
 			if err != nil {
 				closeLM()
 				m.Close()

@@ -101,7 +101,7 @@ func TestEvalBadInput(t *testing.T) {
 		{"wrong format", []string{"eval", "tasks", "--model", m, "--task", "winogrande=" + filepath.Join(evalFixtures, "tasks", "arc_easy.jsonl")}, "is this a winogrande"},
 		{"task spec without =", []string{"eval", "tasks", "--model", m, "--task", "hellaswag"}, "want NAME=PATH"},
 		{"ppl needs one input", []string{"eval", "ppl", "--model", m, "--seq-len", "8"}, "exactly one of --data"},
-		{"ppl stride", []string{"eval", "ppl", "--model", m, "--seq-len", "8", "--stride", "9", "--text", filepath.Join(evalFixtures, "tasks", "winogrande.jsonl")}, "--stride 9"},
+		{"ppl stride", []string{"eval", "ppl", "--model", m, "--seq-len", "8", "--stride", "9", "--text", filepath.Join(evalFixtures, "tasks", "winogrande.jsonl")}, "Stride 9 must be in [1, SeqLen 8]"},
 		{"plot of a non-run", []string{"eval", "plot", t.TempDir(), "--out", filepath.Join(t.TempDir(), "x.png")}, "no metrics.jsonl"},
 	}
 	for _, c := range cases {

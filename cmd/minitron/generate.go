@@ -84,11 +84,11 @@ The output is the CPU command's.`,
 }
 
 func runGenerate(o *GenerateOptions, w io.Writer) error {
-	useCUDA, err := parseDevice(o.Device)
+	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return err
 	}
-	if err := checkBF16(o.BF16, useCUDA); err != nil {
+	if err := checkBF16(o.BF16, dev); err != nil {
 		return err
 	}
 	var tok data.Tokenizer
@@ -118,7 +118,7 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 			return fmt.Errorf("--max-length %d leaves no room after the %d-token prompt (use --max-new-tokens)", o.MaxLength, len(prompt))
 		}
 	}
-	m, err := loadModel(o.Model, deviceWeights(o.Weights, useCUDA))
+	m, err := loadModel(o.Model, deviceWeights(o.Weights, dev))
 	if err != nil {
 		return err
 	}
@@ -130,7 +130,7 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 	}
 	gopt := model.GenerateOptions{MaxNewTokens: n, Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, Seed: o.Seed}
 	var res *model.GenerateResult
-	if useCUDA {
+	if dev.IsCUDA() {
 		res, err = deviceGenerate(m, prompt, gopt, o.NoTF32, o.BF16)
 	} else {
 		res, err = m.Generate(prompt, gopt)

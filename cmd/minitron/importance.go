@@ -4,12 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/minitron-dev/minitron/importance"
-	"github.com/minitron-dev/minitron/internal/progress"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/spf13/cobra"
 )
@@ -112,9 +110,6 @@ whose f32 weights do not fit the GPU.`,
 }
 
 func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error {
-	if ctx == nil {
-		ctx = context.Background()
-	}
 	agg, err := importance.ParseAggregation(o.AggBatch, o.AggSeq)
 	if err != nil {
 		return err
@@ -123,108 +118,32 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--layer-metrics: %w", err)
 	}
-	mlp := strings.ToLower(o.MLPPoint)
-	if mlp != importance.MLPPre && mlp != importance.MLPPost {
-		return fmt.Errorf("--mlp-point must be pre or post, got %q", o.MLPPoint)
-	}
-	dev := strings.ToLower(o.Device)
-	if err := importance.CheckDevice(dev); err != nil {
+	dev, err := parseDevice(o.Device)
+	if err != nil {
 		return err
 	}
-	if err := checkBF16(o.BF16, dev == "cuda"); err != nil {
+	if err := checkBF16(o.BF16, dev); err != nil {
 		return err
-	}
-	if o.Samples < 1 || o.SeqLen < 2 || o.Batch < 1 {
-		return fmt.Errorf("need --samples ≥ 1, --seq-len ≥ 2 and --batch ≥ 1")
 	}
 	wm, err := model.ParseWeightMode(o.Weights)
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
-	if dev == "cuda" && wm == model.WeightsAuto {
-		// The host only reads each weight once, to upload it.
-		wm = model.WeightsStreaming
-	}
-	ck, err := model.OpenCheckpoint(o.Model)
-	if err != nil {
-		return err
-	}
-	defer ck.Close()
-	cfg := ck.Config()
-	if o.SeqLen > cfg.MaxPositionEmbeddings {
-		return fmt.Errorf("--seq-len %d exceeds the model's max_position_embeddings %d", o.SeqLen, cfg.MaxPositionEmbeddings)
-	}
-	blockK := o.BlockK
-	if blockK == nil && cfg.NumLayers >= 2 {
-		blockK = []int{cfg.NumLayers / 2}
-	}
-	id, err := importance.ModelIdentity(cfg, ck)
-	if err != nil {
-		return err
-	}
-	ds, split, err := importance.OpenSplit(o.Data, "train")
-	if err != nil {
-		return err
-	}
-	samples, err := importance.Samples(ds, o.Samples, o.SeqLen, o.Seed, cfg.VocabSize)
-	ds.Close()
-	if err != nil {
-		return fmt.Errorf("%s: %w", split, err)
-	}
-	// Layer-drop losses are validation losses: measured on the _val split
-	// when there is one, else on the calibration samples.
-	var lossData [][]int
-	lossSplit := split
-	if loss {
-		if vds, vname, err := importance.OpenSplit(o.Data, "val"); err == nil {
-			n := o.LossSamples
-			if n <= 0 {
-				n = o.Samples
-			}
-			lossData, err = importance.Samples(vds, n, o.SeqLen, o.Seed+1, cfg.VocabSize)
-			vds.Close()
-			if err != nil {
-				return fmt.Errorf("%s: %w", vname, err)
-			}
-			lossSplit = vname
-		}
-	}
-	m, err := model.New(cfg, ck, model.Options{Weights: wm})
-	if err != nil {
-		return err
-	}
-	defer m.Close()
-	var bar *progress.Bar
-	start := time.Now()
-	sc, err := importance.Compute(ctx, m, samples, importance.Options{
-		Aggregation: agg, MLPPoint: mlp, Batch: o.Batch, BI: bi, Loss: loss,
-		LossSamples: o.LossSamples, LossData: lossData, BlockK: blockK, Device: dev, NoTF32: o.NoTF32, BF16: o.BF16,
-		Progress: func(done, total int) {
-			if bar == nil {
-				bar = progress.New(int64(total), "importance: forward passes")
-			}
-			bar.Add(1)
-		},
+	bar := newProgressBar("importance: forward passes")
+	res, err := importance.Run(ctx, importance.Config{
+		ModelDir: o.Model, Data: o.Data, Out: o.Out,
+		Samples: o.Samples, SeqLen: o.SeqLen, Batch: o.Batch, Seed: o.Seed,
+		Aggregation: agg, MLPPoint: strings.ToLower(o.MLPPoint), BI: bi, Loss: loss, LossSamples: o.LossSamples, BlockK: o.BlockK,
+		Weights: wm, Device: dev, NoTF32: o.NoTF32, BF16: o.BF16,
+		Progress: bar.Update, Version: version,
 	})
-	if bar != nil {
-		bar.Finish()
-	}
+	bar.Finish()
 	if err != nil {
 		return err
 	}
-	sc.Model = id
-	sc.Data.Prefix = o.Data
-	sc.Data.Split = filepath.Base(split)
-	sc.Data.Seed = int64(o.Seed)
-	if sc.Depth != nil && loss {
-		sc.Depth.LossData = filepath.Base(lossSplit)
-	}
-	if err := sc.Save(o.Out); err != nil {
-		return err
-	}
-	el := time.Since(start)
-	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f calibration tokens/s, layer metrics included)\n", o.Model, o.Samples, o.SeqLen, split, agg,
-		el.Round(time.Millisecond), float64(sc.Data.Tokens)/el.Seconds())
+	sc := res.Scores
+	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f calibration tokens/s, layer metrics included)\n", o.Model, o.Samples, o.SeqLen, res.Split, agg,
+		(time.Duration(res.Seconds * float64(time.Second))).Round(time.Millisecond), float64(sc.Data.Tokens)/res.Seconds)
 	if d := sc.Depth; d != nil {
 		if len(d.BI) > 0 {
 			fmt.Fprintf(w, "  block importance: %s\n", fmtFloats(d.BI))

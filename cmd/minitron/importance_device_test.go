@@ -24,7 +24,7 @@ func TestImportanceDeviceWithoutCUDA(t *testing.T) {
 		want   string
 		reason string
 	}{
-		{"cuda", "importance --device cuda: this binary was built without CUDA; rebuild with -tags minitron_cuda (make build-cuda",
+		{"cuda", "--device cuda: this binary was built without CUDA; rebuild with -tags minitron_cuda (make build-cuda",
 			"the CPU build says which build runs on the GPU"},
 		{"CUDA", "built without CUDA", "the device name is case-insensitive"},
 		{"tpu", `--device "tpu": want cpu or cuda`, "unknown device"},

@@ -6,8 +6,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strings"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/reproduce"
 	"github.com/spf13/cobra"
 )
@@ -59,7 +59,6 @@ and results.json name the device and the GPU.`,
   bin/minitron-cuda reproduce --device cuda            # → runs/cuda`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			o.Device = strings.ToLower(o.Device)
 			o.Out = reproduceOut(o, cmd.Flags().Changed("out"))
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 			defer stop()
@@ -70,7 +69,7 @@ and results.json name the device and the GPU.`,
 	f.StringVar(&o.Out, "out", reproduceOutCPU, "run directory (stages are cached here; "+reproduceOutCUDA+" with --device cuda)")
 	f.BoolVar(&o.Quick, "quick", false, "tiny sizes: the same pipeline in about a minute")
 	f.IntVar(&o.Threads, "threads", 0, "compute goroutines (0: all cores)")
-	f.StringVar(&o.Device, "device", reproduce.DeviceCPU, "where training, importance and evaluation run: "+deviceHelp)
+	f.StringVar(&o.Device, "device", string(device.CPU), "where training, importance and evaluation run: "+deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	return cmd
 }
@@ -78,7 +77,7 @@ and results.json name the device and the GPU.`,
 // reproduceOut is the run directory: --out when given, else the device's
 // default (a run directory holds one device's run).
 func reproduceOut(o *ReproduceOptions, outGiven bool) string {
-	if !outGiven && o.Device == reproduce.DeviceCUDA {
+	if dev, _ := device.Parse(o.Device); !outGiven && dev.IsCUDA() {
 		return reproduceOutCUDA
 	}
 	return o.Out
@@ -88,12 +87,20 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// The device first: a CPU build asked for cuda fails before any work.
+	dev, err := parseDevice(o.Device)
+	if err != nil {
+		return fmt.Errorf("reproduce: %w", err)
+	}
+	if o.NoTF32 && !dev.IsCUDA() {
+		return fmt.Errorf("reproduce: --no-tf32 needs --device cuda (the CPU computes in f32)")
+	}
 	cfg := reproduce.FullConfig()
 	if o.Quick {
 		cfg = reproduce.QuickConfig()
 	}
 	res, err := reproduce.Run(ctx, reproduce.Options{Out: o.Out, Config: cfg, Log: stderr, Workers: o.Threads,
-		Device: o.Device, NoTF32: o.NoTF32})
+		Device: dev, NoTF32: o.NoTF32})
 	if err != nil {
 		return err
 	}
@@ -103,11 +110,11 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 			held++
 		}
 	}
-	dev := res.Device
+	where := res.Device
 	if res.GPU != "" {
-		dev += ", " + res.GPU
+		where += ", " + res.GPU
 	}
 	fmt.Fprintf(stdout, "%s/REPORT.md: %d models, %d of %d claim checks held, %.0fs on %s (%d of %d stages cached)\n",
-		res.Out, len(res.Models), held, len(res.Claims), res.Seconds, dev, res.Skipped(), len(res.Stages))
+		res.Out, len(res.Models), held, len(res.Claims), res.Seconds, where, res.Skipped(), len(res.Stages))
 	return nil
 }

@@ -127,11 +127,11 @@ func runSearch(ctx context.Context, o *SearchOptions, stdout, stderr io.Writer) 
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	useCUDA, err := parseDevice(o.Device)
+	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return err
 	}
-	if o.BF16 && !useCUDA {
+	if o.BF16 && !dev.IsCUDA() {
 		return fmt.Errorf("--bf16 needs --device cuda (the CPU distills in f32)")
 	}
 	if o.SearchOptions.Params, err = parseCount(o.Params); err != nil {
