@@ -65,7 +65,8 @@ removal hurts least (by loss, and by summed BI).
 Samples are drawn from PREFIX_train (seeded; see minitron data prepare) and streamed in
 batches of --batch, so memory is one batch's activations plus the accumulators. The scores
 file records the model's identity (hashes of config.json and of the tensor headers plus a
-few values of each tensor), the data, sample count, sequence length and aggregation.
+few values of each tensor), the data, sample count, sequence length and aggregation, and its
+provenance: the checkpoint directory, the device and the minitron version.
 
 --device cuda (a binary built with -tags minitron_cuda) runs every forward pass on GPU 0: the
 weights go up once, the activation statistics (per-sample sequence reductions, their sums over
