@@ -291,3 +291,26 @@ func TrainTensors(a *model.Arch, l Losses) []model.TensorInfo {
 	}
 	return ts
 }
+
+// SplitMicroBatch checks a micro-batch's layout — batch rows of seq+1 token
+// ids in [0, vocab) — and writes each row's first seq ids (the inputs) and
+// last seq (the targets) into ids and targets, row after row. Every engine
+// reads its micro-batches through it.
+func SplitMicroBatch[T int | int32](tokens [][]int32, batch, seq, vocab int, ids, targets []T) error {
+	if len(tokens) != batch {
+		return fmt.Errorf("micro-batch has %d sequences, want %d", len(tokens), batch)
+	}
+	for b, row := range tokens {
+		if len(row) != seq+1 {
+			return fmt.Errorf("sample %d has %d tokens, want seq_len+1 = %d", b, len(row), seq+1)
+		}
+		for t := 0; t < seq; t++ {
+			id, tg := row[t], row[t+1]
+			if id < 0 || int(id) >= vocab || tg < 0 || int(tg) >= vocab {
+				return fmt.Errorf("sample %d: token id outside the student vocabulary [0,%d)", b, vocab)
+			}
+			ids[b*seq+t], targets[b*seq+t] = T(id), T(tg)
+		}
+	}
+	return nil
+}

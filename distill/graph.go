@@ -96,7 +96,6 @@ func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses
 }
 
 func (s *Student) build() error {
-	normBias, act := s.arch.NormBias, s.arch.Act
 	cfg := s.Cfg
 	g := G.NewGraph()
 	s.g = g
@@ -114,85 +113,17 @@ func (s *Student) build() error {
 		}
 		return nil
 	}
-	H, F, V := cfg.HiddenSize, cfg.IntermediateSize, cfg.VocabSize
-	rows := s.Batch * s.Seq
-	eps := float32(cfg.NormEps)
-	rms := s.arch.RMSNorm
 	geom, err := s.attnGeom()
 	if err != nil {
 		return err
 	}
-	var hidden []*G.Node // post-norm hidden state of each layer, then the final norm
-	x, err := embeddingNode("embed", P("model.embed_tokens.weight"), s.st, V, H)
+	gb := &graphBackend{s: s, P: P, rows: s.Batch * s.Seq, geom: geom}
+	logits, err := model.Decoder(s.arch, model.Backend[*G.Node](gb), nil, false)
 	if err != nil {
 		return err
 	}
-	bias := func(name string) *G.Node {
-		if !normBias {
-			return nil
-		}
-		return P(name)
-	}
-	for i := 0; i < cfg.NumLayers; i++ {
-		p := model.LayerPrefix(i)
-		l := fmt.Sprintf("L%d.", i)
-		h, err := normNode(l+"norm1", x, P(p+"input_layernorm.weight"), bias(p+"input_layernorm.bias"), rows, H, eps, rms)
-		if err != nil {
-			return err
-		}
-		hidden = append(hidden, h)
-		qkv, err := linearNode(l+"qkv", h, rows, H,
-			[]*G.Node{P(p + "self_attn.q_proj.weight"), P(p + "self_attn.k_proj.weight"), P(p + "self_attn.v_proj.weight")},
-			[]int{cfg.QDim(), cfg.KVDim(), cfg.KVDim()})
-		if err != nil {
-			return err
-		}
-		att, err := attentionNode(l+"attn", qkv, geom)
-		if err != nil {
-			return err
-		}
-		o, err := linearNode(l+"o", att, rows, cfg.QDim(), []*G.Node{P(p + "self_attn.o_proj.weight")}, []int{H})
-		if err != nil {
-			return err
-		}
-		if x, err = residualNode(l+"res1", x, o, rows, H); err != nil {
-			return err
-		}
-		h2, err := normNode(l+"norm2", x, P(p+"post_attention_layernorm.weight"), bias(p+"post_attention_layernorm.bias"), rows, H, eps, rms)
-		if err != nil {
-			return err
-		}
-		var u *G.Node
-		if cfg.GatedMLP() {
-			u, err = linearNode(l+"gateup", h2, rows, H, []*G.Node{P(p + "mlp.gate_proj.weight"), P(p + "mlp.up_proj.weight")}, []int{F, F})
-		} else {
-			u, err = linearNode(l+"up", h2, rows, H, []*G.Node{P(p + "mlp.up_proj.weight")}, []int{F})
-		}
-		if err != nil {
-			return err
-		}
-		a, err := actNode(l+"act", u, act, cfg.GatedMLP(), rows, F)
-		if err != nil {
-			return err
-		}
-		d, err := linearNode(l+"down", a, rows, F, []*G.Node{P(p + "mlp.down_proj.weight")}, []int{H})
-		if err != nil {
-			return err
-		}
-		if x, err = residualNode(l+"res2", x, d, rows, H); err != nil {
-			return err
-		}
-	}
-	hf, err := normNode("normf", x, P("model.norm.weight"), bias("model.norm.bias"), rows, H, eps, rms)
-	if err != nil {
-		return err
-	}
-	hidden = append(hidden, hf)
-	head := P(s.arch.HeadTensor())
-	logits, err := linearNode("lm_head", hf, rows, H, []*G.Node{head}, []int{V})
-	if err != nil {
-		return err
-	}
+	H, V, rows := cfg.HiddenSize, cfg.VocabSize, gb.rows
+	hidden := gb.hidden
 	s.logits = logits.Op().(*kop).data()
 	if s.loss, err = lossNode("loss", logits, s.logits, s.st, rows, V); err != nil {
 		return err
@@ -235,6 +166,85 @@ func (s *Student) build() error {
 	return nil
 }
 
+// graphBackend builds the student's forward pass as graph nodes, step by
+// step as model.Decoder calls it; the backward pass is gorgonia's
+// differentiation of these nodes.
+type graphBackend struct {
+	s      *Student
+	P      func(name string) *G.Node
+	rows   int
+	geom   *attnGeom
+	hidden []*G.Node // post-norm hidden state of each layer, then the final norm (the intermediate loss's)
+}
+
+func (g *graphBackend) Embed() (*G.Node, error) {
+	c := g.s.Cfg
+	return embeddingNode("embed", g.P(model.EmbedTensor), g.s.st, c.VocabSize, c.HiddenSize)
+}
+
+func (g *graphBackend) Norm(l int, st model.Step, x *G.Node, w, b string) (*G.Node, error) {
+	name := map[model.Step]string{model.StepAttnNorm: "norm1", model.StepMLPNorm: "norm2"}[st]
+	if st == model.StepFinalNorm {
+		name = "normf"
+	} else {
+		name = fmt.Sprintf("L%d.%s", l, name)
+	}
+	var bias *G.Node
+	if b != "" {
+		bias = g.P(b)
+	}
+	c := g.s.Cfg
+	h, err := normNode(name, x, g.P(w), bias, g.rows, c.HiddenSize, float32(c.NormEps), g.s.arch.RMSNorm)
+	if st != model.StepMLPNorm {
+		g.hidden = append(g.hidden, h)
+	}
+	return h, err
+}
+
+// linear is linearNode over the named weights (shapes from the student's
+// parameters).
+func (g *graphBackend) linear(name string, x *G.Node, ws []string) (*G.Node, error) {
+	nodes, outs := make([]*G.Node, len(ws)), make([]int, len(ws))
+	for i, w := range ws {
+		p := g.s.byName[w]
+		nodes[i], outs[i] = p.node, p.Shape[0]
+	}
+	return linearNode(name, x, g.rows, g.s.byName[ws[0]].Shape[1], nodes, outs)
+}
+
+func (g *graphBackend) Linear(l int, st model.Step, x *G.Node, ws []string) (*G.Node, error) {
+	name := "qkv"
+	if st == model.StepMLPIn {
+		name = map[bool]string{true: "gateup", false: "up"}[len(ws) == 2]
+	}
+	return g.linear(fmt.Sprintf("L%d.%s", l, name), x, ws)
+}
+
+func (g *graphBackend) Attention(l int, qkv *G.Node) (*G.Node, error) {
+	return attentionNode(fmt.Sprintf("L%d.attn", l), qkv, g.geom)
+}
+
+func (g *graphBackend) Activation(l int, u *G.Node) (*G.Node, error) {
+	c := g.s.Cfg
+	return actNode(fmt.Sprintf("L%d.act", l), u, g.s.arch.Act, c.GatedMLP(), g.rows, c.IntermediateSize)
+}
+
+func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w string) (*G.Node, error) {
+	lin, res := "o", "res1"
+	if st == model.StepMLPOut {
+		lin, res = "down", "res2"
+	}
+	o, err := g.linear(fmt.Sprintf("L%d.%s", l, lin), y, []string{w})
+	if err != nil {
+		return nil, err
+	}
+	return residualNode(fmt.Sprintf("L%d.%s", l, res), x, o, g.rows, g.s.Cfg.HiddenSize)
+}
+
+func (g *graphBackend) Logits(h *G.Node, w string) (*G.Node, error) {
+	return g.linear("lm_head", h, []string{w})
+}
+
 func (s *Student) attnGeom() (*attnGeom, error) {
 	cfg := s.Cfg
 	a := &attnGeom{batch: s.Batch, seq: s.Seq, heads: cfg.NumHeads, kvHeads: cfg.NumKVHeads,
@@ -256,24 +266,7 @@ func (s *Student) attnGeom() (*attnGeom, error) {
 // setBatch loads a micro-batch: tokens [Batch][Seq+1]; inputs are the first
 // Seq tokens of each row, targets the last Seq.
 func (s *Student) setBatch(tokens [][]int32) error {
-	if len(tokens) != s.Batch {
-		return fmt.Errorf("micro-batch has %d sequences, graph wants %d", len(tokens), s.Batch)
-	}
-	V := s.Cfg.VocabSize
-	for b, row := range tokens {
-		if len(row) != s.Seq+1 {
-			return fmt.Errorf("sample %d has %d tokens, want seq_len+1 = %d", b, len(row), s.Seq+1)
-		}
-		for t := 0; t < s.Seq; t++ {
-			id, tg := int(row[t]), int(row[t+1])
-			if id < 0 || id >= V || tg < 0 || tg >= V {
-				return fmt.Errorf("sample %d: token id outside the student vocabulary [0,%d)", b, V)
-			}
-			s.st.ids[b*s.Seq+t] = id
-			s.st.targets[b*s.Seq+t] = tg
-		}
-	}
-	return nil
+	return SplitMicroBatch(tokens, s.Batch, s.Seq, s.Cfg.VocabSize, s.st.ids, s.st.targets)
 }
 
 // TrainStep runs forward and backward on one micro-batch and returns its

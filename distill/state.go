@@ -116,6 +116,17 @@ func (sec section) parts(buf []float32) (w, m1, m2 []float32) {
 	return buf, nil, nil
 }
 
+// optimPass is one section of the file over its tensors.
+type optimPass struct {
+	sec section
+	ts  []model.TensorInfo
+}
+
+// optimPasses are the file's sections in order.
+func optimPasses(ts, aux []model.TensorInfo) []optimPass {
+	return []optimPass{{secM1, ts}, {secM2, ts}, {secW, aux}}
+}
+
 func maxElements(ts []model.TensorInfo) int {
 	n := 0
 	for _, t := range ts {
@@ -139,11 +150,8 @@ func writeOptimizer(path string, eng Engine, adamStep int) error {
 	binary.LittleEndian.PutUint64(hdr[8:], uint64(adamStep))
 	w.Write(hdr[:])
 	buf := make([]float32, maxElements(ts))
-	raw := make([]byte, 4*len(buf))
-	for _, pass := range []struct {
-		sec section
-		ts  []model.TensorInfo
-	}{{secM1, ts}, {secM2, ts}, {secW, aux}} {
+	var raw [4 << 10]byte
+	for _, pass := range optimPasses(ts, aux) {
 		for _, t := range pass.ts {
 			b := buf[:t.NumElements()]
 			pw, pm1, pm2 := pass.sec.parts(b)
@@ -151,10 +159,14 @@ func writeOptimizer(path string, eng Engine, adamStep int) error {
 				f.Close()
 				return fmt.Errorf("optimizer state of %s: %w", t.Name, err)
 			}
-			for i, v := range b {
-				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			for len(b) > 0 {
+				k := min(len(b), len(raw)/4)
+				for i, v := range b[:k] {
+					binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+				}
+				w.Write(raw[:4*k])
+				b = b[k:]
 			}
-			w.Write(raw[:4*len(b)])
 		}
 	}
 	err = w.Flush()
@@ -220,18 +232,19 @@ func readOptimizer(path string, eng Engine) (int, error) {
 	}
 	step := int(binary.LittleEndian.Uint64(head[len(optimMagic)+8:]))
 	buf := make([]float32, maxElements(ts))
-	raw := make([]byte, 4*len(buf))
-	for _, pass := range []struct {
-		sec section
-		ts  []model.TensorInfo
-	}{{secM1, ts}, {secM2, ts}, {secW, aux}} {
+	var raw [4 << 10]byte
+	for _, pass := range optimPasses(ts, aux) {
 		for _, t := range pass.ts {
 			b := buf[:t.NumElements()]
-			if _, err := io.ReadFull(r, raw[:4*len(b)]); err != nil {
-				return 0, fmt.Errorf("%s: %w", path, err)
-			}
-			for i := range b {
-				b[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+			for rest := b; len(rest) > 0; {
+				k := min(len(rest), len(raw)/4)
+				if _, err := io.ReadFull(r, raw[:4*k]); err != nil {
+					return 0, fmt.Errorf("%s: %w", path, err)
+				}
+				for i := range rest[:k] {
+					rest[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+				}
+				rest = rest[k:]
 			}
 			w, m1, m2 := pass.sec.parts(b)
 			if err := eng.WriteState(t.Name, w, m1, m2); err != nil {

@@ -36,16 +36,6 @@ func newTestStudent(cfg *model.Config, src model.TensorSource, batch, seq int, l
 	return newStudent(arch, src, batch, seq, losses)
 }
 
-func randomTokens(rng *rand.Rand, batch, seq, vocab int) [][]int32 {
-	out := make([][]int32, batch)
-	for b := range out {
-		out[b] = make([]int32, seq+1)
-		for i := range out[b] {
-			out[b][i] = int32(rng.Intn(vocab))
-		}
-	}
-	return out
-}
 
 // The training graph's forward must be the inference forward: the CE of the
 // student's logits equals the CE computed from model.Forward's logits.
@@ -64,7 +54,7 @@ func TestStudentMatchesInferenceForward(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			toks := randomTokens(rand.New(rand.NewSource(2)), 2, 8, 64)
+			toks := randomBatch(rand.New(rand.NewSource(2)), 2, 8, 64)
 			got, err := s.evalStep(toks)
 			if err != nil {
 				t.Fatal(err)
@@ -123,7 +113,7 @@ func TestStudentGradients(t *testing.T) {
 			}
 			defer s.Close()
 			rng := rand.New(rand.NewSource(5))
-			toks := randomTokens(rng, 2, 6, 32)
+			toks := randomBatch(rng, 2, 6, 32)
 			if tc.losses.NeedsTeacher() {
 				s.st.teacher = randSlice(rng, 12*32, 2)
 			}

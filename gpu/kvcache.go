@@ -90,10 +90,8 @@ func (m *Model) NewKVCache(rows, capacity int) (*KVCache, error) {
 		return nil, err
 	}
 	if c.RotaryDim() > 0 {
-		cos, sin, err := m.ropeTables(capacity)
-		if err != nil {
-			return nil, err
-		}
+		cos, sin := m.arch.RopeTables(capacity)
+		var err error
 		if kc.cos, err = alloc(len(cos)); err != nil {
 			return nil, err
 		}

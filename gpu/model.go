@@ -5,8 +5,8 @@ package gpu
 import (
 	"fmt"
 	"slices"
-	"strings"
 
+	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
@@ -15,11 +15,10 @@ import (
 // param is one tensor's window of the parameter arena (and of the
 // gradient and moment arenas, which share its layout).
 type param struct {
-	name    string
-	shape   []int
-	off, n  int  // window of W; off is -1 for a tensor stored only in bf16
-	boff    int  // window of WB (the bf16 shadow or store); -1 when none
-	noDecay bool // norms, biases, embeddings: as distill.Param.NoDecay
+	name   string
+	shape  []int
+	off, n int // window of W; off is -1 for a tensor stored only in bf16
+	boff   int // window of WB (the bf16 shadow or store); -1 when none
 }
 
 // Model is a decoder on the device with the activations of one micro-batch
@@ -33,6 +32,7 @@ type param struct {
 type Model struct {
 	d          *cuda.Device
 	Cfg        *model.Config
+	arch       *model.Arch
 	Batch, Seq int
 	act        kernels.Activation
 	rms        bool // RMSNorm (llama/mistral) rather than LayerNorm1P
@@ -113,7 +113,7 @@ const bf16Chunk = 1 << 21
 // alignment cuBLAS' tensor-core kernels want for their operands.
 const bf16Align = 128
 
-const embedName = "model.embed_tokens.weight"
+const embedName = model.EmbedTensor
 
 // storedBF16 reports a tensor kept only in bf16 under Options.WeightsBF16:
 // every matrix; the embedding table only for an even hidden size (its
@@ -135,31 +135,19 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	if o.WeightsBF16 && train {
 		return nil, fmt.Errorf("gpu: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
 	}
-	if cfg.AttentionBias || cfg.MLPBias {
-		return nil, fmt.Errorf("gpu: %s models with attention/MLP biases are not supported", cfg.Family)
+	arch, err := model.NewArch(cfg, src)
+	if err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
 	}
-	act, err := kernels.ParseActivation(cfg.HiddenAct)
-	if err != nil { // as distill: the family's activation when hidden_act is unknown
-		if cfg.Family == model.Nemotron {
-			act = kernels.ReLU2
-		} else {
-			act = kernels.SiLU
-		}
+	if err := arch.CheckTrainable(); err != nil {
+		return nil, fmt.Errorf("gpu: %w", err)
 	}
-	m := &Model{d: d, Cfg: cfg, Batch: batch, Seq: seq, act: act, rms: cfg.Family != model.Nemotron,
+	m := &Model{d: d, Cfg: cfg, arch: arch, Batch: batch, Seq: seq, act: arch.Act, rms: arch.RMSNorm, normBias: arch.NormBias,
 		byName: map[string]int{}, train: train, AttnTC: true, weightsBF16: o.WeightsBF16}
-	infos := model.ExpectedTensors(cfg)
-	if opt := model.OptionalTensors(cfg); len(opt) > 0 {
-		if _, ok := src.Info(opt[0].Name); ok {
-			m.normBias = true
-			infos = append(infos, opt...)
-		}
-	}
 	total, totalB := 0, 0
-	for _, ti := range infos {
+	for _, ti := range arch.Tensors {
 		n := ti.NumElements()
-		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n,
-			noDecay: len(ti.Shape) == 1 || strings.Contains(ti.Name, "embed_tokens")}
+		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n}
 		bf := o.WeightsBF16 && storedBF16(ti, cfg.HiddenSize)
 		// an f32 embedding (odd hidden size) that is also the head needs a
 		// bf16 copy for the logits' product
@@ -481,10 +469,8 @@ func (m *Model) allocActivations() error {
 	}
 	if c.RotaryDim() > 0 {
 		// [Seq, rot/2]: row p is position p, whatever the active length
-		cos, sin, err := m.ropeTables(m.Seq)
-		if err != nil {
-			return err
-		}
+		cos, sin := m.arch.RopeTables(m.Seq)
+		var err error
 		if m.cos, err = m.d.Upload(cos); err != nil {
 			return err
 		}
@@ -495,28 +481,6 @@ func (m *Model) allocActivations() error {
 		m.owned = append(m.owned, m.sin)
 	}
 	return nil
-}
-
-// ropeTables are the host RoPE tables [positions, rot/2] of the config
-// (rotary dim > 0): the same values whatever positions, so a KV cache's
-// longer tables agree with the model's on their common rows.
-func (m *Model) ropeTables(positions int) (cos, sin []float32, err error) {
-	c := m.Cfg
-	var sc *kernels.RopeScaling
-	if r := c.RopeScaling; r != nil {
-		sc = &kernels.RopeScaling{Type: r.Type, Factor: r.Factor, LowFreqFactor: r.LowFreqFactor,
-			HighFreqFactor: r.HighFreqFactor, OriginalMaxPositionEmbeddings: r.OriginalMaxPositionEmbeddings}
-	}
-	theta := c.RopeTheta
-	if theta == 0 {
-		theta = 10000
-	}
-	inv, err := kernels.RopeInvFreq(c.RotaryDim(), theta, sc)
-	if err != nil {
-		return nil, nil, err
-	}
-	cos, sin = kernels.RopeTables(inv, positions)
-	return cos, sin, nil
 }
 
 // setShape makes B sequences of T tokens the active shape, uploading the
@@ -539,21 +503,8 @@ func (m *Model) setShape(B, T int) error {
 // SetBatch uploads a micro-batch: tokens [Batch][Seq+1], inputs the first
 // Seq of each row, targets the last Seq (distill's layout).
 func (m *Model) SetBatch(tokens [][]int32) error {
-	if len(tokens) != m.Batch {
-		return fmt.Errorf("gpu: micro-batch has %d sequences, want %d", len(tokens), m.Batch)
-	}
-	V := m.Cfg.VocabSize
-	for b, row := range tokens {
-		if len(row) != m.Seq+1 {
-			return fmt.Errorf("gpu: sample %d has %d tokens, want seq_len+1 = %d", b, len(row), m.Seq+1)
-		}
-		for t := 0; t < m.Seq; t++ {
-			id, tg := row[t], row[t+1]
-			if id < 0 || int(id) >= V || tg < 0 || int(tg) >= V {
-				return fmt.Errorf("gpu: sample %d: token id outside the vocabulary [0,%d)", b, V)
-			}
-			m.hostIDs[b*m.Seq+t], m.hostTargets[b*m.Seq+t] = id, tg
-		}
+	if err := distill.SplitMicroBatch(tokens, m.Batch, m.Seq, m.Cfg.VocabSize, m.hostIDs, m.hostTargets); err != nil {
+		return fmt.Errorf("gpu: %w", err)
 	}
 	return firstErr(m.setShape(m.Batch, m.Seq), m.d.CopyFromInt32(m.ids, m.hostIDs), m.d.CopyFromInt32(m.targets, m.hostTargets))
 }
@@ -571,12 +522,7 @@ func firstErr(errs ...error) error {
 func (m *Model) rows() int { return m.activeB * m.activeT }
 
 // dims are attention's dimensions at the active shape.
-func (m *Model) dims() kernels.AttnDims {
-	c := m.Cfg
-	W := c.QDim() + 2*c.KVDim()
-	return kernels.AttnDims{Batch: m.activeB, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: c.HeadDim,
-		Tq: m.activeT, Tk: m.activeT, Window: c.SlidingWindow, LdQ: W, LdK: W, LdV: W, LdO: c.QDim()}
-}
+func (m *Model) dims() kernels.AttnDims { return m.arch.AttnDims(m.activeB, m.activeT) }
 
 // norm normalises the active rows of x into out; mean and rstd (kept for a
 // backward pass) may be zero Bufs.
@@ -679,9 +625,9 @@ func (m *Model) bufs(l int, keep bool, cur int) layerBufs {
 		kv: m.cache, l: l}
 }
 
-// forward runs the decoder at the active shape: with keep (training) in
-// every layer's own buffers, else in the shared ones with o's skipped
-// layers and hooks.
+// forward runs the decoder at the active shape (model.Decoder over a
+// pass): with keep (training) in every layer's own buffers, else in the
+// shared ones with o's skipped layers and hooks.
 func (m *Model) forward(o *InferOptions, keep bool) error {
 	if o == nil {
 		o = &InferOptions{}
@@ -690,52 +636,15 @@ func (m *Model) forward(o *InferOptions, keep bool) error {
 	if hk == nil {
 		hk = &Hooks{}
 	}
-	c := m.Cfg
-	L, H := c.NumLayers, c.HiddenSize
+	L := m.Cfg.NumLayers
 	for _, l := range o.Skip {
 		if l < 0 || l >= L {
 			return fmt.Errorf("gpu: skip layer %d outside [0,%d)", l, L)
 		}
 	}
-	x0 := m.ix[0]
-	if keep {
-		x0 = m.xs[0]
-	}
-	if err := m.embed(x0); err != nil {
-		return err
-	}
-	cur := 0
-	for l := 0; l < L; l++ {
-		if slices.Contains(o.Skip, l) {
-			continue // identity: the stream stays where it is
-		}
-		lb := m.bufs(l, keep, cur)
-		if err := m.layer(l, &lb, hk); err != nil {
-			return err
-		}
-		cur = 1 - cur
-	}
-	if o.NoLogits {
-		return nil
-	}
-	xL := m.ix[cur]
-	if keep {
-		xL = m.xs[L]
-	}
-	head := "lm_head.weight"
-	if c.TieWordEmbeddings {
-		head = embedName
-	}
-	if m.logits.IsNil() {
-		var err error
-		if m.logits, err = m.alloc(m.Batch * m.Seq * c.VocabSize); err != nil {
-			return fmt.Errorf("logits: %w", err)
-		}
-	}
-	return firstErr(
-		m.norm(m.hf, m.meanf, m.rstdf, xL, "model.norm.weight", "model.norm.bias"),
-		m.toBRows(m.hfb, m.hf, H),
-		m.linear(m.logits, 0, c.VocabSize, m.hf, m.hfb, H, head, c.VocabSize, false))
+	p := &pass{m: m, keep: keep, hk: hk}
+	_, err := model.Decoder(m.arch, model.Backend[cuda.Buf](p), func(l int) bool { return slices.Contains(o.Skip, l) }, o.NoLogits)
+	return err
 }
 
 // embed writes the embedding rows of the active ids into x0. A bf16
@@ -786,125 +695,203 @@ func (m *Model) attention(lb *layerBufs) error {
 	return nil
 }
 
-// layer runs decoder layer l from lb.x into lb.out, calling hk's hooks.
-func (m *Model) layer(l int, lb *layerBufs, hk *Hooks) error {
-	c := m.Cfg
-	d := m.d
-	B, T := m.activeB, m.activeT
-	rows, H, F := B*T, c.HiddenSize, c.IntermediateSize
-	QD, KVD := c.QDim(), c.KVDim()
-	W := QD + 2*KVD
-	p := model.LayerPrefix(l)
-	hook := func(f func(int, cuda.Buf, int, int) error, what string, x cuda.Buf, width int) error {
-		if f == nil {
-			return nil
-		}
-		if err := f(l, x.Slice(0, rows*width), B, T); err != nil {
-			return fmt.Errorf("layer %d %s hook: %w", l, what, err)
-		}
+// pass is one forward pass of a Model as a model.Backend over device
+// buffers: each step writes into the current layer's buffers (its own when
+// training, the shared ones when inferring, the residual stream then
+// alternating between ix[0] and ix[1]), rounds the inputs of the next
+// products to bf16 in bf16 mode, and calls the hooks.
+type pass struct {
+	m    *Model
+	keep bool
+	hk   *Hooks
+	cur  int       // inferring: the ix buffer holding the stream
+	lb   layerBufs // the current layer's buffers
+}
+
+// hook calls f on the active rows of x (width values each) when it is set.
+func (p *pass) hook(l int, f func(int, cuda.Buf, int, int) error, what string, x cuda.Buf, width int) error {
+	if f == nil {
 		return nil
 	}
-	x := lb.x
-	if err := hook(hk.LayerInput, "LayerInput", x, H); err != nil {
-		return err
+	B, T := p.m.activeB, p.m.activeT
+	if err := f(l, x.Slice(0, B*T*width), B, T); err != nil {
+		return fmt.Errorf("layer %d %s hook: %w", l, what, err)
 	}
-	if err := m.norm(lb.h1, lb.mean1, lb.rstd1, x, p+"input_layernorm.weight", p+"input_layernorm.bias"); err != nil {
-		return fmt.Errorf("layer %d attention norm: %w", l, err)
+	return nil
+}
+
+func (p *pass) Embed() (cuda.Buf, error) {
+	x0 := p.m.ix[0]
+	if p.keep {
+		x0 = p.m.xs[0]
 	}
-	if err := hook(hk.AttnNorm, "AttnNorm", lb.h1, H); err != nil {
-		return err
+	return x0, p.m.embed(x0)
+}
+
+func (p *pass) Norm(l int, st model.Step, x cuda.Buf, w, b string) (cuda.Buf, error) {
+	m, H := p.m, p.m.Cfg.HiddenSize
+	switch st {
+	case model.StepAttnNorm:
+		p.lb = m.bufs(l, p.keep, p.cur)
+		lb := &p.lb
+		if err := p.hook(l, p.hk.LayerInput, "LayerInput", x, H); err != nil {
+			return x, err
+		}
+		if err := m.norm(lb.h1, lb.mean1, lb.rstd1, x, w, b); err != nil {
+			return x, fmt.Errorf("layer %d attention norm: %w", l, err)
+		}
+		if err := p.hook(l, p.hk.AttnNorm, "AttnNorm", lb.h1, H); err != nil {
+			return x, err
+		}
+		return lb.h1, m.toBRows(lb.h1b, lb.h1, H)
+	case model.StepMLPNorm:
+		lb := &p.lb
+		if err := m.norm(lb.h2, lb.mean2, lb.rstd2, x, w, b); err != nil {
+			return x, fmt.Errorf("layer %d mlp norm: %w", l, err)
+		}
+		if err := p.hook(l, p.hk.MLPNorm, "MLPNorm", lb.h2, H); err != nil {
+			return x, err
+		}
+		return lb.h2, m.toBRows(lb.h2b, lb.h2, H)
 	}
-	err := firstErr(
-		m.toBRows(lb.h1b, lb.h1, H),
-		m.linear(lb.qkv, 0, W, lb.h1, lb.h1b, H, p+"self_attn.q_proj.weight", QD, false),
-		m.linear(lb.qkv, QD, W, lb.h1, lb.h1b, H, p+"self_attn.k_proj.weight", KVD, false),
-		m.linear(lb.qkv, QD+KVD, W, lb.h1, lb.h1b, H, p+"self_attn.v_proj.weight", KVD, false))
+	return m.hf, firstErr(m.norm(m.hf, m.meanf, m.rstdf, x, w, b), m.toBRows(m.hfb, m.hf, H))
+}
+
+func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws []string) (cuda.Buf, error) {
+	m, lb, c := p.m, &p.lb, p.m.Cfg
+	H, F := c.HiddenSize, c.IntermediateSize
+	if st == model.StepQKV {
+		QD, KVD := c.QDim(), c.KVDim()
+		W := QD + 2*KVD
+		err := firstErr(
+			m.linear(lb.qkv, 0, W, x, lb.h1b, H, ws[0], QD, false),
+			m.linear(lb.qkv, QD, W, x, lb.h1b, H, ws[1], KVD, false),
+			m.linear(lb.qkv, QD+KVD, W, x, lb.h1b, H, ws[2], KVD, false))
+		if err != nil {
+			return lb.qkv, fmt.Errorf("layer %d attention input: %w", l, err)
+		}
+		return lb.qkv, nil
+	}
+	// the MLP's input products: gate|up side by side for the backward pass
+	// when training, one after the other (each contiguous, for the MLPPre
+	// hook) when inferring
+	u, rows := lb.u, m.rows()
+	var err error
+	switch {
+	case len(ws) == 2 && lb.split:
+		err = firstErr(
+			m.linear(u.Slice(0, rows*F), 0, F, x, lb.h2b, H, ws[0], F, false),
+			m.linear(u.Slice(rows*F, 2*rows*F), 0, F, x, lb.h2b, H, ws[1], F, false))
+	case len(ws) == 2:
+		err = firstErr(
+			m.linear(u, 0, 2*F, x, lb.h2b, H, ws[0], F, false),
+			m.linear(u, F, 2*F, x, lb.h2b, H, ws[1], F, false))
+	default:
+		err = m.linear(u, 0, F, x, lb.h2b, H, ws[0], F, false)
+	}
 	if err != nil {
-		return fmt.Errorf("layer %d attention input: %w", l, err)
+		return u, fmt.Errorf("layer %d mlp: %w", l, err)
 	}
+	if lb.split || len(ws) == 1 {
+		// the gate's (or the up) product before the activation
+		if err := p.hook(l, p.hk.MLPPre, "MLPPre", u.Slice(0, rows*F), F); err != nil {
+			return u, err
+		}
+	}
+	return u, nil
+}
+
+func (p *pass) Attention(l int, qkv cuda.Buf) (cuda.Buf, error) {
+	m, lb, c, d := p.m, &p.lb, p.m.Cfg, p.m.d
+	QD, KVD := c.QDim(), c.KVDim()
+	W := QD + 2*KVD
+	rows := m.rows()
 	if rot := c.RotaryDim(); rot > 0 {
 		pos, cos, sin := m.pos, m.cos, m.sin
 		if lb.kv != nil { // absolute positions Len()… and tables as long as the cache
 			pos, cos, sin = lb.kv.pos, lb.kv.cos, lb.kv.sin
 		}
 		if err := firstErr(
-			d.ApplyRope(lb.qkv, rows, W, c.NumHeads, c.HeadDim, rot, pos, cos, sin, false),
-			d.ApplyRope(lb.qkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, pos, cos, sin, false)); err != nil {
-			return fmt.Errorf("layer %d rope: %w", l, err)
+			d.ApplyRope(qkv, rows, W, c.NumHeads, c.HeadDim, rot, pos, cos, sin, false),
+			d.ApplyRope(qkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, pos, cos, sin, false)); err != nil {
+			return lb.att, fmt.Errorf("layer %d rope: %w", l, err)
 		}
 	}
 	if lb.kv != nil {
-		if err := lb.kv.store(lb.qkv, l, B, T); err != nil {
-			return fmt.Errorf("layer %d kv cache: %w", l, err)
+		if err := lb.kv.store(qkv, l, m.activeB, m.activeT); err != nil {
+			return lb.att, fmt.Errorf("layer %d kv cache: %w", l, err)
 		}
 	}
 	if err := m.attention(lb); err != nil {
-		return fmt.Errorf("layer %d attention: %w", l, err)
+		return lb.att, fmt.Errorf("layer %d attention: %w", l, err)
 	}
-	if err := hook(hk.AttnHeads, "AttnHeads", lb.att, QD); err != nil {
-		return err
+	if err := p.hook(l, p.hk.AttnHeads, "AttnHeads", lb.att, QD); err != nil {
+		return lb.att, err
 	}
-	err = firstErr(
-		m.toBRows(lb.attb, lb.att, QD),
-		d.CopyBuf(lb.xmid.Slice(0, rows*H), x.Slice(0, rows*H)),
-		m.linear(lb.xmid, 0, H, lb.att, lb.attb, QD, p+"self_attn.o_proj.weight", H, true),
-		m.norm(lb.h2, lb.mean2, lb.rstd2, lb.xmid, p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias"))
-	if err != nil {
-		return fmt.Errorf("layer %d attention: %w", l, err)
-	}
-	if err := hook(hk.MLPNorm, "MLPNorm", lb.h2, H); err != nil {
-		return err
-	}
-	if err := m.toBRows(lb.h2b, lb.h2, H); err != nil {
-		return fmt.Errorf("layer %d mlp: %w", l, err)
-	}
-	u := lb.u
-	var pre cuda.Buf // the MLPPre view
+	return lb.att, m.toBRows(lb.attb, lb.att, QD)
+}
+
+func (p *pass) Activation(l int, u cuda.Buf) (cuda.Buf, error) {
+	m, lb, c, d := p.m, &p.lb, p.m.Cfg, p.m.d
+	F, rows := c.IntermediateSize, m.rows()
+	var err error
 	switch {
 	case c.GatedMLP() && lb.split:
-		gate, up := u.Slice(0, rows*F), u.Slice(rows*F, 2*rows*F)
-		pre = gate
-		err = firstErr(
-			m.linear(gate, 0, F, lb.h2, lb.h2b, H, p+"mlp.gate_proj.weight", F, false),
-			m.linear(up, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false))
-		if err == nil {
-			if err := hook(hk.MLPPre, "MLPPre", pre, F); err != nil {
-				return err
-			}
-			err = d.ApplyGated(m.act, lb.a, gate, up, rows, F, F)
-		}
+		err = d.ApplyGated(m.act, lb.a, u.Slice(0, rows*F), u.Slice(rows*F, 2*rows*F), rows, F, F)
 	case c.GatedMLP():
-		err = firstErr(
-			m.linear(u, 0, 2*F, lb.h2, lb.h2b, H, p+"mlp.gate_proj.weight", F, false),
-			m.linear(u, F, 2*F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false),
-			d.ApplyGated(m.act, lb.a, u, u.Off(F), rows, F, 2*F))
+		err = d.ApplyGated(m.act, lb.a, u, u.Off(F), rows, F, 2*F)
 	default:
-		pre = u.Slice(0, rows*F)
-		err = m.linear(u, 0, F, lb.h2, lb.h2b, H, p+"mlp.up_proj.weight", F, false)
-		if err == nil {
-			if err := hook(hk.MLPPre, "MLPPre", pre, F); err != nil {
-				return err
-			}
-			err = d.Activate(m.act, lb.a, pre)
-		}
+		err = d.Activate(m.act, lb.a, u.Slice(0, rows*F))
 	}
 	if err != nil {
-		return fmt.Errorf("layer %d mlp: %w", l, err)
+		return lb.a, fmt.Errorf("layer %d mlp: %w", l, err)
 	}
-	if err := hook(hk.MLPPost, "MLPPost", lb.a, F); err != nil {
-		return err
+	if err := p.hook(l, p.hk.MLPPost, "MLPPost", lb.a, F); err != nil {
+		return lb.a, err
 	}
-	err = m.toBRows(lb.ab, lb.a, F)
-	if err == nil && lb.xmid != lb.out {
-		err = d.CopyBuf(lb.out.Slice(0, rows*H), lb.xmid.Slice(0, rows*H))
+	return lb.a, m.toBRows(lb.ab, lb.a, F)
+}
+
+// AddLinear writes x + y·Wᵀ as one product accumulating onto a copy of
+// the stream: into xmid after attention, into the layer's output after
+// the MLP.
+func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w string) (cuda.Buf, error) {
+	m, lb, c := p.m, &p.lb, p.m.Cfg
+	H, rows := c.HiddenSize, m.rows()
+	if st == model.StepAttnOut {
+		err := firstErr(
+			m.d.CopyBuf(lb.xmid.Slice(0, rows*H), x.Slice(0, rows*H)),
+			m.linear(lb.xmid, 0, H, y, lb.attb, c.QDim(), w, H, true))
+		if err != nil {
+			return lb.xmid, fmt.Errorf("layer %d attention: %w", l, err)
+		}
+		return lb.xmid, nil
+	}
+	var err error
+	if x != lb.out {
+		err = m.d.CopyBuf(lb.out.Slice(0, rows*H), x.Slice(0, rows*H))
 	}
 	if err == nil {
-		err = m.linear(lb.out, 0, H, lb.a, lb.ab, F, p+"mlp.down_proj.weight", H, true)
+		err = m.linear(lb.out, 0, H, y, lb.ab, c.IntermediateSize, w, H, true)
 	}
 	if err != nil {
-		return fmt.Errorf("layer %d mlp: %w", l, err)
+		return lb.out, fmt.Errorf("layer %d mlp: %w", l, err)
 	}
-	return hook(hk.LayerOutput, "LayerOutput", lb.out, H)
+	if !p.keep {
+		p.cur = 1 - p.cur
+	}
+	return lb.out, p.hook(l, p.hk.LayerOutput, "LayerOutput", lb.out, H)
+}
+
+func (p *pass) Logits(h cuda.Buf, w string) (cuda.Buf, error) {
+	m, c := p.m, p.m.Cfg
+	if m.logits.IsNil() {
+		var err error
+		if m.logits, err = m.alloc(m.Batch * m.Seq * c.VocabSize); err != nil {
+			return m.logits, fmt.Errorf("logits: %w", err)
+		}
+	}
+	return m.logits, m.linear(m.logits, 0, c.VocabSize, h, m.hfb, c.HiddenSize, w, c.VocabSize, false)
 }
 
 // Logits is the buffer Forward and Infer write the logits into: [rows,

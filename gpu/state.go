@@ -112,44 +112,34 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 // ReadState implements distill.Engine: one tensor's weights and moments,
 // downloaded.
 func (t *Engine) ReadState(name string, w, m1, m2 []float32) error {
-	wb, b1, b2, err := t.stateBufs(name, w, m1, m2)
-	if err != nil {
-		return err
-	}
-	d := t.S.d
-	for _, x := range []struct {
-		host []float32
-		buf  cuda.Buf
-	}{{w, wb}, {m1, b1}, {m2, b2}} {
-		if x.host != nil {
-			if err := d.Download(x.host, x.buf); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return t.moveState(name, w, m1, m2, t.S.d.Download)
 }
 
 // WriteState implements distill.Engine: one tensor's weights and moments,
 // uploaded (and the weights' bf16 shadow refreshed).
 func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
+	err := t.moveState(name, w, m1, m2, func(host []float32, buf cuda.Buf) error { return t.S.d.CopyFrom(buf, host) })
+	if err == nil && w != nil && t.S.bf16 && name != distill.ISProjName {
+		err = t.S.d.ToBF16(t.S.PB(name), t.S.P(name))
+	}
+	return err
+}
+
+// moveState runs move on each non-nil host slice with its device buffer.
+func (t *Engine) moveState(name string, w, m1, m2 []float32, move func(host []float32, buf cuda.Buf) error) error {
 	wb, b1, b2, err := t.stateBufs(name, w, m1, m2)
 	if err != nil {
 		return err
 	}
-	d := t.S.d
 	for _, x := range []struct {
 		host []float32
 		buf  cuda.Buf
 	}{{w, wb}, {m1, b1}, {m2, b2}} {
 		if x.host != nil {
-			if err := d.CopyFrom(x.buf, x.host); err != nil {
+			if err := move(x.host, x.buf); err != nil {
 				return err
 			}
 		}
-	}
-	if w != nil && t.S.bf16 && name != distill.ISProjName {
-		return d.ToBF16(t.S.PB(name), wb)
 	}
 	return nil
 }
@@ -161,14 +151,8 @@ func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
 // reads the same logits.
 func (t *Engine) Eval(tokens [][]int32) (distill.Parts, error) {
 	s := t.S
-	if err := s.SetBatch(tokens); err != nil {
+	if err := t.forward(tokens); err != nil {
 		return distill.Parts{}, err
-	}
-	if err := t.teacherPass(tokens); err != nil {
-		return distill.Parts{}, err
-	}
-	if err := s.Forward(); err != nil {
-		return distill.Parts{}, fmt.Errorf("student forward: %w", err)
 	}
 	terms := t.Losses.EvalTerms(t.Teacher != nil, t.Teacher != nil)
 	p, err := t.loss(terms, 1, false)

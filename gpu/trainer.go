@@ -227,18 +227,27 @@ func (t *Engine) stepGrad() cuda.Buf {
 	return t.grad
 }
 
-// teacherPass runs the teacher on tokens when a loss reads it.
-func (t *Engine) teacherPass(tokens [][]int32) error {
-	if t.Teacher == nil {
-		return nil
-	}
-	if err := t.Teacher.SetBatch(tokens); err != nil {
+// forward runs the teacher (when a loss reads it) and the student on a
+// micro-batch.
+func (t *Engine) forward(tokens [][]int32) error {
+	if err := t.S.SetBatch(tokens); err != nil {
 		return err
 	}
-	if err := t.teacherForward(); err != nil {
-		return fmt.Errorf("teacher forward: %w", err)
+	if t.Teacher != nil {
+		if err := t.Teacher.SetBatch(tokens); err != nil {
+			return err
+		}
+		if err := t.teacherForward(); err != nil {
+			return fmt.Errorf("teacher forward: %w", err)
+		}
+		if err := t.teacherTopK(); err != nil {
+			return err
+		}
 	}
-	return t.teacherTopK()
+	if err := t.S.Forward(); err != nil {
+		return fmt.Errorf("student forward: %w", err)
+	}
+	return nil
 }
 
 // Micro implements distill.Engine: the teacher, the student's forward
@@ -254,14 +263,8 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 		}
 		t.owned = append(t.owned, t.acc)
 	}
-	if err := s.SetBatch(tokens); err != nil {
+	if err := t.forward(tokens); err != nil {
 		return distill.Parts{}, err
-	}
-	if err := t.teacherPass(tokens); err != nil {
-		return distill.Parts{}, err
-	}
-	if err := s.Forward(); err != nil {
-		return distill.Parts{}, fmt.Errorf("student forward: %w", err)
 	}
 	terms := t.Losses.TrainTerms()
 	p, err := t.loss(terms, n, true)
@@ -429,10 +432,7 @@ func (t *Engine) backward() error {
 	rows, H, F, V, L := s.Batch*s.Seq, c.HiddenSize, c.IntermediateSize, c.VocabSize, c.NumLayers
 	QD, KVD := c.QDim(), c.KVDim()
 	W := QD + 2*KVD
-	head := "lm_head.weight"
-	if c.TieWordEmbeddings {
-		head = "model.embed_tokens.weight"
-	}
+	head := s.arch.HeadTensor()
 	G := s.logits // holds dLoss/dlogits
 	if err := firstErr(
 		s.toB(t.Gb, G),
@@ -508,7 +508,7 @@ func (t *Engine) backward() error {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)
 		}
 	}
-	emb := t.gradOf("model.embed_tokens.weight")
+	emb := t.gradOf(model.EmbedTensor)
 	if !c.TieWordEmbeddings {
 		if err := d.Zero(emb); err != nil {
 			return err
