@@ -101,6 +101,7 @@ func (m *Model) Forward(ids [][]int, fo *ForwardOptions) ([]float32, error) {
 	if hk == nil {
 		hk = &Hooks{}
 	}
+	lp := &cpuLayers{m: m, ws: ws, B: B, T: T, start: start, pos: pos, cos: cos, sin: sin, hk: hk, kc: fo.Cache}
 	for l := 0; l < c.NumLayers; l++ {
 		if slices.Contains(fo.SkipLayers, l) {
 			continue
@@ -118,7 +119,10 @@ func (m *Model) Forward(ids [][]int, fo *ForwardOptions) ([]float32, error) {
 			}
 			m.prefetchLayer(l + 1)
 		}
-		m.layer(l, w, x, ws, B, T, start, pos, cos, sin, hk, fo.Cache)
+		lp.w = w
+		if _, err := Layer(m.arch, Backend[[]float32](lp), l, x); err != nil {
+			return nil, err
+		}
 	}
 	if fo.Cache != nil {
 		fo.Cache.Len += T
@@ -189,100 +193,154 @@ func (m *Model) norm(out, x, w, b []float32, rows int) {
 	}
 }
 
-// layer applies decoder layer l to the residual stream x [B·T, H] in place.
-func (m *Model) layer(l int, w *layerWeights, x []float32, ws *workspace, B, T, start int, pos []int, cos, sin []float32, hk *Hooks, kc *KVCache) {
-	c := m.Cfg
-	rows := B * T
-	H, F, qd, kvd, hd := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim(), c.HeadDim
-	qkvW := qd + 2*kvd
-	if hk.LayerInput != nil {
-		hk.LayerInput(l, B, T, x)
-	}
-	// attention block
-	m.norm(ws.h, x, w.attnNormW, w.attnNormB, rows)
-	if hk.AttnNorm != nil {
-		hk.AttnNorm(l, B, T, ws.h)
-	}
-	kernels.ParMatMulT(ws.qkv, ws.h, w.qkv, rows, qkvW, H, false)
-	if w.qkvBias != nil {
-		kernels.AddBias(ws.qkv, w.qkvBias, rows)
-	}
-	rot := c.RotaryDim()
-	kernels.ApplyRope(ws.qkv, rows, qkvW, c.NumHeads, hd, rot, pos, cos, sin)
-	kernels.ApplyRope(ws.qkv[qd:], rows, qkvW, c.NumKVHeads, hd, rot, pos, cos, sin)
-	d := kernels.AttnDims{Batch: B, Heads: c.NumHeads, KVHeads: c.NumKVHeads, HeadDim: hd,
-		Tq: T, Tk: T, Window: c.SlidingWindow, LdQ: qkvW, LdO: qd}
-	kbuf, vbuf := ws.qkv[qd:], ws.qkv[qd+kvd:]
-	if kc != nil {
-		kc.store(l, ws.qkv, qd, qkvW, B, T, start)
-		kbuf, vbuf = kc.k[l], kc.v[l]
-		d.Tk = start + T
-		d.KSeqRows = kc.Cap
-		d.LdK, d.LdV = kvd, kvd
-	} else {
-		d.LdK, d.LdV = qkvW, qkvW
-	}
-	kernels.Attention(ws.att, ws.qkv, kbuf, vbuf, d, nil)
-	if hk.AttnHeads != nil {
-		hk.AttnHeads(l, B, T, ws.att)
-	}
-	kernels.ParMatMulT(x, ws.att, w.o, rows, H, qd, true) // x += att·Woᵀ
-	if w.oBias != nil {
-		kernels.AddBias(x, w.oBias, rows)
-	}
-	// MLP block
-	m.norm(ws.h, x, w.mlpNormW, w.mlpNormB, rows)
-	if hk.MLPNorm != nil {
-		hk.MLPNorm(l, B, T, ws.h)
-	}
-	inter := ws.up
-	if hk.MLPPre == nil {
-		// fused: the activation runs on each block of the up product while
-		// it is still in cache
-		if c.GatedMLP() {
-			kernels.ParMatMulT(ws.gate, ws.h, w.gate, rows, F, H, false)
-			if w.gateBias != nil {
-				kernels.AddBias(ws.gate, w.gateBias, rows)
-			}
-			kernels.ParMatMulTEpi(ws.up, ws.h, w.up, rows, F, H, false, func(r0, r1, c0, c1 int) {
-				addBiasBlock(ws.up, w.upBias, F, r0, r1, c0, c1)
-				m.act.GatedBlock(ws.gate, ws.up, F, r0, r1, c0, c1)
-			})
-			inter = ws.gate
-		} else {
-			kernels.ParMatMulTEpi(ws.up, ws.h, w.up, rows, F, H, false, func(r0, r1, c0, c1 int) {
-				addBiasBlock(ws.up, w.upBias, F, r0, r1, c0, c1)
-				m.act.ApplyBlock(ws.up, F, r0, r1, c0, c1)
-			})
+// cpuLayers runs decoder layers (Layer) on the CPU as a Backend over the
+// residual stream x [B·T, H], updated in place, and one workspace: each
+// step calls the kernels with the layer's weights w and the hooks. Embed,
+// the final norm and the head are Forward's own (its output modes and
+// streaming weights).
+type cpuLayers struct {
+	m           *Model
+	w           *layerWeights
+	ws          *workspace
+	B, T, start int
+	pos         []int
+	cos, sin    []float32
+	hk          *Hooks
+	kc          *KVCache
+	fused       bool // the activation ran in the MLP input product's epilogue
+}
+
+func (p *cpuLayers) rows() int { return p.B * p.T }
+
+func (p *cpuLayers) Embed() ([]float32, error) { return nil, fmt.Errorf("forward: Embed is Forward's") }
+
+func (p *cpuLayers) Logits([]float32, string) ([]float32, error) {
+	return nil, fmt.Errorf("forward: Logits is Forward's")
+}
+
+func (p *cpuLayers) Norm(l int, st Step, x []float32, _, _ string) ([]float32, error) {
+	w, ws, hk := p.w, p.ws, p.hk
+	switch st {
+	case StepAttnNorm:
+		if hk.LayerInput != nil {
+			hk.LayerInput(l, p.B, p.T, x)
 		}
+		p.m.norm(ws.h, x, w.attnNormW, w.attnNormB, p.rows())
+		if hk.AttnNorm != nil {
+			hk.AttnNorm(l, p.B, p.T, ws.h)
+		}
+	case StepMLPNorm:
+		p.m.norm(ws.h, x, w.mlpNormW, w.mlpNormB, p.rows())
+		if hk.MLPNorm != nil {
+			hk.MLPNorm(l, p.B, p.T, ws.h)
+		}
+	default:
+		return nil, fmt.Errorf("forward: the final norm is Forward's")
+	}
+	return ws.h, nil
+}
+
+// Linear runs the fused q|k|v product, or the MLP's input products: with
+// no MLPPre hook, the activation runs in the up product's epilogue on each
+// block while it is still in cache.
+func (p *cpuLayers) Linear(l int, st Step, h []float32, _ []string) ([]float32, error) {
+	c, w, ws, hk := p.m.Cfg, p.w, p.ws, p.hk
+	rows, H, F := p.rows(), c.HiddenSize, c.IntermediateSize
+	if st == StepQKV {
+		kernels.ParMatMulT(ws.qkv, h, w.qkv, rows, c.QDim()+2*c.KVDim(), H, false)
+		if w.qkvBias != nil {
+			kernels.AddBias(ws.qkv, w.qkvBias, rows)
+		}
+		return ws.qkv, nil
+	}
+	gated := c.GatedMLP()
+	if gated {
+		kernels.ParMatMulT(ws.gate, h, w.gate, rows, F, H, false)
+		if w.gateBias != nil {
+			kernels.AddBias(ws.gate, w.gateBias, rows)
+		}
+	}
+	p.fused = hk.MLPPre == nil
+	if p.fused {
+		kernels.ParMatMulTEpi(ws.up, h, w.up, rows, F, H, false, func(r0, r1, c0, c1 int) {
+			addBiasBlock(ws.up, w.upBias, F, r0, r1, c0, c1)
+			if gated {
+				p.m.act.GatedBlock(ws.gate, ws.up, F, r0, r1, c0, c1)
+			} else {
+				p.m.act.ApplyBlock(ws.up, F, r0, r1, c0, c1)
+			}
+		})
 	} else {
-		kernels.ParMatMulT(ws.up, ws.h, w.up, rows, F, H, false)
+		kernels.ParMatMulT(ws.up, h, w.up, rows, F, H, false)
 		if w.upBias != nil {
 			kernels.AddBias(ws.up, w.upBias, rows)
 		}
+	}
+	if gated {
+		return ws.gate, nil
+	}
+	return ws.up, nil
+}
+
+func (p *cpuLayers) Attention(l int, qkv []float32) ([]float32, error) {
+	c, ws := p.m.Cfg, p.ws
+	rows, qd, kvd, hd := p.rows(), c.QDim(), c.KVDim(), c.HeadDim
+	qkvW := qd + 2*kvd
+	rot := c.RotaryDim()
+	kernels.ApplyRope(qkv, rows, qkvW, c.NumHeads, hd, rot, p.pos, p.cos, p.sin)
+	kernels.ApplyRope(qkv[qd:], rows, qkvW, c.NumKVHeads, hd, rot, p.pos, p.cos, p.sin)
+	d := p.m.arch.AttnDims(p.B, p.T)
+	kbuf, vbuf := qkv[qd:], qkv[qd+kvd:]
+	if kc := p.kc; kc != nil {
+		kc.store(l, qkv, qd, qkvW, p.B, p.T, p.start)
+		kbuf, vbuf = kc.k[l], kc.v[l]
+		d.Tk = p.start + p.T
+		d.KSeqRows = kc.Cap
+		d.LdK, d.LdV = kvd, kvd
+	}
+	kernels.Attention(ws.att, qkv, kbuf, vbuf, d, nil)
+	if p.hk.AttnHeads != nil {
+		p.hk.AttnHeads(l, p.B, p.T, ws.att)
+	}
+	return ws.att, nil
+}
+
+func (p *cpuLayers) Activation(l int, u []float32) ([]float32, error) {
+	c, ws := p.m.Cfg, p.ws
+	if !p.fused {
 		if c.GatedMLP() {
-			kernels.ParMatMulT(ws.gate, ws.h, w.gate, rows, F, H, false)
-			if w.gateBias != nil {
-				kernels.AddBias(ws.gate, w.gateBias, rows)
-			}
-			hk.MLPPre(l, B, T, ws.gate)
-			m.act.ApplyGated(ws.gate, ws.gate, ws.up, rows, F, F)
-			inter = ws.gate
+			p.hk.MLPPre(l, p.B, p.T, ws.gate)
+			p.m.act.ApplyGated(ws.gate, ws.gate, ws.up, p.rows(), c.IntermediateSize, c.IntermediateSize)
 		} else {
-			hk.MLPPre(l, B, T, ws.up)
-			m.act.Apply(ws.up, ws.up)
+			p.hk.MLPPre(l, p.B, p.T, ws.up)
+			p.m.act.Apply(ws.up, ws.up)
 		}
 	}
-	if hk.MLPPost != nil {
-		hk.MLPPost(l, B, T, inter)
+	if p.hk.MLPPost != nil {
+		p.hk.MLPPost(l, p.B, p.T, u)
 	}
-	kernels.ParMatMulT(x, inter, w.down, rows, H, F, true) // x += act·Wdownᵀ
+	return u, nil
+}
+
+// AddLinear adds y·Wᵀ (and the bias) to the stream x in place.
+func (p *cpuLayers) AddLinear(l int, st Step, x, y []float32, _ string) ([]float32, error) {
+	c, w := p.m.Cfg, p.w
+	rows, H := p.rows(), c.HiddenSize
+	if st == StepAttnOut {
+		kernels.ParMatMulT(x, y, w.o, rows, H, c.QDim(), true)
+		if w.oBias != nil {
+			kernels.AddBias(x, w.oBias, rows)
+		}
+		return x, nil
+	}
+	kernels.ParMatMulT(x, y, w.down, rows, H, c.IntermediateSize, true)
 	if w.downBias != nil {
 		kernels.AddBias(x, w.downBias, rows)
 	}
-	if hk.LayerOutput != nil {
-		hk.LayerOutput(l, B, T, x)
+	if p.hk.LayerOutput != nil {
+		p.hk.LayerOutput(l, p.B, p.T, x)
 	}
+	return x, nil
 }
 
 // addBiasBlock adds bias[c0:c1] to rows [r0,r1) of x [rows, ld] (no-op for
