@@ -147,7 +147,7 @@ type NonFiniteError struct {
 }
 
 func (e *NonFiniteError) Error() string {
-	return fmt.Sprintf("step %d: %s is %v (SkipNonFin skips such steps: the CLI's --skip-nonfinite)", e.Step, e.What, e.Value)
+	return fmt.Sprintf("step %d: %s is %v (Config.SkipNonFin skips such steps)", e.Step, e.What, e.Value)
 }
 
 // Trainer runs optimizer steps on an engine: per step, the micro-batches,

@@ -137,13 +137,13 @@ func (c *Config) defaults() error {
 		c.Steps = int((c.Tokens + per - 1) / per)
 	}
 	if c.Steps <= 0 {
-		return fmt.Errorf("set the number of steps (--steps) or tokens (--tokens)")
+		return fmt.Errorf("set the number of steps (Steps) or tokens (Tokens)")
 	}
 	if c.Warmup < 0 || c.Warmup > c.Steps {
 		return fmt.Errorf("warmup %d must be between 0 and the %d steps", c.Warmup, c.Steps)
 	}
 	if c.Out == "" && (c.Resume || c.SaveEvery > 0) {
-		return fmt.Errorf("no output directory (--out) for checkpoints")
+		return fmt.Errorf("no output directory (Out) for checkpoints")
 	}
 	return nil
 }

@@ -232,6 +232,9 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
 	res, err := distill.Run(ctx, c)
+	if nf := (*distill.NonFiniteError)(nil); errors.As(err, &nf) {
+		return fmt.Errorf("step %d: %s is %v (--skip-nonfinite skips such steps)", nf.Step, nf.What, nf.Value)
+	}
 	if err != nil {
 		return err
 	}
