@@ -4,6 +4,9 @@
 // loss, AdamW, reductions, top-k, token log-probabilities, the importance
 // statistics) on float32 buffers that stay on the GPU, with matrix products
 // through cuBLAS (TF32 tensor-op math for f32, bf16 through cublasGemmEx).
+// It holds kernels and the device handle only; the runtime built on them
+// (models on the device, inference, the KV cache, the training engine) is
+// package gpu.
 //
 // The implementation is only compiled with the minitron_cuda build tag
 // (make build-cuda; not gorgonia's cuda tag, which needs cuDNN): it links
