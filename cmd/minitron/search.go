@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/prune"
@@ -37,7 +38,7 @@ var searchDistill prune.DistillFunc
 // distillFunc distills a candidate with distill.Run: logit KL from the
 // teacher, validated on the data's _val split (the same batches for every
 // candidate), and returns the validation LM loss.
-func distillFunc(o *SearchOptions) prune.DistillFunc {
+func distillFunc(o *SearchOptions, dev device.Kind) prune.DistillFunc {
 	return func(ctx context.Context, teacherDir, studentDir, outDir, prefix string, steps int) (float64, string, error) {
 		trainP, valP := prefix+"_train", prefix+"_val"
 		if _, err := os.Stat(trainP + ".idx"); err != nil {
@@ -46,7 +47,7 @@ func distillFunc(o *SearchOptions) prune.DistillFunc {
 		res, err := distill.Run(ctx, distill.Config{StudentDir: studentDir, TeacherDir: teacherDir,
 			Data: []string{trainP}, Val: []string{valP}, ValBatches: o.ValBatches,
 			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
-			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: strings.ToLower(o.Device), BF16: o.BF16, NoTF32: o.NoTF32})
+			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: dev.String(), BF16: o.BF16, NoTF32: o.NoTF32})
 		if err != nil {
 			return 0, "", err
 		}
@@ -149,7 +150,7 @@ func runSearch(ctx context.Context, o *SearchOptions, stdout, stderr io.Writer) 
 	o.Prune.LayerMetric = prune.LayerMetric(strings.ToLower(o.Metric))
 	o.Prune.EvalSeed = 7
 	o.Log = stderr
-	o.Distill = distillFunc(o)
+	o.Distill = distillFunc(o, dev)
 	if searchDistill != nil {
 		o.Distill = searchDistill
 	}

@@ -28,7 +28,7 @@ func TestTrainDeviceWithoutCUDA(t *testing.T) {
 		{append([]string{"train", "--model", student, "--device", "cuda"}, common...),
 			"built without CUDA; rebuild with -tags minitron_cuda", "train likewise"},
 		{append([]string{"train", "--model", student, "--device", "tpu"}, common...),
-			`--device "tpu": want cpu or cuda`, "unknown device"},
+			`device "tpu": want cpu or cuda`, "unknown device (device.Parse's message, which the CLI may prefix with --)"},
 	} {
 		_, err := runCLI(t, tc.args...)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
