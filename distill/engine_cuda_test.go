@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/minitron-dev/minitron/device"
 	. "github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/gpu" // registers the cuda engine
 	"github.com/minitron-dev/minitron/model"
@@ -26,7 +27,7 @@ func relClose(a, b, rel float64) bool {
 // cudaRunConfig is a 3-step run of a tiny model (with a teacher for kd) on
 // the given device; the same Config on both devices gives the same data,
 // schedule and initial weights.
-func cudaRunConfig(t *testing.T, fam string, kd bool, device, out string) (Config, *[]StepMetrics) {
+func cudaRunConfig(t *testing.T, fam string, kd bool, dev device.Kind, out string) (Config, *[]StepMetrics) {
 	t.Helper()
 	cfg := TinyConfig(t, fam, 2, 32, 4, 2, 48, 64)
 	src := Corpus(4, 20, 200, 64)
@@ -34,7 +35,7 @@ func cudaRunConfig(t *testing.T, fam string, kd bool, device, out string) (Confi
 	c := Config{StudentConfig: cfg, RandomInit: true, Train: Sampler(t, src, 16, 3),
 		ValSampler: Sampler(t, src, 16, 77), ValBatches: 2,
 		SeqLen: 16, MicroBatch: 2, Steps: 3, LR: 3e-3, MinLR: 1e-4, Warmup: 1,
-		WeightDecay: 0.01, Clip: 0.5, Seed: 9, Out: out, Device: device,
+		WeightDecay: 0.01, Clip: 0.5, Seed: 9, Out: out, Device: dev,
 		OnStep: func(m StepMetrics) { ms = append(ms, m) }}
 	if kd {
 		tsrc := model.NewRandomSource(cfg, model.F32, 21)
@@ -186,8 +187,8 @@ func TestRunCUDAResume(t *testing.T) {
 
 func testRunCUDAResume(t *testing.T, intermediate bool) {
 	dir := t.TempDir()
-	base := func(device, out string) (Config, *[]StepMetrics) {
-		c, ms := cudaRunConfig(t, "llama", intermediate, device, out)
+	base := func(dev device.Kind, out string) (Config, *[]StepMetrics) {
+		c, ms := cudaRunConfig(t, "llama", intermediate, dev, out)
 		c.Steps, c.SaveEvery, c.ValSampler, c.NoTF32 = 4, 2, nil, true
 		if intermediate {
 			c.Losses.Intermediate = []LayerPair{{1, 1}, {2, 2}}
@@ -198,9 +199,9 @@ func testRunCUDAResume(t *testing.T, intermediate bool) {
 	if _, err := Run(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
-	for _, tc := range []struct{ from, resumeOn string }{{"cuda", "cuda"}, {"cuda", "cpu"}, {"cpu", "cuda"}} {
+	for _, tc := range []struct{ from, resumeOn device.Kind }{{"cuda", "cuda"}, {"cuda", "cpu"}, {"cpu", "cuda"}} {
 		resumeOn := tc.resumeOn
-		out := filepath.Join(dir, "resume-"+tc.from+"-"+resumeOn)
+		out := filepath.Join(dir, "resume-"+string(tc.from)+"-"+string(resumeOn))
 		ctx, cancel := context.WithCancel(context.Background())
 		c, _ := base(tc.from, out)
 		inner := c.OnStep

@@ -62,10 +62,10 @@ type Config struct {
 	SkipNonFin bool   // skip steps with a non-finite loss instead of failing
 	Workers    int    // kernel goroutines (0: all cores)
 	TopKCache  string // directory caching the teacher's top-k logits
-	// Device runs the optimizer steps on "cpu" (the default) or "cuda"
-	// (GPU 0, package gpu's engine: a binary built with -tags
-	// minitron_cuda; every loss, without a top-k cache). See device.Parse.
-	Device string
+	// Device runs the optimizer steps on the CPU (the default) or on GPU 0
+	// (device.CUDA: package gpu's engine, in a binary built with -tags
+	// minitron_cuda; every loss, without a top-k cache).
+	Device device.Kind
 	// NoTF32 keeps the device's f32 matrix products in full f32 (cuBLAS
 	// default math) instead of TF32 tensor-op math: slower, closer to the CPU.
 	NoTF32 bool
@@ -204,10 +204,7 @@ func (r *run) setup() error {
 		return err
 	}
 	var err error
-	if r.dev, err = device.Parse(c.Device); err != nil {
-		return err
-	}
-	if err := r.dev.Check(); err != nil {
+	if r.dev, err = device.ParseBuilt(string(c.Device)); err != nil {
 		return err
 	}
 	if err := c.checkDevice(r.dev); err != nil {

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -313,7 +314,7 @@ func TestNonFiniteLoss(t *testing.T) { testNonFiniteLoss(t, "cpu") }
 
 // testNonFiniteLoss: a NaN weight stops the run at step 1 naming it, or
 // with SkipNonFin every step is skipped without an update.
-func testNonFiniteLoss(t *testing.T, device string) {
+func testNonFiniteLoss(t *testing.T, dev device.Kind) {
 	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
 	src := corpus(1, 10, 100, 32)
 	ms, err := model.LoadMem(model.NewRandomSource(cfg, model.F32, 1))
@@ -324,7 +325,7 @@ func testNonFiniteLoss(t *testing.T, device string) {
 	w[3] = float32(math.NaN())
 	ms.SetF32("lm_head.weight", info.Shape, w)
 	c := Config{StudentConfig: cfg, StudentWeights: ms, Train: sampler(t, src, 8, 1),
-		SeqLen: 8, MicroBatch: 2, Steps: 3, Out: t.TempDir(), Device: device}
+		SeqLen: 8, MicroBatch: 2, Steps: 3, Out: t.TempDir(), Device: dev}
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "step 1: loss is NaN") {
 		t.Fatalf("error %v, want one naming step 1", err)
 	}

@@ -36,7 +36,6 @@ func newTestStudent(cfg *model.Config, src model.TensorSource, batch, seq int, l
 	return newStudent(arch, src, batch, seq, losses)
 }
 
-
 // The training graph's forward must be the inference forward: the CE of the
 // student's logits equals the CE computed from model.Forward's logits.
 func TestStudentMatchesInferenceForward(t *testing.T) {

@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/gpu"
+	"github.com/minitron-dev/minitron/model"
 )
 
 // roundBF16 is float32 → bfloat16 → float32 with round-to-nearest-even

@@ -11,9 +11,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // inferCase is one tiny random model for the Infer tests.

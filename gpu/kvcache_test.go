@@ -8,9 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // cachedPair is a model that decodes with a KV cache (its Seq shorter than

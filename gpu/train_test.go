@@ -12,9 +12,9 @@ import (
 
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // Without a GPU, cuda's gpuprobe ends this binary with "skipped: …" before

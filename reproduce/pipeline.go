@@ -460,7 +460,7 @@ func (p *pipeline) train(rel string, s trainSpec) (string, error) {
 			SeqLen:     c.SeqLen, MicroBatch: c.Batch, GlobalBatch: c.Batch, Steps: steps,
 			LR: s.lr, MinLR: s.lr / 10, Warmup: max(1, steps/20), WeightDecay: 0.01,
 			Losses: s.losses, Seed: seed, Out: tmp, KeepLast: 1, Workers: p.o.Workers,
-			Device: p.dev.kind.String(), NoTF32: p.dev.noTF32,
+			Device: p.dev.kind, NoTF32: p.dev.noTF32,
 		}
 		if s.val {
 			dc.Val = []string{p.path("data", "go_val")}

@@ -5,7 +5,6 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
-	"strings"
 
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
@@ -66,15 +65,15 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	switch strings.ToLower(o.Device) {
-	case "", "cpu":
-		if o.BF16 {
-			return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")
-		}
-	case "cuda":
+	dev, err := parseDevice(o.Device)
+	if err != nil {
+		return err
+	}
+	if dev.IsCUDA() {
 		return runBenchTrainCUDA(o, cfg, w)
-	default:
-		return fmt.Errorf("--device %q: want cpu or cuda", o.Device)
+	}
+	if o.BF16 {
+		return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")
 	}
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)

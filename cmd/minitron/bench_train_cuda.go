@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
-	"github.com/minitron-dev/minitron/gpu"
 )
 
 // runBenchTrainCUDA times device-resident training steps

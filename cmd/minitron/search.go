@@ -47,7 +47,7 @@ func distillFunc(o *SearchOptions, dev device.Kind) prune.DistillFunc {
 		res, err := distill.Run(ctx, distill.Config{StudentDir: studentDir, TeacherDir: teacherDir,
 			Data: []string{trainP}, Val: []string{valP}, ValBatches: o.ValBatches,
 			SeqLen: o.SeqLen, MicroBatch: o.MicroBatch, GlobalBatch: o.GlobalBatch, Steps: steps,
-			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: dev.String(), BF16: o.BF16, NoTF32: o.NoTF32})
+			LR: o.LR, Warmup: o.Warmup, Seed: 1, Out: outDir, Device: dev, BF16: o.BF16, NoTF32: o.NoTF32})
 		if err != nil {
 			return 0, "", err
 		}
