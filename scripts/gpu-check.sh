@@ -35,6 +35,9 @@ tests=(
 	"cuda-reproduce reproduce DeviceCUDA"
 	"cuda-cmd cmd/minitron DeviceCUDA"
 )
+# distill's RunCUDAHostMemory: the host heap of a device run at the 100M
+# goal shape (opt-in on the emulator, where it takes minutes)
+export MINITRON_HOSTMEM=1
 bin=$root/bin/cuda-parity.test
 out=${OUT:-/tmp/gpu-check}
 mkdir -p "$out"
