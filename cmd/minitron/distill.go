@@ -151,7 +151,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
-		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, Progress: trainProgress(), BF16: o.BF16,
+		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, BF16: o.BF16,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
 	}
 	if c.Clip == 0 {
@@ -194,29 +194,29 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	return c, nil
 }
 
-// trainProgress draws a training run's bar on stderr when it is a
-// terminal (nil otherwise).
-func trainProgress() func(distill.Progress) {
-	if !progress.Enabled() {
-		return nil
+// trainBar draws a training run's bar on stderr when it is a terminal:
+// Update is distill.Config.Progress, Finish ends the bar however the run
+// ended.
+type trainBar struct{ bar *progress.Bar }
+
+func (b *trainBar) Update(p distill.Progress) {
+	if b.bar == nil {
+		b.bar = progress.New(int64(p.Steps), "train")
+		b.bar.Add(p.Step)
+		return
 	}
-	var bar *progress.Bar
-	return func(p distill.Progress) {
-		if bar == nil {
-			bar = progress.New(int64(p.Steps), "train")
-			bar.Add(p.Step)
-			return
-		}
-		bar.Add(1)
-		m := p.Metrics
-		desc := fmt.Sprintf("step %d loss %.4f", m.Step, m.Loss)
-		if m.KL != 0 {
-			desc += fmt.Sprintf(" kl %.4f", m.KL)
-		}
-		bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, p.TokensPerS, p.ETA.Round(time.Second)))
-		if p.Step == p.Steps {
-			bar.Finish()
-		}
+	b.bar.Add(1)
+	m := p.Metrics
+	desc := fmt.Sprintf("step %d loss %.4f", m.Step, m.Loss)
+	if m.KL != 0 {
+		desc += fmt.Sprintf(" kl %.4f", m.KL)
+	}
+	b.bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, p.TokensPerS, p.ETA.Round(time.Second)))
+}
+
+func (b *trainBar) Finish() {
+	if b.bar != nil {
+		b.bar.Finish()
 	}
 }
 
@@ -233,6 +233,11 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	}
 	// The first Ctrl-C checkpoints and exits 0; restoring the default
 	// handler then lets a second one kill a run stuck in a long step.
+	if progress.Enabled() {
+		bar := &trainBar{}
+		c.Progress = bar.Update
+		defer bar.Finish()
+	}
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
