@@ -5,6 +5,7 @@ import (
 	"io"
 
 	"github.com/minitron-dev/minitron/eval"
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 	"github.com/spf13/cobra"
 )
 
@@ -35,7 +36,7 @@ loss (left panel) and validation loss (right panel) of every run, one colour per
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.Out, "out", "", "PNG file to write (required)")
+	f.StringVar(&o.Out, "out", "", "PNG file to write (required; missing directories are created)")
 	f.StringVar(&o.Title, "title", "", "title prefix of the panels")
 	f.BoolVar(&o.LogY, "log-y", false, "logarithmic loss axis")
 	_ = cmd.MarkFlagRequired("out")
@@ -43,6 +44,9 @@ loss (left panel) and validation loss (right panel) of every run, one colour per
 }
 
 func runEvalPlot(o *EvalPlotOptions, w io.Writer) error {
+	if err := atomicfile.Prepare(o.Out); err != nil {
+		return fmt.Errorf("--out: %w", err)
+	}
 	var curves []*eval.Curve
 	for _, r := range o.Runs {
 		c, err := eval.ReadCurve(r)

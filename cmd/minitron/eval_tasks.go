@@ -89,7 +89,7 @@ their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 	f.IntVar(&o.Batch, "batch", 0, "contexts scored at once (CPU: default 1, run concurrently on resident weights, helps only with idle cores; cuda: sequences per device pass, default sized to memory)")
 	f.IntVar(&o.MaxLen, "max-length", 0, "context window in tokens (default: max_position_embeddings)")
 	f.BoolVar(&o.JSON, "json", false, "print the report as JSON instead of markdown")
-	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it")
+	f.StringVar(&o.Out, "out", "", "write the markdown report here and the JSON report beside it (missing directories are created)")
 	f.StringVar(&o.Samples, "samples", "", "write every item's outcome (log-likelihoods, predictions, generations) to this JSONL file")
 	f.StringVar(&o.Weights, "weights", "auto", "weight mode: auto, resident or streaming")
 	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
@@ -157,6 +157,14 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	}
 	if len(o.Tasks) == 0 && len(o.PPL) == 0 {
 		return fmt.Errorf("nothing to evaluate: give --task NAME=PATH (and/or --ppl NAME=FILE)")
+	}
+	// Output paths are made and checked now, not after the scoring.
+	for _, out := range []struct{ flag, path string }{{"--out", o.Out}, {"--out", reportJSONPath(o.Out)}, {"--samples", o.Samples}} {
+		if out.path != "" {
+			if err := atomicfile.Prepare(out.path); err != nil {
+				return fmt.Errorf("%s: %w", out.flag, err)
+			}
+		}
 	}
 	specs, err := parseNamed("task", o.Tasks)
 	if err != nil {
@@ -287,8 +295,7 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 		if err := atomicfile.WriteFile(o.Out, []byte("# minitron eval report\n\n"+md), nil); err != nil {
 			return err
 		}
-		jp := strings.TrimSuffix(o.Out, filepath.Ext(o.Out)) + ".json"
-		if err := atomicfile.WriteFile(jp, js, nil); err != nil {
+		if err := atomicfile.WriteFile(reportJSONPath(o.Out), js, nil); err != nil {
 			return err
 		}
 	}
@@ -298,4 +305,12 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	}
 	_, err = io.WriteString(stdout, md)
 	return err
+}
+
+// reportJSONPath is where the JSON report beside --out FILE.md goes ("" for "").
+func reportJSONPath(out string) string {
+	if out == "" {
+		return ""
+	}
+	return strings.TrimSuffix(out, filepath.Ext(out)) + ".json"
 }

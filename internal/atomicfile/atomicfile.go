@@ -4,6 +4,7 @@
 package atomicfile
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 )
@@ -37,4 +38,24 @@ func WriteFile(path string, data []byte, before func() error) error {
 		os.Remove(tmp)
 	}
 	return err
+}
+
+// Prepare makes sure a later WriteFile(path) can succeed: it creates path's
+// parent directories and checks that a file can be created there and that
+// path is not a directory. Commands call it before long work, so that a
+// typo in an output path fails at once instead of after the work.
+func Prepare(path string) error {
+	if st, err := os.Stat(path); err == nil && st.IsDir() {
+		return fmt.Errorf("%s is a directory, not a file", path)
+	}
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("cannot create the directory of %s: %w", path, err)
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".probe-*")
+	if err != nil {
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
 }
