@@ -2,6 +2,9 @@ package distill
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/minitron-dev/minitron/data"
@@ -53,12 +57,16 @@ type Config struct {
 	Losses      Losses
 	Seed        uint64
 
-	Out        string // output directory (checkpoints/, metrics.jsonl); "" writes no files (e.g. search candidates)
-	SaveEvery  int    // steps between checkpoints (0: only at the end)
-	KeepLast   int    // checkpoints kept (0: all)
-	ValEvery   int    // steps between validations (0: only at the end)
-	LogEvery   int    // steps between metric lines (default 1)
-	Resume     bool   // continue from Out's latest checkpoint
+	Out       string // output directory (checkpoints/, metrics.jsonl); "" writes no files (e.g. search candidates)
+	SaveEvery int    // steps between checkpoints (0: only at the end)
+	KeepLast  int    // checkpoints kept (0: all)
+	ValEvery  int    // steps between validations (0: only at the end)
+	LogEvery  int    // steps between metric lines (default 1)
+	Resume    bool   // continue from Out's latest checkpoint
+	// Overwrite starts over in a non-empty Out, removing a previous run's
+	// metrics, events and checkpoints; without it (or Resume) a non-empty
+	// Out is refused.
+	Overwrite  bool
 	SkipNonFin bool   // skip steps with a non-finite loss instead of failing
 	Workers    int    // kernel goroutines (0: all cores)
 	TopKCache  string // directory caching the teacher's top-k logits
@@ -183,6 +191,9 @@ type run struct {
 	train     data.Sampler
 	val       [][][]int32
 	metrics   io.Writer
+	events    io.Writer
+	savedStep int    // the step whose checkpoint exists (resumed or written), -1 for none
+	tid       string // teacherID, once computed
 	res       Result
 	closers   []func() error
 }
@@ -211,10 +222,7 @@ func (r *run) setup() error {
 		return err
 	}
 	if c.Out != "" {
-		if err := os.MkdirAll(c.Out, 0o755); err != nil {
-			return fmt.Errorf("output directory: %w", err)
-		}
-		if err := checkWritable(c.Out); err != nil {
+		if err := c.prepareOut(); err != nil {
 			return err
 		}
 	}
@@ -227,6 +235,9 @@ func (r *run) setup() error {
 		return err
 	}
 	if err := r.openTeacher(); err != nil {
+		return err
+	}
+	if err := r.checkResumeContext(); err != nil {
 		return err
 	}
 	if err := r.openEngine(); err != nil {
@@ -255,6 +266,7 @@ func (c *Config) checkDevice(k device.Kind) error {
 func (r *run) openResume() error {
 	c := &r.c
 	r.ck = &checkpointer{dir: c.Out, keep: c.KeepLast}
+	r.savedStep = -1
 	if st, err := os.Stat(c.StudentDir); err == nil && st.IsDir() {
 		r.ck.tokenizerDir = c.StudentDir // carry the tokenizer into every checkpoint
 	}
@@ -269,10 +281,32 @@ func (r *run) openResume() error {
 		return err
 	}
 	if r.rstate.Fingerprint != c.fingerprint() {
-		return fmt.Errorf("cannot resume from %s: settings differ (checkpoint: %s; now: %s)", r.resumeDir, r.rstate.Fingerprint, c.fingerprint())
+		return fmt.Errorf("cannot resume from %s: settings differ: %s", r.resumeDir, fingerprintDiff(r.rstate.Fingerprint, c.fingerprint()))
 	}
 	r.res.Tokens = r.rstate.Tokens
 	r.res.Checkpoint = r.resumeDir
+	r.res.Steps, r.res.Loss = r.rstate.Step, math.NaN()
+	if l := r.rstate.Loss; l != nil {
+		r.res.Loss = *l
+	}
+	r.savedStep = r.rstate.Step
+	return nil
+}
+
+// checkResumeContext refuses a resume whose teacher or kernel workers
+// differ from the checkpoint's (recorded since they were added): either
+// would make the resumed steps differ from the uninterrupted run's.
+func (r *run) checkResumeContext() error {
+	st := r.rstate
+	if r.resumeDir == "" {
+		return nil
+	}
+	if id := r.teacherID(); st.Teacher != "" && st.Teacher != id {
+		return fmt.Errorf("cannot resume from %s: another teacher (checkpoint's %s, now %s)", r.resumeDir, st.Teacher, id)
+	}
+	if w := kernels.Workers(); st.Workers != 0 && st.Workers != w {
+		return fmt.Errorf("cannot resume from %s: it ran with %d kernel workers, this run has %d (Workers)", r.resumeDir, st.Workers, w)
+	}
 	return nil
 }
 
@@ -390,15 +424,19 @@ func (r *run) openData() error {
 	return err
 }
 
-// openMetrics opens Out/metrics.jsonl for appending, without the lines of
-// steps after the resume point.
+// openMetrics opens Out/metrics.jsonl (one line per logged step) and
+// Out/events.jsonl (checkpoints, interruptions) for appending. A resumed
+// run first drops the metrics of steps after its checkpoint (all of them
+// when it found none): a killed run logged steps that the resumed run
+// repeats.
 func (r *run) openMetrics() error {
 	c := &r.c
 	var ws []io.Writer
+	r.events = io.Discard
 	if c.Out != "" {
 		path := filepath.Join(c.Out, "metrics.jsonl")
-		if r.resumeDir != "" {
-			if err := truncateMetrics(path, r.rstate.Step); err != nil {
+		if c.Resume {
+			if err := truncateMetrics(path, max(r.rstate.Step, 0)); err != nil {
 				return fmt.Errorf("metrics: %w", err)
 			}
 		}
@@ -408,6 +446,12 @@ func (r *run) openMetrics() error {
 		}
 		r.closers = append(r.closers, mf.Close)
 		ws = append(ws, mf)
+		ef, err := os.OpenFile(filepath.Join(c.Out, "events.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("events: %w", err)
+		}
+		r.closers = append(r.closers, ef.Close)
+		r.events = ef
 	}
 	if c.Metrics != nil {
 		ws = append(ws, c.Metrics)
@@ -416,25 +460,47 @@ func (r *run) openMetrics() error {
 	return nil
 }
 
-func (r *run) emit(v any) {
-	b, _ := json.Marshal(v)
-	r.metrics.Write(append(b, '\n'))
+// writeLine appends v as one JSON line to w; a failed write (a full disk)
+// fails the run rather than leaving a truncated line behind unnoticed.
+func writeLine(w io.Writer, what string, v any) error {
+	b, err := json.Marshal(v)
+	if err == nil {
+		_, err = w.Write(append(b, '\n'))
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", what, err)
+	}
+	return nil
+}
+
+func (r *run) emit(v any) error { return writeLine(r.metrics, "metrics.jsonl", v) }
+
+func (r *run) event(v map[string]any) error {
+	v["time"] = time.Now().UTC().Format(time.RFC3339)
+	return writeLine(r.events, "events.jsonl", v)
 }
 
 // save writes a checkpoint of the engine's state (nothing without Out).
 func (r *run) save() error {
 	c := &r.c
-	if c.Out == "" {
+	if c.Out == "" || r.tr.Step == r.savedStep {
+		// nothing new since the checkpoint of this step (a resumed finished
+		// run, or SIGINT right after a save): writing it again could only
+		// lose it to a kill mid-write
 		return nil
 	}
 	st := TrainerState{Step: r.tr.Step, AdamStep: r.tr.AdamStep, Tokens: r.res.Tokens, Seed: c.Seed,
-		Sampler: r.train.State(), Fingerprint: c.fingerprint()}
+		Sampler: r.train.State(), Fingerprint: c.fingerprint(), Teacher: r.teacherID(), Workers: kernels.Workers()}
+	if finite(r.res.Loss) {
+		st.Loss = &r.res.Loss
+	}
 	dir, err := r.ck.save(r.cfg, r.tr.Engine, st)
 	if err != nil {
 		return err
 	}
 	r.res.Checkpoint = dir
-	return nil
+	r.savedStep = r.tr.Step
+	return r.event(map[string]any{"event": "checkpoint", "step": r.tr.Step, "checkpoint": dir})
 }
 
 // loop runs the steps: data, the optimizer step, metrics, validation and
@@ -485,7 +551,9 @@ func (r *run) loop(ctx context.Context) error {
 			}
 		}
 		if m.Step%c.LogEvery == 0 || last || line["val_loss"] != nil {
-			r.emit(line)
+			if err := r.emit(line); err != nil {
+				return err
+			}
 		}
 		if c.OnStep != nil {
 			c.OnStep(m)
@@ -504,7 +572,10 @@ func (r *run) loop(ctx context.Context) error {
 		return err
 	}
 	if r.res.Interrupted {
-		r.emit(map[string]any{"step": tr.Step, "interrupted": true, "checkpoint": r.res.Checkpoint})
+		if err := r.event(map[string]any{"event": "interrupted", "step": tr.Step, "checkpoint": r.res.Checkpoint}); err != nil {
+			return err
+		}
+		cleanTemporaries(c.Out)
 	}
 	return nil
 }
@@ -531,6 +602,11 @@ func (r *run) stepLine(m StepMetrics, tokensPerS float64) map[string]any {
 	if m.Skipped {
 		line["skipped"] = true
 	}
+	for k, v := range line {
+		if f, ok := v.(float64); ok && !finite(f) {
+			line[k] = nil // JSON has no NaN; a skipped step says why
+		}
+	}
 	return line
 }
 
@@ -541,6 +617,103 @@ type Progress struct {
 	Metrics     *StepMetrics
 	TokensPerS  float64       // since this process started the run
 	ETA         time.Duration // at that rate
+}
+
+// prepareOut makes Out ready for this run: not the student's or the
+// teacher's own directory, empty unless resumed or overwritten, writable,
+// and rid of what a killed run left half-written.
+func (c *Config) prepareOut() error {
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return p
+		}
+		if r, err := filepath.EvalSymlinks(a); err == nil {
+			return r
+		}
+		return a
+	}
+	out := abs(c.Out)
+	for _, d := range []struct{ name, dir string }{{"student's", c.StudentDir}, {"teacher's", c.TeacherDir}} {
+		if d.dir != "" && abs(d.dir) == out {
+			return fmt.Errorf("Out %s is the %s checkpoint directory: give the run a directory of its own", c.Out, d.name)
+		}
+	}
+	if err := os.MkdirAll(c.Out, 0o755); err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	cleanTemporaries(c.Out)
+	ents, err := os.ReadDir(c.Out)
+	if err != nil {
+		return fmt.Errorf("output directory: %w", err)
+	}
+	if len(ents) > 0 && !c.Resume {
+		if !c.Overwrite {
+			return fmt.Errorf("output directory %s is not empty (%s…): resume its run (Resume) or start over (Overwrite)", c.Out, ents[0].Name())
+		}
+		for _, n := range []string{"metrics.jsonl", "events.jsonl", "checkpoints"} {
+			if err := os.RemoveAll(filepath.Join(c.Out, n)); err != nil {
+				return fmt.Errorf("output directory: %w", err)
+			}
+		}
+	}
+	return checkWritable(c.Out)
+}
+
+// fingerprintDiff names the settings that differ between two fingerprints
+// (space-separated key=value fields).
+func fingerprintDiff(was, now string) string {
+	fields := func(s string) map[string]string {
+		m := map[string]string{}
+		for _, f := range strings.Fields(s) {
+			k, v, _ := strings.Cut(f, "=")
+			m[k] = v
+		}
+		return m
+	}
+	a, b := fields(was), fields(now)
+	var diffs []string
+	for _, k := range strings.Fields(now) {
+		k, _, _ = strings.Cut(k, "=")
+		if a[k] != b[k] {
+			diffs = append(diffs, fmt.Sprintf("%s %s in the checkpoint, %s now", k, a[k], b[k]))
+		}
+	}
+	if len(diffs) == 0 {
+		return fmt.Sprintf("checkpoint: %s; now: %s", was, now)
+	}
+	return strings.Join(diffs, "; ")
+}
+
+// teacherID identifies the teacher for resume checks: a hash of its
+// config, its tensor names and shapes and, where the weights can be read
+// in ranges, the first values of every tensor ("" without a teacher).
+func (r *run) teacherID() string {
+	t := r.teacher
+	if t == nil {
+		return ""
+	}
+	if r.tid != "" {
+		return r.tid
+	}
+	h := sha256.New()
+	if b, err := t.Cfg.MarshalJSON(); err == nil {
+		h.Write(b)
+	}
+	src := t.Source()
+	rr, ranged := src.(model.RangeReader)
+	buf := make([]float32, 64)
+	for _, n := range src.Names() {
+		info, _ := src.Info(n)
+		fmt.Fprintf(h, "%s%v;", n, info.Shape)
+		if k := min(len(buf), info.NumElements()); ranged && rr.ReadF32Range(n, 0, buf[:k]) == nil {
+			for _, v := range buf[:k] {
+				binary.Write(h, binary.LittleEndian, v)
+			}
+		}
+	}
+	r.tid = hex.EncodeToString(h.Sum(nil))[:16]
+	return r.tid
 }
 
 func checkWritable(dir string) error {

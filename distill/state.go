@@ -71,6 +71,12 @@ type TrainerState struct {
 	Sampler     data.SamplerState `json:"sampler"`
 	StudentArch json.RawMessage   `json:"student_config,omitempty"`
 	Fingerprint string            `json:"fingerprint"` // hyper-parameters that must not change on resume
+	// Teacher identifies the teacher (teacherID) and Workers the kernel
+	// goroutines: a resume with another of either would diverge. Absent in
+	// checkpoints written before they were recorded.
+	Teacher string   `json:"teacher,omitempty"`
+	Workers int      `json:"workers,omitempty"`
+	Loss    *float64 `json:"loss,omitempty"` // the last step's training loss (what a resumed finished run reports); absent when not finite
 }
 
 const optimMagic = "MNTRADAM"
@@ -275,8 +281,24 @@ func (c *checkpointer) root() string { return filepath.Join(c.dir, "checkpoints"
 
 func stepName(step int) string { return fmt.Sprintf("step-%07d", step) }
 
+// saveHook, when set (tests), is called at each stage of a checkpoint
+// write: "weights", "optimizer", "state" (inside the temporary directory),
+// "renamed" (the step directory in place, latest not yet updated) and
+// "latest".
+var saveHook func(stage string, step int)
+
+func hook(stage string, step int) {
+	if saveHook != nil {
+		saveHook(stage, step)
+	}
+}
+
 // save writes the checkpoint of st from eng: weights one tensor at a time
-// into model.safetensors, the optimizer state likewise.
+// into model.safetensors, the optimizer state likewise, all in step-N.partial,
+// which is then renamed to step-N. An existing step-N (written before a
+// crash and not named by latest) is moved aside first and removed only
+// once the new one is in place, so a kill at any moment leaves a complete
+// checkpoint to resume from.
 func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (string, error) {
 	root := c.root()
 	if err := os.MkdirAll(root, 0o755); err != nil {
@@ -297,9 +319,11 @@ func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (str
 			return fail(err)
 		}
 	}
+	hook("weights", st.Step)
 	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), eng, st.AdamStep); err != nil {
 		return fail(err)
 	}
+	hook("optimizer", st.Step)
 	if failCheckpointHook != nil {
 		if err := failCheckpointHook(st.Step); err != nil {
 			return fail(err)
@@ -309,18 +333,57 @@ func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (str
 	if err != nil {
 		return fail(err)
 	}
-	if err := atomicfile.WriteFile(filepath.Join(tmp, "trainer_state.json"), js, nil); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(tmp, stateFile), js, nil); err != nil {
 		return fail(err)
 	}
-	os.RemoveAll(final)
+	hook("state", st.Step)
+	var aside string
+	if _, err := os.Stat(final); err == nil {
+		aside = filepath.Join(root, trashPrefix+stepName(st.Step))
+		os.RemoveAll(aside)
+		if err := os.Rename(final, aside); err != nil {
+			return fail(err)
+		}
+	}
 	if err := os.Rename(tmp, final); err != nil {
 		return fail(err)
 	}
+	if aside != "" {
+		os.RemoveAll(aside)
+	}
+	hook("renamed", st.Step)
 	if err := atomicfile.WriteFile(filepath.Join(root, "latest"), []byte(stepName(st.Step)+"\n"), nil); err != nil {
 		return "", fmt.Errorf("checkpoint of step %d written but %s/latest not updated: %w", st.Step, root, err)
 	}
+	hook("latest", st.Step)
 	c.prune(st.Step)
 	return final, nil
+}
+
+const (
+	stateFile   = "trainer_state.json"
+	trashPrefix = ".trash-"
+)
+
+// cleanTemporaries removes what an interrupted run of this directory left
+// behind: partial checkpoints, the checkpoint writer's and the atomic
+// writes' temporaries, step directories moved aside, and the writability
+// probe. Only names this package (and model.SaveCheckpoint and
+// atomicfile) create are touched.
+func cleanTemporaries(out string) {
+	for _, dir := range []string{out, filepath.Join(out, "checkpoints")} {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			n := e.Name()
+			if strings.HasSuffix(n, ".partial") || strings.HasPrefix(n, trashPrefix) || strings.HasPrefix(n, ".write-test-") ||
+				(strings.HasPrefix(n, ".") && strings.Contains(n, ".tmp-")) {
+				os.RemoveAll(filepath.Join(dir, n))
+			}
+		}
+	}
 }
 
 // prune removes all but the last keep checkpoints (never the newest).
@@ -334,7 +397,7 @@ func (c *checkpointer) prune(newest int) {
 	}
 	var steps []string
 	for _, e := range ents {
-		if e.IsDir() && strings.HasPrefix(e.Name(), "step-") && !strings.HasSuffix(e.Name(), ".partial") {
+		if e.IsDir() && completeStep(filepath.Join(c.root(), e.Name())) {
 			steps = append(steps, e.Name())
 		}
 	}
@@ -347,25 +410,42 @@ func (c *checkpointer) prune(newest int) {
 	}
 }
 
+// completeStep reports a checkpoint directory that was renamed into place
+// (step-N with its trainer state; a partial one has another name).
+func completeStep(dir string) bool {
+	n := filepath.Base(dir)
+	if !strings.HasPrefix(n, "step-") || strings.Contains(n, ".") {
+		return false
+	}
+	_, err := os.Stat(filepath.Join(dir, stateFile))
+	return err == nil
+}
+
 // latest returns the newest complete checkpoint directory, or "" if none.
+// It is the one the file "latest" names unless a kill came between the
+// rename and latest's update (then the newer directory is complete and
+// latest is stale) or latest was lost: latest is for people and scripts,
+// the directories are the truth.
 func (c *checkpointer) latest() (string, error) {
-	b, err := os.ReadFile(filepath.Join(c.root(), "latest"))
+	ents, err := os.ReadDir(c.root())
 	if errors.Is(err, os.ErrNotExist) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
-	name := strings.TrimSpace(string(b))
-	if !strings.HasPrefix(name, "step-") || strings.ContainsAny(name, "/\\") {
-		return "", fmt.Errorf("%s/latest names %q, not a checkpoint", c.root(), name)
+	best := ""
+	for _, e := range ents {
+		if d := filepath.Join(c.root(), e.Name()); e.IsDir() && completeStep(d) && e.Name() > filepath.Base(best) {
+			best = d
+		}
 	}
-	return filepath.Join(c.root(), name), nil
+	return best, nil
 }
 
 func readTrainerState(dir string) (TrainerState, error) {
 	var st TrainerState
-	b, err := os.ReadFile(filepath.Join(dir, "trainer_state.json"))
+	b, err := os.ReadFile(filepath.Join(dir, stateFile))
 	if err != nil {
 		return st, err
 	}
