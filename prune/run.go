@@ -14,6 +14,7 @@ import (
 
 	"github.com/minitron-dev/minitron/internal/atomicfile"
 
+	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -50,8 +51,9 @@ type Options struct {
 	ShardBytes int64       // 0: one file
 
 	// Eval: held-out loss of teacher and student. EvalData is a dataset
-	// prefix (its _val split is used); empty means the scores file's data;
-	// "none" skips the evaluation.
+	// prefix (its _val split is used); empty means the scores file's data,
+	// and is skipped with a note (Report.EvalSkipped) when that data has no
+	// _val split or is not on this machine; "none" skips the evaluation.
 	EvalData    string
 	EvalSamples int // default 16
 	EvalSeqLen  int // default min(scores' seq len, 512), or 256
@@ -104,7 +106,9 @@ type Report struct {
 	DroppedLayers []int                `json:"dropped_layers"`
 	Kept          *Plan                `json:"kept,omitempty"`
 	Eval          *EvalResult          `json:"eval,omitempty"`
-	Seconds       float64              `json:"seconds"`
+	// EvalSkipped says why the default held-out comparison did not run.
+	EvalSkipped string  `json:"eval_skipped,omitempty"`
+	Seconds     float64 `json:"seconds"`
 	// Student is the pruned config (nil on dry runs); not serialised.
 	Student *model.Config `json:"-"`
 }
@@ -116,7 +120,8 @@ func shapeOf(c *model.Config) Shape {
 
 // ResolveTarget turns the shape options into a checked target.
 func ResolveTarget(teacher *model.Config, o Options) (Target, error) {
-	explicit := o.Target != Target{}
+	// DropLayers alone is a shape: those layers go, every width stays.
+	explicit := o.Target != Target{} || len(o.DropLayers) > 0
 	n := 0
 	for _, set := range []bool{explicit, o.Preset != "", o.Params != 0} {
 		if set {
@@ -124,7 +129,7 @@ func ResolveTarget(teacher *model.Config, o Options) (Target, error) {
 		}
 	}
 	if n != 1 {
-		return Target{}, errors.New("give the student's shape one way: Target (layers, hidden, heads, kv-heads, ffn), Preset or Params")
+		return Target{}, errors.New("give the student's shape one way: Target (layers, hidden, heads, kv-heads, ffn) and/or DropLayers, Preset or Params")
 	}
 	t := o.Target
 	switch {
@@ -261,11 +266,19 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if evalData == "" && sc != nil {
 		evalData = sc.Data.Prefix
 	}
-	if evalData != "" && evalData != "none" {
-		ds, name, err := importance.OpenSplit(evalData, "val")
-		if err != nil {
+	var ds *data.IndexedDataset
+	name := ""
+	if _, idx := data.IndexedPaths(evalData + "_val"); o.EvalData == "" && evalData != "" && !fileExists(idx) {
+		// Scores made on a plain Megatron prefix, or on another machine:
+		// the default comparison is optional, the pruning is not.
+		rep.EvalSkipped = fmt.Sprintf("held-out loss skipped: the scores' data %s has no _val split (%s not found)", evalData, idx)
+		o.logf("%s", rep.EvalSkipped)
+	} else if evalData != "" && evalData != "none" {
+		if ds, name, err = importance.OpenSplit(evalData, "val"); err != nil {
 			return nil, err
 		}
+	}
+	if ds != nil {
 		n := o.EvalSamples
 		if n <= 0 {
 			n = 16
@@ -458,5 +471,13 @@ func (r *Report) Text() string {
 	if e := r.Eval; e != nil {
 		fmt.Fprintf(&b, "held-out loss (%s, %d × %d tokens): teacher %.4f, pruned %.4f\n", e.Data, e.Samples, e.SeqLen, e.TeacherLoss, e.StudentLoss)
 	}
+	if r.EvalSkipped != "" {
+		fmt.Fprintln(&b, r.EvalSkipped)
+	}
 	return b.String()
+}
+
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }

@@ -37,7 +37,8 @@ layer; head_dim never changes) and layers, and write a complete checkpoint direc
 (config.json with an explicit head_dim, safetensors in the teacher's dtype or --dtype, sharded
 with --shard-size, tokenizer files and generation_config.json copied) plus prune_report.json
 and prune_report.txt (kept indices per axis, parameters before and after, teacher vs pruned
-loss on the held-out (_val) part of the calibration data).
+loss on the held-out (_val) part of the calibration data; when the scores' data has no _val
+split, e.g. a plain Megatron prefix, the comparison is skipped with a note, or give --data).
 
 The shape is given one way:
   --hidden/--ffn/--heads/--kv-heads/--layers   explicit widths (omitted ones stay the teacher's)
@@ -66,7 +67,8 @@ Whole dropped groups are not folded.
 
 Layers: --layers N drops the teacher's lowest-ranked layers by --layer-metric (auto: the
 drop-one loss when the scores have it, else Block Importance; block: one contiguous block),
-or --drop-layers lists them (e.g. 16-31).
+or --drop-layers lists them (e.g. 16-31; on its own it is the whole shape: --layers is implied
+and every width stays the teacher's).
 
 --method random|magnitude prunes by random or weight-norm scores instead of a scores file
 (baselines for comparison). --dry-run needs only config.json and prints the target
@@ -103,7 +105,7 @@ a non-empty --out fail before anything is written; the output appears only when 
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of --method random")
 	f.StringVar(&o.DType, "dtype", "", "output dtype: bf16, f16 or f32 (default: the teacher's)")
 	f.StringVar(&o.ShardSize, "shard-size", "5GB", "largest safetensors shard (0: one file)")
-	f.StringVar(&o.EvalData, "data", "", "dataset prefix for the held-out loss (its _val split; default: the scores' data; none: skip)")
+	f.StringVar(&o.EvalData, "data", "", "dataset prefix for the held-out loss (its _val split; default: the scores' data, skipped with a note if it has none; none: skip)")
 	f.IntVar(&o.EvalSamples, "eval-samples", 16, "held-out samples for the loss comparison")
 	f.IntVar(&o.EvalSeqLen, "eval-seq-len", 0, "held-out sample length (default: the scores' length, at most 512)")
 	f.Uint64Var(&o.EvalSeed, "eval-seed", 7, "seed of the held-out samples")
