@@ -13,7 +13,8 @@ import (
 // truncateMetrics drops the lines of a metrics JSONL file that belong to
 // steps after step. A run that crashed after its last checkpoint logged
 // steps that the resumed run repeats; without this they would appear twice
-// in the file (and in the loss plots). Lines without a step are kept.
+// in the file (and in the loss plots). A line that is not JSON (torn by a
+// kill mid-write) is dropped too; other lines without a step are kept.
 func truncateMetrics(path string, step int) error {
 	b, err := os.ReadFile(path)
 	if os.IsNotExist(err) {
@@ -31,7 +32,7 @@ func truncateMetrics(path string, step int) error {
 		var v struct {
 			Step *int `json:"step"`
 		}
-		if json.Unmarshal(line, &v) == nil && v.Step != nil && *v.Step > step {
+		if err := json.Unmarshal(line, &v); err != nil || v.Step != nil && *v.Step > step {
 			dropped = true
 			continue
 		}
