@@ -348,6 +348,38 @@ func LayerTensors(cfg *Config, i int) []TensorInfo {
 	return out
 }
 
+// expectedCount is len(ExpectedTensors(cfg)), computed without building
+// the list.
+func expectedCount(cfg *Config) int64 {
+	n := int64(2) // embedding, final norm
+	if !cfg.TieWordEmbeddings {
+		n++
+	}
+	return n + int64(cfg.NumLayers)*int64(len(LayerTensors(cfg, 0)))
+}
+
+// firstMissing is the first tensor of ExpectedTensors(cfg) that src lacks,
+// found layer by layer so that at most one layer's names exist at a time.
+// It stops within the first len(src.Names())+1 names, since src cannot
+// hold more distinct ones.
+func firstMissing(cfg *Config, src TensorSource) string {
+	has := func(n string) bool { _, ok := src.Info(n); return ok }
+	if !has(EmbedTensor) {
+		return EmbedTensor
+	}
+	for i := 0; i < cfg.NumLayers; i++ {
+		for _, t := range LayerTensors(cfg, i) {
+			if !has(t.Name) {
+				return t.Name
+			}
+		}
+	}
+	if !has("model.norm.weight") {
+		return "model.norm.weight"
+	}
+	return "lm_head.weight"
+}
+
 // OptionalTensors lists tensors cfg allows but does not require: the
 // LayerNorm1P biases of nemotron (HF always writes them; NeMo exports may
 // not). When present they must be present for every norm.
@@ -376,6 +408,14 @@ var harmlessExtra = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$|\.masked_bia
 // config does not explain (excluding known-harmless buffers), which callers
 // may ignore. Errors name the offending tensor.
 func ValidateTensors(cfg *Config, src TensorSource) (unexpected []string, err error) {
+	// A config may call for far more tensors than the weights hold (2^24
+	// layers pass Validate): compare the counts before listing any name, so
+	// refusing it takes memory in proportion to the checkpoint, not to the
+	// config's claim.
+	if want, held := expectedCount(cfg), int64(len(src.Names())); want > held {
+		return nil, fmt.Errorf("missing tensor %q: config.json's num_hidden_layers = %d calls for %d tensors, the weights hold %d",
+			firstMissing(cfg, src), cfg.NumLayers, want, held)
+	}
 	known := map[string]bool{}
 	var missing []string
 	check := func(want TensorInfo) error {

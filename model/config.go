@@ -242,6 +242,36 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("%s = %d is implausibly large", p.name, p.v)
 		}
 	}
+	// max_position_embeddings sizes RoPE tables and KV caches and bounds
+	// every sequence the forward pass runs, so it gets the same cap.
+	if c.MaxPositionEmbeddings <= 0 {
+		return fmt.Errorf("max_position_embeddings must be positive, got %d", c.MaxPositionEmbeddings)
+	}
+	if c.MaxPositionEmbeddings > 1<<24 {
+		return fmt.Errorf("max_position_embeddings = %d is implausibly large", c.MaxPositionEmbeddings)
+	}
+	// Each size under the cap can still multiply into a matrix no machine
+	// holds (and whose byte size overflows): bound the largest weights.
+	mats := []struct {
+		name string
+		r, c int
+	}{
+		{"embedding [vocab_size, hidden_size]", c.VocabSize, c.HiddenSize},
+		{"q_proj [num_attention_heads·head_dim, hidden_size]", c.NumHeads * c.HeadDim, c.HiddenSize},
+		{"k_proj [num_key_value_heads·head_dim, hidden_size]", c.NumKVHeads * c.HeadDim, c.HiddenSize},
+		{"up_proj [intermediate_size, hidden_size]", c.IntermediateSize, c.HiddenSize},
+	}
+	for _, m := range mats {
+		if n := int64(m.r) * int64(m.c); n > maxMatrixElements {
+			return fmt.Errorf("the %s weight would have %d elements (more than %d): the sizes are implausible together", m.name, n, int64(maxMatrixElements))
+		}
+	}
+	if c.BOSTokenID != -1 && (c.BOSTokenID < 0 || c.BOSTokenID >= c.VocabSize) {
+		return fmt.Errorf("bos_token_id %d is outside the vocabulary [0,%d)", c.BOSTokenID, c.VocabSize)
+	}
+	if err := CheckEOS(c.EOSTokenIDs, c.VocabSize); err != nil {
+		return err
+	}
 	if c.NumHeads%c.NumKVHeads != 0 {
 		return fmt.Errorf("num_attention_heads (%d) is not a multiple of num_key_value_heads (%d)", c.NumHeads, c.NumKVHeads)
 	}
@@ -274,6 +304,36 @@ func (c *Config) Validate() error {
 	case "relu2", "silu", "gelu", "gelu_pytorch_tanh", "relu":
 	default:
 		return fmt.Errorf("unsupported hidden_act %q", c.HiddenAct)
+	}
+	return nil
+}
+
+// CheckPositions reports a run of n positions after start that goes past
+// max_position_embeddings: RoPE was never trained there, and a caller's
+// length (a KV cache, a sequence) must not size memory beyond it.
+func (c *Config) CheckPositions(start, n int) error {
+	if start+n > c.MaxPositionEmbeddings {
+		if start > 0 {
+			return fmt.Errorf("%d positions (%d cached + %d new) exceed MaxPositionEmbeddings %d (config.json max_position_embeddings)",
+				start+n, start, n, c.MaxPositionEmbeddings)
+		}
+		return fmt.Errorf("%d positions exceed MaxPositionEmbeddings %d (config.json max_position_embeddings)", n, c.MaxPositionEmbeddings)
+	}
+	return nil
+}
+
+// maxMatrixElements bounds one weight matrix: 2^36 elements (256 GiB in
+// f32) is far above any released model's largest (Llama-3.1-405B's
+// embedding is 2^31) and keeps every byte size well inside int64.
+const maxMatrixElements = 1 << 36
+
+// CheckEOS reports an end-of-sequence id outside [0, vocab): generation
+// could never emit it and would run to its length limit.
+func CheckEOS(ids []int, vocab int) error {
+	for _, id := range ids {
+		if id < 0 || id >= vocab {
+			return fmt.Errorf("eos_token_id %d is outside the vocabulary [0,%d)", id, vocab)
+		}
 	}
 	return nil
 }

@@ -31,7 +31,7 @@ const llama3Config = `{
   "architectures": ["LlamaForCausalLM"],
   "model_type": "llama",
   "hidden_size": 256, "intermediate_size": 688, "num_hidden_layers": 3,
-  "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 1000,
+  "num_attention_heads": 8, "num_key_value_heads": 2, "vocab_size": 128256,
   "max_position_embeddings": 8192, "rope_theta": 500000.0,
   "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192},
   "rms_norm_eps": 1e-05, "tie_word_embeddings": true, "bos_token_id": 128000, "eos_token_id": [128001, 128008, 128009],

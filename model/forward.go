@@ -76,6 +76,9 @@ func (m *Model) Forward(ids [][]int, fo *ForwardOptions) ([]float32, error) {
 		}
 		start = kc.Len
 	}
+	if err := c.CheckPositions(start, T); err != nil {
+		return nil, fmt.Errorf("forward: %w", err)
+	}
 	for _, l := range fo.SkipLayers {
 		if l < 0 || l >= c.NumLayers {
 			return nil, fmt.Errorf("forward: skip layer %d outside [0,%d)", l, c.NumLayers)

@@ -96,6 +96,9 @@ func (m *Model) TokenNLL(ids [][]int, fo *ForwardOptions) ([][]float64, error) {
 		for t := 0; t+1 < T; t++ {
 			r := b*T + t
 			out[b][t] = mx[r] + math.Log(sum[r]) - tgt[r]
+			if math.IsNaN(out[b][t]) || math.IsInf(out[b][t], 0) {
+				return nil, m.ExplainNonFinite("nll")
+			}
 		}
 	}
 	return out, nil

@@ -14,7 +14,7 @@ type GenerateOptions struct {
 	// MaxNewTokens caps how many tokens are generated (> 0).
 	MaxNewTokens int
 	// Temperature divides the logits before sampling; 0 means greedy
-	// (argmax, ties to the lowest id).
+	// (argmax, ties to the lowest id), and TopK/TopP must then be unset.
 	Temperature float64
 	// TopK keeps only the k most likely tokens when sampling (0 = all).
 	TopK int
@@ -49,11 +49,16 @@ func (opt GenerateOptions) Check(prompt []int) error {
 	if opt.MaxNewTokens <= 0 {
 		return fmt.Errorf("generate: max new tokens must be positive, got %d", opt.MaxNewTokens)
 	}
-	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
-		return fmt.Errorf("generate: temperature must be ≥ 0, got %v", opt.Temperature)
+	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) || math.IsInf(opt.Temperature, 0) {
+		return fmt.Errorf("generate: temperature must be finite and ≥ 0, got %v", opt.Temperature)
 	}
-	if opt.TopK < 0 || opt.TopP < 0 {
-		return fmt.Errorf("generate: top-k and top-p must be ≥ 0")
+	if opt.TopK < 0 || opt.TopP < 0 || math.IsNaN(opt.TopP) {
+		return fmt.Errorf("generate: TopK and TopP must be ≥ 0")
+	}
+	// Temperature 0 is greedy decoding (documented); filters given with it
+	// would be ignored without a word, so they are refused.
+	if opt.Temperature == 0 && (opt.TopK > 0 || (opt.TopP > 0 && opt.TopP < 1)) {
+		return fmt.Errorf("generate: TopK %d and TopP %v filter sampling, but Temperature 0 is greedy decoding: give a Temperature > 0 to sample", opt.TopK, opt.TopP)
 	}
 	return nil
 }
@@ -68,6 +73,10 @@ func (m *Model) Generate(prompt []int, opt GenerateOptions) (*GenerateResult, er
 	if eos == nil {
 		eos = m.EOS
 	}
+	if n := len(prompt) + opt.MaxNewTokens; n > m.Cfg.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("generate: a prompt of %d tokens and MaxNewTokens %d exceed MaxPositionEmbeddings %d (config.json max_position_embeddings)",
+			len(prompt), opt.MaxNewTokens, m.Cfg.MaxPositionEmbeddings)
+	}
 	kc, err := m.NewKVCache(1, len(prompt)+opt.MaxNewTokens)
 	if err != nil {
 		return nil, err
@@ -80,6 +89,10 @@ func (m *Model) Generate(prompt []int, opt GenerateOptions) (*GenerateResult, er
 		return nil, err
 	}
 	for {
+		// NaN logits would make the arg-max token 0 at every step.
+		if !finite32(logits) {
+			return nil, m.ExplainNonFinite("logits")
+		}
 		next := SampleToken(logits, opt.Temperature, opt.TopK, opt.TopP, rng)
 		res.Tokens = append(res.Tokens, next)
 		if slices.Contains(eos, next) {

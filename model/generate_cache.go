@@ -18,6 +18,9 @@ func (m *Model) NewKVCache(batch, capacity int) (*KVCache, error) {
 	if batch <= 0 || capacity <= 0 {
 		return nil, fmt.Errorf("kv cache: batch %d and capacity %d must be positive", batch, capacity)
 	}
+	if err := c.CheckPositions(0, capacity); err != nil {
+		return nil, fmt.Errorf("kv cache: %w", err)
+	}
 	kvd := c.KVDim()
 	kc := &KVCache{Batch: batch, Cap: capacity, kvd: kvd,
 		k: make([][]float32, c.NumLayers), v: make([][]float32, c.NumLayers)}

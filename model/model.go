@@ -120,6 +120,10 @@ func Load(dir string, opt Options) (*Model, error) {
 		ck.Close()
 		return nil, err
 	}
+	if err := CheckEOS(eos, m.Cfg.VocabSize); err != nil {
+		ck.Close()
+		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, "generation_config.json"), err)
+	}
 	if eos != nil {
 		m.EOS = eos
 	}
