@@ -210,6 +210,22 @@ func (s *Scores) Validate() error {
 		if len(d.DropLoss) != 0 && len(d.DropLoss) != sh.Layers {
 			return fmt.Errorf("%d drop-one losses, want %d", len(d.DropLoss), sh.Layers)
 		}
+		// prune drops layers Start…Start+K−1 as written: a block outside
+		// the model would drop layers that do not exist.
+		for i, b := range d.Blocks {
+			if b.K < 1 || b.K >= sh.Layers {
+				return fmt.Errorf("layer_importance.blocks[%d]: k %d must be between 1 and %d (the model has %d layers)", i, b.K, sh.Layers-1, sh.Layers)
+			}
+			if b.Start < 0 || b.Start+b.K > sh.Layers {
+				return fmt.Errorf("layer_importance.blocks[%d]: layers [%d,%d) are outside the %d layers", i, b.Start, b.Start+b.K, sh.Layers)
+			}
+			if b.Metric != "bi" && b.Metric != "loss" {
+				return fmt.Errorf("layer_importance.blocks[%d]: metric %q (want bi or loss)", i, b.Metric)
+			}
+			if math.IsNaN(b.Value) || math.IsInf(b.Value, 0) {
+				return fmt.Errorf("layer_importance.blocks[%d]: value is %v", i, b.Value)
+			}
+		}
 	}
 	return nil
 }

@@ -275,6 +275,10 @@ func selectLayers(teacher *model.Config, target Target, sc *importance.Scores, o
 			if start < 0 {
 				return nil, fmt.Errorf("dropping a contiguous block of %d layers needs block-importance or a block loss for k=%d in the scores file", nDrop, nDrop)
 			}
+			// Scores built in memory skip importance.Load's validation.
+			if start+nDrop > L {
+				return nil, fmt.Errorf("the scores' block of %d layers starting at layer %d is outside the model's %d layers", nDrop, start, L)
+			}
 			for l := start; l < start+nDrop; l++ {
 				drop = append(drop, l)
 			}
