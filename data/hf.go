@@ -229,9 +229,31 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	if n := len(t.vocab) + len(j.AddedTokens); maxID >= 2*n+1024 {
 		return nil, fmt.Errorf("ids are sparse: largest id %d for %d tokens", maxID, n)
 	}
+	// One string per id: with two, Decode would pick one by map order and
+	// the same ids would decode differently from run to run.
 	t.idTok = make([]string, maxID+1)
-	for tok, id := range t.vocab {
-		t.idTok[id] = tok
+	toks := make([]string, 0, len(t.vocab))
+	for tok := range t.vocab {
+		toks = append(toks, tok)
+	}
+	sort.Strings(toks)
+	inVocab := make([]bool, maxID+1)
+	for _, tok := range toks {
+		id := t.vocab[tok]
+		if inVocab[id] {
+			return nil, fmt.Errorf("model.vocab: id %d is given to both %q and %q", id, t.idTok[id], tok)
+		}
+		t.idTok[id], inVocab[id] = tok, true
+	}
+	addedAt := map[int]string{}
+	for _, a := range j.AddedTokens {
+		if prev, ok := addedAt[a.ID]; ok && prev != a.Content {
+			return nil, fmt.Errorf("added_tokens: id %d is given to both %q and %q", a.ID, prev, a.Content)
+		}
+		if inVocab[a.ID] && t.idTok[a.ID] != a.Content {
+			return nil, fmt.Errorf("added_tokens: id %d is given to both %q (model.vocab) and %q", a.ID, t.idTok[a.ID], a.Content)
+		}
+		addedAt[a.ID] = a.Content
 	}
 	for _, a := range j.AddedTokens {
 		t.idTok[a.ID] = a.Content
