@@ -17,6 +17,7 @@ import (
 
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/device"
+	"github.com/minitron-dev/minitron/internal/tbevents"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -63,6 +64,10 @@ type Config struct {
 	ValEvery  int    // steps between validations (0: only at the end)
 	LogEvery  int    // steps between metric lines (default 1)
 	Resume    bool   // continue from Out's latest checkpoint
+	// TensorBoard is the directory of the run's TensorBoard scalar events
+	// (each logged step's loss terms, lr, grad norm, tokens/s, validation);
+	// "" means Out/tensorboard (none without Out), "none" writes none.
+	TensorBoard string
 	// Overwrite starts over in a non-empty Out, removing a previous run's
 	// metrics, events and checkpoints; without it (or Resume) a non-empty
 	// Out is refused.
@@ -192,6 +197,7 @@ type run struct {
 	val       [][][]int32
 	metrics   io.Writer
 	events    io.Writer
+	tb        *tbevents.Writer
 	savedStep int    // the step whose checkpoint exists (resumed or written), -1 for none
 	tid       string // teacherID, once computed
 	res       Result
@@ -457,7 +463,40 @@ func (r *run) openMetrics() error {
 		ws = append(ws, c.Metrics)
 	}
 	r.metrics = io.MultiWriter(ws...)
+	tb := c.TensorBoard
+	if tb == "" && c.Out != "" {
+		tb = filepath.Join(c.Out, "tensorboard")
+	}
+	if tb != "" && tb != "none" {
+		w, err := tbevents.Create(tb)
+		if err != nil {
+			return fmt.Errorf("tensorboard: %w", err)
+		}
+		r.tb = w
+		r.closers = append(r.closers, w.Close)
+	}
 	return nil
+}
+
+// scalars writes a metrics line's numbers to TensorBoard: train/NAME, and
+// val/NAME for the validation's val_NAME.
+func (r *run) scalars(line map[string]any) error {
+	if r.tb == nil {
+		return nil
+	}
+	vals := map[string]float64{}
+	for k, v := range line {
+		f, ok := v.(float64)
+		if !ok || k == "step" || k == "tokens" {
+			continue
+		}
+		if name, isVal := strings.CutPrefix(k, "val_"); isVal {
+			vals["val/"+name] = f
+		} else {
+			vals["train/"+k] = f
+		}
+	}
+	return r.tb.Scalars(int64(line["step"].(int)), vals)
 }
 
 // writeLine appends v as one JSON line to w; a failed write (a full disk)
@@ -552,6 +591,9 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		if m.Step%c.LogEvery == 0 || last || line["val_loss"] != nil {
 			if err := r.emit(line); err != nil {
+				return err
+			}
+			if err := r.scalars(line); err != nil {
 				return err
 			}
 		}
@@ -651,7 +693,7 @@ func (c *Config) prepareOut() error {
 		if !c.Overwrite {
 			return fmt.Errorf("output directory %s is not empty (%s…): resume its run (Resume) or start over (Overwrite)", c.Out, ents[0].Name())
 		}
-		for _, n := range []string{"metrics.jsonl", "events.jsonl", "checkpoints"} {
+		for _, n := range []string{"metrics.jsonl", "events.jsonl", "checkpoints", "tensorboard"} {
 			if err := os.RemoveAll(filepath.Join(c.Out, n)); err != nil {
 				return fmt.Errorf("output directory: %w", err)
 			}

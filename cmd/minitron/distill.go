@@ -54,6 +54,8 @@ type TrainOptions struct {
 	ValEvery    int      `yaml:"val_every"`
 	LogEvery    int      `yaml:"log_every"`
 	Resume      bool     `yaml:"resume"`
+	Overwrite   bool     `yaml:"overwrite"`
+	TensorBoard string   `yaml:"tensorboard"`
 	SkipNonFin  bool     `yaml:"skip_nonfinite"`
 	Threads     int      `yaml:"threads"`
 	BLASCore    string   `yaml:"blas_core"`
@@ -99,6 +101,8 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.IntVar(&o.ValEvery, "val-every", 0, "steps between validations (0: only at the end)")
 	f.IntVar(&o.LogEvery, "log-every", 1, "steps between metric lines")
 	f.BoolVar(&o.Resume, "resume", false, "continue from the latest checkpoint in --out")
+	f.StringVar(&o.TensorBoard, "tensorboard", "", `directory for TensorBoard scalar events (loss terms, lr, grad norm, tokens/s, validation); default --out/tensorboard, "none" for none`)
+	f.BoolVar(&o.Overwrite, "overwrite", false, "start over in a non-empty --out (removes its metrics, events and checkpoints); without it or --resume a used --out is refused")
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
@@ -151,7 +155,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
-		Resume: o.Resume, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, BF16: o.BF16,
+		Resume: o.Resume, Overwrite: o.Overwrite, TensorBoard: o.TensorBoard, SkipNonFin: o.SkipNonFin, Workers: o.Threads, TopKCache: o.TopKCache, BF16: o.BF16,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.ReverseKL, Temperature: o.Temperature, TopK: o.TopK},
 	}
 	if c.Clip == 0 {
@@ -194,15 +198,15 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	return c, nil
 }
 
-// trainBar draws a training run's bar on stderr when it is a terminal:
-// Update is distill.Config.Progress, Finish ends the bar however the run
-// ended.
+// trainBar shows a training run's progress on stderr (a bar on a
+// terminal, a plain line at a steady interval elsewhere): Update is
+// distill.Config.Progress, Finish ends it however the run ended.
 type trainBar struct{ bar *progress.Bar }
 
 func (b *trainBar) Update(p distill.Progress) {
 	if b.bar == nil {
 		b.bar = progress.New(int64(p.Steps), "train")
-		b.bar.Add(p.Step)
+		b.bar.Resume(p.Step)
 		return
 	}
 	b.bar.Add(1)
@@ -233,11 +237,10 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	}
 	// The first Ctrl-C checkpoints and exits 0; restoring the default
 	// handler then lets a second one kill a run stuck in a long step.
-	if progress.Enabled() {
-		bar := &trainBar{}
-		c.Progress = bar.Update
-		defer bar.Finish()
-	}
+	// a bar on a terminal, else a plain line every progress.Interval
+	bar := &trainBar{}
+	c.Progress = bar.Update
+	defer bar.Finish()
 	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
@@ -291,9 +294,9 @@ and exits 0. Settings may come from a YAML file (--config, snake_case keys); fla
 --device cuda (a binary built with -tags minitron_cuda) runs each optimizer step on GPU 0
 (student, teacher, gradients and AdamW moments stay on the device; validation too) in the same
 loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and checkpoints are
-the same files, so a run can resume on either device. Every loss runs there (--ce, --kl,
---reverse-kl with --temperature, --top-k, --intermediate), with gradient accumulation and
---skip-nonfinite; --top-k-cache is refused (the teacher runs on the device each step).
+the same files, so a run can resume on either device. Every loss runs there: --ce, --kl,
+--reverse-kl with --temperature, --top-k, --intermediate, with gradient accumulation and
+--skip-nonfinite. Only --top-k-cache is refused (the teacher runs on the device each step).
 --bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
