@@ -187,3 +187,12 @@ func (a *ModelLM) Generate(ctx []int, maxNew int, stop func(gen []int) bool) ([]
 	}
 	return gen, nil
 }
+
+// Decode implements Decoder: Model.Generate with the LM's EOS ids unless
+// opt names others.
+func (a *ModelLM) Decode(prompt []int, opt model.GenerateOptions) (*model.GenerateResult, error) {
+	if opt.EOS == nil {
+		opt.EOS = a.EOS
+	}
+	return a.M.Generate(prompt, opt)
+}

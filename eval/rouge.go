@@ -6,13 +6,17 @@ import (
 
 // RougeScore is one ROUGE variant's precision, recall and F1 (fmeasure).
 type RougeScore struct {
-	Precision, Recall, F float64
+	Precision float64 `json:"p"`
+	Recall    float64 `json:"r"`
+	F         float64 `json:"f"`
 }
 
 // Rouge holds ROUGE-1, ROUGE-2 and ROUGE-L of one prediction against one
 // reference.
 type Rouge struct {
-	R1, R2, RL RougeScore
+	R1 RougeScore `json:"rouge1"`
+	R2 RougeScore `json:"rouge2"`
+	RL RougeScore `json:"rougeL"`
 }
 
 // RougeTokens is rouge-score's DefaultTokenizer: lower-case, every run of

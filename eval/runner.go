@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 )
 
 // Metric is a score with its standard error (NaN when undefined, written
@@ -57,10 +56,18 @@ type GroupResult struct {
 	Metrics []Metric `json:"metrics"`
 }
 
-// GenOutcome is a scored generation item.
+// GenOutcome is a scored generation item: gsm8k's answer matches, xlsum's
+// ROUGE or a code task's executed samples (only its kind's fields are set).
 type GenOutcome struct {
-	ID         string `json:"id"`
-	Response   string `json:"response"`
+	ID       string `json:"id"`
+	Response string `json:"response"`
+	*MatchOutcome
+	Rouge *Rouge `json:"rouge,omitempty"`
+	*CodeOutcome
+}
+
+// MatchOutcome is gsm8k's extracted answers and whether they match.
+type MatchOutcome struct {
 	Strict     string `json:"strict"`
 	Flexible   string `json:"flexible"`
 	StrictOK   bool   `json:"strict_match"`
@@ -97,6 +104,12 @@ type Runner struct {
 	// Progress, when set, is called as items are scored with the items of
 	// the task being run done so far and its total.
 	Progress func(done, total int64)
+	// Partial, when set, is a JSONL file of a generation task's finished
+	// items: read first (those items are not run again) and appended to as
+	// items finish, so an interrupted run resumes where it stopped.
+	// PartialKey names what else must match for its items to be reused
+	// (the model, say); the task's own settings are checked as well.
+	Partial, PartialKey string
 }
 
 // Run evaluates t.
@@ -282,60 +295,6 @@ func mcMetrics(items []MCOutcome, accNorm bool) ([]Metric, []GroupResult) {
 		metrics = append(metrics, Metric{n + "_macro", macro / float64(len(groups)), math.NaN()})
 	}
 	return metrics, groups
-}
-
-func (r *Runner) runGen(t *Task) (*TaskResult, error) {
-	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs)}
-	maxNew := t.MaxGenTokens
-	if maxNew <= 0 {
-		maxNew = 256
-	}
-	// lm-eval keeps the last max_length - max_gen_toks context tokens.
-	keep := r.LM.MaxLength() - maxNew
-	if keep < 1 {
-		return nil, fmt.Errorf("%s: a %d-token window leaves no room for a prompt and %d new tokens", t.Name, r.LM.MaxLength(), maxNew)
-	}
-	prog := &progressCounter{fn: r.Progress, total: int64(len(t.Docs))}
-	var strict, flex []float64
-	for _, d := range t.Docs {
-		ctx := r.Enc.Tok.Encode(t.Context(d))
-		if len(ctx) == 0 {
-			p, err := r.Enc.PrefixToken()
-			if err != nil {
-				return nil, err
-			}
-			ctx = []int{p}
-		}
-		if len(ctx) > keep {
-			ctx = ctx[len(ctx)-keep:]
-		}
-		stop := func(gen []int) bool {
-			s := r.Enc.Tok.Decode(gen)
-			for _, u := range t.Until {
-				if strings.Contains(s, u) {
-					return true
-				}
-			}
-			return false
-		}
-		gen, err := r.LM.Generate(ctx, maxNew, stop)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", d.ID, err)
-		}
-		resp := CutAtStop(r.Enc.Tok.Decode(gen), t.Until)
-		o := GenOutcome{ID: d.ID, Response: resp, Strict: StrictExtract(resp), Flexible: FlexibleExtract(resp)}
-		o.StrictOK = ExactMatch(o.Strict, d.Target)
-		o.FlexibleOK = ExactMatch(o.Flexible, d.Target)
-		res.Gens = append(res.Gens, o)
-		strict = append(strict, b2f(o.StrictOK))
-		flex = append(flex, b2f(o.FlexibleOK))
-		prog.add(1)
-	}
-	m, se := MeanStderr(strict)
-	res.Metrics = append(res.Metrics, Metric{"exact_match,strict-match", m, se})
-	m, se = MeanStderr(flex)
-	res.Metrics = append(res.Metrics, Metric{"exact_match,flexible-extract", m, se})
-	return res, nil
 }
 
 func b2f(b bool) float64 {

@@ -17,6 +17,12 @@ const (
 	// GenerateUntil tasks generate greedily until a stop string and match
 	// the extracted answer.
 	GenerateUntil
+	// Summarize tasks generate greedily until a stop string and score the
+	// summary by ROUGE against the reference (xlsum).
+	Summarize
+	// Code tasks generate N completions per problem, run each with the
+	// problem's tests in a sandbox and report pass@k (humaneval, mbpp).
+	Code
 )
 
 // lm-eval's default delimiters: between a prompt and its target, and
@@ -47,6 +53,8 @@ type Doc struct {
 	// MultipleInput marks winogrande-style partial scoring: each choice is
 	// a context and Target the shared continuation.
 	MultipleInput bool
+	// Problem is a code task's problem (tests, entry point).
+	Problem *CodeProblem
 }
 
 // Task is a loaded evaluation task: its items, few-shot pools and prompt
@@ -72,6 +80,10 @@ type Task struct {
 	MaxGenTokens int
 	// AccNorm reports whether acc_norm is a metric of this task.
 	AccNorm bool
+	// RougeStem applies the Porter stemmer before ROUGE (Summarize).
+	RougeStem bool
+	// CodeRun is how a Code task samples and executes completions.
+	CodeRun CodeRun
 }
 
 // TaskOptions choose how a task file is read.
@@ -85,11 +97,17 @@ type TaskOptions struct {
 	// from; empty means the task's usual sibling (MMLU dev/, gsm8k
 	// train.jsonl) or else the evaluated file itself.
 	FewShotPath string
+	// RougeStem: xlsum's ROUGE with Porter stemming (rouge-score's
+	// use_stemmer; off by default as in rouge-score).
+	RougeStem bool
+	// Code sets a code task's sampling and sandbox (zero: pass@1 greedy,
+	// DefaultLimits).
+	Code CodeRun
 }
 
 // TaskNames lists the supported tasks.
 func TaskNames() []string {
-	return []string{"hellaswag", "winogrande", "arc_easy", "arc_challenge", "mmlu", "gsm8k"}
+	return []string{"hellaswag", "winogrande", "arc_easy", "arc_challenge", "mmlu", "gsm8k", "xlsum", "humaneval", "mbpp"}
 }
 
 // LoadTask reads the task called name from path in its dataset's original
@@ -126,6 +144,29 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 		}
 	case "mmlu":
 		t, err = loadMMLU(path, o)
+	case "xlsum":
+		t, err = loadJSONLTask(name, path, o, 0, readXLSum)
+		if t != nil {
+			t.Output = Summarize
+			t.Until = xlsumStops
+			t.MaxGenTokens = xlsumMaxTokens
+			t.RougeStem = o.RougeStem
+		}
+	case "humaneval", "mbpp":
+		shots := 0
+		if name == "mbpp" {
+			shots = 3 // lm-eval's mbpp: 3-shot
+		}
+		t, err = loadJSONLTask(name, path, o, shots, ReadCodeProblems)
+		if t != nil {
+			t.Output = Code
+			t.Until = HumanEvalStops
+			if name == "mbpp" {
+				t.Until = MBPPStops
+			}
+			t.MaxGenTokens = codeMaxTokens
+			t.CodeRun = o.Code
+		}
 	default:
 		return nil, fmt.Errorf("unknown task %q (known: %s)", name, strings.Join(TaskNames(), ", "))
 	}
@@ -218,6 +259,11 @@ func (t *Task) examples(d Doc) []Doc {
 // exampleText renders a solved example: its prompt, the target delimiter and
 // its answer.
 func exampleText(ex Doc) string {
+	if ex.Problem != nil && ex.Problem.EntryPoint == "" {
+		// lm-eval's mbpp: the prompt ends in "[BEGIN]\n", the target is
+		// the code and "[DONE]" with no delimiter before it.
+		return ex.Text + ex.Target + "\n[DONE]"
+	}
 	if ex.MultipleInput {
 		return ex.Choices[ex.Gold] + targetDelimiter + ex.Target
 	}

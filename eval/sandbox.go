@@ -1,0 +1,336 @@
+package eval
+
+import (
+	"bytes"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Limits confine one executed sample. Zero fields take DefaultLimits'.
+type Limits struct {
+	// Wall is the wall-clock limit; the sample's processes are killed when
+	// it passes.
+	Wall time.Duration `json:"wall"`
+	// CPU is the CPU-time limit (RLIMIT_CPU).
+	CPU time.Duration `json:"cpu"`
+	// Memory caps the address space in bytes (RLIMIT_AS).
+	Memory int64 `json:"memory"`
+	// Procs caps the processes of the sandbox user (RLIMIT_NPROC).
+	Procs int `json:"procs"`
+	// FileSize caps any file the sample writes, in bytes (RLIMIT_FSIZE).
+	FileSize int64 `json:"file_size"`
+	// Python is the interpreter (default /usr/bin/python3, else python3 on
+	// PATH).
+	Python string `json:"python"`
+}
+
+// DefaultLimits are generous for HumanEval/MBPP tests, which run in well
+// under a second, and tight enough that a bad sample costs little.
+var DefaultLimits = Limits{Wall: 10 * time.Second, CPU: 5 * time.Second, Memory: 1 << 30, Procs: 32, FileSize: 16 << 20}
+
+func (l Limits) withDefaults() Limits {
+	d := DefaultLimits
+	if l.Wall <= 0 {
+		l.Wall = d.Wall
+	}
+	if l.CPU <= 0 {
+		l.CPU = d.CPU
+	}
+	if l.Memory <= 0 {
+		l.Memory = d.Memory
+	}
+	if l.Procs <= 0 {
+		l.Procs = d.Procs
+	}
+	if l.FileSize <= 0 {
+		l.FileSize = d.FileSize
+	}
+	return l
+}
+
+// sandboxUID is the unprivileged user samples run as when we are root:
+// RLIMIT_NPROC does not bind root, and nobody cannot undo the read-only
+// mounts.
+const sandboxUID = 65534
+
+//go:embed sandbox_launch.py
+var launcherSource []byte
+
+// Sandbox runs untrusted Python programs, each in a separate python3
+// process in a fresh directory under limits (see Enforced for what this
+// machine allows).
+type Sandbox struct {
+	lim      Limits
+	python   string
+	base     string
+	launcher string
+	// What the kernel let us use: namespaces (network, mount, PID) and a
+	// drop to an unprivileged user; found once by a probe run.
+	cloneflags uintptr
+	drop       bool
+	mu         sync.Mutex
+	seq        int
+}
+
+// NewSandbox prepares a sandbox: finds python3 and probes which isolation
+// the kernel grants (as root: new network, mount and PID namespaces and a
+// drop to uid 65534; otherwise resource limits and a process group only).
+func NewSandbox(l Limits) (*Sandbox, error) {
+	l = l.withDefaults()
+	py := l.Python
+	if py == "" {
+		py = "/usr/bin/python3"
+		if _, err := os.Stat(py); err != nil {
+			if py, err = exec.LookPath("python3"); err != nil {
+				return nil, fmt.Errorf("sandbox: no python3 to run code samples with (Limits.Python)")
+			}
+		}
+	}
+	base, err := os.MkdirTemp("", "minitron-sandbox-")
+	if err != nil {
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	// Samples (as nobody) may pass through base but not list or write it.
+	if err := os.Chmod(base, 0o711); err != nil {
+		os.RemoveAll(base)
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	s := &Sandbox{lim: l, python: py, base: base, launcher: filepath.Join(base, "launch.py")}
+	if err := os.WriteFile(s.launcher, launcherSource, 0o644); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		s.cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID
+		s.drop = true
+		if r := s.Run("pass\n"); r.Status != StatusPassed {
+			// The kernel (a container without CAP_SYS_ADMIN, say) refused
+			// the namespaces: keep the limits and the user drop.
+			s.cloneflags = 0
+			if r2 := s.Run("pass\n"); r2.Status != StatusPassed {
+				s.Close()
+				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s (with namespaces: %s)", py, r2.Detail, r.Detail)
+			}
+		}
+	} else if r := s.Run("pass\n"); r.Status != StatusPassed {
+		s.Close()
+		return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r.Detail)
+	}
+	return s, nil
+}
+
+// Enforced describes what confines each sample on this machine.
+func (s *Sandbox) Enforced() []string {
+	l := s.lim
+	out := []string{
+		fmt.Sprintf("separate python3 process (%s) per sample in a fresh temporary directory", s.python),
+		fmt.Sprintf("wall time %v (the sample's processes killed)", l.Wall),
+		fmt.Sprintf("CPU time %v (RLIMIT_CPU)", l.CPU),
+		fmt.Sprintf("address space %d MiB (RLIMIT_AS)", l.Memory>>20),
+		fmt.Sprintf("file size %d MiB (RLIMIT_FSIZE), no core dumps", l.FileSize>>20),
+	}
+	if s.drop {
+		out = append(out, fmt.Sprintf("runs as uid %d with at most %d processes (RLIMIT_NPROC)", sandboxUID, l.Procs))
+	} else {
+		out = append(out, "NOT enforced: process count (not root, so no unprivileged user to run as; RLIMIT_NPROC would count all of this user's processes)")
+	}
+	if s.cloneflags&syscall.CLONE_NEWNET != 0 {
+		out = append(out, "no network: a new network namespace with no interfaces up")
+	} else {
+		out = append(out, "NOT enforced: network isolation (the kernel refused a new network namespace)")
+	}
+	if s.cloneflags&syscall.CLONE_NEWNS != 0 {
+		out = append(out, "filesystem read-only except the sample's directory (mount namespace)")
+	} else if s.drop {
+		out = append(out, "NOT enforced: read-only filesystem (no mount namespace); uid 65534 can still write world-writable places such as /tmp")
+	} else {
+		out = append(out, "NOT enforced: read-only filesystem (no mount namespace); the sample can write wherever this user can")
+	}
+	if s.cloneflags&syscall.CLONE_NEWPID != 0 {
+		out = append(out, "own PID namespace: every process of a sample dies with it")
+	} else {
+		out = append(out, "own process group, killed at the end of the sample (a process that leaves the group survives)")
+	}
+	return out
+}
+
+// Close removes the sandbox's directory.
+func (s *Sandbox) Close() { os.RemoveAll(s.base) }
+
+// Status is how a sample's run ended.
+type Status string
+
+const (
+	StatusPassed   Status = "passed"
+	StatusFailed   Status = "failed"
+	StatusTimedOut Status = "timed out"
+)
+
+// RunResult is one executed sample.
+type RunResult struct {
+	Status Status
+	// Detail is the last line of the sample's stderr, or why it was
+	// killed.
+	Detail string
+	Wall   time.Duration
+}
+
+// String is "passed", "timed out" or "failed: detail".
+func (r RunResult) String() string {
+	if r.Status == StatusFailed && r.Detail != "" {
+		return string(r.Status) + ": " + r.Detail
+	}
+	return string(r.Status)
+}
+
+// cappedBuffer keeps the last bytes written, up to n: a sample printing in
+// a loop cannot fill our memory.
+type cappedBuffer struct {
+	b bytes.Buffer
+	n int
+}
+
+func (c *cappedBuffer) Write(p []byte) (int, error) {
+	c.b.Write(p)
+	if over := c.b.Len() - c.n; over > 0 {
+		c.b.Next(over)
+	}
+	return len(p), nil
+}
+
+type launchConfig struct {
+	Dir      string `json:"dir"`
+	Python   string `json:"python"`
+	CPU      int64  `json:"cpu"`
+	Memory   int64  `json:"memory"`
+	Procs    int    `json:"procs"`
+	FileSize int64  `json:"file_size"`
+	UID      int    `json:"uid"`
+	Mounts   bool   `json:"mounts"`
+}
+
+// launcherFailed is the launcher's exit status when it could not set the
+// sandbox up (as opposed to the sample failing).
+const launcherFailed = 97
+
+// Run executes program (python source) in a fresh directory and reports
+// whether it exited with status 0 within the limits.
+func (s *Sandbox) Run(program string) RunResult {
+	s.mu.Lock()
+	s.seq++
+	dir := filepath.Join(s.base, fmt.Sprintf("s%d", s.seq))
+	s.mu.Unlock()
+	defer os.RemoveAll(dir)
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+	}
+	if err := os.WriteFile(filepath.Join(dir, "prog.py"), []byte(program), 0o644); err != nil {
+		return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+	}
+	cfg := launchConfig{Dir: dir, Python: s.python, CPU: int64((s.lim.CPU + time.Second - 1) / time.Second),
+		Memory: s.lim.Memory, Procs: s.lim.Procs, FileSize: s.lim.FileSize, UID: -1,
+		Mounts: s.cloneflags&syscall.CLONE_NEWNS != 0}
+	if s.drop {
+		cfg.UID = sandboxUID
+		if err := os.Chown(dir, sandboxUID, sandboxUID); err != nil {
+			return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+		}
+	}
+	cj, _ := json.Marshal(cfg)
+	cmd := exec.Command(s.python, "-I", "-S", s.launcher, string(cj))
+	cmd.Dir = dir
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8", "PYTHONHASHSEED=0"}
+	var stderr cappedBuffer
+	stderr.n = 8 << 10
+	cmd.Stdout = &cappedBuffer{n: 8 << 10}
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: s.cloneflags, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return RunResult{Status: StatusFailed, Detail: "sandbox: start: " + err.Error()}
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	timer := time.NewTimer(s.lim.Wall)
+	defer timer.Stop()
+	var err error
+	timedOut := false
+	select {
+	case err = <-done:
+	case <-timer.C:
+		timedOut = true
+		killGroup(cmd.Process.Pid)
+		err = <-done
+	}
+	// Whatever the sample left behind in its group goes too (with a PID
+	// namespace the kernel has already killed it).
+	killGroup(cmd.Process.Pid)
+	r := RunResult{Wall: time.Since(start)}
+	switch {
+	case timedOut:
+		r.Status, r.Detail = StatusTimedOut, fmt.Sprintf("wall time over %v", s.lim.Wall)
+	case err == nil:
+		r.Status = StatusPassed
+	default:
+		r.Status = StatusFailed
+		r.Detail = lastLine(stderr.b.String())
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
+				switch {
+				case ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL) && r.Detail == "":
+					r.Detail = fmt.Sprintf("killed by signal %q (CPU limit %v)", ws.Signal(), s.lim.CPU)
+				case ws.Signaled() && r.Detail == "":
+					r.Detail = fmt.Sprintf("killed by signal %q", ws.Signal())
+				case ws.Exited() && ws.ExitStatus() == launcherFailed:
+					r.Detail = "sandbox setup: " + r.Detail
+				}
+			}
+		}
+		if r.Detail == "" {
+			r.Detail = err.Error()
+		}
+	}
+	return r
+}
+
+func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
+}
+
+// RunProblem executes each completion of p and counts those that pass.
+func (s *Sandbox) RunProblem(p *CodeProblem, completions []string) (*CodeOutcome, error) {
+	if p == nil {
+		return nil, fmt.Errorf("no code problem to run completions against")
+	}
+	o := &CodeOutcome{Completions: completions, N: len(completions)}
+	for _, c := range completions {
+		r := s.Run(p.Program(c))
+		if strings.HasPrefix(r.Detail, "sandbox") {
+			return nil, fmt.Errorf("%s", r.Detail)
+		}
+		if r.Status == StatusPassed {
+			o.Correct++
+		}
+		o.Results = append(o.Results, r.String())
+	}
+	return o, nil
+}
