@@ -17,7 +17,10 @@ type mapping struct {
 // mapFile maps path read-only; an empty file gives an empty mapping (mmap
 // rejects length 0).
 func mapFile(path string) (mapping, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer
+	// forever; this way it opens at once and fails the regular-file check.
+	// It changes nothing for regular files.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return mapping{}, err
 	}

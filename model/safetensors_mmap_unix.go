@@ -12,7 +12,10 @@ import (
 // on demand and a checkpoint larger than RAM can be streamed. syscall.Mmap
 // needs no cgo.
 func mapFile(path string) ([]byte, func() error, error) {
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO for reading would wait for a writer
+	// forever; this way it opens at once and fails the regular-file check.
+	// It changes nothing for regular files.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, nil, err
 	}
