@@ -38,11 +38,15 @@ type Config struct {
 	TeacherDir string
 	Teacher    *model.Model
 
-	// Data: Megatron indexed dataset prefixes (blended with equal weights)
-	// or a ready sampler; validation likewise (optional).
-	Data       []string
-	Train      data.Sampler
-	Val        []string
+	// Data: dataset prefixes — a Megatron indexed dataset, or a corpus
+	// prepared by data.PrepareCorpus, whose _train split is trained on and
+	// whose _val split validates when Val is not given — blended with
+	// DataWeights (nil: equal); or a ready sampler. Validation likewise
+	// (optional).
+	Data        []string
+	DataWeights []float64
+	Train       data.Sampler
+	Val         []string
 	ValSampler data.Sampler
 	ValBatches int // micro-batches per validation (default 8)
 
@@ -410,7 +414,14 @@ func (r *run) openData() error {
 		if len(c.Data) == 0 {
 			return fmt.Errorf("no training data (Data: a dataset prefix)")
 		}
-		s, closeData, err := data.OpenBlend(c.Data, nil, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
+		train, val, err := c.splits()
+		if err != nil {
+			return err
+		}
+		if len(c.Val) == 0 && c.ValSampler == nil {
+			c.Val = val
+		}
+		s, closeData, err := data.OpenBlend(train, c.DataWeights, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed})
 		if err != nil {
 			return fmt.Errorf("training data: %w", err)
 		}
@@ -811,13 +822,41 @@ func (c *Config) studentSource(resumeDir string) (*model.Config, model.TensorSou
 
 // validationBatches reads the fixed validation micro-batches (the same at
 // every evaluation), or nil without validation data.
+// splits resolves Data's prefixes to the datasets trained on, and the
+// prepared corpora's validation splits (all or nothing: a blend validates on
+// every part or on none by default).
+func (c *Config) splits() (train, val []string, err error) {
+	for _, p := range c.Data {
+		t := data.Split(p, "train")
+		if t == "" {
+			return nil, nil, fmt.Errorf("training data %s: no dataset %s.idx, nor a prepared corpus %s_train.idx", p, p, p)
+		}
+		train = append(train, t)
+		if v := data.Split(p, "val"); v != "" && v != t {
+			val = append(val, v)
+		}
+	}
+	if len(val) != len(train) {
+		val = nil
+	}
+	return train, val, nil
+}
+
 func (c *Config) validationBatches() ([][][]int32, error) {
 	vs := c.ValSampler
 	if vs == nil {
 		if len(c.Val) == 0 {
 			return nil, nil
 		}
-		s, closeVal, err := data.OpenBlend(c.Val, nil, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed + 1000, NoShuffle: true})
+		var val []string
+		for _, p := range c.Val {
+			v := data.Split(p, "val")
+			if v == "" {
+				return nil, fmt.Errorf("validation data %s: no dataset %s.idx, nor a prepared corpus %s_val.idx", p, p, p)
+			}
+			val = append(val, v)
+		}
+		s, closeVal, err := data.OpenBlend(val, nil, data.SamplerOptions{SeqLen: c.SeqLen, Seed: c.Seed + 1000, NoShuffle: true})
 		if err != nil {
 			return nil, fmt.Errorf("validation data: %w", err)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/internal/progress"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -80,7 +81,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 		f.StringVar(&o.Student, "model", "", "checkpoint directory to fine-tune, or (with --init random) a config.json or checkpoint dir giving the architecture")
 		f.StringVar(&o.Init, "init", "checkpoint", "checkpoint (continue from the weights) or random")
 	}
-	f.StringSliceVar(&o.Data, "data", nil, "training data: Megatron indexed dataset prefix(es), blended equally")
+	f.StringSliceVar(&o.Data, "data", nil, "training data: dataset prefix(es) — a Megatron indexed dataset, or a corpus from minitron data prepare (its _train split; its _val split validates unless --val is given) — blended equally, or weighted as WEIGHT:PREFIX (0.7:a,0.3:b)")
 	f.StringSliceVar(&o.Val, "val", nil, "validation data prefix(es)")
 	f.IntVar(&o.ValBatches, "val-batches", 8, "micro-batches per validation")
 	f.IntVar(&o.SeqLen, "seq-len", 0, "tokens per sample (required)")
@@ -151,7 +152,7 @@ func applyConfigFile(f *pflag.FlagSet, o *TrainOptions) error {
 
 func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config, error) {
 	c := distill.Config{
-		Data: o.Data, Val: o.Val, ValBatches: o.ValBatches, SeqLen: o.SeqLen, MicroBatch: o.MicroBatch,
+		Val: o.Val, ValBatches: o.ValBatches, SeqLen: o.SeqLen, MicroBatch: o.MicroBatch,
 		GlobalBatch: o.GlobalBatch, Steps: o.Steps, Tokens: o.Tokens, LR: o.LR, MinLR: o.MinLR, Warmup: o.Warmup,
 		WeightDecay: o.WeightDecay, DecayAll: o.DecayAll, Clip: o.Clip, Seed: o.Seed, Out: o.Out,
 		SaveEvery: o.SaveEvery, KeepLast: o.KeepLast, ValEvery: o.ValEvery, LogEvery: o.LogEvery,
@@ -166,6 +167,9 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		return c, err
 	}
 	c.Device = dev
+	if c.Data, c.DataWeights, err = data.ParseBlend(o.Data); err != nil {
+		return c, fmt.Errorf("--data: %w", err)
+	}
 	if o.Student == "" {
 		if distilling {
 			return c, errors.New("--student is required")
