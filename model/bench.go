@@ -65,7 +65,7 @@ type BenchResult struct {
 
 // BenchForward times full forward passes (all logits) over random tokens:
 // warmup untimed runs, then iters timed ones; throughput uses the best time,
-// like the PyTorch baseline (torch_bench.py).
+// like the PyTorch baseline (scripts/torch_bench.py).
 func BenchForward(m *Model, B, T, warmup, iters int, seed int64) (*BenchResult, error) {
 	if B <= 0 || T <= 0 || iters <= 0 {
 		return nil, fmt.Errorf("bench: batch, seq and iters must be positive")

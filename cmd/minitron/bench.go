@@ -25,8 +25,15 @@ func init() {
 func newBenchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "bench",
-		Short: "Measure forward/training throughput (compare with tools/torch_bench.py)",
+		Short: "Measure forward/training throughput (compare with scripts/torch_bench.py)",
+		Long: `Time forward passes (bench forward) or training steps (bench train) of a random model of a
+given shape, or of a checkpoint. scripts/torch_bench.py in the repository is the PyTorch
+baseline: the same model from the same flags (forward|train, --arch, sizes, --batch, --seq,
+--loss, --threads, --device cuda, --bf16, --json), timed the same way. It needs PyTorch.`,
 		Example: `  minitron bench forward --json
+  python3 scripts/torch_bench.py forward --json
+  minitron bench train --loss kd --batch 8 --seq 128
+  python3 scripts/torch_bench.py train --loss kd --batch 8 --seq 128
   minitron bench forward --model ./Minitron-4B --weights streaming --batch 1 --seq 32`,
 	}
 	for _, f := range benchCommands {
@@ -83,7 +90,7 @@ func newBenchForwardCmd() *cobra.Command {
 		Use:   "forward",
 		Short: "Time full forward passes (all logits) of a random or given model",
 		Long: `Time forward passes over random tokens and report tokens/s and GFLOP/s at the best of
---iters runs (after --warmup untimed ones), like torch_bench.py. Without --model the model is
+--iters runs (after --warmup untimed ones), like scripts/torch_bench.py forward. Without --model the model is
 random, in memory, f32, of the given shape. GFLOP/s counts matrix products only:
 2·B·T·[L·(H·(qd+2kvd) + qd·H + m·H·F + F·H) + H·V] + L·B·nH·4·hd·Σ_i(visible keys of i),
 m = 2 for gated MLPs (llama/mistral) else 1 (see model.ForwardFLOPs).
@@ -94,7 +101,7 @@ TF32 tensor-core products, all logits) and reports the device and cuBLAS library
 train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in bf16 only
 (bf16 products with f32 accumulation); device_pool_peak_mb shows the memory it saves.`,
 		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
-  /usr/bin/python3 tools/torch_bench.py forward --batch 8 --seq 128
+  python3 scripts/torch_bench.py forward --batch 8 --seq 128   # the PyTorch baseline, same flags
   minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0
   bin/minitron-cuda bench forward --device cuda --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024
   bin/minitron-cuda bench forward --device cuda --bf16 --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 1 --seq 1024 --json`,

@@ -33,11 +33,11 @@ func newBenchTrainCmd() *cobra.Command {
 		Short: "Time full training steps (teacher forward for kd, student forward+backward, AdamW)",
 		Long: `Time full optimizer steps of a random student of the given shape on one fixed random batch and
 report tokens/s at the best of --steps steps (after 2 untimed ones), like
-tools/torch_bench.py train. --loss kd adds a frozen teacher of the same shape and forward KL.
+scripts/torch_bench.py train (the PyTorch baseline, same flags). --loss kd adds a frozen teacher of the same shape and forward KL.
 --threads 0 tries one worker and all cores and reports the better (torch_bench.py does the same
 with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 		Example: `  minitron bench train --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --loss ce --json
-  /usr/bin/python3 tools/torch_bench.py train --batch 8 --seq 128
+  python3 scripts/torch_bench.py train --batch 8 --seq 128   # the PyTorch baseline, same flags
   # a GPU (bin/minitron-cuda, make build-cuda): the ~100M goal shape at sequence 1024
   minitron bench train --device cuda --bf16 --arch nemotron --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024`,
 		Args: cobra.NoArgs,
