@@ -2,8 +2,11 @@ package prune
 
 import (
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
@@ -279,5 +282,34 @@ func TestResidualHeadsFoldTwins(t *testing.T) {
 		if !fold && d < 1e-3 {
 			t.Errorf("dropping a head without folding changed logits by only %g: the test cannot tell folding apart", d)
 		}
+	}
+}
+
+// A killed run's temporary output directory beside --out is removed by the
+// next run on the same output.
+func TestStagingRemovesStaleTemporaries(t *testing.T) {
+	parent := t.TempDir()
+	out := filepath.Join(parent, "student")
+	stale := filepath.Join(parent, ".student.tmp123456")
+	if err := os.MkdirAll(stale, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "model.safetensors"), []byte("half"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	other := filepath.Join(parent, ".other.tmp1")
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := newStaging(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.cleanup()
+	if _, err := os.Stat(stale); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("stale temporary %s still there (%v)", stale, err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Errorf("another output's temporary was removed: %v", err)
 	}
 }

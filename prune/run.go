@@ -304,10 +304,16 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	defer stage.cleanup()
 	tmp := stage.dir
+	if StagingHook != nil {
+		StagingHook(ctx, tmp)
+	}
 	o.logf("writing %s (%s → %s params)", o.OutDir, model.FormatParams(rep.TeacherShape.Params.Total), model.FormatParams(rep.StudentShape.Params.Total))
 	if err := model.SaveCheckpoint(tmp, studentCfg, sliced, model.SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
 		Metadata: map[string]string{"minitron_pruned_from": filepath.Base(filepath.Clean(o.ModelDir))}}); err != nil {
 		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("interrupted before %s was complete (nothing written there): %w", o.OutDir, err)
 	}
 	if _, err := model.CopyTokenizerFiles(o.ModelDir, tmp); err != nil {
 		return nil, err
@@ -357,13 +363,23 @@ type staging struct {
 	done     bool
 }
 
+// StagingHook, when set, is called once the temporary output directory
+// exists: for tests of interruptions (Run's and its callers').
+var StagingHook func(ctx context.Context, dir string)
+
 // newStaging checks that out is missing or empty and makes the temporary
-// directory beside it.
+// directory beside it, removing those a killed run on the same output left.
 func newStaging(out string) (*staging, error) {
 	if err := checkOutDir(out); err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp(filepath.Dir(filepath.Clean(out)), "."+filepath.Base(out)+".tmp*")
+	parent, prefix := filepath.Dir(filepath.Clean(out)), "."+filepath.Base(filepath.Clean(out))+".tmp"
+	if stale, err := filepath.Glob(filepath.Join(parent, prefix+"*")); err == nil {
+		for _, d := range stale {
+			os.RemoveAll(d)
+		}
+	}
+	dir, err := os.MkdirTemp(parent, prefix+"*")
 	if err != nil {
 		return nil, err
 	}

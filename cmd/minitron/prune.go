@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 
@@ -151,6 +153,11 @@ func runPrune(ctx context.Context, o *PruneOptions, stdout, stderr io.Writer) er
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	// Ctrl-C stops the work and removes the half-written output; a second
+	// one kills at once.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
 	var err error
 	if o.Params != "" {
 		if o.Options.Params, err = parseCount(o.Params); err != nil {
