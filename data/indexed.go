@@ -257,22 +257,42 @@ func (w *IndexedWriter) Abort() {
 	os.Remove(w.bin.Name())
 }
 
-// Close finishes the dataset: an open document is ended, the .bin is synced and
-// renamed into place, then the .idx is written to a temporary file and renamed.
+// Close finishes the dataset: an open document is ended, the .bin is synced,
+// the .idx written to a synced temporary file, and both are renamed into
+// place, .idx last.
 func (w *IndexedWriter) Close() error {
+	staged, err := w.Stage()
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.Publish(staged); err != nil {
+		return w.fail(fmt.Errorf("indexed dataset %s: %w", w.prefix, err))
+	}
+	return nil
+}
+
+// Stage finishes the dataset like Close but leaves both files under
+// temporary names: the .bin and then the .idx, for atomicfile.Publish to
+// rename together with other outputs (a corpus's splits and manifest are
+// published all or none). On error nothing is left behind. Close after
+// Stage returns Stage's error.
+func (w *IndexedWriter) Stage() ([]atomicfile.Staged, error) {
 	if w.closed {
-		return w.err
+		if w.err == nil {
+			return nil, fmt.Errorf("indexed dataset %s: already closed", w.prefix)
+		}
+		return nil, w.err
 	}
 	if w.err != nil {
 		w.Abort()
-		return w.err
+		return nil, w.err
 	}
 	if w.inDoc {
 		w.EndDocument()
 	}
 	if err := w.flush(); err != nil {
 		w.Abort()
-		return err
+		return nil, err
 	}
 	binPath, idxPath := IndexedPaths(w.prefix)
 	tmpBin := w.bin.Name()
@@ -283,14 +303,14 @@ func (w *IndexedWriter) Close() error {
 	w.closed = true
 	if err != nil {
 		os.Remove(tmpBin)
-		return w.fail(fmt.Errorf("indexed dataset %s: %w", binPath, err))
+		return nil, w.fail(fmt.Errorf("indexed dataset %s: %w", binPath, err))
 	}
-	idx := encodeIndex(w.dtype, w.lengths, w.docIdx)
-	if err := atomicfile.WriteFile(idxPath, idx, func() error { return os.Rename(tmpBin, binPath) }); err != nil {
+	idx, err := atomicfile.Stage(idxPath, encodeIndex(w.dtype, w.lengths, w.docIdx))
+	if err != nil {
 		os.Remove(tmpBin)
-		return w.fail(fmt.Errorf("indexed dataset %s: %w", idxPath, err))
+		return nil, w.fail(fmt.Errorf("indexed dataset %s: %w", idxPath, err))
 	}
-	return nil
+	return []atomicfile.Staged{{Tmp: tmpBin, Path: binPath}, idx}, nil
 }
 
 // encodeIndex builds the bytes of an .idx file; pointers follow from lengths.

@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -45,6 +46,21 @@ type PrepareOptions struct {
 	// call at a time).
 	Progress func(done, total int64)
 	Log      io.Writer
+	// Overwrite replaces the outputs of an earlier run at Out; without it
+	// an existing output file is refused before any work.
+	Overwrite bool
+}
+
+// ErrOutputExists is wrapped by errors that refuse to replace an existing
+// output without Overwrite (a CLI adds its flag's name).
+var ErrOutputExists = errors.New("already exists")
+
+// PrepareOutputs are the files PrepareCorpus writes for prefix out, in the
+// order it publishes them (the manifest last).
+func PrepareOutputs(out string) []string {
+	trainBin, trainIdx := IndexedPaths(out + "_train")
+	valBin, valIdx := IndexedPaths(out + "_val")
+	return []string{trainBin, trainIdx, valBin, valIdx, ManifestPath(out)}
 }
 
 // ManifestSplit describes one output dataset.
@@ -179,6 +195,13 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 	files, err := CorpusFiles(copts)
 	if err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	// A second run at the same prefix would silently replace the first
+	// (or, with other splits, leave parts of it beside the new files).
+	for _, p := range PrepareOutputs(opts.Out) {
+		if _, err := os.Lstat(p); err == nil && !opts.Overwrite {
+			return nil, fmt.Errorf("prepare: %s %w (a corpus was prepared at prefix %s before); set Overwrite to replace it", p, ErrOutputExists, opts.Out)
+		}
 	}
 	if dir := filepath.Dir(opts.Out); dir != "" {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -337,18 +360,30 @@ func PrepareCorpus(opts PrepareOptions) (*Manifest, error) {
 		abort()
 		return nil, fmt.Errorf("prepare: no documents in %d input files (%d skipped as bad input)", len(files), report.IssueCount())
 	}
-	if err := trainW.Close(); err != nil {
+	// Stage every file (where a full disk fails) before publishing any, so
+	// the splits and the manifest appear together or not at all.
+	staged, err := trainW.Stage()
+	if err != nil {
 		valW.Abort()
 		return nil, err
 	}
-	if err := valW.Close(); err != nil {
+	vs, err := valW.Stage()
+	if err != nil {
+		atomicfile.Discard(staged)
 		return nil, err
 	}
+	staged = append(staged, vs...)
 	b, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
+		atomicfile.Discard(staged)
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(ManifestPath(opts.Out), append(b, '\n'), nil); err != nil {
+	ms, err := atomicfile.Stage(ManifestPath(opts.Out), append(b, '\n'))
+	if err != nil {
+		atomicfile.Discard(staged)
+		return nil, fmt.Errorf("prepare: %w", err)
+	}
+	if err := atomicfile.Publish(append(staged, ms)); err != nil {
 		return nil, fmt.Errorf("prepare: %w", err)
 	}
 	return m, nil

@@ -189,7 +189,7 @@ func BenchmarkPrepareOpticks(b *testing.B) {
 	b.SetBytes(st.Size())
 	dir := b.TempDir()
 	for i := 0; i < b.N; i++ {
-		_, err := PrepareCorpus(PrepareOptions{Corpus: CorpusOptions{Builtin: BuiltinOpticks}, Tokenizer: idxTestTok{}, Out: filepath.Join(dir, "o")})
+		_, err := PrepareCorpus(PrepareOptions{Corpus: CorpusOptions{Builtin: BuiltinOpticks}, Tokenizer: idxTestTok{}, Out: filepath.Join(dir, "o"), Overwrite: true})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -39,6 +40,7 @@ type DataPrepareOptions struct {
 	Strict      bool
 	MaxDocBytes int
 	DocBytes    int
+	Overwrite   bool
 }
 
 func newDataPrepareCmd() *cobra.Command {
@@ -56,7 +58,10 @@ Every document ends with the tokenizer's EOS. The split is decided per document 
 of its path (relative to its input), so it is the same on every machine and for any
 --workers. Unreadable files, invalid UTF-8 and bad JSONL lines are skipped and reported
 (an error with --strict). Built-in corpora: go-src (every .go file of the Go installation),
-opticks (Newton's Opticks, shipped with Go).`,
+opticks (Newton's Opticks, shipped with Go).
+An earlier run's outputs at --out are refused unless --overwrite; the splits and the manifest
+are written under temporary names and published together, so a failure (a full disk) leaves
+none of them.`,
 		Example: `  minitron data prepare --builtin opticks --tokenizer tok.json --out data/opticks
   minitron data prepare --input ~/code --glob '*.go' --tokenizer tok.json --out data/code --workers 8
   minitron data prepare --input corpus.jsonl --jsonl-key text --tokenizer ./Minitron-4B --out data/web --strict`,
@@ -77,6 +82,7 @@ opticks (Newton's Opticks, shipped with Go).`,
 	f.BoolVar(&o.Strict, "strict", false, "fail on the first unreadable file, invalid UTF-8 or bad JSONL line")
 	f.IntVar(&o.MaxDocBytes, "max-doc-bytes", data.DefaultMaxDocBytes, "split text files longer than this at blank lines (-1: never)")
 	f.IntVar(&o.DocBytes, "doc-bytes", data.DefaultDocBytes, "minimum size of the pieces of a split file")
+	f.BoolVar(&o.Overwrite, "overwrite", false, "replace the outputs of an earlier run at --out")
 	_ = cmd.MarkFlagRequired("tokenizer")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
@@ -96,9 +102,12 @@ func runDataPrepare(o *DataPrepareOptions, w io.Writer) error {
 		Corpus: data.CorpusOptions{Inputs: o.Inputs, Builtin: o.Builtin, Glob: o.Glob, JSONLKey: o.JSONLKey,
 			MaxDocBytes: o.MaxDocBytes, DocBytes: o.DocBytes, Strict: o.Strict},
 		Tokenizer: tok, TokenizerPath: o.Tokenizer, Out: o.Out, Split: o.Split, Workers: o.Workers,
-		Progress: bar.Update,
+		Progress: bar.Update, Overwrite: o.Overwrite,
 	})
 	bar.Finish()
+	if errors.Is(err, data.ErrOutputExists) {
+		return fmt.Errorf("%w (pass --overwrite)", err)
+	}
 	if err != nil {
 		return err
 	}

@@ -56,7 +56,7 @@ func TestDataPrepareAndInspect(t *testing.T) {
 			t.Errorf("inspect output lacks %q:\n%s", frag, got)
 		}
 	}
-	if _, err := runCLI(t, "data", "prepare", "--input", in, "--tokenizer", testTokenizer, "--out", out, "--strict"); err == nil ||
+	if _, err := runCLI(t, "data", "prepare", "--input", in, "--tokenizer", testTokenizer, "--out", out, "--strict", "--overwrite"); err == nil ||
 		!strings.Contains(err.Error(), "c.jsonl:41") {
 		t.Errorf("--strict err = %v, want c.jsonl:41", err)
 	}
