@@ -58,7 +58,10 @@ func newEvalNLLCmd() *cobra.Command {
 		Long: `Run one forward pass over the token ids (positions 0..T-1) and print the negative
 log-likelihood of each ids[t+1] given ids[..t] (T-1 values, natural log) and their mean.
 --json prints exactly {"mean_nll":…,"nll":[…]}. --logits-out writes the [T,V] float32 logits
-as a safetensors file (tensor "logits").
+as a safetensors file (tensor "logits"); that holds them in memory, while the NLL alone is
+computed over blocks of the vocabulary. The ids may not exceed the model's
+max_position_embeddings, and a non-finite result is an error naming the tensor that holds
+NaN or Inf.
 --device cuda runs the pass on GPU 0 through the same device path as eval ppl and eval tasks
 (eval.DeviceLM: log-probabilities computed on the device in float32); needs the CUDA build.
 --bf16 keeps the weight matrices on the GPU in bf16 only (bf16 products).`,
@@ -128,20 +131,39 @@ func runEvalNLL(o *EvalNLLOptions, w io.Writer) error {
 		return err
 	}
 	defer m.Close()
+	// Both devices stop at the model's positions, as the CPU forward does.
+	if err := m.Cfg.CheckPositions(0, len(ids)); err != nil {
+		return fmt.Errorf("--ids: %w", err)
+	}
 	var nll []float64
 	var mean float64
 	var logits []float32
-	if dev.IsCUDA() {
+	switch {
+	case dev.IsCUDA():
 		if nll, mean, logits, err = deviceNLL(m, ids, o.LogitsOut != "", o.NoTF32, o.BF16); err != nil {
 			return err
 		}
-	} else {
+	case o.LogitsOut != "":
 		if logits, err = m.Forward([][]int{ids}, nil); err != nil {
 			return err
 		}
 		if nll, mean, err = model.SequenceNLL(logits, ids); err != nil {
 			return err
 		}
+	default:
+		// Only the NLL is wanted: TokenNLL never holds the [T, V] logits.
+		all, err := m.TokenNLL([][]int{ids}, nil)
+		if err != nil {
+			return err
+		}
+		nll = all[0]
+		for _, v := range nll {
+			mean += v
+		}
+		mean /= float64(len(nll))
+	}
+	if math.IsNaN(mean) || math.IsInf(mean, 0) {
+		return m.ExplainNonFinite("nll")
 	}
 	if o.LogitsOut != "" {
 		src := model.NewMemSource()

@@ -42,8 +42,10 @@ tokenizer.json / tokenizer.model, or --tokenizer); --ids takes token ids directl
 tokenizer's BOS is prepended to a text prompt unless --no-bos. --max-length counts the prompt
 too, like Hugging Face's max_length; --max-new-tokens, when set, wins. Generation stops at an
 EOS id (generation_config.json's eos_token_id when present, else config.json's).
-Temperature 0 is greedy; otherwise tokens are sampled after top-k and top-p filtering, with
---seed making runs reproducible.
+Temperature 0 (the default) is greedy decoding, so --top-k and --top-p are refused with it
+(they would be ignored); a positive temperature samples after top-k and top-p filtering, with
+--seed making runs reproducible. The prompt and the new tokens together may not exceed the
+model's max_position_embeddings.
 --device cuda decodes on GPU 0 (needs the CUDA build): the prompt runs once into a device KV
 cache, then one token's forward pass a step. Greedy takes each step's arg-max computed on the
 device; sampling downloads the last position's logits and draws on the host exactly as the CPU
@@ -67,7 +69,7 @@ The output is the CPU command's.`,
 	f.StringVar(&o.Tokenizer, "tokenizer", "", "tokenizer file or directory (default: the model directory)")
 	f.BoolVar(&o.NoBOS, "no-bos", false, "do not prepend the tokenizer's BOS to a text prompt")
 	f.IntVar(&o.MaxLength, "max-length", 50, "total length in tokens, prompt included")
-	f.IntVar(&o.MaxNewTokens, "max-new-tokens", 0, "new tokens to generate (overrides --max-length)")
+	f.IntVar(&o.MaxNewTokens, "max-new-tokens", 0, "new tokens to generate (overrides --max-length; 0 = use --max-length)")
 	f.Float64Var(&o.Temperature, "temperature", 0, "sampling temperature; 0 = greedy")
 	f.IntVar(&o.TopK, "top-k", 0, "sample among the k most likely tokens (0 = all)")
 	f.Float64Var(&o.TopP, "top-p", 1, "sample within the top-p probability mass (1 = all)")
@@ -111,8 +113,11 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 	} else if prompt, err = parseIDs(o.IDs); err != nil {
 		return err
 	}
+	if o.MaxNewTokens < 0 {
+		return fmt.Errorf("--max-new-tokens must be positive, got %d", o.MaxNewTokens)
+	}
 	n := o.MaxNewTokens
-	if n <= 0 {
+	if n == 0 {
 		n = o.MaxLength - len(prompt)
 		if n <= 0 {
 			return fmt.Errorf("--max-length %d leaves no room after the %d-token prompt (use --max-new-tokens)", o.MaxLength, len(prompt))
@@ -129,6 +134,13 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 		}
 	}
 	gopt := model.GenerateOptions{MaxNewTokens: n, Temperature: o.Temperature, TopK: o.TopK, TopP: o.TopP, Seed: o.Seed}
+	if err := gopt.Check(prompt); err != nil {
+		return err
+	}
+	// Both devices stop at the model's positions, as the CPU cache does.
+	if err := m.Cfg.CheckPositions(0, len(prompt)+n); err != nil {
+		return fmt.Errorf("the prompt and the new tokens: %w", err)
+	}
 	var res *model.GenerateResult
 	if dev.IsCUDA() {
 		res, err = deviceGenerate(m, prompt, gopt, o.NoTF32, o.BF16)
@@ -161,8 +173,8 @@ func runGenerate(o *GenerateOptions, w io.Writer) error {
 }
 
 // deviceGenerate is generate on GPU 0 (eval.DeviceLM.Decode): one row, a
-// window wide enough for the whole generation, as the CPU's cache, which
-// does not stop at max_position_embeddings either.
+// window wide enough for the whole generation (runGenerate has checked it
+// against max_position_embeddings, where the CPU's cache stops too).
 func deviceGenerate(m *model.Model, prompt []int, opt model.GenerateOptions, noTF32, bf16 bool) (*model.GenerateResult, error) {
 	d, err := eval.NewDeviceLM(m, eval.DeviceOptions{Rows: 1, MaxLen: max(len(prompt)+opt.MaxNewTokens, m.Cfg.MaxPositionEmbeddings),
 		NoTF32: noTF32, BF16: bf16})
