@@ -118,7 +118,7 @@ func buildGolden(t *testing.T, lm *ModelLM, tok data.Tokenizer) ([]goldenItem, [
 	var scores [][]TokenScores
 	var gens [][]int
 	for _, c := range goldenCases {
-		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots})
+		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots, FewShotSampler: SamplerFirstN})
 		d := tk.Docs[c.Doc]
 		it := goldenItem{goldenCase: c, ID: d.ID, Gold: d.Gold}
 		pairs := tk.Requests(d)
@@ -244,7 +244,7 @@ func TestSharedContextEqualsFullForward(t *testing.T) {
 		if c.Task == "gsm8k" {
 			continue
 		}
-		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots})
+		tk := mustLoad(t, c.Task, c.Path, TaskOptions{Shots: c.Shots, FewShotSampler: SamplerFirstN})
 		all, err := r.ChoiceLogLiks(tk)
 		if err != nil {
 			t.Fatal(err)
@@ -312,7 +312,7 @@ func TestHandScoredItems(t *testing.T) {
 				gc = g
 			}
 		}
-		tk := mustLoad(t, gc.Task, gc.Path, TaskOptions{Shots: gc.Shots})
+		tk := mustLoad(t, gc.Task, gc.Path, TaskOptions{Shots: gc.Shots, FewShotSampler: SamplerFirstN})
 		d := tk.Docs[gc.Doc]
 		for i, n := range c.choiceChars {
 			if got := len([]rune(d.Choices[i])); got != n {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -80,6 +81,11 @@ type Task struct {
 	MaxGenTokens int
 	// AccNorm reports whether acc_norm is a metric of this task.
 	AccNorm bool
+	// Sampler is the few-shot sampler used (SamplerRandom or
+	// SamplerFirstN).
+	Sampler string
+	// chosen are the examples SamplerRandom drew for each item, by ID.
+	chosen map[string][]Doc
 	// RougeStem applies the Porter stemmer before ROUGE (Summarize).
 	RougeStem bool
 	// CodeRun is how a Code task samples and executes completions.
@@ -103,7 +109,24 @@ type TaskOptions struct {
 	// Code sets a code task's sampling and sandbox (zero: pass@1 greedy,
 	// DefaultLimits).
 	Code CodeRun
+	// FewShotSampler picks the few-shot examples: SamplerRandom (lm-eval's
+	// default sampler: random.Random(seed).sample per item, in evaluation
+	// order, the item itself excluded), SamplerFirstN (the first Shots of
+	// the pool), or "" for what lm-eval's task uses (first_n for mmlu and
+	// mbpp, random for the others).
+	FewShotSampler string
+	// FewShotSeed seeds SamplerRandom; 0 means lm-eval's default 1234.
+	FewShotSeed int64
 }
+
+// Few-shot samplers (lm-eval's names).
+const (
+	SamplerRandom = "default"
+	SamplerFirstN = "first_n"
+)
+
+// lmEvalFewShotSeed is lm-eval's default fewshot_random_seed.
+const lmEvalFewShotSeed = 1234
 
 // TaskNames lists the supported tasks.
 func TaskNames() []string {
@@ -173,7 +196,77 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 	if err != nil {
 		return nil, err
 	}
+	sampler := o.FewShotSampler
+	if sampler == "" {
+		sampler = SamplerRandom
+		if name == "mmlu" || name == "mbpp" {
+			sampler = SamplerFirstN
+		}
+	}
+	seed := o.FewShotSeed
+	if seed == 0 {
+		seed = lmEvalFewShotSeed
+	}
+	if err := t.drawExamples(sampler, seed); err != nil {
+		return nil, err
+	}
 	return t, nil
+}
+
+// drawExamples fixes every item's few-shot examples as lm-eval's
+// ContextSampler draws them: one random.Random(seed) per task (per MMLU
+// subject, each being a task there); for each item in evaluation order it
+// samples Shots examples from the pool, one more when the pool is the
+// evaluated file, drops the item itself and keeps the first Shots.
+func (t *Task) drawExamples(sampler string, seed int64) error {
+	switch sampler {
+	case SamplerFirstN:
+		t.Sampler = sampler
+		return nil
+	case SamplerRandom:
+		t.Sampler = sampler
+	default:
+		return fmt.Errorf("%s: unknown few-shot sampler %q (known: %s, %s)", t.Name, sampler, SamplerRandom, SamplerFirstN)
+	}
+	if t.Shots <= 0 {
+		return nil
+	}
+	rngs := map[string]*PyRandom{}
+	t.chosen = map[string][]Doc{}
+	for _, d := range t.Docs {
+		pool := t.pool(d)
+		r := rngs[d.Group]
+		if r == nil {
+			r = NewPyRandom(seed)
+			rngs[d.Group] = r
+		}
+		n := t.Shots + boolInt(t.fewshotFromDocs)
+		if n > len(pool) {
+			return fmt.Errorf("%s: %d-shot sampling draws %d examples from a pool of %d", t.Name, t.Shots, n, len(pool))
+		}
+		var ex []Doc
+		for _, i := range r.Sample(len(pool), n) {
+			if !sameDoc(pool[i], d) && len(ex) < t.Shots {
+				ex = append(ex, pool[i])
+			}
+		}
+		t.chosen[d.ID] = ex
+	}
+	return nil
+}
+
+// sameDoc is lm-eval's "x != doc" negated: the same item, or one with the
+// same content (lm-eval compares the documents' fields).
+func sameDoc(a, b Doc) bool {
+	return a.ID == b.ID || (a.Text == b.Text && a.Target == b.Target && a.Gold == b.Gold &&
+		a.MultipleInput == b.MultipleInput && slices.Equal(a.Choices, b.Choices))
+}
+
+func (t *Task) pool(d Doc) []Doc {
+	if p := t.fewshot[d.Group]; p != nil {
+		return p
+	}
+	return t.fewshot[""]
 }
 
 func fileExists(p string) bool {
@@ -231,18 +324,17 @@ func limitDocs(d []Doc, limit int) []Doc {
 	return d
 }
 
-// examples returns the few-shot examples for d: lm-eval's first_n sampler
-// over the pool, skipping d itself when the pool is the evaluated file.
-// (lm-eval samples hellaswag/arc/gsm8k examples at random with seed 1234;
-// the first items are used here so runs are reproducible across tools.)
+// examples returns the few-shot examples for d: those SamplerRandom drew,
+// or lm-eval's first_n sampler over the pool, skipping d itself when the
+// pool is the evaluated file.
 func (t *Task) examples(d Doc) []Doc {
 	if t.Shots <= 0 {
 		return nil
 	}
-	pool := t.fewshot[d.Group]
-	if pool == nil {
-		pool = t.fewshot[""]
+	if t.chosen != nil {
+		return t.chosen[d.ID]
 	}
+	pool := t.pool(d)
 	out := make([]Doc, 0, t.Shots)
 	for _, ex := range pool {
 		if len(out) == t.Shots {

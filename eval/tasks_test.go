@@ -163,7 +163,7 @@ func TestMMLUPrompt(t *testing.T) {
 }
 
 func TestGSM8KFewShot(t *testing.T) {
-	tk := mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 2})
+	tk := mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 2, FewShotSampler: SamplerFirstN})
 	ctx := tk.Context(tk.Docs[2])
 	want := "Question: Tom has 3 apples and buys 4 more. How many apples does he have?\nAnswer: Tom has 3 + 4 = <<3+4=7>>7 apples.\n#### 7\n\n" +
 		"Question: A box holds 12 pens. How many pens are in 2 boxes?\nAnswer: 2 boxes hold 2 * 12 = <<2*12=24>>24 pens.\n#### 24\n\n" +
@@ -175,7 +175,7 @@ func TestGSM8KFewShot(t *testing.T) {
 		t.Errorf("gsm8k is generate_until with 3 stop strings")
 	}
 	// Without a train.jsonl the test file itself is the pool, skipping the item.
-	tk2 := mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 2, FewShotPath: fixture("gsm8k", "test.jsonl")})
+	tk2 := mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 2, FewShotPath: fixture("gsm8k", "test.jsonl"), FewShotSampler: SamplerFirstN})
 	tk2.fewshotFromDocs = true
 	ctx = tk2.Context(tk2.Docs[0])
 	if strings.Count(ctx, "A farmer has 5 cows") != 1 || !strings.Contains(ctx, "1,200 cups") {
