@@ -102,6 +102,7 @@ train --device cuda; needs the CUDA build. --bf16 keeps the weight matrices in b
 (bf16 products with f32 accumulation); device_pool_peak_mb shows the memory it saves.`,
 		Example: `  minitron bench forward --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --json
   python3 scripts/torch_bench.py forward --batch 8 --seq 128   # the PyTorch baseline, same flags
+  minitron init --arch nemotron --layers 24 --hidden 2048 --heads 16 --kv-heads 8 --ffn 8192 --vocab 32000 --dtype bf16 --out /tmp/big
   minitron bench forward --model /tmp/big --weights streaming --batch 1 --seq 32 --iters 1 --warmup 0
   bin/minitron-cuda bench forward --device cuda --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024
   bin/minitron-cuda bench forward --device cuda --bf16 --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 1 --seq 1024 --json`,
