@@ -21,6 +21,23 @@ func crashConfig(t *testing.T, out string) Config {
 		SeqLen: 8, MicroBatch: 2, Steps: 4, LR: 1e-2, Seed: 3, Out: out, SaveEvery: 2, Workers: 1}
 }
 
+// interruptAt runs c and cancels it (SIGINT) after step.
+func interruptAt(t *testing.T, c Config, step int) Result {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	c.OnStep = func(m StepMetrics) {
+		if m.Step == step {
+			cancel()
+		}
+	}
+	res, err := Run(ctx, c)
+	if err != nil || !res.Interrupted {
+		t.Fatalf("interrupted run: %+v, %v", res, err)
+	}
+	return res
+}
+
 // stepLines counts metrics.jsonl's lines per step.
 func stepLines(t *testing.T, out string) map[int]int {
 	t.Helper()
@@ -95,16 +112,7 @@ func TestResumeFinishedRunKeepsItsCheckpoint(t *testing.T) {
 	// SIGINT right after the step-2 save.
 	out = t.TempDir()
 	saves = map[int]int{}
-	ctx, cancel := context.WithCancel(context.Background())
-	c = crashConfig(t, out)
-	c.OnStep = func(m StepMetrics) {
-		if m.Step == 2 {
-			cancel()
-		}
-	}
-	if res, err = Run(ctx, c); err != nil || !res.Interrupted {
-		t.Fatalf("interrupted run: %+v, %v", res, err)
-	}
+	interruptAt(t, crashConfig(t, out), 2)
 	if saves[2] != 1 {
 		t.Errorf("SIGINT at a save step saved it %d times, want once", saves[2])
 	}
@@ -134,16 +142,7 @@ func TestResumeWithoutLatest(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out := t.TempDir()
-			ctx, cancel := context.WithCancel(context.Background())
-			c := crashConfig(t, out)
-			c.OnStep = func(m StepMetrics) {
-				if m.Step == 3 {
-					cancel()
-				}
-			}
-			if _, err := Run(ctx, c); err != nil {
-				t.Fatal(err)
-			}
+			interruptAt(t, crashConfig(t, out), 3)
 			if err := tc.damage(out); err != nil {
 				t.Fatal(err)
 			}
@@ -208,16 +207,7 @@ func TestMetricsWriteErrorsAndEvents(t *testing.T) {
 		t.Errorf("metrics write error: %v, want the run to fail naming metrics.jsonl", err)
 	}
 	out := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	c = crashConfig(t, out)
-	c.OnStep = func(m StepMetrics) {
-		if m.Step == 3 {
-			cancel()
-		}
-	}
-	if _, err := Run(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	interruptAt(t, crashConfig(t, out), 3)
 	stepLines(t, out) // every line a step's
 	b, err := os.ReadFile(filepath.Join(out, "events.jsonl"))
 	if err != nil {
@@ -246,16 +236,7 @@ func (failingWriter) Write([]byte) (int, error) { return 0, errors.New("no space
 // A killed run's temporaries are removed when the run is resumed.
 func TestStaleTemporariesRemoved(t *testing.T) {
 	out := t.TempDir()
-	ctx, cancel := context.WithCancel(context.Background())
-	c := crashConfig(t, out)
-	c.OnStep = func(m StepMetrics) {
-		if m.Step == 3 {
-			cancel()
-		}
-	}
-	if _, err := Run(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	interruptAt(t, crashConfig(t, out), 3)
 	ck := filepath.Join(out, "checkpoints")
 	stale := []string{
 		filepath.Join(ck, "step-0000004.partial", "model.safetensors"),
@@ -273,7 +254,7 @@ func TestStaleTemporariesRemoved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	c = crashConfig(t, out)
+	c := crashConfig(t, out)
 	c.Resume = true
 	if _, err := Run(context.Background(), c); err != nil {
 		t.Fatal(err)
@@ -307,16 +288,7 @@ func TestResumeRefusesAnotherTeacherOrWorkers(t *testing.T) {
 		return Config{StudentConfig: scfg, StudentWeights: ssrc, Teacher: teacher, Train: sampler(t, src, 8, 1),
 			SeqLen: 8, MicroBatch: 2, Steps: 4, LR: 1e-3, Seed: 3, Out: out, SaveEvery: 2, Workers: 1}
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	c := base()
-	c.OnStep = func(m StepMetrics) {
-		if m.Step == 2 {
-			cancel()
-		}
-	}
-	if _, err := Run(ctx, c); err != nil {
-		t.Fatal(err)
-	}
+	interruptAt(t, base(), 2)
 	other, _, _ := prunedPair(t)
 	osrc := model.NewRandomSource(other.Cfg, model.F32, 99)
 	otherTeacher, err := model.New(other.Cfg, osrc, model.Options{})
@@ -339,7 +311,7 @@ func TestResumeRefusesAnotherTeacherOrWorkers(t *testing.T) {
 			t.Errorf("%s: %v, want an error containing %q", tc.reason, err, tc.want)
 		}
 	}
-	c = base()
+	c := base()
 	c.Resume = true
 	if _, err := Run(context.Background(), c); err != nil {
 		t.Errorf("the same settings: %v", err)
