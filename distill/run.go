@@ -218,6 +218,9 @@ func (r *run) close() {
 // the teacher, the engine with the student, the data and the metrics file.
 func (r *run) setup() error {
 	c := &r.c
+	if err := c.validateNumbers(); err != nil {
+		return err
+	}
 	if err := c.defaults(); err != nil {
 		return err
 	}
