@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 )
 
 // TrainOptions configures TrainBPE.
@@ -439,50 +441,46 @@ func (r *TrainedBPE) Tokenizer() (*HFTokenizer, error) {
 	return t, nil
 }
 
+// TrainedFiles are the files WriteDir writes, in the order it publishes
+// them.
+var TrainedFiles = []string{"tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt"}
+
 // WriteDir writes tokenizer.json and tokenizer_config.json (what
 // transformers' AutoTokenizer loads) and GPT-2's vocab.json and merges.txt
-// (slow GPT2Tokenizer, Megatron-LM's GPT2BPETokenizer) into dir
-// (created if needed), each atomically (temp file + rename).
-func (r *TrainedBPE) WriteDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, f := range []struct {
-		name string
-		b    []byte
-	}{
-		{"tokenizer.json", r.TokenizerJSON()},
-		{"tokenizer_config.json", r.TokenizerConfigJSON()},
-		{"vocab.json", r.VocabJSON()},
-		{"merges.txt", r.MergesTxt()},
-	} {
-		if err := writeTokFile(filepath.Join(dir, f.name), f.b); err != nil {
+// (slow GPT2Tokenizer, Megatron-LM's GPT2BPETokenizer) into dir (created if
+// needed). If any of them exists (dir may be a checkpoint with its own
+// tokenizer), it is refused unless overwrite. The four are staged and
+// published together (atomicfile.Publish): a failure leaves none of them.
+func (r *TrainedBPE) WriteDir(dir string, overwrite bool) error {
+	if !overwrite {
+		if err := CheckTrainedDir(dir); err != nil {
 			return err
 		}
 	}
-	return nil
-}
-
-// writeTokFile writes through a temporary file in the same directory and
-// renames it into place, so readers never see a partial file.
-func writeTokFile(path string, b []byte) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	tmp := f.Name()
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.Write(b)
+	var staged []atomicfile.Staged
+	for i, b := range [][]byte{r.TokenizerJSON(), r.TokenizerConfigJSON(), r.VocabJSON(), r.MergesTxt()} {
+		s, err := atomicfile.Stage(filepath.Join(dir, TrainedFiles[i]), b)
+		if err != nil {
+			atomicfile.Discard(staged)
+			return err
+		}
+		staged = append(staged, s)
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return atomicfile.Publish(staged)
+}
+
+// CheckTrainedDir refuses a dir that already holds one of TrainedFiles, as
+// WriteDir does without overwrite; callers check before training so that
+// the refusal comes before the work.
+func CheckTrainedDir(dir string) error {
+	for _, n := range TrainedFiles {
+		p := filepath.Join(dir, n)
+		if _, err := os.Lstat(p); err == nil {
+			return fmt.Errorf("tokenizer: %s %w; WriteDir's overwrite replaces it", p, ErrOutputExists)
+		}
 	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
+	return nil
 }

@@ -167,7 +167,7 @@ func TestTrainBPERoundTripAndFiles(t *testing.T) {
 		t.Error("training is not deterministic across worker counts")
 	}
 	dir := t.TempDir()
-	if err := r.WriteDir(dir); err != nil {
+	if err := r.WriteDir(dir, false); err != nil {
 		t.Fatal(err)
 	}
 	tok, err := LoadTokenizer(dir)

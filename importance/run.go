@@ -3,11 +3,13 @@ package importance
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -18,6 +20,9 @@ type Config struct {
 	ModelDir string // checkpoint directory
 	Data     string // dataset prefix: samples from PREFIX_train (or a bare PREFIX)
 	Out      string // scores file to write
+	// Overwrite replaces an existing Out; without it an existing file is
+	// refused before any work.
+	Overwrite bool
 
 	Samples int    // calibration samples (≥ 1)
 	SeqLen  int    // tokens per sample (≥ 2, at most max_position_embeddings)
@@ -69,6 +74,14 @@ type Result struct {
 func (c *Config) check() error {
 	if c.ModelDir == "" || c.Data == "" || c.Out == "" {
 		return fmt.Errorf("importance: ModelDir, Data and Out are required")
+	}
+	// Scores written over the model's config.json or weights destroy the
+	// checkpoint, so that is refused even with Overwrite.
+	if model.IsCheckpointFile(c.ModelDir, c.Out) {
+		return fmt.Errorf("importance: Out %s is a file of the checkpoint %s (ModelDir); write the scores elsewhere", c.Out, c.ModelDir)
+	}
+	if _, err := os.Lstat(c.Out); err == nil && !c.Overwrite {
+		return fmt.Errorf("importance: Out %s %w; set Overwrite to replace it", c.Out, data.ErrOutputExists)
 	}
 	if err := c.Aggregation.Validate(); err != nil {
 		return fmt.Errorf("importance: %w", err)

@@ -328,7 +328,7 @@ func (p *pipeline) tokenizer() (string, error) {
 		if err != nil {
 			return err
 		}
-		return bpe.WriteDir(tmp)
+		return bpe.WriteDir(tmp, true) // tmp is this stage's own directory
 	})
 }
 

@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/spf13/cobra"
@@ -22,6 +24,7 @@ type ImportanceOptions struct {
 	SeqLen       int
 	Batch        int
 	Out          string
+	Overwrite    bool
 	AggBatch     string
 	AggSeq       string
 	MLPPoint     string
@@ -104,6 +107,7 @@ whose f32 weights do not fit the GPU.`,
 	f.StringVar(&o.Device, "device", "cpu", "where the forward passes run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda)")
 	f.BoolVar(&o.NoTF32, "no-tf32", false, "with --device cuda: full f32 matrix products (no TF32 rounding of their inputs)")
 	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
+	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing --out file (never one of the checkpoint's own files)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("out")
@@ -132,13 +136,16 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	}
 	bar := newProgressBar("importance: forward passes")
 	res, err := importance.Run(ctx, importance.Config{
-		ModelDir: o.Model, Data: o.Data, Out: o.Out,
+		ModelDir: o.Model, Data: o.Data, Out: o.Out, Overwrite: o.Overwrite,
 		Samples: o.Samples, SeqLen: o.SeqLen, Batch: o.Batch, Seed: o.Seed,
 		Aggregation: agg, MLPPoint: strings.ToLower(o.MLPPoint), BI: bi, Loss: loss, LossSamples: o.LossSamples, BlockK: o.BlockK,
 		Weights: wm, Device: dev, NoTF32: o.NoTF32, BF16: o.BF16,
 		Progress: bar.Update, Version: version,
 	})
 	bar.Finish()
+	if errors.Is(err, data.ErrOutputExists) {
+		return fmt.Errorf("--out: %w (pass --overwrite)", err)
+	}
 	if err != nil {
 		return err
 	}

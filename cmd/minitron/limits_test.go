@@ -173,3 +173,70 @@ func TestDataPrepareRefusesExistingPrefix(t *testing.T) {
 		t.Errorf("--overwrite: %v", err)
 	}
 }
+
+func TestImportanceRefusesExistingOut(t *testing.T) {
+	dir, prefix := pruneFixture(t)
+	root := filepath.Dir(dir)
+	args := func(out string, extra ...string) []string {
+		return append([]string{"importance", "--model", dir, "--data", prefix, "--samples", "2", "--seq-len", "8",
+			"--batch", "1", "--layer-metrics", "none", "--out", out}, extra...)
+	}
+	cfgPath := filepath.Join(dir, "config.json")
+	cfgBefore, _ := os.ReadFile(cfgPath)
+	cases := []struct {
+		name   string
+		args   []string
+		want   string
+		reason string
+	}{
+		{"checkpoint config", args(cfgPath), "is a file of the checkpoint", "the checkpoint's own config.json was replaced by scores"},
+		{"checkpoint config with overwrite", args(cfgPath, "--overwrite"), "is a file of the checkpoint", "even when told, a checkpoint's own files are not an output"},
+		{"checkpoint weights", args(filepath.Join(dir, "model.safetensors"), "--overwrite"), "is a file of the checkpoint", "the weights themselves"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := runCLI(t, c.args...)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v; want %q (%s)", err, c.want, c.reason)
+			}
+			if b, _ := os.ReadFile(cfgPath); string(b) != string(cfgBefore) {
+				t.Fatalf("config.json changed (%s)", c.reason)
+			}
+		})
+	}
+	out := filepath.Join(root, "scores.json")
+	if _, err := runCLI(t, args(out)...); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runCLI(t, args(out)...); err == nil || !strings.Contains(err.Error(), out) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("a second run onto %s: got %v; want it refused naming --overwrite", out, err)
+	}
+	if _, err := runCLI(t, args(out, "--overwrite")...); err != nil {
+		t.Errorf("--overwrite: %v", err)
+	}
+}
+
+func TestTokenizerTrainRefusesCheckpointFiles(t *testing.T) {
+	// --out DIR of a checkpoint replaced its own tokenizer.json.
+	dir := t.TempDir()
+	tokPath := filepath.Join(dir, "tokenizer.json")
+	os.WriteFile(tokPath, []byte(`{"checkpoint's own": true}`), 0o644)
+	in := filepath.Join(t.TempDir(), "a.txt")
+	os.WriteFile(in, []byte(strings.Repeat("the quick brown fox jumps over the lazy dog\n", 50)), 0o644)
+	args := []string{"tokenizer", "train", "--input", in, "--vocab-size", "300", "--out", dir}
+	_, err := runCLI(t, args...)
+	if err == nil || !strings.Contains(err.Error(), tokPath) || !strings.Contains(err.Error(), "--overwrite") {
+		t.Fatalf("got %v; want %s named and --overwrite", err, tokPath)
+	}
+	if b, _ := os.ReadFile(tokPath); string(b) != `{"checkpoint's own": true}` {
+		t.Fatal("the existing tokenizer.json was replaced")
+	}
+	for _, n := range []string{"tokenizer_config.json", "vocab.json", "merges.txt"} {
+		if _, err := os.Stat(filepath.Join(dir, n)); err == nil {
+			t.Errorf("a refused run wrote %s", n)
+		}
+	}
+	if _, err := runCLI(t, append(args, "--overwrite")...); err != nil {
+		t.Errorf("--overwrite: %v", err)
+	}
+}

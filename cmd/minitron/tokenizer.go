@@ -261,6 +261,7 @@ type TokenizerTrainOptions struct {
 	Special   []string
 	MinFreq   int
 	Workers   int
+	Overwrite bool
 }
 
 func newTokenizerTrainCmd() *cobra.Command {
@@ -274,7 +275,9 @@ transformers (PreTrainedTokenizerFast) and every minitron command load, plus GPT
 vocab.json and merges.txt (for Megatron-LM's GPT2BPETokenizer). Training is
 deterministic: the most frequent pair merges first, ties broken by the pair's bytes.
 Special tokens get the first ids: <|endoftext|> (EOS, also used as BOS) and <|pad|>.
-Built-in corpora: go-src (every .go file of the Go installation, ~tens of MB) and opticks.`,
+Built-in corpora: go-src (every .go file of the Go installation, ~tens of MB) and opticks.
+Tokenizer files already in --out (a checkpoint directory's own) are refused before training
+unless --overwrite; the four files are published together.`,
 		Example: `  minitron tokenizer train --builtin go-src --vocab-size 8192 --out tok/go8k
   minitron tokenizer train --input ~/code --glob '*.go' --vocab-size 16000 --out tok/code --pattern llama3
   minitron tokenizer train --input books/ notes.txt --builtin opticks --vocab-size 4096 --out tok/books`,
@@ -296,6 +299,7 @@ Built-in corpora: go-src (every .go file of the Go installation, ~tens of MB) an
 	f.StringSliceVar(&o.Special, "special", []string{"<|endoftext|>", "<|pad|>"}, "special tokens, first ids (first is EOS/BOS)")
 	f.IntVar(&o.MinFreq, "min-frequency", 2, "do not merge pairs seen fewer times")
 	f.IntVar(&o.Workers, "workers", 0, "pre-tokenizing goroutines (default: all cores)")
+	f.BoolVar(&o.Overwrite, "overwrite", false, "replace tokenizer files already in --out (e.g. a checkpoint's own)")
 	_ = cmd.MarkFlagRequired("out")
 	return cmd
 }
@@ -306,6 +310,12 @@ func runTokenizerTrain(o *TokenizerTrainOptions, w io.Writer) error {
 	}
 	if len(o.Special) == 0 {
 		return fmt.Errorf("tokenizer train: need at least one --special token (the EOS)")
+	}
+	// Refuse an existing tokenizer (a checkpoint's own) before training.
+	if !o.Overwrite {
+		if err := data.CheckTrainedDir(o.Out); err != nil {
+			return fmt.Errorf("--out: %w (pass --overwrite)", err)
+		}
 	}
 	start := time.Now()
 	var rep *data.CorpusReport
@@ -342,7 +352,7 @@ func runTokenizerTrain(o *TokenizerTrainOptions, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if err := res.WriteDir(o.Out); err != nil {
+	if err := res.WriteDir(o.Out, o.Overwrite); err != nil {
 		return err
 	}
 	el := time.Since(start)
