@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,7 +11,7 @@ import (
 // FuzzTaskReaders feeds arbitrary bytes to every task file reader: each
 // must return items or an error naming the file, never panic.
 func FuzzTaskReaders(f *testing.F) {
-	for _, p := range []string{"hellaswag.jsonl", "winogrande.jsonl", "arc_easy.jsonl", "arc_challenge_hf.jsonl", "gsm8k/test.jsonl", "mmlu/test/toy_physics_test.csv"} {
+	for _, p := range []string{"hellaswag.jsonl", "winogrande.jsonl", "arc_easy.jsonl", "arc_challenge_hf.jsonl", "gsm8k/test.jsonl", "mmlu/test/toy_physics_test.csv", "xlsum.jsonl", "../code/humaneval.jsonl", "../code/mbpp.jsonl"} {
 		b, err := os.ReadFile(fixture(p))
 		if err != nil {
 			f.Fatal(err)
@@ -23,7 +24,16 @@ func FuzzTaskReaders(f *testing.F) {
 	dir := f.TempDir()
 	readers := map[string]func(string) ([]Doc, error){
 		"hellaswag": readHellaswag, "winogrande": readWinogrande, "arc": readARC, "gsm8k": readGSM8K,
-		"mmlu": func(p string) ([]Doc, error) { return readMMLUCSV(p, "x") },
+		"mmlu":  func(p string) ([]Doc, error) { return readMMLUCSV(p, "x") },
+		"xlsum": readXLSum, "code": ReadCodeProblems,
+		"samples": func(p string) ([]Doc, error) {
+			m, err := ReadCodeSamples(p)
+			var docs []Doc
+			for id := range m {
+				docs = append(docs, Doc{ID: id})
+			}
+			return docs, err
+		},
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		p := filepath.Join(dir, "in")
@@ -39,6 +49,9 @@ func FuzzTaskReaders(f *testing.F) {
 				continue
 			}
 			for _, d := range docs {
+				if name == "code" && (d.Problem == nil || d.Problem.TaskID != d.ID) {
+					t.Errorf("code: item %q without its problem", d.ID)
+				}
 				if len(d.Choices) > 0 && (d.Gold < 0 || d.Gold >= len(d.Choices)) {
 					t.Errorf("%s: gold %d out of %d choices", name, d.Gold, len(d.Choices))
 				}
@@ -71,5 +84,35 @@ func FuzzExtract(f *testing.F) {
 		if s := FlexibleExtract(full); !ExactMatch(s, full) {
 			t.Errorf("flexible %q does not match %q", s, full)
 		}
+	})
+}
+
+// FuzzPartial feeds arbitrary partial-results files to a resumed run's
+// reader: it must resume, or refuse with an error naming the file, never
+// panic; whatever it keeps must be items of the task.
+func FuzzPartial(f *testing.F) {
+	tk, err := LoadTask("xlsum", fixture("xlsum.jsonl"), TaskOptions{Shots: -1})
+	if err != nil {
+		f.Fatal(err)
+	}
+	head := fmt.Sprintf("{\"partial\":\"xlsum\",\"key\":%q}\n", taskFingerprint(tk, "k"))
+	f.Add([]byte(head + `{"id":"` + tk.Docs[0].ID + `","response":"x","rouge":{"rouge1":{"p":1,"r":1,"f":1}}}` + "\n"))
+	f.Add([]byte(head + `{"id": "cut`))
+	f.Add([]byte(`{"partial":"xlsum","key":"other"}` + "\n"))
+	f.Add([]byte("not json\n"))
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(dir, "partial.jsonl")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		part, err := openPartial(p, tk, "k")
+		if err != nil {
+			if !strings.Contains(err.Error(), p) && !strings.Contains(err.Error(), "partial results") {
+				t.Errorf("error does not name the file: %v", err)
+			}
+			return
+		}
+		part.close()
 	})
 }

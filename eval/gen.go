@@ -96,6 +96,7 @@ func (r *Runner) runGen(t *Task) (*TaskResult, error) {
 			return nil, fmt.Errorf("%s: %w", t.Name, err)
 		}
 		defer sb.Close()
+		res.Sandbox = sb.Enforced()
 	}
 	part, err := openPartial(r.Partial, t, r.PartialKey)
 	if err != nil {

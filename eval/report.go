@@ -80,9 +80,9 @@ func (r *Report) JSON() ([]byte, error) {
 
 // headline is the metric a task is usually quoted by (the model card's
 // columns): acc_norm where lm-eval reports it, else acc; gsm8k's strict
-// match.
+// match; xlsum's ROUGE-L F1; a code task's pass@1.
 func headline(t *TaskResult) (Metric, bool) {
-	for _, n := range []string{"acc_norm", "acc", "exact_match,strict-match"} {
+	for _, n := range []string{"acc_norm", "acc", "exact_match,strict-match", "rougeL", "pass@1"} {
 		if t.Task == "mmlu" && n == "acc_norm" {
 			continue // equal to acc: all choices have one character
 		}
@@ -191,7 +191,7 @@ func (r *Report) Markdown() string {
 		}
 		b.WriteString("\n")
 	}
-	b.WriteString("\nScores in percent ± standard error (bits per byte: lower is better). Headline metric: acc_norm for hellaswag and arc, acc for winogrande and mmlu (size-weighted over subjects), strict-match exact match for gsm8k.")
+	b.WriteString("\nScores in percent ± standard error (bits per byte: lower is better). Headline metric: acc_norm for hellaswag and arc, acc for winogrande and mmlu (size-weighted over subjects), strict-match exact match for gsm8k, ROUGE-L F1 ×100 for xlsum, pass@1 for humaneval and mbpp.")
 	if r.Limit > 0 {
 		fmt.Fprintf(&b, " Limited to the first %d items per task (per subject for mmlu).", r.Limit)
 	}

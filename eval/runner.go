@@ -83,6 +83,8 @@ type TaskResult struct {
 	Groups  []GroupResult `json:"groups,omitempty"`
 	Items   []MCOutcome   `json:"items,omitempty"`
 	Gens    []GenOutcome  `json:"generations,omitempty"`
+	// Sandbox says what confined a code task's samples on this machine.
+	Sandbox []string `json:"sandbox,omitempty"`
 }
 
 // Metric returns the named metric, false when absent.
@@ -117,7 +119,7 @@ func (r *Runner) Run(t *Task) (*TaskResult, error) {
 	if len(t.Docs) == 0 {
 		return nil, fmt.Errorf("%s: no items to evaluate", t.Name)
 	}
-	if t.Output == GenerateUntil {
+	if t.Output != MultipleChoice {
 		return r.runGen(t)
 	}
 	return r.runMC(t)

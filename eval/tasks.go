@@ -117,6 +117,9 @@ type TaskOptions struct {
 	FewShotSampler string
 	// FewShotSeed seeds SamplerRandom; 0 means lm-eval's default 1234.
 	FewShotSeed int64
+	// MaxGenTokens overrides a generation task's length cap when > 0
+	// (gsm8k 256, xlsum 128, humaneval and mbpp 512).
+	MaxGenTokens int
 }
 
 // Few-shot samplers (lm-eval's names).
@@ -195,6 +198,9 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 	}
 	if err != nil {
 		return nil, err
+	}
+	if o.MaxGenTokens > 0 && t.Output != MultipleChoice {
+		t.MaxGenTokens = o.MaxGenTokens
 	}
 	sampler := o.FewShotSampler
 	if sampler == "" {

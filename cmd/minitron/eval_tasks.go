@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/minitron-dev/minitron/internal/atomicfile"
 
@@ -39,13 +40,26 @@ type EvalTasksOptions struct {
 	Device    string
 	NoTF32    bool
 	BF16      bool
+	// Few-shot sampling, summarisation and code settings.
+	FewShotSampler string
+	FewShotSeed    int64
+	RougeStem      bool
+	CodeN          int
+	Temperature    float64
+	TopP           float64
+	CodeSeed       int64
+	CodeWall       time.Duration
+	CodeCPU        time.Duration
+	MaxGenTokens   int
+	// Resume is a directory of partial results of generation tasks.
+	Resume string
 }
 
 func newEvalTasksCmd() *cobra.Command {
 	o := &EvalTasksOptions{}
 	cmd := &cobra.Command{
 		Use:   "tasks",
-		Short: "lm-eval style benchmark tasks (hellaswag, winogrande, arc, mmlu, gsm8k), models side by side",
+		Short: "lm-eval style benchmark tasks (hellaswag, winogrande, arc, mmlu, gsm8k, xlsum, humaneval, mbpp), models side by side",
 		Long: `Score one or more checkpoints on benchmark tasks read from their original dataset files,
 with the prompts, few-shot layout and metrics of lm-evaluation-harness:
 
@@ -57,6 +71,24 @@ with the prompts, few-shot layout and metrics of lm-evaluation-harness:
                  or one <subject>_test.csv                                   size-weighted mean)
   gsm8k          jsonl (question, answer ending "#### N"), 5-shot from a     exact match, strict
                  train.jsonl beside it (else the file itself)                and flexible extraction
+  xlsum          XL-Sum jsonl (id, url, title, summary, text); prompt        ROUGE-1/2/L F1 ×100
+                 "{text}\nShort summary:", greedy until a newline, ≤ 128      (--rouge-stem: Porter)
+                 tokens (lm-eval's XSum-style task)
+  humaneval      HumanEval jsonl (task_id, prompt, canonical_solution,       pass@1 (pass@10, @100
+                 test, entry_point); the prompt is continued, cut at          with --code-samples)
+                 \nclass \ndef \n# \nif \nprint, ≤ 512 tokens
+  mbpp           MBPP jsonl (task_id, text, code, test_list); lm-eval's       pass@1 (…)
+                 prompt, 3-shot (first 3 of the file or --fewshot), [DONE]
+
+Few-shot examples are drawn as lm-eval draws them (--fewshot-sampler default: one
+random.Random(1234) per task, per subject for mmlu, sampling in item order and excluding the
+item itself); mmlu and mbpp use lm-eval's first_n. --fewshot-sampler first_n takes the first K
+for every task.
+Code completions run in a sandbox (see 'minitron eval code --help'): greedy by default
+(pass@1); --code-samples N --temperature T samples N per problem for pass@k.
+Generation tasks (gsm8k, xlsum, humaneval, mbpp) can be resumed: with --resume DIR each
+model's finished items are appended to DIR/<name>.<task>.partial.jsonl and skipped by the
+next run with the same settings.
 
 Multiple-choice items run their shared context once (KV cache) and score each choice after it.
 Several --model flags give one table, the first model being the reference for the Δ columns.
@@ -95,8 +127,58 @@ their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 	f.StringVar(&o.Device, "device", "cpu", deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
 	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
+	f.StringVar(&o.FewShotSampler, "fewshot-sampler", "", "few-shot sampler: default (lm-eval's seeded random draw) or first_n (default: the task's lm-eval setting)")
+	f.Int64Var(&o.FewShotSeed, "fewshot-seed", 1234, "seed of the default few-shot sampler (lm-eval's fewshot_random_seed)")
+	f.BoolVar(&o.RougeStem, "rouge-stem", false, "xlsum: Porter-stem tokens before ROUGE (rouge-score's use_stemmer)")
+	f.IntVar(&o.CodeN, "code-samples", 1, "humaneval/mbpp: completions per problem (pass@k for k = 1, 10, 100 up to this)")
+	f.Float64Var(&o.Temperature, "temperature", 0, "humaneval/mbpp: sampling temperature (0: greedy)")
+	f.Float64Var(&o.TopP, "top-p", 0.95, "humaneval/mbpp: nucleus sampling with temperature > 0 (the Codex paper's 0.95)")
+	f.Int64Var(&o.CodeSeed, "code-seed", 0, "humaneval/mbpp: seed of the sampler")
+	f.DurationVar(&o.CodeWall, "code-wall", eval.DefaultLimits.Wall, "humaneval/mbpp: wall-clock limit per executed sample")
+	f.DurationVar(&o.CodeCPU, "code-cpu", eval.DefaultLimits.CPU, "humaneval/mbpp: CPU-time limit per executed sample")
+	f.IntVar(&o.MaxGenTokens, "max-gen-tokens", 0, "cap of generated tokens per item of generation tasks (default: gsm8k 256, xlsum 128, humaneval/mbpp 512)")
+	f.StringVar(&o.Resume, "resume", "", "directory of partial results of generation tasks: finished items are kept there and skipped when run again")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
+}
+
+// taskOptions turns the flags into the library's options for one task.
+func (o *EvalTasksOptions) taskOptions(fewshotPath string) (eval.TaskOptions, error) {
+	if o.CodeN < 1 {
+		return eval.TaskOptions{}, fmt.Errorf("--code-samples must be at least 1, got %d", o.CodeN)
+	}
+	if o.Temperature < 0 || o.TopP < 0 || o.TopP > 1 {
+		return eval.TaskOptions{}, fmt.Errorf("--temperature must be ≥ 0 and --top-p in [0, 1]")
+	}
+	if o.CodeN > 1 && o.Temperature == 0 {
+		return eval.TaskOptions{}, fmt.Errorf("--code-samples %d with --temperature 0 repeats one greedy completion; give a --temperature (e.g. 0.8) for pass@k", o.CodeN)
+	}
+	if o.CodeWall <= 0 || o.CodeCPU <= 0 {
+		return eval.TaskOptions{}, fmt.Errorf("--code-wall and --code-cpu must be positive")
+	}
+	seed := o.FewShotSeed
+	if seed == 0 {
+		return eval.TaskOptions{}, fmt.Errorf("--fewshot-seed 0 is reserved; lm-eval's default is 1234")
+	}
+	topP := o.TopP
+	if o.Temperature == 0 {
+		topP = 0
+	}
+	return eval.TaskOptions{Shots: o.Shots, Limit: o.Limit, FewShotPath: fewshotPath,
+		FewShotSampler: o.FewShotSampler, FewShotSeed: seed, RougeStem: o.RougeStem, MaxGenTokens: o.MaxGenTokens,
+		Code: eval.CodeRun{N: o.CodeN, Temperature: o.Temperature, TopP: topP, Seed: o.CodeSeed,
+			Limits: eval.Limits{Wall: o.CodeWall, CPU: o.CodeCPU}}}, nil
+}
+
+// partialPath is where --resume keeps a model's partial results of a task.
+func partialPath(dir, model, task string) string {
+	clean := strings.Map(func(r rune) rune {
+		if r == '/' || r == '\\' || r == 0 {
+			return '_'
+		}
+		return r
+	}, model)
+	return filepath.Join(dir, clean+"."+task+".partial.jsonl")
 }
 
 // parseNamed splits "NAME=PATH" flags.
@@ -193,11 +275,20 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 	// Read every task file first, so a bad file fails before any model runs.
 	var tasks []*eval.Task
 	for _, s := range specs {
-		t, err := eval.LoadTask(s[0], s[1], eval.TaskOptions{Shots: o.Shots, Limit: o.Limit, FewShotPath: fewshot[s[0]]})
+		to, err := o.taskOptions(fewshot[s[0]])
+		if err != nil {
+			return err
+		}
+		t, err := eval.LoadTask(s[0], s[1], to)
 		if err != nil {
 			return err
 		}
 		tasks = append(tasks, t)
+	}
+	if o.Resume != "" {
+		if err := os.MkdirAll(o.Resume, 0o755); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
 	}
 	rep := &eval.Report{Limit: o.Limit}
 	for i, dir := range o.Models {
@@ -240,6 +331,13 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 		for _, t := range tasks {
 			bar := newProgressBar(t.Name)
 			r.Progress = bar.Update
+			r.Partial = ""
+			if o.Resume != "" && t.Output != eval.MultipleChoice {
+				r.Partial = partialPath(o.Resume, mr.Name, t.Name)
+				// Items are reused only for the same checkpoint, tokenizer,
+				// device and window.
+				r.PartialKey = fmt.Sprintf("%s|%s|%s|%d|bf16=%v|tf32=%v", dir, o.Tokenizer, dev, o.MaxLen, o.BF16, !o.NoTF32)
+			}
 			res, err := r.Run(t)
 			bar.Finish()
 			if err != nil {
@@ -248,6 +346,9 @@ func runEvalTasks(o *EvalTasksOptions, stdout, stderr io.Writer) error {
 				return fmt.Errorf("%s on %s: %w", t.Name, dir, err)
 			}
 			mr.Tasks = append(mr.Tasks, res)
+			if len(res.Sandbox) > 0 && i == 0 {
+				fmt.Fprintf(stderr, "%s sandbox:\n  %s\n", t.Name, strings.Join(res.Sandbox, "\n  "))
+			}
 			for _, x := range res.Metrics {
 				fmt.Fprintf(stderr, "%s  %-13s n=%-5d %s %.4f\n", mr.Name, t.Name, res.N, x.Name, x.Value)
 			}

@@ -159,3 +159,68 @@ func TestEvalPPLText(t *testing.T) {
 		t.Errorf("--data: %d tokens loss %v; --text: %d tokens loss %v", d.Tokens, d.TokenLoss, r.Tokens, r.TokenLoss)
 	}
 }
+
+// TestEvalTasksGeneration runs xlsum and humaneval through eval tasks with
+// --limit and --resume: the report carries ROUGE-L and pass@1, the partial
+// files hold the finished items, and a second run reuses them and reports
+// the same numbers.
+func TestEvalTasksGeneration(t *testing.T) {
+	m := tinyEvalModel(t, true)
+	dir := t.TempDir()
+	resume := filepath.Join(dir, "partial")
+	args := func(out string) []string {
+		return []string{"eval", "tasks", "--model", m, "--name", "tiny",
+			"--task", "xlsum=" + filepath.Join(evalFixtures, "tasks", "xlsum.jsonl"),
+			"--task", "humaneval=" + filepath.Join(evalFixtures, "code", "humaneval.jsonl"),
+			"--limit", "2", "--max-gen-tokens", "12", "--code-wall", "3s", "--code-cpu", "2s",
+			"--resume", resume, "--out", out}
+	}
+	out1 := filepath.Join(dir, "r1.md")
+	if got, err := runCLI(t, args(out1)...); err != nil {
+		if strings.Contains(err.Error(), "sandbox") {
+			t.Skip(err)
+		}
+		t.Fatalf("%v\n%s", err, got)
+	}
+	md, err := os.ReadFile(out1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"xlsum (0-shot)", "humaneval (0-shot)", "| xlsum | rougeL | 2 |", "| humaneval | pass@1 | 2 |", "ROUGE-L F1 ×100"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report lacks %q:\n%s", want, md)
+		}
+	}
+	for _, task := range []string{"xlsum", "humaneval"} {
+		b, err := os.ReadFile(partialPath(resume, "tiny", task))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(b), "\n"); n != 3 {
+			t.Errorf("%s partial file: %d lines, want a header and 2 items", task, n)
+		}
+	}
+	out2 := filepath.Join(dir, "r2.md")
+	if got, err := runCLI(t, args(out2)...); err != nil {
+		t.Fatalf("%v\n%s", err, got)
+	}
+	j1, _ := os.ReadFile(filepath.Join(dir, "r1.json"))
+	j2, _ := os.ReadFile(filepath.Join(dir, "r2.json"))
+	if string(j1) != string(j2) || len(j1) == 0 {
+		t.Errorf("resumed run reports differently:\n%s\n%s", j1, j2)
+	}
+	bad := []struct {
+		reason string
+		extra  []string
+		want   string
+	}{
+		{"several greedy samples", []string{"--code-samples", "3"}, "--temperature"},
+		{"unknown sampler", []string{"--fewshot-sampler", "bogus"}, `"bogus"`},
+		{"top-p above 1", []string{"--temperature", "0.8", "--top-p", "2"}, "--top-p"},
+	}
+	for _, c := range bad {
+		if _, err := runCLI(t, append(args(filepath.Join(dir, "bad.md")), c.extra...)...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want an error with %q", c.reason, err, c.want)
+		}
+	}
+}
