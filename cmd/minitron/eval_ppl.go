@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"os"
 
 	"github.com/minitron-dev/minitron/data"
@@ -107,6 +108,9 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 		if res, err = eval.TextPerplexity(lm, eval.Encoder{Tok: tok}, []string{string(b)}, popt); err != nil {
 			return fmt.Errorf("%s: %w", o.Text, err)
 		}
+		if !isFinite(res.TokenLoss) {
+			return m.ExplainNonFinite("token loss")
+		}
 		res.Source = o.Text
 	} else {
 		prefixes, _ := data.ResolveDatasetPrefix(o.Data)
@@ -167,6 +171,9 @@ func runEvalPPL(o *EvalPPLOptions, w io.Writer) error {
 		if res, err = eval.TokenPerplexity(lm, docs, pfx, popt); err != nil {
 			return fmt.Errorf("%s: %w", prefix, err)
 		}
+		if !isFinite(res.TokenLoss) {
+			return m.ExplainNonFinite("token loss")
+		}
 		res.Source = prefix
 	}
 	if o.JSON {
@@ -198,3 +205,7 @@ func firstNonEmpty(s ...string) string {
 	}
 	return ""
 }
+
+// isFinite reports a number that is neither NaN nor ±Inf: a NaN loss
+// printed as a number would exit 0.
+func isFinite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

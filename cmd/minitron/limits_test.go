@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -100,7 +101,12 @@ func TestForwardCommandsRefuseNonFiniteWeights(t *testing.T) {
 	w[3] = float32(math.NaN())
 	mem.SetF32(name, info.Shape, w)
 	bad := t.TempDir()
+	cfg.BOSTokenID = 1 // eval ppl conditions the first token on it
 	if err := model.SaveCheckpoint(bad, cfg, mem, model.SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	prefix := filepath.Join(t.TempDir(), "docs")
+	if err := data.WriteIndexed(prefix, data.DTypeForVocab(64), [][]int32{{1, 5, 9, 12, 3, 7}, {2, 4, 6, 8}}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct {
@@ -109,6 +115,7 @@ func TestForwardCommandsRefuseNonFiniteWeights(t *testing.T) {
 		reason string
 	}{
 		{"eval nll", []string{"eval", "nll", "--model", bad, "--ids", "1,5,9,12"}, "mean_nll NaN with exit 0"},
+		{"eval ppl", []string{"eval", "ppl", "--model", bad, "--data", prefix, "--seq-len", "8"}, "token loss NaN with exit 0"},
 		{"eval nll logits", []string{"eval", "nll", "--model", bad, "--ids", "1,5,9,12", "--logits-out", filepath.Join(t.TempDir(), "l.safetensors")}, "the full-logits path too"},
 		{"generate", []string{"generate", "--model", bad, "--ids", "1,5", "--max-new-tokens", "4"}, "token 0 forever"},
 	}
