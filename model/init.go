@@ -1,6 +1,7 @@
 package model
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -227,8 +228,9 @@ var initArchitecture = map[Family]string{Nemotron: "NemotronForCausalLM", Llama:
 // directory beside Out and renamed into place when complete. An existing
 // Out is refused unless it is an empty directory, or Overwrite is set and
 // it is a checkpoint directory (it holds config.json), which is replaced
-// whole.
-func Init(o InitOptions) (*InitResult, error) {
+// whole. Temporaries of an earlier, killed Init of the same Out are
+// removed; a cancelled ctx stops the writing and leaves nothing behind.
+func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 	if o.Out == "" {
 		return nil, errors.New("Out is required")
 	}
@@ -244,17 +246,26 @@ func Init(o InitOptions) (*InitResult, error) {
 	if dt == "" {
 		dt = F32
 	}
-	tmp, err := os.MkdirTemp(filepath.Dir(filepath.Clean(o.Out)), "."+filepath.Base(filepath.Clean(o.Out))+".init-tmp-*")
+	parent, prefix := filepath.Dir(filepath.Clean(o.Out)), "."+filepath.Base(filepath.Clean(o.Out))+".init-tmp-"
+	// A killed Init left prefix* (and SaveCheckpoint's own ".prefix*").
+	for _, pat := range []string{prefix + "*", "." + prefix + "*"} {
+		if stale, err := filepath.Glob(filepath.Join(parent, pat)); err == nil {
+			for _, d := range stale {
+				os.RemoveAll(d)
+			}
+		}
+	}
+	tmp, err := os.MkdirTemp(parent, prefix+"*")
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(tmp)
-	src := NewRandomSource(cfg, dt, o.Seed)
+	rs := NewRandomSource(cfg, dt, o.Seed)
 	if o.Std > 0 {
-		src.Std = o.Std
+		rs.Std = o.Std
 	}
-	if err := SaveCheckpoint(tmp, cfg, src, SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
-		Metadata: map[string]string{"minitron_init": fmt.Sprintf("random seed=%d std=%g", o.Seed, src.Std)}}); err != nil {
+	if err := SaveCheckpoint(tmp, cfg, &ctxSource{rs, ctx}, SaveOptions{DType: dt, ShardBytes: o.ShardBytes,
+		Metadata: map[string]string{"minitron_init": fmt.Sprintf("random seed=%d std=%g", o.Seed, rs.Std)}}); err != nil {
 		return nil, err
 	}
 	res := &InitResult{Config: cfg, Params: cfg.ParamCounts(), Bytes: F32WeightBytes(cfg) / 4 * int64(dt.Size())}
@@ -293,6 +304,27 @@ func Init(o InitOptions) (*InitResult, error) {
 		return nil, err // an empty directory, checked above
 	}
 	return res, os.Rename(tmp, o.Out)
+}
+
+// ctxSource stops a checkpoint write when ctx is done: SaveCheckpoint
+// reads in chunks, so a Ctrl-C is seen within one chunk.
+type ctxSource struct {
+	*RandomSource
+	ctx context.Context
+}
+
+func (s *ctxSource) ReadF32(name string, dst []float32) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	return s.RandomSource.ReadF32(name, dst)
+}
+
+func (s *ctxSource) ReadF32Range(name string, off int, dst []float32) error {
+	if err := s.ctx.Err(); err != nil {
+		return err
+	}
+	return s.RandomSource.ReadF32Range(name, off, dst)
 }
 
 // checkInitOut reports whether out exists and is to be replaced, or why it

@@ -1,6 +1,8 @@
 package model
 
 import (
+	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -76,7 +78,7 @@ func TestInit(t *testing.T) {
 	for i, c := range cases {
 		c.o.Out = filepath.Join(t.TempDir(), "ck")
 		c.o.Seed = uint64(i)
-		res, err := Init(c.o)
+		res, err := Init(context.Background(), c.o)
 		if err != nil {
 			t.Errorf("%s: %v", c.reason, err)
 			continue
@@ -117,7 +119,7 @@ func TestInit(t *testing.T) {
 func TestInitRefuses(t *testing.T) {
 	root := t.TempDir()
 	ck := filepath.Join(root, "ck")
-	if _, err := Init(InitOptions{Family: Nemotron, Out: ck, Seed: 1}); err != nil {
+	if _, err := Init(context.Background(), InitOptions{Family: Nemotron, Out: ck, Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
 	stale := filepath.Join(ck, "tokenizer.json")
@@ -158,7 +160,7 @@ func TestInitRefuses(t *testing.T) {
 		{InitOptions{Family: Llama, Out: aFile, Overwrite: true}, "not a directory", "a file at Out"},
 	}
 	for _, c := range cases {
-		_, err := Init(c.o)
+		_, err := Init(context.Background(), c.o)
 		if err == nil || !strings.Contains(err.Error(), c.errHas) {
 			t.Errorf("%s: got %v, want an error containing %q", c.reason, err, c.errHas)
 		}
@@ -170,7 +172,7 @@ func TestInitRefuses(t *testing.T) {
 		t.Error("a refused Overwrite touched the directory")
 	}
 	// Overwrite replaces the whole checkpoint: the stale tokenizer goes.
-	if _, err := Init(InitOptions{Family: Llama, Out: ck, Overwrite: true}); err != nil {
+	if _, err := Init(context.Background(), InitOptions{Family: Llama, Out: ck, Overwrite: true}); err != nil {
 		t.Fatal(err)
 	}
 	if cfg, err := LoadConfig(ck); err != nil || cfg.Family != Llama {
@@ -184,7 +186,7 @@ func TestInitRefuses(t *testing.T) {
 	if err := os.MkdirAll(empty, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := Init(InitOptions{Family: Nemotron, Out: empty}); err != nil {
+	if _, err := Init(context.Background(), InitOptions{Family: Nemotron, Out: empty}); err != nil {
 		t.Errorf("into an empty directory: %v", err)
 	}
 	ents, _ := os.ReadDir(root)
@@ -200,7 +202,7 @@ func TestInitDeterministic(t *testing.T) {
 	root := t.TempDir()
 	read := func(name string, seed uint64) []byte {
 		out := filepath.Join(root, name)
-		if _, err := Init(InitOptions{Family: Nemotron, Out: out, Seed: seed}); err != nil {
+		if _, err := Init(context.Background(), InitOptions{Family: Nemotron, Out: out, Seed: seed}); err != nil {
 			t.Fatal(err)
 		}
 		b, err := os.ReadFile(filepath.Join(out, "model.safetensors"))
@@ -215,5 +217,37 @@ func TestInitDeterministic(t *testing.T) {
 	}
 	if slices.Equal(a, c) {
 		t.Error("another seed gave the same file")
+	}
+}
+
+// A cancelled Init (Ctrl-C) writes nothing and leaves no temporaries, and
+// Init removes the temporaries a killed run on the same Out left behind.
+func TestInitCancelAndStaleTemporaries(t *testing.T) {
+	root := t.TempDir()
+	out := filepath.Join(root, "ck")
+	stale := []string{filepath.Join(root, ".ck.init-tmp-123"), filepath.Join(root, "..ck.init-tmp-123.tmp-456")}
+	for _, d := range stale {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	other := filepath.Join(root, ".other.init-tmp-1") // another output's: kept
+	if err := os.MkdirAll(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := Init(ctx, InitOptions{Family: Nemotron, Out: out}); !errors.Is(err, context.Canceled) {
+		t.Errorf("cancelled Init: got %v, want context.Canceled", err)
+	}
+	ents, _ := os.ReadDir(root)
+	if len(ents) != 1 || ents[0].Name() != ".other.init-tmp-1" {
+		t.Errorf("after a cancelled Init the directory holds %v, want only another output's temporary", ents)
+	}
+	if _, err := Init(context.Background(), InitOptions{Family: Nemotron, Out: out}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(other); err != nil {
+		t.Error("Init removed another output's temporary")
 	}
 }

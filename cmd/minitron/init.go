@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
 	"strconv"
 	"strings"
 
@@ -68,7 +71,7 @@ appears only when complete.`,
   minitron init --arch nemotron --size minitron-8b --dtype bf16 --out /data/random-8b --overwrite`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runInit(o, cmd.OutOrStdout())
+			return runInit(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	f := cmd.Flags()
@@ -123,7 +126,15 @@ func parseSpecial(flag, s string, many bool) ([]int, error) {
 	return ids, nil
 }
 
-func runInit(o *InitOptions, w io.Writer) error {
+func runInit(ctx context.Context, o *InitOptions, w io.Writer) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// Ctrl-C stops the writing and removes the half-written output; a
+	// second one kills at once.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	defer stop()
+	go func() { <-ctx.Done(); stop() }()
 	if o.Arch == "" {
 		return fmt.Errorf("--arch is required: nemotron, llama or mistral")
 	}
@@ -165,9 +176,12 @@ func runInit(o *InitOptions, w io.Writer) error {
 		fmt.Fprintf(w, "config.json:\n%s\n", js)
 		return nil
 	}
-	res, err := model.Init(o.InitOptions)
+	res, err := model.Init(ctx, o.InitOptions)
 	if errors.Is(err, model.ErrOutExists) {
 		return fmt.Errorf("--out %s %w: choose another directory, or --overwrite to replace the checkpoint there", o.Out, model.ErrOutExists)
+	}
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("interrupted: nothing written to %s", o.Out)
 	}
 	if err != nil {
 		return err
