@@ -37,3 +37,26 @@ func TestHFTokenizerDuplicateIDs(t *testing.T) {
 		t.Errorf("added token equal to its vocab entry refused: %v", err)
 	}
 }
+
+func FuzzHFTokenizerDecodeDeterministic(f *testing.F) {
+	f.Add([]byte(`{"model":{"type":"BPE","vocab":{"a":0,"b":1,"c":1},"merges":[]}}`))
+	f.Add([]byte(`{"added_tokens":[{"id":1,"content":"b"}],"model":{"type":"BPE","vocab":{"a":0,"b":1,"ab":2},"merges":["a b"]}}`))
+	addFixtureSeeds(f, "gpt2-tiny.json")
+	f.Fuzz(func(t *testing.T, b []byte) {
+		// An accepted tokenizer.json has one string per id, so two parses
+		// of the same bytes decode every id alike.
+		t1, err := ParseHFTokenizer(b)
+		if err != nil {
+			return
+		}
+		t2, err := ParseHFTokenizer(b)
+		if err != nil {
+			t.Fatalf("second parse failed: %v", err)
+		}
+		for id := 0; id < t1.VocabSize(); id++ {
+			if a, b := t1.Token(id), t2.Token(id); a != b {
+				t.Fatalf("id %d decodes to %q and %q", id, a, b)
+			}
+		}
+	})
+}

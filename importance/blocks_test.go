@@ -50,3 +50,24 @@ func TestLoadRejectsBadBlocks(t *testing.T) {
 		t.Errorf("valid blocks refused: %v", err)
 	}
 }
+
+func FuzzParseScoresBlocks(f *testing.F) {
+	good, _ := json.Marshal(tinyScores())
+	f.Add(good)
+	f.Add([]byte(`{"format":"minitron-importance/1","shape":{"layers":2,"hidden":1,"heads":1,"kv_heads":1,"ffn":1},"channels":[1],
+		"layers":[{"heads":[1],"groups":[1],"neurons":[1]},{"heads":[1],"groups":[1],"neurons":[1]}],
+		"layer_importance":{"blocks":[{"k":1,"start":5,"metric":"loss","value":1}]}}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := Parse(b)
+		if err != nil || s.Depth == nil {
+			return
+		}
+		// prune drops Start…Start+K−1 as written: every accepted block
+		// must lie inside the model and leave a layer.
+		for i, bl := range s.Depth.Blocks {
+			if bl.K < 1 || bl.Start < 0 || bl.Start+bl.K > s.Shape.Layers || bl.K >= s.Shape.Layers {
+				t.Fatalf("accepted blocks[%d] = %+v for %d layers", i, bl, s.Shape.Layers)
+			}
+		}
+	})
+}
