@@ -153,3 +153,44 @@ func TestFewShotLoadTask(t *testing.T) {
 		t.Errorf("unknown sampler: %v", err)
 	}
 }
+
+// TestTrainSibling: without FewShotPath the examples come from the train
+// split beside the evaluated file, as lm-eval draws them; one example per
+// item from a separate split needs no extra draw.
+func TestTrainSibling(t *testing.T) {
+	dir := t.TempDir()
+	src, err := os.ReadFile(fixture("arc_easy.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		reason, test, train string
+	}{
+		{"AI2's file names", "ARC-Challenge-Test.jsonl", "ARC-Challenge-Train.jsonl"},
+		{"hellaswag-style val → train", "arc_val.jsonl", "arc_train.jsonl"},
+		{"a plain train.jsonl", "test.jsonl", "train.jsonl"},
+	}
+	for _, c := range cases {
+		d := filepath.Join(dir, strings.TrimSuffix(c.test, ".jsonl"))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		// The train items differ from the test items: lm-eval also drops
+		// an example equal in content to the item.
+		train := strings.ReplaceAll(string(src), `"stem": "`, `"stem": "Train: `)
+		if err := os.WriteFile(filepath.Join(d, c.test), src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, c.train), []byte(train), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		tk := mustLoad(t, "arc_challenge", filepath.Join(d, c.test), TaskOptions{Shots: 2})
+		ex := tk.examples(tk.Docs[0])
+		if len(ex) != 2 || !strings.Contains(ex[0].ID, c.train) || tk.fewshotFromDocs {
+			t.Errorf("%s: examples %v, want them from %s", c.reason, ex, c.train)
+		}
+	}
+	if tk := mustLoad(t, "arc_easy", fixture("arc_easy.jsonl"), TaskOptions{Shots: 1}); !tk.fewshotFromDocs {
+		t.Errorf("without a train file the evaluated file is the pool")
+	}
+}

@@ -100,8 +100,8 @@ type TaskOptions struct {
 	// Limit keeps only the first Limit items when > 0.
 	Limit int
 	// FewShotPath is the file (or MMLU dev directory) examples are drawn
-	// from; empty means the task's usual sibling (MMLU dev/, gsm8k
-	// train.jsonl) or else the evaluated file itself.
+	// from; empty means the task's train split beside it (MMLU dev/, see
+	// trainSibling for the file names) or else the evaluated file itself.
 	FewShotPath string
 	// RougeStem: xlsum's ROUGE with Porter stemming (rouge-score's
 	// use_stemmer; off by default as in rouge-score).
@@ -143,6 +143,10 @@ func TaskNames() []string {
 func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 	var t *Task
 	var err error
+	if o.FewShotPath == "" && name != "mmlu" {
+		// lm-eval draws these tasks' examples from their train split.
+		o.FewShotPath = trainSibling(path, name)
+	}
 	switch name {
 	case "hellaswag":
 		t, err = loadJSONLTask(name, path, o, 0, readHellaswag)
@@ -157,11 +161,6 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 			t.AccNorm = true
 		}
 	case "gsm8k":
-		if o.FewShotPath == "" {
-			if sib := filepath.Join(filepath.Dir(path), "train.jsonl"); sib != path && fileExists(sib) {
-				o.FewShotPath = sib
-			}
-		}
 		t, err = loadJSONLTask(name, path, o, 5, readGSM8K)
 		if t != nil {
 			t.Output = GenerateUntil
@@ -273,6 +272,31 @@ func (t *Task) pool(d Doc) []Doc {
 		return p
 	}
 	return t.fewshot[""]
+}
+
+// trainSibling guesses the train split beside a task file, as the
+// datasets ship them: the file name with test/val/validation/dev replaced
+// by train (ARC-Challenge-Test.jsonl → ARC-Challenge-Train.jsonl,
+// hellaswag_val.jsonl → hellaswag_train.jsonl), train.jsonl, and
+// winogrande's train_xl.jsonl (lm-eval's winogrande_xl). "" when none.
+func trainSibling(path, task string) string {
+	dir, base := filepath.Split(path)
+	var cands []string
+	for _, r := range [][2]string{{"validation", "train"}, {"Validation", "Train"}, {"test", "train"}, {"Test", "Train"}, {"val", "train"}, {"Val", "Train"}, {"dev", "train"}, {"Dev", "Train"}} {
+		if strings.Contains(base, r[0]) {
+			cands = append(cands, strings.Replace(base, r[0], r[1], 1))
+		}
+	}
+	if task == "winogrande" {
+		cands = append(cands, "train_xl.jsonl")
+	}
+	cands = append(cands, "train.jsonl")
+	for _, c := range cands {
+		if p := filepath.Join(dir, c); filepath.Clean(p) != filepath.Clean(path) && fileExists(p) {
+			return p
+		}
+	}
+	return ""
 }
 
 func fileExists(p string) bool {
