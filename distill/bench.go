@@ -12,7 +12,7 @@ import (
 )
 
 // BenchOptions describes a training-throughput measurement on a random
-// model (the same shape torch_bench.py train builds).
+// model (the same shape scripts/torch_bench.py train builds).
 type BenchOptions struct {
 	Cfg          *model.Config
 	Batch, Seq   int
