@@ -155,8 +155,8 @@ func TestCodeRun(t *testing.T) {
 		run    CodeRun
 		want   map[string]float64
 	}{
-		{"greedy pass@1 (greedy is seed 0 to the script: Toy/1 right)", CodeRun{N: 1, Limits: testLimits}, map[string]float64{"pass@1": 0.75}},
-		{"4 samples at temperature 0.8", CodeRun{N: 4, Temperature: 0.8, Seed: 10, Limits: testLimits},
+		{"greedy pass@1 (greedy is seed 0 to the script: Toy/1 right)", CodeRun{N: 1, Limits: goodLimits}, map[string]float64{"pass@1": 0.75}},
+		{"4 samples at temperature 0.8", CodeRun{N: 4, Temperature: 0.8, Seed: 10, Limits: goodLimits},
 			// Toy/1 (item 1): seeds 10+100003+i, i = 0..3, so 2 of 4 right.
 			map[string]float64{"pass@1": (1 + 0.5 + 1 + 0) / 4}},
 	} {

@@ -109,21 +109,33 @@ func NewSandbox(l Limits) (*Sandbox, error) {
 		s.Close()
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
+	// The probe runs under generous time limits: a slow start on a busy
+	// machine must not pass for a kernel that refuses namespaces.
+	probe := func() RunResult {
+		l := s.lim
+		s.lim.Wall, s.lim.CPU = max(l.Wall, time.Minute), max(l.CPU, 30*time.Second)
+		defer func() { s.lim = l }()
+		return s.Run("pass\n")
+	}
 	if os.Geteuid() == 0 {
 		s.cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID
 		s.drop = true
-		if r := s.Run("pass\n"); r.Status != StatusPassed {
+		if r := probe(); r.Status != StatusPassed {
+			if !strings.HasPrefix(r.Detail, "sandbox") {
+				s.Close()
+				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
+			}
 			// The kernel (a container without CAP_SYS_ADMIN, say) refused
 			// the namespaces: keep the limits and the user drop.
 			s.cloneflags = 0
-			if r2 := s.Run("pass\n"); r2.Status != StatusPassed {
+			if r2 := probe(); r2.Status != StatusPassed {
 				s.Close()
-				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s (with namespaces: %s)", py, r2.Detail, r.Detail)
+				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s (with namespaces: %s)", py, r2, r)
 			}
 		}
-	} else if r := s.Run("pass\n"); r.Status != StatusPassed {
+	} else if r := probe(); r.Status != StatusPassed {
 		s.Close()
-		return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r.Detail)
+		return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
 	}
 	return s, nil
 }

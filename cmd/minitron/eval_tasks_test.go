@@ -172,7 +172,7 @@ func TestEvalTasksGeneration(t *testing.T) {
 		return []string{"eval", "tasks", "--model", m, "--name", "tiny",
 			"--task", "xlsum=" + filepath.Join(evalFixtures, "tasks", "xlsum.jsonl"),
 			"--task", "humaneval=" + filepath.Join(evalFixtures, "code", "humaneval.jsonl"),
-			"--limit", "2", "--max-gen-tokens", "12", "--code-wall", "3s", "--code-cpu", "2s",
+			"--limit", "2", "--max-gen-tokens", "12",
 			"--resume", resume, "--out", out}
 	}
 	out1 := filepath.Join(dir, "r1.md")
