@@ -3,7 +3,9 @@ package eval
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"math"
+	"os"
 	"sort"
 	"strings"
 )
@@ -120,9 +122,18 @@ const codeWhat = humanEvalWhat + " or " + mbppWhat
 // expert Python programmer, and here is your task: {text} Your code should
 // pass these tests:\n\n{tests}\n[BEGIN]\n").
 func ReadCodeProblems(path string) ([]Doc, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return scanCodeProblems(f, path)
+}
+
+func scanCodeProblems(r io.Reader, path string) ([]Doc, error) {
 	var docs []Doc
 	seen := map[string]int{}
-	err := readJSONL(path, codeWhat, func(line int, obj map[string]json.RawMessage) error {
+	err := scanJSONL(r, path, codeWhat, func(line int, obj map[string]json.RawMessage) error {
 		var id string
 		raw, ok := obj["task_id"]
 		if !ok {
@@ -300,4 +311,21 @@ func ScoreCodeSamples(problems []Doc, samples map[string][]string, o CodeScoreOp
 		res.PassAtK[fmt.Sprintf("pass@%d", k)] = s / float64(len(gens))
 	}
 	return res, nil
+}
+
+// mbppPromptSplit is MBPP's prompt split as lm-eval's mbpp task uses it
+// for its 3 few-shot examples (task ids 2, 3 and 4, first_n; copied from
+// lm_eval/tasks/mbpp/utils.py's list_fewshot_samples).
+const mbppPromptSplit = `{"task_id": 2, "text": "Write a function to find the similar elements from the given two tuple lists.", "code": "def similar_elements(test_tup1, test_tup2):\r\n  res = tuple(set(test_tup1) & set(test_tup2))\r\n  return (res) ", "test_list": ["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)", "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)", "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"]}
+{"task_id": 3, "text": "Write a python function to identify non-prime numbers.", "code": "import math\r\ndef is_not_prime(n):\r\n    result = False\r\n    for i in range(2,int(math.sqrt(n)) + 1):\r\n        if n % i == 0:\r\n            result = True\r\n    return result", "test_list": ["assert is_not_prime(2) == False", "assert is_not_prime(10) == True", "assert is_not_prime(35) == True"]}
+{"task_id": 4, "text": "Write a function to find the largest integers from a given list of numbers using heap queue algorithm.", "code": "import heapq as hq\r\ndef heap_queue_largest(nums,n):\r\n  largest_nums = hq.nlargest(n, nums)\r\n  return largest_nums", "test_list": ["assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],3)==[85, 75, 65] ", "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],2)==[85, 75] ", "assert heap_queue_largest( [25, 35, 22, 85, 14, 65, 75, 22, 58],5)==[85, 75, 65, 58, 35]"]}
+`
+
+// mbppFewShot is the pool of lm-eval's mbpp few-shot examples.
+func mbppFewShot() []Doc {
+	docs, err := scanCodeProblems(strings.NewReader(mbppPromptSplit), "mbpp prompt split")
+	if err != nil {
+		panic(err) // a constant of this file
+	}
+	return docs
 }

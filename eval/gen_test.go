@@ -232,3 +232,23 @@ func TestPartialResume(t *testing.T) {
 		}
 	}
 }
+
+// TestMBPPPrompt: lm-eval's mbpp prompt, 3-shot from its fixed examples of
+// MBPP's prompt split, each example's code followed by [DONE].
+func TestMBPPPrompt(t *testing.T) {
+	tk := mustLoad(t, "mbpp", filepath.Join("testdata", "code", "mbpp.jsonl"), TaskOptions{Shots: -1})
+	ctx := tk.Context(tk.Docs[1])
+	first := "You are an expert Python programmer, and here is your task: Write a function to find the similar elements from the given two tuple lists. Your code should pass these tests:\n\n" +
+		"assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)\nassert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)\nassert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)\n[BEGIN]\n" +
+		"def similar_elements(test_tup1, test_tup2):\r\n  res = tuple(set(test_tup1) & set(test_tup2))\r\n  return (res) \n[DONE]\n\n"
+	last := "You are an expert Python programmer, and here is your task: Write a function to square a number. Your code should pass these tests:\n\nassert square(3) == 9\nassert square(-2) == 4\nassert square(0) == 0\n[BEGIN]\n"
+	if !strings.HasPrefix(ctx, first) || !strings.HasSuffix(ctx, "[DONE]\n\n"+last) || strings.Count(ctx, "[DONE]") != 3 {
+		t.Errorf("mbpp context:\n%s", ctx)
+	}
+	if tk.Sampler != SamplerFirstN || tk.MaxGenTokens != mbppMaxTokens || tk.Until[0] != "[DONE]" {
+		t.Errorf("mbpp: sampler %q, cap %d, until %q", tk.Sampler, tk.MaxGenTokens, tk.Until)
+	}
+	if got := tk.Docs[1].Problem.Program("def square(x):\n    return x * x"); got != "def square(x):\n    return x * x\nimport math\nassert square(3) == 9\nassert square(-2) == 4\nassert square(0) == 0\n" {
+		t.Errorf("mbpp program: %q", got)
+	}
+}

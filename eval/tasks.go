@@ -118,7 +118,7 @@ type TaskOptions struct {
 	// FewShotSeed seeds SamplerRandom; 0 means lm-eval's default 1234.
 	FewShotSeed int64
 	// MaxGenTokens overrides a generation task's length cap when > 0
-	// (gsm8k 256, xlsum 128, humaneval and mbpp 512).
+	// (gsm8k 256, xlsum 128, humaneval 1024, mbpp 256).
 	MaxGenTokens int
 }
 
@@ -143,7 +143,7 @@ func TaskNames() []string {
 func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 	var t *Task
 	var err error
-	if o.FewShotPath == "" && name != "mmlu" {
+	if o.FewShotPath == "" && name != "mmlu" && name != "mbpp" {
 		// lm-eval draws these tasks' examples from their train split.
 		o.FewShotPath = trainSibling(path, name)
 	}
@@ -178,19 +178,37 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 			t.RougeStem = o.RougeStem
 		}
 	case "humaneval", "mbpp":
-		shots := 0
-		if name == "mbpp" {
-			shots = 3 // lm-eval's mbpp: 3-shot
+		// lm-eval's mbpp is 3-shot from three fixed examples of MBPP's
+		// prompt split unless a few-shot file is given.
+		fixed := name == "mbpp" && o.FewShotPath == ""
+		lo := o
+		if fixed {
+			lo.Shots = 0
 		}
-		t, err = loadJSONLTask(name, path, o, shots, ReadCodeProblems)
+		defShots := 0
+		if name == "mbpp" {
+			defShots = 3
+		}
+		t, err = loadJSONLTask(name, path, lo, defShots, ReadCodeProblems)
 		if t != nil {
 			t.Output = Code
 			t.Until = HumanEvalStops
+			t.MaxGenTokens = humanEvalMaxTokens
+			t.CodeRun = o.Code
 			if name == "mbpp" {
 				t.Until = MBPPStops
+				t.MaxGenTokens = mbppMaxTokens
 			}
-			t.MaxGenTokens = codeMaxTokens
-			t.CodeRun = o.Code
+			if fixed {
+				t.Shots = 3
+				if o.Shots >= 0 {
+					t.Shots = o.Shots
+				}
+				t.fewshot[""] = mbppFewShot()
+				if n := len(t.fewshot[""]); t.Shots > n {
+					return nil, fmt.Errorf("mbpp: %d-shot needs %d examples; lm-eval's prompt split has %d (give FewShotPath for more)", t.Shots, t.Shots, n)
+				}
+			}
 		}
 	default:
 		return nil, fmt.Errorf("unknown task %q (known: %s)", name, strings.Join(TaskNames(), ", "))
@@ -219,10 +237,12 @@ func LoadTask(name, path string, o TaskOptions) (*Task, error) {
 }
 
 // drawExamples fixes every item's few-shot examples as lm-eval's
-// ContextSampler draws them: one random.Random(seed) per task (per MMLU
+// ContextSampler draws them (lm_eval/api/samplers.py and
+// Task.fewshot_context): one random.Random(seed) per task (per MMLU
 // subject, each being a task there); for each item in evaluation order it
-// samples Shots examples from the pool, one more when the pool is the
-// evaluated file, drops the item itself and keeps the first Shots.
+// samples Shots examples from the pool, or, when the pool is the evaluated
+// file, Shots+1 and drops the item itself (and any item equal to it)
+// keeping the first Shots.
 func (t *Task) drawExamples(sampler string, seed int64) error {
 	switch sampler {
 	case SamplerFirstN:
@@ -251,7 +271,9 @@ func (t *Task) drawExamples(sampler string, seed int64) error {
 		}
 		var ex []Doc
 		for _, i := range r.Sample(len(pool), n) {
-			if !sameDoc(pool[i], d) && len(ex) < t.Shots {
+			// lm-eval passes the item to exclude only when the pool is the
+			// evaluated split.
+			if !(t.fewshotFromDocs && sameDoc(pool[i], d)) && len(ex) < t.Shots {
 				ex = append(ex, pool[i])
 			}
 		}

@@ -17,8 +17,12 @@ var xlsumStops = []string{"\n"}
 // sentences (about 25 words), so 128 tokens only cut a run-on generation.
 const xlsumMaxTokens = 128
 
-// codeMaxTokens caps a code completion (lm-eval's default max_gen_toks).
-const codeMaxTokens = 512
+// Code completion caps: lm-eval's humaneval sets max_gen_toks 1024, its
+// mbpp keeps the default 256.
+const (
+	humanEvalMaxTokens = 1024
+	mbppMaxTokens      = 256
+)
 
 const xlsumWhat = "XL-Sum jsonl (id, url, title, summary, text)"
 

@@ -76,9 +76,10 @@ with the prompts, few-shot layout and metrics of lm-evaluation-harness:
                  tokens (lm-eval's XSum-style task)
   humaneval      HumanEval jsonl (task_id, prompt, canonical_solution,       pass@1 (pass@10, @100
                  test, entry_point); the prompt is continued, cut at          with --code-samples)
-                 \nclass \ndef \n# \nif \nprint, ≤ 512 tokens
+                 \nclass \ndef \n# \nif \nprint, ≤ 1024 tokens
   mbpp           MBPP jsonl (task_id, text, code, test_list); lm-eval's       pass@1 (…)
-                 prompt, 3-shot (first 3 of the file or --fewshot), [DONE]
+                 prompt, 3-shot from lm-eval's fixed examples (MBPP's
+                 prompt split, or --fewshot), until [DONE], ≤ 256 tokens
 
 Few-shot examples are drawn as lm-eval draws them (--fewshot-sampler default: one
 random.Random(1234) per task, per subject for mmlu, sampling in item order and excluding the
@@ -136,7 +137,7 @@ their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 	f.Int64Var(&o.CodeSeed, "code-seed", 0, "humaneval/mbpp: seed of the sampler")
 	f.DurationVar(&o.CodeWall, "code-wall", eval.DefaultLimits.Wall, "humaneval/mbpp: wall-clock limit per executed sample")
 	f.DurationVar(&o.CodeCPU, "code-cpu", eval.DefaultLimits.CPU, "humaneval/mbpp: CPU-time limit per executed sample")
-	f.IntVar(&o.MaxGenTokens, "max-gen-tokens", 0, "cap of generated tokens per item of generation tasks (default: gsm8k 256, xlsum 128, humaneval/mbpp 512)")
+	f.IntVar(&o.MaxGenTokens, "max-gen-tokens", 0, "cap of generated tokens per item of generation tasks (default: gsm8k 256, xlsum 128, humaneval 1024, mbpp 256)")
 	f.StringVar(&o.Resume, "resume", "", "directory of partial results of generation tasks: finished items are kept there and skipped when run again")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd

@@ -5,13 +5,18 @@ Regenerate from this directory with any CPython 3.x:
 
     python3 ref_fewshot.py > golden.json
 
-It mirrors lm-evaluation-harness's ContextSampler (lm_eval/api/samplers.py)
+It mirrors lm-evaluation-harness's ContextSampler (lm_eval/api/samplers.py,
+read at commit 4e7e0d47, and Task.fewshot_context in lm_eval/api/task.py)
 with Python's own random module: one random.Random(1234) per task (per
 subject for MMLU, which lm-eval runs as one task per subject), and for each
 evaluated document in order
-    n = k + 1 if the few-shot split is the evaluated split else k
-    drawn = rnd.sample(fewshot_docs, n)
-    chosen = [x for x in drawn if x != doc][:k]
+    if the few-shot split is the evaluated split:
+        chosen = [x for x in rnd.sample(fewshot_docs, k + 1) if x != doc][:k]
+    else:
+        chosen = rnd.sample(fewshot_docs, k)
+(Earlier lm-eval releases drew k + 1 only for the same split too and
+filtered "x != doc" always, which picks the same examples unless a train
+document equals a test one.)
 Pool documents here are their indices, all distinct, so "x != doc" is
 index inequality (and always true for a document of another split).
 It also records raw generator output (random(), getrandbits, shuffle) to
@@ -42,10 +47,11 @@ def main():
         chosen = []
         for j in range(m):
             # An evaluated document is pool item j when the few-shot split
-            # is the evaluated one; otherwise it is none of the pool.
-            doc = j if same else ("test", j)
-            drawn = rnd.sample(pool, k + 1 if same else k)
-            chosen.append([x for x in drawn if x != doc][:k])
+            # is the evaluated one.
+            if same:
+                chosen.append([x for x in rnd.sample(pool, k + 1) if x != j][:k])
+            else:
+                chosen.append(rnd.sample(pool, k))
         out["cases"].append({"name": name, "pool": n, "shots": k, "same_split": same, "docs": m, "chosen": chosen})
     r = random.Random(1234)
     out["raw"]["random"] = [r.random() for _ in range(5)]
