@@ -4,6 +4,7 @@ package eval
 
 import (
 	"fmt"
+	"math"
 	"math/rand"
 	"slices"
 
@@ -417,6 +418,11 @@ func (a *DeviceLM) Decode(prompt []int, opt model.GenerateOptions) (*model.Gener
 			if err := a.d.Download(row, a.g.Logits().Slice(last*V, (last+1)*V)); err != nil {
 				return 0, err
 			}
+			for _, v := range row {
+				if f := float64(v); math.IsNaN(f) || math.IsInf(f, 0) {
+					return 0, a.m.ExplainNonFinite("logits")
+				}
+			}
 			return model.SampleToken(row, opt.Temperature, opt.TopK, opt.TopP, rng), nil
 		}
 	}
@@ -454,7 +460,18 @@ func (a *DeviceLM) argmaxAt(last int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	return int(argmax[last]), nil
+	// The kernel's comparisons skip NaN, so a row of NaN logits gives
+	// token 0 at every step: check the chosen logit itself (one float).
+	am := int(argmax[last])
+	V := a.m.Cfg.VocabSize
+	var top [1]float32
+	if err := a.d.Download(top[:], a.g.Logits().Slice(last*V+am, last*V+am+1)); err != nil {
+		return 0, err
+	}
+	if v := float64(top[0]); math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0, a.m.ExplainNonFinite("logits")
+	}
+	return am, nil
 }
 
 // decodeLoop is the decoding loop of Generate and Decode: next picks the
