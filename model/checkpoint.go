@@ -96,7 +96,7 @@ type ShardIndex struct {
 // ReadShardIndex parses and checks an index file: a weight_map of tensor
 // name to a plain file name inside the index's directory.
 func ReadShardIndex(path string) (*ShardIndex, error) {
-	b, err := os.ReadFile(path)
+	b, err := readRegular(path)
 	if err != nil {
 		return nil, err
 	}

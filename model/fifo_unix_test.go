@@ -47,3 +47,30 @@ func countShards(t *testing.T, dir string) int {
 	}
 	return len(m)
 }
+
+func TestFIFOCheckpointJSONIsRefused(t *testing.T) {
+	// config.json, the shard index and generation_config.json are read
+	// whole: a FIFO in their place blocked the same way as a shard.
+	cfg, m := loadGoldenMem(t, "llama-tiny")
+	for _, name := range []string{ConfigFile, IndexFile, "generation_config.json"} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			shard := int64(0)
+			if name == IndexFile {
+				shard = 4096
+			}
+			if err := SaveCheckpoint(dir, cfg, m, SaveOptions{ShardBytes: shard}); err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, name)
+			os.Remove(p)
+			if err := syscall.Mkfifo(p, 0o644); err != nil {
+				t.Skip("cannot make a FIFO here:", err)
+			}
+			_, err := Load(dir, Options{})
+			if err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "not a regular file") {
+				t.Fatalf("got %v; want %s named as not a regular file", err, p)
+			}
+		})
+	}
+}

@@ -134,7 +134,7 @@ func Load(dir string, opt Options) (*Model, error) {
 // dir/generation_config.json, nil when the file or the key is absent.
 func ReadGenerationEOS(dir string) ([]int, error) {
 	p := filepath.Join(dir, "generation_config.json")
-	b, err := os.ReadFile(p)
+	b, err := readRegular(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
 	}

@@ -1,6 +1,7 @@
 package model
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,4 +29,19 @@ func IsCheckpointFile(dir, path string) bool {
 	a, err1 := os.Stat(dir)
 	b, err2 := os.Stat(filepath.Dir(path))
 	return err1 == nil && err2 == nil && os.SameFile(a, b)
+}
+
+// readRegular is os.ReadFile for a checkpoint's JSON files that refuses
+// anything but a regular file first: reading a FIFO would wait for a
+// writer forever. (Errors of a missing file are os.Stat's, so
+// errors.Is(err, os.ErrNotExist) holds.)
+func readRegular(path string) ([]byte, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	return os.ReadFile(path)
 }
