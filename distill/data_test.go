@@ -68,3 +68,15 @@ func TestDataPrefixes(t *testing.T) {
 		}
 	}
 }
+
+// A sequence longer than the student's or the teacher's
+// max_position_embeddings is refused before any step.
+func TestSeqLenWithinMaxPositions(t *testing.T) {
+	cfg := tinyConfig(t, "llama", 1, 16, 2, 1, 24, 32)
+	cfg.MaxPositionEmbeddings = 8
+	_, err := Run(context.Background(), Config{StudentConfig: cfg, RandomInit: true, Train: sampler(t, corpus(1, 10, 100, 32), 16, 1),
+		SeqLen: 16, MicroBatch: 2, Steps: 1})
+	if err == nil || !strings.Contains(err.Error(), "MaxPositionEmbeddings 8") {
+		t.Errorf("SeqLen 16 over 8 positions: %v", err)
+	}
+}

@@ -361,6 +361,14 @@ func (r *run) openEngine() error {
 		defer closeSrc()
 	}
 	r.cfg = cfg
+	if err := cfg.CheckPositions(0, c.SeqLen); err != nil {
+		return fmt.Errorf("student: SeqLen: %w", err)
+	}
+	if r.teacher != nil {
+		if err := r.teacher.Cfg.CheckPositions(0, c.SeqLen); err != nil {
+			return fmt.Errorf("teacher: SeqLen: %w", err)
+		}
+	}
 	if r.teacher != nil && r.teacher.Cfg.VocabSize != cfg.VocabSize {
 		return fmt.Errorf("teacher vocabulary has %d tokens, student %d: distillation needs the same tokenizer", r.teacher.Cfg.VocabSize, cfg.VocabSize)
 	}

@@ -162,6 +162,9 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	if c.Clip == 0 {
 		c.Clip = -1 // the library's 0 means "default 1"
 	}
+	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
+		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)
+	}
 	dev, err := parseDevice(o.Device)
 	if err != nil {
 		return c, err

@@ -155,3 +155,15 @@ func TestDistillCLIErrors(t *testing.T) {
 		}
 	}
 }
+
+// --lr 0 was typed (the flag defaults to 2e-4): it is refused, not turned
+// into the library's default.
+func TestTrainRefusesNonPositiveLR(t *testing.T) {
+	for _, lr := range []string{"0", "-1e-4"} {
+		_, err := runCLI(t, "train", "--model", t.TempDir(), "--data", "x", "--seq-len", "8", "--micro-batch", "1",
+			"--steps", "1", "--lr", lr, "--out", t.TempDir())
+		if err == nil || !strings.Contains(err.Error(), "learning rate must be positive") {
+			t.Errorf("--lr %s: %v", lr, err)
+		}
+	}
+}
