@@ -12,5 +12,5 @@ func SetBLASCore(name string) (string, error) {
 	if name == "" {
 		return BLASCore(), nil
 	}
-	return BLASCore(), fmt.Errorf("--blas-core needs the OpenBLAS build (this one uses gonum's pure-Go BLAS)")
+	return BLASCore(), fmt.Errorf("choosing a BLAS core needs the OpenBLAS build (this one uses gonum's pure-Go BLAS)")
 }
