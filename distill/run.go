@@ -47,8 +47,8 @@ type Config struct {
 	DataWeights []float64
 	Train       data.Sampler
 	Val         []string
-	ValSampler data.Sampler
-	ValBatches int // micro-batches per validation (default 8)
+	ValSampler  data.Sampler
+	ValBatches  int // micro-batches per validation (default 8)
 
 	SeqLen, MicroBatch, GlobalBatch int
 	Steps                           int   // optimizer steps
@@ -68,6 +68,12 @@ type Config struct {
 	ValEvery  int    // steps between validations (0: only at the end)
 	LogEvery  int    // steps between metric lines (default 1)
 	Resume    bool   // continue from Out's latest checkpoint
+	// SaveDType is the dtype of the weights in the checkpoints the run
+	// writes: "" or F32 (the default), BF16 or F16 (half the bytes). The
+	// optimizer state stays f32; a run resumed from a bf16/f16 checkpoint
+	// continues from the rounded weights, so its steps differ slightly
+	// from those of an uninterrupted run (keep F32 for exact resumes).
+	SaveDType model.DType
 	// TensorBoard is the directory of the run's TensorBoard scalar events
 	// (each logged step's loss terms, lr, grad norm, tokens/s, validation);
 	// "" means Out/tensorboard (none without Out), "none" writes none.
@@ -161,6 +167,11 @@ func (c *Config) defaults() error {
 	}
 	if c.Out == "" && (c.Resume || c.SaveEvery > 0) {
 		return fmt.Errorf("no output directory (Out) for checkpoints")
+	}
+	switch c.SaveDType {
+	case "", model.F32, model.BF16, model.F16:
+	default:
+		return fmt.Errorf("SaveDType %q is not supported (want F32, BF16 or F16)", c.SaveDType)
 	}
 	return nil
 }
@@ -278,7 +289,7 @@ func (c *Config) checkDevice(k device.Kind) error {
 // that it was made with the same settings.
 func (r *run) openResume() error {
 	c := &r.c
-	r.ck = &checkpointer{dir: c.Out, keep: c.KeepLast}
+	r.ck = &checkpointer{dir: c.Out, keep: c.KeepLast, dtype: c.SaveDType}
 	r.savedStep = -1
 	if st, err := os.Stat(c.StudentDir); err == nil && st.IsDir() {
 		r.ck.tokenizerDir = c.StudentDir // carry the tokenizer into every checkpoint

@@ -2,6 +2,7 @@ package distill
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -268,9 +269,10 @@ func readOptimizer(path string, eng Engine) (int, error) {
 // replaced atomically. A failed write (disk full) leaves the previous
 // checkpoint as the latest and removes the partial one.
 type checkpointer struct {
-	dir          string // the run's output dir
-	keep         int    // last K kept (0 = all)
-	tokenizerDir string // copy tokenizer files from here
+	dir          string      // the run's output dir
+	keep         int         // last K kept (0 = all)
+	tokenizerDir string      // copy tokenizer files from here
+	dtype        model.DType // of the weights ("" is F32); the optimizer state is always f32
 }
 
 // failCheckpointHook lets tests fail a checkpoint after its weights and
@@ -311,7 +313,7 @@ func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (str
 		os.RemoveAll(tmp)
 		return "", fmt.Errorf("writing checkpoint of step %d in %s: %w", st.Step, root, err)
 	}
-	if err := model.SaveCheckpoint(tmp, cfg, newEngineSource(eng), model.SaveOptions{DType: model.F32}); err != nil {
+	if err := model.SaveCheckpoint(tmp, cfg, newEngineSource(eng), model.SaveOptions{DType: cmp.Or(c.dtype, model.F32)}); err != nil {
 		return fail(err)
 	}
 	if c.tokenizerDir != "" {

@@ -14,6 +14,7 @@ import (
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/internal/progress"
+	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -55,6 +56,7 @@ type TrainOptions struct {
 	ValEvery    int      `yaml:"val_every"`
 	LogEvery    int      `yaml:"log_every"`
 	Resume      bool     `yaml:"resume"`
+	SaveDType   string   `yaml:"save_dtype"`
 	Overwrite   bool     `yaml:"overwrite"`
 	TensorBoard string   `yaml:"tensorboard"`
 	SkipNonFin  bool     `yaml:"skip_nonfinite"`
@@ -99,6 +101,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.StringVar(&o.Out, "out", "", "output directory: checkpoints/, metrics.jsonl (required)")
 	f.IntVar(&o.SaveEvery, "save-every", 0, "steps between checkpoints (0: only at the end)")
 	f.IntVar(&o.KeepLast, "keep-last", 3, "checkpoints to keep (0: all)")
+	f.StringVar(&o.SaveDType, "save-dtype", "f32", "dtype of the weights in the checkpoints: f32, bf16 or f16 (the optimizer state stays f32; a resume from bf16/f16 continues from the rounded weights)")
 	f.IntVar(&o.ValEvery, "val-every", 0, "steps between validations (0: only at the end)")
 	f.IntVar(&o.LogEvery, "log-every", 1, "steps between metric lines")
 	f.BoolVar(&o.Resume, "resume", false, "continue from the latest checkpoint in --out")
@@ -170,6 +173,11 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 		return c, err
 	}
 	c.Device = dev
+	if o.SaveDType != "" {
+		if c.SaveDType, err = model.ParseDType(o.SaveDType); err != nil {
+			return c, fmt.Errorf("--save-dtype: %w", err)
+		}
+	}
 	if c.Data, c.DataWeights, err = data.ParseBlend(o.Data); err != nil {
 		return c, fmt.Errorf("--data: %w", err)
 	}

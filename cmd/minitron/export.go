@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+
+	"github.com/minitron-dev/minitron/export"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/spf13/cobra"
+)
+
+func init() { register(newExportCmd) }
+
+func newExportCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "export",
+		Short: "Write a checkpoint for other tools: a clean HF directory in bf16/f16/f32, or GGUF for llama.cpp",
+		Long: `Export a checkpoint (any minitron checkpoint: a pruned student, init's output, or a
+distill/train checkpoint, whose optimizer.bin and trainer_state.json stay behind) in the forms
+serving tools load. The output must not exist; it appears only when complete.`,
+		Args: cobra.NoArgs,
+	}
+	cmd.AddCommand(newExportHFCmd())
+	return cmd
+}
+
+type exportHFFlags struct {
+	model, out, dtype, shardSize string
+}
+
+func newExportHFCmd() *cobra.Command {
+	o := &exportHFFlags{}
+	cmd := &cobra.Command{
+		Use:   "hf",
+		Short: "Cast a checkpoint to a clean Hugging Face directory in bf16, f16 or f32",
+		Long: `Write --model's config.json and weights, cast to --dtype, with its tokenizer files and
+generation_config.json, as a new Hugging Face checkpoint directory --out. Nothing else is
+copied: a distill/train checkpoint's optimizer.bin (twice the weights' size) and
+trainer_state.json stay behind. f32 → bf16/f16 rounds to nearest even and halves the bytes;
+torch_dtype in config.json names the new dtype.
+
+--out must not exist (an export never writes into or over anything); it is built beside
+--out and renamed into place when complete, so an interrupted export leaves nothing.`,
+		Example: `  minitron export hf --model runs/distill/checkpoints/step-0004000 --out student-bf16 --dtype bf16
+  minitron export hf --model pruned-8b --out pruned-8b-f16 --dtype f16 --shard-size 2GB
+  minitron export hf --model student-bf16 --out student-f32 --dtype f32 --shard-size 0`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExportHF(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "checkpoint directory to export (required)")
+	f.StringVar(&o.out, "out", "", "directory to create (required; must not exist)")
+	f.StringVar(&o.dtype, "dtype", "", "stored dtype: bf16, f16 or f32 (required)")
+	f.StringVar(&o.shardSize, "shard-size", "5GB", "largest safetensors shard (0: one file)")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("out")
+	_ = cmd.MarkFlagRequired("dtype")
+	return cmd
+}
+
+// exportContext stops an export on Ctrl-C (the partial output is removed);
+// a second Ctrl-C kills at once.
+func exportContext(ctx context.Context) (context.Context, func()) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt)
+	go func() { <-ctx.Done(); stop() }()
+	return ctx, stop
+}
+
+func runExportHF(ctx context.Context, o *exportHFFlags, w io.Writer) error {
+	ctx, stop := exportContext(ctx)
+	defer stop()
+	dt, err := model.ParseDType(o.dtype)
+	if err != nil {
+		return fmt.Errorf("--dtype: %w", err)
+	}
+	shard, err := parseBytes(o.shardSize)
+	if err != nil {
+		return fmt.Errorf("--shard-size: %w", err)
+	}
+	res, err := export.HF(ctx, export.HFOptions{Model: o.model, Out: o.out, DType: dt, ShardBytes: shard})
+	if err != nil {
+		return exportErr(err, o.out)
+	}
+	fmt.Fprintf(w, "%s (%s): %.2f MB of weights → %.2f MB in %s\n", o.model, res.Config.Family,
+		float64(res.SourceBytes)/1e6, float64(res.Bytes)/1e6, strings.ToLower(string(dt)))
+	if len(res.TokenizerFiles) > 0 {
+		fmt.Fprintf(w, "copied %s\n", strings.Join(res.TokenizerFiles, ", "))
+	}
+	fmt.Fprintf(w, "wrote %s (%s)\n", o.out, strings.Join(res.Files, ", "))
+	return nil
+}
+
+// exportErr names the flags behind the library's errors.
+func exportErr(err error, out string) error {
+	switch {
+	case errors.Is(err, export.ErrOutExists):
+		return fmt.Errorf("--out %s %w: choose a path that does not exist", out, export.ErrOutExists)
+	case errors.Is(err, context.Canceled):
+		return fmt.Errorf("interrupted: nothing written to %s", out)
+	}
+	msg := err.Error()
+	for _, r := range [][2]string{{"Model ", "--model "}, {"Out ", "--out "}, {"DType ", "--dtype "}} {
+		if strings.HasPrefix(msg, r[0]) {
+			return errors.New(r[1] + strings.TrimPrefix(msg, r[0]))
+		}
+	}
+	return err
+}
