@@ -25,7 +25,7 @@ distill/train checkpoint, whose optimizer.bin and trainer_state.json stay behind
 serving tools load. The output must not exist; it appears only when complete.`,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newExportHFCmd())
+	cmd.AddCommand(newExportHFCmd(), newExportGGUFCmd())
 	return cmd
 }
 
@@ -97,6 +97,71 @@ func runExportHF(ctx context.Context, o *exportHFFlags, w io.Writer) error {
 		fmt.Fprintf(w, "copied %s\n", strings.Join(res.TokenizerFiles, ", "))
 	}
 	fmt.Fprintf(w, "wrote %s (%s)\n", o.out, strings.Join(res.Files, ", "))
+	return nil
+}
+
+type exportGGUFFlags struct {
+	model, out, dtype, name string
+}
+
+func newExportGGUFCmd() *cobra.Command {
+	o := &exportGGUFFlags{}
+	cmd := &cobra.Command{
+		Use:   "gguf",
+		Short: "Write a checkpoint as one GGUF file for llama.cpp (and ollama, LM Studio)",
+		Long: `Write --model as a GGUF v3 file --out for llama.cpp: the metadata llama.cpp's
+convert_hf_to_gguf.py writes (architecture llama for llama and mistral, nemotron for nemotron;
+context length, widths, head counts, key/value length from head_dim — right for pruned students
+whose head_dim is not hidden/heads — RoPE base, scaling and nemotron's rotary dimension count,
+norm epsilon), tensors under llama.cpp's names and layouts (q/k rows permuted for llama's RoPE,
+nemotron's norm weights +1) and the tokenizer: a byte-level BPE tokenizer.json as llama.cpp's
+gpt2 vocabulary with its merges and pre-tokenizer (gpt-2, llama-bpe or qwen2 split patterns), a
+SentencePiece tokenizer.model as its llama vocabulary with scores and types; without a tokenizer
+the file holds none (llama.cpp then takes token ids). A SentencePiece-style tokenizer.json with
+no tokenizer.model is not yet supported.
+
+--dtype stores the matrices as f32, f16, bf16 or q8_0 (blocks of 32 int8 with an f16 scale;
+matrices whose rows are not whole blocks fall back to f16, as llama.cpp's converter does);
+norms and other 1-D tensors are always f32. --out must not exist; the file is written beside it
+and renamed into place when complete.`,
+		Example: `  minitron export gguf --model runs/distill/checkpoints/step-0004000 --out student-f16.gguf --dtype f16
+  minitron export gguf --model pruned-4b --out pruned-4b-q8_0.gguf --dtype q8_0
+  llama-cli -m student-f16.gguf -p "The theory of light"`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runExportGGUF(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.model, "model", "", "checkpoint directory to export (required)")
+	f.StringVar(&o.out, "out", "", "GGUF file to create (required; must not exist)")
+	f.StringVar(&o.dtype, "dtype", "f16", "matrix storage: f32, f16, bf16 or q8_0")
+	f.StringVar(&o.name, "name", "", "general.name (default: the model directory's name)")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func runExportGGUF(ctx context.Context, o *exportGGUFFlags, w io.Writer) error {
+	ctx, stop := exportContext(ctx)
+	defer stop()
+	dt, err := export.ParseGGUFDType(o.dtype)
+	if err != nil {
+		return fmt.Errorf("--dtype: %w", err)
+	}
+	res, err := export.GGUF(ctx, export.GGUFOptions{Model: o.model, Out: o.out, DType: dt, Name: o.name})
+	if err != nil {
+		return exportErr(err, o.out)
+	}
+	tok := res.Tokenizer
+	if res.Pre != "" {
+		tok += " (" + res.Pre + ")"
+	}
+	fmt.Fprintf(w, "architecture %s, %d tensors in %s, tokenizer %s\n", res.Arch, res.Tensors, dt, tok)
+	for _, n := range res.Notes {
+		fmt.Fprintf(w, "note: %s\n", n)
+	}
+	fmt.Fprintf(w, "wrote %s (%.2f MB)\n", o.out, float64(res.Bytes)/1e6)
 	return nil
 }
 

@@ -75,3 +75,38 @@ func TestSaveDTypeFlag(t *testing.T) {
 		}
 	}
 }
+
+// export gguf writes a file and refuses bad flags before writing.
+func TestExportGGUFCLI(t *testing.T) {
+	root := t.TempDir()
+	src := filepath.Join(root, "src")
+	if got, err := runCLI(t, "init", "--arch", "nemotron", "--out", src); err != nil {
+		t.Fatalf("init: %v\n%s", err, got)
+	}
+	out := filepath.Join(root, "m.gguf")
+	got, err := runCLI(t, "export", "gguf", "--model", src, "--out", out, "--dtype", "q8_0")
+	if err != nil || !strings.Contains(got, "architecture nemotron") || !strings.Contains(got, "wrote "+out) {
+		t.Fatalf("export gguf: %v\n%s", err, got)
+	}
+	if b, err := os.ReadFile(out); err != nil || string(b[:4]) != "GGUF" {
+		t.Fatalf("not a GGUF file: %v", err)
+	}
+	cases := []struct {
+		args   []string
+		want   string
+		reason string
+	}{
+		{[]string{"--model", src, "--out", filepath.Join(root, "x.gguf"), "--dtype", "q4_k"}, "--dtype", "an unsupported dtype names the flag"},
+		{[]string{"--model", src, "--out", out}, "--out " + out + " already exists", "an existing output names the flag"},
+		{[]string{"--model", filepath.Join(root, "nope"), "--out", filepath.Join(root, "x.gguf")}, "--model ", "a missing model names the flag"},
+	}
+	for _, c := range cases {
+		got, err := runCLI(t, append([]string{"export", "gguf"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: err %v, want %q\n%s", c.reason, err, c.want, got)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(root, "x.gguf")); err == nil {
+		t.Error("a refused export wrote its output")
+	}
+}
