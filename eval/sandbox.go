@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -170,7 +171,7 @@ func (s *Sandbox) Enforced() []string {
 	if s.cloneflags&syscall.CLONE_NEWPID != 0 {
 		out = append(out, "own PID namespace: every process of a sample dies with it")
 	} else {
-		out = append(out, "own process group, killed at the end of the sample (a process that leaves the group survives)")
+		out = append(out, "NOT enforced: own PID namespace; the sample's process group and any process still working in its directory are killed when it ends (a process that leaves both survives)")
 	}
 	return out
 }
@@ -266,6 +267,9 @@ func (s *Sandbox) Run(program string) RunResult {
 	cmd.Stdout = &cappedBuffer{n: 8 << 10}
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Cloneflags: s.cloneflags, Pdeathsig: syscall.SIGKILL}
+	// A process the sample left behind may hold its output pipes open;
+	// Wait must not wait for it.
+	cmd.WaitDelay = 500 * time.Millisecond
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return RunResult{Status: StatusFailed, Detail: "sandbox: start: " + err.Error()}
@@ -286,6 +290,9 @@ func (s *Sandbox) Run(program string) RunResult {
 	// Whatever the sample left behind in its group goes too (with a PID
 	// namespace the kernel has already killed it).
 	killGroup(cmd.Process.Pid)
+	if s.cloneflags&syscall.CLONE_NEWPID == 0 {
+		killWorkingIn(dir)
+	}
 	r := RunResult{Wall: time.Since(start)}
 	switch {
 	case timedOut:
@@ -305,6 +312,15 @@ func (s *Sandbox) Run(program string) RunResult {
 					r.Detail = fmt.Sprintf("killed by signal %q", ws.Signal())
 				case ws.Exited() && ws.ExitStatus() == launcherFailed:
 					r.Detail = "sandbox setup: " + r.Detail
+				case ws.Exited() && ws.ExitStatus() > 128 && ws.ExitStatus() < 128+65:
+					// The launcher reports the signal that killed the sample.
+					sig := syscall.Signal(ws.ExitStatus() - 128)
+					if r.Detail == "" || sig == syscall.SIGXCPU || sig == syscall.SIGKILL {
+						r.Detail = fmt.Sprintf("killed by signal %q", sig)
+						if sig == syscall.SIGXCPU || sig == syscall.SIGKILL {
+							r.Detail += fmt.Sprintf(" (CPU limit %v)", s.lim.CPU)
+						}
+					}
 				}
 			}
 		}
@@ -316,6 +332,23 @@ func (s *Sandbox) Run(program string) RunResult {
 }
 
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+// killWorkingIn kills the processes whose working directory is dir: without
+// a PID namespace, what a sample started in a new session (a daemon) and
+// left in its directory. One that also changed directory escapes this.
+func killWorkingIn(dir string) {
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		cwd, err := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if err == nil && (cwd == dir || strings.HasPrefix(cwd, dir+"/") || cwd == dir+" (deleted)") {
+			_ = syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
 
 func lastLine(s string) string {
 	s = strings.TrimSpace(s)

@@ -5,7 +5,9 @@
 #   2. resource limits: CPU, address space, processes, file size, no core;
 #   3. (as root) drop to an unprivileged uid, which RLIMIT_NPROC binds and
 #      which cannot undo the mounts;
-#   4. exec python3 -I -B prog.py in the sample's directory.
+#   4. run python3 -I -B prog.py in the sample's directory as a child
+#      (steps 2-3 in the child) and exit with its status (128 + signal
+#      when killed).
 # Any failure to set up exits 97 so the caller can tell it from a failing
 # sample.
 import ctypes
@@ -70,11 +72,7 @@ def read_only_except(keep):
             fail("remounting %s read-only: %s" % (target, err))
 
 
-def main():
-    cfg = json.loads(sys.argv[1])
-    d = cfg["dir"]
-    if cfg["mounts"]:
-        read_only_except(d)
+def confine(cfg):
     try:
         resource.setrlimit(resource.RLIMIT_CPU, (cfg["cpu"], cfg["cpu"] + 1))
         resource.setrlimit(resource.RLIMIT_AS, (cfg["memory"], cfg["memory"]))
@@ -87,8 +85,38 @@ def main():
             os.setuid(cfg["uid"])
     except OSError as e:
         fail("limits: %s" % e)
+
+
+def main():
+    cfg = json.loads(sys.argv[1])
+    d = cfg["dir"]
+    if cfg["mounts"]:
+        read_only_except(d)
     os.chdir(d)
-    os.execv(cfg["python"], [cfg["python"], "-I", "-B", "prog.py"])
+    # The sample runs as a child: the first process of a PID namespace
+    # ignores signals it has no handler for (SIGXCPU at the CPU limit
+    # among them), while the child dies of them as a sample would anywhere
+    # else. The fork comes before the drop to the sandbox user, so it does
+    # not count against that user's process limit (which other samples
+    # running at the same time share). This process waits and passes the
+    # outcome on: the exit status, or 128 + the signal that killed the
+    # sample.
+    pid = os.fork()
+    if pid == 0:
+        try:
+            confine(cfg)
+            os.execv(cfg["python"], [cfg["python"], "-I", "-B", "prog.py"])
+        finally:
+            os._exit(127)
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
 
 
 main()

@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -63,9 +62,10 @@ func TestCanonicalSolutionsPass(t *testing.T) {
 	}
 }
 
-// sandboxProcs lists live processes running as the sandbox user or whose
-// command line holds marker.
-func sandboxProcs(marker string) []string {
+// sandboxProcs lists live processes working in a directory of sandbox
+// base or whose command line holds marker (other tests' sandboxes, running
+// at the same time as the same user, are not counted).
+func sandboxProcs(base, marker string) []string {
 	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -73,12 +73,9 @@ func sandboxProcs(marker string) []string {
 			continue
 		}
 		cmd, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
-		var st syscall.Stat_t
-		if syscall.Stat(filepath.Join("/proc", e.Name()), &st) != nil {
-			continue
-		}
 		c := strings.ReplaceAll(string(cmd), "\x00", " ")
-		if st.Uid == sandboxUID || strings.Contains(c, marker) {
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		if strings.HasPrefix(cwd, base) || strings.Contains(c, marker) {
 			out = append(out, e.Name()+": "+c)
 		}
 	}
@@ -95,6 +92,9 @@ func TestSandboxBadCompletions(t *testing.T) {
 	// read-only mounts (not permissions) keep the sample out.
 	outside := t.TempDir()
 	if err := os.Chmod(outside, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(outside), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	escapeFile := filepath.Join(outside, "escaped")
@@ -137,7 +137,7 @@ func TestSandboxBadCompletions(t *testing.T) {
 			func() bool { return len(accepted) > 0 }},
 		{"a daemon left behind (double fork, new session) that would outlive the sample", fmt.Sprintf(
 			"    import os\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '%s'])\n        os._exit(0)\n    return a - b\n", marker),
-			func() bool { time.Sleep(200 * time.Millisecond); return len(sandboxProcs(marker)) > 0 }},
+			func() bool { time.Sleep(200 * time.Millisecond); return len(sandboxProcs(sb.base, marker)) > 0 }},
 	}
 	comps := make([]string, len(cases))
 	for i, c := range cases {
@@ -176,7 +176,7 @@ func TestSandboxBadCompletions(t *testing.T) {
 		t.Errorf("bad completions took %v, over the %v their limits allow", total, max)
 	}
 	t.Logf("%d bad completions ran in %v", len(cases), total.Round(time.Millisecond))
-	if left := sandboxProcs(marker); len(left) > 0 && enforcedAll {
+	if left := sandboxProcs(sb.base, marker); len(left) > 0 && enforcedAll {
 		t.Errorf("processes left behind: %q", left)
 	}
 }
