@@ -218,3 +218,41 @@ func TestPassAtK(t *testing.T) {
 		t.Errorf("k > n must be undefined (NaN)")
 	}
 }
+
+// TestSandboxWithoutNamespaces runs the fallback used where the kernel
+// refuses namespaces (forced here): the limits still stop runaway samples,
+// and a daemon left in the sample's directory is killed.
+func TestSandboxWithoutNamespaces(t *testing.T) {
+	sb := newTestSandbox(t)
+	sb.cloneflags = 0
+	prob := codeFixture(t, "humaneval.jsonl")[0].Problem
+	marker := fmt.Sprintf("96%05d", os.Getpid()%100000)
+	cases := []struct{ reason, completion string }{
+		{"infinite loop", "    while True:\n        pass\n"},
+		{"sleeping forever", "    import time\n    time.sleep(3600)\n"},
+		{"10 GB allocation", "    x = bytearray(10 * 1024 ** 3)\n    return a + b\n"},
+		{"a daemon in the sample's directory", fmt.Sprintf(
+			"    import os\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '%s'])\n        os._exit(0)\n    return a - b\n", marker)},
+	}
+	if os.Geteuid() == 0 {
+		cases = append(cases, struct{ reason, completion string }{"fork bomb (uid 65534's process limit)", "    import os\n    while True:\n        os.fork()\n"})
+	}
+	comps := make([]string, len(cases))
+	for i, c := range cases {
+		comps[i] = c.completion
+	}
+	out, err := sb.RunProblem(prob, comps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		t.Logf("%-40s → %s", c.reason, out.Results[i])
+		if out.Results[i] == string(StatusPassed) {
+			t.Errorf("%s passed", c.reason)
+		}
+	}
+	time.Sleep(200 * time.Millisecond)
+	if left := sandboxProcs(sb.base, marker); len(left) > 0 {
+		t.Errorf("processes left behind: %q", left)
+	}
+}
