@@ -187,6 +187,13 @@ func ggufMetadata(cfg *model.Config, arch, name string, dt GGUFDType, res *GGUFR
 		kvU32(p+"rope.dimension_count", cfg.RotaryDim()),
 	}
 	if cfg.Family == model.Nemotron {
+		if cfg.QDim() != cfg.HiddenSize {
+			// Checked with llama.cpp's own loader (models/nemotron.cpp):
+			// it shapes attn_q and attn_output as hidden×hidden and
+			// refuses the file. llama.cpp's llama takes such shapes.
+			return nil, fmt.Errorf("nemotron with heads·head_dim = %d·%d = %d ≠ hidden %d: llama.cpp's nemotron requires heads·head_dim = hidden (its loader shapes attn_q and attn_output hidden×hidden), so it could not load this file; keep head_dim = hidden/heads when pruning for llama.cpp, or export hf",
+				cfg.NumHeads, cfg.HeadDim, cfg.QDim(), cfg.HiddenSize)
+		}
 		kvs = append(kvs, kvF32(p+"attention.layer_norm_epsilon", cfg.NormEps))
 		if cfg.HiddenAct != "" && cfg.HiddenAct != "relu2" {
 			return nil, fmt.Errorf("nemotron hidden_act %q: llama.cpp's nemotron runs relu2 only", cfg.HiddenAct)

@@ -138,7 +138,7 @@ func TestGGUFExportFamilies(t *testing.T) {
 		{"llama", model.InitOptions{Family: model.Llama, Tokenizer: testTokenizer}, "gpt2", "gpt-2", "llama with a byte-level BPE tokenizer"},
 		{"mistral", model.InitOptions{Family: model.Mistral, Tokenizer: spmTokenizer, Vocab: 832}, "llama", "default", "mistral (llama.cpp's llama) with a SentencePiece model, padded vocab"},
 		{"nemotron", model.InitOptions{Family: model.Nemotron, Tokenizer: spmTokenizer}, "llama", "default", "nemotron: +1 norms, zero biases, partial RoPE"},
-		{"nemotron-pruned", model.InitOptions{Family: model.Nemotron, Hidden: 48, Heads: 4, KVHeads: 2, HeadDim: 16, FFN: 96}, "none", "", "a pruned student: head_dim 16 ≠ 48/4, no tokenizer"},
+		{"nemotron-pruned", model.InitOptions{Family: model.Nemotron, Hidden: 48, Heads: 3, KVHeads: 1, HeadDim: 16, FFN: 96}, "none", "", "a pruned nemotron (hidden and heads cut together), no tokenizer"},
 		{"llama-pruned", model.InitOptions{Family: model.Llama, Hidden: 48, Heads: 3, KVHeads: 1, HeadDim: 32, FFN: 64, TieEmbeddings: true}, "none", "", "llama with head_dim 32 ≠ 48/3, tied embeddings"},
 	}
 	dtypes := []struct {
@@ -346,11 +346,16 @@ func TestGGUFRefusesBadInput(t *testing.T) {
 	os.WriteFile(filepath.Join(meta, "tokenizer.json"), b, 0o644)
 	existing := filepath.Join(root, "existing.gguf")
 	os.WriteFile(existing, []byte("keep"), 0o644)
+	nemo := filepath.Join(root, "nemo")
+	if _, err := model.Init(context.Background(), model.InitOptions{Out: nemo, Family: model.Nemotron, Hidden: 48, Heads: 4, KVHeads: 2, HeadDim: 16}); err != nil {
+		t.Fatal(err)
+	}
 	cases := []struct {
 		o      GGUFOptions
 		want   string
 		reason string
 	}{
+		{GGUFOptions{Model: nemo, Out: filepath.Join(root, "a.gguf")}, "llama.cpp's nemotron requires heads·head_dim = hidden", "llama.cpp cannot load a nemotron whose heads·head_dim ≠ hidden"},
 		{GGUFOptions{Model: src, Out: filepath.Join(root, "a.gguf"), DType: "q4_k"}, "DType", "an unsupported dtype"},
 		{GGUFOptions{Model: src, Out: existing}, "already exists", "an existing output"},
 		{GGUFOptions{Model: filepath.Join(root, "nope"), Out: filepath.Join(root, "a.gguf")}, "Model ", "a missing model"},
@@ -371,7 +376,7 @@ func TestGGUFRefusesBadInput(t *testing.T) {
 		t.Errorf("cancelled: %v", err)
 	}
 	ents, _ := os.ReadDir(root)
-	if len(ents) != 3 {
+	if len(ents) != 4 {
 		t.Errorf("refused exports left files: %v", ents)
 	}
 }
