@@ -8,6 +8,7 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
 )
 
 // CodeProblem is one HumanEval or MBPP problem: what the program run for a
@@ -292,15 +293,37 @@ func ScoreCodeSamples(problems []Doc, samples map[string][]string, o CodeScoreOp
 	defer sb.Close()
 	prog := &progressCounter{fn: o.Progress, total: int64(len(ids))}
 	res := &CodeScore{Problems: len(ids), PassAtK: map[string]float64{}, Enforced: sb.Enforced()}
+	// Problems run side by side too, so one sample a problem (pass@1) fills
+	// the sandbox's parallel slots.
+	outs := make([]*CodeOutcome, len(ids))
+	errs := make([]error, len(ids))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(sb.lim.Parallel, len(ids)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				outs[i], errs[i] = sb.RunProblem(byID[ids[i]], samples[ids[i]])
+				mu.Lock()
+				prog.add(1)
+				mu.Unlock()
+			}
+		}()
+	}
+	for i := range ids {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
 	var gens []GenOutcome
-	for _, id := range ids {
-		co, err := sb.RunProblem(byID[id], samples[id])
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", id, err)
+	for i, id := range ids {
+		if errs[i] != nil {
+			return nil, fmt.Errorf("%s: %w", id, errs[i])
 		}
-		res.Items = append(res.Items, CodeScore1{TaskID: id, CodeOutcome: *co})
-		gens = append(gens, GenOutcome{ID: id, CodeOutcome: co})
-		prog.add(1)
+		res.Items = append(res.Items, CodeScore1{TaskID: id, CodeOutcome: *outs[i]})
+		gens = append(gens, GenOutcome{ID: id, CodeOutcome: outs[i]})
 	}
 	res.Ks = passKs(gens)
 	for _, k := range res.Ks {

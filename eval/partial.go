@@ -27,12 +27,15 @@ type partial struct {
 
 // taskFingerprint hashes everything that decides a generation item's
 // outcome apart from the model: the task, its prompts (few-shot examples
-// included), stop strings, length cap and scoring settings.
+// included), stop strings, length cap, scoring settings and sandbox limits
+// (not the parallelism, which changes none).
 func taskFingerprint(t *Task, key string) string {
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%q\x00%v\x00%d\x00%g\x00%g\x00%d\x00%s\x00",
+	l := t.CodeRun.Limits.withDefaults()
+	fmt.Fprintf(h, "%s\x00%d\x00%d\x00%q\x00%v\x00%d\x00%g\x00%g\x00%d\x00%v %v %d %d %d\x00%s\x00",
 		t.Name, t.Output, t.MaxGenTokens, t.Until, t.RougeStem,
-		t.CodeRun.N, t.CodeRun.Temperature, t.CodeRun.TopP, t.CodeRun.Seed, key)
+		t.CodeRun.N, t.CodeRun.Temperature, t.CodeRun.TopP, t.CodeRun.Seed,
+		l.Wall, l.CPU, l.Memory, l.Procs, l.FileSize, key)
 	for _, d := range t.Docs {
 		fmt.Fprintf(h, "%s\x00%s\x00", d.ID, t.Context(d))
 	}

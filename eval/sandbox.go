@@ -32,6 +32,10 @@ type Limits struct {
 	// Python is the interpreter (default /usr/bin/python3, else python3 on
 	// PATH).
 	Python string `json:"python"`
+	// Parallel is how many samples run at once (default 1); each runs as
+	// its own user, so one sample's processes do not count against
+	// another's limit.
+	Parallel int `json:"parallel"`
 }
 
 // DefaultLimits are generous for HumanEval/MBPP tests, which run in well
@@ -55,6 +59,7 @@ func (l Limits) withDefaults() Limits {
 	if l.FileSize <= 0 {
 		l.FileSize = d.FileSize
 	}
+	l.Parallel = max(l.Parallel, 1)
 	return l
 }
 
@@ -62,6 +67,16 @@ func (l Limits) withDefaults() Limits {
 // RLIMIT_NPROC does not bind root, and nobody cannot undo the read-only
 // mounts.
 const sandboxUID = 65534
+
+// sandboxUIDFor is the user of parallel slot w: nobody for the first,
+// then ids far above any system's or person's (RLIMIT_NPROC counts per
+// user, so concurrent samples each need their own).
+func sandboxUIDFor(w int) int {
+	if w == 0 {
+		return sandboxUID
+	}
+	return 1_000_000_000 + w
+}
 
 //go:embed sandbox_launch.py
 var launcherSource []byte
@@ -80,6 +95,8 @@ type Sandbox struct {
 	drop       bool
 	mu         sync.Mutex
 	seq        int
+	// slots hands out the parallel slots (and so the users) of Run.
+	slots chan int
 }
 
 // NewSandbox prepares a sandbox: finds python3 and probes which isolation
@@ -105,7 +122,10 @@ func NewSandbox(l Limits) (*Sandbox, error) {
 		os.RemoveAll(base)
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	s := &Sandbox{lim: l, python: py, base: base, launcher: filepath.Join(base, "launch.py")}
+	s := &Sandbox{lim: l, python: py, base: base, launcher: filepath.Join(base, "launch.py"), slots: make(chan int, l.Parallel)}
+	for w := 0; w < l.Parallel; w++ {
+		s.slots <- w
+	}
 	if err := os.WriteFile(s.launcher, launcherSource, 0o644); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("sandbox: %w", err)
@@ -152,7 +172,11 @@ func (s *Sandbox) Enforced() []string {
 		fmt.Sprintf("file size %d MiB (RLIMIT_FSIZE), no core dumps", l.FileSize>>20),
 	}
 	if s.drop {
-		out = append(out, fmt.Sprintf("runs as uid %d with at most %d processes (RLIMIT_NPROC)", sandboxUID, l.Procs))
+		who := fmt.Sprintf("uid %d", sandboxUID)
+		if l.Parallel > 1 {
+			who = fmt.Sprintf("uid %d and %d–%d (one per parallel slot)", sandboxUID, sandboxUIDFor(1), sandboxUIDFor(l.Parallel-1))
+		}
+		out = append(out, fmt.Sprintf("runs as %s with at most %d processes (RLIMIT_NPROC)", who, l.Procs))
 	} else {
 		out = append(out, "NOT enforced: process count (not root, so no unprivileged user to run as; RLIMIT_NPROC would count all of this user's processes)")
 	}
@@ -238,6 +262,9 @@ const launcherFailed = 97
 // Run executes program (python source) in a fresh directory and reports
 // whether it exited with status 0 within the limits.
 func (s *Sandbox) Run(program string) RunResult {
+	w := <-s.slots
+	defer func() { s.slots <- w }()
+	uid := sandboxUIDFor(w)
 	s.mu.Lock()
 	s.seq++
 	dir := filepath.Join(s.base, fmt.Sprintf("s%d", s.seq))
@@ -253,8 +280,8 @@ func (s *Sandbox) Run(program string) RunResult {
 		Memory: s.lim.Memory, Procs: s.lim.Procs, FileSize: s.lim.FileSize, UID: -1,
 		Mounts: s.cloneflags&syscall.CLONE_NEWNS != 0}
 	if s.drop {
-		cfg.UID = sandboxUID
-		if err := os.Chown(dir, sandboxUID, sandboxUID); err != nil {
+		cfg.UID = uid
+		if err := os.Chown(dir, uid, uid); err != nil {
 			return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
 		}
 	}
@@ -366,16 +393,32 @@ func (s *Sandbox) RunProblem(p *CodeProblem, completions []string) (*CodeOutcome
 	if p == nil {
 		return nil, fmt.Errorf("no code problem to run completions against")
 	}
-	o := &CodeOutcome{Completions: completions, N: len(completions)}
-	for _, c := range completions {
-		r := s.Run(p.Program(c))
+	o := &CodeOutcome{Completions: completions, N: len(completions), Results: make([]string, len(completions))}
+	res := make([]RunResult, len(completions))
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range min(s.lim.Parallel, len(completions)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				res[i] = s.Run(p.Program(completions[i]))
+			}
+		}()
+	}
+	for i := range completions {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	for i, r := range res {
 		if strings.HasPrefix(r.Detail, "sandbox") {
 			return nil, fmt.Errorf("%s", r.Detail)
 		}
 		if r.Status == StatusPassed {
 			o.Correct++
 		}
-		o.Results = append(o.Results, r.String())
+		o.Results[i] = r.String()
 	}
 	return o, nil
 }

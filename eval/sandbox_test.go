@@ -43,13 +43,17 @@ func codeFixture(t *testing.T, name string) []Doc {
 // MBPP-format fixtures passes, so pass@1 is 1.
 func TestCanonicalSolutionsPass(t *testing.T) {
 	newTestSandbox(t)
-	for _, f := range []string{"humaneval.jsonl", "mbpp.jsonl"} {
-		docs := codeFixture(t, f)
+	for _, f := range []string{"humaneval.jsonl", "mbpp.jsonl", "humaneval.jsonl (3 in parallel)"} {
+		docs := codeFixture(t, strings.Fields(f)[0])
 		samples := map[string][]string{}
 		for _, d := range docs {
 			samples[d.Problem.TaskID] = []string{d.Problem.Canonical}
 		}
-		res, err := ScoreCodeSamples(docs, samples, CodeScoreOptions{Limits: goodLimits})
+		lim := goodLimits
+		if strings.Contains(f, "parallel") {
+			lim.Parallel = 3
+		}
+		res, err := ScoreCodeSamples(docs, samples, CodeScoreOptions{Limits: lim})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,6 +257,42 @@ func TestSandboxWithoutNamespaces(t *testing.T) {
 	}
 	time.Sleep(200 * time.Millisecond)
 	if left := sandboxProcs(sb.base, marker); len(left) > 0 {
+		t.Errorf("processes left behind: %q", left)
+	}
+}
+
+// TestSandboxParallel runs fork bombs beside canonical solutions: each
+// parallel slot is its own user, so the bombs' process limit does not
+// starve the others, which pass.
+func TestSandboxParallel(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: samples run as this user, without a per-slot user to isolate process limits")
+	}
+	lim := testLimits
+	lim.Parallel = 3
+	sb, err := NewSandbox(lim)
+	if err != nil {
+		t.Skipf("no sandbox here: %v", err)
+	}
+	defer sb.Close()
+	prob := codeFixture(t, "humaneval.jsonl")[0].Problem
+	bomb := "    import os\n    while True:\n        os.fork()\n"
+	// A correct answer that starts a process once the bombs beside it have
+	// had time to use up their user's process limit.
+	good := "    import subprocess, time\n    time.sleep(0.3)\n    subprocess.run(['true'], check=True)\n    return a + b\n"
+	comps := []string{bomb, good, bomb, good, good, bomb}
+	out, err := sb.RunProblem(prob, comps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range out.Results {
+		if want := comps[i] == good; (r == string(StatusPassed)) != want {
+			t.Errorf("sample %d (canonical %v): %s", i, want, r)
+		}
+	}
+	// "\x00" never occurs in a command line as read: only the working
+	// directory counts.
+	if left := sandboxProcs(sb.base, "\x00"); len(left) > 0 {
 		t.Errorf("processes left behind: %q", left)
 	}
 }

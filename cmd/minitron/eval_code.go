@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"runtime"
 	"strings"
 	"time"
 
@@ -21,6 +22,7 @@ type EvalCodeOptions struct {
 	CPU      time.Duration
 	MemoryMB int64
 	Procs    int
+	Parallel int
 }
 
 func newEvalCodeCmd() *cobra.Command {
@@ -57,16 +59,17 @@ is printed to stderr (and under "sandbox" with --json). Problems without samples
 	f.DurationVar(&o.CPU, "cpu", eval.DefaultLimits.CPU, "CPU-time limit per sample")
 	f.Int64Var(&o.MemoryMB, "memory-mb", eval.DefaultLimits.Memory>>20, "address-space limit per sample in MiB")
 	f.IntVar(&o.Procs, "procs", eval.DefaultLimits.Procs, "process limit per sample (enforced when run as root)")
+	f.IntVar(&o.Parallel, "parallel", runtime.NumCPU(), "samples run at once (each as its own user when run as root)")
 	_ = cmd.MarkFlagRequired("problems")
 	_ = cmd.MarkFlagRequired("samples")
 	return cmd
 }
 
 func (o *EvalCodeOptions) limits() (eval.Limits, error) {
-	if o.Wall <= 0 || o.CPU <= 0 || o.MemoryMB <= 0 || o.Procs <= 0 {
-		return eval.Limits{}, fmt.Errorf("--wall, --cpu, --memory-mb and --procs must be positive")
+	if o.Wall <= 0 || o.CPU <= 0 || o.MemoryMB <= 0 || o.Procs <= 0 || o.Parallel <= 0 {
+		return eval.Limits{}, fmt.Errorf("--wall, --cpu, --memory-mb, --procs and --parallel must be positive")
 	}
-	return eval.Limits{Wall: o.Wall, CPU: o.CPU, Memory: o.MemoryMB << 20, Procs: o.Procs}, nil
+	return eval.Limits{Wall: o.Wall, CPU: o.CPU, Memory: o.MemoryMB << 20, Procs: o.Procs, Parallel: o.Parallel}, nil
 }
 
 func runEvalCode(o *EvalCodeOptions, stdout, stderr io.Writer) error {

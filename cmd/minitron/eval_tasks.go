@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ type EvalTasksOptions struct {
 	CodeSeed       int64
 	CodeWall       time.Duration
 	CodeCPU        time.Duration
+	CodeParallel   int
 	MaxGenTokens   int
 	// Resume is a directory of partial results of generation tasks.
 	Resume string
@@ -138,6 +140,7 @@ their f32 memory; bf16 products), e.g. to fit a 15B teacher.`,
 	f.DurationVar(&o.CodeWall, "code-wall", eval.DefaultLimits.Wall, "humaneval/mbpp: wall-clock limit per executed sample")
 	f.DurationVar(&o.CodeCPU, "code-cpu", eval.DefaultLimits.CPU, "humaneval/mbpp: CPU-time limit per executed sample")
 	f.IntVar(&o.MaxGenTokens, "max-gen-tokens", 0, "cap of generated tokens per item of generation tasks (default: gsm8k 256, xlsum 128, humaneval 1024, mbpp 256)")
+	f.IntVar(&o.CodeParallel, "code-parallel", runtime.NumCPU(), "humaneval/mbpp: samples executed at once")
 	f.StringVar(&o.Resume, "resume", "", "directory of partial results of generation tasks: finished items are kept there and skipped when run again")
 	_ = cmd.MarkFlagRequired("model")
 	return cmd
@@ -154,8 +157,8 @@ func (o *EvalTasksOptions) taskOptions(fewshotPath string) (eval.TaskOptions, er
 	if o.CodeN > 1 && o.Temperature == 0 {
 		return eval.TaskOptions{}, fmt.Errorf("--code-samples %d with --temperature 0 repeats one greedy completion; give a --temperature (e.g. 0.8) for pass@k", o.CodeN)
 	}
-	if o.CodeWall <= 0 || o.CodeCPU <= 0 {
-		return eval.TaskOptions{}, fmt.Errorf("--code-wall and --code-cpu must be positive")
+	if o.CodeWall <= 0 || o.CodeCPU <= 0 || o.CodeParallel <= 0 {
+		return eval.TaskOptions{}, fmt.Errorf("--code-wall, --code-cpu and --code-parallel must be positive")
 	}
 	seed := o.FewShotSeed
 	if seed == 0 {
@@ -168,7 +171,7 @@ func (o *EvalTasksOptions) taskOptions(fewshotPath string) (eval.TaskOptions, er
 	return eval.TaskOptions{Shots: o.Shots, Limit: o.Limit, FewShotPath: fewshotPath,
 		FewShotSampler: o.FewShotSampler, FewShotSeed: seed, RougeStem: o.RougeStem, MaxGenTokens: o.MaxGenTokens,
 		Code: eval.CodeRun{N: o.CodeN, Temperature: o.Temperature, TopP: topP, Seed: o.CodeSeed,
-			Limits: eval.Limits{Wall: o.CodeWall, CPU: o.CodeCPU}}}, nil
+			Limits: eval.Limits{Wall: o.CodeWall, CPU: o.CodeCPU, Parallel: o.CodeParallel}}}, nil
 }
 
 // partialPath is where --resume keeps a model's partial results of a task.
