@@ -228,8 +228,10 @@ func ggufMetadata(cfg *model.Config, arch, name string, dt GGUFDType, res *GGUFR
 func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDType) ([]*ggufTensor, error) {
 	matType, _ := dt.ggml()
 	var out []*ggufTensor
-	// add maps one HF tensor; fix (optional) transforms its f32 values.
-	add := func(hf, name string, fix func([]float32)) error {
+	// add maps one HF tensor, read in chunks of whole rows (whole heads
+	// when perm: permuteRows works head by head); fix (optional)
+	// transforms a chunk of its f32 values.
+	add := func(hf, name string, perm int, fix func([]float32)) error {
 		info, ok := ck.Info(hf)
 		if !ok {
 			return fmt.Errorf("tensor %s missing", hf)
@@ -241,11 +243,24 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 		if t.typ == ggmlQ8_0 && info.Shape[len(info.Shape)-1]%q8Block != 0 {
 			t.typ = ggmlF16 // the converter's fallback for rows that do not fill blocks
 		}
-		t.read = func(dst []float32) error {
-			if err := ck.ReadF32(hf, dst); err != nil {
+		cols := 1
+		if len(info.Shape) == 2 {
+			cols = info.Shape[1]
+		}
+		t.unit = cols
+		if perm > 0 {
+			t.unit = cols * cfg.HeadDim
+		}
+		t.read = func(off int, dst []float32) error {
+			if err := ck.ReadF32Range(hf, off, dst); err != nil {
 				return err
 			}
-			ck.Release(hf)
+			if off+len(dst) == int(t.elems()) {
+				ck.Release(hf)
+			}
+			if perm > 0 {
+				permuteRows(dst, len(dst)/t.unit, cfg.HeadDim)
+			}
 			if fix != nil {
 				fix(dst)
 			}
@@ -256,7 +271,7 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 	}
 	// zeros adds a tensor llama.cpp requires but the checkpoint lacks.
 	zeros := func(name string, n int) {
-		out = append(out, &ggufTensor{name: name, shape: []int{n}, typ: ggmlF32, read: func(dst []float32) error {
+		out = append(out, &ggufTensor{name: name, shape: []int{n}, typ: ggmlF32, read: func(_ int, dst []float32) error {
 			clear(dst)
 			return nil
 		}})
@@ -275,11 +290,11 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 		if nemo {
 			fix = plusOne
 		}
-		if err := add(hf+".weight", name+".weight", fix); err != nil {
+		if err := add(hf+".weight", name+".weight", 0, fix); err != nil {
 			return err
 		}
 		if has(hf + ".bias") {
-			return add(hf+".bias", name+".bias", nil)
+			return add(hf+".bias", name+".bias", 0, nil)
 		}
 		if nemo {
 			zeros(name+".bias", cfg.HiddenSize) // llama.cpp's nemotron requires the bias
@@ -290,14 +305,12 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 	// HF rotates halves, so q/k rows are permuted within each head as
 	// LlamaModel.permute does. Nemotron runs NEOX (rotate-half) RoPE in
 	// llama.cpp: no permutation.
-	permute := func(heads int) func([]float32) {
-		if nemo {
-			return nil
-		}
-		return func(x []float32) { permuteRows(x, heads, cfg.HeadDim) }
+	permute := 1
+	if nemo {
+		permute = 0
 	}
 
-	if err := add("model.embed_tokens.weight", "token_embd.weight", nil); err != nil {
+	if err := add("model.embed_tokens.weight", "token_embd.weight", 0, nil); err != nil {
 		return nil, err
 	}
 	if cfg.Family == model.Llama && cfg.RopeScaling != nil && cfg.RopeScaling.Type == "llama3" {
@@ -306,7 +319,7 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 			return nil, err
 		}
 		out = append(out, &ggufTensor{name: "rope_freqs.weight", shape: []int{len(f)}, typ: ggmlF32,
-			read: func(dst []float32) error { copy(dst, f); return nil }})
+			read: func(_ int, dst []float32) error { copy(dst, f); return nil }})
 	}
 	for l := range cfg.NumLayers {
 		hp, gp := model.LayerPrefix(l), fmt.Sprintf("blk.%d.", l)
@@ -315,18 +328,18 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 		}
 		for _, p := range []struct {
 			hf, g string
-			fix   func([]float32)
+			perm  int
 		}{
-			{"self_attn.q_proj", "attn_q", permute(cfg.NumHeads)},
-			{"self_attn.k_proj", "attn_k", permute(cfg.NumKVHeads)},
-			{"self_attn.v_proj", "attn_v", nil},
-			{"self_attn.o_proj", "attn_output", nil},
+			{"self_attn.q_proj", "attn_q", permute},
+			{"self_attn.k_proj", "attn_k", permute},
+			{"self_attn.v_proj", "attn_v", 0},
+			{"self_attn.o_proj", "attn_output", 0},
 		} {
-			if err := add(hp+p.hf+".weight", gp+p.g+".weight", p.fix); err != nil {
+			if err := add(hp+p.hf+".weight", gp+p.g+".weight", p.perm, nil); err != nil {
 				return nil, err
 			}
 			if has(hp + p.hf + ".bias") {
-				if err := add(hp+p.hf+".bias", gp+p.g+".bias", p.fix); err != nil {
+				if err := add(hp+p.hf+".bias", gp+p.g+".bias", p.perm, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -339,11 +352,11 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 			mlp = append([]string{"gate_proj", "ffn_gate"}, mlp...)
 		}
 		for i := 0; i < len(mlp); i += 2 {
-			if err := add(hp+"mlp."+mlp[i]+".weight", gp+mlp[i+1]+".weight", nil); err != nil {
+			if err := add(hp+"mlp."+mlp[i]+".weight", gp+mlp[i+1]+".weight", 0, nil); err != nil {
 				return nil, err
 			}
 			if has(hp + "mlp." + mlp[i] + ".bias") {
-				if err := add(hp+"mlp."+mlp[i]+".bias", gp+mlp[i+1]+".bias", nil); err != nil {
+				if err := add(hp+"mlp."+mlp[i]+".bias", gp+mlp[i+1]+".bias", 0, nil); err != nil {
 					return nil, err
 				}
 			}
@@ -358,7 +371,7 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 	if cfg.TieWordEmbeddings || !has(head) {
 		head = "model.embed_tokens.weight"
 	}
-	if err := add(head, "output.weight", nil); err != nil {
+	if err := add(head, "output.weight", 0, nil); err != nil {
 		return nil, err
 	}
 	return out, nil

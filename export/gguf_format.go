@@ -100,13 +100,19 @@ func kvI32s(k string, v []int32) kv   { return kv{key: k, typ: gtArray, elem: gt
 
 // ggufTensor is one tensor to write: its GGUF name, HF-order shape (rows
 // first; written reversed, as ggml counts dims innermost first), type, and
-// how to produce its f32 values in HF row-major order.
+// how to produce its f32 values in HF row-major order: read fills dst with
+// elements [off, off+len(dst)), a whole number of units (0: the whole
+// tensor at once), so big tensors stream in chunks.
 type ggufTensor struct {
 	name  string
 	shape []int
 	typ   uint32
-	read  func(dst []float32) error
+	unit  int
+	read  func(off int, dst []float32) error
 }
+
+// ggufChunkElems bounds the f32 staging buffer of a tensor being written.
+var ggufChunkElems = 1 << 20 // a var: tests make it small to exercise chunking
 
 func (t *ggufTensor) elems() int64 {
 	n := int64(1)
@@ -241,23 +247,30 @@ func writeGGUF(w io.Writer, kvs []kv, tensors []*ggufTensor, stop func() error) 
 		if err := stop(); err != nil {
 			return g.n, err
 		}
-		n := t.elems()
-		if int64(cap(f32)) < n {
-			f32 = make([]float32, n)
+		n := int(t.elems())
+		chunk := n
+		if t.unit > 0 {
+			chunk = max(t.unit, ggufChunkElems/t.unit*t.unit)
 		}
-		f32 = f32[:n]
-		if err := t.read(f32); err != nil {
-			return g.n, fmt.Errorf("%s: %w", t.name, err)
+		chunk = min(chunk, n)
+		if cap(f32) < chunk {
+			f32 = make([]float32, chunk)
 		}
-		nb := t.bytes()
-		if int64(cap(raw)) < nb {
-			raw = make([]byte, nb)
+		for off := 0; off < n && g.err == nil; off += chunk {
+			m := min(chunk, n-off)
+			buf := f32[:m]
+			if err := t.read(off, buf); err != nil {
+				return g.n, fmt.Errorf("%s: %w", t.name, err)
+			}
+			nb := int(ggmlRowBytes(t.typ, int64(m)))
+			if cap(raw) < nb {
+				raw = make([]byte, nb)
+			}
+			if err := encodeGGML(t.typ, buf, raw[:nb]); err != nil {
+				return g.n, fmt.Errorf("%s: %w", t.name, err)
+			}
+			g.bytes(raw[:nb])
 		}
-		raw = raw[:nb]
-		if err := encodeGGML(t.typ, f32, raw); err != nil {
-			return g.n, fmt.Errorf("%s: %w", t.name, err)
-		}
-		g.bytes(raw)
 		g.pad()
 	}
 	if g.err == nil {

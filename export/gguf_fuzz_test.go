@@ -14,9 +14,9 @@ func FuzzParseGGUF(f *testing.F) {
 	kvs := []kv{kvString("general.architecture", "llama"), kvU32("general.alignment", ggufAlignment),
 		kvF32s("a.f", []float32{1, 2}), kvI32s("a.i", []int32{-1}), kvStrings("a.s", []string{"x", ""}), kvBool("a.b", true)}
 	ts := []*ggufTensor{
-		{name: "w", shape: []int{2, 32}, typ: ggmlQ8_0, read: func(d []float32) error { return nil }},
-		{name: "b", shape: []int{3}, typ: ggmlF32, read: func(d []float32) error { return nil }},
-		{name: "h", shape: []int{5}, typ: ggmlF16, read: func(d []float32) error { return nil }},
+		{name: "w", shape: []int{2, 32}, typ: ggmlQ8_0, read: func(int, []float32) error { return nil }},
+		{name: "b", shape: []int{3}, typ: ggmlF32, read: func(int, []float32) error { return nil }},
+		{name: "h", shape: []int{5}, typ: ggmlF16, read: func(int, []float32) error { return nil }},
 	}
 	if _, err := writeGGUF(&buf, kvs, ts, func() error { return nil }); err != nil {
 		f.Fatal(err)

@@ -1,6 +1,7 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -416,5 +417,36 @@ func TestRopeFactors(t *testing.T) {
 	}
 	if len(f) != 32 || math.Abs(float64(f[0])-1) > 1e-6 || math.Abs(float64(f[31])-8) > 1e-5 {
 		t.Errorf("factors %v: want 1 for the highest frequency, 8 for the lowest", f)
+	}
+}
+
+// Tensors streamed in chunks of one row (one head for q/k) give the same
+// file as whole-tensor reads, for every dtype.
+func TestGGUFChunkedEqualsWhole(t *testing.T) {
+	root := t.TempDir()
+	for _, fam := range []model.Family{model.Llama, model.Nemotron} {
+		dir := filepath.Join(root, string(fam))
+		if _, err := model.Init(context.Background(), model.InitOptions{Out: dir, Family: fam, Seed: 2}); err != nil {
+			t.Fatal(err)
+		}
+		for _, dt := range []GGUFDType{GGUFF32, GGUFQ8_0} {
+			whole := filepath.Join(root, string(fam)+string(dt)+"-whole.gguf")
+			if _, err := GGUF(context.Background(), GGUFOptions{Model: dir, Out: whole, DType: dt}); err != nil {
+				t.Fatal(err)
+			}
+			old := ggufChunkElems
+			ggufChunkElems = 1 // one unit (row, or head of rows) per chunk
+			chunked := filepath.Join(root, string(fam)+string(dt)+"-chunked.gguf")
+			_, err := GGUF(context.Background(), GGUFOptions{Model: dir, Out: chunked, DType: dt})
+			ggufChunkElems = old
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := os.ReadFile(whole)
+			b, _ := os.ReadFile(chunked)
+			if !bytes.Equal(a, b) {
+				t.Errorf("%s %s: chunked export differs from the whole-tensor one", fam, dt)
+			}
+		}
 	}
 }

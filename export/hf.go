@@ -128,18 +128,40 @@ func HF(ctx context.Context, o HFOptions) (*HFResult, error) {
 	return res, nil
 }
 
-// cancellable stops a long write between tensors once ctx is done.
+// cancellable stops a long write once ctx is done. It keeps the
+// checkpoint's ranged and raw reads, so SaveCheckpoint still streams big
+// tensors in chunks (and copies same-dtype bytes as they are) instead of
+// holding a whole tensor in f32.
 type cancellable struct {
 	ctx context.Context
-	model.TensorSource
+	*model.Checkpoint
 }
 
 func (c cancellable) ReadF32(name string, dst []float32) error {
 	if err := c.ctx.Err(); err != nil {
 		return err
 	}
-	return c.TensorSource.ReadF32(name, dst)
+	return c.Checkpoint.ReadF32(name, dst)
 }
+
+func (c cancellable) ReadF32Range(name string, off int, dst []float32) error {
+	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	return c.Checkpoint.ReadF32Range(name, off, dst)
+}
+
+func (c cancellable) Raw(name string) ([]byte, model.TensorInfo, error) {
+	if err := c.ctx.Err(); err != nil {
+		return nil, model.TensorInfo{}, err
+	}
+	return c.Checkpoint.Raw(name)
+}
+
+var (
+	_ model.RangeReader = cancellable{}
+	_ model.RawSource   = cancellable{}
+)
 
 // temp is a private directory beside an output path; what is built in it
 // is renamed to the output path once complete.
