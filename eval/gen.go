@@ -14,6 +14,11 @@ type Decoder interface {
 	Decode(prompt []int, opt model.GenerateOptions) (*model.GenerateResult, error)
 }
 
+var (
+	_ Decoder = (*ModelLM)(nil)
+	_ Decoder = (*DeviceLM)(nil)
+)
+
 // genContext is the prompt of a generation item as tokens: lm-eval keeps
 // the last max_length − max_gen_toks of them; an empty prompt is the
 // prefix token.

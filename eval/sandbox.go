@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -63,20 +64,19 @@ func (l Limits) withDefaults() Limits {
 	return l
 }
 
-// sandboxUID is the unprivileged user samples run as when we are root:
-// RLIMIT_NPROC does not bind root, and nobody cannot undo the read-only
-// mounts.
-const sandboxUID = 65534
+// Samples run as users of their own when we are root: RLIMIT_NPROC does
+// not bind root, and an unprivileged user cannot undo the read-only mounts.
+// Each parallel slot of each sandbox gets a user id no system or person
+// uses, from a range chosen by process id and sandbox, so the process
+// limit of one sample is not shared with any other sample (of this run or
+// of another run at the same time), and whatever runs as that user after a
+// sample is the sample's and can be killed.
+const (
+	sandboxUIDBase = 1_000_000_000
+	maxParallel    = 100
+)
 
-// sandboxUIDFor is the user of parallel slot w: nobody for the first,
-// then ids far above any system's or person's (RLIMIT_NPROC counts per
-// user, so concurrent samples each need their own).
-func sandboxUIDFor(w int) int {
-	if w == 0 {
-		return sandboxUID
-	}
-	return 1_000_000_000 + w
-}
+var sandboxCount atomic.Int64
 
 //go:embed sandbox_launch.py
 var launcherSource []byte
@@ -97,11 +97,14 @@ type Sandbox struct {
 	seq        int
 	// slots hands out the parallel slots (and so the users) of Run.
 	slots chan int
+	// uidBase + slot is the user a sample runs as.
+	uidBase int
 }
 
 // NewSandbox prepares a sandbox: finds python3 and probes which isolation
 // the kernel grants (as root: new network, mount and PID namespaces and a
-// drop to uid 65534; otherwise resource limits and a process group only).
+// drop to a user of its own; otherwise resource limits and a process group
+// only).
 func NewSandbox(l Limits) (*Sandbox, error) {
 	l = l.withDefaults()
 	py := l.Python
@@ -122,7 +125,12 @@ func NewSandbox(l Limits) (*Sandbox, error) {
 		os.RemoveAll(base)
 		return nil, fmt.Errorf("sandbox: %w", err)
 	}
-	s := &Sandbox{lim: l, python: py, base: base, launcher: filepath.Join(base, "launch.py"), slots: make(chan int, l.Parallel)}
+	if l.Parallel > maxParallel {
+		os.RemoveAll(base)
+		return nil, fmt.Errorf("sandbox: Parallel %d exceeds %d", l.Parallel, maxParallel)
+	}
+	s := &Sandbox{lim: l, python: py, base: base, launcher: filepath.Join(base, "launch.py"), slots: make(chan int, l.Parallel),
+		uidBase: sandboxUIDBase + (os.Getpid()%100000)*1000 + int(sandboxCount.Add(1)%10)*maxParallel}
 	for w := 0; w < l.Parallel; w++ {
 		s.slots <- w
 	}
@@ -172,11 +180,9 @@ func (s *Sandbox) Enforced() []string {
 		fmt.Sprintf("file size %d MiB (RLIMIT_FSIZE), no core dumps", l.FileSize>>20),
 	}
 	if s.drop {
-		who := fmt.Sprintf("uid %d", sandboxUID)
-		if l.Parallel > 1 {
-			who = fmt.Sprintf("uid %d and %d–%d (one per parallel slot)", sandboxUID, sandboxUIDFor(1), sandboxUIDFor(l.Parallel-1))
-		}
-		out = append(out, fmt.Sprintf("runs as %s with at most %d processes (RLIMIT_NPROC)", who, l.Procs))
+		// No user ids here: they differ from run to run, and this text goes
+		// into reports that should not.
+		out = append(out, fmt.Sprintf("runs as an unprivileged user of its own (one per parallel slot, %d) with at most %d processes (RLIMIT_NPROC)", l.Parallel, l.Procs))
 	} else {
 		out = append(out, "NOT enforced: process count (not root, so no unprivileged user to run as; RLIMIT_NPROC would count all of this user's processes)")
 	}
@@ -188,14 +194,18 @@ func (s *Sandbox) Enforced() []string {
 	if s.cloneflags&syscall.CLONE_NEWNS != 0 {
 		out = append(out, "filesystem read-only except the sample's directory (mount namespace)")
 	} else if s.drop {
-		out = append(out, "NOT enforced: read-only filesystem (no mount namespace); uid 65534 can still write world-writable places such as /tmp")
+		out = append(out, "NOT enforced: read-only filesystem (no mount namespace); the sample's user can still write world-writable places such as /tmp")
 	} else {
 		out = append(out, "NOT enforced: read-only filesystem (no mount namespace); the sample can write wherever this user can")
 	}
 	if s.cloneflags&syscall.CLONE_NEWPID != 0 {
 		out = append(out, "own PID namespace: every process of a sample dies with it")
 	} else {
-		out = append(out, "NOT enforced: own PID namespace; the sample's process group and any process still working in its directory are killed when it ends (a process that leaves both survives)")
+		if s.drop {
+			out = append(out, "no PID namespace: every process of the sample's user is killed when it ends")
+		} else {
+			out = append(out, "NOT enforced: own PID namespace; the sample's process group and any process still working in its directory are killed when it ends (a process that leaves both survives)")
+		}
 	}
 	return out
 }
@@ -264,7 +274,7 @@ const launcherFailed = 97
 func (s *Sandbox) Run(program string) RunResult {
 	w := <-s.slots
 	defer func() { s.slots <- w }()
-	uid := sandboxUIDFor(w)
+	uid := s.uidBase + w
 	s.mu.Lock()
 	s.seq++
 	dir := filepath.Join(s.base, fmt.Sprintf("s%d", s.seq))
@@ -317,7 +327,11 @@ func (s *Sandbox) Run(program string) RunResult {
 	// Whatever the sample left behind in its group goes too (with a PID
 	// namespace the kernel has already killed it).
 	killGroup(cmd.Process.Pid)
-	if s.cloneflags&syscall.CLONE_NEWPID == 0 {
+	// The slot's user is the sample's alone: whatever still runs as it is
+	// left over, and is gone before the slot's next sample starts.
+	if s.drop {
+		killUser(uid)
+	} else if s.cloneflags&syscall.CLONE_NEWPID == 0 {
 		killWorkingIn(dir)
 	}
 	r := RunResult{Wall: time.Since(start)}
@@ -359,6 +373,32 @@ func (s *Sandbox) Run(program string) RunResult {
 }
 
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
+
+// killUser kills every process of uid, a slot's own user, until none is
+// left (killed processes linger until reaped, and would count against the
+// next sample's process limit), giving up after two seconds.
+func killUser(uid int) {
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		found := false
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			var st syscall.Stat_t
+			if syscall.Stat(filepath.Join("/proc", e.Name()), &st) == nil && int(st.Uid) == uid {
+				found = true
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if !found || time.Now().After(deadline) {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
 
 // killWorkingIn kills the processes whose working directory is dir: without
 // a PID namespace, what a sample started in a new session (a daemon) and

@@ -233,13 +233,12 @@ func TestSandboxWithoutNamespaces(t *testing.T) {
 	marker := fmt.Sprintf("96%05d", os.Getpid()%100000)
 	cases := []struct{ reason, completion string }{
 		{"infinite loop", "    while True:\n        pass\n"},
-		{"sleeping forever", "    import time\n    time.sleep(3600)\n"},
 		{"10 GB allocation", "    x = bytearray(10 * 1024 ** 3)\n    return a + b\n"},
 		{"a daemon in the sample's directory", fmt.Sprintf(
 			"    import os\n    if os.fork() == 0:\n        os.setsid()\n        if os.fork() == 0:\n            os.execv('/bin/sleep', ['sleep', '%s'])\n        os._exit(0)\n    return a - b\n", marker)},
 	}
 	if os.Geteuid() == 0 {
-		cases = append(cases, struct{ reason, completion string }{"fork bomb (uid 65534's process limit)", "    import os\n    while True:\n        os.fork()\n"})
+		cases = append(cases, struct{ reason, completion string }{"fork bomb (its user's process limit)", "    import os\n    while True:\n        os.fork()\n"})
 	}
 	comps := make([]string, len(cases))
 	for i, c := range cases {

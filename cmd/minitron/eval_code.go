@@ -42,7 +42,8 @@ HumanEval runs prompt + completion + test + check(entry_point); MBPP runs comple
 asserts. Each sample is a separate python3 process in a fresh temporary directory with wall
 and CPU time, address-space, file-size and (as root) process-count limits; as root it also
 gets new network, mount and PID namespaces (no network, the filesystem read-only outside its
-directory, every process killed with it) and runs as uid 65534. What this machine enforced
+directory, every process killed with it) and runs as an unprivileged user of its own (one per
+parallel slot, so a fork bomb does not starve the samples beside it). What this machine enforced
 is printed to stderr (and under "sandbox" with --json). Problems without samples are left out.`,
 		Example: `  minitron eval code --problems HumanEval.jsonl --samples samples.jsonl
   minitron eval code --problems mbpp.jsonl --samples mbpp_samples.jsonl --json --wall 20s`,
