@@ -2,7 +2,11 @@ package export
 
 import (
 	"bytes"
+	"os"
 	"testing"
+
+	"github.com/minitron-dev/minitron/data"
+	"github.com/minitron-dev/minitron/model"
 )
 
 // FuzzParseGGUF: the test reader never panics or over-allocates on any
@@ -40,6 +44,34 @@ func FuzzParseGGUF(f *testing.F) {
 			}
 			if _, err := g.f32(ti.name); err != nil {
 				t.Fatalf("accepted tensor %s does not decode: %v", ti.name, err)
+			}
+		}
+	})
+}
+
+// FuzzGGUFTokenizerJSON: any tokenizer.json is refused with an error or
+// becomes a vocabulary of exactly vocab_size tokens, never a panic.
+func FuzzGGUFTokenizerJSON(f *testing.F) {
+	for _, n := range []string{"gpt2-tiny.json", "llama3-tiny.json", "llama2-tiny.json", "metaspace-tiny.json"} {
+		b, err := os.ReadFile("../data/testdata/tok/" + n)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	cfg := &model.Config{VocabSize: 300, BOSTokenID: -1}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		specials := func() (*data.HFTokenizer, error) { return data.ParseHFTokenizer(b) }
+		v, byteLevel, err := gpt2Vocab(b, "tokenizer.json", cfg, specials)
+		if err == nil && !byteLevel {
+			v, err = spmJSONVocab(b, "tokenizer.json", cfg, specials)
+		}
+		if err != nil {
+			return
+		}
+		for _, e := range v.kvs {
+			if e.key == "tokenizer.ggml.tokens" && len(e.val.([]string)) != cfg.VocabSize {
+				t.Fatalf("%d tokens for vocab_size %d", len(e.val.([]string)), cfg.VocabSize)
 			}
 		}
 	})

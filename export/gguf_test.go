@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -342,8 +343,9 @@ func TestGGUFRefusesBadInput(t *testing.T) {
 	if _, err := model.Init(context.Background(), model.InitOptions{Out: meta, Family: model.Llama}); err != nil {
 		t.Fatal(err)
 	}
-	// A SentencePiece-style tokenizer.json alone is not supported yet.
-	b, _ := os.ReadFile("../data/testdata/tok/metaspace-tiny.json")
+	// A byte-level BPE whose split pattern llama.cpp has no name for.
+	b, _ := os.ReadFile("../data/testdata/tok/llama3-tiny.json")
+	b = bytes.Replace(b, []byte(`\\p{N}{1,3}`), []byte(`\\p{N}{1,4}`), 1)
 	os.WriteFile(filepath.Join(meta, "tokenizer.json"), b, 0o644)
 	existing := filepath.Join(root, "existing.gguf")
 	os.WriteFile(existing, []byte("keep"), 0o644)
@@ -360,7 +362,7 @@ func TestGGUFRefusesBadInput(t *testing.T) {
 		{GGUFOptions{Model: src, Out: filepath.Join(root, "a.gguf"), DType: "q4_k"}, "DType", "an unsupported dtype"},
 		{GGUFOptions{Model: src, Out: existing}, "already exists", "an existing output"},
 		{GGUFOptions{Model: filepath.Join(root, "nope"), Out: filepath.Join(root, "a.gguf")}, "Model ", "a missing model"},
-		{GGUFOptions{Model: meta, Out: filepath.Join(root, "a.gguf")}, "not yet supported", "a SentencePiece-style tokenizer.json"},
+		{GGUFOptions{Model: meta, Out: filepath.Join(root, "a.gguf")}, "none llama.cpp names", "a split pattern llama.cpp does not know"},
 		{GGUFOptions{Model: src}, "Out is required", "no output"},
 	}
 	for _, c := range cases {
@@ -447,6 +449,77 @@ func TestGGUFChunkedEqualsWhole(t *testing.T) {
 			if !bytes.Equal(a, b) {
 				t.Errorf("%s %s: chunked export differs from the whole-tensor one", fam, dt)
 			}
+		}
+	}
+}
+
+// A SentencePiece-style tokenizer.json becomes a llama vocabulary: byte
+// pieces typed BYTE, <unk> UNKNOWN, specials CONTROL, and tokens made by
+// merge i scored −(i+1), so llama.cpp merges in BPE order; layouts
+// llama.cpp cannot reproduce are refused.
+func TestGGUFSentencePieceJSON(t *testing.T) {
+	cfg := &model.Config{VocabSize: 280}
+	for _, file := range []string{"llama2-tiny.json", "metaspace-tiny.json"} {
+		path := "../data/testdata/tok/" + file
+		b, _ := os.ReadFile(path)
+		v, err := spmJSONVocab(b, path, cfg, func() (*data.HFTokenizer, error) { return data.LoadHFTokenizer(path) })
+		if err != nil {
+			t.Fatalf("%s: %v", file, err)
+		}
+		kvs := map[string]kv{}
+		for _, e := range v.kvs {
+			kvs[e.key] = e
+		}
+		toks := kvs["tokenizer.ggml.tokens"].val.([]string)
+		types := kvs["tokenizer.ggml.token_type"].val.([]int32)
+		scores := kvs["tokenizer.ggml.scores"].val.([]float32)
+		var tj struct {
+			Model struct {
+				Vocab  map[string]int `json:"vocab"`
+				Merges []string       `json:"merges"`
+			} `json:"model"`
+		}
+		if err := json.Unmarshal(b, &tj); err != nil {
+			t.Fatal(err)
+		}
+		for s, id := range tj.Model.Vocab {
+			want := int32(ttNormal)
+			switch {
+			case s == "<unk>":
+				want = ttUnknown
+			case s == "<s>" || s == "</s>":
+				want = ttControl
+			case isByteToken(s):
+				want = ttByte
+			}
+			if toks[id] != s || types[id] != want {
+				t.Errorf("%s: token %d = %q type %d, want %q type %d", file, id, toks[id], types[id], s, want)
+			}
+		}
+		for i, m := range tj.Model.Merges {
+			a, c, _ := strings.Cut(m, " ")
+			if got := scores[tj.Model.Vocab[a+c]]; got != -float32(i+1) {
+				t.Errorf("%s: merge %d (%q) scores %v", file, i, m, got)
+			}
+		}
+		if e := kvs["tokenizer.ggml.add_space_prefix"]; e.val != true {
+			t.Errorf("%s: add_space_prefix %v", file, e.val)
+		}
+		if types[279] != ttUnused || toks[279] != "[PAD279]" {
+			t.Errorf("%s: padding token %q type %d", file, toks[279], types[279])
+		}
+	}
+	cases := []struct {
+		norm, pre string
+		reason    string
+	}{
+		{`{"type":"NFKC"}`, `null`, "a normalizer llama.cpp does not run"},
+		{`null`, `{"type":"Metaspace","replacement":"▁","prepend_scheme":"first","split":true}`, "Metaspace splitting at every ▁"},
+		{`null`, `null`, "no space handling at all"},
+	}
+	for _, c := range cases {
+		if _, err := spmPrefix(json.RawMessage(c.norm), json.RawMessage(c.pre)); err == nil {
+			t.Errorf("%s: accepted", c.reason)
 		}
 	}
 }

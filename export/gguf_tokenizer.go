@@ -34,7 +34,8 @@ type ggufVocab struct {
 // llama.cpp expects: a byte-level BPE tokenizer.json as the "gpt2" model
 // (tokens, types, merges, and the pre-tokenizer llama.cpp names for the
 // split pattern); a SentencePiece tokenizer.model as the "llama" model
-// (pieces, scores, types). Without either, the vocabulary is "none"
+// (pieces, scores, types); a SentencePiece-style BPE tokenizer.json (byte
+// fallback, ▁ for spaces) with no tokenizer.model likewise (spmJSONVocab). Without either, the vocabulary is "none"
 // (llama.cpp then runs on token ids only). The vocabulary is padded with
 // [PADi] tokens up to vocab_size, as the converter does.
 func ggufTokenizer(dir string, cfg *model.Config) (*ggufVocab, error) {
@@ -47,12 +48,20 @@ func ggufTokenizer(dir string, cfg *model.Config) (*ggufVocab, error) {
 	switch {
 	case errJ == nil:
 		var byteLevel bool
-		v, byteLevel, err = gpt2Vocab(tj, cfg)
+		var b []byte
+		if b, err = os.ReadFile(tj); err != nil {
+			return nil, err
+		}
+		// The special tokens as data reads them (tokenizer_config.json
+		// beside the file names them).
+		specials := func() (*data.HFTokenizer, error) { return data.LoadHFTokenizer(tj) }
+		v, byteLevel, err = gpt2Vocab(b, tj, cfg, specials)
 		if err == nil && !byteLevel {
-			if errS != nil {
-				return nil, errors.New("tokenizer.json is not byte-level BPE and there is no tokenizer.model: not yet supported for GGUF (SentencePiece-style tokenizer.json)")
+			if errS == nil {
+				v, err = llamaVocab(sp, cfg) // the original SentencePiece model wins
+			} else {
+				v, err = spmJSONVocab(b, tj, cfg, specials)
 			}
-			v, err = llamaVocab(sp, cfg)
 		}
 	case errS == nil:
 		v, err = llamaVocab(sp, cfg)
@@ -142,11 +151,7 @@ type hfPre struct {
 
 // gpt2Vocab is a byte-level BPE tokenizer.json as llama.cpp's "gpt2"
 // vocabulary; byteLevel is false (and v nil) for other tokenizer.json kinds.
-func gpt2Vocab(path string, cfg *model.Config) (v *ggufVocab, byteLevel bool, err error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, false, err
-	}
+func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.HFTokenizer, error)) (v *ggufVocab, byteLevel bool, err error) {
 	var t hfTok
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, false, fmt.Errorf("%s: %w", path, err)
@@ -226,7 +231,7 @@ func gpt2Vocab(path string, cfg *model.Config) (v *ggufVocab, byteLevel bool, er
 		kvStrings("tokenizer.ggml.merges", merges),
 	}
 	v.bos, v.eos = -1, -1
-	if tk, err := data.LoadHFTokenizer(path); err == nil {
+	if tk, err := specials(); err == nil {
 		v.bos, v.eos = tk.BOS(), tk.EOS()
 		if tk.UNK() >= 0 {
 			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
@@ -297,4 +302,178 @@ func specialKVs(dir string, cfg *model.Config, v *ggufVocab) []kv {
 	out = append(out, kvBool("tokenizer.ggml.add_bos_token", addBOS))
 	sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
+}
+
+// hfSPM is the part of a SentencePiece-style tokenizer.json spmJSONVocab reads.
+type hfSPM struct {
+	Model struct {
+		Type         string          `json:"type"`
+		Vocab        map[string]int  `json:"vocab"`
+		Merges       json.RawMessage `json:"merges"`
+		ByteFallback bool            `json:"byte_fallback"`
+		UnkToken     *string         `json:"unk_token"`
+	} `json:"model"`
+	Normalizer   json.RawMessage `json:"normalizer"`
+	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
+	AddedTokens  []struct {
+		ID      int    `json:"id"`
+		Content string `json:"content"`
+		Special bool   `json:"special"`
+	} `json:"added_tokens"`
+}
+
+// spmJSONVocab writes a SentencePiece-style BPE tokenizer.json (Llama-2 and
+// Mistral's layout: byte fallback, spaces as ▁, a ▁ prepended to the text)
+// as llama.cpp's "llama" vocabulary. llama.cpp's SentencePiece tokenizer
+// merges the adjacent pair whose result has the highest score, so a token
+// made by merge i scores −(i+1): the earliest merge wins, as in BPE.
+func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*data.HFTokenizer, error)) (*ggufVocab, error) {
+	var t hfSPM
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if t.Model.Type != "BPE" || !t.Model.ByteFallback {
+		return nil, fmt.Errorf("%s: a %s tokenizer.json without byte fallback has no llama.cpp vocabulary here (supported: byte-level BPE, SentencePiece-style BPE with byte fallback)", path, t.Model.Type)
+	}
+	prefix, err := spmPrefix(t.Normalizer, t.PreTokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	merges, err := parseMerges(t.Model.Merges)
+	if err != nil {
+		return nil, fmt.Errorf("%s: merges: %w", path, err)
+	}
+	toks := make([]string, cfg.VocabSize)
+	scores := make([]float32, cfg.VocabSize)
+	types := make([]int32, cfg.VocabSize)
+	set := func(id int, s string, typ int32) error {
+		if id < 0 || id >= cfg.VocabSize {
+			return fmt.Errorf("%s: token %q has id %d outside the model's vocab_size %d", path, s, id, cfg.VocabSize)
+		}
+		toks[id], types[id] = s, typ
+		return nil
+	}
+	for s, id := range t.Model.Vocab {
+		typ := int32(ttNormal)
+		if isByteToken(s) {
+			typ = ttByte
+		}
+		if t.Model.UnkToken != nil && s == *t.Model.UnkToken {
+			typ = ttUnknown
+		}
+		if err := set(id, s, typ); err != nil {
+			return nil, err
+		}
+	}
+	for i, m := range merges {
+		a, c, _ := strings.Cut(m, " ")
+		if id, ok := t.Model.Vocab[a+c]; ok && scores[id] == 0 {
+			scores[id] = -float32(i + 1)
+		}
+	}
+	for _, a := range t.AddedTokens {
+		typ := int32(ttUserDefined)
+		if a.Special {
+			typ = ttControl
+		}
+		if id, ok := t.Model.Vocab[a.Content]; ok && id == a.ID && types[id] == ttUnknown {
+			continue // <unk> stays UNKNOWN
+		}
+		if err := set(a.ID, a.Content, typ); err != nil {
+			return nil, err
+		}
+	}
+	for i := range toks {
+		if types[i] == 0 {
+			toks[i], scores[i], types[i] = fmt.Sprintf("[PAD%d]", i), -1000, ttUnused
+		}
+	}
+	v := &ggufVocab{model: "llama", pre: "default", bos: -1, eos: -1}
+	v.kvs = []kv{
+		kvString("tokenizer.ggml.model", "llama"),
+		kvString("tokenizer.ggml.pre", "default"),
+		kvStrings("tokenizer.ggml.tokens", toks),
+		kvF32s("tokenizer.ggml.scores", scores),
+		kvI32s("tokenizer.ggml.token_type", types),
+		kvBool("tokenizer.ggml.add_space_prefix", prefix),
+	}
+	if tk, err := specials(); err == nil {
+		v.bos, v.eos = tk.BOS(), tk.EOS()
+		if tk.UNK() >= 0 {
+			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
+		}
+		if tk.PAD() >= 0 {
+			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.padding_token_id", tk.PAD()))
+		}
+	}
+	return v, nil
+}
+
+// isByteToken reports SentencePiece's byte pieces, <0x00> … <0xFF>.
+func isByteToken(s string) bool {
+	if len(s) != 6 || !strings.HasPrefix(s, "<0x") || s[5] != '>' {
+		return false
+	}
+	for _, c := range s[3:5] {
+		if !strings.ContainsRune("0123456789ABCDEF", c) {
+			return false
+		}
+	}
+	return true
+}
+
+// spmPrefix reads the two layouts llama.cpp's SentencePiece tokenizer
+// reproduces — a normalizer Prepend(▁) + Replace(" " → ▁) (Llama-2), or a
+// Metaspace(▁) pre-tokenizer that does not split (prepend "first" or
+// "always": one ▁ before the text) — and says whether a ▁ is prepended.
+func spmPrefix(norm, pre json.RawMessage) (bool, error) {
+	type step struct {
+		Type        string `json:"type"`
+		Prepend     string `json:"prepend"`
+		Content     string `json:"content"`
+		Replacement string `json:"replacement"`
+		Scheme      string `json:"prepend_scheme"`
+		Split       *bool  `json:"split"`
+		Pattern     struct {
+			String *string `json:"String"`
+		} `json:"pattern"`
+		Normalizers []step `json:"normalizers"`
+	}
+	null := func(r json.RawMessage) bool { return len(r) == 0 || string(r) == "null" }
+	switch {
+	case !null(norm) && null(pre):
+		var n step
+		if err := json.Unmarshal(norm, &n); err != nil {
+			return false, err
+		}
+		steps := []step{n}
+		if n.Type == "Sequence" {
+			steps = n.Normalizers
+		}
+		prefix, replace := false, false
+		for _, s := range steps {
+			switch {
+			case s.Type == "Prepend" && s.Prepend == "\u2581":
+				prefix = true
+			case s.Type == "Replace" && s.Pattern.String != nil && *s.Pattern.String == " " && s.Content == "\u2581":
+				replace = true
+			default:
+				return false, fmt.Errorf("normalizer step %q has no llama.cpp equivalent", s.Type)
+			}
+		}
+		if !replace {
+			return false, errors.New("the normalizer does not turn spaces into ▁")
+		}
+		return prefix, nil
+	case null(norm) && !null(pre):
+		var p step
+		if err := json.Unmarshal(pre, &p); err != nil {
+			return false, err
+		}
+		if p.Type != "Metaspace" || (p.Replacement != "" && p.Replacement != "\u2581") || (p.Split != nil && *p.Split) {
+			return false, fmt.Errorf("pre-tokenizer %s has no llama.cpp equivalent", pre)
+		}
+		return p.Scheme != "never", nil
+	}
+	return false, errors.New("a SentencePiece-style tokenizer.json needs either the Llama-2 normalizer or a Metaspace pre-tokenizer")
 }

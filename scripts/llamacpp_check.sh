@@ -5,7 +5,9 @@
 # `minitron eval nll --logits-out` (f32 weights, f32 KV cache, flash
 # attention off); its tokenizer, read from the GGUF, must give minitron's
 # ids on a text sample. Models: a tiny random llama (byte-level BPE, GPT-2
-# split), one with Llama-3's split pattern and rope_scaling (llama3),
+# split), one with Llama-3's split pattern and rope_scaling (llama3), two
+# with SentencePiece-style tokenizer.json files (Llama-2's normalizer, a
+# Metaspace pre-tokenizer),
 # mistral and nemotron (SentencePiece with byte fallback), a pruned-shape
 # llama student whose head_dim ≠ hidden/heads, and a pruned nemotron;
 # dtypes f32, f16, bf16, q8_0.
@@ -84,6 +86,8 @@ PY
 }
 check llama --arch llama --layers 2 --tokenizer data/testdata/tok/gpt2-tiny.json
 check llama3-rope3 --arch llama --layers 2 --tokenizer data/testdata/tok/llama3-tiny.json
+check llama2-json --arch llama --layers 2 --tokenizer data/testdata/tok/llama2-tiny.json
+check metaspace-json --arch mistral --layers 2 --tokenizer data/testdata/tok/metaspace-tiny.json
 check mistral --arch mistral --layers 2 --tokenizer data/testdata/tok/spm-bpe-fb.model
 check nemotron --arch nemotron --layers 2 --tokenizer data/testdata/tok/spm-bpe-fb.model
 check llama-pruned --arch llama --layers 2 --hidden 96 --heads 3 --kv-heads 1 --head-dim 64 --ffn 128 --tokenizer data/testdata/tok/gpt2-tiny.json

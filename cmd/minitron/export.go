@@ -116,9 +116,10 @@ whose head_dim is not hidden/heads — RoPE base, scaling and nemotron's rotary 
 norm epsilon), tensors under llama.cpp's names and layouts (q/k rows permuted for llama's RoPE,
 nemotron's norm weights +1) and the tokenizer: a byte-level BPE tokenizer.json as llama.cpp's
 gpt2 vocabulary with its merges and pre-tokenizer (gpt-2, llama-bpe or qwen2 split patterns), a
-SentencePiece tokenizer.model as its llama vocabulary with scores and types; without a tokenizer
-the file holds none (llama.cpp then takes token ids). A SentencePiece-style tokenizer.json with
-no tokenizer.model is not yet supported.
+SentencePiece tokenizer.model as its llama vocabulary with scores and types, and so a
+SentencePiece-style tokenizer.json (Llama-2/Mistral layout: byte fallback, spaces as ▁, merges
+scored in order); without a tokenizer the file holds none (llama.cpp then takes token ids).
+A nemotron whose heads·head_dim ≠ hidden is refused: llama.cpp's nemotron cannot load it.
 
 --dtype stores the matrices as f32, f16, bf16 or q8_0 (blocks of 32 int8 with an f16 scale;
 matrices whose rows are not whole blocks fall back to f16, as llama.cpp's converter does);
