@@ -27,7 +27,7 @@ type HFOptions struct {
 // HFResult says what HF wrote.
 type HFResult struct {
 	Config         *model.Config
-	Files          []string // weight files written
+	Files          []string // weight files written (names inside Out)
 	TokenizerFiles []string // copied from Model
 	Bytes          int64    // tensor data bytes written (headers not counted)
 	SourceBytes    int64    // tensor data bytes of Model
@@ -117,7 +117,10 @@ func HF(ctx context.Context, o HFOptions) (*HFResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the written checkpoint does not load: %w", err)
 	}
-	res := &HFResult{Config: out.Config(), Files: out.Files(), TokenizerFiles: tok, Bytes: weightBytes(out), SourceBytes: weightBytes(ck)}
+	res := &HFResult{Config: out.Config(), TokenizerFiles: tok, Bytes: weightBytes(out), SourceBytes: weightBytes(ck)}
+	for _, f := range out.Files() {
+		res.Files = append(res.Files, filepath.Base(f)) // not the staging path
+	}
 	out.Close()
 	if err := ctx.Err(); err != nil {
 		return nil, err

@@ -17,7 +17,7 @@ func TestExportHFCLI(t *testing.T) {
 	}
 	out := filepath.Join(root, "bf16")
 	got, err := runCLI(t, "export", "hf", "--model", src, "--out", out, "--dtype", "bf16", "--shard-size", "0")
-	if err != nil || !strings.Contains(got, "wrote "+out) {
+	if err != nil || !strings.Contains(got, "wrote "+out+" (model.safetensors)") {
 		t.Fatalf("export hf: %v\n%s", err, got)
 	}
 	for _, args := range [][]string{
