@@ -302,6 +302,9 @@ func TestGGUFTokenizers(t *testing.T) {
 	if _, err := f.u32("tokenizer.ggml.eos_token_id"); err != nil {
 		t.Error(err)
 	}
+	if e := f.kv["tokenizer.ggml.add_bos_token"]; e.typ != gtBool || e.val != false {
+		t.Errorf("byte-level BPE without a BOS template: add_bos_token %v", e.val)
+	}
 
 	dir = filepath.Join(root, "spm")
 	if _, err := model.Init(context.Background(), model.InitOptions{Out: dir, Family: model.Nemotron, Tokenizer: spmTokenizer}); err != nil {
@@ -326,6 +329,9 @@ func TestGGUFTokenizers(t *testing.T) {
 	}
 	if got, err := f.u32("tokenizer.ggml.unknown_token_id"); err != nil || int(got) != sp.UNK() {
 		t.Errorf("unknown_token_id %d (%v), want %d", got, err, sp.UNK())
+	}
+	if e := f.kv["tokenizer.ggml.add_bos_token"]; e.val != (sp.BOS() >= 0) {
+		t.Errorf("SentencePiece with BOS %d: add_bos_token %v (llama's convention)", sp.BOS(), e.val)
 	}
 	if e := f.kv["tokenizer.ggml.add_space_prefix"]; e.typ != gtBool || e.val.(bool) != sp.Normalizer.AddDummyPrefix {
 		t.Errorf("add_space_prefix %v", e.val)
@@ -501,6 +507,9 @@ func TestGGUFSentencePieceJSON(t *testing.T) {
 			if got := scores[tj.Model.Vocab[a+c]]; got != -float32(i+1) {
 				t.Errorf("%s: merge %d (%q) scores %v", file, i, m, got)
 			}
+		}
+		if !v.addBOS || v.addEOS {
+			t.Errorf("%s: the template <s> A gives add_bos %t, add_eos %t", file, v.addBOS, v.addEOS)
 		}
 		if e := kvs["tokenizer.ggml.add_space_prefix"]; e.val != true {
 			t.Errorf("%s: add_space_prefix %v", file, e.val)

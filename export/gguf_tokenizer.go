@@ -28,6 +28,17 @@ type ggufVocab struct {
 	model, pre string
 	kvs        []kv
 	bos, eos   int // the tokenizer's own (-1: none)
+	// addBOS/addEOS: the tokenizer.json post-processor's template puts
+	// them around a sequence (HF's add_special_tokens=True).
+	addBOS, addEOS bool
+	fromJSON       bool // read from tokenizer.json (its template decides BOS)
+}
+
+// template reads what tk's post-processor adds around a text.
+func (v *ggufVocab) template(tk *data.HFTokenizer) {
+	ids := tk.EncodeSpecial("")
+	v.addBOS = len(ids) > 0 && ids[0] == tk.BOS() && tk.BOS() >= 0
+	v.addEOS = len(ids) > 0 && ids[len(ids)-1] == tk.EOS() && tk.EOS() >= 0 && (len(ids) > 1 || !v.addBOS)
 }
 
 // ggufTokenizer reads the checkpoint's tokenizer and writes it as
@@ -233,6 +244,7 @@ func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.
 	v.bos, v.eos = -1, -1
 	if tk, err := specials(); err == nil {
 		v.bos, v.eos = tk.BOS(), tk.EOS()
+		v.template(tk)
 		if tk.UNK() >= 0 {
 			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
 		}
@@ -282,9 +294,11 @@ func specialKVs(dir string, cfg *model.Config, v *ggufVocab) []kv {
 	if eos >= 0 && eos < cfg.VocabSize {
 		out = append(out, kvU32("tokenizer.ggml.eos_token_id", eos))
 	}
-	// add_bos_token as tokenizer_config.json says; else llama's SentencePiece
-	// convention (add BOS) and none for byte-level BPE.
-	addBOS := v.model == "llama" && bos >= 0
+	// add_bos_token as tokenizer_config.json says; else as the
+	// tokenizer.json post-processor does, and llama's SentencePiece
+	// convention (add BOS) for a tokenizer.model.
+	addBOS := v.addBOS || (v.model == "llama" && v.pre == "default" && bos >= 0 && !v.fromJSON)
+	addEOS := v.addEOS
 	if b, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json")); err == nil {
 		var tc struct {
 			AddBOS *bool `json:"add_bos_token"`
@@ -295,11 +309,11 @@ func specialKVs(dir string, cfg *model.Config, v *ggufVocab) []kv {
 				addBOS = *tc.AddBOS
 			}
 			if tc.AddEOS != nil {
-				out = append(out, kvBool("tokenizer.ggml.add_eos_token", *tc.AddEOS))
+				addEOS = *tc.AddEOS
 			}
 		}
 	}
-	out = append(out, kvBool("tokenizer.ggml.add_bos_token", addBOS))
+	out = append(out, kvBool("tokenizer.ggml.add_bos_token", addBOS), kvBool("tokenizer.ggml.add_eos_token", addEOS))
 	sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
 }
@@ -388,7 +402,7 @@ func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*da
 			toks[i], scores[i], types[i] = fmt.Sprintf("[PAD%d]", i), -1000, ttUnused
 		}
 	}
-	v := &ggufVocab{model: "llama", pre: "default", bos: -1, eos: -1}
+	v := &ggufVocab{model: "llama", pre: "default", bos: -1, eos: -1, fromJSON: true}
 	v.kvs = []kv{
 		kvString("tokenizer.ggml.model", "llama"),
 		kvString("tokenizer.ggml.pre", "default"),
@@ -399,6 +413,7 @@ func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*da
 	}
 	if tk, err := specials(); err == nil {
 		v.bos, v.eos = tk.BOS(), tk.EOS()
+		v.template(tk)
 		if tk.UNK() >= 0 {
 			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
 		}
