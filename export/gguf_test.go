@@ -532,3 +532,30 @@ func TestGGUFSentencePieceJSON(t *testing.T) {
 		}
 	}
 }
+
+// A mistral sliding window shorter than the context is exported with a
+// note: llama.cpp's llama attends to the whole context.
+func TestGGUFSlidingWindowNote(t *testing.T) {
+	root := t.TempDir()
+	cases := []struct {
+		window int
+		note   bool
+		reason string
+	}{
+		{0, false, "plain causal attention: nothing to say"},
+		{16, true, "a window of 16 in a 512-token context differs beyond 16 tokens"},
+	}
+	for i, c := range cases {
+		dir := filepath.Join(root, fmt.Sprint(i))
+		if _, err := model.Init(context.Background(), model.InitOptions{Out: dir, Family: model.Mistral, SlidingWindow: c.window}); err != nil {
+			t.Fatal(err)
+		}
+		res, err := GGUF(context.Background(), GGUFOptions{Model: dir, Out: dir + ".gguf"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := len(res.Notes) > 0 && strings.Contains(res.Notes[0], "sliding_window"); got != c.note {
+			t.Errorf("%s: notes %q", c.reason, res.Notes)
+		}
+	}
+}
