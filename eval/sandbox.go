@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -150,7 +151,7 @@ func NewSandbox(l Limits) (*Sandbox, error) {
 		s.cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID
 		s.drop = true
 		if r := probe(); r.Status != StatusPassed {
-			if !strings.HasPrefix(r.Detail, "sandbox") {
+			if !r.setup {
 				s.Close()
 				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
 			}
@@ -229,6 +230,8 @@ type RunResult struct {
 	// killed.
 	Detail string
 	Wall   time.Duration
+	// setup: the sandbox could not be set up (the sample never ran).
+	setup bool
 }
 
 // String is "passed", "timed out" or "failed: detail".
@@ -265,10 +268,6 @@ type launchConfig struct {
 	Mounts   bool   `json:"mounts"`
 }
 
-// launcherFailed is the launcher's exit status when it could not set the
-// sandbox up (as opposed to the sample failing).
-const launcherFailed = 97
-
 // Run executes program (python source) in a fresh directory and reports
 // whether it exited with status 0 within the limits.
 func (s *Sandbox) Run(program string) RunResult {
@@ -281,10 +280,10 @@ func (s *Sandbox) Run(program string) RunResult {
 	s.mu.Unlock()
 	defer os.RemoveAll(dir)
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+		return setupFailed(err.Error())
 	}
 	if err := os.WriteFile(filepath.Join(dir, "prog.py"), []byte(program), 0o644); err != nil {
-		return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+		return setupFailed(err.Error())
 	}
 	cfg := launchConfig{Dir: dir, Python: s.python, CPU: int64((s.lim.CPU + time.Second - 1) / time.Second),
 		Memory: s.lim.Memory, Procs: s.lim.Procs, FileSize: s.lim.FileSize, UID: -1,
@@ -292,7 +291,7 @@ func (s *Sandbox) Run(program string) RunResult {
 	if s.drop {
 		cfg.UID = uid
 		if err := os.Chown(dir, uid, uid); err != nil {
-			return RunResult{Status: StatusFailed, Detail: "sandbox: " + err.Error()}
+			return setupFailed(err.Error())
 		}
 	}
 	cj, _ := json.Marshal(cfg)
@@ -307,15 +306,31 @@ func (s *Sandbox) Run(program string) RunResult {
 	// A process the sample left behind may hold its output pipes open;
 	// Wait must not wait for it.
 	cmd.WaitDelay = 500 * time.Millisecond
+	// The launcher reports a failure to set the sandbox up on its fd 3,
+	// which the sample never has: nothing the sample prints or exits with
+	// can pass for one and stop the whole evaluation.
+	setupR, setupW, err := os.Pipe()
+	if err != nil {
+		return setupFailed(err.Error())
+	}
+	cmd.ExtraFiles = []*os.File{setupW}
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
-		return RunResult{Status: StatusFailed, Detail: "sandbox: start: " + err.Error()}
+		setupR.Close()
+		setupW.Close()
+		return setupFailed("start: " + err.Error())
 	}
+	setupW.Close()
+	setupMsg := make(chan string, 1)
+	go func() {
+		b, _ := io.ReadAll(io.LimitReader(setupR, 4<<10))
+		setupR.Close()
+		setupMsg <- strings.TrimSpace(string(b))
+	}()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	timer := time.NewTimer(s.lim.Wall)
 	defer timer.Stop()
-	var err error
 	timedOut := false
 	select {
 	case err = <-done:
@@ -335,6 +350,14 @@ func (s *Sandbox) Run(program string) RunResult {
 		killWorkingIn(dir)
 	}
 	r := RunResult{Wall: time.Since(start)}
+	// Every writer of fd 3 is gone once the launcher and its child are.
+	select {
+	case msg := <-setupMsg:
+		if msg != "" {
+			return setupFailed(msg)
+		}
+	case <-time.After(time.Second):
+	}
 	switch {
 	case timedOut:
 		r.Status, r.Detail = StatusTimedOut, fmt.Sprintf("wall time over %v", s.lim.Wall)
@@ -347,21 +370,12 @@ func (s *Sandbox) Run(program string) RunResult {
 		if errors.As(err, &ee) {
 			if ws, ok := ee.Sys().(syscall.WaitStatus); ok {
 				switch {
-				case ws.Signaled() && (ws.Signal() == syscall.SIGXCPU || ws.Signal() == syscall.SIGKILL) && r.Detail == "":
-					r.Detail = fmt.Sprintf("killed by signal %q (CPU limit %v)", ws.Signal(), s.lim.CPU)
-				case ws.Signaled() && r.Detail == "":
-					r.Detail = fmt.Sprintf("killed by signal %q", ws.Signal())
-				case ws.Exited() && ws.ExitStatus() == launcherFailed:
-					r.Detail = "sandbox setup: " + r.Detail
+				case ws.Signaled():
+					r.Detail = killedBy(ws.Signal(), r.Detail, s.lim.CPU)
 				case ws.Exited() && ws.ExitStatus() > 128 && ws.ExitStatus() < 128+65:
-					// The launcher reports the signal that killed the sample.
-					sig := syscall.Signal(ws.ExitStatus() - 128)
-					if r.Detail == "" || sig == syscall.SIGXCPU || sig == syscall.SIGKILL {
-						r.Detail = fmt.Sprintf("killed by signal %q", sig)
-						if sig == syscall.SIGXCPU || sig == syscall.SIGKILL {
-							r.Detail += fmt.Sprintf(" (CPU limit %v)", s.lim.CPU)
-						}
-					}
+					// The launcher passes on the signal that killed the
+					// sample as 128 + its number.
+					r.Detail = killedBy(syscall.Signal(ws.ExitStatus()-128), r.Detail, s.lim.CPU)
 				}
 			}
 		}
@@ -370,6 +384,24 @@ func (s *Sandbox) Run(program string) RunResult {
 		}
 	}
 	return r
+}
+
+// setupFailed is a Run that could not set the sandbox up: not the sample's
+// failure, and RunProblem stops on it.
+func setupFailed(msg string) RunResult {
+	return RunResult{Status: StatusFailed, Detail: "sandbox: " + msg, setup: true}
+}
+
+// killedBy describes a sample ended by sig, keeping its own last words
+// unless the CPU limit was what ended it.
+func killedBy(sig syscall.Signal, detail string, cpu time.Duration) string {
+	if sig == syscall.SIGXCPU {
+		return fmt.Sprintf("killed by signal %q (CPU limit %v)", sig, cpu)
+	}
+	if detail != "" {
+		return detail
+	}
+	return fmt.Sprintf("killed by signal %q", sig)
 }
 
 func killGroup(pid int) { _ = syscall.Kill(-pid, syscall.SIGKILL) }
@@ -452,7 +484,7 @@ func (s *Sandbox) RunProblem(p *CodeProblem, completions []string) (*CodeOutcome
 	close(next)
 	wg.Wait()
 	for i, r := range res {
-		if strings.HasPrefix(r.Detail, "sandbox") {
+		if r.setup {
 			return nil, fmt.Errorf("%s", r.Detail)
 		}
 		if r.Status == StatusPassed {

@@ -8,8 +8,8 @@
 #   4. run python3 -I -B prog.py in the sample's directory as a child
 #      (steps 2-3 in the child) and exit with its status (128 + signal
 #      when killed).
-# Any failure to set up exits 97 so the caller can tell it from a failing
-# sample.
+# A failure to set up is written to fd 3, which the caller reads and the
+# sample never inherits, so the caller can tell it from a failing sample.
 import ctypes
 import json
 import os
@@ -24,7 +24,9 @@ OPT_FLAGS = {"nosuid": MS_NOSUID, "nodev": MS_NODEV, "noexec": MS_NOEXEC,
 
 
 def fail(msg):
-    sys.stderr.write("sandbox: " + msg + "\n")
+    # fd 3 is the caller's channel for setup failures; the sample never
+    # inherits it.
+    os.write(3, msg.encode() + b"\n")
     os._exit(97)
 
 
@@ -88,6 +90,7 @@ def confine(cfg):
 
 
 def main():
+    os.set_inheritable(3, False)
     cfg = json.loads(sys.argv[1])
     d = cfg["dir"]
     if cfg["mounts"]:
