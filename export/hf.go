@@ -112,6 +112,11 @@ func HF(ctx context.Context, o HFOptions) (*HFResult, error) {
 	if err != nil {
 		return nil, fmt.Errorf("copying the tokenizer files: %w", err)
 	}
+	more, err := copyFiles(o.Model, stage, extraTokenizerFiles)
+	if err != nil {
+		return nil, fmt.Errorf("copying the tokenizer files: %w", err)
+	}
+	tok = append(tok, more...)
 	// Check what was written loads before it is published.
 	out, err := model.OpenCheckpoint(stage)
 	if err != nil {
@@ -215,4 +220,36 @@ func weightBytes(ck *model.Checkpoint) int64 {
 		n += int64(info.NumElements()) * int64(info.DType.Size())
 	}
 	return n
+}
+
+// extraTokenizerFiles are the other files transformers' tokenizers and chat
+// templates read, beside model.TokenizerFiles: a slow GPT-2-style
+// tokenizer's vocab and merges, added tokens, and the chat template files
+// newer checkpoints ship.
+var extraTokenizerFiles = []string{"vocab.json", "merges.txt", "added_tokens.json", "chat_template.jinja", "chat_template.json"}
+
+// copyFiles copies the names present (regular files) in src into dst.
+func copyFiles(src, dst string, names []string) ([]string, error) {
+	var copied []string
+	for _, n := range names {
+		st, err := os.Stat(filepath.Join(src, n))
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return copied, err
+		}
+		if !st.Mode().IsRegular() {
+			return copied, fmt.Errorf("%s is not a regular file", filepath.Join(src, n))
+		}
+		b, err := os.ReadFile(filepath.Join(src, n))
+		if err != nil {
+			return copied, err
+		}
+		if err := os.WriteFile(filepath.Join(dst, n), b, 0o644); err != nil {
+			return copied, err
+		}
+		copied = append(copied, n)
+	}
+	return copied, nil
 }

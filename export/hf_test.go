@@ -29,6 +29,7 @@ func distillCheckpoint(t *testing.T) string {
 	if err := os.WriteFile(filepath.Join(init, "generation_config.json"), []byte(`{"eos_token_id": 2, "do_sample": false}`+"\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+
 	doc := make([]int32, 600)
 	for i := range doc {
 		doc[i] = int32(i*7%50 + 3)
@@ -78,6 +79,10 @@ func meanNLL(t *testing.T, dir string, ids [][]int) float64 {
 // the dtype's rounding.
 func TestHFFromDistillCheckpoint(t *testing.T) {
 	src := distillCheckpoint(t)
+	// A chat template beside the tokenizer travels with it.
+	if err := os.WriteFile(filepath.Join(src, "chat_template.jinja"), []byte("{{ messages }}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	ids := [][]int{make([]int, 64)}
 	for i := range ids[0] {
 		ids[0][i] = (i*13 + 1) % 256
@@ -108,7 +113,7 @@ func TestHFFromDistillCheckpoint(t *testing.T) {
 			names = append(names, e.Name())
 		}
 		got := strings.Join(names, " ")
-		if got != "config.json generation_config.json model.safetensors tokenizer.json" {
+		if got != "chat_template.jinja config.json generation_config.json model.safetensors tokenizer.json" {
 			t.Errorf("%s: output holds %s", c.reason, got)
 		}
 		ck, err := model.OpenCheckpoint(out)
