@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -72,5 +73,46 @@ func TestEvalCode(t *testing.T) {
 	bad := writeSamples(t, []eval.CodeSample{{TaskID: "Nope/9", Completion: "pass"}})
 	if _, err := runCLI(t, append(args, "--samples", bad)...); err == nil || !strings.Contains(err.Error(), `"Nope/9"`) {
 		t.Errorf("unknown task id: got %v, want an error naming it", err)
+	}
+}
+
+// TestEvalCodeBadSamples: through the command, completions that only pass
+// by breaking out (or that attack the machine) all fail, and the file one
+// of them tries to write outside its directory does not appear.
+func TestEvalCodeBadSamples(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("not root: no process limit, network or filesystem isolation to check (eval code lists what is enforced; the eval package's sandbox tests cover the rest)")
+	}
+	problems := filepath.Join(evalFixtures, "code", "humaneval.jsonl")
+	escape := filepath.Join(os.TempDir(), fmt.Sprintf("minitron-eval-code-escape-%d", os.Getpid()))
+	defer os.Remove(escape)
+	bad := []string{
+		"    return a - b\n",
+		"    return a +\n",
+		"    import os\n    while True:\n        os.fork()\n",
+		"    x = bytearray(10 * 1024 ** 3)\n    return a + b\n",
+		fmt.Sprintf("    open(%q, 'w').write('x')\n    return a + b\n", escape),
+		"    import urllib.request\n    urllib.request.urlopen('http://1.1.1.1', timeout=1)\n    return a + b\n",
+	}
+	var samples []eval.CodeSample
+	for _, c := range bad {
+		samples = append(samples, eval.CodeSample{TaskID: "Toy/0", Completion: c})
+	}
+	out, err := runCLI(t, "eval", "code", "--problems", problems, "--samples", writeSamples(t, samples), "--json", "--wall", "3s", "--cpu", "2s")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var res eval.CodeScore
+	if err := json.Unmarshal([]byte(out[strings.Index(out, "{"):]), &res); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if res.PassAtK["pass@1"] != 0 || len(res.Items) != 1 || res.Items[0].Correct != 0 {
+		t.Errorf("bad completions scored %v: %+v", res.PassAtK, res.Items)
+	}
+	for i, r := range res.Items[0].Results {
+		t.Logf("%d: %s", i, r)
+	}
+	if _, err := os.Stat(escape); err == nil {
+		t.Errorf("a sample wrote %s outside its directory", escape)
 	}
 }
