@@ -96,7 +96,7 @@ func FuzzPartial(f *testing.F) {
 		f.Fatal(err)
 	}
 	head := fmt.Sprintf("{\"partial\":\"xlsum\",\"key\":%q}\n", taskFingerprint(tk, "k"))
-	f.Add([]byte(head + `{"id":"` + tk.Docs[0].ID + `","response":"x","rouge":{"rouge1":{"p":1,"r":1,"f":1}}}` + "\n"))
+	f.Add([]byte(head + `{"id":"` + tk.Docs[0].ID + `","response":"x","rouge":{"rouge1":{"p":1,"r":1,"f":1}},"prompt_sha":"` + promptSHA(tk.Context(tk.Docs[0])) + `"}` + "\n"))
 	f.Add([]byte(head + `{"id": "cut`))
 	f.Add([]byte(`{"partial":"xlsum","key":"other"}` + "\n"))
 	f.Add([]byte("not json\n"))

@@ -110,7 +110,8 @@ func (r *Runner) runGen(t *Task) (*TaskResult, error) {
 	defer part.close()
 	prog := &progressCounter{fn: r.Progress, total: int64(len(t.Docs))}
 	for di, d := range t.Docs {
-		if o, ok := part.done[d.ID]; ok {
+		prompt := t.Context(d)
+		if o, ok := part.lookup(d.ID, prompt); ok {
 			res.Gens = append(res.Gens, o)
 			prog.add(1)
 			continue
@@ -160,7 +161,7 @@ func (r *Runner) runGen(t *Task) (*TaskResult, error) {
 				o.MatchOutcome = mo
 			}
 		}
-		if err := part.add(o); err != nil {
+		if err := part.add(o, prompt); err != nil {
 			return nil, err
 		}
 		res.Gens = append(res.Gens, o)

@@ -221,8 +221,9 @@ func TestPartialResume(t *testing.T) {
 		opts   TaskOptions
 		want   string
 	}{
-		{"another model", "model-b", zeroShot, "other settings"},
-		{"other prompts (1-shot)", "model-a", TaskOptions{Shots: 1}, "other settings"},
+		{"another model", "model-b", zeroShot, "another model"},
+		{"another length cap", "model-a", TaskOptions{Shots: -1, MaxGenTokens: 7}, "other settings"},
+		{"ROUGE with stemming", "model-a", TaskOptions{Shots: -1, RougeStem: true}, "other settings"},
 	}
 	for _, c := range cases {
 		tk2 := mustLoad(t, "xlsum", fixture("xlsum.jsonl"), c.opts)
@@ -230,6 +231,21 @@ func TestPartialResume(t *testing.T) {
 		if _, err := r2.Run(tk2); err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), part) {
 			t.Errorf("%s: got %v, want an error naming %s and %q", c.reason, err, part, c.want)
 		}
+	}
+	// Other prompts (1-shot) under the same settings: every item runs
+	// again, as its prompt changed; the file keeps the newest outcome.
+	tk1 := mustLoad(t, "xlsum", fixture("xlsum.jsonl"), TaskOptions{Shots: 1})
+	lm3 := &scriptLM{tok: tok, answer: xlsumAnswers}
+	r3 := &Runner{LM: lm3, Enc: Encoder{Tok: tok}, Partial: part, PartialKey: "model-a"}
+	if _, err := r3.Run(tk1); err != nil || lm3.calls != 3 {
+		t.Errorf("changed prompts: %v, %d items generated, want 3", err, lm3.calls)
+	}
+	// A smaller Limit reuses what a larger run finished.
+	tkl := mustLoad(t, "xlsum", fixture("xlsum.jsonl"), TaskOptions{Shots: 1, Limit: 2})
+	lm4 := &scriptLM{tok: tok, answer: xlsumAnswers}
+	r4 := &Runner{LM: lm4, Enc: Encoder{Tok: tok}, Partial: part, PartialKey: "model-a"}
+	if _, err := r4.Run(tkl); err != nil || lm4.calls != 0 {
+		t.Errorf("limit 2 after a full run: %v, %d items generated, want 0", err, lm4.calls)
 	}
 }
 

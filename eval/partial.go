@@ -19,16 +19,38 @@ type partialHeader struct {
 	Key     string `json:"key"`
 }
 
+// partialItem is a finished item as the file holds it: its outcome and a
+// hash of its prompt, so an item is reused only for the same prompt (a
+// run with a larger Limit reuses the items of a smaller one).
+type partialItem struct {
+	GenOutcome
+	PromptSHA string `json:"prompt_sha"`
+}
+
 // partial is an open partial-results file of one task run.
 type partial struct {
 	f    *os.File
-	done map[string]GenOutcome
+	done map[string]partialItem
 }
 
-// taskFingerprint hashes everything that decides a generation item's
-// outcome apart from the model: the task, its prompts (few-shot examples
-// included), stop strings, length cap, scoring settings and sandbox limits
-// (not the parallelism, which changes none).
+func promptSHA(prompt string) string {
+	h := sha256.Sum256([]byte(prompt))
+	return hex.EncodeToString(h[:12])
+}
+
+// lookup returns the finished outcome of the item id with this prompt.
+func (p *partial) lookup(id, prompt string) (GenOutcome, bool) {
+	it, ok := p.done[id]
+	if !ok || it.PromptSHA != promptSHA(prompt) {
+		return GenOutcome{}, false
+	}
+	return it.GenOutcome, true
+}
+
+// taskFingerprint hashes the settings that decide a generation item's
+// outcome besides its prompt and the model: the task, stop strings,
+// length cap, scoring settings and sandbox limits (not the parallelism,
+// which changes none), and the caller's key (the model).
 func taskFingerprint(t *Task, key string) string {
 	h := sha256.New()
 	l := t.CodeRun.Limits.withDefaults()
@@ -36,9 +58,6 @@ func taskFingerprint(t *Task, key string) string {
 		t.Name, t.Output, t.MaxGenTokens, t.Until, t.RougeStem,
 		t.CodeRun.N, t.CodeRun.Temperature, t.CodeRun.TopP, t.CodeRun.Seed,
 		l.Wall, l.CPU, l.Memory, l.Procs, l.FileSize, key)
-	for _, d := range t.Docs {
-		fmt.Fprintf(h, "%s\x00%s\x00", d.ID, t.Context(d))
-	}
 	return hex.EncodeToString(h.Sum(nil)[:12])
 }
 
@@ -47,7 +66,7 @@ func taskFingerprint(t *Task, key string) string {
 // an error rather than silently mixed in; a last line cut short by an
 // interruption is dropped.
 func openPartial(path string, t *Task, key string) (*partial, error) {
-	p := &partial{done: map[string]GenOutcome{}}
+	p := &partial{done: map[string]partialItem{}}
 	if path == "" {
 		return p, nil
 	}
@@ -71,18 +90,19 @@ func openPartial(path string, t *Task, key string) (*partial, error) {
 					return nil, errAt(path, 1, "not a partial-results file of minitron eval (first line %.60q)", ln)
 				}
 				if h != want {
-					return nil, errAt(path, 1, "partial results of %s with other settings, prompts or model (key %s, this run %s): delete it or give another Partial file", h.Partial, h.Key, want.Key)
+					return nil, errAt(path, 1, "partial results of %s with other settings or another model (key %s, this run %s): delete it or give another Partial file", h.Partial, h.Key, want.Key)
 				}
 				valid += len(ln)
 				continue
 			}
-			var o GenOutcome
+			var o partialItem
 			if err := json.Unmarshal(ln, &o); err != nil || o.ID == "" {
 				if !complete {
 					break // cut short while being written
 				}
 				return nil, errAt(path, i+1, "not a finished item (%v)", err)
 			}
+			// A later line of the same item (its prompt changed) wins.
 			p.done[o.ID] = o
 			valid += len(ln)
 		}
@@ -126,11 +146,11 @@ func (p *partial) writeLine(v any) error {
 	return p.f.Sync()
 }
 
-func (p *partial) add(o GenOutcome) error {
+func (p *partial) add(o GenOutcome, prompt string) error {
 	if p.f == nil {
 		return nil
 	}
-	return p.writeLine(o)
+	return p.writeLine(partialItem{o, promptSHA(prompt)})
 }
 
 func (p *partial) close() {
