@@ -83,10 +83,12 @@ with the prompts, few-shot layout and metrics of lm-evaluation-harness:
                  prompt, 3-shot from lm-eval's fixed examples (MBPP's
                  prompt split, or --fewshot), until [DONE], ≤ 256 tokens
 
-Few-shot examples are drawn as lm-eval draws them (--fewshot-sampler default: one
-random.Random(1234) per task, per subject for mmlu, sampling in item order and excluding the
-item itself); mmlu and mbpp use lm-eval's first_n. --fewshot-sampler first_n takes the first K
-for every task.
+Few-shot examples (--shots) come from the train split beside the task file (ARC-*-Train.jsonl,
+*_train.jsonl, train.jsonl, winogrande's train_xl.jsonl), else --fewshot NAME=PATH, else the
+file itself; they are drawn as lm-eval draws them (--fewshot-sampler default: one
+random.Random(1234) per task, sampling in item order, the item itself excluded when the pool is
+the evaluated file); mmlu and mbpp use lm-eval's first_n. --fewshot-sampler first_n takes the
+first K for every task.
 Code completions run in a sandbox (see 'minitron eval code --help'): greedy by default
 (pass@1); --code-samples N --temperature T samples N per problem for pass@k.
 Generation tasks (gsm8k, xlsum, humaneval, mbpp) can be resumed: with --resume DIR each
