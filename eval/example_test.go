@@ -31,3 +31,23 @@ func ExampleRollingWindows() {
 	// [3] [4 5 6 7]
 	// [5 6 7] [8 9]
 }
+
+func ExampleRougeOf() {
+	// Reference first, as rouge-score's score(target, prediction).
+	r := eval.RougeOf("The cat sat on the mat.", "the cat lay on the mat", false)
+	fmt.Printf("R1 %.3f R2 %.3f RL %.3f\n", r.R1.F, r.R2.F, r.RL.F)
+	// Output: R1 0.833 R2 0.600 RL 0.833
+}
+
+func ExamplePassAtK() {
+	// 200 samples of a problem, 13 correct: pass@1 is the fraction
+	// correct, pass@10 the chance that 10 of them include a correct one.
+	fmt.Printf("%.4f %.4f\n", eval.PassAtK(200, 13, 1), eval.PassAtK(200, 13, 10))
+	// Output: 0.0650 0.4976
+}
+
+func ExampleNewPyRandom() {
+	// CPython: random.Random(1234).sample(range(10), 3)
+	fmt.Println(eval.NewPyRandom(1234).Sample(10, 3))
+	// Output: [7 1 0]
+}

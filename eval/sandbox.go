@@ -297,7 +297,7 @@ func (s *Sandbox) Run(program string) RunResult {
 	cj, _ := json.Marshal(cfg)
 	cmd := exec.Command(s.python, "-I", "-S", s.launcher, string(cj))
 	cmd.Dir = dir
-	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8", "PYTHONHASHSEED=0"}
+	cmd.Env = []string{"PATH=/usr/local/bin:/usr/bin:/bin", "HOME=" + dir, "TMPDIR=" + dir, "LANG=C.UTF-8"}
 	var stderr cappedBuffer
 	stderr.n = 8 << 10
 	cmd.Stdout = &cappedBuffer{n: 8 << 10}
