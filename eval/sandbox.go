@@ -147,27 +147,33 @@ func NewSandbox(l Limits) (*Sandbox, error) {
 		defer func() { s.lim = l }()
 		return s.Run("pass\n")
 	}
-	if os.Geteuid() == 0 {
-		s.cloneflags = syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID
-		s.drop = true
-		if r := probe(); r.Status != StatusPassed {
-			if !r.setup {
-				s.Close()
-				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
-			}
-			// The kernel (a container without CAP_SYS_ADMIN, say) refused
-			// the namespaces: keep the limits and the user drop.
-			s.cloneflags = 0
-			if r2 := probe(); r2.Status != StatusPassed {
-				s.Close()
-				return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s (with namespaces: %s)", py, r2, r)
-			}
-		}
-	} else if r := probe(); r.Status != StatusPassed {
-		s.Close()
-		return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
+	// From the most isolation to the least, the first the kernel grants:
+	// namespaces and a user of its own (root), the user alone (a container
+	// without CAP_SYS_ADMIN, say), nothing but the limits (no root, or no
+	// CAP_SETUID).
+	type config struct {
+		flags uintptr
+		drop  bool
 	}
-	return s, nil
+	configs := []config{{0, false}}
+	if os.Geteuid() == 0 {
+		configs = []config{{syscall.CLONE_NEWNET | syscall.CLONE_NEWNS | syscall.CLONE_NEWPID, true}, {0, true}, {0, false}}
+	}
+	var refused []string
+	for _, c := range configs {
+		s.cloneflags, s.drop = c.flags, c.drop
+		r := probe()
+		if r.Status == StatusPassed {
+			return s, nil
+		}
+		if !r.setup {
+			s.Close()
+			return nil, fmt.Errorf("sandbox: python3 %s cannot run a trivial program: %s", py, r)
+		}
+		refused = append(refused, r.Detail)
+	}
+	s.Close()
+	return nil, fmt.Errorf("sandbox: cannot set up: %s", strings.Join(refused, "; "))
 }
 
 // Enforced describes what confines each sample on this machine.
