@@ -141,6 +141,9 @@ func TestFewShotLoadTask(t *testing.T) {
 			t.Errorf("item %d: chose train lines (0-based) %v, lm-eval %v", i, got, c.Chosen[i])
 		}
 	}
+	if tk.samplerUsed() != SamplerRandom || mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 0}).samplerUsed() != "" {
+		t.Errorf("reports name the sampler only with few-shot examples")
+	}
 	first := mustLoad(t, "gsm8k", fixture("gsm8k", "test.jsonl"), TaskOptions{Shots: 3, FewShotSampler: SamplerFirstN})
 	if ex := first.examples(first.Docs[0]); len(ex) != 3 || !strings.HasSuffix(ex[0].ID, "train.jsonl:1") || !strings.HasSuffix(ex[2].ID, "train.jsonl:3") {
 		t.Errorf("first_n: %v", ex)

@@ -84,7 +84,7 @@ func (r *Runner) sample(t *Task, ctx []int, maxNew, item, i int) (string, error)
 }
 
 func (r *Runner) runGen(t *Task) (*TaskResult, error) {
-	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs)}
+	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs), Sampler: t.samplerUsed()}
 	maxNew := t.MaxGenTokens
 	if maxNew <= 0 {
 		maxNew = 256

@@ -83,6 +83,8 @@ type TaskResult struct {
 	Groups  []GroupResult `json:"groups,omitempty"`
 	Items   []MCOutcome   `json:"items,omitempty"`
 	Gens    []GenOutcome  `json:"generations,omitempty"`
+	// Sampler is the few-shot sampler that chose the examples (with Shots).
+	Sampler string `json:"fewshot_sampler,omitempty"`
 	// Sandbox says what confined a code task's samples on this machine.
 	Sandbox []string `json:"sandbox,omitempty"`
 }
@@ -220,7 +222,7 @@ func (r *Runner) runMC(t *Task) (*TaskResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs)}
+	res := &TaskResult{Task: t.Name, Shots: t.Shots, N: len(t.Docs), Sampler: t.samplerUsed()}
 	for i, d := range t.Docs {
 		lls := make([]float64, len(scores[i]))
 		for c, s := range scores[i] {

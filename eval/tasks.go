@@ -282,6 +282,14 @@ func (t *Task) drawExamples(sampler string, seed int64) error {
 	return nil
 }
 
+// samplerUsed is the few-shot sampler for reports: none without examples.
+func (t *Task) samplerUsed() string {
+	if t.Shots <= 0 {
+		return ""
+	}
+	return t.Sampler
+}
+
 // sameDoc is lm-eval's "x != doc" negated: the same item, or one with the
 // same content (lm-eval compares the documents' fields).
 func sameDoc(a, b Doc) bool {
