@@ -205,15 +205,7 @@ func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.
 	if err != nil {
 		return nil, true, fmt.Errorf("%s: merges: %w", path, err)
 	}
-	toks := make([]string, cfg.VocabSize)
-	types := make([]int32, cfg.VocabSize)
-	set := func(id int, s string, typ int32) error {
-		if id < 0 || id >= cfg.VocabSize {
-			return fmt.Errorf("%s: token %q has id %d outside the model's vocab_size %d", path, s, id, cfg.VocabSize)
-		}
-		toks[id], types[id] = s, typ
-		return nil
-	}
+	toks, types, set := vocabTable(path, cfg.VocabSize)
 	for s, id := range t.Model.Vocab {
 		if err := set(id, s, ttNormal); err != nil {
 			return nil, true, err
@@ -242,17 +234,39 @@ func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.
 		kvStrings("tokenizer.ggml.merges", merges),
 	}
 	v.bos, v.eos = -1, -1
-	if tk, err := specials(); err == nil {
-		v.bos, v.eos = tk.BOS(), tk.EOS()
-		v.template(tk)
-		if tk.UNK() >= 0 {
-			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
-		}
-		if tk.PAD() >= 0 {
-			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.padding_token_id", tk.PAD()))
-		}
-	}
+	v.addSpecials(specials)
 	return v, true, nil
+}
+
+// vocabTable is a vocabulary of n tokens and their types being filled by
+// id: set refuses an id outside the model's vocabulary.
+func vocabTable(path string, n int) (toks []string, types []int32, set func(id int, s string, typ int32) error) {
+	toks, types = make([]string, n), make([]int32, n)
+	set = func(id int, s string, typ int32) error {
+		if id < 0 || id >= n {
+			return fmt.Errorf("%s: token %q has id %d outside the model's vocab_size %d", path, s, id, n)
+		}
+		toks[id], types[id] = s, typ
+		return nil
+	}
+	return toks, types, set
+}
+
+// addSpecials records the tokenizer's special ids (bos, eos, unknown,
+// padding) and chat template, when its config can be read.
+func (v *ggufVocab) addSpecials(specials func() (*data.HFTokenizer, error)) {
+	tk, err := specials()
+	if err != nil {
+		return
+	}
+	v.bos, v.eos = tk.BOS(), tk.EOS()
+	v.template(tk)
+	if tk.UNK() >= 0 {
+		v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
+	}
+	if tk.PAD() >= 0 {
+		v.kvs = append(v.kvs, kvU32("tokenizer.ggml.padding_token_id", tk.PAD()))
+	}
 }
 
 // parseMerges reads merges as "a b" strings or [a, b] pairs, writing
@@ -357,16 +371,8 @@ func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*da
 	if err != nil {
 		return nil, fmt.Errorf("%s: merges: %w", path, err)
 	}
-	toks := make([]string, cfg.VocabSize)
+	toks, types, set := vocabTable(path, cfg.VocabSize)
 	scores := make([]float32, cfg.VocabSize)
-	types := make([]int32, cfg.VocabSize)
-	set := func(id int, s string, typ int32) error {
-		if id < 0 || id >= cfg.VocabSize {
-			return fmt.Errorf("%s: token %q has id %d outside the model's vocab_size %d", path, s, id, cfg.VocabSize)
-		}
-		toks[id], types[id] = s, typ
-		return nil
-	}
 	for s, id := range t.Model.Vocab {
 		typ := int32(ttNormal)
 		if isByteToken(s) {
@@ -411,16 +417,7 @@ func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*da
 		kvI32s("tokenizer.ggml.token_type", types),
 		kvBool("tokenizer.ggml.add_space_prefix", prefix),
 	}
-	if tk, err := specials(); err == nil {
-		v.bos, v.eos = tk.BOS(), tk.EOS()
-		v.template(tk)
-		if tk.UNK() >= 0 {
-			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.unknown_token_id", tk.UNK()))
-		}
-		if tk.PAD() >= 0 {
-			v.kvs = append(v.kvs, kvU32("tokenizer.ggml.padding_token_id", tk.PAD()))
-		}
-	}
+	v.addSpecials(specials)
 	return v, nil
 }
 
