@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/minitron-dev/minitron/internal/atomicfile"
 	"github.com/minitron-dev/minitron/model"
 )
 
@@ -181,13 +182,7 @@ type temp struct {
 // an interrupted export of the same output left.
 func newTemp(out string) (*temp, error) {
 	clean := filepath.Clean(out)
-	parent, prefix := filepath.Dir(clean), "."+filepath.Base(clean)+".export-tmp"
-	if stale, err := filepath.Glob(filepath.Join(parent, prefix+"*")); err == nil {
-		for _, d := range stale {
-			os.RemoveAll(d)
-		}
-	}
-	dir, err := os.MkdirTemp(parent, prefix+"*")
+	dir, err := atomicfile.TempDir(clean, "export-tmp")
 	if err != nil {
 		return nil, err
 	}

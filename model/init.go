@@ -246,16 +246,8 @@ func Init(ctx context.Context, o InitOptions) (*InitResult, error) {
 	if dt == "" {
 		dt = F32
 	}
-	parent, prefix := filepath.Dir(filepath.Clean(o.Out)), "."+filepath.Base(filepath.Clean(o.Out))+".init-tmp-"
-	// A killed Init left prefix* (and SaveCheckpoint's own ".prefix*").
-	for _, pat := range []string{prefix + "*", "." + prefix + "*"} {
-		if stale, err := filepath.Glob(filepath.Join(parent, pat)); err == nil {
-			for _, d := range stale {
-				os.RemoveAll(d)
-			}
-		}
-	}
-	tmp, err := os.MkdirTemp(parent, prefix+"*")
+	// beside Out, after removing what a killed Init left there
+	tmp, err := atomicfile.TempDir(o.Out, "init-tmp-")
 	if err != nil {
 		return nil, err
 	}

@@ -373,18 +373,8 @@ func newStaging(out string) (*staging, error) {
 	if err := checkOutDir(out); err != nil {
 		return nil, err
 	}
-	parent, prefix := filepath.Dir(filepath.Clean(out)), "."+filepath.Base(filepath.Clean(out))+".tmp"
-	if stale, err := filepath.Glob(filepath.Join(parent, prefix+"*")); err == nil {
-		for _, d := range stale {
-			os.RemoveAll(d)
-		}
-	}
-	dir, err := os.MkdirTemp(parent, prefix+"*")
+	dir, err := atomicfile.TempDir(out, "tmp")
 	if err != nil {
-		return nil, err
-	}
-	if err := os.Chmod(dir, 0o755); err != nil { // MkdirTemp makes it 0700
-		os.RemoveAll(dir)
 		return nil, err
 	}
 	return &staging{out: out, dir: dir}, nil

@@ -13,31 +13,47 @@ import (
 // before (if not nil; e.g. to move a companion file into place first) and
 // renames the temporary file to path. On error the temporary file is removed.
 func WriteFile(path string, data []byte, before func() error) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	st, err := Stage(path, data)
 	if err != nil {
 		return err
 	}
-	tmp := f.Name()
-	err = f.Chmod(0o644)
-	if err == nil {
-		_, err = f.Write(data)
+	if before != nil {
+		if err := before(); err != nil {
+			os.Remove(st.Tmp)
+			return err
+		}
 	}
-	if err == nil {
-		err = f.Sync()
+	if err := os.Rename(st.Tmp, path); err != nil {
+		os.Remove(st.Tmp)
+		return err
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
+	return nil
+}
+
+// TempDir makes a directory beside out, named ".BASE.TAG…", to build an
+// output in before renaming it to out, after removing what a killed run on
+// the same output left there (".BASE.TAG…", and the ".".BASE.TAG…
+// temporaries of writers that worked inside it). Unlike os.MkdirTemp's, it
+// is readable by others (0755), as the output will be.
+func TempDir(out, tag string) (string, error) {
+	clean := filepath.Clean(out)
+	parent, prefix := filepath.Dir(clean), "."+filepath.Base(clean)+"."+tag
+	for _, pat := range []string{prefix + "*", "." + prefix + "*"} {
+		if stale, err := filepath.Glob(filepath.Join(parent, pat)); err == nil {
+			for _, d := range stale {
+				os.RemoveAll(d)
+			}
+		}
 	}
-	if err == nil && before != nil {
-		err = before()
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
+	dir, err := os.MkdirTemp(parent, prefix+"*")
 	if err != nil {
-		os.Remove(tmp)
+		return "", err
 	}
-	return err
+	if err := os.Chmod(dir, 0o755); err != nil {
+		os.RemoveAll(dir)
+		return "", err
+	}
+	return dir, nil
 }
 
 // Prepare makes sure a later WriteFile(path) can succeed: it creates path's
