@@ -108,12 +108,10 @@ func (s *Model) studentState(k int) cuda.Buf {
 	return s.h1[k]
 }
 
-// forward computes L_is for the micro-batch just run, the weight α from
-// the logit loss mix of terms in p (distill.ISWeight), the scaled
-// gradients with respect to the student's states (dh, added in backward by
-// addGrad) and the projection's gradient (summed into g; first says it is
-// the step's first micro-batch). p gets IS and ISAlpha.
-func (l *isLoss) forward(s *Model, p *distill.Parts, terms []distill.Term, accum int, first bool) error {
+// forward computes L_is for the micro-batch just run and the weight α
+// from the logit loss mix of terms in p (distill.ISWeight); p gets IS and
+// ISAlpha. It leaves ∂(1−cos)/∂(h_s·Wᵀ) in dy for backward.
+func (l *isLoss) forward(s *Model, p *distill.Parts, terms []distill.Term) error {
 	d := s.d
 	rows := s.Batch * s.Seq
 	P := len(l.pairs)
@@ -131,8 +129,19 @@ func (l *isLoss) forward(s *Model, p *distill.Parts, terms []distill.Term, accum
 		}
 	}
 	is := total / float64(rows*P)
-	alpha := float64(distill.ISWeight(distill.MixLogits(terms, *p), float32(is)))
-	p.IS, p.ISAlpha = is, alpha
+	p.IS = is
+	p.ISAlpha = float64(distill.ISWeight(distill.MixLogits(terms, *p), float32(is)))
+	return nil
+}
+
+// backward computes, at weight alpha, the scaled gradients with respect to
+// the student's states (dh, added in the model's backward pass by addGrad)
+// and the projection's gradient (summed into g; first says it is the
+// step's first micro-batch).
+func (l *isLoss) backward(s *Model, alpha float64, accum int, first bool) error {
+	d := s.d
+	rows := s.Batch * s.Seq
+	P := len(l.pairs)
 	scale := float32(alpha / float64(rows*P*accum))
 	for i, p := range l.pairs {
 		beta := float32(1)

@@ -50,19 +50,6 @@ func (t *Engine) klForward(grad, student cuda.Buf, scale float32, acc bool) erro
 	return d.KLForward(grad, student, t.Teacher.logits, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
 }
 
-// window returns tensor name's window of an arena in the parameter layout.
-func (m *Model) window(arena cuda.Buf, name string, n int) (cuda.Buf, error) {
-	i, ok := m.byName[name]
-	if !ok {
-		return cuda.Buf{}, fmt.Errorf("gpu: no tensor %q on the device", name)
-	}
-	p := m.params[i]
-	if n != p.n {
-		return cuda.Buf{}, fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", name, p.n, n)
-	}
-	return arena.Slice(p.off, p.off+p.n), nil
-}
-
 // ReadParam downloads tensor name's current weights into dst (for
 // checkpoints written from the host).
 func (m *Model) ReadParam(name string, dst []float32) error {
@@ -160,9 +147,7 @@ func (t *Engine) Eval(tokens [][]int32) (distill.Parts, error) {
 		return p, err
 	}
 	if t.is != nil {
-		// its gradients are computed and dropped: the next step's first
-		// micro-batch overwrites them
-		if err := t.is.forward(s, &p, terms, 1, true); err != nil {
+		if err := t.is.forward(s, &p, terms); err != nil {
 			return p, err
 		}
 	}

@@ -272,7 +272,10 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 		return p, err
 	}
 	if t.is != nil {
-		if err := t.is.forward(s, &p, terms, n, i == 0); err != nil {
+		if err := t.is.forward(s, &p, terms); err != nil {
+			return p, err
+		}
+		if err := t.is.backward(s, p.ISAlpha, n, i == 0); err != nil {
 			return p, err
 		}
 	}
