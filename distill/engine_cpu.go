@@ -22,7 +22,8 @@ type cpuEngine struct {
 	acc     []float32   // gradient sum over a step's micro-batches (more than one)
 	grads   [][]float32 // the step's gradient per tensor
 	ids     [][]int
-	idx     map[string]int // tensor name → index in infos
+	idx     map[string]int         // tensor name → index in infos
+	scalars []kernels.AdamWScalars // the update's, per tensor (reused: the step allocates nothing)
 }
 
 func newCPUEngine(c EngineConfig) (Engine, error) {
@@ -45,6 +46,7 @@ func newCPUEngine(c EngineConfig) (Engine, error) {
 	e.offs, total = arenaOffsets(e.infos)
 	e.m, e.v = make([]float32, total), make([]float32, total)
 	e.grads = make([][]float32, len(s.Params))
+	e.scalars = make([]kernels.AdamWScalars, len(s.Params))
 	e.ids = make([][]int, s.Batch)
 	for b := range e.ids {
 		e.ids[b] = make([]int, s.Seq)
@@ -169,7 +171,7 @@ func (e *cpuEngine) Update(lr float64, clip float32, step int) error {
 			}
 		})
 	}
-	sc := make([]kernels.AdamWScalars, len(e.infos))
+	sc := e.scalars
 	for i, t := range e.infos {
 		sc[i] = e.opt.Scalars(lr, step, t)
 	}

@@ -48,7 +48,7 @@ type Student struct {
 
 // newStudent builds the training graph of arch for micro-batches of batch
 // sequences of seq tokens, with initial weights from src (every tensor of
-// TrainTensors).
+// TrainTensors); NewEngine has checked that arch is trainable.
 func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
 	if err := losses.Validate(); err != nil {
 		return nil, err
@@ -58,9 +58,6 @@ func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses
 	}
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("micro-batch %d and sequence length %d must be positive", batch, seq)
-	}
-	if err := arch.CheckTrainable(); err != nil {
-		return nil, err
 	}
 	cfg := arch.Cfg
 	s := &Student{Cfg: cfg, arch: arch, Batch: batch, Seq: seq, byName: map[string]*Param{}}

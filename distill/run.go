@@ -317,6 +317,16 @@ func (r *run) openResume() error {
 	return nil
 }
 
+// workers is the kernel goroutine count that the CPU engine's steps may
+// depend on (the order of split reductions); 0 on a device, whose steps do
+// not run on them.
+func (r *run) workers() int {
+	if r.dev != device.CPU {
+		return 0
+	}
+	return kernels.Workers()
+}
+
 // checkResumeContext refuses a resume whose teacher or kernel workers
 // differ from the checkpoint's (recorded since they were added): either
 // would make the resumed steps differ from the uninterrupted run's.
@@ -328,8 +338,8 @@ func (r *run) checkResumeContext() error {
 	if id := r.teacherID(); st.Teacher != "" && st.Teacher != id {
 		return fmt.Errorf("cannot resume from %s: another teacher (checkpoint's %s, now %s)", r.resumeDir, st.Teacher, id)
 	}
-	if w := kernels.Workers(); st.Workers != 0 && st.Workers != w {
-		return fmt.Errorf("cannot resume from %s: it ran with %d kernel workers, this run has %d (Workers)", r.resumeDir, st.Workers, w)
+	if w := r.workers(); st.Workers != 0 && w != 0 && st.Workers != w {
+		return fmt.Errorf("cannot resume from %s: it ran with %d kernel workers, this run has %d (set Workers to %d to resume it)", r.resumeDir, st.Workers, w, st.Workers)
 	}
 	return nil
 }
@@ -562,7 +572,7 @@ func (r *run) save() error {
 		return nil
 	}
 	st := TrainerState{Step: r.tr.Step, AdamStep: r.tr.AdamStep, Tokens: r.res.Tokens, Seed: c.Seed,
-		Sampler: r.train.State(), Fingerprint: c.fingerprint(), Teacher: r.teacherID(), Workers: kernels.Workers()}
+		Sampler: r.train.State(), Fingerprint: c.fingerprint(), Teacher: r.teacherID(), Workers: r.workers()}
 	if finite(r.res.Loss) {
 		st.Loss = &r.res.Loss
 	}

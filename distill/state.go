@@ -73,8 +73,9 @@ type TrainerState struct {
 	StudentArch json.RawMessage   `json:"student_config,omitempty"`
 	Fingerprint string            `json:"fingerprint"` // hyper-parameters that must not change on resume
 	// Teacher identifies the teacher (teacherID) and Workers the kernel
-	// goroutines: a resume with another of either would diverge. Absent in
-	// checkpoints written before they were recorded.
+	// goroutines of a CPU run (0 on a device): a resume with another of
+	// either could diverge. Absent in checkpoints written before they were
+	// recorded.
 	Teacher string   `json:"teacher,omitempty"`
 	Workers int      `json:"workers,omitempty"`
 	Loss    *float64 `json:"loss,omitempty"` // the last step's training loss (what a resumed finished run reports); absent when not finite
