@@ -36,10 +36,13 @@ func init() {
 	}
 }
 
+// plainOut is where plain lines go (stderr; tests replace it).
+var plainOut io.Writer = os.Stderr
+
 // New starts a bar of total steps (-1 for unknown) with a description.
 func New(total int64, desc string) *Bar {
 	if !Enabled() {
-		return &Bar{plain: newPlain(os.Stderr, total, desc, Interval, time.Now)}
+		return &Bar{plain: newPlain(plainOut, total, desc, Interval, time.Now)}
 	}
 	return &Bar{pb: newBar(total, desc, os.Stderr)}
 }
@@ -100,8 +103,8 @@ func (b *Bar) Finish() {
 	}
 }
 
-// plain prints "desc: done/total (pct), rate/s, eta …[, description]" when
-// started, then at most every interval, and when finished.
+// plain prints "desc: done/total (pct), rate/s, eta …[, description]" at
+// the first report, then at most every interval, and when finished.
 type plain struct {
 	mu          sync.Mutex
 	w           io.Writer

@@ -1,6 +1,7 @@
 package progress
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -48,4 +49,22 @@ func at(s []string, i int) string {
 		return s[i]
 	}
 	return ""
+}
+
+// Off a terminal (as under go test), New shows progress as plain lines
+// instead of nothing: a batch job's log says how far it got.
+func TestNewOffTerminalPrints(t *testing.T) {
+	if Enabled() {
+		t.Skip("stderr is a terminal")
+	}
+	var out strings.Builder
+	defer func(w io.Writer) { plainOut = w }(plainOut)
+	plainOut = &out
+	b := New(3, "tokenising")
+	b.Add(1)
+	b.Add(2)
+	b.Finish()
+	if got := out.String(); !strings.HasPrefix(got, "tokenising: 1/3 (33%)") || !strings.Contains(got, "\ntokenising: 3/3 (100%)") {
+		t.Errorf("progress off a terminal printed %q, want a line at the first report and one when finished", got)
+	}
 }
