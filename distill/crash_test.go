@@ -317,3 +317,27 @@ func TestResumeRefusesAnotherTeacherOrWorkers(t *testing.T) {
 		t.Errorf("the same settings: %v", err)
 	}
 }
+
+// Run refuses the numbers validateNumbers refuses, before any work: a
+// negative KeepLast or SaveEvery, a learning rate that is not positive.
+func TestRunRefusesBadNumbers(t *testing.T) {
+	for _, tc := range []struct {
+		set    func(*Config)
+		want   string
+		reason string
+	}{
+		{func(c *Config) { c.KeepLast = -1 }, "KeepLast", "negative checkpoints to keep"},
+		{func(c *Config) { c.SaveEvery = -2 }, "SaveEvery", "negative checkpoint interval"},
+		{func(c *Config) { c.LR = -1e-3 }, "LR", "negative learning rate"},
+	} {
+		out := t.TempDir()
+		c := crashConfig(t, out)
+		tc.set(&c)
+		if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %s", tc.reason, err, tc.want)
+		}
+		if ents, _ := os.ReadDir(out); len(ents) > 0 {
+			t.Errorf("%s: the refused run wrote into Out", tc.reason)
+		}
+	}
+}
