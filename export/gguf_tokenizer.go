@@ -134,11 +134,15 @@ var preNames = map[string]string{
 	data.Qwen2Pattern:  "qwen2",
 }
 
+// hfTok is the part of a tokenizer.json the vocabularies read (byte-level
+// BPE and SentencePiece-style).
 type hfTok struct {
 	Model struct {
-		Type   string          `json:"type"`
-		Vocab  map[string]int  `json:"vocab"`
-		Merges json.RawMessage `json:"merges"`
+		Type         string          `json:"type"`
+		Vocab        map[string]int  `json:"vocab"`
+		Merges       json.RawMessage `json:"merges"`
+		ByteFallback bool            `json:"byte_fallback"`
+		UnkToken     *string         `json:"unk_token"`
 	} `json:"model"`
 	Normalizer   json.RawMessage `json:"normalizer"`
 	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
@@ -332,23 +336,6 @@ func specialKVs(dir string, cfg *model.Config, v *ggufVocab) []kv {
 	return out
 }
 
-// hfSPM is the part of a SentencePiece-style tokenizer.json spmJSONVocab reads.
-type hfSPM struct {
-	Model struct {
-		Type         string          `json:"type"`
-		Vocab        map[string]int  `json:"vocab"`
-		Merges       json.RawMessage `json:"merges"`
-		ByteFallback bool            `json:"byte_fallback"`
-		UnkToken     *string         `json:"unk_token"`
-	} `json:"model"`
-	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
-	AddedTokens  []struct {
-		ID      int    `json:"id"`
-		Content string `json:"content"`
-		Special bool   `json:"special"`
-	} `json:"added_tokens"`
-}
 
 // spmJSONVocab writes a SentencePiece-style BPE tokenizer.json (Llama-2 and
 // Mistral's layout: byte fallback, spaces as ▁, a ▁ prepended to the text)
@@ -356,7 +343,7 @@ type hfSPM struct {
 // merges the adjacent pair whose result has the highest score, so a token
 // made by merge i scores −(i+1): the earliest merge wins, as in BPE.
 func spmJSONVocab(b []byte, path string, cfg *model.Config, specials func() (*data.HFTokenizer, error)) (*ggufVocab, error) {
-	var t hfSPM
+	var t hfTok
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
