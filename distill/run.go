@@ -704,6 +704,10 @@ type Progress struct {
 	ETA         time.Duration // at that rate
 }
 
+// ErrOutNotEmpty is Run's refusal of a used Out without Resume or
+// Overwrite.
+var ErrOutNotEmpty = errors.New("resume its run (Resume) or start over (Overwrite)")
+
 // prepareOut makes Out ready for this run: not the student's or the
 // teacher's own directory, empty unless resumed or overwritten, writable,
 // and rid of what a killed run left half-written.
@@ -734,7 +738,7 @@ func (c *Config) prepareOut() error {
 	}
 	if len(ents) > 0 && !c.Resume {
 		if !c.Overwrite {
-			return fmt.Errorf("output directory %s is not empty (%s…): resume its run (Resume) or start over (Overwrite)", c.Out, ents[0].Name())
+			return fmt.Errorf("output directory %s is not empty (%s…): %w", c.Out, ents[0].Name(), ErrOutNotEmpty)
 		}
 		for _, n := range []string{"metrics.jsonl", "events.jsonl", "checkpoints", "tensorboard"} {
 			if err := os.RemoveAll(filepath.Join(c.Out, n)); err != nil {

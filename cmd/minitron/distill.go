@@ -224,13 +224,14 @@ func (b *trainBar) Update(p distill.Progress) {
 		b.bar.Resume(p.Step)
 		return
 	}
-	b.bar.Add(1)
 	m := p.Metrics
 	desc := fmt.Sprintf("step %d loss %.4f", m.Step, m.Loss)
 	if m.KL != 0 {
 		desc += fmt.Sprintf(" kl %.4f", m.KL)
 	}
+	// described first: a plain line may be printed by the Add
 	b.bar.Describe(fmt.Sprintf("%s %.0f tok/s eta %s", desc, p.TokensPerS, p.ETA.Round(time.Second)))
+	b.bar.Add(1)
 }
 
 func (b *trainBar) Finish() {
@@ -260,6 +261,9 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
 	res, err := distill.Run(ctx, c)
+	if errors.Is(err, distill.ErrOutNotEmpty) {
+		return fmt.Errorf("%s; continue it with --resume or start over with --overwrite", err)
+	}
 	if nf := (*distill.NonFiniteError)(nil); errors.As(err, &nf) {
 		return fmt.Errorf("step %d: %s is %v (--skip-nonfinite skips such steps)", nf.Step, nf.What, nf.Value)
 	}

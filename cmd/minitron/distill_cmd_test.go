@@ -167,3 +167,22 @@ func TestTrainRefusesNonPositiveLR(t *testing.T) {
 		}
 	}
 }
+
+// A second train into a used --out is refused naming the flags that
+// continue or replace the run.
+func TestTrainRefusesUsedOutNamingFlags(t *testing.T) {
+	dir := t.TempDir()
+	m := filepath.Join(dir, "m")
+	tinyCheckpoint(t, m, model.Llama, 32, 1)
+	data := filepath.Join(dir, "train")
+	writeTinyData(t, data, 10, 100, 64, 1)
+	out := filepath.Join(dir, "run")
+	args := []string{"train", "--model", m, "--data", data, "--seq-len", "8", "--micro-batch", "1", "--steps", "1", "--out", out}
+	if _, err := runCLI(t, args...); err != nil {
+		t.Fatal(err)
+	}
+	_, err := runCLI(t, args...)
+	if err == nil || !strings.Contains(err.Error(), "--resume") || !strings.Contains(err.Error(), "--overwrite") {
+		t.Errorf("second run into %s: %v, want a refusal naming --resume and --overwrite", out, err)
+	}
+}
