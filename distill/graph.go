@@ -209,7 +209,10 @@ func (g *graphBackend) linear(name string, x *G.Node, ws []string) (*G.Node, err
 	return linearNode(name, x, g.rows, g.s.byName[ws[0]].Shape[1], nodes, outs)
 }
 
-func (g *graphBackend) Linear(l int, st model.Step, x *G.Node, ws []string) (*G.Node, error) {
+func (g *graphBackend) Linear(l int, st model.Step, x *G.Node, ws, bs []string) (*G.Node, error) {
+	if err := noBias(bs...); err != nil {
+		return nil, err
+	}
 	name := "qkv"
 	if st == model.StepMLPIn {
 		name = map[bool]string{true: "gateup", false: "up"}[len(ws) == 2]
@@ -226,7 +229,10 @@ func (g *graphBackend) Activation(l int, u *G.Node) (*G.Node, error) {
 	return actNode(fmt.Sprintf("L%d.act", l), u, g.s.arch.Act, c.GatedMLP(), g.rows, c.IntermediateSize)
 }
 
-func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w string) (*G.Node, error) {
+func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w, b string) (*G.Node, error) {
+	if err := noBias(b); err != nil {
+		return nil, err
+	}
 	lin, res := "o", "res1"
 	if st == model.StepMLPOut {
 		lin, res = "down", "res2"
@@ -313,6 +319,22 @@ func (s *Student) Close() error {
 	}
 	if s.evalVM != nil {
 		s.evalVM.Close()
+	}
+	return nil
+}
+
+// QKNorm is refused by Arch.CheckTrainable before a graph is built.
+func (g *graphBackend) QKNorm(l int, qkv *G.Node, q, k string) (*G.Node, error) {
+	return nil, fmt.Errorf("training graph: %s: q/k norms are not implemented", q)
+}
+
+// noBias reports a bias the graph cannot train (Arch.CheckTrainable refuses
+// such configs first).
+func noBias(bs ...string) error {
+	for _, b := range bs {
+		if b != "" {
+			return fmt.Errorf("training graph: %s: biases are not implemented", b)
+		}
 	}
 	return nil
 }

@@ -757,7 +757,10 @@ func (p *pass) Norm(l int, st model.Step, x cuda.Buf, w, b string) (cuda.Buf, er
 	return m.hf, firstErr(m.norm(m.hf, m.meanf, m.rstdf, x, w, b), m.toBRows(m.hfb, m.hf, H))
 }
 
-func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws []string) (cuda.Buf, error) {
+func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws, bs []string) (cuda.Buf, error) {
+	if err := noBias(bs...); err != nil {
+		return cuda.Buf{}, err
+	}
 	m, lb, c := p.m, &p.lb, p.m.Cfg
 	H, F := c.HiddenSize, c.IntermediateSize
 	if st == model.StepQKV {
@@ -855,7 +858,10 @@ func (p *pass) Activation(l int, u cuda.Buf) (cuda.Buf, error) {
 // AddLinear writes x + y·Wᵀ as one product accumulating onto a copy of
 // the stream: into xmid after attention, into the layer's output after
 // the MLP.
-func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w string) (cuda.Buf, error) {
+func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w, b string) (cuda.Buf, error) {
+	if err := noBias(b); err != nil {
+		return cuda.Buf{}, err
+	}
 	m, lb, c := p.m, &p.lb, p.m.Cfg
 	H, rows := c.HiddenSize, m.rows()
 	if st == model.StepAttnOut {
@@ -899,3 +905,19 @@ func (p *pass) Logits(h cuda.Buf, w string) (cuda.Buf, error) {
 // after SetInputs), in the first rows·vocab values. An inference model has
 // none (a zero Buf) until its first pass with logits.
 func (m *Model) Logits() cuda.Buf { return m.logits }
+
+// QKNorm is refused by Arch.CheckTrainable before a pass runs.
+func (p *pass) QKNorm(l int, qkv cuda.Buf, q, k string) (cuda.Buf, error) {
+	return cuda.Buf{}, fmt.Errorf("device: %s: q/k norms are not implemented", q)
+}
+
+// noBias reports a bias the device pass cannot run (Arch.CheckTrainable
+// refuses such configs first).
+func noBias(bs ...string) error {
+	for _, b := range bs {
+		if b != "" {
+			return fmt.Errorf("device: %s: biases are not implemented", b)
+		}
+	}
+	return nil
+}

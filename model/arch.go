@@ -93,9 +93,12 @@ func NoDecay(t TensorInfo) bool {
 // this one message.
 func (a *Arch) CheckTrainable() error {
 	c := a.Cfg
-	if c.AttentionBias || c.MLPBias {
-		return fmt.Errorf("%s config with attention_bias=%t, mlp_bias=%t: the training engines and the device forward pass have no attention/MLP biases yet (the CPU forward pass does)",
-			c.Family, c.AttentionBias, c.MLPBias)
+	if c.QKVBias() || c.OBias() || c.MLPBias {
+		return fmt.Errorf("%s config with attention/MLP biases (attention_bias=%t, mlp_bias=%t): the training engines and the device forward pass have no biases yet (the CPU forward pass does)",
+			c.Family, c.QKVBias() || c.OBias(), c.MLPBias)
+	}
+	if c.QKNorm() {
+		return fmt.Errorf("%s config: the training engines and the device forward pass have no q/k norms yet (the CPU forward pass does)", c.Family)
 	}
 	return nil
 }

@@ -323,13 +323,18 @@ func LayerTensors(cfg *Config, i int) []TensorInfo {
 		t(p+"self_attn.v_proj.weight", kv, H),
 		t(p+"self_attn.o_proj.weight", H, q),
 	}
-	if cfg.AttentionBias {
+	if cfg.QKVBias() {
 		out = append(out,
 			t(p+"self_attn.q_proj.bias", q),
 			t(p+"self_attn.k_proj.bias", kv),
 			t(p+"self_attn.v_proj.bias", kv),
-			t(p+"self_attn.o_proj.bias", H),
 		)
+	}
+	if cfg.OBias() {
+		out = append(out, t(p+"self_attn.o_proj.bias", H))
+	}
+	if cfg.QKNorm() {
+		out = append(out, t(p+"self_attn.q_norm.weight", cfg.HeadDim), t(p+"self_attn.k_norm.weight", cfg.HeadDim))
 	}
 	out = append(out, t(p+"post_attention_layernorm.weight", H))
 	if cfg.GatedMLP() {

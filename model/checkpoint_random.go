@@ -85,6 +85,9 @@ func (r *RandomSource) ReadF32Range(name string, off int, dst []float32) error {
 			base = 1
 		}
 	}
+	if strings.HasSuffix(name, "self_attn.q_norm.weight") || strings.HasSuffix(name, "self_attn.k_norm.weight") {
+		base = 1 // qwen3's per-head RMSNorm
+	}
 	// Irwin–Hall: the sum of four 16-bit uniforms from one 64-bit hash is
 	// close to normal (mean 2, variance 1/3) and far cheaper than
 	// Box–Muller, which matters when writing multi-GB checkpoints.

@@ -16,7 +16,12 @@ const (
 	Nemotron Family = "nemotron"
 	Llama    Family = "llama"
 	Mistral  Family = "mistral"
+	Qwen2    Family = "qwen2"
+	Qwen3    Family = "qwen3"
 )
+
+// supportedFamilies is the model_type list errors quote.
+const supportedFamilies = "nemotron, llama, mistral, qwen2 or qwen3"
 
 // RopeScaling is HF's rope_scaling block. Type is "linear" or "llama3".
 type RopeScaling struct {
@@ -128,13 +133,13 @@ func ParseConfig(b []byte) (*Config, error) {
 		if perr != nil {
 			return nil, perr
 		}
-		return nil, fmt.Errorf("missing model_type (want nemotron, llama or mistral)")
+		return nil, fmt.Errorf("missing model_type (want %s)", supportedFamilies)
 	}
 	switch Family(mt) {
-	case Nemotron, Llama, Mistral:
+	case Nemotron, Llama, Mistral, Qwen2, Qwen3:
 		c.Family = Family(mt)
 	default:
-		return nil, fmt.Errorf("unsupported model_type %q (want nemotron, llama or mistral)", mt)
+		return nil, fmt.Errorf("unsupported model_type %q (want %s)", mt, supportedFamilies)
 	}
 	get("architectures", &c.Architectures)
 	required := []struct {
@@ -198,6 +203,11 @@ func ParseConfig(b []byte) (*Config, error) {
 		}
 	}
 	get("sliding_window", &c.SlidingWindow)
+	if c.Family == Qwen2 || c.Family == Qwen3 {
+		if err := c.qwenSlidingWindow(raw); err != nil {
+			return nil, err
+		}
+	}
 	get("attention_bias", &c.AttentionBias)
 	get("mlp_bias", &c.MLPBias)
 	c.NormEps = 1e-5
@@ -206,7 +216,7 @@ func ParseConfig(b []byte) (*Config, error) {
 			break
 		}
 	}
-	c.HiddenAct = map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu"}[c.Family]
+	c.HiddenAct = map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu", Qwen2: "silu", Qwen3: "silu"}[c.Family]
 	get("hidden_act", &c.HiddenAct)
 	get("bos_token_id", &c.BOSTokenID)
 	if v, ok := raw["eos_token_id"]; ok && string(v) != "null" {
@@ -223,6 +233,54 @@ func ParseConfig(b []byte) (*Config, error) {
 	}
 	return c, c.Validate()
 }
+
+// qwenSlidingWindow resolves a Qwen config's window. Qwen configs carry a
+// sliding_window that applies only under use_sliding_window, and then only
+// to layers from max_window_layers on; the raw value stays in Extra so a
+// round trip writes it back unchanged.
+func (c *Config) qwenSlidingWindow(raw map[string]json.RawMessage) error {
+	if v, ok := raw["sliding_window"]; ok {
+		c.Extra["sliding_window"] = v
+	}
+	window := c.SlidingWindow
+	c.SlidingWindow = 0
+	var use bool
+	if v, ok := raw["use_sliding_window"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &use); err != nil {
+			return fmt.Errorf("field \"use_sliding_window\": %w", err)
+		}
+	}
+	if !use || window <= 0 {
+		return nil
+	}
+	maxWindow := 0
+	if v, ok := raw["max_window_layers"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &maxWindow); err != nil {
+			return fmt.Errorf("field \"max_window_layers\": %w", err)
+		}
+	}
+	switch {
+	case maxWindow >= c.NumLayers:
+		return nil // no layer slides
+	case maxWindow <= 0:
+		c.SlidingWindow = window
+		return nil
+	}
+	return fmt.Errorf("use_sliding_window with max_window_layers=%d < num_hidden_layers=%d: per-layer sliding windows are not supported (all layers or none)",
+		maxWindow, c.NumLayers)
+}
+
+// QKVBias reports biases on q_proj, k_proj and v_proj: always for qwen2,
+// else under attention_bias.
+func (c *Config) QKVBias() bool { return c.Family == Qwen2 || c.AttentionBias }
+
+// OBias reports a bias on o_proj: attention_bias, except in qwen2, whose
+// o_proj never has one.
+func (c *Config) OBias() bool { return c.Family != Qwen2 && c.AttentionBias }
+
+// QKNorm reports qwen3's RMSNorm over head_dim on every query and key head
+// before RoPE (q_norm, k_norm).
+func (c *Config) QKNorm() bool { return c.Family == Qwen3 }
 
 // Validate checks that the dimensions are positive and consistent.
 func (c *Config) Validate() error {
@@ -369,12 +427,16 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 	if c.RopeScaling != nil {
 		m["rope_scaling"] = c.RopeScaling
 	}
-	if c.SlidingWindow > 0 {
+	if c.Family == Qwen2 || c.Family == Qwen3 {
+		// sliding_window is in Extra: the raw value, under use_sliding_window.
+	} else if c.SlidingWindow > 0 {
 		m["sliding_window"] = c.SlidingWindow
 	} else if c.Family == Mistral {
 		m["sliding_window"] = nil
 	}
-	m["attention_bias"] = c.AttentionBias
+	if c.Family != Qwen2 {
+		m["attention_bias"] = c.AttentionBias
+	}
 	m["mlp_bias"] = c.MLPBias
 	m["hidden_act"] = c.HiddenAct
 	if c.BOSTokenID >= 0 {

@@ -159,7 +159,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{"not json", `{"model_type": llama}`, "config is not a JSON object", "syntax error"},
 		{"json list", `[1,2]`, "config is not a JSON object", "top level must be an object"},
-		{"unknown model_type", base(`{"model_type":"gpt2"}`), `unsupported model_type "gpt2" (want nemotron, llama or mistral)`, "only three families"},
+		{"unknown model_type", base(`{"model_type":"gpt2"}`), `unsupported model_type "gpt2" (want nemotron, llama, mistral, qwen2 or qwen3)`, "five families"},
 		{"missing model_type", base(`{"model_type":null}`), "missing model_type", "family decides the math"},
 		{"missing hidden_size", base(`{"hidden_size":null}`), `missing required field "hidden_size"`, "no default for dims"},
 		{"missing vocab", base(`{"vocab_size":null}`), `missing required field "vocab_size"`, "no default for dims"},
@@ -240,4 +240,62 @@ func FuzzParseConfig(f *testing.F) {
 		_ = c.ParamCounts()
 		_ = c.RotaryDim()
 	})
+}
+
+func TestQwenConfig(t *testing.T) {
+	const base = `"hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,"num_attention_heads":4,"num_key_value_heads":2,"vocab_size":100`
+	cases := []struct {
+		name                   string
+		in                     string
+		window                 int
+		qkvBias, oBias, qkNorm bool
+		headDim                int
+		err                    string
+		reason                 string
+	}{
+		{"qwen2", `{"model_type":"qwen2",` + base + `,"sliding_window":32768,"use_sliding_window":false}`, 0, true, false, false, 16, "",
+			"q/k/v biases always, none on o_proj; the window is off without use_sliding_window"},
+		{"qwen2 all sliding", `{"model_type":"qwen2",` + base + `,"sliding_window":8,"use_sliding_window":true,"max_window_layers":0}`, 8, true, false, false, 16, "",
+			"max_window_layers 0: every layer slides"},
+		{"qwen2 none sliding", `{"model_type":"qwen2",` + base + `,"sliding_window":8,"use_sliding_window":true,"max_window_layers":4}`, 0, true, false, false, 16, "",
+			"max_window_layers ≥ layers: no layer slides"},
+		{"qwen2 mixed sliding", `{"model_type":"qwen2",` + base + `,"sliding_window":8,"use_sliding_window":true,"max_window_layers":2}`, 0, false, false, false, 0,
+			"per-layer sliding windows are not supported", "half the layers slide: refused, not silently wrong"},
+		{"qwen3", `{"model_type":"qwen3",` + base + `,"head_dim":32,"attention_bias":false}`, 0, false, false, true, 32, "",
+			"explicit head_dim ≠ hidden/heads; q/k norms; no biases"},
+		{"qwen3 biased", `{"model_type":"qwen3",` + base + `,"attention_bias":true}`, 0, true, true, true, 16, "",
+			"attention_bias puts biases on q, k, v and o"},
+		{"qwen3 bad use_sliding_window", `{"model_type":"qwen3",` + base + `,"sliding_window":8,"use_sliding_window":"yes"}`, 0, false, false, false, 0,
+			`field "use_sliding_window"`, "a wrong type names the field"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := ParseConfig([]byte(tc.in))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err %v, want %q (%s)", err, tc.err, tc.reason)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.SlidingWindow != tc.window || c.QKVBias() != tc.qkvBias || c.OBias() != tc.oBias || c.QKNorm() != tc.qkNorm || c.HeadDim != tc.headDim {
+				t.Errorf("window %d qkvBias %t oBias %t qkNorm %t headDim %d; want %d %t %t %t %d (%s)",
+					c.SlidingWindow, c.QKVBias(), c.OBias(), c.QKNorm(), c.HeadDim, tc.window, tc.qkvBias, tc.oBias, tc.qkNorm, tc.headDim, tc.reason)
+			}
+			// A round trip keeps the raw sliding_window and the flags.
+			b, err := c.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c2, err := ParseConfig(b)
+			if err != nil {
+				t.Fatalf("round trip: %v\n%s", err, b)
+			}
+			if c2.SlidingWindow != c.SlidingWindow || c2.QKVBias() != c.QKVBias() || c2.OBias() != c.OBias() {
+				t.Errorf("round trip changed the config:\n%s", b)
+			}
+		})
+	}
 }

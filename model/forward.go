@@ -246,7 +246,7 @@ func (p *cpuLayers) Norm(l int, st Step, x []float32, _, _ string) ([]float32, e
 // Linear runs the fused q|k|v product, or the MLP's input products: with
 // no MLPPre hook, the activation runs in the up product's epilogue on each
 // block while it is still in cache.
-func (p *cpuLayers) Linear(l int, st Step, h []float32, _ []string) ([]float32, error) {
+func (p *cpuLayers) Linear(l int, st Step, h []float32, _, _ []string) ([]float32, error) {
 	c, w, ws, hk := p.m.Cfg, p.w, p.ws, p.hk
 	rows, H, F := p.rows(), c.HiddenSize, c.IntermediateSize
 	if st == StepQKV {
@@ -283,6 +283,15 @@ func (p *cpuLayers) Linear(l int, st Step, h []float32, _ []string) ([]float32, 
 		return ws.gate, nil
 	}
 	return ws.up, nil
+}
+
+// QKNorm normalises the query and key heads of qkv in place.
+func (p *cpuLayers) QKNorm(l int, qkv []float32, _, _ string) ([]float32, error) {
+	c, w := p.m.Cfg, p.w
+	ld, eps := c.QDim()+2*c.KVDim(), float32(c.NormEps)
+	kernels.HeadRMSNorm(qkv, nil, w.qNorm, p.rows(), ld, 0, c.NumHeads, c.HeadDim, eps)
+	kernels.HeadRMSNorm(qkv, nil, w.kNorm, p.rows(), ld, c.QDim(), c.NumKVHeads, c.HeadDim, eps)
+	return qkv, nil
 }
 
 func (p *cpuLayers) Attention(l int, qkv []float32) ([]float32, error) {
@@ -326,7 +335,7 @@ func (p *cpuLayers) Activation(l int, u []float32) ([]float32, error) {
 }
 
 // AddLinear adds y·Wᵀ (and the bias) to the stream x in place.
-func (p *cpuLayers) AddLinear(l int, st Step, x, y []float32, _ string) ([]float32, error) {
+func (p *cpuLayers) AddLinear(l int, st Step, x, y []float32, _, _ string) ([]float32, error) {
 	c, w := p.m.Cfg, p.w
 	rows, H := p.rows(), c.HiddenSize
 	if st == StepAttnOut {

@@ -8,6 +8,7 @@ type Step int
 const (
 	StepAttnNorm   Step = iota // input_layernorm of the residual stream
 	StepQKV                    // the q|k|v projections
+	StepQKNorm                 // qwen3: RMSNorm of every q and k head (q_norm, k_norm)
 	StepAttention              // RoPE, scaled masked softmax, ·V (GQA)
 	StepAttnOut                // x + att·W_oᵀ
 	StepMLPNorm                // post_attention_layernorm
@@ -26,28 +27,38 @@ type Backend[T any] interface {
 	// Norm normalises x with weight w and bias b ("" when there is none),
 	// as Arch.RMSNorm says.
 	Norm(l int, s Step, x T, w, b string) (T, error)
-	// Linear is x·Wᵀ for each weight of ws, their outputs side by side.
-	Linear(l int, s Step, x T, ws []string) (T, error)
+	// Linear is x·Wᵀ+b for each weight of ws and bias of bs ("" when it
+	// has none), their outputs side by side.
+	Linear(l int, s Step, x T, ws, bs []string) (T, error)
+	// QKNorm applies RMSNorm over head_dim to every query head (weight q)
+	// and key head (weight k) of the fused q|k|v rows; only architectures
+	// with Config.QKNorm call it.
+	QKNorm(l int, qkv T, q, k string) (T, error)
 	// Attention is layer l's attention over the fused q|k|v rows.
 	Attention(l int, qkv T) (T, error)
 	// Activation is the MLP's activation over StepMLPIn's output.
 	Activation(l int, u T) (T, error)
-	// AddLinear is the residual update x + y·Wᵀ.
-	AddLinear(l int, s Step, x, y T, w string) (T, error)
+	// AddLinear is the residual update x + y·Wᵀ + b (b "" when there is
+	// no bias).
+	AddLinear(l int, s Step, x, y T, w, b string) (T, error)
 	// Logits is h·Wᵀ with the head's weight (Arch.HeadTensor).
 	Logits(h T, w string) (T, error)
 }
 
-// LayerWeights are the weights of decoder layer l.
+// LayerWeights are the weights of decoder layer l. A bias or norm the
+// architecture lacks is "".
 type LayerWeights struct {
-	AttnNorm, AttnNormBias string
-	Q, K, V, O             string
-	MLPNorm, MLPNormBias   string
-	Gate, Up, Down         string // Gate is "" for an ungated MLP
+	AttnNorm, AttnNormBias     string
+	Q, K, V, O                 string
+	QBias, KBias, VBias, OBias string
+	QNorm, KNorm               string // qwen3's per-head RMSNorm weights
+	MLPNorm, MLPNormBias       string
+	Gate, Up, Down             string // Gate is "" for an ungated MLP
+	GateBias, UpBias, DownBias string
 }
 
-// Layer returns layer l's tensor names; the norm biases are named only when
-// the architecture has them.
+// Layer returns layer l's tensor names; biases and norms are named only
+// when the architecture has them.
 func (a *Arch) Layer(l int) LayerWeights {
 	p := LayerPrefix(l)
 	t := LayerWeights{
@@ -58,8 +69,24 @@ func (a *Arch) Layer(l int) LayerWeights {
 	if a.NormBias {
 		t.AttnNormBias, t.MLPNormBias = p+"input_layernorm.bias", p+"post_attention_layernorm.bias"
 	}
-	if a.Cfg.GatedMLP() {
+	c := a.Cfg
+	if c.GatedMLP() {
 		t.Gate = p + "mlp.gate_proj.weight"
+	}
+	if c.QKVBias() {
+		t.QBias, t.KBias, t.VBias = p+"self_attn.q_proj.bias", p+"self_attn.k_proj.bias", p+"self_attn.v_proj.bias"
+	}
+	if c.OBias() {
+		t.OBias = p + "self_attn.o_proj.bias"
+	}
+	if c.QKNorm() {
+		t.QNorm, t.KNorm = p+"self_attn.q_norm.weight", p+"self_attn.k_norm.weight"
+	}
+	if c.MLPBias {
+		t.UpBias, t.DownBias = p+"mlp.up_proj.bias", p+"mlp.down_proj.bias"
+		if c.GatedMLP() {
+			t.GateBias = p + "mlp.gate_proj.bias"
+		}
 	}
 	return t
 }
@@ -81,26 +108,31 @@ func Layer[T any](a *Arch, b Backend[T], l int, x T) (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	qkv, err := b.Linear(l, StepQKV, h, []string{w.Q, w.K, w.V})
+	qkv, err := b.Linear(l, StepQKV, h, []string{w.Q, w.K, w.V}, []string{w.QBias, w.KBias, w.VBias})
 	if err != nil {
 		return zero, err
+	}
+	if w.QNorm != "" {
+		if qkv, err = b.QKNorm(l, qkv, w.QNorm, w.KNorm); err != nil {
+			return zero, err
+		}
 	}
 	att, err := b.Attention(l, qkv)
 	if err != nil {
 		return zero, err
 	}
-	if x, err = b.AddLinear(l, StepAttnOut, x, att, w.O); err != nil {
+	if x, err = b.AddLinear(l, StepAttnOut, x, att, w.O, w.OBias); err != nil {
 		return zero, err
 	}
 	h2, err := b.Norm(l, StepMLPNorm, x, w.MLPNorm, w.MLPNormBias)
 	if err != nil {
 		return zero, err
 	}
-	in := []string{w.Up}
+	in, inBias := []string{w.Up}, []string{w.UpBias}
 	if w.Gate != "" {
-		in = []string{w.Gate, w.Up}
+		in, inBias = []string{w.Gate, w.Up}, []string{w.GateBias, w.UpBias}
 	}
-	u, err := b.Linear(l, StepMLPIn, h2, in)
+	u, err := b.Linear(l, StepMLPIn, h2, in, inBias)
 	if err != nil {
 		return zero, err
 	}
@@ -108,7 +140,7 @@ func Layer[T any](a *Arch, b Backend[T], l int, x T) (T, error) {
 	if err != nil {
 		return zero, err
 	}
-	return b.AddLinear(l, StepMLPOut, x, act, w.Down)
+	return b.AddLinear(l, StepMLPOut, x, act, w.Down, w.DownBias)
 }
 
 // Decoder runs a's whole forward pass on b: the embedding, every layer not

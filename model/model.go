@@ -96,6 +96,7 @@ type layerWeights struct {
 	attnNormW, attnNormB []float32
 	qkv, qkvBias         []float32
 	o, oBias             []float32
+	qNorm, kNorm         []float32 // qwen3: [head_dim] RMSNorm weights of every q and k head
 	mlpNormW, mlpNormB   []float32
 	gate, gateBias       []float32 // llama/mistral only
 	up, upBias           []float32
@@ -294,8 +295,14 @@ func (m *Model) newLayerBuf() *layerWeights {
 	if m.normBias {
 		lw.attnNormB, lw.mlpNormB = make([]float32, H), make([]float32, H)
 	}
-	if c.AttentionBias {
-		lw.qkvBias, lw.oBias = make([]float32, q+2*kv), make([]float32, H)
+	if c.QKVBias() {
+		lw.qkvBias = make([]float32, q+2*kv)
+	}
+	if c.OBias() {
+		lw.oBias = make([]float32, H)
+	}
+	if c.QKNorm() {
+		lw.qNorm, lw.kNorm = make([]float32, c.HeadDim), make([]float32, c.HeadDim)
 	}
 	if c.GatedMLP() {
 		lw.gate = make([]float32, F*H)
@@ -332,12 +339,17 @@ func (m *Model) readLayer(i int, lw *layerWeights) error {
 	if m.normBias {
 		parts = append(parts, part{p + "input_layernorm.bias", lw.attnNormB}, part{p + "post_attention_layernorm.bias", lw.mlpNormB})
 	}
-	if c.AttentionBias {
+	if c.QKVBias() {
 		parts = append(parts,
 			part{p + "self_attn.q_proj.bias", lw.qkvBias[:q]},
 			part{p + "self_attn.k_proj.bias", lw.qkvBias[q : q+kv]},
-			part{p + "self_attn.v_proj.bias", lw.qkvBias[q+kv:]},
-			part{p + "self_attn.o_proj.bias", lw.oBias})
+			part{p + "self_attn.v_proj.bias", lw.qkvBias[q+kv:]})
+	}
+	if c.OBias() {
+		parts = append(parts, part{p + "self_attn.o_proj.bias", lw.oBias})
+	}
+	if c.QKNorm() {
+		parts = append(parts, part{p + "self_attn.q_norm.weight", lw.qNorm}, part{p + "self_attn.k_norm.weight", lw.kNorm})
 	}
 	if c.GatedMLP() {
 		parts = append(parts, part{p + "mlp.gate_proj.weight", lw.gate})

@@ -87,3 +87,27 @@ func RMSNormStats(out, rstd, x, w []float32, rows, dim int, eps float32) {
 		}
 	})
 }
+
+// HeadRMSNorm normalises, in place, heads vectors of dim per row that start
+// at column off of x [rows, ld]: qwen3's q_norm/k_norm, an RMSNorm with
+// weight w [dim] over every query or key head before RoPE. rstd, when
+// non-nil, receives each vector's rsqrt(mean(x²)+eps) [rows·heads].
+func HeadRMSNorm(x, rstd, w []float32, rows, ld, off, heads, dim int, eps float32) {
+	ParallelFor(rows*heads, max(normChunk, 4096/max(dim, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			r, h := i/heads, i%heads
+			v := x[r*ld+off+h*dim : r*ld+off+(h+1)*dim]
+			var ss float64
+			for _, e := range v {
+				ss += float64(e) * float64(e)
+			}
+			rs := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
+			if rstd != nil {
+				rstd[i] = rs
+			}
+			for j, e := range v {
+				v[j] = w[j] * (e * rs)
+			}
+		}
+	})
+}
