@@ -42,7 +42,7 @@ type Config struct {
 	NumLayers             int
 	NumHeads              int
 	NumKVHeads            int
-	HeadDim               int // resolved: head_dim, else kv_channels, else hidden/heads
+	HeadDim               int // resolved: head_dim, else kv_channels, else hidden/heads (qwen3: 128)
 	VocabSize             int
 	MaxPositionEmbeddings int
 	TieWordEmbeddings     bool
@@ -161,7 +161,11 @@ func ParseConfig(b []byte) (*Config, error) {
 	c.NumKVHeads = c.NumHeads
 	get("num_key_value_heads", &c.NumKVHeads)
 	if !get("head_dim", &c.HeadDim) {
-		if !get("kv_channels", &c.HeadDim) && c.NumHeads > 0 {
+		switch {
+		case c.Family == Qwen3:
+			c.HeadDim = 128 // Qwen3Config's default, whatever hidden/heads is
+		case get("kv_channels", &c.HeadDim):
+		case c.NumHeads > 0:
 			c.HeadDim = c.HiddenSize / c.NumHeads
 		}
 	}
@@ -211,6 +215,9 @@ func ParseConfig(b []byte) (*Config, error) {
 	get("attention_bias", &c.AttentionBias)
 	get("mlp_bias", &c.MLPBias)
 	c.NormEps = 1e-5
+	if c.Family == Qwen2 || c.Family == Qwen3 {
+		c.NormEps = 1e-6 // Qwen2Config/Qwen3Config's rms_norm_eps default
+	}
 	for _, k := range []string{"norm_eps", "rms_norm_eps", "layer_norm_eps"} {
 		if get(k, &c.NormEps) {
 			break
@@ -234,15 +241,19 @@ func ParseConfig(b []byte) (*Config, error) {
 	return c, c.Validate()
 }
 
-// qwenSlidingWindow resolves a Qwen config's window. Qwen configs carry a
-// sliding_window that applies only under use_sliding_window, and then only
-// to layers from max_window_layers on; the raw value stays in Extra so a
-// round trip writes it back unchanged.
+// qwenSlidingWindow resolves a Qwen config's window as transformers'
+// Qwen2Config/Qwen3Config do: sliding_window (default 4096; null means none)
+// applies only under use_sliding_window, and then to the layers that
+// layer_types marks "sliding_attention", or when it is absent to the layers
+// from max_window_layers (default 28) on. All layers or none are supported;
+// a mix is refused. The raw sliding_window stays in Extra so a round trip
+// writes it back unchanged.
 func (c *Config) qwenSlidingWindow(raw map[string]json.RawMessage) error {
+	window := 4096
 	if v, ok := raw["sliding_window"]; ok {
 		c.Extra["sliding_window"] = v
+		window = c.SlidingWindow // 0 when null
 	}
-	window := c.SlidingWindow
 	c.SlidingWindow = 0
 	var use bool
 	if v, ok := raw["use_sliding_window"]; ok && string(v) != "null" {
@@ -250,24 +261,69 @@ func (c *Config) qwenSlidingWindow(raw map[string]json.RawMessage) error {
 			return fmt.Errorf("field \"use_sliding_window\": %w", err)
 		}
 	}
-	if !use || window <= 0 {
-		return nil
+	var types []string
+	if v, ok := raw["layer_types"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &types); err != nil {
+			return fmt.Errorf("field \"layer_types\": %w", err)
+		}
+		if len(types) != c.NumLayers {
+			return fmt.Errorf("field \"layer_types\": %d entries for num_hidden_layers=%d", len(types), c.NumLayers)
+		}
+		for i, t := range types {
+			if t != "full_attention" && t != "sliding_attention" {
+				return fmt.Errorf("field \"layer_types\": layer %d is %q (want full_attention or sliding_attention)", i, t)
+			}
+		}
 	}
-	maxWindow := 0
+	maxWindow := 28
 	if v, ok := raw["max_window_layers"]; ok && string(v) != "null" {
 		if err := json.Unmarshal(v, &maxWindow); err != nil {
 			return fmt.Errorf("field \"max_window_layers\": %w", err)
 		}
 	}
+	if !use || window <= 0 {
+		return nil
+	}
+	sliding := 0
+	for i := 0; i < c.NumLayers; i++ {
+		if (types == nil && i >= maxWindow) || (types != nil && types[i] == "sliding_attention") {
+			sliding++
+		}
+	}
 	switch {
-	case maxWindow >= c.NumLayers:
-		return nil // no layer slides
-	case maxWindow <= 0:
+	case sliding == 0:
+		return nil
+	case sliding == c.NumLayers:
 		c.SlidingWindow = window
 		return nil
+	case types != nil:
+		return fmt.Errorf("use_sliding_window with layer_types mixing %d sliding and %d full layers: per-layer sliding windows are not supported (all layers or none)",
+			sliding, c.NumLayers-sliding)
 	}
 	return fmt.Errorf("use_sliding_window with max_window_layers=%d < num_hidden_layers=%d: per-layer sliding windows are not supported (all layers or none)",
 		maxWindow, c.NumLayers)
+}
+
+// marshalQwenWindow writes a Qwen config's window keys so that they say
+// what SlidingWindow says at the current layer count: the raw
+// sliding_window and max_window_layers stay as read when no layer slides,
+// and layer_types, when the config has it, lists NumLayers entries (a
+// depth-pruned student has fewer layers than the list it was read with).
+func (c *Config) marshalQwenWindow(m map[string]any) {
+	m["use_sliding_window"] = c.SlidingWindow > 0
+	kind := "full_attention"
+	if c.SlidingWindow > 0 {
+		m["sliding_window"] = c.SlidingWindow
+		m["max_window_layers"] = 0
+		kind = "sliding_attention"
+	}
+	if _, ok := c.Extra["layer_types"]; ok {
+		types := make([]string, c.NumLayers)
+		for i := range types {
+			types[i] = kind
+		}
+		m["layer_types"] = types
+	}
 }
 
 // QKVBias reports biases on q_proj, k_proj and v_proj: always for qwen2,
@@ -428,7 +484,7 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 		m["rope_scaling"] = c.RopeScaling
 	}
 	if c.Family == Qwen2 || c.Family == Qwen3 {
-		// sliding_window is in Extra: the raw value, under use_sliding_window.
+		c.marshalQwenWindow(m)
 	} else if c.SlidingWindow > 0 {
 		m["sliding_window"] = c.SlidingWindow
 	} else if c.Family == Mistral {

@@ -55,8 +55,31 @@ const mistralConfig = `{
   "rope_scaling": {"type": "linear", "factor": 2.0}
 }`
 
+// qwen25_7BConfig is Qwen2.5-7B's config.json (a sliding_window that
+// use_sliding_window=false turns off).
+const qwen25_7BConfig = `{
+  "architectures": ["Qwen2ForCausalLM"], "attention_dropout": 0.0, "bos_token_id": 151643, "eos_token_id": 151643,
+  "hidden_act": "silu", "hidden_size": 3584, "initializer_range": 0.02, "intermediate_size": 18944,
+  "max_position_embeddings": 131072, "max_window_layers": 28, "model_type": "qwen2", "num_attention_heads": 28,
+  "num_hidden_layers": 28, "num_key_value_heads": 4, "rms_norm_eps": 1e-06, "rope_theta": 1000000.0,
+  "sliding_window": 131072, "tie_word_embeddings": false, "torch_dtype": "bfloat16", "transformers_version": "4.40.1",
+  "use_cache": true, "use_mrope": false, "use_sliding_window": false, "vocab_size": 152064
+}`
+
+// qwen3_8BConfig is Qwen3-8B's config.json.
+const qwen3_8BConfig = `{
+  "architectures": ["Qwen3ForCausalLM"], "attention_bias": false, "attention_dropout": 0.0, "bos_token_id": 151643,
+  "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu", "hidden_size": 4096, "initializer_range": 0.02,
+  "intermediate_size": 12288, "max_position_embeddings": 40960, "max_window_layers": 36, "model_type": "qwen3",
+  "num_attention_heads": 32, "num_hidden_layers": 36, "num_key_value_heads": 8, "rms_norm_eps": 1e-06,
+  "rope_scaling": null, "rope_theta": 1000000, "sliding_window": null, "tie_word_embeddings": false,
+  "torch_dtype": "bfloat16", "transformers_version": "4.51.0", "use_cache": true, "use_sliding_window": false,
+  "vocab_size": 151936
+}`
+
 func TestConfigRoundTrip(t *testing.T) {
-	inputs := map[string]string{"llama3": llama3Config, "minitron-8b": minitron8BConfig, "mistral": mistralConfig}
+	inputs := map[string]string{"llama3": llama3Config, "minitron-8b": minitron8BConfig, "mistral": mistralConfig,
+		"qwen2.5-7b": qwen25_7BConfig, "qwen3-8b": qwen3_8BConfig}
 	for _, g := range goldenCases {
 		b, err := os.ReadFile(filepath.Join(goldenDir(g), ConfigFile))
 		if err != nil {
@@ -209,12 +232,19 @@ func TestLoadConfigNamesFile(t *testing.T) {
 }
 
 func FuzzParseConfig(f *testing.F) {
-	for _, s := range []string{llama3Config, minitron8BConfig, mistralConfig, `{}`, `[]`, `{"model_type":"nemotron"}`,
+	for _, s := range []string{llama3Config, minitron8BConfig, mistralConfig, qwen25_7BConfig, qwen3_8BConfig, `{}`, `[]`, `{"model_type":"nemotron"}`,
+		`{"model_type":"qwen2","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,"num_attention_heads":4,"vocab_size":100,"use_sliding_window":true,"sliding_window":8,"max_window_layers":0}`,
+		`{"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"attention_bias":true,"use_sliding_window":true,"layer_types":["sliding_attention","sliding_attention"]}`,
 		`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"eos_token_id":[1,2],"bos_token_id":-3}`} {
 		f.Add([]byte(s))
 	}
 	for _, g := range goldenCases {
 		if b, err := os.ReadFile(filepath.Join(goldenDir(g), ConfigFile)); err == nil {
+			f.Add(b)
+		}
+	}
+	for _, g := range caseDirs {
+		if b, err := os.ReadFile(filepath.Join(caseDir(g), ConfigFile)); err == nil {
 			f.Add(b)
 		}
 	}
@@ -236,6 +266,24 @@ func FuzzParseConfig(f *testing.F) {
 		out2, _ := c2.MarshalJSON()
 		if !bytes.Equal(out, out2) {
 			t.Fatalf("marshal not stable:\n%s\n%s", out, out2)
+		}
+		// The derived architecture (biases, q/k norms, window, head_dim,
+		// eps) survives the round trip, and a copy with fewer layers (a
+		// depth-pruned student) keeps its window.
+		if c2.QKVBias() != c.QKVBias() || c2.OBias() != c.OBias() || c2.QKNorm() != c.QKNorm() ||
+			c2.SlidingWindow != c.SlidingWindow || c2.HeadDim != c.HeadDim || c2.NormEps != c.NormEps {
+			t.Fatalf("round trip changed the architecture:\n%s", out)
+		}
+		if c.NumLayers > 1 {
+			short := *c
+			short.NumLayers = c.NumLayers - 1
+			sb, err := short.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c3, err := ParseConfig(sb); err != nil || c3.SlidingWindow != c.SlidingWindow {
+				t.Fatalf("one layer fewer: %v\n%s", err, sb)
+			}
 		}
 		_ = c.ParamCounts()
 		_ = c.RotaryDim()
@@ -263,8 +311,24 @@ func TestQwenConfig(t *testing.T) {
 			"per-layer sliding windows are not supported", "half the layers slide: refused, not silently wrong"},
 		{"qwen3", `{"model_type":"qwen3",` + base + `,"head_dim":32,"attention_bias":false}`, 0, false, false, true, 32, "",
 			"explicit head_dim ≠ hidden/heads; q/k norms; no biases"},
-		{"qwen3 biased", `{"model_type":"qwen3",` + base + `,"attention_bias":true}`, 0, true, true, true, 16, "",
-			"attention_bias puts biases on q, k, v and o"},
+		{"qwen3 biased", `{"model_type":"qwen3",` + base + `,"attention_bias":true}`, 0, true, true, true, 128, "",
+			"attention_bias puts biases on q, k, v and o; without head_dim, Qwen3Config's default 128 (not hidden/heads 16)"},
+		{"qwen2 default window", `{"model_type":"qwen2",` + base + `,"use_sliding_window":true,"max_window_layers":0}`, 4096, true, false, false, 16, "",
+			"an absent sliding_window is Qwen2Config's default 4096"},
+		{"qwen2 null window", `{"model_type":"qwen2",` + base + `,"sliding_window":null,"use_sliding_window":true,"max_window_layers":0}`, 0, true, false, false, 16, "",
+			"sliding_window null: no window even under use_sliding_window"},
+		{"qwen2 default max_window_layers", `{"model_type":"qwen2",` + base + `,"sliding_window":8,"use_sliding_window":true}`, 0, true, false, false, 16, "",
+			"an absent max_window_layers is the default 28 ≥ 4 layers: no layer slides"},
+		{"qwen3 layer_types sliding", `{"model_type":"qwen3",` + base + `,"head_dim":16,"sliding_window":8,"use_sliding_window":true,"max_window_layers":28,"layer_types":["sliding_attention","sliding_attention","sliding_attention","sliding_attention"]}`, 8, false, false, true, 16, "",
+			"layer_types overrides max_window_layers: every layer slides"},
+		{"qwen3 layer_types unused", `{"model_type":"qwen3",` + base + `,"head_dim":16,"sliding_window":8,"use_sliding_window":false,"layer_types":["sliding_attention","sliding_attention","sliding_attention","sliding_attention"]}`, 0, false, false, true, 16, "",
+			"without use_sliding_window the window is None whatever layer_types says"},
+		{"qwen3 layer_types mixed", `{"model_type":"qwen3",` + base + `,"sliding_window":8,"use_sliding_window":true,"layer_types":["full_attention","sliding_attention","sliding_attention","sliding_attention"]}`, 0, false, false, false, 0,
+			"per-layer sliding windows are not supported", "a mix is refused, not run wrong"},
+		{"qwen3 layer_types short", `{"model_type":"qwen3",` + base + `,"layer_types":["full_attention"]}`, 0, false, false, false, 0,
+			`"layer_types": 1 entries for num_hidden_layers=4`, "a list of the wrong length names the field"},
+		{"qwen3 layer_types unknown", `{"model_type":"qwen3",` + base + `,"layer_types":["full_attention","full_attention","chunked_attention","full_attention"]}`, 0, false, false, false, 0,
+			`layer 2 is "chunked_attention"`, "an unknown layer kind names the layer"},
 		{"qwen3 bad use_sliding_window", `{"model_type":"qwen3",` + base + `,"sliding_window":8,"use_sliding_window":"yes"}`, 0, false, false, false, 0,
 			`field "use_sliding_window"`, "a wrong type names the field"},
 	}
@@ -293,8 +357,17 @@ func TestQwenConfig(t *testing.T) {
 			if err != nil {
 				t.Fatalf("round trip: %v\n%s", err, b)
 			}
-			if c2.SlidingWindow != c.SlidingWindow || c2.QKVBias() != c.QKVBias() || c2.OBias() != c.OBias() {
+			if c2.SlidingWindow != c.SlidingWindow || c2.QKVBias() != c.QKVBias() || c2.OBias() != c.OBias() || c2.HeadDim != c.HeadDim || c2.NormEps != c.NormEps {
 				t.Errorf("round trip changed the config:\n%s", b)
+			}
+			// A depth-pruned copy (fewer layers) still parses to the same window.
+			c.NumLayers = 3
+			b, err = c.MarshalJSON()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c3, err := ParseConfig(b); err != nil || c3.SlidingWindow != c.SlidingWindow {
+				t.Errorf("3-layer copy: %v, window %v, want %d\n%s", err, c3, c.SlidingWindow, b)
 			}
 		})
 	}

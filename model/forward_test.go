@@ -84,7 +84,8 @@ func TestGoldenForward(t *testing.T) {
 }
 
 // caseDirs are the references made by testdata/gen/make_cases.py.
-var caseDirs = []string{"nemotron-bf16", "nemotron-headdim-sharded", "llama-tied-llama3", "llama-linear-bias-f16", "mistral-window"}
+var caseDirs = []string{"nemotron-bf16", "nemotron-headdim-sharded", "llama-tied-llama3", "llama-linear-bias-f16", "mistral-window",
+	"qwen2-gqa", "qwen2-tied-bf16-sharded", "qwen2-window", "qwen3-headdim", "qwen3-tied-bf16-sharded", "qwen3-bias-window"}
 
 func caseDir(name string) string { return filepath.Join("testdata", "cases", name) }
 

@@ -69,7 +69,13 @@ func TestCacheParity(t *testing.T) {
 }
 
 func TestGenerateGreedyMatchesForward(t *testing.T) {
-	m, err := Load(caseDir("mistral-window"), Options{})
+	for _, name := range []string{"mistral-window", "qwen2-window", "qwen3-tied-bf16-sharded"} {
+		t.Run(name, func(t *testing.T) { testGenerateGreedy(t, name) })
+	}
+}
+
+func testGenerateGreedy(t *testing.T, name string) {
+	m, err := Load(caseDir(name), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

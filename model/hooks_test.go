@@ -185,7 +185,7 @@ func dropLayer(t *testing.T, cfg *Config, src TensorSource, drop int) (*Config, 
 }
 
 func TestSkipLayerEqualsRemovedLayer(t *testing.T) {
-	for _, name := range []string{"nemotron-headdim-sharded", "llama-linear-bias-f16"} {
+	for _, name := range []string{"nemotron-headdim-sharded", "llama-linear-bias-f16", "qwen2-gqa", "qwen3-headdim"} {
 		for _, mode := range []WeightMode{WeightsResident, WeightsStreaming} {
 			m, err := Load(caseDir(name), Options{Weights: mode})
 			if err != nil {

@@ -3,6 +3,7 @@ package model
 import (
 	"fmt"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -34,6 +35,58 @@ func TestParamCountsPublishedSizes(t *testing.T) {
 		if pc.NonEmbedding+pc.Embedding != pc.Total {
 			t.Errorf("%s: parts do not add up: %+v", c.name, pc)
 		}
+	}
+}
+
+// Qwen's published sizes count q/k/v biases (qwen2) and q/k norms (qwen3).
+func TestParamCountsQwen(t *testing.T) {
+	qwen05 := strings.NewReplacer(`"hidden_size": 3584`, `"hidden_size": 896`, `"intermediate_size": 18944`, `"intermediate_size": 4864`,
+		`"num_attention_heads": 28`, `"num_attention_heads": 14`, `"num_hidden_layers": 28`, `"num_hidden_layers": 24`,
+		`"num_key_value_heads": 4`, `"num_key_value_heads": 2`, `"vocab_size": 152064`, `"vocab_size": 151936`,
+		`"tie_word_embeddings": false`, `"tie_word_embeddings": true`).Replace(qwen25_7BConfig)
+	cases := []struct {
+		name        string
+		config      string
+		total, nonE float64 // billions, as the model cards round them
+		reason      string
+	}{
+		{"Qwen2.5-7B", qwen25_7BConfig, 7.61, 6.53, "model card: 7.61B, 6.53B non-embedding"},
+		{"Qwen2.5-0.5B", qwen05, 0.49, 0.36, "model card: 0.49B, 0.36B non-embedding; tied embeddings count once"},
+		{"Qwen3-8B", qwen3_8BConfig, 8.2, 6.95, "model card: 8.2B, 6.95B non-embedding; head_dim 128 with 32 heads = H"},
+	}
+	for _, c := range cases {
+		cfg, err := ParseConfig([]byte(c.config))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pc := cfg.ParamCounts()
+		// The cards round (or truncate) to the digits shown.
+		tol := 0.01
+		if c.total == 8.2 {
+			tol = 0.05
+		}
+		if got := float64(pc.Total) / 1e9; math.Abs(got-c.total) > tol {
+			t.Errorf("%s: total %.4fB, want %.2fB (%s)", c.name, got, c.total, c.reason)
+		}
+		if got := float64(pc.NonEmbedding) / 1e9; math.Abs(got-c.nonE) > 0.005 {
+			t.Errorf("%s: non-embedding %.4fB, want %.2fB (%s)", c.name, got, c.nonE, c.reason)
+		}
+	}
+}
+
+func TestCountParamsMatchesConfigOnQwenCases(t *testing.T) {
+	for _, name := range caseDirs {
+		if !strings.HasPrefix(name, "qwen") {
+			continue // nemotron-headdim-sharded stores no norm biases, which the config count includes
+		}
+		ck, err := OpenCheckpoint(caseDir(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := CountParams(ck), ck.Config().ParamCounts(); got != want {
+			t.Errorf("%s: stored %+v, config says %+v", name, got, want)
+		}
+		ck.Close()
 	}
 }
 

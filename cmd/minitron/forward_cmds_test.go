@@ -208,3 +208,34 @@ func TestGeneratePromptWithTokenizer(t *testing.T) {
 		t.Fatalf("text output %q (%v)", txt, err)
 	}
 }
+
+// eval nll on the Qwen reference cases (model/testdata/gen/make_cases.py,
+// an independent PyTorch implementation): the mean and every position
+// within 1e-4, in both weight modes, bf16 shards included.
+func TestEvalNLLQwenCases(t *testing.T) {
+	for _, name := range []string{"qwen2-gqa", "qwen2-tied-bf16-sharded", "qwen2-window", "qwen3-headdim", "qwen3-tied-bf16-sharded", "qwen3-bias-window"} {
+		dir := filepath.Join("../../model/testdata/cases", name)
+		ids, mean, nll, _ := readExpected(t, dir)
+		for _, weights := range []string{"resident", "streaming"} {
+			got, err := runCLI(t, "eval", "nll", "--model", dir, "--ids", joinIDs(ids), "--json", "--weights", weights)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var res struct {
+				Mean float64   `json:"mean_nll"`
+				NLL  []float64 `json:"nll"`
+			}
+			if err := json.Unmarshal([]byte(got), &res); err != nil {
+				t.Fatal(err)
+			}
+			worst := math.Abs(res.Mean - mean)
+			for i := range nll {
+				worst = math.Max(worst, math.Abs(res.NLL[i]-nll[i]))
+			}
+			t.Logf("%s %s: mean_nll %.6f, reference %.6f, max |dnll| %.2g", name, weights, res.Mean, mean, worst)
+			if len(res.NLL) != len(nll) || worst > 1e-4 {
+				t.Errorf("%s %s: nll differs from the reference by %.3g (tolerance 1e-4)", name, weights, worst)
+			}
+		}
+	}
+}

@@ -3,11 +3,17 @@
 reference forward passes for the Go forward pass's tests.
 
 usage: /usr/bin/python3 model/testdata/gen/make_cases.py [OUTDIR]   (default: model/testdata/cases)
+       /usr/bin/python3 model/testdata/gen/make_cases.py --nll CHECKPOINT_DIR ID,ID,...
+           prints {"mean_nll":…,"nll":[…]} of the reference forward pass over a
+           checkpoint read from disk (config.json, one or more safetensors files)
 
 The reference is an independent float32 PyTorch implementation of the
-transformers modeling code for nemotron, llama and mistral (LayerNorm1P /
-RMSNorm, relu² / SwiGLU, partial rotate-half RoPE with linear and llama3
-rope_scaling as transformers' rope_utils computes them, GQA, sliding window).
+transformers modeling code for nemotron, llama, mistral, qwen2 and qwen3
+(LayerNorm1P / RMSNorm, relu² / SwiGLU, partial rotate-half RoPE with linear
+and llama3 rope_scaling as transformers' rope_utils computes them, GQA,
+sliding window; qwen2's q/k/v biases without an o_proj bias; qwen3's q_norm /
+k_norm RMSNorm over head_dim before RoPE, its head_dim default of 128, and
+the Qwen configs' use_sliding_window / max_window_layers / layer_types rule).
 Weights are rounded to the stored dtype (bf16/f16) before the reference runs,
 so the reference sees exactly what the checkpoint holds. safetensors files are
 written by hand (the safetensors package is not installed here).
@@ -59,11 +65,44 @@ def save(dirpath, cfg, tensors, dtype, shards):
         json.dump({"metadata": {"total_size": total}, "weight_map": wm}, f, indent=2)
 
 
+def head_dim(cfg):
+    # Qwen3Config defaults head_dim to 128; the others derive it from H/nH.
+    if cfg.get("head_dim"):
+        return cfg["head_dim"]
+    if cfg["model_type"] == "qwen3":
+        return 128
+    return cfg.get("kv_channels") or cfg["hidden_size"] // cfg["num_attention_heads"]
+
+
+def attn_biases(cfg):
+    """Which of q, k, v, o projections carry a bias (modeling_qwen2: q/k/v
+    always, o never; everyone else: all four under attention_bias)."""
+    if cfg["model_type"] == "qwen2":
+        return {"q", "k", "v"}
+    return {"q", "k", "v", "o"} if cfg.get("attention_bias") else set()
+
+
+def layer_windows(cfg):
+    """Per layer: the sliding window, or None for plain causal attention."""
+    L = cfg["num_hidden_layers"]
+    if cfg["model_type"] not in ("qwen2", "qwen3"):
+        return [cfg.get("sliding_window")] * L
+    # configuration_qwen2/3: sliding_window (default 4096) applies only under
+    # use_sliding_window, to the layers from max_window_layers (default 28)
+    # on, unless layer_types lists each layer's kind.
+    win = cfg.get("sliding_window", 4096) if cfg.get("use_sliding_window", False) else None
+    types = cfg.get("layer_types")
+    if types is None:
+        mwl = cfg.get("max_window_layers", 28)
+        types = ["sliding_attention" if win is not None and i >= mwl else "full_attention" for i in range(L)]
+    return [win if t == "sliding_attention" else None for t in types]
+
+
 def make_weights(cfg, gen):
     fam = cfg["model_type"]
     H, F, V, L = cfg["hidden_size"], cfg["intermediate_size"], cfg["vocab_size"], cfg["num_hidden_layers"]
     nH, nKV = cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    hd = cfg.get("head_dim") or cfg.get("kv_channels") or H // nH
+    hd = head_dim(cfg)
     r = lambda *s, std=0.2: torch.randn(*s, generator=gen) * std
     norm_w = (lambda: r(H, std=0.2)) if fam == "nemotron" else (lambda: 1 + r(H, std=0.2))
     norm_bias = fam == "nemotron" and cfg.get("_norm_bias", True)
@@ -80,8 +119,11 @@ def make_weights(cfg, gen):
             W[p + "post_attention_layernorm.bias"] = r(H, std=0.1)
         for n, o, i_ in (("q", nH * hd, H), ("k", nKV * hd, H), ("v", nKV * hd, H), ("o", H, nH * hd)):
             W[p + "self_attn.%s_proj.weight" % n] = r(o, i_, std=1 / math.sqrt(i_))
-            if cfg.get("attention_bias"):
+            if n in attn_biases(cfg):
                 W[p + "self_attn.%s_proj.bias" % n] = r(o, std=0.1)
+        if fam == "qwen3":
+            W[p + "self_attn.q_norm.weight"] = 1 + r(hd, std=0.2)
+            W[p + "self_attn.k_norm.weight"] = 1 + r(hd, std=0.2)
         mlp = [("up", F, H), ("down", H, F)] + ([("gate", F, H)] if fam != "nemotron" else [])
         for n, o, i_ in mlp:
             W[p + "mlp.%s_proj.weight" % n] = r(o, i_, std=1 / math.sqrt(i_))
@@ -117,18 +159,22 @@ def reference(cfg, W, ids):
     """Logits [B,T,V] of the transformers forward pass, float32."""
     fam = cfg["model_type"]
     H, nH, nKV = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_key_value_heads"]
-    hd = cfg.get("head_dim") or cfg.get("kv_channels") or H // nH
-    eps = cfg.get("norm_eps", cfg.get("rms_norm_eps", 1e-5))
+    hd = head_dim(cfg)
+    eps = cfg.get("norm_eps", cfg.get("rms_norm_eps", 1e-6 if fam in ("qwen2", "qwen3") else 1e-5))
     prf = cfg.get("partial_rotary_factor", 0.5) if fam == "nemotron" else 1.0
     rot = int(hd * prf)
     B, T = ids.shape
-    win = cfg.get("sliding_window")
+    wins = layer_windows(cfg)
 
     def norm(x, p):
         if fam == "nemotron":
             return torch.nn.functional.layer_norm(x, (H,), W[p + "weight"] + 1, W.get(p + "bias"), eps)
         v = x.pow(2).mean(-1, keepdim=True)
         return W[p + "weight"] * (x * torch.rsqrt(v + eps))
+
+    def head_norm(x, p):  # qwen3 q_norm / k_norm over the last (head_dim) axis
+        v = x.pow(2).mean(-1, keepdim=True)
+        return W[p] * (x * torch.rsqrt(v + eps))
 
     def lin(x, p):
         y = x @ W[p + "weight"].T
@@ -145,15 +191,17 @@ def reference(cfg, W, ids):
 
     i = torch.arange(T)[:, None]
     j = torch.arange(T)[None, :]
-    allowed = j <= i
-    if win:
-        allowed = allowed & (j > i - win)
+    causal = j <= i
     x = W["model.embed_tokens.weight"][ids]
     for l in range(cfg["num_hidden_layers"]):
         p = "model.layers.%d." % l
+        allowed = causal & (j > i - wins[l]) if wins[l] else causal
         h = norm(x, p + "input_layernorm.")
-        q = rope(lin(h, p + "self_attn.q_proj.").view(B, T, nH, hd).transpose(1, 2))
-        k = rope(lin(h, p + "self_attn.k_proj.").view(B, T, nKV, hd).transpose(1, 2))
+        q = lin(h, p + "self_attn.q_proj.").view(B, T, nH, hd)
+        k = lin(h, p + "self_attn.k_proj.").view(B, T, nKV, hd)
+        if fam == "qwen3":
+            q, k = head_norm(q, p + "self_attn.q_norm.weight"), head_norm(k, p + "self_attn.k_norm.weight")
+        q, k = rope(q.transpose(1, 2)), rope(k.transpose(1, 2))
         v = lin(h, p + "self_attn.v_proj.").view(B, T, nKV, hd).transpose(1, 2)
         k = k.repeat_interleave(nH // nKV, 1)
         v = v.repeat_interleave(nH // nKV, 1)
@@ -173,13 +221,17 @@ def reference(cfg, W, ids):
 
 
 def base_cfg(fam, **kw):
-    arch = {"nemotron": "NemotronForCausalLM", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}[fam]
+    arch = {"nemotron": "NemotronForCausalLM", "llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM",
+            "qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}[fam]
     c = {"architectures": [arch], "model_type": fam, "hidden_size": 64, "intermediate_size": 96,
          "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 128,
          "max_position_embeddings": 4096, "tie_word_embeddings": False, "torch_dtype": "float32",
          "bos_token_id": 1, "eos_token_id": 2, "rope_theta": 10000.0}
     if fam == "nemotron":
         c.update(hidden_act="relu2", norm_eps=1e-5, partial_rotary_factor=0.5)
+    elif fam in ("qwen2", "qwen3"):
+        c.update(hidden_act="silu", rms_norm_eps=1e-6, rope_theta=1e6, use_sliding_window=False,
+                 sliding_window=None, max_window_layers=c["num_hidden_layers"], bos_token_id=None)
     else:
         c.update(hidden_act="silu", rms_norm_eps=1e-5)
     c.update(kw)
@@ -201,12 +253,72 @@ CASES = [
      "f16 storage, linear rope scaling (legacy 'type' key), attention and MLP biases"),
     ("mistral-window", base_cfg("mistral", head_dim=24, sliding_window=5, rope_theta=1e6), "F32", 1,
      "sliding window 5 shorter than the 20-token sequence, explicit head_dim 24 ≠ 16"),
+    # Appended after the cases above so their random draws stay as they were.
+    ("qwen2-gqa", base_cfg("qwen2", sliding_window=32768, max_window_layers=2), "F32", 1,
+     "qwen2: q/k/v biases, no o_proj bias, GQA 4/2, rope_theta 1e6, a sliding_window that use_sliding_window=false turns off"),
+    ("qwen2-tied-bf16-sharded", base_cfg("qwen2", torch_dtype="bfloat16", tie_word_embeddings=True, num_key_value_heads=1,
+                                         num_hidden_layers=3, max_window_layers=3), "BF16", 3,
+     "qwen2: tied embeddings, bf16 in 3 shards, one KV head for 4 query heads"),
+    ("qwen2-window", base_cfg("qwen2", use_sliding_window=True, sliding_window=5, max_window_layers=0), "F32", 1,
+     "qwen2: use_sliding_window with max_window_layers 0, so every layer slides over 5 positions"),
+    ("qwen3-headdim", base_cfg("qwen3", head_dim=24), "F32", 1,
+     "qwen3: q_norm/k_norm before RoPE, explicit head_dim 24 ≠ hidden/heads 16, GQA 4/2, no biases"),
+    ("qwen3-tied-bf16-sharded", {k: v for k, v in base_cfg("qwen3", torch_dtype="bfloat16", tie_word_embeddings=True,
+                                                           num_hidden_layers=3).items() if k != "max_window_layers"}, "BF16", 3,
+     "qwen3: no head_dim key (Qwen3Config's default 128 ≠ 64/4), tied embeddings, bf16 in 3 shards"),
+    ("qwen3-bias-window", base_cfg("qwen3", head_dim=16, attention_bias=True, use_sliding_window=True, sliding_window=6,
+                                   layer_types=["sliding_attention", "sliding_attention"]), "F32", 1,
+     "qwen3: attention_bias puts biases on q, k, v and o; layer_types makes both layers slide over 6 positions"),
 ]
 
 T = 20
 
 
+DT_NAMES = {"F32": torch.float32, "BF16": torch.bfloat16, "F16": torch.float16}
+DT_INT = {"F32": (torch.int32, 4), "BF16": (torch.int16, 2), "F16": (torch.int16, 2)}
+
+
+def load_checkpoint(d):
+    """config and f32 weights of a checkpoint directory, safetensors read by
+    hand (one file, or the shards an index names)."""
+    with open(os.path.join(d, "config.json")) as f:
+        cfg = json.load(f)
+    idx = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        with open(idx) as f:
+            files = sorted(set(json.load(f)["weight_map"].values()))
+    else:
+        files = ["model.safetensors"]
+    W = {}
+    for fn in files:
+        with open(os.path.join(d, fn), "rb") as f:
+            b = f.read()
+        n = struct.unpack("<Q", b[:8])[0]
+        hdr = json.loads(b[8:8 + n])
+        for name, t in hdr.items():
+            if name == "__metadata__":
+                continue
+            lo, hi = t["data_offsets"]
+            idt, _ = DT_INT[t["dtype"]]
+            raw = torch.frombuffer(bytearray(b[8 + n + lo:8 + n + hi]), dtype=idt)
+            W[name] = raw.view(DT_NAMES[t["dtype"]]).float().reshape(t["shape"])
+    return cfg, W
+
+
+def nll_of(logits, ids):
+    lp = torch.log_softmax(logits.double(), -1)
+    return [-lp[t, ids[t + 1]].item() for t in range(len(ids) - 1)]
+
+
 def main():
+    if len(sys.argv) == 4 and sys.argv[1] == "--nll":
+        cfg, W = load_checkpoint(sys.argv[2])
+        ids = [int(v) for v in sys.argv[3].split(",")]
+        with torch.no_grad():
+            logits = reference(cfg, W, torch.tensor([ids]))
+        nll = nll_of(logits[0], ids)
+        json.dump({"mean_nll": sum(nll) / len(nll), "nll": nll}, sys.stdout)
+        return
     gen = torch.Generator().manual_seed(1234)
     for name, cfg, dtype, shards, reason in CASES:
         W = make_weights(cfg, gen)
