@@ -96,9 +96,6 @@ func NewEngine(k device.Kind, c EngineConfig) (Engine, error) {
 	if f == nil {
 		return nil, fmt.Errorf("device %s: no training engine linked into this program (import github.com/minitron-dev/minitron/gpu)", k)
 	}
-	if err := c.Arch.CheckTrainable(); err != nil {
-		return nil, err
-	}
 	c.Weights = withISProj(c.Weights, c.Losses, c.Arch.Cfg.HiddenSize)
 	return f(c)
 }

@@ -198,26 +198,37 @@ func (g *graphBackend) Norm(l int, st model.Step, x *G.Node, w, b string) (*G.No
 	return h, err
 }
 
-// linear is linearNode over the named weights (shapes from the student's
-// parameters).
-func (g *graphBackend) linear(name string, x *G.Node, ws []string) (*G.Node, error) {
+// linear is linearNode over the named weights and biases ("" for none;
+// shapes from the student's parameters).
+func (g *graphBackend) linear(name string, x *G.Node, ws, bs []string) (*G.Node, error) {
 	nodes, outs := make([]*G.Node, len(ws)), make([]int, len(ws))
+	var biases []*G.Node
 	for i, w := range ws {
 		p := g.s.byName[w]
 		nodes[i], outs[i] = p.node, p.Shape[0]
+		if i < len(bs) && bs[i] != "" {
+			if biases == nil {
+				biases = make([]*G.Node, len(ws))
+			}
+			biases[i] = g.P(bs[i])
+		}
 	}
-	return linearNode(name, x, g.rows, g.s.byName[ws[0]].Shape[1], nodes, outs)
+	return linearNode(name, x, g.rows, g.s.byName[ws[0]].Shape[1], nodes, biases, outs)
 }
 
 func (g *graphBackend) Linear(l int, st model.Step, x *G.Node, ws, bs []string) (*G.Node, error) {
-	if err := noBias(bs...); err != nil {
-		return nil, err
-	}
 	name := "qkv"
 	if st == model.StepMLPIn {
 		name = map[bool]string{true: "gateup", false: "up"}[len(ws) == 2]
 	}
-	return g.linear(fmt.Sprintf("L%d.%s", l, name), x, ws)
+	return g.linear(fmt.Sprintf("L%d.%s", l, name), x, ws, bs)
+}
+
+// QKNorm is headNormNode over the fused q|k|v rows.
+func (g *graphBackend) QKNorm(l int, qkv *G.Node, q, k string) (*G.Node, error) {
+	c := g.s.Cfg
+	return headNormNode(fmt.Sprintf("L%d.qknorm", l), qkv, g.P(q), g.P(k), g.rows, c.QDim()+2*c.KVDim(),
+		c.NumHeads, c.QDim(), c.NumKVHeads, c.HeadDim, float32(c.NormEps))
 }
 
 func (g *graphBackend) Attention(l int, qkv *G.Node) (*G.Node, error) {
@@ -230,14 +241,11 @@ func (g *graphBackend) Activation(l int, u *G.Node) (*G.Node, error) {
 }
 
 func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w, b string) (*G.Node, error) {
-	if err := noBias(b); err != nil {
-		return nil, err
-	}
 	lin, res := "o", "res1"
 	if st == model.StepMLPOut {
 		lin, res = "down", "res2"
 	}
-	o, err := g.linear(fmt.Sprintf("L%d.%s", l, lin), y, []string{w})
+	o, err := g.linear(fmt.Sprintf("L%d.%s", l, lin), y, []string{w}, []string{b})
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +253,7 @@ func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w, b string
 }
 
 func (g *graphBackend) Logits(h *G.Node, w string) (*G.Node, error) {
-	return g.linear("lm_head", h, []string{w})
+	return g.linear("lm_head", h, []string{w}, nil)
 }
 
 func (s *Student) attnGeom() (*attnGeom, error) {
@@ -319,22 +327,6 @@ func (s *Student) Close() error {
 	}
 	if s.evalVM != nil {
 		s.evalVM.Close()
-	}
-	return nil
-}
-
-// QKNorm is refused by Arch.CheckTrainable before a graph is built.
-func (g *graphBackend) QKNorm(l int, qkv *G.Node, q, k string) (*G.Node, error) {
-	return nil, fmt.Errorf("training graph: %s: q/k norms are not implemented", q)
-}
-
-// noBias reports a bias the graph cannot train (Arch.CheckTrainable refuses
-// such configs first).
-func noBias(bs ...string) error {
-	for _, b := range bs {
-		if b != "" {
-			return fmt.Errorf("training graph: %s: biases are not implemented", b)
-		}
 	}
 	return nil
 }

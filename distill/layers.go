@@ -21,26 +21,41 @@ func gemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, l
 	kernels.ParSgemm(transA, transB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
 
-// linearNode computes y = x·[W1;…;Wk]ᵀ, the outputs of k weights sharing an
-// input concatenated along columns (q|k|v, gate|up), so the input has one
-// consumer and its gradient needs no gorgonia Add.
-func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) (*G.Node, error) {
+// linearNode computes y = x·[W1;…;Wk]ᵀ (+ [b1|…|bk]), the outputs of k
+// weights sharing an input concatenated along columns (q|k|v, gate|up), so
+// the input has one consumer and its gradient needs no gorgonia Add. bs is
+// nil or holds each weight's bias, nil where it has none; a bias's
+// gradient is the column sum of its block of the output's gradient.
+func linearNode(name string, x *G.Node, rows, in int, ws, bs []*G.Node, outs []int) (*G.Node, error) {
 	total := 0
 	offs := make([]int, len(outs))
 	for i, o := range outs {
 		offs[i] = total
 		total += o
 	}
-	fw := newOp(name, 1+len(ws), rows, total)
+	// bias[i] is weight i's bias input (an index into the op's inputs), or
+	// 0 when it has none
+	bias := make([]int, len(ws))
+	nodes := append(G.Nodes{x}, ws...)
+	for i, b := range bs {
+		if b != nil {
+			bias[i] = len(nodes)
+			nodes = append(nodes, b)
+		}
+	}
+	fw := newOp(name, len(nodes), rows, total)
 	y := fw.data()
 	fw.do = func(v []G.Value) (float32, error) {
 		xd := f32(v[0])
 		for i := range ws {
 			gemm(false, true, rows, outs[i], in, xd, in, f32(v[1+i]), in, 0, y[offs[i]:], total)
+			if bias[i] > 0 {
+				kernels.AddBiasLd(y[offs[i]:], f32(v[bias[i]]), rows, total)
+			}
 		}
 		return 0, nil
 	}
-	fw.diffWRT = make([]bool, 1+len(ws))
+	fw.diffWRT = make([]bool, len(nodes))
 	for i := range fw.diffWRT {
 		fw.diffWRT[i] = true
 	}
@@ -58,9 +73,9 @@ func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) 
 			}
 			return 0, nil
 		}
-		res := make(G.Nodes, 1+len(ws))
+		res := make(G.Nodes, len(nodes))
 		var err error
-		if res[0], err = apply(gx, append(G.Nodes{grad}, inputs[1:]...)...); err != nil {
+		if res[0], err = apply(gx, append(G.Nodes{grad}, inputs[1:1+len(ws)]...)...); err != nil {
 			return nil, err
 		}
 		for i := range ws {
@@ -74,10 +89,22 @@ func linearNode(name string, x *G.Node, rows, in int, ws []*G.Node, outs []int) 
 			if res[1+i], err = apply(gw, grad, inputs[0]); err != nil {
 				return nil, err
 			}
+			if bias[i] == 0 {
+				continue
+			}
+			gb := newOp(fmt.Sprintf("%s.db%d", name, i), 1, outs[i])
+			db := gb.data()
+			gb.do = func(v []G.Value) (float32, error) {
+				kernels.ColSumLd(db, f32(v[0])[offs[i]:], rows, outs[i], total)
+				return 0, nil
+			}
+			if res[bias[i]], err = apply(gb, grad); err != nil {
+				return nil, err
+			}
 		}
 		return res, nil
 	}
-	return apply(fw, append(G.Nodes{x}, ws...)...)
+	return apply(fw, nodes...)
 }
 
 // normNode is LayerNorm1P (bias b may be nil) or RMSNorm (rms set, b nil).
@@ -146,6 +173,53 @@ func normNode(name string, x, w, b *G.Node, rows, dim int, eps float32, rms bool
 		in = append(in, b)
 	}
 	return apply(fw, in...)
+}
+
+// headNormNode is qwen3's q/k norm over the fused qkv [rows, ld]: RMSNorm
+// with weight qw [dim] over each of the qHeads query heads (columns from
+// 0) and with kw over each of the kvHeads key heads (from column kOff),
+// the values passing through unchanged. The forward saves each head's
+// rstd; the backward op reads the pre-norm qkv through its graph input and
+// writes dqkv, and the weights' gradients, exposed as two more ops that
+// only order after it, as normNode's.
+func headNormNode(name string, qkv, qw, kw *G.Node, rows, ld, qHeads, kOff, kvHeads, dim int, eps float32) (*G.Node, error) {
+	fw := newOp(name, 3, rows, ld)
+	y := fw.data()
+	rq, rk := make([]float32, rows*qHeads), make([]float32, rows*kvHeads)
+	fw.do = func(v []G.Value) (float32, error) {
+		copy(y, f32(v[0]))
+		kernels.HeadRMSNorm(y, rq, f32(v[1]), rows, ld, 0, qHeads, dim, eps)
+		kernels.HeadRMSNorm(y, rk, f32(v[2]), rows, ld, kOff, kvHeads, dim, eps)
+		return 0, nil
+	}
+	fw.diffWRT = []bool{true, true, true}
+	fw.diff = func(inputs G.Nodes, _, grad *G.Node) (G.Nodes, error) {
+		gx := newOp(name+".dx", 4, rows, ld)
+		gq, gk := newOp(name+".dwq", 1, dim), newOp(name+".dwk", 1, dim)
+		dx, dwq, dwk := gx.data(), gq.data(), gk.data()
+		gx.do = func(v []G.Value) (float32, error) {
+			dy, x := f32(v[0]), f32(v[1])
+			copy(dx, dy) // the values' gradient; the heads' is overwritten
+			kernels.HeadRMSNormBackward(dx, dwq, dy, x, f32(v[2]), rq, rows, ld, 0, qHeads, dim)
+			kernels.HeadRMSNormBackward(dx, dwk, dy, x, f32(v[3]), rk, rows, ld, kOff, kvHeads, dim)
+			return 0, nil
+		}
+		gq.do = func([]G.Value) (float32, error) { return 0, nil }
+		gk.do = gq.do
+		res := make(G.Nodes, 3)
+		var err error
+		if res[0], err = apply(gx, grad, inputs[0], inputs[1], inputs[2]); err != nil {
+			return nil, err
+		}
+		if res[1], err = apply(gq, res[0]); err != nil {
+			return nil, err
+		}
+		if res[2], err = apply(gk, res[0]); err != nil {
+			return nil, err
+		}
+		return res, nil
+	}
+	return apply(fw, qkv, qw, kw)
 }
 
 // attnGeom is what the attention op needs beyond the tensors.

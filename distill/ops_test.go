@@ -154,10 +154,25 @@ func TestOpGradients(t *testing.T) {
 	}
 	cases := []opCase{
 		{name: "linear", reason: "one weight", shapes: [][]int{{rows, dim}, {8, dim}},
-			build: func(in []*G.Node) (*G.Node, error) { return linearNode("lin", in[0], rows, dim, in[1:], []int{8}) }},
+			build: func(in []*G.Node) (*G.Node, error) { return linearNode("lin", in[0], rows, dim, in[1:], nil, []int{8}) }},
 		{name: "linear-fused", reason: "q|k|v sharing an input", shapes: [][]int{{rows, dim}, {8, dim}, {4, dim}, {4, dim}},
 			build: func(in []*G.Node) (*G.Node, error) {
-				return linearNode("qkv", in[0], rows, dim, in[1:], []int{8, 4, 4})
+				return linearNode("qkv", in[0], rows, dim, in[1:], nil, []int{8, 4, 4})
+			}},
+		{name: "linear-fused-bias", reason: "qwen2: q|k|v with biases; each bias's gradient is its block's column sum",
+			shapes: [][]int{{rows, dim}, {8, dim}, {4, dim}, {4, dim}, {8}, {4}, {4}},
+			build: func(in []*G.Node) (*G.Node, error) {
+				return linearNode("qkv", in[0], rows, dim, in[1:4], in[4:], []int{8, 4, 4})
+			}},
+		{name: "linear-some-bias", reason: "gate without bias beside up with one (a bias list with holes)",
+			shapes: [][]int{{rows, dim}, {6, dim}, {5, dim}, {5}},
+			build: func(in []*G.Node) (*G.Node, error) {
+				return linearNode("gateup", in[0], rows, dim, in[1:3], []*G.Node{nil, in[3]}, []int{6, 5})
+			}},
+		{name: "head-rmsnorm", reason: "qwen3 q_norm/k_norm: 4 query heads, 2 key heads of 4 dims, values untouched",
+			shapes: [][]int{{rows, (4 + 2*2) * 4}, {4}, {4}},
+			build: func(in []*G.Node) (*G.Node, error) {
+				return headNormNode("qk", in[0], in[1], in[2], rows, (4+2*2)*4, 4, 4*4, 2, 4, 1e-6)
 			}},
 		{name: "layernorm1p", reason: "nemotron norm with bias", shapes: [][]int{{rows, dim}, {dim}, {dim}},
 			build: func(in []*G.Node) (*G.Node, error) {
@@ -217,7 +232,7 @@ func TestOpGradients(t *testing.T) {
 				if err != nil {
 					return nil, err
 				}
-				half, err := linearNode("half", id, rows, 10, []*G.Node{G.NewMatrix(in[0].Graph(), tensor.Float32, G.WithShape(10, 10), G.WithName("eye"), G.WithValue(eye(10, 0.5)))}, []int{10})
+				half, err := linearNode("half", id, rows, 10, []*G.Node{G.NewMatrix(in[0].Graph(), tensor.Float32, G.WithShape(10, 10), G.WithName("eye"), G.WithValue(eye(10, 0.5)))}, nil, []int{10})
 				if err != nil {
 					return nil, err
 				}

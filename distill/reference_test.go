@@ -9,7 +9,8 @@ import (
 )
 
 // TestAgainstPyTorchReference checks a whole tiny model's loss and every
-// parameter gradient against PyTorch (float64) for a fixed batch:
+// parameter gradient (biases and q/k norms included) against PyTorch
+// (float64) for a fixed batch:
 // testdata/make_reference.py writes the checkpoints and the expected values.
 func TestAgainstPyTorchReference(t *testing.T) {
 	for _, tc := range []struct {
@@ -19,6 +20,9 @@ func TestAgainstPyTorchReference(t *testing.T) {
 		{"nemotron", "LayerNorm1P with bias, partial RoPE, relu², GQA"},
 		{"llama", "RMSNorm, full RoPE, SwiGLU, GQA"},
 		{"mistral", "llama math with a sliding window of 4"},
+		{"qwen2", "q/k/v biases trained, o_proj without, tied embeddings, GQA"},
+		{"qwen3", "q_norm/k_norm over head_dim 16 (≠ hidden/heads) before RoPE, GQA"},
+		{"llama-bias", "attention_bias and mlp_bias: every projection, o_proj and the MLP's included, has a bias"},
 	} {
 		t.Run(tc.family, func(t *testing.T) {
 			dir := filepath.Join("testdata", "ref-"+tc.family)

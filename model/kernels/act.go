@@ -112,11 +112,15 @@ func (a Activation) ApplyGated(out, gate, up []float32, rows, n, ld int) {
 }
 
 // AddBias adds bias[j] to every row of x [rows, len(bias)].
-func AddBias(x, bias []float32, rows int) {
+func AddBias(x, bias []float32, rows int) { AddBiasLd(x, bias, rows, len(bias)) }
+
+// AddBiasLd adds bias[j] to the first len(bias) columns of every row of x
+// [rows, ld]: one weight's bias on its column block of a fused product.
+func AddBiasLd(x, bias []float32, rows, ld int) {
 	n := len(bias)
 	ParallelFor(rows, max(1, elemChunk/max(n, 1)), func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr := x[r*n : (r+1)*n]
+			xr := x[r*ld : r*ld+n]
 			for j, b := range bias {
 				xr[j] += b
 			}

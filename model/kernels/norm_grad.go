@@ -112,13 +112,52 @@ func colReduce(dim int, fn func(c0, c1 int)) {
 }
 
 // ColSum writes out[j] = Σ_r x[r, j] for x [rows, dim] (a bias gradient).
-func ColSum(out, x []float32, rows, dim int) {
+func ColSum(out, x []float32, rows, dim int) { ColSumLd(out, x, rows, dim, dim) }
+
+// ColSumLd is ColSum over the first dim columns of x [rows, ld]: the bias
+// gradient of one weight whose output is a column block of a fused product.
+func ColSumLd(out, x []float32, rows, dim, ld int) {
 	colReduce(dim, func(c0, c1 int) {
 		o := out[c0:c1]
 		clear(o)
 		for r := 0; r < rows; r++ {
-			for i, v := range x[r*dim+c0 : r*dim+c1] {
+			for i, v := range x[r*ld+c0 : r*ld+c1] {
 				o[i] += v
+			}
+		}
+	})
+}
+
+// HeadRMSNormBackward is HeadRMSNorm's backward for the heads vectors of
+// dim per row at column off of x [rows, ld] (the values before the norm;
+// dy and dx share that layout): dx is overwritten at those columns only,
+// dw [dim] (summed over every row and head) is overwritten. rstd is what
+// HeadRMSNorm stored.
+func HeadRMSNormBackward(dx, dw, dy, x, w, rstd []float32, rows, ld, off, heads, dim int) {
+	ParallelFor(rows*heads, max(normChunk, 4096/max(dim, 1)), func(lo, hi int) {
+		for i := lo; i < hi; i++ {
+			o := (i/heads)*ld + off + (i%heads)*dim
+			xr, gr, dr := x[o:o+dim], dy[o:o+dim], dx[o:o+dim]
+			rs := rstd[i]
+			// dx = rstd·(dy·w) − x·rstd³·mean(dy·w·x), as RMSNormBackward
+			var s float32
+			for j, v := range xr {
+				s += gr[j] * w[j] * v
+			}
+			c := s / float32(dim) * rs * rs * rs
+			for j, v := range xr {
+				dr[j] = rs*gr[j]*w[j] - v*c
+			}
+		}
+	})
+	colReduce(dim, func(c0, c1 int) {
+		d := dw[c0:c1]
+		clear(d)
+		for i := 0; i < rows*heads; i++ {
+			o := (i/heads)*ld + off + (i%heads)*dim
+			rs := rstd[i]
+			for j, v := range x[o+c0 : o+c1] {
+				d[j] += dy[o+c0+j] * v * rs
 			}
 		}
 	})
