@@ -212,8 +212,25 @@ func ParseConfig(b []byte) (*Config, error) {
 			return nil, err
 		}
 	}
-	get("attention_bias", &c.AttentionBias)
-	get("mlp_bias", &c.MLPBias)
+	switch c.Family {
+	case Qwen2, Qwen3:
+		// modeling_qwen2/3's MLP never has biases and qwen2's attention
+		// biases are fixed (QKVBias, OBias): keys they ignore are kept raw.
+		ignored := []string{"mlp_bias"}
+		if c.Family == Qwen2 {
+			ignored = append(ignored, "attention_bias")
+		} else {
+			get("attention_bias", &c.AttentionBias)
+		}
+		for _, k := range ignored {
+			if v, ok := raw[k]; ok {
+				c.Extra[k] = v
+			}
+		}
+	default:
+		get("attention_bias", &c.AttentionBias)
+		get("mlp_bias", &c.MLPBias)
+	}
 	c.NormEps = 1e-5
 	if c.Family == Qwen2 || c.Family == Qwen3 {
 		c.NormEps = 1e-6 // Qwen2Config/Qwen3Config's rms_norm_eps default
@@ -493,7 +510,9 @@ func (c *Config) MarshalJSON() ([]byte, error) {
 	if c.Family != Qwen2 {
 		m["attention_bias"] = c.AttentionBias
 	}
-	m["mlp_bias"] = c.MLPBias
+	if c.Family != Qwen2 && c.Family != Qwen3 {
+		m["mlp_bias"] = c.MLPBias
+	}
 	m["hidden_act"] = c.HiddenAct
 	if c.BOSTokenID >= 0 {
 		m["bos_token_id"] = c.BOSTokenID

@@ -329,6 +329,10 @@ func TestQwenConfig(t *testing.T) {
 			`"layer_types": 1 entries for num_hidden_layers=4`, "a list of the wrong length names the field"},
 		{"qwen3 layer_types unknown", `{"model_type":"qwen3",` + base + `,"layer_types":["full_attention","full_attention","chunked_attention","full_attention"]}`, 0, false, false, false, 0,
 			`layer 2 is "chunked_attention"`, "an unknown layer kind names the layer"},
+		{"qwen2 ignores bias keys", `{"model_type":"qwen2",` + base + `,"attention_bias":true,"mlp_bias":true}`, 0, true, false, false, 16, "",
+			"modeling_qwen2 hard-codes q/k/v biases and no MLP bias: the keys change nothing"},
+		{"qwen3 ignores mlp_bias", `{"model_type":"qwen3",` + base + `,"head_dim":16,"mlp_bias":true}`, 0, false, false, true, 16, "",
+			"Qwen3MLP has no biases whatever mlp_bias says"},
 		{"qwen3 bad use_sliding_window", `{"model_type":"qwen3",` + base + `,"sliding_window":8,"use_sliding_window":"yes"}`, 0, false, false, false, 0,
 			`field "use_sliding_window"`, "a wrong type names the field"},
 	}
@@ -343,6 +347,9 @@ func TestQwenConfig(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.MLPBias {
+				t.Errorf("MLPBias set for %s (%s)", c.Family, tc.reason)
 			}
 			if c.SlidingWindow != tc.window || c.QKVBias() != tc.qkvBias || c.OBias() != tc.oBias || c.QKNorm() != tc.qkNorm || c.HeadDim != tc.headDim {
 				t.Errorf("window %d qkvBias %t oBias %t qkNorm %t headDim %d; want %d %t %t %t %d (%s)",

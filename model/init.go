@@ -36,6 +36,9 @@ var InitSizes = []InitSize{
 	{"nemotron-4-15b", 32, 6144, 48, 8, 128, 24576, 256000, 4096, "Nemotron-4 15B"},
 	{"llama-3.1-8b", 32, 4096, 32, 8, 128, 14336, 128256, 131072, "Llama-3.1-8B's dimensions"},
 	{"mistral-7b", 32, 4096, 32, 8, 128, 14336, 32768, 32768, "Mistral-7B v0.3's dimensions"},
+	{"qwen2.5-7b", 28, 3584, 28, 4, 128, 18944, 152064, 131072, "Qwen2.5-7B's dimensions (7.62B as qwen2)"},
+	{"qwen3-0.6b", 28, 1024, 16, 8, 128, 3072, 151936, 40960, "Qwen3-0.6B's dimensions (head_dim 128 ≠ H/heads; tie embeddings for its 0.6B)"},
+	{"qwen3-8b", 36, 4096, 32, 8, 128, 12288, 151936, 40960, "Qwen3-8B's dimensions (8.19B as qwen3)"},
 }
 
 // InitOptions describe a new random checkpoint (Init). Zero dimensions take
@@ -44,7 +47,7 @@ type InitOptions struct {
 	Out       string
 	Overwrite bool // replace an existing checkpoint directory at Out
 
-	Family Family // nemotron, llama or mistral (required)
+	Family Family // nemotron, llama, mistral, qwen2 or qwen3 (required)
 	Size   string // a name of InitSizes
 
 	Layers, Hidden, Heads, KVHeads, HeadDim, FFN int
@@ -53,7 +56,7 @@ type InitOptions struct {
 	Vocab         int
 	MaxPositions  int
 	TieEmbeddings bool
-	SlidingWindow int     // mistral; 0: plain causal
+	SlidingWindow int     // mistral, qwen2, qwen3 (every layer); 0: plain causal
 	RopeTheta     float64 // 0: 10000
 
 	// BOS and EOS: nil takes the tokenizer's special tokens (none without
@@ -98,11 +101,11 @@ func FindInitSize(name string) (InitSize, error) {
 // no file but the tokenizer: for dry runs and for Init itself.
 func InitConfig(o InitOptions) (*Config, data.Tokenizer, error) {
 	switch o.Family {
-	case Nemotron, Llama, Mistral:
+	case Nemotron, Llama, Mistral, Qwen2, Qwen3:
 	case "":
-		return nil, nil, errors.New("Family is required (nemotron, llama or mistral)")
+		return nil, nil, fmt.Errorf("Family is required (%s)", supportedFamilies)
 	default:
-		return nil, nil, fmt.Errorf("unsupported Family %q (want nemotron, llama or mistral)", o.Family)
+		return nil, nil, fmt.Errorf("unsupported Family %q (want %s)", o.Family, supportedFamilies)
 	}
 	if o.Size == "" {
 		o.Size = "tiny"
@@ -137,8 +140,8 @@ func InitConfig(o InitOptions) (*Config, data.Tokenizer, error) {
 			return nil, nil, fmt.Errorf("%s must be positive, got %d", d.name, d.v)
 		}
 	}
-	if o.SlidingWindow > 0 && o.Family != Mistral {
-		return nil, nil, fmt.Errorf("SlidingWindow is a mistral setting; Family is %s", o.Family)
+	if o.SlidingWindow > 0 && (o.Family == Nemotron || o.Family == Llama) {
+		return nil, nil, fmt.Errorf("SlidingWindow is a mistral, qwen2 or qwen3 setting; Family is %s", o.Family)
 	}
 	heads := pick(o.Heads, sz.Heads)
 	kv := pick(o.KVHeads, sz.KVHeads)
@@ -175,11 +178,14 @@ func InitConfig(o InitOptions) (*Config, data.Tokenizer, error) {
 		NumHeads: heads, NumKVHeads: kv, HeadDim: hd, VocabSize: pick(o.Vocab, sz.Vocab),
 		MaxPositionEmbeddings: pick(o.MaxPositions, sz.MaxPositions), TieWordEmbeddings: o.TieEmbeddings,
 		RopeTheta: theta, PartialRotaryFactor: 1, SlidingWindow: o.SlidingWindow, NormEps: 1e-5,
-		HiddenAct:  map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu"}[o.Family],
+		HiddenAct:  map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu", Qwen2: "silu", Qwen3: "silu"}[o.Family],
 		BOSTokenID: -1, Extra: map[string]json.RawMessage{},
 	}
-	if o.Family == Nemotron {
+	switch o.Family {
+	case Nemotron:
 		c.PartialRotaryFactor = 0.5
+	case Qwen2, Qwen3:
+		c.NormEps = 1e-6 // Qwen2Config/Qwen3Config's rms_norm_eps
 	}
 	switch {
 	case o.BOS != nil:
@@ -220,7 +226,8 @@ func InitConfig(o InitOptions) (*Config, data.Tokenizer, error) {
 // ErrOutExists is Init's error for a non-empty Out without Overwrite.
 var ErrOutExists = errors.New("exists and is not empty")
 
-var initArchitecture = map[Family]string{Nemotron: "NemotronForCausalLM", Llama: "LlamaForCausalLM", Mistral: "MistralForCausalLM"}
+var initArchitecture = map[Family]string{Nemotron: "NemotronForCausalLM", Llama: "LlamaForCausalLM", Mistral: "MistralForCausalLM",
+	Qwen2: "Qwen2ForCausalLM", Qwen3: "Qwen3ForCausalLM"}
 
 // Init writes a random-init checkpoint (see RandomSource) of the shape o
 // describes to o.Out, with the tokenizer's files when o.Tokenizer is set.

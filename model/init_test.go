@@ -56,6 +56,18 @@ func TestInit(t *testing.T) {
 			}
 			return ""
 		}, nil, "mistral with a window and explicit bos/eos"},
+		{InitOptions{Family: Qwen2, TieEmbeddings: true, DType: BF16, ShardBytes: 16 << 10}, func(c *Config) string {
+			if !c.QKVBias() || c.OBias() || c.NormEps != 1e-6 || c.Architectures[0] != "Qwen2ForCausalLM" {
+				return "qwen2: q/k/v biases, Qwen2Config's eps, its architecture"
+			}
+			return ""
+		}, nil, "qwen2, tied, bf16 in several shards"},
+		{InitOptions{Family: Qwen3, Heads: 2, KVHeads: 1, HeadDim: 48, SlidingWindow: 8}, func(c *Config) string {
+			if !c.QKNorm() || c.QKVBias() || c.HeadDim != 48 || c.SlidingWindow != 8 || c.Architectures[0] != "Qwen3ForCausalLM" {
+				return "qwen3: q/k norms, no biases, head_dim 48 ≠ 64/2, every layer sliding"
+			}
+			return ""
+		}, nil, "qwen3 with an explicit head_dim and a window"},
 		{InitOptions{Family: Llama, Tokenizer: filepath.Join(initTokDir, "llama2-tiny.json")}, func(c *Config) string {
 			if c.VocabSize != 277 || c.BOSTokenID != 1 || !slices.Equal(c.EOSTokenIDs, []int{2}) {
 				return "vocab and specials from the tokenizer"
@@ -152,7 +164,7 @@ func TestInitRefuses(t *testing.T) {
 		{InitOptions{Family: Llama, EOS: []int{-2}, Out: filepath.Join(root, "x")}, "EOS -2 is outside", "negative eos"},
 		{InitOptions{Family: Llama, Tokenizer: filepath.Join(initTokDir, "llama2-tiny.json"), Vocab: 100, Out: filepath.Join(root, "x")}, "smaller than the 277 ids", "vocab below the tokenizer's"},
 		{InitOptions{Family: Llama, Tokenizer: filepath.Join(root, "nope"), Out: filepath.Join(root, "x")}, "Tokenizer:", "missing tokenizer"},
-		{InitOptions{Family: Llama, SlidingWindow: 8, Out: filepath.Join(root, "x")}, "mistral setting", "a window on llama"},
+		{InitOptions{Family: Llama, SlidingWindow: 8, Out: filepath.Join(root, "x")}, "mistral, qwen2 or qwen3 setting", "a window on llama"},
 		{InitOptions{Family: Llama, DType: "F64", Out: filepath.Join(root, "x")}, "unsupported DType", "bad dtype"},
 		{InitOptions{Family: Llama}, "Out is required", "no output"},
 		{InitOptions{Family: Llama, Out: ck}, "exists and is not empty (Overwrite replaces", "an existing checkpoint without Overwrite"},

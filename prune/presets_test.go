@@ -1,6 +1,7 @@
 package prune
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -73,6 +74,35 @@ func TestForParamsRecipe(t *testing.T) {
 	for _, bad := range []int64{16e9, 1e6} {
 		if _, err := ForParams(teacher, bad, 0); err == nil {
 			t.Errorf("--params %d should be rejected", bad)
+		}
+	}
+}
+
+// --params on Qwen teachers (q/k/v biases and q/k norms counted): the
+// same recipe, MLP to 2/3 then the embedding, lands within a grid step of
+// the budget.
+func TestForParamsQwen(t *testing.T) {
+	cases := []struct {
+		dir    string
+		budget int64
+		want   Target
+		reason string
+	}{
+		{"testdata/qwen3-8b", 4e9, Target{36, 2560, 32, 8, 8192}, "Qwen3-8B → 4B: FFN 12288 → 8192, hidden 4096 → 2560 (steps 128/256)"},
+		{"testdata/qwen2.5-7b", 3e9, Target{28, 1856, 28, 4, 12800}, "Qwen2.5-7B → 3B: FFN 18944 → 12800 (2/3 of it, 12629, rounded up to the 256 grid), hidden 3584 → 1856"},
+	}
+	for _, c := range cases {
+		teacher, err := model.LoadConfig(c.dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ForParams(teacher, c.budget, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := got.Params(teacher)
+		if got != c.want || math.Abs(float64(p-c.budget)) > 0.01*float64(c.budget) {
+			t.Errorf("%s --params %d = %v (%s), want %v within 1%%: %s", c.dir, c.budget, got, model.FormatParams(p), c.want, c.reason)
 		}
 	}
 }

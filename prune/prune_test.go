@@ -313,3 +313,38 @@ func TestStagingRemovesStaleTemporaries(t *testing.T) {
 		t.Errorf("another output's temporary was removed: %v", err)
 	}
 }
+
+// RescaleNorms scales the hidden-sized RMSNorm weights only: qwen3's
+// q_norm/k_norm act over head_dim, which pruning never changes, so they
+// are copied whole and unscaled.
+func TestRescaleNormsLeavesQKNorms(t *testing.T) {
+	ck, err := model.OpenCheckpoint("../model/testdata/cases/qwen3-headdim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ck.Close()
+	cfg := ck.Config()
+	p := IdentityPlan(cfg)
+	p.Hidden = p.Hidden[:cfg.HiddenSize/4]
+	s, err := Slice(cfg, ck, p, SliceOptions{RescaleNorms: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := func(src model.TensorSource, name string, n int) []float32 {
+		v := make([]float32, n)
+		if err := src.ReadF32(name, v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	hd, H := cfg.HeadDim, cfg.HiddenSize
+	for _, n := range []string{"model.layers.0.self_attn.q_norm.weight", "model.layers.1.self_attn.k_norm.weight"} {
+		if got, want := read(s, n, hd), read(ck, n, hd); maxAbsDiff(got, want) != 0 {
+			t.Errorf("%s changed: %v, teacher %v", n, got[:3], want[:3])
+		}
+	}
+	got, full := read(s, "model.layers.0.input_layernorm.weight", H/4), read(ck, "model.layers.0.input_layernorm.weight", H)
+	if d := math.Abs(float64(got[0] - 2*full[0])); d > 1e-6 {
+		t.Errorf("input_layernorm not rescaled by sqrt(4): %v vs teacher %v", got[0], full[0])
+	}
+}

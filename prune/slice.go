@@ -160,12 +160,16 @@ var layerRules = map[string]tensorRule{
 	"self_attn.v_proj.bias":           {axGroups, axAll},
 	"self_attn.o_proj.weight":         {axHidden, axHeads},
 	"self_attn.o_proj.bias":           {axHidden, axAll},
-	"mlp.up_proj.weight":              {axFFN, axHidden},
-	"mlp.up_proj.bias":                {axFFN, axAll},
-	"mlp.gate_proj.weight":            {axFFN, axHidden},
-	"mlp.gate_proj.bias":              {axFFN, axAll},
-	"mlp.down_proj.weight":            {axHidden, axFFN},
-	"mlp.down_proj.bias":              {axHidden, axAll},
+	// qwen3's per-head RMSNorm weights [head_dim]: every kept head uses them
+	// whole (head_dim never changes).
+	"self_attn.q_norm.weight": {axAll, axAll},
+	"self_attn.k_norm.weight": {axAll, axAll},
+	"mlp.up_proj.weight":      {axFFN, axHidden},
+	"mlp.up_proj.bias":        {axFFN, axAll},
+	"mlp.gate_proj.weight":    {axFFN, axHidden},
+	"mlp.gate_proj.bias":      {axFFN, axAll},
+	"mlp.down_proj.weight":    {axHidden, axFFN},
+	"mlp.down_proj.bias":      {axHidden, axAll},
 }
 
 var globalRules = map[string]tensorRule{
@@ -195,8 +199,9 @@ type SliceOptions struct {
 	// embedding channels are cut, so the norm output keeps its scale: when
 	// the removed channels are zero in the residual stream the student's
 	// norm outputs equal the teacher's up to eps. Not part of the papers'
-	// method (which leaves the change to distillation); llama/mistral only,
-	// since LayerNorm's mean cannot be corrected by a weight.
+	// method (which leaves the change to distillation); RMSNorm families
+	// only (not nemotron), since LayerNorm's mean cannot be corrected by a
+	// weight. qwen3's q_norm/k_norm work over head_dim and are not scaled.
 	RescaleNorms bool
 }
 
@@ -219,7 +224,7 @@ func Slice(teacher *model.Config, src model.TensorSource, p *Plan, opt SliceOpti
 	var normScale float32
 	if opt.RescaleNorms && len(p.Hidden) < teacher.HiddenSize {
 		if teacher.Family == model.Nemotron {
-			return nil, fmt.Errorf("prune: norm rescaling applies to RMSNorm (llama, mistral), not to nemotron's LayerNorm")
+			return nil, fmt.Errorf("prune: norm rescaling applies to RMSNorm (llama, mistral, qwen2, qwen3), not to nemotron's LayerNorm")
 		}
 		normScale = float32(math.Sqrt(float64(teacher.HiddenSize) / float64(len(p.Hidden))))
 	}
@@ -273,8 +278,8 @@ func Slice(teacher *model.Config, src model.TensorSource, p *Plan, opt SliceOpti
 			return nil, fmt.Errorf("prune: do not know how to slice tensor %q", name)
 		}
 		sp := sliceSpec{from: name, rows: pick(rule.rows, layer), cols: pick(rule.cols, layer)}
-		if strings.HasSuffix(name, "norm.weight") {
-			sp.scale = normScale
+		if rule.rows == axHidden && strings.HasSuffix(name, "norm.weight") {
+			sp.scale = normScale // the hidden-sized norms, not q_norm/k_norm
 		}
 		if layer >= 0 && rule.cols == axHeads && len(p.Folds) > layer {
 			for _, f := range p.Folds[layer] {

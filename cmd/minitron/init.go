@@ -45,7 +45,9 @@ a teacher to experiment with, a fixture for tests, or a model to train from scra
 minitron train. Every minitron command loads it.
 
 --arch picks the architecture (nemotron: LayerNorm1P, squared-ReLU MLP, partial RoPE;
-llama: RMSNorm, SwiGLU, full RoPE; mistral: llama's math with an optional --sliding-window).
+llama: RMSNorm, SwiGLU, full RoPE; mistral: llama's math with an optional --sliding-window;
+qwen2: llama's math with q/k/v biases; qwen3: llama's math with an RMSNorm over head_dim on
+every query and key head (q_norm, k_norm); both take --sliding-window for every layer).
 --size picks a named shape; --layers, --hidden, --heads, --kv-heads, --head-dim, --ffn and
 --vocab override any of its dimensions (head_dim is hidden/heads unless given or the size
 fixes it). Sizes:
@@ -68,7 +70,8 @@ appears only when complete.`,
   minitron init --arch mistral --layers 4 --hidden 512 --heads 8 --kv-heads 2 --ffn 1536 \
       --sliding-window 256 --tokenizer ./Mistral-7B/tokenizer.model --bos 1 --eos 2 --out ./mistral-mini
   minitron init --arch nemotron --size nemotron-4-15b --dry-run --out ./random-15b
-  minitron init --arch nemotron --size minitron-8b --dtype bf16 --out /data/random-8b --overwrite`,
+  minitron init --arch nemotron --size minitron-8b --dtype bf16 --out /data/random-8b --overwrite
+  minitron init --arch qwen3 --size qwen3-8b --dtype bf16 --dry-run --out ./random-qwen3-8b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return runInit(cmd.Context(), o, cmd.OutOrStdout())
@@ -77,7 +80,7 @@ appears only when complete.`,
 	f := cmd.Flags()
 	f.StringVar(&o.Out, "out", "", "output checkpoint directory (required; must not exist or be empty)")
 	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing checkpoint directory at --out")
-	f.StringVar(&o.Arch, "arch", "", "architecture: nemotron, llama or mistral (required)")
+	f.StringVar(&o.Arch, "arch", "", "architecture: nemotron, llama, mistral, qwen2 or qwen3 (required)")
 	f.StringVar(&o.Size, "size", "tiny", "named shape (see above)")
 	f.IntVar(&o.Layers, "layers", 0, "decoder layers (default: the size's)")
 	f.IntVar(&o.Hidden, "hidden", 0, "hidden size (default: the size's)")
@@ -88,7 +91,7 @@ appears only when complete.`,
 	f.IntVar(&o.Vocab, "vocab", 0, "vocabulary size (default: the tokenizer's, else the size's)")
 	f.IntVar(&o.MaxPositions, "max-positions", 0, "max_position_embeddings (default: the size's)")
 	f.BoolVar(&o.TieEmbeddings, "tie-embeddings", false, "tie lm_head to the embedding")
-	f.IntVar(&o.SlidingWindow, "sliding-window", 0, "mistral: attention window in tokens (0: plain causal)")
+	f.IntVar(&o.SlidingWindow, "sliding-window", 0, "mistral, qwen2, qwen3: attention window in tokens (0: plain causal)")
 	f.Float64Var(&o.RopeTheta, "rope-theta", 10000, "RoPE base")
 	f.StringVar(&o.BOS, "bos", "", "bos_token_id, or none (default: the tokenizer's)")
 	f.StringVar(&o.EOS, "eos", "", "eos_token_id, a comma list, or none (default: the tokenizer's)")
@@ -136,7 +139,7 @@ func runInit(ctx context.Context, o *InitOptions, w io.Writer) error {
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
 	if o.Arch == "" {
-		return fmt.Errorf("--arch is required: nemotron, llama or mistral")
+		return fmt.Errorf("--arch is required: nemotron, llama, mistral, qwen2 or qwen3")
 	}
 	o.Family = model.Family(strings.ToLower(o.Arch))
 	var err error

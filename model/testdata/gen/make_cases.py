@@ -3,9 +3,10 @@
 reference forward passes for the Go forward pass's tests.
 
 usage: /usr/bin/python3 model/testdata/gen/make_cases.py [OUTDIR]   (default: model/testdata/cases)
-       /usr/bin/python3 model/testdata/gen/make_cases.py --nll CHECKPOINT_DIR ID,ID,...
-           prints {"mean_nll":…,"nll":[…]} of the reference forward pass over a
-           checkpoint read from disk (config.json, one or more safetensors files)
+       /usr/bin/python3 model/testdata/gen/make_cases.py --nll CHECKPOINT_DIR ID,ID,... [DIR IDS ...]
+           prints, one line per pair, {"mean_nll":…,"nll":[…]} of the reference
+           forward pass over a checkpoint read from disk (config.json, one or
+           more safetensors files)
 
 The reference is an independent float32 PyTorch implementation of the
 transformers modeling code for nemotron, llama, mistral, qwen2 and qwen3
@@ -311,13 +312,15 @@ def nll_of(logits, ids):
 
 
 def main():
-    if len(sys.argv) == 4 and sys.argv[1] == "--nll":
-        cfg, W = load_checkpoint(sys.argv[2])
-        ids = [int(v) for v in sys.argv[3].split(",")]
-        with torch.no_grad():
-            logits = reference(cfg, W, torch.tensor([ids]))
-        nll = nll_of(logits[0], ids)
-        json.dump({"mean_nll": sum(nll) / len(nll), "nll": nll}, sys.stdout)
+    if len(sys.argv) >= 4 and sys.argv[1] == "--nll" and len(sys.argv) % 2 == 0:
+        # pairs of CHECKPOINT_DIR IDS: one JSON line each (one torch start-up for all)
+        for d, s in zip(sys.argv[2::2], sys.argv[3::2]):
+            cfg, W = load_checkpoint(d)
+            ids = [int(v) for v in s.split(",")]
+            with torch.no_grad():
+                logits = reference(cfg, W, torch.tensor([ids]))
+            nll = nll_of(logits[0], ids)
+            print(json.dumps({"mean_nll": sum(nll) / len(nll), "nll": nll}))
         return
     gen = torch.Generator().manual_seed(1234)
     for name, cfg, dtype, shards, reason in CASES:
