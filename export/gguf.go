@@ -67,16 +67,26 @@ type GGUFResult struct {
 }
 
 // ggufArch is llama.cpp's name for a family: mistral is "llama" there
-// (convert_hf_to_gguf registers MistralForCausalLM under LlamaModel).
+// (convert_hf_to_gguf registers MistralForCausalLM under LlamaModel);
+// qwen2 and qwen3 keep their names (Qwen2Model, Qwen3Model).
 func ggufArch(f model.Family) (string, error) {
 	switch f {
 	case model.Llama, model.Mistral:
 		return "llama", nil
 	case model.Nemotron:
 		return "nemotron", nil
+	case model.Qwen2:
+		return "qwen2", nil
+	case model.Qwen3:
+		return "qwen3", nil
 	}
-	return "", fmt.Errorf("family %q has no GGUF mapping (supported: llama, mistral, nemotron)", f)
+	return "", fmt.Errorf("family %q has no GGUF mapping (supported: llama, mistral, nemotron, qwen2, qwen3)", f)
 }
+
+// ggufNeoxRope reports an architecture llama.cpp runs with NEOX
+// (rotate-half) RoPE, as HF does, so q/k rows keep their order; its llama
+// runs GPT-J pairs and needs LlamaModel.permute.
+func ggufNeoxRope(arch string) bool { return arch != "llama" }
 
 // GGUF writes Model as one GGUF v3 file for llama.cpp: metadata under the
 // keys llama.cpp's convert_hf_to_gguf.py writes, tensors under its names
@@ -118,6 +128,7 @@ func GGUF(ctx context.Context, o GGUFOptions) (*GGUFResult, error) {
 	}
 	kvs = append(kvs, tok.kvs...)
 	res.Tokenizer, res.Pre = tok.model, tok.pre
+	res.Notes = append(res.Notes, tok.notes...)
 	tensors, err := ggufTensors(ck, cfg, arch, o.DType)
 	if err != nil {
 		return nil, fmt.Errorf("Model %s: %w", o.Model, err)
@@ -158,7 +169,7 @@ func GGUF(ctx context.Context, o GGUFOptions) (*GGUFResult, error) {
 }
 
 // ggufMetadata is general.* and {arch}.* as convert_hf_to_gguf.py writes
-// them for LlamaModel and NemotronModel.
+// them for LlamaModel, NemotronModel, Qwen2Model and Qwen3Model.
 func ggufMetadata(cfg *model.Config, arch, name string, dt GGUFDType, res *GGUFResult) ([]kv, error) {
 	_, fileType := dt.ggml()
 	p := arch + "."
@@ -201,8 +212,15 @@ func ggufMetadata(cfg *model.Config, arch, name string, dt GGUFDType, res *GGUFR
 	} else {
 		kvs = append(kvs, kvF32(p+"attention.layer_norm_rms_epsilon", cfg.NormEps))
 		if cfg.HiddenAct != "" && cfg.HiddenAct != "silu" {
-			return nil, fmt.Errorf("%s hidden_act %q: llama.cpp's llama runs silu only", cfg.Family, cfg.HiddenAct)
+			return nil, fmt.Errorf("%s hidden_act %q: llama.cpp's %s runs silu only", cfg.Family, cfg.HiddenAct, arch)
 		}
+	}
+	if cfg.Family == model.Qwen3 && (cfg.QKVBias() || cfg.OBias()) {
+		// llama.cpp's qwen3 loads no attention biases (models/qwen3.cpp).
+		return nil, fmt.Errorf("qwen3 with attention_bias: llama.cpp's qwen3 has no attention biases, so it would run another model; export hf")
+	}
+	if arch != "llama" && cfg.MLPBias {
+		return nil, fmt.Errorf("%s with mlp_bias: llama.cpp's %s has no MLP biases; export hf", cfg.Family, arch)
 	}
 	if s := cfg.RopeScaling; s != nil {
 		switch s.Type {
@@ -219,7 +237,7 @@ func ggufMetadata(cfg *model.Config, arch, name string, dt GGUFDType, res *GGUFR
 		}
 	}
 	if cfg.SlidingWindow > 0 && cfg.SlidingWindow < cfg.MaxPositionEmbeddings {
-		res.Notes = append(res.Notes, fmt.Sprintf("sliding_window %d: llama.cpp's llama architecture attends to the whole context, so outputs differ beyond %d tokens", cfg.SlidingWindow, cfg.SlidingWindow))
+		res.Notes = append(res.Notes, fmt.Sprintf("sliding_window %d: llama.cpp's %s architecture attends to the whole context, so outputs differ beyond %d tokens", cfg.SlidingWindow, arch, cfg.SlidingWindow))
 	}
 	return kvs, nil
 }
@@ -303,10 +321,10 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 	}
 	// llama.cpp's llama applies RoPE to interleaved pairs (GPT-J style);
 	// HF rotates halves, so q/k rows are permuted within each head as
-	// LlamaModel.permute does. Nemotron runs NEOX (rotate-half) RoPE in
-	// llama.cpp: no permutation.
+	// LlamaModel.permute does. Nemotron, qwen2 and qwen3 run NEOX
+	// (rotate-half) RoPE in llama.cpp: no permutation.
 	permute := 1
-	if nemo {
+	if ggufNeoxRope(arch) {
 		permute = 0
 	}
 
@@ -342,6 +360,15 @@ func ggufTensors(ck *model.Checkpoint, cfg *model.Config, arch string, dt GGUFDT
 				if err := add(hp+p.hf+".bias", gp+p.g+".bias", p.perm, nil); err != nil {
 					return nil, err
 				}
+			}
+		}
+		if cfg.QKNorm() {
+			// qwen3's per-head RMSNorm weights [head_dim], f32 like every norm.
+			if err := add(hp+"self_attn.q_norm.weight", gp+"attn_q_norm.weight", 0, nil); err != nil {
+				return nil, err
+			}
+			if err := add(hp+"self_attn.k_norm.weight", gp+"attn_k_norm.weight", 0, nil); err != nil {
+				return nil, err
 			}
 		}
 		if err := norm(hp+"post_attention_layernorm", gp+"ffn_norm"); err != nil {

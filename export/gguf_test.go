@@ -37,7 +37,7 @@ func ggufName(hf string) string {
 	r := strings.NewReplacer("model.layers.", "blk.", ".self_attn.q_proj", ".attn_q", ".self_attn.k_proj", ".attn_k",
 		".self_attn.v_proj", ".attn_v", ".self_attn.o_proj", ".attn_output", ".mlp.gate_proj", ".ffn_gate",
 		".mlp.up_proj", ".ffn_up", ".mlp.down_proj", ".ffn_down", ".input_layernorm", ".attn_norm",
-		".post_attention_layernorm", ".ffn_norm")
+		".post_attention_layernorm", ".ffn_norm", ".self_attn.q_norm", ".attn_q_norm", ".self_attn.k_norm", ".attn_k_norm")
 	switch hf {
 	case "model.embed_tokens.weight":
 		return "token_embd.weight"
@@ -72,14 +72,14 @@ func backToHF(t *testing.T, f *ggufFile, ck *model.Checkpoint) *model.MemSource 
 		if err != nil {
 			t.Fatal(err)
 		}
-		if cfg.Family != model.Nemotron {
+		if arch, _ := ggufArch(cfg.Family); arch == "llama" {
 			switch {
 			case strings.Contains(hf, "q_proj"):
 				unpermuteRows(x, cfg.NumHeads, cfg.HeadDim)
 			case strings.Contains(hf, "k_proj"):
 				unpermuteRows(x, cfg.NumKVHeads, cfg.HeadDim)
 			}
-		} else if strings.HasSuffix(hf, "norm.weight") {
+		} else if cfg.Family == model.Nemotron && strings.HasSuffix(hf, "norm.weight") {
 			for i := range x {
 				x[i]--
 			}
@@ -142,6 +142,8 @@ func TestGGUFExportFamilies(t *testing.T) {
 		{"nemotron", model.InitOptions{Family: model.Nemotron, Tokenizer: spmTokenizer}, "llama", "default", "nemotron: +1 norms, zero biases, partial RoPE"},
 		{"nemotron-pruned", model.InitOptions{Family: model.Nemotron, Hidden: 48, Heads: 3, KVHeads: 1, HeadDim: 16, FFN: 96}, "none", "", "a pruned nemotron (hidden and heads cut together), no tokenizer"},
 		{"llama-pruned", model.InitOptions{Family: model.Llama, Hidden: 48, Heads: 3, KVHeads: 1, HeadDim: 32, FFN: 64, TieEmbeddings: true}, "none", "", "llama with head_dim 32 ≠ 48/3, tied embeddings"},
+		{"qwen2", model.InitOptions{Family: model.Qwen2, Tokenizer: qwenTokenizer(t, root)}, "gpt2", "qwen2", "qwen2: q/k/v biases, NEOX RoPE (no permutation), a Qwen2-style tokenizer with NFC"},
+		{"qwen3-pruned", model.InitOptions{Family: model.Qwen3, Hidden: 48, Heads: 3, KVHeads: 1, HeadDim: 32, FFN: 64, TieEmbeddings: true}, "none", "", "qwen3: attn_q_norm/attn_k_norm, head_dim 32 ≠ 48/3, tied"},
 	}
 	dtypes := []struct {
 		dt     GGUFDType
@@ -210,6 +212,30 @@ func TestGGUFExportFamilies(t *testing.T) {
 		}
 		ck.Close()
 	}
+}
+
+// qwenTokenizer writes a Qwen2-style tokenizer.json (llama3-tiny's with
+// Qwen2's single-digit split and the NFC normalizer Qwen's files declare)
+// into a directory of its own under root.
+func qwenTokenizer(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile("../data/testdata/tok/llama3-tiny.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`\\p{N}{1,3}`), []byte(`\\p{N}`), 1)
+	b = bytes.Replace(b, []byte(`"normalizer": null`), []byte(`"normalizer": {"type": "NFC"}`), 1)
+	if !bytes.Contains(b, []byte(`"NFC"`)) || bytes.Contains(b, []byte(`{1,3}`)) {
+		t.Fatal("llama3-tiny.json changed: the Qwen2-style copy was not made")
+	}
+	dir := filepath.Join(root, "qwen-tok")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Join(dir, "tokenizer.json")
 }
 
 // checkMetadata compares the llama.cpp keys with the config.
@@ -370,6 +396,7 @@ func TestGGUFRefusesBadInput(t *testing.T) {
 		{GGUFOptions{Model: filepath.Join(root, "nope"), Out: filepath.Join(root, "a.gguf")}, "Model ", "a missing model"},
 		{GGUFOptions{Model: meta, Out: filepath.Join(root, "a.gguf")}, "none llama.cpp names", "a split pattern llama.cpp does not know"},
 		{GGUFOptions{Model: src}, "Out is required", "no output"},
+		{GGUFOptions{Model: "../model/testdata/cases/qwen3-bias-window", Out: filepath.Join(root, "a.gguf")}, "llama.cpp's qwen3 has no attention biases", "qwen3 with attention_bias: llama.cpp would drop the biases"},
 	}
 	for _, c := range cases {
 		if _, err := GGUF(context.Background(), c.o); err == nil || !strings.Contains(err.Error(), c.want) {
@@ -557,5 +584,23 @@ func TestGGUFSlidingWindowNote(t *testing.T) {
 		if got := len(res.Notes) > 0 && strings.Contains(res.Notes[0], "sliding_window"); got != c.note {
 			t.Errorf("%s: notes %q", c.reason, res.Notes)
 		}
+	}
+}
+
+// A Qwen tokenizer's NFC normalizer is exported with a note (llama.cpp
+// applies none); the qwen2 checkpoint's sliding window gets one too.
+func TestGGUFQwenNotes(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "q")
+	if _, err := model.Init(context.Background(), model.InitOptions{Out: dir, Family: model.Qwen2, SlidingWindow: 64, Tokenizer: qwenTokenizer(t, root)}); err != nil {
+		t.Fatal(err)
+	}
+	res, err := GGUF(context.Background(), GGUFOptions{Model: dir, Out: filepath.Join(root, "q.gguf")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	notes := strings.Join(res.Notes, "\n")
+	if res.Arch != "qwen2" || res.Pre != "qwen2" || !strings.Contains(notes, "NFC normalizer") || !strings.Contains(notes, "llama.cpp's qwen2 architecture attends to the whole context") {
+		t.Errorf("arch %s pre %s notes %q", res.Arch, res.Pre, res.Notes)
 	}
 }

@@ -32,6 +32,8 @@ type ggufVocab struct {
 	// them around a sequence (HF's add_special_tokens=True).
 	addBOS, addEOS bool
 	fromJSON       bool // read from tokenizer.json (its template decides BOS)
+	// notes are what llama.cpp will tokenize differently (GGUFResult.Notes).
+	notes []string
 }
 
 // template reads what tk's post-processor adds around a text.
@@ -184,8 +186,19 @@ func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.
 	if t.Model.Type != "BPE" || len(steps) == 0 || steps[len(steps)-1].Type != "ByteLevel" {
 		return nil, false, nil
 	}
+	var notes []string
 	if len(t.Normalizer) > 0 && string(t.Normalizer) != "null" {
-		return nil, true, fmt.Errorf("%s: a normalizer before byte-level BPE has no llama.cpp pre-tokenizer", path)
+		// Qwen2/Qwen3's tokenizer.json declare NFC; llama.cpp applies no
+		// normalizer (nor does convert_hf_to_gguf record one), which only
+		// matters for text not already in NFC. Any other normalizer is
+		// refused.
+		var n struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(t.Normalizer, &n) != nil || n.Type != "NFC" {
+			return nil, true, fmt.Errorf("%s: a normalizer before byte-level BPE has no llama.cpp pre-tokenizer", path)
+		}
+		notes = append(notes, "the tokenizer's NFC normalizer: llama.cpp does not apply it, so text not in NFC (e.g. a combining accent) may get other ids")
 	}
 	// The split regex: ByteLevel's own (GPT-2's) or a Split before it.
 	bl := steps[len(steps)-1]
@@ -229,7 +242,7 @@ func gpt2Vocab(b []byte, path string, cfg *model.Config, specials func() (*data.
 			toks[i], types[i] = fmt.Sprintf("[PAD%d]", i), ttUnused
 		}
 	}
-	v = &ggufVocab{model: "gpt2", pre: name}
+	v = &ggufVocab{model: "gpt2", pre: name, notes: notes}
 	v.kvs = []kv{
 		kvString("tokenizer.ggml.model", "gpt2"),
 		kvString("tokenizer.ggml.pre", name),
@@ -335,7 +348,6 @@ func specialKVs(dir string, cfg *model.Config, v *ggufVocab) []kv {
 	sort.SliceStable(out, func(i, j int) bool { return out[i].key < out[j].key })
 	return out
 }
-
 
 // spmJSONVocab writes a SentencePiece-style BPE tokenizer.json (Llama-2 and
 // Mistral's layout: byte fallback, spaces as ▁, a ▁ prepended to the text)

@@ -238,6 +238,31 @@ func TestInitQwenMatchesReference(t *testing.T) {
 		}
 		dirs, ours = append(dirs, dir), append(ours, res)
 	}
+	// `export hf` writes a standard checkpoint of the
+	// same model_type (here bf16 in shards) that the reference reads.
+	exported := filepath.Join(t.TempDir(), "hf")
+	if _, err := runCLI(t, "export", "hf", "--model", dirs[1], "--out", exported, "--dtype", "bf16", "--shard-size", "30KB"); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err := model.LoadConfig(exported); err != nil || cfg.Family != model.Qwen3 || cfg.SlidingWindow != 5 || cfg.HeadDim != 24 {
+		t.Fatalf("exported config: %v %+v", err, cfg)
+	}
+	if idx, err := filepath.Glob(filepath.Join(exported, "model-*-of-*.safetensors")); err != nil || len(idx) < 2 {
+		t.Fatalf("export hf --shard-size 30KB wrote %v", idx)
+	}
+	got, err := runCLI(t, "eval", "nll", "--model", exported, "--ids", joinIDs(ids), "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res refResult
+	if err := json.Unmarshal([]byte(got), &res); err != nil {
+		t.Fatal(err)
+	}
+	cases = append(cases, struct {
+		args   []string
+		reason string
+	}{nil, "export hf of the qwen3 checkpoint, bf16 shards"})
+	dirs, ours = append(dirs, exported), append(ours, res)
 	refs, ok := referenceNLL(t, dirs, ids)
 	if !ok {
 		t.Skip("no /usr/bin/python3 with torch")
