@@ -1,0 +1,36 @@
+package comm
+
+import "testing"
+
+func TestSplit(t *testing.T) {
+	cases := []struct {
+		n, size int
+		want    []int
+		reason  string
+	}{
+		{10, 3, []int{4, 3, 3}, "the remainder goes to the first ranks"},
+		{2, 4, []int{1, 1, 0, 0}, "more ranks than elements: some hold nothing"},
+		{8, 1, []int{8}, "a world of one holds everything"},
+	}
+	for _, c := range cases {
+		got := Split(c.n, c.size)
+		for r := range got {
+			if got[r] != c.want[r] {
+				t.Fatalf("Split(%d,%d) = %v, want %v (%s)", c.n, c.size, got, c.want, c.reason)
+			}
+		}
+		if lo, hi := Range(c.n, c.size, c.size-1); hi != c.n || hi-lo != c.want[c.size-1] {
+			t.Fatalf("Range(%d,%d,last) = [%d,%d) (%s)", c.n, c.size, lo, hi, c.reason)
+		}
+	}
+}
+
+// Without a launcher the world is one rank whatever the build.
+func TestWorldWithoutLauncher(t *testing.T) {
+	for _, k := range []string{"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_RANK", "PMI_SIZE"} {
+		t.Setenv(k, "")
+	}
+	if launched() {
+		t.Fatal("launched without a launcher's environment")
+	}
+}
