@@ -156,6 +156,8 @@ type Trainer struct {
 	Sched    Schedule
 	Step     int // optimizer steps done (skipped ones included)
 	AdamStep int // updates applied (AdamW's bias-correction count)
+
+	dp *dataParallel // nil in a world of one
 }
 
 // TrainStep runs one optimizer step over micro (its micro-batches). A

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
 )
@@ -24,6 +25,14 @@ type cpuEngine struct {
 	ids     [][]int
 	idx     map[string]int         // tensor name → index in infos
 	scalars []kernels.AdamWScalars // the update's, per tensor (reused: the step allocates nothing)
+
+	// Data parallel (Parallel): the arena elements [lo, hi) whose moments
+	// m and v hold (all of them unless sharded), and with ownGrad (ZeRO 2)
+	// the shard's gradient summed over the step's micro-batches.
+	lo, hi  int
+	sharded bool
+	ownGrad bool
+	gshard  []float32
 }
 
 func newCPUEngine(c EngineConfig) (Engine, error) {
@@ -45,6 +54,7 @@ func newCPUEngine(c EngineConfig) (Engine, error) {
 	var total int
 	e.offs, total = arenaOffsets(e.infos)
 	e.m, e.v = make([]float32, total), make([]float32, total)
+	e.hi = total
 	e.grads = make([][]float32, len(s.Params))
 	e.scalars = make([]kernels.AdamWScalars, len(s.Params))
 	e.ids = make([][]int, s.Batch)
@@ -111,10 +121,13 @@ func (e *cpuEngine) teacherLogits(tokens [][]int32) error {
 
 func (e *cpuEngine) Micro(tokens [][]int32, i, n int) (Parts, error) {
 	s := e.s
-	if n > 1 && e.acc == nil {
-		e.acc = make([]float32, len(e.m))
-	}
 	s.st.gradScale = 1 / float32(s.Batch*s.Seq*n)
+	if e.ownGrad {
+		n, i = 1, 0 // the micro-batch's own gradient: the core reduces it
+	}
+	if n > 1 && e.acc == nil {
+		e.acc = make([]float32, e.s.NumParams())
+	}
 	if err := e.teacherLogits(tokens); err != nil {
 		return Parts{}, err
 	}
@@ -143,12 +156,14 @@ func (e *cpuEngine) Micro(tokens [][]int32, i, n int) (Parts, error) {
 
 // GradSumSquares adds each tensor's sum of squares, computed on one
 // goroutine each, in order: the result does not depend on the number of
-// workers.
+// workers. Sharded, it covers the shard's part of each tensor.
 func (e *cpuEngine) GradSumSquares() (float64, error) {
 	parts := make([]float64, len(e.grads))
 	kernels.ParallelFor(len(e.grads), 1, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
-			parts[i] = kernels.SumSquares(e.grads[i])
+			if g := e.shardGrad(i); g != nil {
+				parts[i] = kernels.SumSquares(g)
+			}
 		}
 	})
 	var s float64
@@ -158,15 +173,34 @@ func (e *cpuEngine) GradSumSquares() (float64, error) {
 	return s, nil
 }
 
-// Update scales the gradient and applies AdamW over the whole arena split
-// evenly over the kernel workers (the tensors differ in size by 1000×, so
-// splitting each one alone would leave the small ones serial).
+// shardGrad is tensor i's gradient inside [lo, hi) (all of it unless
+// sharded; nil when none of it is).
+func (e *cpuEngine) shardGrad(i int) []float32 {
+	if !e.sharded {
+		return e.grads[i]
+	}
+	o := e.offs[i]
+	a, z := max(e.lo, o), min(e.hi, o+len(e.s.Params[i].Data))
+	if a >= z {
+		return nil
+	}
+	if e.ownGrad {
+		return e.gshard[a-e.lo : z-e.lo]
+	}
+	return e.grads[i][a-o : z-o]
+}
+
+// Update scales the gradient and applies AdamW over the arena's [lo, hi)
+// (all of it unless sharded) split evenly over the kernel workers (the
+// tensors differ in size by 1000×, so splitting each one alone would leave
+// the small ones serial).
 func (e *cpuEngine) Update(lr float64, clip float32, step int) error {
 	if clip != 1 {
 		kernels.ParallelFor(len(e.grads), 1, func(lo, hi int) {
-			for _, g := range e.grads[lo:hi] {
-				for i := range g {
-					g[i] *= clip
+			for i := lo; i < hi; i++ {
+				g := e.shardGrad(i)
+				for j := range g {
+					g[j] *= clip
 				}
 			}
 		})
@@ -175,14 +209,21 @@ func (e *cpuEngine) Update(lr float64, clip float32, step int) error {
 	for i, t := range e.infos {
 		sc[i] = e.opt.Scalars(lr, step, t)
 	}
-	params, offs := e.s.Params, e.offs
+	params, offs, base := e.s.Params, e.offs, e.lo
 	kernels.ParallelFor(len(e.m), 1<<15, func(lo, hi int) {
+		lo, hi = lo+base, hi+base // arena positions
 		// first tensor overlapping [lo, hi)
 		i := sort.Search(len(offs), func(i int) bool { return offs[i]+len(params[i].Data) > lo })
 		for ; i < len(params) && offs[i] < hi; i++ {
 			p := params[i]
 			a, z := max(lo, offs[i]), min(hi, offs[i]+len(p.Data))
-			sc[i].Apply(p.Data[a-offs[i]:z-offs[i]], e.grads[i][a-offs[i]:z-offs[i]], e.m[a:z], e.v[a:z])
+			var g []float32
+			if e.ownGrad {
+				g = e.gshard[a-base : z-base]
+			} else {
+				g = e.grads[i][a-offs[i] : z-offs[i]]
+			}
+			sc[i].Apply(p.Data[a-offs[i]:z-offs[i]], g, e.m[a-base:z-base], e.v[a-base:z-base])
 		}
 	})
 	return nil
@@ -225,6 +266,9 @@ func (e *cpuEngine) ReadState(name string, w, m1, m2 []float32) error {
 		return err
 	}
 	p, o := e.s.Params[i], e.offs[i]
+	if e.sharded && (m1 != nil || m2 != nil) {
+		return fmt.Errorf("tensor %q: the moments are sharded over the ranks (ReadMoments)", name)
+	}
 	copy(w, p.Data)
 	copy(m1, e.m[o:o+len(p.Data)])
 	copy(m2, e.v[o:o+len(p.Data)])
@@ -237,6 +281,9 @@ func (e *cpuEngine) WriteState(name string, w, m1, m2 []float32) error {
 		return err
 	}
 	p, o := e.s.Params[i], e.offs[i]
+	if e.sharded && (m1 != nil || m2 != nil) {
+		return fmt.Errorf("tensor %q: the moments are sharded over the ranks (WriteMoments)", name)
+	}
 	if w != nil {
 		copy(p.Data, w)
 	}
@@ -250,3 +297,77 @@ func (e *cpuEngine) WriteState(name string, w, m1, m2 []float32) error {
 }
 
 func (e *cpuEngine) Close() error { return e.s.Close() }
+
+// Grads, Weights, Shard, AccumulateShard, ReadMoments and WriteMoments make
+// the CPU engine Parallel.
+
+func (e *cpuEngine) Grads() []comm.Buffer {
+	out := make([]comm.Buffer, len(e.grads))
+	for i, g := range e.grads {
+		out[i] = comm.Host(g)
+	}
+	return out
+}
+
+func (e *cpuEngine) Weights() comm.Buffer { return comm.Host(e.s.arena) }
+
+func (e *cpuEngine) Shard(lo, hi int, ownGrad bool) error {
+	if lo < 0 || hi > e.s.NumParams() || lo > hi {
+		return fmt.Errorf("shard [%d,%d) outside the %d parameters", lo, hi, e.s.NumParams())
+	}
+	e.lo, e.hi, e.sharded, e.ownGrad = lo, hi, true, ownGrad
+	e.m, e.v = make([]float32, hi-lo), make([]float32, hi-lo)
+	e.acc, e.gshard = nil, nil
+	if ownGrad {
+		e.gshard = make([]float32, hi-lo)
+	}
+	return nil
+}
+
+func (e *cpuEngine) AccumulateShard(first bool) error {
+	if !e.ownGrad {
+		return fmt.Errorf("AccumulateShard without a gradient shard (Shard with ownGrad)")
+	}
+	for i, g := range e.grads {
+		o := e.offs[i]
+		a, z := max(e.lo, o), min(e.hi, o+len(g))
+		if a >= z {
+			continue
+		}
+		dst := e.gshard[a-e.lo : z-e.lo]
+		if first {
+			copy(dst, g[a-o:z-o])
+		} else {
+			kernels.Add(dst, g[a-o:z-o])
+		}
+	}
+	return nil
+}
+
+func (e *cpuEngine) momentRange(lo int, m1, m2 []float32) (int, error) {
+	n := max(len(m1), len(m2))
+	if (m1 != nil && len(m1) != n) || (m2 != nil && len(m2) != n) || lo < e.lo || lo+n > e.hi {
+		return 0, fmt.Errorf("moments [%d,%d) outside this rank's shard [%d,%d)", lo, lo+n, e.lo, e.hi)
+	}
+	return lo - e.lo, nil
+}
+
+func (e *cpuEngine) ReadMoments(lo int, m1, m2 []float32) error {
+	o, err := e.momentRange(lo, m1, m2)
+	if err != nil {
+		return err
+	}
+	copy(m1, e.m[o:])
+	copy(m2, e.v[o:])
+	return nil
+}
+
+func (e *cpuEngine) WriteMoments(lo int, m1, m2 []float32) error {
+	o, err := e.momentRange(lo, m1, m2)
+	if err != nil {
+		return err
+	}
+	copy(e.m[o:], m1)
+	copy(e.v[o:], m2)
+	return nil
+}

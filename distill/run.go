@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/internal/tbevents"
@@ -96,6 +97,23 @@ type Config struct {
 	// with f32 accumulation and f32 master weights (mixed precision).
 	BF16 bool
 
+	// Comm makes the run one rank of a data-parallel job (nil, or a world
+	// of one, runs alone): every rank draws the same global batch, takes
+	// its contiguous share of the micro-batches (GlobalBatch/MicroBatch
+	// must be a multiple of the ranks), and the gradients are summed over
+	// the ranks, so the steps equal one process's up to the order of the
+	// sums. Only rank 0 writes metrics, events and the weights; Out must be
+	// the same shared directory on every rank.
+	Comm comm.Communicator
+	// Zero is the ZeRO stage of a run over more than one rank: 1 (the
+	// default, ZeroDefault) shards the AdamW moments over the ranks
+	// (gradients reduce-scattered, each rank updates its part of the
+	// weights, which are then all-gathered); 2 also keeps only the
+	// rank's part of the step's gradient sum, reduced after every
+	// micro-batch; ZeroReplicated (-1) keeps everything on every rank
+	// (gradients all-reduced).
+	Zero int
+
 	// Metrics receives JSONL metric lines in addition to Out/metrics.jsonl.
 	Metrics io.Writer
 	// Progress, if set, is told the run's position before the first step
@@ -152,6 +170,17 @@ func (c *Config) defaults() error {
 	if c.GlobalBatch%c.MicroBatch != 0 {
 		return fmt.Errorf("global batch %d is not a multiple of the micro-batch %d", c.GlobalBatch, c.MicroBatch)
 	}
+	if w := c.world(); w > 1 {
+		if a := c.GlobalBatch / c.MicroBatch; a%w != 0 {
+			return fmt.Errorf("%d micro-batches per step (global batch %d / micro-batch %d) do not divide over %d ranks", a, c.GlobalBatch, c.MicroBatch, w)
+		}
+		if c.Zero < ZeroReplicated || c.Zero > 2 {
+			return fmt.Errorf("ZeRO stage %d: want 0 (replicated), 1 or 2", max(c.Zero, 0))
+		}
+		if c.TopKCache != "" {
+			return errors.New("TopKCache with more than one rank: the ranks would write the same cache; drop it")
+		}
+	}
 	if c.Steps > 0 && c.Tokens > 0 {
 		return fmt.Errorf("give the number of steps or of tokens, not both (steps %d, tokens %d)", c.Steps, c.Tokens)
 	}
@@ -172,6 +201,58 @@ func (c *Config) defaults() error {
 	case "", model.F32, model.BF16, model.F16:
 	default:
 		return fmt.Errorf("SaveDType %q is not supported (want F32, BF16 or F16)", c.SaveDType)
+	}
+	return nil
+}
+
+// world is the number of ranks of the run.
+func (c *Config) world() int {
+	if c.Comm == nil {
+		return 1
+	}
+	return c.Comm.Size()
+}
+
+// rank is this process's rank (0 alone).
+func (c *Config) rank() int {
+	if c.Comm == nil {
+		return 0
+	}
+	return c.Comm.Rank()
+}
+
+// zeroStage is the ZeRO stage the run uses (0 alone).
+func (c *Config) zeroStage() int {
+	switch {
+	case c.world() == 1 || c.Zero == ZeroReplicated:
+		return 0
+	case c.Zero == ZeroDefault:
+		return 1
+	}
+	return c.Zero
+}
+
+// agree makes every rank return an error when one of them has one, so no
+// rank waits in a collective for a rank that gave up; alone it returns err.
+func (r *run) agree(err error) error {
+	c := r.c.Comm
+	if c == nil || c.Size() == 1 {
+		return err
+	}
+	v := make([]float64, c.Size())
+	if err != nil {
+		v[c.Rank()] = 1
+	}
+	if cerr := c.AllReduceF64(v); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	for q, f := range v {
+		if f != 0 {
+			return fmt.Errorf("rank %d failed (its error is in its output)", q)
+		}
 	}
 	return nil
 }
@@ -245,10 +326,11 @@ func (r *run) setup() error {
 	if err := c.checkDevice(r.dev); err != nil {
 		return err
 	}
-	if c.Out != "" {
-		if err := c.prepareOut(); err != nil {
-			return err
-		}
+	if c.Out != "" && c.rank() == 0 {
+		err = c.prepareOut()
+	}
+	if err := r.agree(err); err != nil {
+		return err
 	}
 	if c.Workers > 0 {
 		old := kernels.SetWorkers(c.Workers)
@@ -264,11 +346,15 @@ func (r *run) setup() error {
 	if err := r.checkResumeContext(); err != nil {
 		return err
 	}
-	if err := r.openEngine(); err != nil {
+	if err := r.agree(r.openEngine()); err != nil {
 		return err
 	}
-	if err := r.openData(); err != nil {
+	if err := r.agree(r.openData()); err != nil {
 		return err
+	}
+	if c.rank() != 0 {
+		r.metrics, r.events = io.Discard, io.Discard
+		return nil
 	}
 	return r.openMetrics()
 }
@@ -420,8 +506,13 @@ func (r *run) openEngine() error {
 	}
 	r.closers = append(r.closers, eng.Close)
 	r.tr = &Trainer{Engine: eng, Optim: ec.Optim, Sched: Schedule{LR: c.LR, MinLR: c.MinLR, Warmup: c.Warmup, Steps: c.Steps}}
+	if c.world() > 1 {
+		if r.tr.dp, err = newDataParallel(c.Comm, eng, c.zeroStage()); err != nil {
+			return err
+		}
+	}
 	if r.resumeDir != "" {
-		if r.tr.AdamStep, err = readOptimizer(filepath.Join(r.resumeDir, "optimizer.bin"), eng); err != nil {
+		if r.tr.AdamStep, err = loadOptimizer(r.resumeDir, eng, r.tr.dp); err != nil {
 			return err
 		}
 		r.tr.Step = r.rstate.Step
@@ -576,7 +667,20 @@ func (r *run) save() error {
 	if finite(r.res.Loss) {
 		st.Loss = &r.res.Loss
 	}
-	dir, err := r.ck.save(r.cfg, r.tr.Engine, st)
+	var dir string
+	var err error
+	switch {
+	case r.tr.dp != nil && r.tr.dp.stage > 0:
+		dir, err = r.saveSharded(st)
+	case r.tr.dp != nil: // replicated: rank 0 holds all of it
+		if c.rank() == 0 {
+			dir, err = r.ck.save(r.cfg, r.tr.Engine, st)
+		}
+		err = r.agree(err)
+		dir = filepath.Join(r.ck.root(), stepName(st.Step))
+	default:
+		dir, err = r.ck.save(r.cfg, r.tr.Engine, st)
+	}
 	if err != nil {
 		return err
 	}
@@ -599,18 +703,32 @@ func (r *run) loop(ctx context.Context) error {
 		c.Progress(Progress{Step: tr.Step, Steps: c.Steps})
 	}
 	for tr.Step < c.Steps {
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && tr.dp == nil {
 			r.res.Interrupted = true
 			break
 		}
 		var err error
 		for i := range micro {
 			if micro[i], err = r.train.NextBatch(c.MicroBatch); err != nil {
-				return fmt.Errorf("step %d: reading data: %w", tr.Step+1, err)
+				err = fmt.Errorf("step %d: reading data: %w", tr.Step+1, err)
+				break
 			}
 		}
+		if err = r.agree(err); err != nil {
+			return err
+		}
 		t0 := time.Now()
-		m, err := tr.TrainStep(micro, c.SkipNonFin)
+		var m StepMetrics
+		stop := false
+		if tr.dp != nil {
+			// every rank read the whole global batch (the samplers stay
+			// equal) and trains its share; a stop wished by any rank
+			// (SIGINT) is agreed on in the step, so all stop after it
+			lo, hi := tr.dp.share(len(micro))
+			m, stop, err = tr.stepParallel(micro[lo:hi], len(micro), c.SkipNonFin, func() bool { return ctx.Err() != nil })
+		} else {
+			m, err = tr.TrainStep(micro, c.SkipNonFin)
+		}
 		if err != nil {
 			return err
 		}
@@ -621,7 +739,11 @@ func (r *run) loop(ctx context.Context) error {
 		line := r.stepLine(m, float64(tokPerStep)/time.Since(t0).Seconds())
 		last := m.Step == c.Steps
 		if (c.ValEvery > 0 && m.Step%c.ValEvery == 0) || (last && r.val != nil) {
-			vm, err := tr.Evaluate(r.val)
+			evaluate := tr.Evaluate
+			if tr.dp != nil {
+				evaluate = tr.evaluateParallel
+			}
+			vm, err := evaluate(r.val)
 			if err != nil {
 				return fmt.Errorf("validation at step %d: %w", m.Step, err)
 			}
@@ -643,9 +765,13 @@ func (r *run) loop(ctx context.Context) error {
 		if c.OnStep != nil {
 			c.OnStep(m)
 		}
-		if c.Progress != nil {
+		if c.Progress != nil && c.rank() == 0 {
 			eta := time.Duration(float64(int64(c.Steps-m.Step)*tokPerStep)/r.res.TokensPerS) * time.Second
 			c.Progress(Progress{Step: m.Step, Steps: c.Steps, Metrics: &m, TokensPerS: r.res.TokensPerS, ETA: eta})
+		}
+		if stop && !last {
+			r.res.Interrupted = true
+			break
 		}
 		if c.SaveEvery > 0 && m.Step%c.SaveEvery == 0 && !last {
 			if err := r.save(); err != nil {
@@ -656,7 +782,7 @@ func (r *run) loop(ctx context.Context) error {
 	if err := r.save(); err != nil {
 		return err
 	}
-	if r.res.Interrupted {
+	if r.res.Interrupted && c.rank() == 0 {
 		if err := r.event(map[string]any{"event": "interrupted", "step": tr.Step, "checkpoint": r.res.Checkpoint}); err != nil {
 			return err
 		}

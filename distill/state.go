@@ -303,30 +303,63 @@ func hook(stage string, step int) {
 // once the new one is in place, so a kill at any moment leaves a complete
 // checkpoint to resume from.
 func (c *checkpointer) save(cfg *model.Config, eng Engine, st TrainerState) (string, error) {
+	tmp, err := c.begin(st.Step)
+	if err != nil {
+		return "", err
+	}
+	if err := c.writeWeights(tmp, cfg, eng, st.Step); err != nil {
+		return "", c.fail(tmp, st.Step, err)
+	}
+	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), eng, st.AdamStep); err != nil {
+		return "", c.fail(tmp, st.Step, err)
+	}
+	hook("optimizer", st.Step)
+	return c.finish(tmp, st)
+}
+
+// begin makes the checkpoint root and returns step's fresh temporary
+// directory (step-N.partial), which writeWeights creates.
+func (c *checkpointer) begin(step int) (string, error) {
 	root := c.root()
 	if err := os.MkdirAll(root, 0o755); err != nil {
 		return "", fmt.Errorf("checkpoint: %w", err)
 	}
-	final := filepath.Join(root, stepName(st.Step))
-	tmp := final + ".partial"
+	tmp := c.partial(step)
 	os.RemoveAll(tmp)
-	fail := func(err error) (string, error) {
-		os.RemoveAll(tmp)
-		return "", fmt.Errorf("writing checkpoint of step %d in %s: %w", st.Step, root, err)
-	}
+	return tmp, nil
+}
+
+func (c *checkpointer) partial(step int) string {
+	return filepath.Join(c.root(), stepName(step)) + ".partial"
+}
+
+// fail removes a checkpoint that could not be written and says why.
+func (c *checkpointer) fail(tmp string, step int, err error) error {
+	os.RemoveAll(tmp)
+	return fmt.Errorf("writing checkpoint of step %d in %s: %w", step, c.root(), err)
+}
+
+// writeWeights writes the HF checkpoint (config, weights one tensor at a
+// time, tokenizer files) into tmp.
+func (c *checkpointer) writeWeights(tmp string, cfg *model.Config, eng Engine, step int) error {
 	if err := model.SaveCheckpoint(tmp, cfg, newEngineSource(eng), model.SaveOptions{DType: cmp.Or(c.dtype, model.F32)}); err != nil {
-		return fail(err)
+		return err
 	}
 	if c.tokenizerDir != "" {
 		if _, err := model.CopyTokenizerFiles(c.tokenizerDir, tmp); err != nil {
-			return fail(err)
+			return err
 		}
 	}
-	hook("weights", st.Step)
-	if err := writeOptimizer(filepath.Join(tmp, "optimizer.bin"), eng, st.AdamStep); err != nil {
-		return fail(err)
-	}
-	hook("optimizer", st.Step)
+	hook("weights", step)
+	return nil
+}
+
+// finish writes the trainer state into tmp, renames it to step-N and
+// updates latest.
+func (c *checkpointer) finish(tmp string, st TrainerState) (string, error) {
+	root := c.root()
+	final := filepath.Join(root, stepName(st.Step))
+	fail := func(err error) (string, error) { return "", c.fail(tmp, st.Step, err) }
 	if failCheckpointHook != nil {
 		if err := failCheckpointHook(st.Step); err != nil {
 			return fail(err)

@@ -1,0 +1,455 @@
+package distill
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/minitron-dev/minitron/comm"
+	"github.com/minitron-dev/minitron/internal/atomicfile"
+	"github.com/minitron-dev/minitron/model"
+)
+
+// A data-parallel run with sharded moments (ZeRO 1 and 2) writes the
+// optimizer state as pieces of one layout that does not depend on the
+// number of ranks: the AdamW moments of the arena (every trained tensor
+// in Tensors order, row-major), of which rank r holds elements [lo, hi).
+//
+//	optimizer-RRRRR-of-WWWWW.bin  magic "MNTRZERO", u64 arena elements N,
+//	                              u64 lo, u64 hi, u64 AdamW step, then
+//	                              m1[lo:hi] and m2[lo:hi] (f32 LE), CRC32
+//	optimizer-aux.bin             magic "MNTRAUXW", u64 n, the weights of
+//	                              the tensors outside the HF checkpoint
+//	                              (the intermediate-state projection), CRC32
+//	optimizer.index.json          the tensors with their arena offsets, the
+//	                              pieces with their ranges
+//
+// optimizer.bin (a run alone, or replicated) is the same arena: m1[0:N]
+// then m2[0:N]. A resumed run of any world size reads its own range from
+// either.
+const (
+	shardMagic = "MNTRZERO"
+	auxMagic   = "MNTRAUXW"
+	shardIndex = "optimizer.index.json"
+	auxFile    = "optimizer-aux.bin"
+)
+
+// ShardIndex is optimizer.index.json.
+type ShardIndex struct {
+	Format   string        `json:"format"` // "minitron-optimizer-shards/1"
+	Elements int           `json:"elements"`
+	AdamStep int           `json:"adam_step"`
+	Tensors  []IndexTensor `json:"tensors"`
+	Shards   []IndexShard  `json:"shards"`
+	Aux      string        `json:"aux,omitempty"`
+}
+
+// IndexTensor is a tensor's place in the arena.
+type IndexTensor struct {
+	Name   string `json:"name"`
+	Shape  []int  `json:"shape"`
+	Offset int    `json:"offset"`
+}
+
+// IndexShard is one piece of the moments: arena elements [Lo, Hi).
+type IndexShard struct {
+	File string `json:"file"`
+	Lo   int    `json:"lo"`
+	Hi   int    `json:"hi"`
+}
+
+const shardFormat = "minitron-optimizer-shards/1"
+
+func shardName(rank, world int) string {
+	return fmt.Sprintf("optimizer-%05d-of-%05d.bin", rank, world)
+}
+
+const shardHeader = len(shardMagic) + 32
+
+// writeShard streams moments [lo, hi) of eng's arena (n elements) to path.
+func writeShard(path string, pe Parallel, n, lo, hi, adamStep int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	h := crc32.NewIEEE()
+	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
+	w.WriteString(shardMagic)
+	var hdr [32]byte
+	for i, v := range []int{n, lo, hi, adamStep} {
+		binary.LittleEndian.PutUint64(hdr[8*i:], uint64(v))
+	}
+	w.Write(hdr[:])
+	const chunk = 1 << 18
+	buf := make([]float32, min(chunk, hi-lo))
+	raw := make([]byte, 4*len(buf))
+	for pass := 0; pass < 2 && err == nil; pass++ {
+		for a := lo; a < hi; a += chunk {
+			b := buf[:min(chunk, hi-a)]
+			if pass == 0 {
+				err = pe.ReadMoments(a, b, nil)
+			} else {
+				err = pe.ReadMoments(a, nil, b)
+			}
+			if err != nil {
+				break
+			}
+			for i, v := range b {
+				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
+			}
+			w.Write(raw[:4*len(b)])
+		}
+	}
+	if err == nil {
+		err = w.Flush()
+	}
+	if err == nil {
+		var crc [4]byte
+		binary.LittleEndian.PutUint32(crc[:], h.Sum32())
+		_, err = f.Write(crc[:])
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeAux writes the weights of the tensors outside the HF checkpoint.
+func writeAux(path string, eng Engine, aux []model.TensorInfo) error {
+	var n int
+	for _, t := range aux {
+		n += t.NumElements()
+	}
+	b := make([]byte, 0, len(auxMagic)+8+4*n+4)
+	b = append(b, auxMagic...)
+	b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	for _, t := range aux {
+		w := make([]float32, t.NumElements())
+		if err := eng.ReadState(t.Name, w, nil, nil); err != nil {
+			return err
+		}
+		for _, v := range w {
+			b = binary.LittleEndian.AppendUint32(b, math.Float32bits(v))
+		}
+	}
+	b = binary.LittleEndian.AppendUint32(b, crc32.ChecksumIEEE(b))
+	return atomicfile.WriteFile(path, b, nil)
+}
+
+// writeShardIndex writes optimizer.index.json for world ranks.
+func writeShardIndex(dir string, ts []model.TensorInfo, world, adamStep int, aux bool) error {
+	offs, n := arenaOffsets(ts)
+	ix := ShardIndex{Format: shardFormat, Elements: n, AdamStep: adamStep}
+	for i, t := range ts {
+		ix.Tensors = append(ix.Tensors, IndexTensor{Name: t.Name, Shape: t.Shape, Offset: offs[i]})
+	}
+	for r := 0; r < world; r++ {
+		lo, hi := comm.Range(n, world, r)
+		ix.Shards = append(ix.Shards, IndexShard{File: shardName(r, world), Lo: lo, Hi: hi})
+	}
+	if aux {
+		ix.Aux = auxFile
+	}
+	js, err := json.MarshalIndent(ix, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, shardIndex), js, nil)
+}
+
+// optimState is a checkpoint's optimizer state read by arena ranges.
+type optimState interface {
+	adamStep() int
+	// moments reads m1 (sec secM1) or m2 of arena elements [lo, lo+len(dst)).
+	moments(sec section, lo int, dst []float32) error
+	// aux reads the weights of the aux tensors, in order, into dst.
+	aux(dst []float32) error
+	close()
+}
+
+// openOptimState opens dir's optimizer state for n arena elements (na of
+// them aux weights): the shards with their index, or optimizer.bin; every
+// file's size and checksum are checked first.
+func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, error) {
+	ixPath := filepath.Join(dir, shardIndex)
+	b, err := os.ReadFile(ixPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return openWholeOptim(filepath.Join(dir, "optimizer.bin"), n, na)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ix ShardIndex
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return nil, fmt.Errorf("%s: %w", ixPath, err)
+	}
+	if err := ix.check(ts, n); err != nil {
+		return nil, fmt.Errorf("%s: %w", ixPath, err)
+	}
+	st := &shardState{ix: ix, step: ix.AdamStep}
+	for _, sh := range ix.Shards {
+		p := filepath.Join(dir, sh.File)
+		f, err := checkedFile(p, shardHeader, int64(shardHeader)+8*int64(sh.Hi-sh.Lo)+4)
+		if err != nil {
+			st.close()
+			return nil, err
+		}
+		st.files = append(st.files, f)
+		hdr := make([]byte, shardHeader)
+		if _, err := f.ReadAt(hdr, 0); err != nil {
+			st.close()
+			return nil, fmt.Errorf("%s: %w", p, err)
+		}
+		u := func(i int) int { return int(binary.LittleEndian.Uint64(hdr[len(shardMagic)+8*i:])) }
+		if string(hdr[:len(shardMagic)]) != shardMagic || u(0) != n || u(1) != sh.Lo || u(2) != sh.Hi || u(3) != ix.AdamStep {
+			st.close()
+			return nil, fmt.Errorf("%s: header (magic %q, %d elements [%d,%d), step %d) does not match the index (%d elements [%d,%d), step %d)",
+				p, hdr[:len(shardMagic)], u(0), u(1), u(2), u(3), n, sh.Lo, sh.Hi, ix.AdamStep)
+		}
+	}
+	if na > 0 {
+		if ix.Aux == "" {
+			st.close()
+			return nil, fmt.Errorf("%s: no aux file for the %d weights outside the HF checkpoint", ixPath, na)
+		}
+		p := filepath.Join(dir, ix.Aux)
+		f, err := checkedFile(p, len(auxMagic), int64(len(auxMagic))+8+4*int64(na)+4)
+		if err != nil {
+			st.close()
+			return nil, err
+		}
+		st.auxF = f
+	}
+	return st, nil
+}
+
+// check validates an index against the engine's tensors.
+func (ix *ShardIndex) check(ts []model.TensorInfo, n int) error {
+	if ix.Format != shardFormat {
+		return fmt.Errorf("format %q, want %q", ix.Format, shardFormat)
+	}
+	if ix.Elements != n || len(ix.Tensors) != len(ts) {
+		return fmt.Errorf("holds %d elements in %d tensors, the student has %d in %d", ix.Elements, len(ix.Tensors), n, len(ts))
+	}
+	offs, _ := arenaOffsets(ts)
+	for i, t := range ts {
+		it := ix.Tensors[i]
+		if it.Name != t.Name || it.Offset != offs[i] || fmt.Sprint(it.Shape) != fmt.Sprint(t.Shape) {
+			return fmt.Errorf("tensor %d is %s%v at %d, the student's is %s%v at %d", i, it.Name, it.Shape, it.Offset, t.Name, t.Shape, offs[i])
+		}
+	}
+	at := 0
+	for _, sh := range ix.Shards {
+		if sh.Lo != at || sh.Hi < sh.Lo || filepath.Base(sh.File) != sh.File {
+			return fmt.Errorf("shard %s [%d,%d) does not continue at %d", sh.File, sh.Lo, sh.Hi, at)
+		}
+		at = sh.Hi
+	}
+	if at != n {
+		return fmt.Errorf("the shards cover [0,%d) of %d elements", at, n)
+	}
+	if ix.Aux != "" && filepath.Base(ix.Aux) != ix.Aux {
+		return fmt.Errorf("aux file %q is not a file of the checkpoint", ix.Aux)
+	}
+	return nil
+}
+
+// checkedFile opens p and checks its size, magic prefix length and CRC32
+// (the last 4 bytes, over the rest).
+func checkedFile(p string, magicLen int, size int64) (*os.File, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err == nil && st.Size() != size {
+		err = fmt.Errorf("%d bytes, want %d (truncated or for another model)", st.Size(), size)
+	}
+	if err == nil {
+		h := crc32.NewIEEE()
+		if _, err = io.Copy(h, io.NewSectionReader(f, 0, size-4)); err == nil {
+			var crc [4]byte
+			if _, err = f.ReadAt(crc[:], size-4); err == nil && h.Sum32() != binary.LittleEndian.Uint32(crc[:]) {
+				err = errors.New("checksum mismatch (corrupt file)")
+			}
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", p, err)
+	}
+	return f, nil
+}
+
+func readF32At(f *os.File, off int64, dst []float32) error {
+	raw := make([]byte, 4*min(len(dst), 1<<16))
+	for len(dst) > 0 {
+		k := min(len(dst), len(raw)/4)
+		if _, err := f.ReadAt(raw[:4*k], off); err != nil {
+			return fmt.Errorf("%s: %w", f.Name(), err)
+		}
+		for i := range dst[:k] {
+			dst[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+		}
+		dst, off = dst[k:], off+4*int64(k)
+	}
+	return nil
+}
+
+// shardState reads the pieces of a sharded optimizer state.
+type shardState struct {
+	ix    ShardIndex
+	step  int
+	files []*os.File
+	auxF  *os.File
+}
+
+func (s *shardState) adamStep() int { return s.step }
+
+func (s *shardState) moments(sec section, lo int, dst []float32) error {
+	hi := lo + len(dst)
+	for i, sh := range s.ix.Shards {
+		a, z := max(lo, sh.Lo), min(hi, sh.Hi)
+		if a >= z {
+			continue
+		}
+		off := int64(shardHeader) + 4*int64(a-sh.Lo)
+		if sec == secM2 {
+			off += 4 * int64(sh.Hi-sh.Lo)
+		}
+		if err := readF32At(s.files[i], off, dst[a-lo:z-lo]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *shardState) aux(dst []float32) error {
+	return readF32At(s.auxF, int64(len(auxMagic))+8, dst)
+}
+
+func (s *shardState) close() {
+	for _, f := range s.files {
+		f.Close()
+	}
+	if s.auxF != nil {
+		s.auxF.Close()
+	}
+}
+
+// wholeState is optimizer.bin read by ranges.
+type wholeState struct {
+	f    *os.File
+	n    int
+	step int
+}
+
+func openWholeOptim(path string, n, na int) (optimState, error) {
+	f, err := checkedFile(path, len(optimMagic), int64(len(optimMagic))+16+8*int64(n)+4*int64(na)+4)
+	if err != nil {
+		return nil, err
+	}
+	head := make([]byte, len(optimMagic)+16)
+	if _, err := f.ReadAt(head, 0); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if string(head[:len(optimMagic)]) != optimMagic || binary.LittleEndian.Uint64(head[len(optimMagic):]) != uint64(n) {
+		f.Close()
+		return nil, fmt.Errorf("%s: not an optimizer state for %d parameters", path, n)
+	}
+	return &wholeState{f: f, n: n, step: int(binary.LittleEndian.Uint64(head[len(optimMagic)+8:]))}, nil
+}
+
+func (s *wholeState) adamStep() int { return s.step }
+
+func (s *wholeState) moments(sec section, lo int, dst []float32) error {
+	off := int64(len(optimMagic)) + 16 + 4*int64(lo)
+	if sec == secM2 {
+		off += 4 * int64(s.n)
+	}
+	return readF32At(s.f, off, dst)
+}
+
+func (s *wholeState) aux(dst []float32) error {
+	return readF32At(s.f, int64(len(optimMagic))+16+8*int64(s.n), dst)
+}
+
+func (s *wholeState) close() { s.f.Close() }
+
+// loadOptimizer restores dir's optimizer state into eng and returns the
+// AdamW step: a run alone from optimizer.bin exactly as before; otherwise
+// each rank reads what it holds (all the moments, or its shard's) from
+// either layout, whatever world size wrote it.
+func loadOptimizer(dir string, eng Engine, dp *dataParallel) (int, error) {
+	if dp == nil {
+		if _, err := os.Stat(filepath.Join(dir, shardIndex)); errors.Is(err, os.ErrNotExist) {
+			return readOptimizer(filepath.Join(dir, "optimizer.bin"), eng)
+		}
+	}
+	ts, aux, n := optimSections(eng)
+	na := 0
+	for _, t := range aux {
+		na += t.NumElements()
+	}
+	st, err := openOptimState(dir, ts, n, na)
+	if err != nil {
+		return 0, err
+	}
+	defer st.close()
+	if na > 0 {
+		w := make([]float32, na)
+		if err := st.aux(w); err != nil {
+			return 0, err
+		}
+		for _, t := range aux {
+			k := t.NumElements()
+			if err := eng.WriteState(t.Name, w[:k], nil, nil); err != nil {
+				return 0, err
+			}
+			w = w[k:]
+		}
+	}
+	if dp != nil && dp.stage > 0 {
+		const chunk = 1 << 18
+		m1, m2 := make([]float32, min(chunk, dp.hi-dp.lo)), make([]float32, min(chunk, dp.hi-dp.lo))
+		for a := dp.lo; a < dp.hi; a += chunk {
+			k := min(chunk, dp.hi-a)
+			if err := st.moments(secM1, a, m1[:k]); err != nil {
+				return 0, err
+			}
+			if err := st.moments(secM2, a, m2[:k]); err != nil {
+				return 0, err
+			}
+			if err := dp.eng.WriteMoments(a, m1[:k], m2[:k]); err != nil {
+				return 0, err
+			}
+		}
+		return st.adamStep(), nil
+	}
+	offs, _ := arenaOffsets(ts)
+	m1, m2 := make([]float32, maxElements(ts)), make([]float32, maxElements(ts))
+	for i, t := range ts {
+		k := t.NumElements()
+		if err := st.moments(secM1, offs[i], m1[:k]); err != nil {
+			return 0, err
+		}
+		if err := st.moments(secM2, offs[i], m2[:k]); err != nil {
+			return 0, err
+		}
+		if err := eng.WriteState(t.Name, nil, m1[:k], m2[:k]); err != nil {
+			return 0, err
+		}
+	}
+	return st.adamStep(), nil
+}

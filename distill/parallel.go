@@ -1,0 +1,278 @@
+package distill
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+
+	"github.com/minitron-dev/minitron/comm"
+)
+
+// Parallel is what an engine supplies to train data-parallel (Config.Comm
+// with more than one rank). Its state is seen in arena order: the tensors
+// of Tensors one after another, each row-major, so that arena element k is
+// the same number on every rank and in every world size. The core reduces
+// and gathers these buffers through the communicator; the engine only
+// computes, so data parallelism is written once for every device.
+type Parallel interface {
+	// Grads is the step's gradient per tensor (Tensors order), as the
+	// Micro calls since the step began left it.
+	Grads() []comm.Buffer
+	// Weights is every trained weight, one buffer in arena order.
+	Weights() comm.Buffer
+	// Shard makes the engine hold AdamW moments for arena elements
+	// [lo, hi) only (ZeRO): GradSumSquares and Update then cover only
+	// those, reading the reduced gradient there. With ownGrad (ZeRO 2)
+	// the engine keeps no gradient over the step's micro-batches: Micro
+	// leaves the micro-batch's own gradient in Grads (micro-batch index
+	// ignored), which the core reduces to its owners before
+	// AccumulateShard adds this rank's part to a shard-sized sum.
+	Shard(lo, hi int, ownGrad bool) error
+	// AccumulateShard adds arena elements [lo, hi) of Grads to the shard's
+	// gradient (first: sets it).
+	AccumulateShard(first bool) error
+	// ReadMoments and WriteMoments copy the moments of arena elements
+	// [lo, lo+len(m1)), which must lie in the shard.
+	ReadMoments(lo int, m1, m2 []float32) error
+	WriteMoments(lo int, m1, m2 []float32) error
+}
+
+// Zero stages (Config.Zero).
+const (
+	ZeroDefault    = 0  // stage 1 with more than one rank
+	ZeroReplicated = -1 // every rank holds all optimizer state (stage 0)
+)
+
+// dataParallel is a Trainer's part of a run over more than one rank: the
+// communicator, the ZeRO stage and this rank's shard of the arena.
+type dataParallel struct {
+	c      comm.Communicator
+	eng    Parallel
+	stage  int   // 0, 1, 2
+	n      int   // arena elements
+	counts []int // per rank (comm.Split)
+	lo, hi int   // this rank's shard
+	offs   []int // tensors' arena offsets
+	sizes  []int
+}
+
+// newDataParallel sets up stage on eng for the ranks of c.
+func newDataParallel(c comm.Communicator, eng Engine, stage int) (*dataParallel, error) {
+	pe, ok := eng.(Parallel)
+	if !ok {
+		return nil, fmt.Errorf("data parallel over %d ranks: this device's engine (%T) does not train data-parallel", c.Size(), eng)
+	}
+	if stage < 0 || stage > 2 {
+		return nil, fmt.Errorf("ZeRO stage %d: want 0, 1 or 2", stage)
+	}
+	d := &dataParallel{c: c, eng: pe, stage: stage}
+	ts := eng.Tensors()
+	d.offs, d.n = arenaOffsets(ts)
+	for _, t := range ts {
+		d.sizes = append(d.sizes, t.NumElements())
+	}
+	d.counts = comm.Split(d.n, c.Size())
+	d.lo, d.hi = comm.Range(d.n, c.Size(), c.Rank())
+	if stage > 0 {
+		if err := pe.Shard(d.lo, d.hi, stage == 2); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
+}
+
+// share is this rank's micro-batches of the step's n: a contiguous, equal
+// part (Config checks that n divides evenly).
+func (d *dataParallel) share(n int) (lo, hi int) {
+	return comm.Range(n, d.c.Size(), d.c.Rank())
+}
+
+// reduceGrads sums the gradients of Grads over the ranks: all of it on
+// every rank (stage 0), or each rank's shard onto that rank (stages 1 and
+// 2: a reduce-scatter over the tensors' own buffers, one reduce per piece
+// of a tensor inside one rank's shard).
+func (d *dataParallel) reduceGrads() error {
+	gs := d.eng.Grads()
+	if d.stage == 0 {
+		for _, g := range gs {
+			if err := d.c.AllReduce(g); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	roff := comm.Offsets(d.counts)
+	r := 0
+	for i, g := range gs {
+		o, z := d.offs[i], d.offs[i]+d.sizes[i]
+		for a := o; a < z; {
+			for roff[r+1] <= a {
+				r++
+			}
+			b := min(z, roff[r+1])
+			if err := d.c.Reduce(comm.Slice(g, a-o, b-o), r); err != nil {
+				return err
+			}
+			a = b
+		}
+	}
+	return nil
+}
+
+// stepParallel runs this rank's share of one optimizer step's
+// micro-batches (n in the whole step) and reduces the gradients and the
+// metrics; stopWish is this rank's wish to stop after the step, and the
+// returned stop is whether any rank wished it (so every rank stops at the
+// same step).
+func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool, stopWish func() bool) (StepMetrics, bool, error) {
+	d := t.dp
+	stop := false
+	m := StepMetrics{Step: t.Step + 1, LR: t.Sched.At(t.Step)}
+	for i, mb := range local {
+		j := i
+		if d.stage == 2 {
+			j = 0
+		}
+		p, err := t.Engine.Micro(mb, j, n)
+		if err != nil {
+			return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+		}
+		m.add(p, n)
+		if d.stage == 2 {
+			if err := d.reduceGrads(); err != nil {
+				return m, stop, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
+			}
+			if err := d.eng.AccumulateShard(i == 0); err != nil {
+				return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+			}
+		}
+	}
+	if d.stage < 2 {
+		if err := d.reduceGrads(); err != nil {
+			return m, stop, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
+		}
+	}
+	v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha, 0, 0}
+	if stopWish() { // asked as late as possible: a SIGINT during the step stops after it
+		v[6] = 1
+	}
+	if d.stage > 0 {
+		ss, err := t.Engine.GradSumSquares()
+		if err != nil {
+			return m, stop, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
+		}
+		v[7] = ss
+	}
+	if err := d.c.AllReduceF64(v); err != nil {
+		return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+	}
+	m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha = v[0], v[1], v[2], v[3], v[4], v[5]
+	stop = v[6] > 0
+	ss := v[7]
+	if d.stage == 0 {
+		var err error
+		if ss, err = t.Engine.GradSumSquares(); err != nil {
+			return m, stop, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
+		}
+	}
+	skip := func(what string, v float64) (StepMetrics, bool, error) {
+		if !skipNonFinite {
+			return m, stop, &NonFiniteError{Step: m.Step, What: what, Value: v}
+		}
+		m.Skipped = true
+		t.Step++
+		return m, stop, nil
+	}
+	if !finite(m.Loss) {
+		return skip("loss", m.Loss)
+	}
+	m.GradNorm = math.Sqrt(ss)
+	if !finite(m.GradNorm) {
+		return skip("gradient norm", m.GradNorm)
+	}
+	if err := t.Engine.Update(m.LR, t.Optim.ClipScale(m.GradNorm), t.AdamStep+1); err != nil {
+		return m, stop, fmt.Errorf("step %d: update: %w", m.Step, err)
+	}
+	if d.stage > 0 {
+		if err := d.c.AllGather(d.eng.Weights(), d.counts); err != nil {
+			return m, stop, fmt.Errorf("step %d: weights: %w", m.Step, err)
+		}
+	}
+	t.AdamStep++
+	t.Step++
+	return m, stop, nil
+}
+
+// evaluateParallel is Evaluate with the batches split over the ranks: each
+// evaluates its contiguous part and the means are summed over the ranks.
+func (t *Trainer) evaluateParallel(batches [][][]int32) (StepMetrics, error) {
+	var m StepMetrics
+	if len(batches) == 0 {
+		return m, fmt.Errorf("no validation batches")
+	}
+	lo, hi := t.dp.share(len(batches))
+	for _, mb := range batches[lo:hi] {
+		p, err := t.Engine.Eval(mb)
+		if err != nil {
+			return m, err
+		}
+		p.ISAlpha = 0
+		m.add(p, len(batches))
+	}
+	v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS}
+	if err := t.dp.c.AllReduceF64(v); err != nil {
+		return m, err
+	}
+	m.Loss, m.CE, m.KL, m.RKL, m.IS = v[0], v[1], v[2], v[3], v[4]
+	return m, nil
+}
+
+// saveSharded writes a checkpoint of a sharded run: rank 0 the weights
+// into step-N.partial, then every rank its moments' shard there, then rank
+// 0 the aux weights, the shard index and the trainer state, and renames it
+// into place. The ranks agree after each stage, so a failure (or a rank
+// killed mid-write) leaves step-N.partial, never a step-N that lacks a
+// shard, and the previous checkpoint stays the latest.
+func (r *run) saveSharded(st TrainerState) (string, error) {
+	ck, d, rank := r.ck, r.tr.dp, r.c.rank()
+	tmp := ck.partial(st.Step)
+	var err error
+	if rank == 0 {
+		if tmp, err = ck.begin(st.Step); err == nil {
+			if err = ck.writeWeights(tmp, r.cfg, r.tr.Engine, st.Step); err != nil {
+				err = ck.fail(tmp, st.Step, err)
+			}
+		}
+	}
+	if err := r.agree(err); err != nil {
+		return "", err
+	}
+	err = writeShard(filepath.Join(tmp, shardName(rank, d.c.Size())), d.eng, d.n, d.lo, d.hi, st.AdamStep)
+	if err != nil {
+		err = fmt.Errorf("writing checkpoint of step %d: %w", st.Step, err)
+	}
+	if err := r.agree(err); err != nil {
+		if rank == 0 {
+			os.RemoveAll(tmp)
+		}
+		return "", err
+	}
+	hook("optimizer", st.Step)
+	dir := filepath.Join(ck.root(), stepName(st.Step))
+	if rank == 0 {
+		ts, aux, _ := optimSections(r.tr.Engine)
+		if len(aux) > 0 {
+			err = writeAux(filepath.Join(tmp, auxFile), r.tr.Engine, aux)
+		}
+		if err == nil {
+			err = writeShardIndex(tmp, ts, d.c.Size(), st.AdamStep, len(aux) > 0)
+		}
+		if err != nil {
+			err = ck.fail(tmp, st.Step, err)
+		} else {
+			dir, err = ck.finish(tmp, st)
+		}
+	}
+	return dir, r.agree(err)
+}
