@@ -270,8 +270,12 @@ func (e *cpuEngine) ReadState(name string, w, m1, m2 []float32) error {
 		return fmt.Errorf("tensor %q: the moments are sharded over the ranks (ReadMoments)", name)
 	}
 	copy(w, p.Data)
-	copy(m1, e.m[o:o+len(p.Data)])
-	copy(m2, e.v[o:o+len(p.Data)])
+	if m1 != nil {
+		copy(m1, e.m[o:o+len(p.Data)])
+	}
+	if m2 != nil {
+		copy(m2, e.v[o:o+len(p.Data)])
+	}
 	return nil
 }
 

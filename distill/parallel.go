@@ -122,12 +122,9 @@ func (d *dataParallel) reduceGrads() error {
 
 // stepParallel runs this rank's share of one optimizer step's
 // micro-batches (n in the whole step) and reduces the gradients and the
-// metrics; stopWish is this rank's wish to stop after the step, and the
-// returned stop is whether any rank wished it (so every rank stops at the
-// same step).
-func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool, stopWish func() bool) (StepMetrics, bool, error) {
+// metrics over the ranks.
+func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (StepMetrics, error) {
 	d := t.dp
-	stop := false
 	m := StepMetrics{Step: t.Step + 1, LR: t.Sched.At(t.Step)}
 	for i, mb := range local {
 		j := i
@@ -136,53 +133,49 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool, sto
 		}
 		p, err := t.Engine.Micro(mb, j, n)
 		if err != nil {
-			return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+			return m, fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		m.add(p, n)
 		if d.stage == 2 {
 			if err := d.reduceGrads(); err != nil {
-				return m, stop, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
+				return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 			}
 			if err := d.eng.AccumulateShard(i == 0); err != nil {
-				return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+				return m, fmt.Errorf("step %d: %w", m.Step, err)
 			}
 		}
 	}
 	if d.stage < 2 {
 		if err := d.reduceGrads(); err != nil {
-			return m, stop, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
+			return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 		}
 	}
-	v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha, 0, 0}
-	if stopWish() { // asked as late as possible: a SIGINT during the step stops after it
-		v[6] = 1
-	}
+	v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha, 0}
 	if d.stage > 0 {
 		ss, err := t.Engine.GradSumSquares()
 		if err != nil {
-			return m, stop, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
+			return m, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
 		}
-		v[7] = ss
+		v[6] = ss
 	}
 	if err := d.c.AllReduceF64(v); err != nil {
-		return m, stop, fmt.Errorf("step %d: %w", m.Step, err)
+		return m, fmt.Errorf("step %d: %w", m.Step, err)
 	}
 	m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha = v[0], v[1], v[2], v[3], v[4], v[5]
-	stop = v[6] > 0
-	ss := v[7]
+	ss := v[6]
 	if d.stage == 0 {
 		var err error
 		if ss, err = t.Engine.GradSumSquares(); err != nil {
-			return m, stop, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
+			return m, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
 		}
 	}
-	skip := func(what string, v float64) (StepMetrics, bool, error) {
+	skip := func(what string, v float64) (StepMetrics, error) {
 		if !skipNonFinite {
-			return m, stop, &NonFiniteError{Step: m.Step, What: what, Value: v}
+			return m, &NonFiniteError{Step: m.Step, What: what, Value: v}
 		}
 		m.Skipped = true
 		t.Step++
-		return m, stop, nil
+		return m, nil
 	}
 	if !finite(m.Loss) {
 		return skip("loss", m.Loss)
@@ -192,16 +185,16 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool, sto
 		return skip("gradient norm", m.GradNorm)
 	}
 	if err := t.Engine.Update(m.LR, t.Optim.ClipScale(m.GradNorm), t.AdamStep+1); err != nil {
-		return m, stop, fmt.Errorf("step %d: update: %w", m.Step, err)
+		return m, fmt.Errorf("step %d: update: %w", m.Step, err)
 	}
 	if d.stage > 0 {
 		if err := d.c.AllGather(d.eng.Weights(), d.counts); err != nil {
-			return m, stop, fmt.Errorf("step %d: weights: %w", m.Step, err)
+			return m, fmt.Errorf("step %d: weights: %w", m.Step, err)
 		}
 	}
 	t.AdamStep++
 	t.Step++
-	return m, stop, nil
+	return m, nil
 }
 
 // evaluateParallel is Evaluate with the batches split over the ranks: each

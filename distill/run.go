@@ -257,6 +257,24 @@ func (r *run) agree(err error) error {
 	return nil
 }
 
+// stopWished reports whether the run stops before the next step: when
+// this rank wishes it (SIGINT) or, data parallel, any rank does, so that
+// every rank stops at the same step.
+func (r *run) stopWished(wish bool) bool {
+	c := r.c.Comm
+	if c == nil || c.Size() == 1 {
+		return wish
+	}
+	v := []float64{0}
+	if wish {
+		v[0] = 1
+	}
+	if err := c.AllReduceF64(v); err != nil {
+		return true // the step's collectives would fail too; stop and save what can be saved
+	}
+	return v[0] > 0
+}
+
 // fingerprint names the settings a resumed run must share with the
 // original for its losses to match.
 func (c *Config) fingerprint() string {
@@ -703,7 +721,7 @@ func (r *run) loop(ctx context.Context) error {
 		c.Progress(Progress{Step: tr.Step, Steps: c.Steps})
 	}
 	for tr.Step < c.Steps {
-		if ctx.Err() != nil && tr.dp == nil {
+		if r.stopWished(ctx.Err() != nil) {
 			r.res.Interrupted = true
 			break
 		}
@@ -719,13 +737,11 @@ func (r *run) loop(ctx context.Context) error {
 		}
 		t0 := time.Now()
 		var m StepMetrics
-		stop := false
 		if tr.dp != nil {
 			// every rank read the whole global batch (the samplers stay
-			// equal) and trains its share; a stop wished by any rank
-			// (SIGINT) is agreed on in the step, so all stop after it
+			// equal) and trains its share
 			lo, hi := tr.dp.share(len(micro))
-			m, stop, err = tr.stepParallel(micro[lo:hi], len(micro), c.SkipNonFin, func() bool { return ctx.Err() != nil })
+			m, err = tr.stepParallel(micro[lo:hi], len(micro), c.SkipNonFin)
 		} else {
 			m, err = tr.TrainStep(micro, c.SkipNonFin)
 		}
@@ -768,10 +784,6 @@ func (r *run) loop(ctx context.Context) error {
 		if c.Progress != nil && c.rank() == 0 {
 			eta := time.Duration(float64(int64(c.Steps-m.Step)*tokPerStep)/r.res.TokensPerS) * time.Second
 			c.Progress(Progress{Step: m.Step, Steps: c.Steps, Metrics: &m, TokensPerS: r.res.TokensPerS, ETA: eta})
-		}
-		if stop && !last {
-			r.res.Interrupted = true
-			break
 		}
 		if c.SaveEvery > 0 && m.Step%c.SaveEvery == 0 && !last {
 			if err := r.save(); err != nil {
