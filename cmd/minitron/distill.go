@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/minitron-dev/minitron/data"
@@ -64,6 +65,7 @@ type TrainOptions struct {
 	BLASCore    string   `yaml:"blas_core"`
 	Device      string   `yaml:"device"`
 	BF16        bool     `yaml:"bf16"`
+	Zero        int      `yaml:"zero"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -112,6 +114,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
+	f.IntVar(&o.Zero, "zero", -1, "under mpirun/srun (bin/minitron-mpi): ZeRO stage of the optimizer state over the ranks: 0 every rank holds all of it, 1 the AdamW moments are sharded, 2 the reduced gradients too (default 1 with more than one rank)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
 	f.BoolVar(&o.JSON, "json", false, "print the result as JSON")
 }
@@ -164,6 +167,16 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	}
 	if c.Clip == 0 {
 		c.Clip = -1 // the library's 0 means "default 1"
+	}
+	switch o.Zero {
+	case -1:
+		c.Zero = distill.ZeroDefault
+	case 0:
+		c.Zero = distill.ZeroReplicated
+	case 1, 2:
+		c.Zero = o.Zero
+	default:
+		return c, fmt.Errorf("--zero %d: want 0, 1 or 2", o.Zero)
 	}
 	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
 		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)
@@ -254,10 +267,26 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	// The first Ctrl-C checkpoints and exits 0; restoring the default
 	// handler then lets a second one kill a run stuck in a long step.
 	// a bar on a terminal, else a plain line every progress.Interval
-	bar := &trainBar{}
-	c.Progress = bar.Update
-	defer bar.Finish()
-	ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt)
+	world, err := jobWorld()
+	if err != nil {
+		return err
+	}
+	sigs := []os.Signal{os.Interrupt}
+	if world.Size() > 1 {
+		c.Comm = world
+		// launchers pass Ctrl-C on to the ranks as SIGTERM (mpirun) or
+		// SIGINT (srun): either stops every rank after the same step
+		sigs = append(sigs, syscall.SIGTERM)
+	}
+	if world.Rank() != 0 {
+		// rank 0 alone prints: the others' output would repeat it
+		cmd.SetOut(io.Discard)
+	} else {
+		bar := &trainBar{}
+		c.Progress = bar.Update
+		defer bar.Finish()
+	}
+	ctx, stop := signal.NotifyContext(cmd.Context(), sigs...)
 	defer stop()
 	go func() { <-ctx.Done(); stop() }()
 	res, err := distill.Run(ctx, c)
@@ -281,7 +310,7 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 		fmt.Fprintf(w, "%s\n", b)
 		return nil
 	}
-	if res.Interrupted {
+	if res.Interrupted && world.Rank() == 0 {
 		fmt.Fprintf(cmd.ErrOrStderr(), "interrupted at step %d; resume with --resume\n", res.Steps)
 	}
 	fmt.Fprintf(w, "steps %d  tokens %d  loss %.4f", res.Steps, res.Tokens, res.Loss)

@@ -40,8 +40,12 @@ architecture, retrain the student by logit distillation, and evaluate it.`,
 }
 
 func main() {
-	if err := newRootCmd().Execute(); err != nil {
+	err := newRootCmd().Execute()
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "minitron:", err)
+	}
+	endJob(err)
+	if err != nil {
 		os.Exit(1)
 	}
 }
