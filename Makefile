@@ -4,20 +4,31 @@ GO ?= go
 BIN := bin/minitron
 RUN ?= runs/default
 
-.PHONY: all deps build test test-cpu test-cuda test-long reproduce reproduce-quick bench fuzz purego clean
+.PHONY: all deps build build-mpi test test-cpu test-mpi test-cuda test-long reproduce reproduce-quick bench fuzz purego clean
 
 all: build
 
-# Debian packages the build and tests need: OpenBLAS for matrix products.
+# Debian packages the build and tests need: OpenBLAS for matrix products,
+# Open MPI for the data-parallel build (bin/minitron-mpi) and its tests.
 deps:
 	@if ! ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | grep -q . || ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so 2>/dev/null | grep -q .; then \
 		echo "installing libopenblas-dev"; \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev) || \
 		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev); \
 	fi
+	@if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi-c 2>/dev/null; then \
+		echo "installing openmpi-bin libopenmpi-dev"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev pkg-config) || \
+		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev pkg-config); \
+	fi
 
 build: deps
 	$(GO) build -o $(BIN) ./cmd/minitron
+
+# The binary for distributed runs (mpirun, srun): Open MPI's libmpi linked
+# in; started without a launcher it runs alone like bin/minitron.
+build-mpi: deps
+	$(GO) build -tags minitron_mpi -o bin/minitron-mpi ./cmd/minitron
 
 # The CI suite (.ci/run runs exactly this): the CPU suite, then the CUDA
 # backend's compile check and its tests (which skip cleanly without a GPU) and
@@ -29,6 +40,14 @@ test-cpu: deps
 	$(GO) vet ./...
 	$(GO) test -short -count=1 -timeout 20m ./...
 	CGO_ENABLED=0 $(GO) build -o /dev/null ./cmd/minitron
+	$(MAKE) test-mpi
+
+# The data-parallel acceptance under mpirun (2 ranks of tiny models: about a
+# minute on 2 cores): collectives, 2-rank runs equal to 1 process at every
+# ZeRO stage, resumes across world sizes, a SIGKILLed rank, sharded scoring.
+test-mpi: deps
+	$(GO) vet -tags minitron_mpi ./...
+	MINITRON_MPI_TESTS=1 $(GO) test -short -count=1 -timeout 10m -tags minitron_mpi -run 'MPI|Killed' ./comm ./distill ./importance ./cmd/minitron
 
 test-cuda: deps
 	bash scripts/install-cuda-dev.sh
