@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,10 +18,8 @@ import (
 // Metaspace or Prepend+Replace normalizer, byte_fallback). It implements
 // Tokenizer.
 //
-// Supported components: normalizers Sequence, Prepend, Replace (string
-// patterns), Lowercase, Strip and NFC/NFKC/NFD/NFKD (accepted but not applied:
-// the module has no Unicode normalization tables; ASCII and already-NFC text
-// are unaffected); pre-tokenizers Sequence, ByteLevel, Split (every
+// Supported components: normalizers Sequence, Prepend, Replace, Lowercase,
+// Strip, StripAccents and NFC/NFKC/NFD/NFKD (hf_norm.go); pre-tokenizers Sequence, ByteLevel, Split (every
 // behaviour, invert), Metaspace, Digits, Punctuation, Whitespace,
 // WhitespaceSplit; model BPE (merges as "a b" strings or ["a","b"] pairs,
 // byte_fallback, fuse_unk, ignore_merges, unk_token); decoders ByteLevel,
@@ -41,14 +38,16 @@ type HFTokenizer struct {
 	norm   []normStep
 	pre    []preStep
 	dec    []decStep
-	added  []addedTok // sorted by content length, longest first
-	first  [256][]int // indexes into added by first byte of content
+	added  []addedTok // all added tokens, sorted by content length, longest first
 	isSpec map[int]bool
+	// As HF's AddedVocabulary: tokens with normalized=false are split off
+	// the raw text, the rest is normalized, then tokens with
+	// normalized=true (matched by their normalized content) are split off.
+	rawAdded, normAdded addedSet
 
 	prefixIDs, suffixIDs []int // post-processor template around a single sequence
 
-	// fast: no normalizer and the pre-tokenizer is a split followed by the
-	// byte map (GPT-2, Llama-3 layouts), so raw pieces can key the word cache
+	// fast: the pre-tokenizer is a split followed by the byte map (GPT-2, Llama-3 layouts), so raw pieces can key the word cache
 	// and no intermediate word lists are built.
 	fast      bool
 	fastSplit splitter // nil: the whole segment is one word
@@ -162,8 +161,6 @@ func (c component) pattern() (s string, isRegex bool, err error) {
 	return "", false, fmt.Errorf("pattern has neither String nor Regex")
 }
 
-type normStep func(s string, first bool) string
-
 // preStep splits each word further; first marks the first segment of the text.
 type preStep func(words []string, first bool) []string
 
@@ -264,9 +261,6 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 		}
 	}
 	sort.SliceStable(t.added, func(i, k int) bool { return len(t.added[i].content) > len(t.added[k].content) })
-	for k, a := range t.added {
-		t.first[a.content[0]] = append(t.first[a.content[0]], k)
-	}
 
 	merges, err := parseMerges(j.Model.Merges)
 	if err != nil {
@@ -308,30 +302,36 @@ func ParseHFTokenizer(b []byte) (*HFTokenizer, error) {
 	if t.norm, err = buildNormalizer(j.Normalizer); err != nil {
 		return nil, fmt.Errorf("normalizer: %w", err)
 	}
-	for _, m := range unicodeNormRe.FindAllSubmatch(j.Normalizer, -1) {
-		t.warnings = append(t.warnings, fmt.Sprintf("normalizer %s is not applied: text that it would change may encode differently from HF", m[1]))
+	var raw, normed []addedTok
+	for _, a := range t.added {
+		if !a.normalized {
+			raw = append(raw, a)
+			continue
+		}
+		a.content = t.normalize(a.content, false)
+		if a.content != "" { // a token the normalizer erases can never match
+			normed = append(normed, a)
+		}
 	}
+	t.rawAdded, t.normAdded = newAddedSet(raw), newAddedSet(normed)
 	if t.pre, err = buildPreTokenizer(j.PreTokenizer); err != nil {
 		return nil, fmt.Errorf("pre_tokenizer: %w", err)
 	}
 	if t.dec, err = buildDecoder(j.Decoder); err != nil {
 		return nil, fmt.Errorf("decoder: %w", err)
 	}
-	if len(t.norm) == 0 {
-		t.fastSplit, t.fast = fastByteLevel(j.PreTokenizer)
-	}
+	t.fastSplit, t.fast = fastByteLevel(j.PreTokenizer)
 	if err := t.buildPostProcessor(j.PostProcessor); err != nil {
 		return nil, fmt.Errorf("post_processor: %w", err)
 	}
-	t.guessSpecials()
+	t.guessSpecials(true)
 	t.identity = "hf-bpe:" + shortHash(b)
 	return t, nil
 }
 
-var unicodeNormRe = regexp.MustCompile(`"type"\s*:\s*"(NFK?[CD])"`)
-
-// Warnings lists what of the tokenizer.json is read but not applied (the
-// Unicode normalizers), for tools to show; empty when everything applies.
+// Warnings lists what the tokenizer files say that is not used (a
+// tokenizer_config.json special token missing from the vocabulary), for
+// tools to show; empty when everything applies.
 func (t *HFTokenizer) Warnings() []string { return t.warnings }
 
 func parseMerges(raw json.RawMessage) ([][2]string, error) {
@@ -405,48 +405,6 @@ func parseComponent(raw json.RawMessage) (component, error) {
 		return nil, err
 	}
 	return c, nil
-}
-
-func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
-	c, err := parseComponent(raw)
-	if c == nil || err != nil {
-		return nil, err
-	}
-	switch c.typ() {
-	case "Sequence":
-		return buildSequence(c, "normalizers", buildNormalizer)
-	case "Prepend":
-		p, _ := c.str("prepend")
-		return []normStep{func(s string, _ bool) string {
-			if s == "" {
-				return s
-			}
-			return p + s
-		}}, nil
-	case "Replace":
-		pat, content, err := c.replacement()
-		if err != nil {
-			return nil, err
-		}
-		return []normStep{func(s string, _ bool) string { return strings.ReplaceAll(s, pat, content) }}, nil
-	case "Lowercase":
-		return []normStep{func(s string, _ bool) string { return strings.ToLower(s) }}, nil
-	case "Strip":
-		l, r := c.boolean("strip_left", true), c.boolean("strip_right", true)
-		return []normStep{func(s string, _ bool) string {
-			if l {
-				s = strings.TrimLeftFunc(s, unicode.IsSpace)
-			}
-			if r {
-				s = strings.TrimRightFunc(s, unicode.IsSpace)
-			}
-			return s
-		}}, nil
-	case "NFC", "NFKC", "NFD", "NFKD":
-		// Not applied (see HFTokenizer doc).
-		return nil, nil
-	}
-	return nil, fmt.Errorf("normalizer type %q not supported", c.typ())
 }
 
 func splitStep(sp splitter, behavior string, invert bool) preStep {
@@ -896,9 +854,12 @@ func (t *HFTokenizer) buildPostProcessor(raw json.RawMessage) error {
 	return nil
 }
 
-// guessSpecials fills BOS/EOS/PAD/UNK from the post-processor template and
-// conventional token names; tokenizer_config.json overrides these.
-func (t *HFTokenizer) guessSpecials() {
+// guessSpecials fills BOS/EOS/PAD/UNK from the post-processor template,
+// the model's unk_token and conventional token names. A name matches an
+// added token, or, when vocabToo (no tokenizer_config.json names the
+// specials), also an ordinary vocabulary entry.
+func (t *HFTokenizer) guessSpecials(vocabToo bool) {
+	t.bos, t.eos, t.pad, t.unk = -1, -1, -1, t.unkID
 	if len(t.prefixIDs) > 0 {
 		t.bos = t.prefixIDs[0]
 	}
@@ -912,7 +873,7 @@ func (t *HFTokenizer) guessSpecials() {
 					return a.id
 				}
 			}
-			if id, ok := t.vocab[n]; ok {
+			if id, ok := t.vocab[n]; ok && vocabToo {
 				return id
 			}
 		}
@@ -932,38 +893,64 @@ func (t *HFTokenizer) guessSpecials() {
 	}
 }
 
+// specialKeys are the tokenizer_config.json keys naming special tokens.
+var specialKeys = [...]string{"bos_token", "eos_token", "pad_token", "unk_token"}
+
 // applyConfig reads bos_token/eos_token/pad_token/unk_token from a
-// tokenizer_config.json (strings or {"content": ...} objects).
+// tokenizer_config.json (strings or {"content": ...} objects), as
+// transformers does: a key set to null means the tokenizer has no such
+// token (Qwen's "bos_token": null: nothing is prepended), except unk_token
+// when tokenizer.json's model names one (the model emits it whatever the
+// config says). A config that names any special token is taken as the
+// list of them: a key it leaves out is guessed only from the template and
+// the added tokens, never from an ordinary vocabulary entry (Qwen3's
+// vocabulary holds "<s>" as plain text, id 128245).
 func (t *HFTokenizer) applyConfig(b []byte) error {
 	var cfg map[string]json.RawMessage
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("not JSON: %v", err)
 	}
-	for _, sp := range []struct {
-		key string
-		dst *int
-	}{{"bos_token", &t.bos}, {"eos_token", &t.eos}, {"pad_token", &t.pad}, {"unk_token", &t.unk}} {
-		raw, ok := cfg[sp.key]
-		if !ok || string(raw) == "null" {
+	named := false
+	for _, k := range specialKeys {
+		if _, ok := cfg[k]; ok {
+			named = true
+		}
+	}
+	if !named {
+		return nil
+	}
+	t.guessSpecials(false)
+	for i, dst := range []*int{&t.bos, &t.eos, &t.pad, &t.unk} {
+		key := specialKeys[i]
+		raw, ok := cfg[key]
+		if !ok {
+			continue
+		}
+		if string(bytes.TrimSpace(raw)) == "null" {
+			if key == "unk_token" {
+				*dst = t.unkID
+			} else {
+				*dst = -1
+			}
 			continue
 		}
 		var name string
 		if json.Unmarshal(raw, &name) != nil {
 			var obj struct {
-				Content string `json:"content"`
+				Content *string `json:"content"`
 			}
-			if json.Unmarshal(raw, &obj) != nil {
-				return fmt.Errorf("%s: want a string or {\"content\": ...}", sp.key)
+			if json.Unmarshal(raw, &obj) != nil || obj.Content == nil {
+				return fmt.Errorf("%s: want a string, null or {\"content\": ...}", key)
 			}
-			name = obj.Content
+			name = *obj.Content
 		}
 		if id, ok := t.TokenID(name); ok {
-			*sp.dst = id
+			*dst = id
 		} else {
 			// Configs sometimes name a token that is added at run time
 			// (a pad token, typically): not a reason to refuse the tokenizer.
-			*sp.dst = -1
-			t.warnings = append(t.warnings, fmt.Sprintf("tokenizer_config.json %s %q is not in the vocabulary; treated as absent", sp.key, name))
+			*dst = -1
+			t.warnings = append(t.warnings, fmt.Sprintf("tokenizer_config.json %s %q is not in the vocabulary; treated as absent", key, name))
 		}
 	}
 	return nil
@@ -1002,20 +989,39 @@ func (t *HFTokenizer) Identity() string { return t.identity }
 func (t *HFTokenizer) IsSpecial(id int) bool { return t.isSpec[id] }
 
 // Encode returns the ids of text without the post-processor's special
-// tokens (see EncodeSpecial). Added tokens that occur in text are matched
-// before the model runs.
+// tokens (see EncodeSpecial). As HF does: added tokens with
+// normalized=false are matched in the raw text, each stretch between them
+// is normalized, then added tokens with normalized=true are matched in the
+// normalized text, and the rest goes through the pre-tokenizer and model.
 func (t *HFTokenizer) Encode(text string) []int {
 	var ids []int
 	first := true
-	t.splitAdded(text, func(seg string, added int) {
+	t.rawAdded.split(text, func(seg string, added int) {
 		if added >= 0 {
 			ids = append(ids, added)
-		} else {
-			ids = t.encodeSegment(seg, first, ids)
+			first = false
+			return
 		}
+		seg = t.normalize(seg, first)
+		t.normAdded.split(seg, func(p string, added int) {
+			if added >= 0 {
+				ids = append(ids, added)
+			} else {
+				ids = t.encodeSegment(p, first, ids)
+			}
+			first = false
+		})
 		first = false
 	})
 	return ids
+}
+
+// normalize applies the tokenizer.json's normalizer to s.
+func (t *HFTokenizer) normalize(s string, first bool) string {
+	for _, n := range t.norm {
+		s = n(s, first)
+	}
+	return s
 }
 
 // EncodeSpecial is Encode plus the post-processor template's special tokens
@@ -1026,10 +1032,25 @@ func (t *HFTokenizer) EncodeSpecial(text string) []int {
 	return append(ids, t.suffixIDs...)
 }
 
-// splitAdded calls f for each stretch of text between added tokens
+// addedSet is a set of added tokens matched leftmost-longest in text.
+type addedSet struct {
+	toks  []addedTok // sorted by content length, longest first
+	first [256][]int // indexes into toks by first byte of content
+}
+
+func newAddedSet(toks []addedTok) addedSet {
+	s := addedSet{toks: toks}
+	sort.SliceStable(s.toks, func(i, k int) bool { return len(s.toks[i].content) > len(s.toks[k].content) })
+	for k, a := range s.toks {
+		s.first[a.content[0]] = append(s.first[a.content[0]], k)
+	}
+	return s
+}
+
+// split calls f for each stretch of text between added tokens
 // (added=-1) and each added token (its id), leftmost-longest matching.
-func (t *HFTokenizer) splitAdded(text string, f func(seg string, added int)) {
-	if len(t.added) == 0 {
+func (s *addedSet) split(text string, f func(seg string, added int)) {
+	if len(s.toks) == 0 {
 		if text != "" {
 			f(text, -1)
 		}
@@ -1038,9 +1059,9 @@ func (t *HFTokenizer) splitAdded(text string, f func(seg string, added int)) {
 	start := 0
 	for i := 0; i < len(text); {
 		m := -1
-		for _, k := range t.first[text[i]] { // longest first
-			a := t.added[k]
-			if strings.HasPrefix(text[i:], a.content) && t.wordBoundaryOK(text, i, i+len(a.content), a) {
+		for _, k := range s.first[text[i]] { // longest first
+			a := s.toks[k]
+			if strings.HasPrefix(text[i:], a.content) && wordBoundaryOK(text, i, i+len(a.content), a) {
 				m = k
 				break
 			}
@@ -1049,7 +1070,7 @@ func (t *HFTokenizer) splitAdded(text string, f func(seg string, added int)) {
 			i++
 			continue
 		}
-		a := t.added[m]
+		a := s.toks[m]
 		segEnd, next := i, i+len(a.content)
 		if a.lstrip {
 			for segEnd > start {
@@ -1074,7 +1095,7 @@ func (t *HFTokenizer) splitAdded(text string, f func(seg string, added int)) {
 	}
 }
 
-func (t *HFTokenizer) wordBoundaryOK(text string, i, j int, a addedTok) bool {
+func wordBoundaryOK(text string, i, j int, a addedTok) bool {
 	if !a.singleWord {
 		return true
 	}
@@ -1151,9 +1172,6 @@ func (t *HFTokenizer) encodeSegment(seg string, first bool, ids []int) []int {
 			t.fastSplit.split(seg, word)
 		}
 		return ids
-	}
-	for _, n := range t.norm {
-		seg = n(seg, first)
 	}
 	words := []string{seg}
 	for _, p := range t.pre {

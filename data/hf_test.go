@@ -201,8 +201,11 @@ func TestHFWarnings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w := tok.Warnings(); len(w) != 1 || !strings.Contains(w[0], "NFC") {
-		t.Errorf("warnings %q, want one about NFC", w)
+	if w := tok.Warnings(); len(w) != 0 {
+		t.Errorf("warnings %q, want none (NFC and Lowercase are applied)", w)
+	}
+	if got := tok.Encode("A"); !slices.Equal(got, []int{0}) {
+		t.Errorf("Encode(A) = %v, want [0] (lowercased to a)", got)
 	}
 	if w := loadFixture(t, "llama2-tiny.json").(*HFTokenizer).Warnings(); len(w) != 0 {
 		t.Errorf("llama2 fixture warnings %q, want none", w)
