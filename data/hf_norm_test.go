@@ -40,14 +40,20 @@ func TestHFNormalizers(t *testing.T) {
 		{`{"type":"NFD"}`, "\uac01", "\u1100\u1161\u11a8", "Hangul syllables decompose algorithmically"},
 		{`{"type":"NFKC"}`, "\ufb01x\u2460", "fix1", "compatibility forms fold: ﬁ → fi, ① → 1"},
 		{`{"type":"NFKD"}`, "\u00bd\u00e9", "1\u20442e\u0301", "½ → 1⁄2 and é decomposed"},
+		{`{"type":"NFC"}`, "a\U00016ff0\u0301", "a\U00016ff0\u0301", "U+16FF0 (Unicode 13, class 6) is class 0 in HF's Unicode 9.0 tables: it blocks a + U+0301 (Go's NFC alone gives á U+16FF0)"},
+		{`{"type":"NFKC"}`, "\u32ff\u2460", "\u32ff1", "U+32FF (Unicode 12.1) is unknown to HF: kept, while ① folds"},
+		{`{"type":"NFC"}`, "e" + strings.Repeat("\u0301", 35), "\u00e9" + strings.Repeat("\u0301", 34), "35 marks: no U+034F inserted (Go's norm is stream-safe, HF is not)"},
+		{`{"type":"NFD"}`, "a" + strings.Repeat("\u0301\u0323", 20), "a" + strings.Repeat("\u0323", 20) + strings.Repeat("\u0301", 20), "a 40-mark run is still put in canonical order (class 220 before 230)"},
 		{`{"type":"Lowercase"}`, "HeLLo ΣΑΣ", "hello σασ", "per character, no final-sigma context (Rust char::to_lowercase)"},
 		{`{"type":"Lowercase"}`, "\u0130x", "i\u0307x", "İ lowercases to two characters (full mapping)"},
 		{`{"type":"Lowercase"}`, "A\xffB", "a\xffb", "bytes that are not UTF-8 pass through"},
+		{`{"type":"Lowercase"}`, "\U00010d50\ua7cb", "\U00010d70\u0264", "Unicode 16 pairs Rust knows and Go's tables lack"},
 		{`{"type":"Strip"}`, " \t\u3000hi \u00a0", "hi", "both sides by default; Unicode White_Space"},
 		{`{"type":"Strip","strip_left":false,"strip_right":true}`, "  hi  ", "  hi", "right only"},
 		{`{"type":"Strip","strip_left":true,"strip_right":false}`, "  hi  ", "hi  ", "left only"},
 		{`{"type":"Strip"}`, "\u200bhi", "\u200bhi", "ZERO WIDTH SPACE is not White_Space"},
 		{`{"type":"StripAccents"}`, "e\u0301a\u20dd", "ea", "Mn and Me marks go"},
+		{`{"type":"StripAccents"}`, "a\U00016ff0", "a\U00016ff0", "a mark newer than Unicode 9.0 is not one to HF"},
 		{`{"type":"Replace","pattern":{"String":" "},"content":"▁"}`, "a b  c", "a▁b▁▁c", "every occurrence"},
 		{`{"type":"Replace","pattern":{"String":"aa"},"content":"b"}`, "aaa", "ba", "leftmost, non-overlapping"},
 		{`{"type":"Replace","pattern":{"Regex":" {2,}"},"content":" "}`, "a   b c", "a b c", "regex pattern"},
@@ -187,17 +193,19 @@ func TestHFEncodeNormalized(t *testing.T) {
 }
 
 // FuzzHFNormalizer: any normalizer JSON gives an error or steps that map
-// any text without panicking; NFC output is NFC and valid UTF-8 stays valid.
+// any text without panicking; valid UTF-8 stays valid, and the Unicode
+// forms are idempotent (HF's, not Go's: output need not be Go-normal).
 func FuzzHFNormalizer(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"NFC"}`, `{"type":"NFKD"}`, `{"type":"Lowercase"}`, `{"type":"Strip","strip_left":false}`,
 		`{"type":"Replace","pattern":{"String":" "},"content":"▁"}`, `{"type":"Replace","pattern":{"Regex":"\\s+"},"content":" "}`,
 		`{"type":"Prepend","prepend":"▁"}`, `{"type":"StripAccents"}`,
 		`{"type":"Sequence","normalizers":[{"type":"NFD"},{"type":"Lowercase"},{"type":"Sequence","normalizers":[{"type":"NFC"}]}]}`,
-		`{"type":"Sequence","normalizers":null}`, `{"type":"Replace","pattern":{"String":null},"content":1}`,
+		`{"type":"Sequence","normalizers":null}`, `{"type":"NFD"}`, `{"type":"NFKC"}`, `{"type":"Replace","pattern":{"String":null},"content":1}`,
 	} {
 		f.Add(s, "Héllo e\u0301 \u212b \u1100\u1161 İ  ")
 	}
+	f.Add(`{"type":"NFKC"}`, "a"+strings.Repeat("\u0301\u0323\u0345", 12)+"\U00016ff0\u0301\u1100\u1161\u11a8")
 	f.Fuzz(func(t *testing.T, js, text string) {
 		steps, err := buildNormalizer(json.RawMessage(js))
 		if err != nil {
@@ -210,8 +218,11 @@ func FuzzHFNormalizer(f *testing.F) {
 		if utf8.ValidString(text) && !utf8.ValidString(out) {
 			t.Fatalf("%s made %+q invalid UTF-8: %+q", js, text, out)
 		}
-		if js == `{"type":"NFC"}` && utf8.ValidString(text) && !norm.NFC.IsNormalString(out) {
-			t.Fatalf("NFC output %+q is not NFC", out)
+		forms := map[string]norm.Form{`{"type":"NFC"}`: norm.NFC, `{"type":"NFD"}`: norm.NFD, `{"type":"NFKC"}`: norm.NFKC, `{"type":"NFKD"}`: norm.NFKD}
+		if f, ok := forms[js]; ok && utf8.ValidString(text) {
+			if again := hfNormalize(f, out); again != out {
+				t.Fatalf("%s not idempotent on %+q: %+q then %+q", js, text, out, again)
+			}
 		}
 	})
 }
