@@ -6,8 +6,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/minitron-dev/minitron/model"
 )
 
 const tokFixtures = "../../data/testdata/tok/"
@@ -173,5 +176,37 @@ func TestTokenizerQwen3(t *testing.T) {
 	info, err := runCLI(t, "tokenizer", "info", "--tokenizer", dir)
 	if err != nil || !strings.Contains(info, "bos none") || strings.Contains(info, "warning") {
 		t.Errorf("tokenizer info = %q, %v; want bos none and no warning (NFC is applied)", info, err)
+	}
+}
+
+// TestGenerateQwen3NoBOS: generate --prompt with Qwen3's tokenizer puts
+// nothing before the prompt's ids (no BOS; not the vocabulary's "<s>"), and
+// the prompt is NFC-normalized as tokenizers does (e + U+0301 → 963).
+func TestGenerateQwen3NoBOS(t *testing.T) {
+	tokDir := qwen3TokDir(t)
+	dir := t.TempDir()
+	cfg, err := model.SyntheticConfig(model.Qwen3, 1, 16, 2, 1, 32, 151669)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := model.RandomCheckpoint(dir, cfg, model.BF16, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	got, err := runCLI(t, "generate", "--model", dir, "--tokenizer", tokDir, "--prompt", "Cafe\u0301", "--max-new-tokens", "2", "--json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res struct {
+		Prompt []int `json:"prompt_ids"`
+		New    []int `json:"new_ids"`
+	}
+	if err := json.Unmarshal([]byte(got), &res); err != nil {
+		t.Fatal(err)
+	}
+	// What tokenizers 0.23.2 gives for "Café" and "Cafe\u0301" alike,
+	// add_special_tokens=True included.
+	want := []int{34, 2577, 963}
+	if !slices.Equal(res.Prompt, want) || len(res.New) == 0 {
+		t.Errorf("prompt_ids %v (new %v), want exactly the ids of Café %v: no BOS", res.Prompt, res.New, want)
 	}
 }
