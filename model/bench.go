@@ -18,6 +18,9 @@ func SyntheticConfig(family Family, layers, hidden, heads, kvHeads, ffn, vocab i
 	if heads > 0 && hidden%heads != 0 {
 		return nil, fmt.Errorf("hidden %d is not a multiple of heads %d", hidden, heads)
 	}
+	if heads > 0 {
+		m["head_dim"] = hidden / heads // explicit: qwen3's default would be 128
+	}
 	b, _ := json.Marshal(m)
 	return ParseConfig(b)
 }

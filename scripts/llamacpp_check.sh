@@ -9,8 +9,9 @@
 # with SentencePiece-style tokenizer.json files (Llama-2's normalizer, a
 # Metaspace pre-tokenizer),
 # mistral and nemotron (SentencePiece with byte fallback), a pruned-shape
-# llama student whose head_dim ≠ hidden/heads, and a pruned nemotron;
-# dtypes f32, f16, bf16, q8_0.
+# llama student whose head_dim ≠ hidden/heads, a pruned nemotron, qwen2
+# (q/k/v biases, a Qwen2-style tokenizer) and a qwen3 student (q/k norms,
+# head_dim ≠ hidden/heads, tied); dtypes f32, f16, bf16, q8_0.
 #
 #   scripts/llamacpp_check.sh            # needs go, node ≥ 18 and npm
 #
@@ -94,4 +95,13 @@ check llama-pruned --arch llama --layers 2 --hidden 96 --heads 3 --kv-heads 1 --
 # llama.cpp's nemotron needs heads·head_dim = hidden (export gguf refuses
 # others): a nemotron student pruned in hidden and heads together.
 check nemotron-pruned --arch nemotron --layers 2 --hidden 96 --heads 3 --kv-heads 1 --head-dim 32 --ffn 192 --tokenizer data/testdata/tok/spm-bpe-fb.model
+# Qwen2-style tokenizer.json: llama3-tiny's with Qwen2's single-digit split
+# and the NFC normalizer Qwen's files declare (llama.cpp's pre "qwen2").
+sed -e 's/\\\\p{N}{1,3}/\\\\p{N}/' -e 's/"normalizer": null/"normalizer": {"type": "NFC"}/' \
+	data/testdata/tok/llama3-tiny.json >"$work/qwen2-tiny.json"
+grep -q '"NFC"' "$work/qwen2-tiny.json" && ! grep -q '{1,3}' "$work/qwen2-tiny.json"
+# qwen2: random q/k/v biases, NEOX RoPE; qwen3: q/k norms, a student whose
+# head_dim ≠ hidden/heads, tied embeddings.
+check qwen2 --arch qwen2 --layers 2 --tokenizer "$work/qwen2-tiny.json"
+check qwen3-pruned --arch qwen3 --layers 2 --hidden 96 --heads 3 --kv-heads 1 --head-dim 64 --ffn 128 --tie-embeddings --tokenizer "$work/qwen2-tiny.json"
 exit $fail

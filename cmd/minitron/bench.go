@@ -51,7 +51,7 @@ type BenchShape struct {
 }
 
 func (s *BenchShape) addFlags(f *pflag.FlagSet, what, batchHelp string) {
-	f.StringVar(&s.Arch, "arch", "nemotron", "family of the random "+what+": nemotron, llama or mistral")
+	f.StringVar(&s.Arch, "arch", "nemotron", "family of the random "+what+": nemotron, llama, mistral, qwen2 or qwen3")
 	f.IntVar(&s.Layers, "layers", 4, "layers")
 	f.IntVar(&s.Hidden, "hidden", 256, "hidden size")
 	f.IntVar(&s.Heads, "heads", 4, "attention heads")
@@ -66,9 +66,9 @@ func (s *BenchShape) addFlags(f *pflag.FlagSet, what, batchHelp string) {
 func (s *BenchShape) config() (*model.Config, error) {
 	fam := model.Family(s.Arch)
 	switch fam {
-	case model.Nemotron, model.Llama, model.Mistral:
+	case model.Nemotron, model.Llama, model.Mistral, model.Qwen2, model.Qwen3:
 	default:
-		return nil, fmt.Errorf("--arch %q: want nemotron, llama or mistral", s.Arch)
+		return nil, fmt.Errorf("--arch %q: want nemotron, llama, mistral, qwen2 or qwen3", s.Arch)
 	}
 	return model.SyntheticConfig(fam, s.Layers, s.Hidden, s.Heads, s.KVHeads, s.FFN, s.Vocab)
 }

@@ -21,21 +21,26 @@ type InspectOptions struct {
 
 // InspectReport is what `inspect` prints (and its --json form).
 type InspectReport struct {
-	Dir                 string         `json:"dir"`
-	Family              string         `json:"family"`
-	Architectures       []string       `json:"architectures,omitempty"`
-	Layers              int            `json:"layers"`
-	Hidden              int            `json:"hidden_size"`
-	Heads               int            `json:"heads"`
-	KVHeads             int            `json:"kv_heads"`
-	HeadDim             int            `json:"head_dim"`
-	FFN                 int            `json:"ffn"`
-	Vocab               int            `json:"vocab"`
-	RotaryDim           int            `json:"rotary_dim"`
-	RopeTheta           float64        `json:"rope_theta"`
-	SlidingWindow       int            `json:"sliding_window"`
-	Tied                bool           `json:"tied_embeddings"`
-	NormBias            bool           `json:"norm_bias"`
+	Dir           string   `json:"dir"`
+	Family        string   `json:"family"`
+	Architectures []string `json:"architectures,omitempty"`
+	Layers        int      `json:"layers"`
+	Hidden        int      `json:"hidden_size"`
+	Heads         int      `json:"heads"`
+	KVHeads       int      `json:"kv_heads"`
+	HeadDim       int      `json:"head_dim"`
+	FFN           int      `json:"ffn"`
+	Vocab         int      `json:"vocab"`
+	RotaryDim     int      `json:"rotary_dim"`
+	RopeTheta     float64  `json:"rope_theta"`
+	SlidingWindow int      `json:"sliding_window"`
+	Tied          bool     `json:"tied_embeddings"`
+	NormBias      bool     `json:"norm_bias"`
+	// AttnBiases lists the attention projections with a bias (q,k,v for
+	// qwen2; q,k,v,o under attention_bias), "" when none.
+	AttnBiases          string         `json:"attention_biases,omitempty"`
+	MLPBias             bool           `json:"mlp_bias,omitempty"`
+	QKNorm              bool           `json:"qk_norm,omitempty"` // qwen3's q_norm/k_norm
 	Params              int64          `json:"params"`
 	EmbeddingParams     int64          `json:"embedding_params"`
 	NonEmbeddingParams  int64          `json:"non_embedding_params"`
@@ -93,6 +98,13 @@ func Inspect(dir string) (*InspectReport, error) {
 	// formula (which assumes HF's biased LayerNorm1P); say so rather than
 	// print two different totals silently.
 	r.ConfigParamsDiffers = cp.Total != pc.Total
+	switch {
+	case c.QKVBias() && c.OBias():
+		r.AttnBiases = "q,k,v,o"
+	case c.QKVBias():
+		r.AttnBiases = "q,k,v"
+	}
+	r.MLPBias, r.QKNorm = c.MLPBias, c.QKNorm()
 	for dt, n := range ck.DTypeCounts() {
 		r.DTypes[string(dt)] = n
 	}
@@ -127,7 +139,21 @@ func runInspect(o *InspectOptions, w io.Writer) error {
 	fmt.Fprintf(w, "layers        %d\n", r.Layers)
 	fmt.Fprintf(w, "hidden        %d\n", r.Hidden)
 	fmt.Fprintf(w, "heads         %d (kv %d, head_dim %d, q width %d)\n", r.Heads, r.KVHeads, r.HeadDim, r.Heads*r.HeadDim)
-	fmt.Fprintf(w, "ffn           %d\n", r.FFN)
+	if r.AttnBiases != "" || r.QKNorm {
+		var parts []string
+		if r.AttnBiases != "" {
+			parts = append(parts, "biases on "+r.AttnBiases)
+		}
+		if r.QKNorm {
+			parts = append(parts, "RMSNorm over head_dim on q and k (q_norm, k_norm)")
+		}
+		fmt.Fprintf(w, "attention     %s\n", strings.Join(parts, "; "))
+	}
+	fmt.Fprintf(w, "ffn           %d", r.FFN)
+	if r.MLPBias {
+		fmt.Fprint(w, " (with biases)")
+	}
+	fmt.Fprintln(w)
 	fmt.Fprintf(w, "vocab         %d\n", r.Vocab)
 	fmt.Fprintf(w, "rotary dim    %d of %d (theta %g)\n", r.RotaryDim, r.HeadDim, r.RopeTheta)
 	fmt.Fprintf(w, "window        %s\n", window)

@@ -84,3 +84,39 @@ func TestInspectErrors(t *testing.T) {
 		t.Fatal("inspect without DIR must fail")
 	}
 }
+
+// A qwen3 checkpoint with attention_bias: the biases and q/k norms are
+// shown and counted. V=128 H=64 L=2 nH=4 nKV=2 hd=16 F=96, untied: embedding
+// 2·128·64 = 16384; per layer q 4096 + k 2048 + v 2048 + o 4096 + biases
+// 64+32+32+64 + q_norm/k_norm 16+16 + 2 norms 128 + gate/up/down 18432 =
+// 31072; ×2 + final norm 64 = 62208.
+func TestInspectQwen(t *testing.T) {
+	var out bytes.Buffer
+	if err := runInspect(&InspectOptions{Dir: "../../model/testdata/cases/qwen3-bias-window"}, &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"family        qwen3 (Qwen3ForCausalLM)",
+		"attention     biases on q,k,v,o; RMSNorm over head_dim on q and k (q_norm, k_norm)",
+		"window        6",
+		"non-embed   62.2K (62208)",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("output lacks %q:\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "config formula") {
+		t.Errorf("stored and config counts differ:\n%s", out.String())
+	}
+	out.Reset()
+	if err := runInspect(&InspectOptions{Dir: "../../model/testdata/cases/qwen2-gqa", JSON: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var r InspectReport
+	if err := json.Unmarshal(out.Bytes(), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.Family != "qwen2" || r.AttnBiases != "q,k,v" || r.QKNorm || r.SlidingWindow != 0 {
+		t.Errorf("qwen2 report %+v", r)
+	}
+}
