@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -274,4 +275,58 @@ func TestInitQwenMatchesReference(t *testing.T) {
 			t.Errorf("%s: differs from the reference by %.3g", c.reason, worst)
 		}
 	}
+}
+
+// search on a qwen3 teacher (q/k norms, head_dim ≠ hidden/heads): every
+// candidate is pruned, distilled a few steps on the CPU engine (biases and
+// q/k norms trained) and ranked; under -short the distillation is faked.
+func TestSearchQwen3(t *testing.T) {
+	teacher := filepath.Join(qwenCases, "qwen3-headdim")
+	tcfg, err := model.LoadConfig(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir()
+	prefix := filepath.Join(root, "data")
+	randomTokens(t, prefix, tcfg.VocabSize)
+	scores := filepath.Join(root, "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: teacher, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	if testing.Short() {
+		old := searchDistill
+		searchDistill = fakeDistill
+		defer func() { searchDistill = old }()
+	}
+	out := filepath.Join(root, "search")
+	budget := fmt.Sprint(tcfg.ParamCounts().Total * 7 / 10)
+	o := &SearchOptions{SearchOptions: prune.SearchOptions{ModelDir: teacher, ScoresPath: scores, Data: prefix, Tolerance: 0.1, Steps: 3, MaxCandidates: 2, OutDir: out,
+		Prune: prune.Options{EvalSamples: 2, EvalSeqLen: 8}}, Params: budget, HeadMode: "per-group", Metric: "auto", Weights: "auto",
+		SeqLen: 16, MicroBatch: 2, LR: 1e-3, ValBatches: 2, Device: "cpu"}
+	var stdout bytes.Buffer
+	if err := runSearch(context.Background(), o, &stdout, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	var res prune.SearchResult
+	b, err := os.ReadFile(filepath.Join(out, "search.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &res); err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Candidates) == 0 {
+		t.Fatalf("no candidates:\n%s", stdout.String())
+	}
+	for _, c := range res.Candidates {
+		if c.Err != "" || !(c.DistilledLoss > 0) || !(c.PrunedLoss > 0) {
+			t.Errorf("%s: pruned loss %v, distilled loss %v, error %q", c.Name, c.PrunedLoss, c.DistilledLoss, c.Err)
+		}
+	}
+	w, err := model.LoadConfig(res.WinnerDir)
+	if err != nil || w.Family != model.Qwen3 || !w.QKNorm() || w.HeadDim != tcfg.HeadDim {
+		t.Fatalf("winner %s: %v %+v", res.WinnerDir, err, w)
+	}
+	t.Log(stdout.String())
 }
