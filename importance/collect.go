@@ -186,6 +186,16 @@ func (cpuPasses) close()                                           {}
 // Memory is bounded by one batch's activations and O(layers·width)
 // accumulators.
 func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) (*Scores, error) {
+	p, err := ComputePartial(ctx, m, samples, opt)
+	if err != nil {
+		return nil, err
+	}
+	return p.scores()
+}
+
+// ComputePartial is Compute's statistics before the last reduction: sums
+// and counts that add over disjoint parts of the samples (MergePartials).
+func ComputePartial(ctx context.Context, m *model.Model, samples [][]int, opt Options) (*Partial, error) {
 	cfg := m.Cfg
 	if len(samples) == 0 {
 		return nil, fmt.Errorf("importance: no calibration samples")
@@ -262,20 +272,16 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 	if err := pass.fold(); err != nil {
 		return nil, err
 	}
-	s := &Scores{Format: FormatV1, Shape: ShapeOf(cfg), Method: "activation", Aggregation: opt.Aggregation, MLPPoint: opt.MLPPoint}
-	col.Fill(s)
-	if opt.BI {
-		for _, k := range opt.BlockK {
-			s.Depth.Blocks = append(s.Depth.Blocks, BestBlockBI(s.Depth.BI, k))
-		}
-	}
+	p := col.partial()
+	p.Format, p.Shard, p.Of = PartialFormat, 0, 1
+	p.Shape, p.Aggregation, p.MLPPoint, p.BlockK = ShapeOf(cfg), opt.Aggregation, opt.MLPPoint, opt.BlockK
+	p.Data.Samples = len(samples)
+	p.Data.SeqLen = len(samples[0])
+	p.Data.Tokens = int64(len(samples)) * int64(len(samples[0]))
 	if opt.Loss {
-		if s.Depth == nil {
-			s.Depth = &LayerImportance{}
-		}
-		d := s.Depth
-		d.LossSamples = lossN
-		d.LossSeqLen = len(lossSamples[0])
+		ls := &LossSums{Samples: lossN, SeqLen: len(lossSamples[0])}
+		p.Loss = ls
+		// loss is the sum over the samples of each one's mean NLL
 		loss := func(skip []int) (float64, error) {
 			var sum float64
 			for i := 0; i < lossN; i += opt.Batch {
@@ -290,19 +296,19 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 				sum += l * float64(len(b))
 				step()
 			}
-			return sum / float64(lossN), nil
+			return sum, nil
 		}
-		if d.BaseLoss, err = loss(nil); err != nil {
+		if ls.Base, err = loss(nil); err != nil {
 			return nil, err
 		}
-		d.DropLoss = make([]float64, cfg.NumLayers)
-		for l := range d.DropLoss {
-			if d.DropLoss[l], err = loss([]int{l}); err != nil {
+		ls.Drop = make([]float64, cfg.NumLayers)
+		for l := range ls.Drop {
+			if ls.Drop[l], err = loss([]int{l}); err != nil {
 				return nil, err
 			}
 		}
 		for _, k := range opt.BlockK {
-			best := BlockDrop{K: k, Start: -1, Metric: "loss"}
+			bs := BlockLossSums{K: k}
 			for st := 0; st+k <= cfg.NumLayers; st++ {
 				skip := make([]int, k)
 				for j := range skip {
@@ -312,17 +318,12 @@ func Compute(ctx context.Context, m *model.Model, samples [][]int, opt Options) 
 				if err != nil {
 					return nil, err
 				}
-				if best.Start < 0 || v < best.Value {
-					best.Start, best.Value = st, v
-				}
+				bs.Sums = append(bs.Sums, v)
 			}
-			d.Blocks = append(d.Blocks, best)
+			ls.Blocks = append(ls.Blocks, bs)
 		}
 	}
-	s.Data.Samples = len(samples)
-	s.Data.SeqLen = len(samples[0])
-	s.Data.Tokens = int64(len(samples)) * int64(len(samples[0]))
-	return s, nil
+	return p, nil
 }
 
 // BestBlockBI is the contiguous block of k layers with the smallest summed

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
@@ -52,6 +53,16 @@ type Config struct {
 	NoTF32  bool // cuda: full f32 matrix products
 	BF16    bool // cuda: weight matrices in bf16 only
 
+	// Shard and Shards score part Shard (0-based) of Shards of the
+	// calibration samples (and of the layer-drop losses' samples) and
+	// write a partial statistics file (Partial) to Out instead of scores;
+	// MergePartials combines the Shards files. Shards 0 scores everything.
+	Shard, Shards int
+	// Comm, with more than one rank (a job of bin/minitron-mpi), scores
+	// shard Rank of Size on each rank and rank 0 merges them and writes
+	// the scores to Out.
+	Comm comm.Communicator
+
 	// Progress, when set, is called after each forward pass with the
 	// passes done and the total.
 	Progress func(done, total int64)
@@ -62,7 +73,8 @@ type Config struct {
 
 // Result is what Run wrote.
 type Result struct {
-	Scores *Scores
+	Scores  *Scores  // nil when a shard wrote its Partial
+	Partial *Partial // a shard's statistics (Shards, or Comm)
 	// Split and LossSplit are the dataset prefixes read for the
 	// calibration samples and for the layer-drop losses.
 	Split, LossSplit string
@@ -99,6 +111,18 @@ func (c *Config) check() error {
 	c.Device = o.Device
 	if c.Samples < 1 || c.SeqLen < 2 || c.Batch < 1 {
 		return fmt.Errorf("importance: need Samples ≥ 1, SeqLen ≥ 2 and Batch ≥ 1, got %d, %d and %d", c.Samples, c.SeqLen, c.Batch)
+	}
+	if c.Comm != nil && c.Comm.Size() > 1 {
+		if c.Shards != 0 {
+			return fmt.Errorf("importance: Shard %d/%d in a job of %d ranks: the ranks are the shards; give one or the other", c.Shard, c.Shards, c.Comm.Size())
+		}
+		c.Shard, c.Shards = c.Comm.Rank(), c.Comm.Size()
+	}
+	if c.Shards < 0 || (c.Shards > 0 && (c.Shard < 0 || c.Shard >= c.Shards)) {
+		return fmt.Errorf("importance: shard %d of %d: want 0 ≤ shard < shards", c.Shard, c.Shards)
+	}
+	if c.Shards > c.Samples {
+		return fmt.Errorf("importance: %d shards of %d samples: each shard needs at least one", c.Shards, c.Samples)
 	}
 	return nil
 }
@@ -167,11 +191,15 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	}
 	defer m.Close()
 	start := time.Now()
-	sc, err := Compute(ctx, m, samples, Options{
+	opt := Options{
 		Aggregation: c.Aggregation, MLPPoint: c.MLPPoint, Batch: c.Batch, BI: c.BI, Loss: c.Loss,
 		LossSamples: c.LossSamples, LossData: lossData, BlockK: blockK, Progress: c.Progress,
 		Device: c.Device, NoTF32: c.NoTF32, BF16: c.BF16,
-	})
+	}
+	if c.Shards > 0 {
+		return c.runShard(ctx, m, id, samples, opt, split, lossSplit, start)
+	}
+	sc, err := Compute(ctx, m, samples, opt)
 	if err != nil {
 		return nil, err
 	}

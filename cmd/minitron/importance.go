@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
@@ -37,6 +39,7 @@ type ImportanceOptions struct {
 	Device       string
 	NoTF32       bool
 	BF16         bool
+	Shard        string
 }
 
 func newImportanceCmd() *cobra.Command {
@@ -80,6 +83,9 @@ there. Matrix products use TF32 unless --no-tf32; --bf16 keeps the weight matric
 layers, embedding) on the GPU in bf16 only (half their f32 memory, bf16 products with f32 accumulation), for a model
 whose f32 weights do not fit the GPU.`,
 		Example: `  minitron importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 4 --out scores.json
+  minitron importance --model ./teacher --data data/go --shard 0/2 --out part-0.json   # and --shard 1/2 --out part-1.json elsewhere
+  minitron importance merge --out scores.json part-*.json
+  mpirun -np 4 bin/minitron-mpi importance --model ./teacher --data data/go --out scores.json
   minitron importance --model ./teacher --data data/go --samples 64 --seq-len 256 --agg-batch mean --agg-seq l2 --out s.json
   minitron importance --model ./teacher --data data/go --layer-metrics bi --mlp-point pre --out s.json
   minitron-cuda importance --model ./teacher --data data/go --samples 1024 --seq-len 4096 --batch 8 --device cuda --out scores.json
@@ -89,6 +95,7 @@ whose f32 weights do not fit the GPU.`,
 			return runImportance(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
+	cmd.AddCommand(newImportanceMergeCmd())
 	f := cmd.Flags()
 	f.StringVar(&o.Model, "model", "", "checkpoint directory (required)")
 	f.StringVar(&o.Data, "data", "", "dataset prefix: PREFIX_train.{bin,idx} (required)")
@@ -108,6 +115,7 @@ whose f32 weights do not fit the GPU.`,
 	f.BoolVar(&o.NoTF32, "no-tf32", false, "with --device cuda: full f32 matrix products (no TF32 rounding of their inputs)")
 	f.BoolVar(&o.BF16, "bf16", false, bf16Help)
 	f.BoolVar(&o.Overwrite, "overwrite", false, "replace an existing --out file (never one of the checkpoint's own files)")
+	f.StringVar(&o.Shard, "shard", "", "I/N: score part I (0-based) of N of the calibration (and layer-drop loss) samples and write mergeable partial statistics to --out (combine them with minitron importance merge); under mpirun (bin/minitron-mpi) the ranks are the shards and rank 0 writes the merged scores")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("data")
 	_ = cmd.MarkFlagRequired("out")
@@ -134,13 +142,36 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	if err != nil {
 		return fmt.Errorf("--weights: %w", err)
 	}
+	var shard, shards int
+	if o.Shard != "" {
+		if _, err := fmt.Sscanf(o.Shard, "%d/%d", &shard, &shards); err != nil || shards < 1 || shard < 0 || shard >= shards ||
+			o.Shard != fmt.Sprintf("%d/%d", shard, shards) {
+			return fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N, e.g. 0/4", o.Shard)
+		}
+	}
+	world, err := jobWorld()
+	if err != nil {
+		return err
+	}
+	var jc comm.Communicator
+	if world.Size() > 1 {
+		jc = world
+		if world.Rank() != 0 {
+			w = io.Discard
+		}
+	}
 	bar := newProgressBar("importance: forward passes")
+	progress := bar.Update
+	if world.Rank() != 0 {
+		progress = nil // rank 0 alone draws
+	}
 	res, err := importance.Run(ctx, importance.Config{
+		Shard: shard, Shards: shards, Comm: jc,
 		ModelDir: o.Model, Data: o.Data, Out: o.Out, Overwrite: o.Overwrite,
 		Samples: o.Samples, SeqLen: o.SeqLen, Batch: o.Batch, Seed: o.Seed,
 		Aggregation: agg, MLPPoint: strings.ToLower(o.MLPPoint), BI: bi, Loss: loss, LossSamples: o.LossSamples, BlockK: o.BlockK,
 		Weights: wm, Device: dev, NoTF32: o.NoTF32, BF16: o.BF16,
-		Progress: bar.Update, Version: version,
+		Progress: progress, Version: version,
 	})
 	bar.Finish()
 	if errors.Is(err, data.ErrOutputExists) {
@@ -148,6 +179,13 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 	}
 	if err != nil {
 		return err
+	}
+	if res.Scores == nil {
+		p := res.Partial
+		fmt.Fprintf(w, "scored shard %d/%d (samples %d-%d of %d) of %s in %s\nwrote %s (merge the shards with minitron importance merge)\n",
+			p.Shard, p.Of, p.SamplesLo, p.SamplesHi-1, p.Data.Samples, o.Model,
+			(time.Duration(res.Seconds * float64(time.Second))).Round(time.Millisecond), o.Out)
+		return nil
 	}
 	sc := res.Scores
 	fmt.Fprintf(w, "scored %s on %d×%d tokens of %s (%s) in %s (%.0f calibration tokens/s, layer metrics included)\n", o.Model, o.Samples, o.SeqLen, res.Split, agg,
@@ -173,4 +211,55 @@ func fmtFloats(v []float64) string {
 		s[i] = fmt.Sprintf("%.4f", x)
 	}
 	return strings.Join(s, " ")
+}
+
+// ImportanceMergeOptions are the flags of `importance merge`.
+type ImportanceMergeOptions struct {
+	Out       string
+	Overwrite bool
+}
+
+func newImportanceMergeCmd() *cobra.Command {
+	o := &ImportanceMergeOptions{}
+	cmd := &cobra.Command{
+		Use:   "merge PART.json...",
+		Short: "Combine the partial statistics of importance --shard I/N runs into one scores file",
+		Long: `Add the sums and counts of every shard's partial statistics (importance --shard I/N, run by
+any scheduler: a Slurm array, a Kubernetes indexed job, separate machines) and reduce them into
+the scores file of the whole run. All N shards of one run must be given, in any order; shards of
+another model, data, seed, sample count or aggregation are refused. The result equals the single
+run's up to the order of float64 additions (about 1e-14 relative).`,
+		Example: `  minitron importance merge --out scores.json part-*.json`,
+		Args:    cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runImportanceMerge(o, args, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.Out, "out", "", "scores file to write (required)")
+	cmd.Flags().BoolVar(&o.Overwrite, "overwrite", false, "replace an existing --out file")
+	_ = cmd.MarkFlagRequired("out")
+	return cmd
+}
+
+func runImportanceMerge(o *ImportanceMergeOptions, files []string, w io.Writer) error {
+	if _, err := os.Lstat(o.Out); err == nil && !o.Overwrite {
+		return fmt.Errorf("--out %s exists (pass --overwrite)", o.Out)
+	}
+	var ps []*importance.Partial
+	for _, f := range files {
+		p, err := importance.LoadPartial(f)
+		if err != nil {
+			return err
+		}
+		ps = append(ps, p)
+	}
+	sc, err := importance.MergePartials(ps)
+	if err != nil {
+		return err
+	}
+	if err := sc.Save(o.Out); err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "merged %d shards (%d samples of %d tokens) into %s\n", len(ps), sc.Data.Samples, sc.Data.SeqLen, o.Out)
+	return nil
 }
