@@ -172,8 +172,27 @@ func ParseConfig(b []byte) (*Config, error) {
 	c.MaxPositionEmbeddings = 4096
 	get("max_position_embeddings", &c.MaxPositionEmbeddings)
 	get("tie_word_embeddings", &c.TieWordEmbeddings)
+	// transformers v5 writes rope_theta and the scaling into one
+	// rope_parameters block (kept raw in Extra); the top-level keys win.
+	var ropeParams map[string]json.RawMessage
+	if v, ok := raw["rope_parameters"]; ok && string(v) != "null" {
+		if err := json.Unmarshal(v, &ropeParams); err != nil {
+			return nil, fmt.Errorf("field \"rope_parameters\": %w", err)
+		}
+		if _, flat := ropeParams["rope_type"]; !flat {
+			if _, flat = ropeParams["rope_theta"]; !flat {
+				return nil, fmt.Errorf("field \"rope_parameters\": per-layer-type RoPE parameters are not supported (want rope_type and rope_theta)")
+			}
+		}
+	}
 	c.RopeTheta = 10000
-	get("rope_theta", &c.RopeTheta)
+	if !get("rope_theta", &c.RopeTheta) && perr == nil {
+		if v, ok := ropeParams["rope_theta"]; ok && string(v) != "null" {
+			if err := json.Unmarshal(v, &c.RopeTheta); err != nil {
+				return nil, fmt.Errorf("field \"rope_parameters\": rope_theta: %w", err)
+			}
+		}
+	}
 	c.PartialRotaryFactor = 1
 	if c.Family == Nemotron {
 		c.PartialRotaryFactor = 0.5
@@ -181,26 +200,38 @@ func ParseConfig(b []byte) (*Config, error) {
 			get("rope_percent", &c.PartialRotaryFactor)
 		}
 	}
-	if v, ok := raw["rope_scaling"]; ok && string(v) != "null" {
+	scalingKey := "rope_scaling"
+	scaling, ok := raw[scalingKey]
+	if !ok || string(scaling) == "null" {
+		scaling = nil
+		if ropeParams != nil {
+			scalingKey = "rope_parameters" // rope_type "default" (or none) means no scaling, below
+			scaling = raw[scalingKey]
+		}
+	}
+	if v := scaling; v != nil {
 		var rs struct {
 			RopeType string `json:"rope_type"`
 			Type     string `json:"type"`
 			RopeScaling
 		}
 		if err := json.Unmarshal(v, &rs); err != nil {
-			return nil, fmt.Errorf("field \"rope_scaling\": %w", err)
+			return nil, fmt.Errorf("field %q: %w", scalingKey, err)
 		}
 		s := rs.RopeScaling
 		s.Type = rs.RopeType
 		if s.Type == "" {
 			s.Type = rs.Type
 		}
+		if s.Type == "" && scalingKey == "rope_parameters" {
+			s.Type = "default"
+		}
 		switch s.Type {
 		case "linear", "llama3":
 		case "default":
 			s = RopeScaling{}
 		default:
-			return nil, fmt.Errorf("rope_scaling: unsupported rope_type %q (want linear or llama3)", s.Type)
+			return nil, fmt.Errorf("%s: unsupported rope_type %q (want linear or llama3)", scalingKey, s.Type)
 		}
 		if s.Type != "" {
 			c.RopeScaling = &s

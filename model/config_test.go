@@ -234,6 +234,7 @@ func TestLoadConfigNamesFile(t *testing.T) {
 func FuzzParseConfig(f *testing.F) {
 	for _, s := range []string{llama3Config, minitron8BConfig, mistralConfig, qwen25_7BConfig, qwen3_8BConfig, `{}`, `[]`, `{"model_type":"nemotron"}`,
 		`{"model_type":"qwen2","hidden_size":64,"intermediate_size":128,"num_hidden_layers":4,"num_attention_heads":4,"vocab_size":100,"use_sliding_window":true,"sliding_window":8,"max_window_layers":0}`,
+		`{"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"rope_parameters":{"rope_theta":1000000,"rope_type":"default"}}`,
 		`{"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"attention_bias":true,"use_sliding_window":true,"layer_types":["sliding_attention","sliding_attention"]}`,
 		`{"model_type":"llama","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100,"eos_token_id":[1,2],"bos_token_id":-3}`} {
 		f.Add([]byte(s))
@@ -288,6 +289,47 @@ func FuzzParseConfig(f *testing.F) {
 		_ = c.ParamCounts()
 		_ = c.RotaryDim()
 	})
+}
+
+// transformers v5 writes rope_parameters instead of rope_theta and
+// rope_scaling: its theta and scaling are read (not the 10000 default).
+func TestRopeParameters(t *testing.T) {
+	const base = `"model_type":"qwen3","hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":100`
+	cases := []struct {
+		in      string
+		theta   float64
+		scaling string
+		err     string
+		reason  string
+	}{
+		{`{` + base + `,"rope_parameters":{"rope_theta":1000000,"rope_type":"default"}}`, 1e6, "", "", "v5's default block: theta from it, no scaling"},
+		{`{` + base + `,"rope_parameters":{"rope_theta":500000}}`, 5e5, "", "", "no rope_type means default"},
+		{`{` + base + `,"rope_parameters":{"rope_theta":500000,"rope_type":"linear","factor":2}}`, 5e5, "linear", "", "scaling given in rope_parameters"},
+		{`{` + base + `,"rope_theta":20000,"rope_parameters":{"rope_theta":1000000,"rope_type":"default"}}`, 2e4, "", "", "a top-level rope_theta wins"},
+		{`{` + base + `,"rope_parameters":{"rope_theta":1000000,"rope_type":"yarn","factor":4}}`, 0, "", `rope_parameters: unsupported rope_type "yarn"`, "an unsupported type names the field"},
+		{`{` + base + `,"rope_parameters":{"full_attention":{"rope_theta":1e6},"sliding_attention":{"rope_theta":1e4}}}`, 0, "", "per-layer-type RoPE parameters are not supported", "per-layer-type blocks are refused"},
+		{`{` + base + `,"rope_parameters":[1]}`, 0, "", `field "rope_parameters"`, "not an object"},
+	}
+	for _, tc := range cases {
+		c, err := ParseConfig([]byte(tc.in))
+		if tc.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Errorf("%s: err %v, want %q", tc.reason, err, tc.err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s: %v", tc.reason, err)
+			continue
+		}
+		got := ""
+		if c.RopeScaling != nil {
+			got = c.RopeScaling.Type
+		}
+		if c.RopeTheta != tc.theta || got != tc.scaling {
+			t.Errorf("%s: theta %v scaling %q, want %v %q", tc.reason, c.RopeTheta, got, tc.theta, tc.scaling)
+		}
+	}
 }
 
 func TestQwenConfig(t *testing.T) {
