@@ -8,4 +8,5 @@ var (
 	Corpus             = corpus
 	Sampler            = sampler
 	CheckNonFiniteLoss = testNonFiniteLoss
+	BiasRunConfig      = biasRunConfig
 )

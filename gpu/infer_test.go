@@ -24,6 +24,8 @@ type inferCase struct {
 	bf16   bool // EnableBF16
 	wbf16  bool // Options.WeightsBF16: bf16-only linear weights
 	tied   bool // tied embeddings (the head is the embedding table)
+	bias   bool // attention_bias and mlp_bias (every projection biased)
+	hd     int  // explicit head_dim (0: the family's default)
 	train  bool // a training model (Infer in layer 0's buffers)
 	ref    bool // the reference attention kernel (AttnTC off)
 	skip   []int
@@ -50,6 +52,14 @@ var inferCases = []inferCase{
 		reason: "bf16-only linear weights (no f32 copy), RMSNorm/SwiGLU: EnableBF16's products, its tolerance"},
 	{name: "nemotron-wbf16-tied", fam: model.Nemotron, wbf16: true, tied: true, tol: 3e-2,
 		reason: "bf16-only weights with a tied head: f32 embedding for the lookup, its bf16 copy for the logits"},
+	{name: "qwen2-tied", fam: model.Qwen2, tied: true, tol: 1e-4,
+		reason: "q/k/v biases (o_proj without), tied head"},
+	{name: "qwen3-skip", fam: model.Qwen3, hd: 16, skip: []int{1}, tol: 1e-4,
+		reason: "q_norm/k_norm over head_dim 16 ≠ hidden/heads at smaller shapes than the model's (prefixes of the norm's gathers)"},
+	{name: "llama-bias", fam: model.Llama, bias: true, tol: 1e-4,
+		reason: "attention_bias and mlp_bias: the MLPPre hook sees the gate's bias, the split layout biased block by block"},
+	{name: "qwen3-wbf16", fam: model.Qwen3, hd: 16, wbf16: true, tol: 3e-2,
+		reason: "bf16-only matrices; the q/k norm weights stay f32"},
 }
 
 // hookLog records hook buffers by "name/layer".
@@ -119,6 +129,10 @@ func inferModel(t *testing.T, c inferCase, batch, seq int) (*model.Config, *mode
 	must(t, err)
 	cfg.SlidingWindow = c.window
 	cfg.TieWordEmbeddings = c.tied
+	cfg.AttentionBias, cfg.MLPBias = c.bias, c.bias
+	if c.hd > 0 {
+		cfg.HeadDim = c.hd
+	}
 	src := model.NewRandomSource(cfg, model.F32, 7)
 	src.Std = 0.1 // larger than the 0.02 default so every layer moves the stream
 	gm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: batch, Seq: seq, Train: c.train, WeightsBF16: c.wbf16})

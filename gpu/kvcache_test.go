@@ -81,6 +81,9 @@ func TestInferCachedMatchesFullInfer(t *testing.T) {
 			reason: "the prompt pass through the reference kernel too (AttnTC off)"},
 		{name: "llama-wbf16", fam: model.Llama, wbf16: true, tol: 3e-2,
 			reason: "bf16-only weights: the same bf16 products on both sides, the f32 stream rounded to bf16 may flip a last bit"},
+		{name: "qwen3", fam: model.Qwen3, hd: 16, tol: 1e-4,
+			reason: "q/k norms before RoPE at the cache's positions, on one new token a step"},
+		{name: "qwen2-bias", fam: model.Qwen2, tol: 1e-4, reason: "q/k/v biases on the cached keys and values"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if testing.Short() && cuda.Emulated() && c.wbf16 {

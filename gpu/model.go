@@ -52,6 +52,7 @@ type Model struct {
 	hostIDs, hostTargets             []int32
 	owned                            []cuda.Buf
 	train                            bool
+	qk                               *qkNorm // qwen3's q/k norm (nil without)
 
 	// the buffers Infer uses, shared by all layers: the residual stream
 	// alternates between ix[0] and ix[1]. Allocated for train = false,
@@ -137,9 +138,6 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	}
 	arch, err := model.NewArch(cfg, src)
 	if err != nil {
-		return nil, fmt.Errorf("gpu: %w", err)
-	}
-	if err := arch.CheckTrainable(); err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
 	m := &Model{d: d, Cfg: cfg, arch: arch, Batch: batch, Seq: seq, act: arch.Act, rms: arch.RMSNorm, normBias: arch.NormBias,
@@ -463,6 +461,11 @@ func (m *Model) allocActivations() error {
 	if err != nil {
 		return err
 	}
+	if c.QKNorm() {
+		if err := m.allocQKNorm(); err != nil {
+			return err
+		}
+	}
 	m.hostIDs, m.hostTargets, m.hostPos = make([]int32, rows), make([]int32, rows), make([]int32, rows)
 	if err := m.setShape(m.Batch, m.Seq); err != nil {
 		return err
@@ -758,9 +761,6 @@ func (p *pass) Norm(l int, st model.Step, x cuda.Buf, w, b string) (cuda.Buf, er
 }
 
 func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws, bs []string) (cuda.Buf, error) {
-	if err := noBias(bs...); err != nil {
-		return cuda.Buf{}, err
-	}
 	m, lb, c := p.m, &p.lb, p.m.Cfg
 	H, F := c.HiddenSize, c.IntermediateSize
 	if st == model.StepQKV {
@@ -769,7 +769,8 @@ func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws, bs []string) (cuda.B
 		err := firstErr(
 			m.linear(lb.qkv, 0, W, x, lb.h1b, H, ws[0], QD, false),
 			m.linear(lb.qkv, QD, W, x, lb.h1b, H, ws[1], KVD, false),
-			m.linear(lb.qkv, QD+KVD, W, x, lb.h1b, H, ws[2], KVD, false))
+			m.linear(lb.qkv, QD+KVD, W, x, lb.h1b, H, ws[2], KVD, false),
+			m.addBias(lb.qkv, bs...))
 		if err != nil {
 			return lb.qkv, fmt.Errorf("layer %d attention input: %w", l, err)
 		}
@@ -784,13 +785,16 @@ func (p *pass) Linear(l int, st model.Step, x cuda.Buf, ws, bs []string) (cuda.B
 	case len(ws) == 2 && lb.split:
 		err = firstErr(
 			m.linear(u.Slice(0, rows*F), 0, F, x, lb.h2b, H, ws[0], F, false),
-			m.linear(u.Slice(rows*F, 2*rows*F), 0, F, x, lb.h2b, H, ws[1], F, false))
+			m.linear(u.Slice(rows*F, 2*rows*F), 0, F, x, lb.h2b, H, ws[1], F, false),
+			m.addBias(u.Slice(0, rows*F), bs[0]),
+			m.addBias(u.Slice(rows*F, 2*rows*F), bs[1]))
 	case len(ws) == 2:
 		err = firstErr(
 			m.linear(u, 0, 2*F, x, lb.h2b, H, ws[0], F, false),
-			m.linear(u, F, 2*F, x, lb.h2b, H, ws[1], F, false))
+			m.linear(u, F, 2*F, x, lb.h2b, H, ws[1], F, false),
+			m.addBias(u, bs...))
 	default:
-		err = m.linear(u, 0, F, x, lb.h2b, H, ws[0], F, false)
+		err = firstErr(m.linear(u, 0, F, x, lb.h2b, H, ws[0], F, false), m.addBias(u, bs...))
 	}
 	if err != nil {
 		return u, fmt.Errorf("layer %d mlp: %w", l, err)
@@ -859,15 +863,13 @@ func (p *pass) Activation(l int, u cuda.Buf) (cuda.Buf, error) {
 // the stream: into xmid after attention, into the layer's output after
 // the MLP.
 func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w, b string) (cuda.Buf, error) {
-	if err := noBias(b); err != nil {
-		return cuda.Buf{}, err
-	}
 	m, lb, c := p.m, &p.lb, p.m.Cfg
 	H, rows := c.HiddenSize, m.rows()
 	if st == model.StepAttnOut {
 		err := firstErr(
 			m.d.CopyBuf(lb.xmid.Slice(0, rows*H), x.Slice(0, rows*H)),
-			m.linear(lb.xmid, 0, H, y, lb.attb, c.QDim(), w, H, true))
+			m.linear(lb.xmid, 0, H, y, lb.attb, c.QDim(), w, H, true),
+			m.addBias(lb.xmid, b))
 		if err != nil {
 			return lb.xmid, fmt.Errorf("layer %d attention: %w", l, err)
 		}
@@ -878,7 +880,7 @@ func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w, b string) (cuda
 		err = m.d.CopyBuf(lb.out.Slice(0, rows*H), x.Slice(0, rows*H))
 	}
 	if err == nil {
-		err = m.linear(lb.out, 0, H, y, lb.ab, c.IntermediateSize, w, H, true)
+		err = firstErr(m.linear(lb.out, 0, H, y, lb.ab, c.IntermediateSize, w, H, true), m.addBias(lb.out, b))
 	}
 	if err != nil {
 		return lb.out, fmt.Errorf("layer %d mlp: %w", l, err)
@@ -906,18 +908,10 @@ func (p *pass) Logits(h cuda.Buf, w string) (cuda.Buf, error) {
 // none (a zero Buf) until its first pass with logits.
 func (m *Model) Logits() cuda.Buf { return m.logits }
 
-// QKNorm is refused by Arch.CheckTrainable before a pass runs.
+// QKNorm normalises the query and key heads of the fused rows in place.
 func (p *pass) QKNorm(l int, qkv cuda.Buf, q, k string) (cuda.Buf, error) {
-	return cuda.Buf{}, fmt.Errorf("device: %s: q/k norms are not implemented", q)
-}
-
-// noBias reports a bias the device pass cannot run (Arch.CheckTrainable
-// refuses such configs first).
-func noBias(bs ...string) error {
-	for _, b := range bs {
-		if b != "" {
-			return fmt.Errorf("device: %s: biases are not implemented", b)
-		}
+	if err := p.m.qkNormForward(l, qkv, q, k, p.keep); err != nil {
+		return qkv, fmt.Errorf("layer %d q/k norm: %w", l, err)
 	}
-	return nil
+	return qkv, nil
 }

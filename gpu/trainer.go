@@ -28,6 +28,7 @@ type Engine struct {
 	stepMicro        int      // micro-batches of the step in progress
 	g, dh, da, du    cuda.Buf // residual-stream gradient and scratch
 	datt, dqkv, mix  cuda.Buf
+	qkScratch        cuda.Buf // the q/k norm's backward (qwen3)
 	rowLoss          cuda.Buf
 	topIdx, topVal   cuda.Buf // the teacher's top-k (Losses.TopK)
 	hostT, hostVal   []float32
@@ -143,6 +144,9 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	one(&t.datt, rows*cfg.QDim(), false)
 	one(&t.dqkv, rows*(cfg.QDim()+2*cfg.KVDim()), false)
 	one(&t.rowLoss, rows, false)
+	if cfg.QKNorm() {
+		one(&t.qkScratch, rows*(cfg.QDim()+2*cfg.KVDim()), false)
+	}
 	if len(losses.TrainTerms()) > 1 {
 		one(&t.mix, rows*cfg.VocabSize, false)
 	}
@@ -428,6 +432,19 @@ func (t *Engine) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out in
 	return s.d.Sgemm(false, false, s.Batch*s.Seq, in, out, 1, dy.Off(off), ldy, s.P(name), in, beta, dx, in)
 }
 
+// biasGrad writes the gradients of a product's biases bs (none, or one
+// per weight, side by side like its outputs): the column sums of dy
+// [rows, n].
+func (t *Engine) biasGrad(dy cuda.Buf, bs ...string) error {
+	s := t.S
+	off, n, err := s.biasSpan(bs)
+	if err != nil || n == 0 {
+		return err
+	}
+	rows := s.Batch * s.Seq
+	return s.d.ColSum(t.grad.Slice(off, off+n), dy.Slice(0, rows*n), rows, n)
+}
+
 func (t *Engine) backward() error {
 	s := t.S
 	d := s.d
@@ -448,37 +465,40 @@ func (t *Engine) backward() error {
 	dims := s.dims()
 	rot := c.RotaryDim()
 	for l := L - 1; l >= 0; l-- {
-		p := model.LayerPrefix(l)
+		w := s.arch.Layer(l)
 		h1b, attb, h2b, ab := bAt(s.h1b, l), bAt(s.attb, l), bAt(s.h2b, l), bAt(s.ab, l)
-		// MLP: xs[l+1] = xmid + a·Wdᵀ
+		// MLP: xs[l+1] = xmid + a·Wdᵀ + b
 		err := firstErr(
 			s.toB(t.gb, t.g),
-			t.wgrad(p+"mlp.down_proj.weight", t.g, t.gb, 0, H, H, s.a[l], ab, F),
-			t.dgrad(t.da, t.g, t.gb, 0, H, H, p+"mlp.down_proj.weight", F, false))
+			t.wgrad(w.Down, t.g, t.gb, 0, H, H, s.a[l], ab, F),
+			t.dgrad(t.da, t.g, t.gb, 0, H, H, w.Down, F, false),
+			t.biasGrad(t.g, w.DownBias))
 		if err == nil {
 			if c.GatedMLP() {
 				err = firstErr(
 					d.BackwardGated(s.act, t.du, t.du.Off(F), t.da, s.u[l], s.u[l].Off(F), rows, F, 2*F),
 					s.toB(t.dub, t.du),
-					t.wgrad(p+"mlp.gate_proj.weight", t.du, t.dub, 0, 2*F, F, s.h2[l], h2b, H),
-					t.wgrad(p+"mlp.up_proj.weight", t.du, t.dub, F, 2*F, F, s.h2[l], h2b, H),
-					t.dgrad(t.dh, t.du, t.dub, 0, 2*F, F, p+"mlp.gate_proj.weight", H, false),
-					t.dgrad(t.dh, t.du, t.dub, F, 2*F, F, p+"mlp.up_proj.weight", H, true))
+					t.wgrad(w.Gate, t.du, t.dub, 0, 2*F, F, s.h2[l], h2b, H),
+					t.wgrad(w.Up, t.du, t.dub, F, 2*F, F, s.h2[l], h2b, H),
+					t.dgrad(t.dh, t.du, t.dub, 0, 2*F, F, w.Gate, H, false),
+					t.dgrad(t.dh, t.du, t.dub, F, 2*F, F, w.Up, H, true),
+					t.biasGrad(t.du, w.GateBias, w.UpBias))
 			} else {
 				err = firstErr(
 					d.ActivationBackward(s.act, t.du, t.da, s.u[l]),
 					s.toB(t.dub, t.du),
-					t.wgrad(p+"mlp.up_proj.weight", t.du, t.dub, 0, F, F, s.h2[l], h2b, H),
-					t.dgrad(t.dh, t.du, t.dub, 0, F, F, p+"mlp.up_proj.weight", H, false))
+					t.wgrad(w.Up, t.du, t.dub, 0, F, F, s.h2[l], h2b, H),
+					t.dgrad(t.dh, t.du, t.dub, 0, F, F, w.Up, H, false),
+					t.biasGrad(t.du, w.UpBias))
 			}
 		}
 		if err == nil {
-			err = t.normBack(t.g, t.dh, s.xmid[l], s.mean2[l], s.rstd2[l], p+"post_attention_layernorm.weight", p+"post_attention_layernorm.bias", true)
+			err = t.normBack(t.g, t.dh, s.xmid[l], s.mean2[l], s.rstd2[l], w.MLPNorm, w.MLPNormBias, true)
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's MLP: %w", l, err)
 		}
-		// attention: xmid = xs[l] + att·Woᵀ
+		// attention: xmid = xs[l] + att·Woᵀ + b
 		q := s.qkv[l]
 		attnBack := d.AttentionBackward
 		if s.AttnTC {
@@ -486,8 +506,9 @@ func (t *Engine) backward() error {
 		}
 		err = firstErr(
 			s.toB(t.gb, t.g),
-			t.wgrad(p+"self_attn.o_proj.weight", t.g, t.gb, 0, H, H, s.att[l], attb, QD),
-			t.dgrad(t.datt, t.g, t.gb, 0, H, H, p+"self_attn.o_proj.weight", QD, false),
+			t.wgrad(w.O, t.g, t.gb, 0, H, H, s.att[l], attb, QD),
+			t.dgrad(t.datt, t.g, t.gb, 0, H, H, w.O, QD, false),
+			t.biasGrad(t.g, w.OBias),
 			attnBack(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[l], dims, W, W, W))
 		if err == nil && rot > 0 {
 			// RoPE is a rotation: its backward is the inverse rotation.
@@ -495,17 +516,21 @@ func (t *Engine) backward() error {
 				d.ApplyRope(t.dqkv, rows, W, c.NumHeads, c.HeadDim, rot, s.pos, s.cos, s.sin, true),
 				d.ApplyRope(t.dqkv.Off(QD), rows, W, c.NumKVHeads, c.HeadDim, rot, s.pos, s.cos, s.sin, true))
 		}
+		if err == nil && w.QNorm != "" {
+			err = s.qkNormBackward(l, t.dqkv, t.qkScratch, t.gradOf(w.QNorm), t.gradOf(w.KNorm), w.QNorm, w.KNorm)
+		}
 		if err == nil {
 			err = firstErr(
 				s.toB(t.dqkvb, t.dqkv),
-				t.wgrad(p+"self_attn.q_proj.weight", t.dqkv, t.dqkvb, 0, W, QD, s.h1[l], h1b, H),
-				t.wgrad(p+"self_attn.k_proj.weight", t.dqkv, t.dqkvb, QD, W, KVD, s.h1[l], h1b, H),
-				t.wgrad(p+"self_attn.v_proj.weight", t.dqkv, t.dqkvb, QD+KVD, W, KVD, s.h1[l], h1b, H),
-				t.dgrad(t.dh, t.dqkv, t.dqkvb, 0, W, QD, p+"self_attn.q_proj.weight", H, false),
-				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD, W, KVD, p+"self_attn.k_proj.weight", H, true),
-				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, p+"self_attn.v_proj.weight", H, true),
+				t.wgrad(w.Q, t.dqkv, t.dqkvb, 0, W, QD, s.h1[l], h1b, H),
+				t.wgrad(w.K, t.dqkv, t.dqkvb, QD, W, KVD, s.h1[l], h1b, H),
+				t.wgrad(w.V, t.dqkv, t.dqkvb, QD+KVD, W, KVD, s.h1[l], h1b, H),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, 0, W, QD, w.Q, H, false),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD, W, KVD, w.K, H, true),
+				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, w.V, H, true),
+				t.biasGrad(t.dqkv, w.QBias, w.KBias, w.VBias),
 				t.is.addGrad(d, l, t.dh),
-				t.normBack(t.g, t.dh, s.xs[l], s.mean1[l], s.rstd1[l], p+"input_layernorm.weight", p+"input_layernorm.bias", true))
+				t.normBack(t.g, t.dh, s.xs[l], s.mean1[l], s.rstd1[l], w.AttnNorm, w.AttnNormBias, true))
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/minitron-dev/minitron/device"
@@ -156,6 +155,23 @@ func TestComputeDeviceCUDA(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// the trained extras: q/k/v biases (qwen2), q/k norms over an explicit
+	// head_dim (qwen3), every projection biased (llama attention_bias and
+	// mlp_bias: the MLPPre hook sees the gate's bias)
+	qwen2, err := model.SyntheticConfig(model.Qwen2, 2, 32, 4, 2, 64, 97)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qwen3, err := model.SyntheticConfig(model.Qwen3, 2, 32, 4, 2, 64, 97)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qwen3.HeadDim = 16
+	biased, err := model.SyntheticConfig(model.Llama, 2, 32, 4, 2, 64, 97)
+	if err != nil {
+		t.Fatal(err)
+	}
+	biased.AttentionBias, biased.MLPBias = true, true
 	cases := []struct {
 		name    string
 		cfg     *model.Config
@@ -178,6 +194,15 @@ func TestComputeDeviceCUDA(t *testing.T) {
 		{"nemotron-l2-l2-pre-tf32", nemo, randomSamples(4, 10, 97, 5),
 			Options{Aggregation: Aggregation{BatchL2, SeqL2}, MLPPoint: MLPPre, Batch: 2, BI: true, Loss: true, BlockK: []int{2}},
 			deviceTol{width: 3e-3, bi: 5e-4, loss: 5e-4}, false, "TF32 products, as on a GPU by default"},
+		{"qwen2-bi-loss", qwen2, randomSamples(3, 8, 97, 6),
+			Options{Aggregation: DefaultAggregation, MLPPoint: MLPPost, Batch: 2, BI: true, Loss: true, NoTF32: true},
+			exact, true, "q/k/v biases, no o_proj bias"},
+		{"qwen3-bi-loss", qwen3, randomSamples(3, 8, 97, 7),
+			Options{Aggregation: DefaultAggregation, MLPPoint: MLPPost, Batch: 2, BI: true, Loss: true, NoTF32: true},
+			exact, true, "q_norm/k_norm over head_dim 16 before RoPE; a last batch of 1 < --batch (the norm's gathers at a smaller shape)"},
+		{"llama-bias-pre", biased, randomSamples(4, 8, 97, 8),
+			Options{Aggregation: DefaultAggregation, MLPPoint: MLPPre, Batch: 2, Loss: true, NoTF32: true},
+			exact, true, "attention_bias and mlp_bias; the gate's pre-activation includes its bias"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -186,24 +211,5 @@ func TestComputeDeviceCUDA(t *testing.T) {
 			}
 			compareDevice(t, c.cfg, 0.1, c.samples, c.opt, c.tol)
 		})
-	}
-}
-
-// gpu has no attention/MLP biases: Compute says so instead of scoring
-// another model.
-func TestComputeDeviceCUDARefusesBiases(t *testing.T) {
-	cfg, err := model.SyntheticConfig(model.Llama, 2, 32, 4, 2, 64, 97)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg.AttentionBias = true
-	m, err := model.New(cfg, model.NewRandomSource(cfg, model.F32, 1), model.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
-	_, err = Compute(context.Background(), m, randomSamples(2, 8, 97, 1), Options{Aggregation: DefaultAggregation, Device: device.CUDA})
-	if err == nil || !strings.Contains(err.Error(), "no attention/MLP biases yet") || !strings.Contains(err.Error(), "importance on cuda") {
-		t.Errorf("got %v, want gpu's bias error naming the device", err)
 	}
 }

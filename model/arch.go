@@ -86,19 +86,3 @@ const EmbedTensor = "model.embed_tokens.weight"
 func NoDecay(t TensorInfo) bool {
 	return len(t.Shape) == 1 || strings.Contains(t.Name, "embed_tokens")
 }
-
-// CheckTrainable refuses what the device (CUDA) engine and the device
-// forward pass do not implement yet: attention/MLP biases and q/k norms.
-// The CPU training graph trains them; gpu.NewModel reports this one
-// message.
-func (a *Arch) CheckTrainable() error {
-	c := a.Cfg
-	if c.QKVBias() || c.OBias() || c.MLPBias {
-		return fmt.Errorf("%s config with attention/MLP biases (attention_bias=%t, mlp_bias=%t): the device engine and forward pass have no attention/MLP biases yet (the CPU ones do)",
-			c.Family, c.QKVBias() || c.OBias(), c.MLPBias)
-	}
-	if c.QKNorm() {
-		return fmt.Errorf("%s config: the device engine and forward pass have no q/k norms yet (the CPU ones do)", c.Family)
-	}
-	return nil
-}
