@@ -15,7 +15,7 @@ import (
 type Arch struct {
 	Cfg      *Config
 	Act      kernels.Activation
-	RMSNorm  bool      // RMSNorm (llama, mistral) rather than LayerNorm1P (nemotron)
+	RMSNorm  bool      // RMSNorm (llama, mistral, qwen2, qwen3) rather than LayerNorm1P (nemotron)
 	NormBias bool      // the LayerNorm1P biases are in the weights
 	InvFreq  []float32 // RoPE inverse frequencies of the rotating dims (nil when none rotate)
 	// Tensors are the weights in their canonical order (ExpectedTensors,

@@ -47,7 +47,7 @@ type Config struct {
 	MaxPositionEmbeddings int
 	TieWordEmbeddings     bool
 	RopeTheta             float64
-	PartialRotaryFactor   float64 // nemotron; 1 for llama/mistral
+	PartialRotaryFactor   float64 // nemotron; 1 for the others
 	RopeScaling           *RopeScaling
 	SlidingWindow         int // 0 = plain causal
 	AttentionBias         bool
@@ -75,7 +75,8 @@ func (c *Config) QDim() int { return c.NumHeads * c.HeadDim }
 // KVDim is nKV·hd.
 func (c *Config) KVDim() int { return c.NumKVHeads * c.HeadDim }
 
-// GatedMLP reports whether the MLP has a gate_proj (llama/mistral SwiGLU).
+// GatedMLP reports whether the MLP has a gate_proj (SwiGLU: every family
+// but nemotron).
 func (c *Config) GatedMLP() bool { return c.Family != Nemotron }
 
 // known keys are consumed by the parser; the rest go to Extra.

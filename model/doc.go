@@ -1,5 +1,5 @@
 // Package model loads Hugging Face decoder checkpoints (nemotron, llama,
-// mistral), runs their forward pass with read-only activation hooks, counts
+// mistral, qwen2, qwen3), runs their forward pass with read-only activation hooks, counts
 // parameters and generates text with a KV cache.
 //
 // It is also where an architecture is defined once for every engine: Arch

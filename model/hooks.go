@@ -20,11 +20,11 @@ type Hooks struct {
 	// MLPNorm is post_attention_layernorm's output [rows, H].
 	MLPNorm Hook
 	// MLPPre is the MLP intermediate before the activation [rows, F]:
-	// up_proj(x) for nemotron, gate_proj(x) for llama/mistral (the input of
+	// up_proj(x) for nemotron, gate_proj(x) for the SwiGLU families (the input of
 	// the nonlinearity in both cases; biases included).
 	MLPPre Hook
 	// MLPPost is the input of down_proj [rows, F]: relu(up(x))² for
-	// nemotron, silu(gate(x))·up(x) for llama/mistral.
+	// nemotron, silu(gate(x))·up(x) for the SwiGLU families.
 	MLPPost Hook
 	// LayerOutput is the residual stream leaving the layer [rows, H].
 	LayerOutput Hook

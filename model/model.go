@@ -98,7 +98,7 @@ type layerWeights struct {
 	o, oBias             []float32
 	qNorm, kNorm         []float32 // qwen3: [head_dim] RMSNorm weights of every q and k head
 	mlpNormW, mlpNormB   []float32
-	gate, gateBias       []float32 // llama/mistral only
+	gate, gateBias       []float32 // gated (SwiGLU) MLPs only
 	up, upBias           []float32
 	down, downBias       []float32
 }

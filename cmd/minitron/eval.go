@@ -28,7 +28,7 @@ func newEvalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Evaluate a checkpoint: token NLL, perplexity, benchmark tasks",
-		Long:  `Evaluate a Hugging Face checkpoint (nemotron, llama or mistral) with the forward pass of package model.`,
+		Long:  `Evaluate a Hugging Face checkpoint (nemotron, llama, mistral, qwen2 or qwen3) with the forward pass of package model.`,
 		Example: `  minitron eval nll --model ./tiny --ids 2,17,99,4
   minitron eval nll --model ./tiny --ids 2,17,99,4 --json --logits-out logits.safetensors`,
 	}

@@ -102,7 +102,7 @@ a non-empty --out fail before anything is written; the output appears only when 
 	f.StringVar(&o.HeadMode, "head-mode", string(prune.PerGroup), "per-group or groups")
 	f.StringVar(&o.Metric, "layer-metric", string(prune.LayerAuto), "how --layers picks layers: auto, bi, loss or block")
 	f.BoolVar(&o.ResidualHeads, "residual-heads", false, "fold pruned heads into kept heads of their KV group (see above)")
-	f.BoolVar(&o.RescaleNorms, "rescale-norms", false, "scale RMSNorm weights by sqrt(H/H') when cutting channels (llama/mistral; not in the papers)")
+	f.BoolVar(&o.RescaleNorms, "rescale-norms", false, "scale RMSNorm weights by sqrt(H/H') when cutting channels (RMSNorm families; q/k norms untouched; not in the papers)")
 	f.StringVar(&o.Method, "method", prune.MethodImportance, "importance, random or magnitude")
 	f.Uint64Var(&o.Seed, "seed", 1, "seed of --method random")
 	f.StringVar(&o.DType, "dtype", "", "output dtype: bf16, f16 or f32 (default: the teacher's)")
