@@ -248,3 +248,122 @@ func TestForwardErrors(t *testing.T) {
 		t.Error("NLL of one token must fail")
 	}
 }
+
+// The attention-heads hook (what head importance aggregates) on qwen3 with
+// attention biases and a window: one head recomputed by hand from the
+// attn-norm hook — biased q/k/v projections, q_norm/k_norm over head_dim,
+// full RoPE, softmax over the 6 visible keys.
+func TestHooksQwen3HeadByHand(t *testing.T) {
+	name := "qwen3-bias-window"
+	m, err := Load(caseDir(name), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := m.Cfg
+	ids := readRef(t, caseDir(name)).Batch
+	B, T, H, hd, qd := len(ids), len(ids[0]), c.HiddenSize, c.HeadDim, c.QDim()
+	l, h := 1, 3
+	g := h / (c.NumHeads / c.NumKVHeads)
+	var x, heads []float32
+	hk := &Hooks{
+		AttnNorm: func(layer, _, _ int, v []float32) {
+			if layer == l {
+				x = append([]float32(nil), v...)
+			}
+		},
+		AttnHeads: func(layer, _, _ int, v []float32) {
+			if layer == l {
+				heads = append([]float32(nil), v...)
+			}
+		},
+	}
+	if _, err := m.Forward(ids, &ForwardOptions{Hooks: hk}); err != nil {
+		t.Fatal(err)
+	}
+	p := LayerPrefix(l) + "self_attn."
+	read := func(n string) []float32 {
+		v, err := m.readTensor(p + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	wq, wk, wv := read("q_proj.weight"), read("k_proj.weight"), read("v_proj.weight")
+	bq, bk, bv := read("q_proj.bias"), read("k_proj.bias"), read("v_proj.bias")
+	nq, nk := read("q_norm.weight"), read("k_norm.weight")
+	proj := func(w, bias []float32, head, r int) []float64 {
+		out := make([]float64, hd)
+		for d := range out {
+			out[d] = float64(bias[head*hd+d])
+			for j := 0; j < H; j++ {
+				out[d] += float64(x[r*H+j]) * float64(w[(head*hd+d)*H+j])
+			}
+		}
+		return out
+	}
+	headNorm := func(v []float64, w []float32) {
+		var ss float64
+		for _, e := range v {
+			ss += e * e
+		}
+		rs := 1 / math.Sqrt(ss/float64(hd)+c.NormEps)
+		for i := range v {
+			v[i] *= rs * float64(w[i])
+		}
+	}
+	rope := func(v []float64, pos int) {
+		half := hd / 2
+		for i := 0; i < half; i++ {
+			ang := float64(pos) * math.Pow(c.RopeTheta, -float64(2*i)/float64(hd))
+			a, b := v[i], v[i+half]
+			v[i] = a*math.Cos(ang) - b*math.Sin(ang)
+			v[i+half] = b*math.Cos(ang) + a*math.Sin(ang)
+		}
+	}
+	if c.SlidingWindow != 6 {
+		t.Fatalf("window %d, want 6", c.SlidingWindow)
+	}
+	var worst float64
+	for b := 0; b < B; b++ {
+		var ks, vs [][]float64
+		for tt := 0; tt < T; tt++ {
+			k := proj(wk, bk, g, b*T+tt)
+			headNorm(k, nk)
+			rope(k, tt)
+			ks = append(ks, k)
+			vs = append(vs, proj(wv, bv, g, b*T+tt))
+		}
+		for i := 0; i < T; i++ {
+			q := proj(wq, bq, h, b*T+i)
+			headNorm(q, nq)
+			rope(q, i)
+			lo := max(0, i-c.SlidingWindow+1)
+			sc := make([]float64, i+1-lo)
+			mx := math.Inf(-1)
+			for j := lo; j <= i; j++ {
+				for d := range q {
+					sc[j-lo] += q[d] * ks[j][d]
+				}
+				sc[j-lo] /= math.Sqrt(float64(hd))
+				mx = math.Max(mx, sc[j-lo])
+			}
+			var z float64
+			for j := range sc {
+				sc[j] = math.Exp(sc[j] - mx)
+				z += sc[j]
+			}
+			for d := 0; d < hd; d++ {
+				var o float64
+				for j := range sc {
+					o += sc[j] / z * vs[lo+j][d]
+				}
+				worst = math.Max(worst, math.Abs(o-float64(heads[(b*T+i)*qd+h*hd+d])))
+			}
+		}
+	}
+	t.Logf("max |hook − by hand| = %.2g", worst)
+	if worst > 1e-4 {
+		t.Fatalf("head %d of layer %d differs from the by-hand attention by %.3g", h, l, worst)
+	}
+}
