@@ -2,6 +2,7 @@ package distill
 
 import (
 	"math"
+	"strings"
 	"testing"
 
 	"github.com/minitron-dev/minitron/model"
@@ -69,6 +70,49 @@ func TestAdamWMatchesTorchFormula(t *testing.T) {
 	} {
 		if got := (Optim{Clip: c.clip}).ClipScale(c.norm); got != c.want {
 			t.Errorf("%s: ClipScale(%v) with Clip %v = %v, want %v", c.reason, c.norm, c.clip, got, c.want)
+		}
+	}
+}
+
+// Weight decay spares every vector (norms, biases, qwen3's q/k norms) and
+// the embedding unless DecayAll, as Hugging Face's no_decay lists do, and
+// decays every other matrix: checked over the tensors of each biased
+// architecture.
+func TestDecayExclusionOfBiasesAndQKNorms(t *testing.T) {
+	o := DefaultOptim()
+	o.WeightDecay = 0.1
+	const lr = 1e-2
+	for _, name := range []string{"qwen2", "qwen3", "llama-bias"} {
+		cfg := biasedConfig(t, name)
+		arch, err := model.NewArch(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		extras := 0
+		for _, ti := range arch.Tensors {
+			vector := len(ti.Shape) == 1
+			spared := vector || ti.Name == model.EmbedTensor
+			if strings.HasSuffix(ti.Name, ".bias") || strings.HasSuffix(ti.Name, "_norm.weight") && strings.Contains(ti.Name, "self_attn.") {
+				extras++
+				if !vector {
+					t.Errorf("%s: %s has shape %v, not a vector", name, ti.Name, ti.Shape)
+				}
+			}
+			want := float32(1 - lr*o.WeightDecay)
+			if spared {
+				want = 1
+			}
+			if got := o.Scalars(lr, 1, ti).Decay; got != want {
+				t.Errorf("%s: %s: decay factor %v, want %v", name, ti.Name, got, want)
+			}
+			o.DecayAll = true
+			if got := o.Scalars(lr, 1, ti).Decay; got != float32(1-lr*o.WeightDecay) {
+				t.Errorf("%s: %s with DecayAll: decay factor %v", name, ti.Name, got)
+			}
+			o.DecayAll = false
+		}
+		if extras == 0 {
+			t.Errorf("%s: no biases or q/k norms among %d tensors", name, len(arch.Tensors))
 		}
 	}
 }
