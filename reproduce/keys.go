@@ -64,8 +64,9 @@ func pruneDepthKey(scoresKey string, layers int) string {
 	return StageKey("prune-depth/1", scoresKey, layers)
 }
 
-func pruneRandomKey(c Config, teacherKey string, wt prune.Target) string {
-	return StageKey("prune-random/1", teacherKey, wt, c.Seed)
+// pruneRandomKey: seed draws the kept channels (Config.seedOf).
+func pruneRandomKey(teacherKey string, wt prune.Target, seed uint64) string {
+	return StageKey("prune-random/1", teacherKey, wt, seed)
 }
 
 // evalKey is an evaluation's key; modelKey is the key of the stage that

@@ -42,17 +42,32 @@ func planKeys(t *testing.T, c Config, d devSpec, scratch map[string]*model.Confi
 		if err != nil {
 			t.Fatal(err)
 		}
+		layers := depthTarget(tcfg, frac)
+		et, err := eqTotalTarget(tcfg, layers)
+		if err != nil {
+			t.Fatal(err)
+		}
 		kw := pruneWidthKey(k["importance"], wt)
-		kd := pruneDepthKey(k["importance"], depthTarget(tcfg, frac))
-		kr := pruneRandomKey(c, k["teacher"], wt)
-		k["prune/"+w], k["prune/"+w+"-depth"], k["prune/"+w+"-random"] = kw, kd, kr
-		model[w+"-pruned"], model[w+"-depth-pruned"], model[w+"-random-pruned"] = kw, kd, kr
+		kd := pruneDepthKey(k["importance"], layers)
+		ke := pruneWidthKey(k["importance"], et)
+		k["prune/"+w], k["prune/"+w+"-depth"], k["prune/"+w+"-eqtotal"] = kw, kd, ke
+		model[w+"-pruned"], model[w+"-depth-pruned"], model[w+"-eqtotal-pruned"] = kw, kd, ke
 		scfg := scratch[w]
 		if scfg == nil {
 			t.Fatalf("no scratch config for %s", w)
 		}
-		for _, r := range studentRuns(c, si, w, studentInputs{width: "pw", depth: "pd", random: "pr", teacher: "t",
-			scratch: scfg, kw: kw, kd: kd, kr: kr, teacherKey: k["teacher"]}) {
+		in := studentInputs{width: "pw", depth: "pd", eqTotal: "pe", teacher: "t",
+			scratch: scfg, kw: kw, kd: kd, ke: ke, teacherKey: k["teacher"]}
+		for s := 1; s <= c.Seeds; s++ {
+			rel := "prune/" + w + "-random"
+			if s > 1 {
+				rel = seedName(rel, s)
+			}
+			k[rel] = pruneRandomKey(k["teacher"], wt, c.seedOf(s))
+			in.random, in.kr = append(in.random, "pr"), append(in.kr, k[rel])
+		}
+		model[w+"-random-pruned"] = k["prune/"+w+"-random"]
+		for _, r := range studentRuns(c, si, w, in) {
 			k["train/"+r.name] = trainKey(c, d, r.spec)
 			model[r.name] = k["train/"+r.name]
 		}

@@ -19,6 +19,7 @@ import (
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/prune"
 )
 
@@ -62,8 +63,15 @@ type Result struct {
 	Models  []*Entry   `json:"models"`
 	Claims  []Claim    `json:"claims"`
 	Seconds float64    `json:"seconds"`
-	// Machine describes where the run happened (CPU model and cores).
-	Machine string `json:"machine"`
+	// Machine describes where the run happened (CPU model and cores),
+	// BLASCore the OpenBLAS kernel set in use (OPENBLAS_CORETYPE or the
+	// detected one; it changes the float rounding), LoadStart and LoadEnd
+	// the machine's load averages (/proc/loadavg) when the run began and
+	// ended: other work slows the stages.
+	Machine   string `json:"machine"`
+	BLASCore  string `json:"blas_core"`
+	LoadStart string `json:"load_start,omitempty"`
+	LoadEnd   string `json:"load_end,omitempty"`
 	// Device the compute stages ran on ("cpu", "cuda (TF32 products)",
 	// "cuda (f32 products)") and, on a GPU, its name.
 	Device string `json:"device"`
@@ -83,24 +91,33 @@ func (r *Result) Skipped() int {
 
 // Kinds of model in the comparison.
 const (
-	KindTeacher      = "teacher"
-	KindPruned       = "width-pruned, no retraining"
-	KindPrunedDepth  = "depth-pruned, no retraining"
-	KindPrunedRandom = "random width-pruned, no retraining"
-	KindMinitron     = "width-pruned + KD (Minitron)"
-	KindCE           = "width-pruned + CE retraining"
-	KindDepth        = "depth-pruned + KD"
-	KindRandom       = "random width-pruned + KD"
-	KindScratch      = "from scratch (CE)"
-	KindScratchLong  = "from scratch (CE), many tokens"
-	// KindMinitronSeed is the Minitron student retrained on another data
-	// order: how far one seed moves the numbers.
-	KindMinitronSeed = "width-pruned + KD (Minitron), other data order"
+	KindTeacher       = "teacher"
+	KindPruned        = "width-pruned, no retraining"
+	KindPrunedDepth   = "depth-pruned, no retraining"
+	KindPrunedRandom  = "random width-pruned, no retraining"
+	KindPrunedEqTotal = "width-pruned to the depth student's total, no retraining"
+	KindMinitron      = "width-pruned + KD (Minitron)"
+	KindCE            = "width-pruned + CE retraining"
+	KindDepth         = "depth-pruned + KD"
+	// KindEqTotal is the width-pruned student with as many parameters in
+	// all as the depth-pruned one (the second paper's protocol), distilled.
+	KindEqTotal     = "width-pruned to the depth student's total + KD"
+	KindRandom      = "random width-pruned + KD"
+	KindScratch     = "from scratch (CE)"
+	KindScratchLong = "from scratch (CE), many tokens"
+	// The distillation-loss ablation of the Minitron student.
+	KindKDCE = "width-pruned + KD + CE"
+	KindKDIS = "width-pruned + KD + intermediate-state loss"
 )
 
 // Entry is one evaluated model.
 type Entry struct {
-	Name    string `json:"name"`
+	Name string `json:"name"`
+	// Arm is the model's name without the seed ("w50-kd" for
+	// "w50-kd-s2"); Seed is its 1-based seed index (0: not seeded, the
+	// teacher and the pruned checkpoints before retraining).
+	Arm     string `json:"arm"`
+	Seed    int    `json:"seed,omitempty"`
 	Kind    string `json:"kind"`
 	Student string `json:"student,omitempty"` // "50%" etc.; empty for the teacher
 	Dir     string `json:"dir"`               // model directory, relative to the run
@@ -198,7 +215,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		return nil, fmt.Errorf("reproduce: %w", err)
 	}
 	p := &pipeline{ctx: ctx, o: o, c: c, dev: dev, gpu: gpu, out: out,
-		res: &Result{Out: out, Config: c, Machine: machine(), Device: dev.String(), GPU: gpu}, start: time.Now()}
+		res: &Result{Out: out, Config: c, Machine: machine(), BLASCore: kernels.BLASCore(), LoadStart: loadAvg(),
+			Device: dev.String(), GPU: gpu}, start: time.Now()}
 	p.logf("config %s: teacher %s, vocab %d, seq %d × batch %d; teacher %d tokens, students %d tokens each",
 		c.Name, c.Teacher, c.Vocab, c.SeqLen, c.Batch, c.TeacherTokens, c.StudentTokens)
 	if dev.cuda() {
@@ -243,6 +261,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	p.res.Models = entries
 	p.res.Claims = Claims(entries)
 	p.res.Seconds = time.Since(p.start).Seconds()
+	p.res.LoadEnd = loadAvg()
 	if err := p.report(); err != nil {
 		return nil, err
 	}
@@ -569,6 +588,33 @@ func depthTarget(t *model.Config, frac float64) int {
 	return max(1, int(math.Round(frac*float64(t.NumLayers))))
 }
 
+// eqTotalTarget is the width target (the papers' recipe) with as many
+// parameters in all as the teacher cut to layers layers: a depth-pruned
+// student keeps the whole embedding, so at equal non-embedding parameters
+// it is the larger model; the second paper compares width and depth at
+// equal total parameters.
+func eqTotalTarget(t *model.Config, layers int) (prune.Target, error) {
+	d := *t
+	d.NumLayers = layers
+	return prune.ForParams(t, d.ParamCounts().Total, prune.DefaultMinFFNFraction)
+}
+
+// isPairs are the intermediate-state loss's (student, teacher) layer pairs
+// for a width-pruned student (same depth as its teacher): the normalised
+// residual stream at every quarter of the depth, the last being the final
+// norm's output.
+func isPairs(layers int) []distill.LayerPair {
+	var out []distill.LayerPair
+	for q := 1; q <= 4; q++ {
+		k := max(1, int(math.Round(float64(q*layers)/4)))
+		if len(out) > 0 && out[len(out)-1].Student == k {
+			continue
+		}
+		out = append(out, distill.LayerPair{Student: k, Teacher: k})
+	}
+	return out
+}
+
 func archOf(c *model.Config) Arch {
 	return Arch{Layers: c.NumLayers, Hidden: c.HiddenSize, Heads: c.NumHeads, KVHeads: c.NumKVHeads, FFN: c.IntermediateSize}
 }
@@ -588,13 +634,19 @@ func (p *pipeline) prune(rel, key string, o prune.Options) error {
 
 func studentLabel(frac float64) string { return fmt.Sprintf("%g%%", math.Round(frac*1000)/10) }
 
+// seedName names seed k's run of an arm.
+func seedName(arm string, k int) string { return fmt.Sprintf("%s-s%d", arm, k) }
+
+// seedOf is the seed of the k-th (1-based) seeded run.
+func (c Config) seedOf(k int) uint64 { return c.Seed + uint64(k-1) }
+
 func (p *pipeline) entry(name, kind, student, dir, run string, tokens int64) (*Entry, error) {
 	cfg, err := model.LoadConfig(filepath.Join(p.out, dir, model.ConfigFile))
 	if err != nil {
 		return nil, err
 	}
 	pc := cfg.ParamCounts()
-	e := &Entry{Name: name, Kind: kind, Student: student, Dir: dir, Run: run, Arch: archOf(cfg),
+	e := &Entry{Name: name, Arm: name, Kind: kind, Student: student, Dir: dir, Run: run, Arch: archOf(cfg),
 		Params: pc.Total, NonEmbParams: pc.NonEmbedding, Tokens: tokens}
 	if run != "" {
 		var r struct {
@@ -632,10 +684,14 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 			return nil, err
 		}
 		layers := depthTarget(tcfg, frac)
-		p.logf("student %s: width target %s (%d non-embedding params, teacher %d); depth target %d layers",
-			label, wt, wt.Apply(tcfg).ParamCounts().NonEmbedding, tcfg.ParamCounts().NonEmbedding, layers)
+		et, err := eqTotalTarget(tcfg, layers)
+		if err != nil {
+			return nil, fmt.Errorf("student %s at the depth student's total: %w", label, err)
+		}
+		p.logf("student %s: width target %s (%d non-embedding params, teacher %d); depth target %d layers; width at the depth student's total %s",
+			label, wt, wt.Apply(tcfg).ParamCounts().NonEmbedding, tcfg.ParamCounts().NonEmbedding, layers, et)
 
-		pw, pd, pr := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-random"
+		pw, pd, pe := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-eqtotal"
 		kw := pruneWidthKey(scoresKey, wt)
 		if err := p.prune(pw, kw, prune.Options{ScoresPath: scores, Target: wt}); err != nil {
 			return nil, err
@@ -644,14 +700,31 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		if err := p.prune(pd, kd, prune.Options{ScoresPath: scores, Target: prune.Target{Layers: layers}, LayerMetric: prune.LayerAuto}); err != nil {
 			return nil, err
 		}
-		kr := pruneRandomKey(c, teacherKey, wt)
-		if err := p.prune(pr, kr, prune.Options{Method: prune.MethodRandom, Seed: c.Seed, Target: wt}); err != nil {
+		ke := pruneWidthKey(scoresKey, et)
+		if err := p.prune(pe, ke, prune.Options{ScoresPath: scores, Target: et}); err != nil {
 			return nil, err
+		}
+		// Random pruning draws its channels from the seed: one pruned
+		// checkpoint per seed.
+		in := studentInputs{width: p.path(pw, "model"), depth: p.path(pd, "model"), eqTotal: p.path(pe, "model"),
+			teacher: tdir, kw: kw, kd: kd, ke: ke, teacherKey: teacherKey}
+		for k := 1; k <= c.Seeds; k++ {
+			pr := "prune/" + w + "-random"
+			if k > 1 {
+				pr = seedName(pr, k)
+			}
+			kr := pruneRandomKey(teacherKey, wt, c.seedOf(k))
+			if err := p.prune(pr, kr, prune.Options{Method: prune.MethodRandom, Seed: c.seedOf(k), Target: wt}); err != nil {
+				return nil, err
+			}
+			in.random = append(in.random, p.path(pr, "model"))
+			in.kr = append(in.kr, kr)
 		}
 		for _, z := range []struct{ name, kind, dir string }{
 			{w + "-pruned", KindPruned, pw},
 			{w + "-depth-pruned", KindPrunedDepth, pd},
-			{w + "-random-pruned", KindPrunedRandom, pr},
+			{w + "-eqtotal-pruned", KindPrunedEqTotal, pe},
+			{w + "-random-pruned", KindPrunedRandom, "prune/" + w + "-random"},
 		} {
 			e, err := p.entry(z.name, z.kind, label, z.dir+"/model", "", 0)
 			if err != nil {
@@ -664,9 +737,8 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		if err != nil {
 			return nil, err
 		}
-		runs := studentRuns(c, si, w, studentInputs{width: p.path(pw, "model"), depth: p.path(pd, "model"), random: p.path(pr, "model"),
-			teacher: tdir, scratch: scfg, kw: kw, kd: kd, kr: kr, teacherKey: teacherKey})
-		for _, r := range runs {
+		in.scratch = scfg
+		for _, r := range studentRuns(c, si, w, in) {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
@@ -678,59 +750,79 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 			if err != nil {
 				return nil, err
 			}
+			e.Arm, e.Seed = r.arm, r.seed
 			entries = append(entries, e)
 		}
 	}
 	return entries, nil
 }
 
-// studentRun is one training run of a student size.
+// studentRun is one training run of a student size: seed (1-based) of
+// arm, named name.
 type studentRun struct {
-	name, kind string
-	spec       trainSpec
+	name, arm, kind string
+	seed            int
+	spec            trainSpec
 }
 
 // studentInputs are what a student size's runs start from: the pruned
-// checkpoints, the teacher, the from-scratch baselines' config (the width-
-// pruned shape) and the upstream stages' keys.
+// checkpoints (random: one per seed), the teacher, the from-scratch
+// baselines' config (the width-pruned shape) and the upstream stages'
+// keys.
 type studentInputs struct {
-	width, depth, random, teacher string
-	scratch                       *model.Config
-	kw, kd, kr, teacherKey        string
+	width, depth, eqTotal, teacher string
+	random                         []string
+	scratch                        *model.Config
+	kw, kd, ke, teacherKey         string
+	kr                             []string
 }
 
 // studentRuns lists the training runs of the si-th student size (w names
-// it, "w50"): the Minitron student (KD), its baselines and, for the first
-// size, the many-tokens baseline and the seed repeat.
+// it, "w50"), seed by seed: the Minitron student (KD) and its baselines
+// (CE retraining, depth pruning at equal non-embedding parameters, width
+// pruning at the depth student's total, random pruning, from scratch) and,
+// for the first size, the many-tokens baseline and the distillation-loss
+// ablation (KD + CE, KD + intermediate-state loss). Every arm runs
+// c.Seeds times; seed k of every arm sees the same data order.
 func studentRuns(c Config, si int, w string, in studentInputs) []studentRun {
 	kl := distill.Losses{KL: 1}
 	ce := distill.Losses{CE: 1}
 	scfg := *in.scratch
 	scfg.TorchDType = "float32"
-	runs := []studentRun{
-		{w + "-kd", KindMinitron, trainSpec{student: in.width, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}}},
-		{w + "-ce", KindCE, trainSpec{student: in.width, losses: ce, lr: c.StudentLR, upstreams: []string{in.kw}}},
-		{w + "-depth-kd", KindDepth, trainSpec{student: in.depth, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kd, in.teacherKey}}},
-		{w + "-random-kd", KindRandom, trainSpec{student: in.random, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kr, in.teacherKey}}},
-		{w + "-scratch", KindScratch, trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, upstreams: []string{in.kw}}},
-	}
-	if si == 0 && c.LongMultiple > 1 {
-		runs = append(runs, studentRun{fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), KindScratchLong,
-			trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{in.kw}}})
-	}
-	if si == 0 {
-		// The noise yardstick: the Minitron student again on another
-		// data order.
-		runs = append(runs, studentRun{w + "-kd-seed2", KindMinitronSeed,
-			trainSpec{student: in.width, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}, seed: c.Seed + 1}})
-	}
-	for i := range runs {
-		r := &runs[i]
-		r.spec.name = r.name
-		if r.spec.tokens == 0 {
-			r.spec.tokens = c.StudentTokens
+	var runs []studentRun
+	for k := 1; k <= c.Seeds; k++ {
+		arms := []studentRun{
+			{arm: w + "-kd", kind: KindMinitron, spec: trainSpec{student: in.width, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}}},
+			{arm: w + "-ce", kind: KindCE, spec: trainSpec{student: in.width, losses: ce, lr: c.StudentLR, upstreams: []string{in.kw}}},
+			{arm: w + "-depth-kd", kind: KindDepth, spec: trainSpec{student: in.depth, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kd, in.teacherKey}}},
+			{arm: w + "-eqtotal-kd", kind: KindEqTotal, spec: trainSpec{student: in.eqTotal, teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.ke, in.teacherKey}}},
+			{arm: w + "-random-kd", kind: KindRandom, spec: trainSpec{student: in.random[k-1], teacher: in.teacher, losses: kl, lr: c.StudentLR, upstreams: []string{in.kr[k-1], in.teacherKey}}},
+			{arm: w + "-scratch", kind: KindScratch, spec: trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, upstreams: []string{in.kw}}},
 		}
-		r.spec.val = true
+		if si == 0 && c.LongMultiple > 1 {
+			arms = append(arms, studentRun{arm: fmt.Sprintf("%s-scratch-%dx", w, c.LongMultiple), kind: KindScratchLong,
+				spec: trainSpec{cfg: &scfg, losses: ce, lr: c.TeacherLR, tokens: int64(c.LongMultiple) * c.StudentTokens, upstreams: []string{in.kw}}})
+		}
+		if si == 0 {
+			arms = append(arms,
+				studentRun{arm: w + "-kd-ce", kind: KindKDCE, spec: trainSpec{student: in.width, teacher: in.teacher,
+					losses: distill.Losses{KL: 1, CE: 1}, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}}},
+				studentRun{arm: w + "-kd-is", kind: KindKDIS, spec: trainSpec{student: in.width, teacher: in.teacher,
+					losses: distill.Losses{KL: 1, Intermediate: isPairs(in.scratch.NumLayers)}, lr: c.StudentLR, upstreams: []string{in.kw, in.teacherKey}}})
+		}
+		for i := range arms {
+			r := &arms[i]
+			r.seed, r.name = k, seedName(r.arm, k)
+			r.spec.name = r.arm
+			if k > 1 {
+				r.spec.seed = c.seedOf(k)
+			}
+			if r.spec.tokens == 0 {
+				r.spec.tokens = c.StudentTokens
+			}
+			r.spec.val = true
+		}
+		runs = append(runs, arms...)
 	}
 	return runs
 }

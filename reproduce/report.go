@@ -22,63 +22,71 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// Claim is one of the papers' claims tested on one student size. It is
-// decided on the main corpus's (Go) held-out loss; the other corpus and the
-// task accuracies are reported beside it and say whether they agree.
+// Claim is one of the papers' claims tested on one student size over the
+// seeds both arms ran. It is decided on the main corpus's (Go) held-out
+// loss by Decide (VerdictRule); the other corpus and the task accuracies
+// are reported beside it.
 type Claim struct {
-	Claim    string  `json:"claim"`
-	Student  string  `json:"student"`
-	Ours     string  `json:"ours"`
-	Baseline string  `json:"baseline"`
-	OursLoss float64 `json:"ours_go_loss"`
-	BaseLoss float64 `json:"baseline_go_loss"`
-	// Held: ours has the lower Go validation loss.
-	Held bool `json:"held"`
-	// Agreement of the secondary measures (true when ours is at least as
-	// good): Opticks loss, Go and Opticks next-line accuracy.
-	OpticksAgrees bool    `json:"opticks_loss_agrees"`
-	GoAccOurs     float64 `json:"ours_go_acc"` // acc_norm, percent
-	GoAccBase     float64 `json:"baseline_go_acc"`
-	GoAccStderr   float64 `json:"go_acc_stderr"` // the larger of the two standard errors
-	GoAccAgrees   bool    `json:"go_acc_agrees"`
-	// Noise is how far the Minitron student's Go loss moved when it was
-	// retrained on another data order (0: not measured); WithinNoise
-	// marks a loss difference no larger than that.
-	Noise       float64 `json:"seed_noise,omitempty"`
-	WithinNoise bool    `json:"within_noise,omitempty"`
+	Claim    string `json:"claim"`
+	Student  string `json:"student"`
+	Ours     string `json:"ours"`     // arm
+	Baseline string `json:"baseline"` // arm
+	Seeds    int    `json:"seeds"`    // seeds both arms ran (the pairs)
+	// Go held-out loss of each arm over its seeds, and the paired
+	// difference ours − baseline (negative: ours is better).
+	OursLoss Summary `json:"ours_go_loss"`
+	BaseLoss Summary `json:"baseline_go_loss"`
+	Diff     Paired  `json:"go_loss_diff"`
+	Verdict  Verdict `json:"verdict"`
+	// The same on the Opticks loss (secondary: reported, not deciding).
+	OpticksDiff    Paired  `json:"opticks_loss_diff"`
+	OpticksVerdict Verdict `json:"opticks_verdict"`
+	// Go next-line acc_norm (percent) over the seeds, and the larger of
+	// the two arms' per-model standard errors over the task's items.
+	GoAccOurs   Summary `json:"ours_go_acc"`
+	GoAccBase   Summary `json:"baseline_go_acc"`
+	GoAccStderr float64 `json:"go_acc_stderr"`
 }
 
-// SeedNoise is |Go loss of the Minitron student − the same retrained on
-// another data order|, by student, and the first one measured (the
-// yardstick for students without their own); ok is false when none was.
-func SeedNoise(entries []*Entry) (by map[string]float64, first float64, ok bool) {
-	by = map[string]float64{}
-	var order []string
-	for _, a := range entries {
-		if a.Kind != KindMinitron || a.Eval == nil {
+// claimSpecs are the claims, each comparing two kinds of student of one
+// size. Claims whose baseline is missing for a size (the many-tokens
+// baseline and the loss ablation run for the first size only) are left
+// out.
+var claimSpecs = []struct{ text, ours, base string }{
+	{"pruned + distilled beats training from scratch on the same tokens", KindMinitron, KindScratch},
+	{"pruned + distilled beats from scratch with many times the tokens", KindMinitron, KindScratchLong},
+	{"distillation beats CE retraining of the same pruned model", KindMinitron, KindCE},
+	{"width beats depth pruning at equal non-embedding parameters (both distilled)", KindMinitron, KindDepth},
+	{"width beats depth pruning at equal total parameters (both distilled)", KindEqTotal, KindDepth},
+	{"importance-based pruning beats random pruning (both distilled)", KindMinitron, KindRandom},
+	{"logits-only KD beats KD + CE", KindMinitron, KindKDCE},
+	{"logits-only KD beats KD + intermediate-state loss", KindMinitron, KindKDIS},
+}
+
+// armKey groups the seeded runs of one arm.
+func armKey(student, kind string) string { return student + "|" + kind }
+
+// seededArms maps each arm (student size and kind) to its evaluated runs
+// by seed.
+func seededArms(entries []*Entry) map[string]map[int]*Entry {
+	by := map[string]map[int]*Entry{}
+	for _, e := range entries {
+		if e.Seed < 1 || e.Eval == nil {
 			continue
 		}
-		for _, b := range entries {
-			if b.Kind == KindMinitronSeed && b.Student == a.Student && b.Eval != nil {
-				by[a.Student] = math.Abs(a.Eval.PPL["go"].Loss - b.Eval.PPL["go"].Loss)
-				order = append(order, a.Student)
-			}
+		k := armKey(e.Student, e.Kind)
+		if by[k] == nil {
+			by[k] = map[int]*Entry{}
 		}
+		by[k][e.Seed] = e
 	}
-	if len(order) == 0 {
-		return by, 0, false
-	}
-	return by, by[order[0]], true
+	return by
 }
 
-// Claims compares the Minitron students with their baselines.
+// Claims compares the Minitron students with their baselines, seed by
+// seed.
 func Claims(entries []*Entry) []Claim {
-	by := map[string]*Entry{}
-	for _, e := range entries {
-		by[e.Student+"|"+e.Kind] = e
-	}
-	var out []Claim
-	noiseBy, noise0, haveNoise := SeedNoise(entries)
+	arms := seededArms(entries)
 	var students []string
 	seen := map[string]bool{}
 	for _, e := range entries {
@@ -87,44 +95,55 @@ func Claims(entries []*Entry) []Claim {
 			students = append(students, e.Student)
 		}
 	}
+	var out []Claim
 	for _, s := range students {
-		ours := by[s+"|"+KindMinitron]
-		if ours == nil || ours.Eval == nil {
-			continue
-		}
-		for _, cl := range []struct{ text, kind string }{
-			{"pruned + distilled beats training from scratch on the same tokens", KindScratch},
-			{"pruned + distilled beats from scratch with many times the tokens", KindScratchLong},
-			{"distillation beats CE retraining of the same pruned model", KindCE},
-			{"width pruning beats depth pruning (both distilled)", KindDepth},
-			{"importance-based pruning beats random pruning (both distilled)", KindRandom},
-		} {
-			b := by[s+"|"+cl.kind]
-			if b == nil || b.Eval == nil {
+		for _, cs := range claimSpecs {
+			ours, base := arms[armKey(s, cs.ours)], arms[armKey(s, cs.base)]
+			var seeds []int
+			for k := range ours {
+				if base[k] != nil {
+					seeds = append(seeds, k)
+				}
+			}
+			if len(seeds) == 0 {
 				continue
 			}
-			text := cl.text
-			if cl.kind == KindScratchLong && ours.Tokens > 0 {
-				text = fmt.Sprintf("pruned + distilled beats from scratch with %d× the tokens", b.Tokens/ours.Tokens)
-			}
-			c := Claim{Claim: text, Student: s, Ours: ours.Name, Baseline: b.Name,
-				OursLoss: ours.Eval.PPL["go"].Loss, BaseLoss: b.Eval.PPL["go"].Loss,
-				GoAccOurs: ours.Eval.Tasks["go"].AccNorm, GoAccBase: b.Eval.Tasks["go"].AccNorm}
-			c.Held = c.OursLoss < c.BaseLoss
-			c.OpticksAgrees = ours.Eval.PPL["opticks"].Loss <= b.Eval.PPL["opticks"].Loss
-			c.GoAccAgrees = c.GoAccOurs >= c.GoAccBase
-			c.GoAccStderr = max(ours.Eval.Tasks["go"].AccNormStderr, b.Eval.Tasks["go"].AccNormStderr)
-			if haveNoise {
-				c.Noise = noise0
-				if n, ok := noiseBy[s]; ok {
-					c.Noise = n
+			sort.Ints(seeds)
+			col := func(arm map[int]*Entry, f func(*Eval) float64) []float64 {
+				var x []float64
+				for _, k := range seeds {
+					x = append(x, f(arm[k].Eval))
 				}
-				c.WithinNoise = math.Abs(c.OursLoss-c.BaseLoss) <= c.Noise
+				return x
 			}
+			goLoss := func(e *Eval) float64 { return e.PPL["go"].Loss }
+			opLoss := func(e *Eval) float64 { return e.PPL["opticks"].Loss }
+			goAcc := func(e *Eval) float64 { return e.Tasks["go"].AccNorm }
+			o1, b1 := ours[seeds[0]], base[seeds[0]]
+			text := cs.text
+			if cs.base == KindScratchLong && o1.Tokens > 0 {
+				text = fmt.Sprintf("pruned + distilled beats from scratch with %d× the tokens", b1.Tokens/o1.Tokens)
+			}
+			c := Claim{Claim: text, Student: s, Ours: o1.Arm, Baseline: b1.Arm, Seeds: len(seeds),
+				OursLoss: Summarize(col(ours, goLoss)), BaseLoss: Summarize(col(base, goLoss)),
+				GoAccOurs: Summarize(col(ours, goAcc)), GoAccBase: Summarize(col(base, goAcc)),
+				GoAccStderr: max(o1.Eval.Tasks["go"].AccNormStderr, b1.Eval.Tasks["go"].AccNormStderr)}
+			c.Diff, _ = PairedDiff(col(ours, goLoss), col(base, goLoss)) // same lengths by construction
+			c.OpticksDiff, _ = PairedDiff(col(ours, opLoss), col(base, opLoss))
+			c.Verdict, c.OpticksVerdict = Decide(c.Diff), Decide(c.OpticksDiff)
 			out = append(out, c)
 		}
 	}
 	return out
+}
+
+// CountVerdicts counts the claims by verdict.
+func CountVerdicts(claims []Claim) map[Verdict]int {
+	n := map[Verdict]int{}
+	for _, c := range claims {
+		n[c.Verdict]++
+	}
+	return n
 }
 
 // machine names the CPU and core count.
@@ -146,6 +165,19 @@ func machine() string {
 	return fmt.Sprintf("%s, %d cores (GOMAXPROCS %d), %s/%s", name, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOOS, runtime.GOARCH)
 }
 
+// loadAvg is the 1, 5 and 15 minute load averages ("" where unknown).
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], ", ")
+}
+
 func fmtTokens(n int64) string {
 	if n == 0 {
 		return "0"
@@ -157,20 +189,7 @@ func fmtDur(sec float64) string {
 	return (time.Duration(sec) * time.Second).Round(time.Second).String()
 }
 
-func heldText(h bool) string {
-	if h {
-		return "**held**"
-	}
-	return "**not held**"
-}
-
-func verdict(c Claim) string {
-	v := heldText(c.Held)
-	if c.WithinNoise {
-		v += fmt.Sprintf(" (within seed noise, %.3f)", c.Noise)
-	}
-	return v
-}
+func verdictText(v Verdict) string { return "**" + string(v) + "**" }
 
 func agree(b bool) string {
 	if b {
@@ -194,41 +213,131 @@ func (p *pipeline) report() error {
 	return writeJSON(p.path("results.json"), p.res)
 }
 
-// Table renders the model-card style results table.
+// armRows groups entries by arm, in first-seen order.
+func armRows(entries []*Entry) [][]*Entry {
+	var rows [][]*Entry
+	at := map[string]int{}
+	for _, e := range entries {
+		arm := e.Arm
+		if arm == "" {
+			arm = e.Name
+		}
+		i, ok := at[arm]
+		if !ok {
+			i = len(rows)
+			at[arm] = i
+			rows = append(rows, nil)
+		}
+		rows[i] = append(rows[i], e)
+	}
+	return rows
+}
+
+// armSummary summarises f over an arm's evaluated runs.
+func armSummary(es []*Entry, f func(*Eval) float64) Summary {
+	var x []float64
+	for _, e := range es {
+		if e.Eval != nil {
+			x = append(x, f(e.Eval))
+		}
+	}
+	return Summarize(x)
+}
+
+func fmtAcc(s Summary) string {
+	if s.N < 2 || math.IsNaN(s.SD) {
+		return fmt.Sprintf("%.1f", s.Mean)
+	}
+	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.SD)
+}
+
+// Table renders the model-card style results table: one row per arm, the
+// mean ± sample standard deviation over its seeds.
 func Table(entries []*Entry) string {
 	var b strings.Builder
-	b.WriteString("| Model | Kind | Shape (L/H/heads/FFN) | Params | Non-emb. params | Training tokens | Go val loss | Go ppl | Opticks val loss | Opticks ppl | Go next-line acc (%) | Opticks next-line acc (%) |\n")
-	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
-	for _, e := range entries {
+	b.WriteString("| Model | Kind | Shape (L/H/heads/FFN) | Params | Non-emb. params | Training tokens | Seeds | Go val loss | Opticks val loss | Go next-line acc (%) | Opticks next-line acc (%) |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	for _, es := range armRows(entries) {
+		e := es[0]
 		a := e.Arch
-		fmt.Fprintf(&b, "| %s | %s | %d/%d/%d/%d | %s | %s | %s |", e.Name, e.Kind, a.Layers, a.Hidden, a.Heads, a.FFN,
-			model.FormatParams(e.Params), model.FormatParams(e.NonEmbParams), fmtTokens(e.Tokens))
-		if e.Eval == nil {
-			b.WriteString(" – | – | – | – | – | – |\n")
+		name := e.Arm
+		if name == "" {
+			name = e.Name
+		}
+		fmt.Fprintf(&b, "| %s | %s | %d/%d/%d/%d | %s | %s | %s | %d |", name, e.Kind, a.Layers, a.Hidden, a.Heads, a.FFN,
+			model.FormatParams(e.Params), model.FormatParams(e.NonEmbParams), fmtTokens(e.Tokens), len(es))
+		if armSummary(es, func(*Eval) float64 { return 0 }).N == 0 {
+			b.WriteString(" – | – | – | – |\n")
 			continue
 		}
 		for _, c := range Corpora {
-			r := e.Eval.PPL[c.Key]
-			fmt.Fprintf(&b, " %.3f | %.1f |", r.Loss, r.PPL)
+			fmt.Fprintf(&b, " %s |", armSummary(es, func(ev *Eval) float64 { return ev.PPL[c.Key].Loss }))
 		}
 		for _, c := range Corpora {
-			t := e.Eval.Tasks[c.Key]
-			fmt.Fprintf(&b, " %.1f ± %.1f |", t.AccNorm, t.AccNormStderr)
+			fmt.Fprintf(&b, " %s |", fmtAcc(armSummary(es, func(ev *Eval) float64 { return ev.Tasks[c.Key].AccNorm })))
 		}
 		b.WriteString("\n")
 	}
 	return b.String()
 }
 
-// ClaimsTable renders the claims with their numbers.
+// SeedTable lists every seeded arm's Go held-out loss seed by seed.
+func SeedTable(entries []*Entry) string {
+	n := 0
+	for _, e := range entries {
+		n = max(n, e.Seed)
+	}
+	if n == 0 {
+		return ""
+	}
+	var b strings.Builder
+	b.WriteString("| Arm |")
+	for k := 1; k <= n; k++ {
+		fmt.Fprintf(&b, " seed %d |", k)
+	}
+	b.WriteString(" mean ± sd |\n|---|" + strings.Repeat("---:|", n+1) + "\n")
+	for _, es := range armRows(entries) {
+		if es[0].Seed == 0 {
+			continue
+		}
+		cells := make([]string, n)
+		for i := range cells {
+			cells[i] = "–"
+		}
+		for _, e := range es {
+			if e.Eval != nil {
+				cells[e.Seed-1] = fmt.Sprintf("%.4f", e.Eval.PPL["go"].Loss)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s |\n", es[0].Arm, strings.Join(cells, " | "),
+			armSummary(es, func(ev *Eval) float64 { return ev.PPL["go"].Loss }))
+	}
+	return b.String()
+}
+
+func fmtDiff(p Paired) string {
+	if p.N < 2 || math.IsNaN(p.SE) {
+		return fmt.Sprintf("%+.4f", p.Mean)
+	}
+	z := p.Z()
+	zs := fmt.Sprintf("%.1f", z)
+	if math.IsInf(z, 0) || math.IsNaN(z) {
+		zs = fmt.Sprint(z)
+	}
+	return fmt.Sprintf("%+.4f ± %.4f (%s SE)", p.Mean, p.SE, zs)
+}
+
+// ClaimsTable renders the claims: each arm's mean ± sd over the seeds, the
+// paired difference with its standard error (the effect next to its
+// noise), and the verdict.
 func ClaimsTable(claims []Claim) string {
 	var b strings.Builder
-	b.WriteString("| Claim | Student | Ours → baseline | Go val loss (ours vs baseline) | Verdict | Opticks loss agrees | Go next-line acc_norm % (ours vs baseline, ± stderr) |\n")
-	b.WriteString("|---|---|---|---:|---|---|---:|\n")
+	b.WriteString("| Claim | Student | Ours → baseline | Seeds | Go val loss, ours | Go val loss, baseline | Difference ± SE (ours − baseline) | Verdict | Opticks loss: difference ± SE, verdict | Go next-line acc_norm %, ours vs baseline (item SE) |\n")
+	b.WriteString("|---|---|---|---:|---:|---:|---:|---|---|---:|\n")
 	for _, c := range claims {
-		fmt.Fprintf(&b, "| %s | %s | %s → %s | %.3f vs %.3f (%+.3f) | %s | %s | %.1f vs %.1f (± %.1f) |\n",
-			c.Claim, c.Student, c.Ours, c.Baseline, c.OursLoss, c.BaseLoss, c.OursLoss-c.BaseLoss,
-			verdict(c), agree(c.OpticksAgrees), c.GoAccOurs, c.GoAccBase, c.GoAccStderr)
+		fmt.Fprintf(&b, "| %s | %s | %s → %s | %d | %s | %s | %s | %s | %s, %s | %s vs %s (± %.1f) |\n",
+			c.Claim, c.Student, c.Ours, c.Baseline, c.Seeds, c.OursLoss, c.BaseLoss, fmtDiff(c.Diff), verdictText(c.Verdict),
+			fmtDiff(c.OpticksDiff), c.OpticksVerdict, fmtAcc(c.GoAccOurs), fmtAcc(c.GoAccBase), c.GoAccStderr)
 	}
 	return b.String()
 }
@@ -239,7 +348,11 @@ func (p *pipeline) markdown(plots []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# Minitron in miniature: reproduction report (%s)\n\n", c.Name)
 	fmt.Fprintf(&b, "Generated by `minitron reproduce` on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 UTC"))
-	fmt.Fprintf(&b, "- Machine: %s\n", r.Machine)
+	fmt.Fprintf(&b, "- Machine: %s; OpenBLAS core type %s", r.Machine, r.BLASCore)
+	if r.LoadStart != "" {
+		fmt.Fprintf(&b, "; load average (1, 5, 15 min) %s at the start, %s at the end", r.LoadStart, r.LoadEnd)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "- Device: %s\n", deviceLine(r))
 	var work float64
 	for _, s := range r.Stages {
@@ -249,8 +362,8 @@ func (p *pipeline) markdown(plots []string) string {
 		fmtDur(work), fmtDur(r.Seconds), r.Skipped(), len(r.Stages))
 	tc, _ := c.teacherConfig()
 	pc := tc.ParamCounts()
-	fmt.Fprintf(&b, "- Teacher: nemotron, %s, vocab %d: %s parameters (%s non-embedding), trained from random init on %s tokens\n",
-		c.Teacher, c.Vocab, model.FormatParams(pc.Total), model.FormatParams(pc.NonEmbedding), fmtTokens(c.TeacherTokens))
+	fmt.Fprintf(&b, "- Teacher: nemotron, %s, vocab %d: %s parameters (%s non-embedding; the embedding and output layer are %.0f%%), trained from random init on %s tokens\n",
+		c.Teacher, c.Vocab, model.FormatParams(pc.Total), model.FormatParams(pc.NonEmbedding), 100*float64(pc.Total-pc.NonEmbedding)/float64(pc.Total), fmtTokens(c.TeacherTokens))
 	fmt.Fprintf(&b, "- Students: %s of the teacher's non-embedding parameters, each retrained on %s tokens (sequence %d × batch %d); the from-scratch \"many tokens\" baseline gets %d× that\n",
 		fracList(c.StudentFractions), fmtTokens(c.StudentTokens), c.SeqLen, c.Batch, c.LongMultiple)
 	for _, cp := range Corpora {
@@ -262,37 +375,39 @@ func (p *pipeline) markdown(plots []string) string {
 	fmt.Fprintf(&b, "- Training mix: %.0f%% Go, %.0f%% Opticks. Evaluation: the first %d held-out tokens of each corpus (windows of %d), and %d-way next-line tasks of %d items per corpus in HellaSwag format (context: %d lines of a held-out document; distractors: lines of other held-out documents)\n\n",
 		100*(1-c.OpticksWeight), 100*c.OpticksWeight, c.EvalTokens, c.SeqLen, c.MCChoices, c.MCItems, c.MCContext)
 
+	b.WriteString("## Protocol\n\n")
+	fmt.Fprintf(&b, "- Seeds: every trained student arm runs %d times, seed k with seed %d+k−1; the seed sets its data order and, for the from-scratch baselines, its initialisation and, for random pruning, the channels kept. Seed k of every arm sees the same data order, so two arms are compared by the **paired** difference over seeds (ours − baseline), whose standard error is sd/√n of the per-seed differences.\n", c.Seeds, c.Seed)
+	b.WriteString("- Shared across seeds: the tokenizer, the data split, the teacher (one training run), the importance scores and the importance-pruned checkpoints. The verdicts are therefore about students of this one teacher; the teacher's own seed-to-seed spread is not measured.\n")
+	fmt.Fprintf(&b, "- Verdict rule: %s.", VerdictRule)
+	if c.Seeds == 3 {
+		// P(|T| < 2) for Student's t with 2 degrees of freedom is 2/√6.
+		b.WriteString(" With 3 seeds, 2 standard errors of a paired difference is a loose bar (82% two-sided confidence under a t distribution with 2 degrees of freedom; 95% would need 4.3), so the difference's size in standard errors is shown for a stricter reading.")
+	}
+	b.WriteString("\n")
+	b.WriteString("- Width vs depth, two ways: the depth-pruned student keeps the same fraction of the teacher's layers (and the whole embedding). *Equal non-embedding parameters* (the papers' own count) pits it against the Minitron width student; *equal total parameters* (the second paper's protocol, Llama-3.1-Minitron-4B Width vs Depth, both 4.5B) against a width student pruned by the same recipe to the depth student's total.\n")
+	b.WriteString("- Distillation-loss ablation (first student size): logits-only forward KL (the Minitron recipe) against KL + CE (equal weights) and KL + the intermediate-state cosine loss on the normalised residual stream at every quarter of the depth, through one shared learned projection, weighted dynamically (the first paper's L_is).\n")
+	fmt.Fprintf(&b, "- Budget trades (to fit about half an hour on two cores): %s retraining tokens per run (the previous single-seed protocol used 128K), the many-tokens baseline at %d×, %d task items per corpus; the teacher, the importance scores and the pruned checkpoints are computed once; the pruned checkpoints before retraining are evaluated once (seed 1 for random pruning).\n\n",
+		fmtTokens(c.StudentTokens), c.LongMultiple, c.MCItems)
+
 	b.WriteString("## Results\n\n")
 	b.WriteString(Table(r.Models))
-	b.WriteString("\nLoss is the mean negative log-likelihood per token in nats (lower is better); accuracy is lm-eval's `acc_norm` (log-likelihood per character of the ending, HellaSwag's headline metric) ± its standard error; `acc` is in results.json. Training tokens of a pruned student are its retraining tokens; its teacher saw " + fmtTokens(c.TeacherTokens) + " more.\n\n")
+	b.WriteString("\nLoss is the mean negative log-likelihood per token in nats (lower is better), mean ± sample standard deviation over the arm's seeds; accuracy is lm-eval's `acc_norm` (log-likelihood per character of the ending, HellaSwag's headline metric), mean ± sd over seeds; per-model `acc`, `acc_norm` and their standard errors over the items are in results.json. Training tokens of a pruned student are its retraining tokens; its teacher saw " + fmtTokens(c.TeacherTokens) + " more.\n\n")
+	if st := SeedTable(r.Models); st != "" {
+		b.WriteString("Go held-out loss of every seeded run:\n\n" + st + "\n")
+	}
 
 	b.WriteString("## The papers' claims at this scale\n\n")
-	b.WriteString("Each claim is decided on the held-out Go loss (the main corpus); the other columns say whether the secondary measures agree.\n\n")
+	b.WriteString("Each claim is decided on the held-out Go loss (the main corpus) by the rule above; the Opticks loss gets the same rule and is reported beside it, and the Go next-line accuracy (whose item standard error, about ±3 points, is far larger than these loss differences) is shown for reference.\n\n")
 	b.WriteString(ClaimsTable(r.Claims))
-	held := 0
-	for _, cl := range r.Claims {
-		if cl.Held {
-			held++
-		}
-	}
-	fmt.Fprintf(&b, "\n%d of %d claim checks held.", held, len(r.Claims))
-	if by, _, ok := SeedNoise(r.Models); ok {
-		var parts []string
-		for _, e := range r.Models {
-			if n, ok := by[e.Student]; ok && e.Kind == KindMinitron {
-				parts = append(parts, fmt.Sprintf("%s retrained on another data order moved the Go loss by %.3f", e.Name, n))
-			}
-		}
-		fmt.Fprintf(&b, " Seed noise: %s; loss differences no larger than that are marked \"within seed noise\" (students without their own repeat are measured against the same yardstick).", strings.Join(parts, "; "))
-	}
-	b.WriteString(" An accuracy difference within about two standard errors is within the noise of the evaluation sample.\n\n")
-
+	n := CountVerdicts(r.Claims)
+	fmt.Fprintf(&b, "\n%d claim checks: %d held, %d not held, %d inconclusive.\n\n", len(r.Claims), n[Held], n[NotHeld], n[Inconclusive])
 	if note := depthNote(r.Models); note != "" {
 		b.WriteString(note + "\n\n")
 	}
 
 	if len(plots) > 0 {
 		b.WriteString("## Plots\n\n")
+		b.WriteString("Loss curves show seed 1 of each arm; the accuracy plots show each arm's mean over its seeds.\n\n")
 		for _, pl := range plots {
 			fmt.Fprintf(&b, "![%s](plots/%s)\n\n", strings.TrimSuffix(pl, ".png"), pl)
 		}
@@ -300,10 +415,9 @@ func (p *pipeline) markdown(plots []string) string {
 
 	b.WriteString("## Recipe\n\n")
 	fmt.Fprintf(&b, "- Teacher and from-scratch baselines: CE, AdamW (weight decay 0.01), peak LR %g, 5%% warmup, cosine to LR/10.\n", c.TeacherLR)
-	fmt.Fprintf(&b, "- Pruned students (KD or CE retraining): peak LR %g, same schedule; KD is forward KL(teacher‖student) on the logits only, τ = 1, no CE term (the papers' best).\n", c.StudentLR)
+	fmt.Fprintf(&b, "- Pruned students (KD or CE retraining): peak LR %g, same schedule; KD is forward KL(teacher‖student) on the logits only, τ = 1, no CE term (the papers' best), except in the ablation arms.\n", c.StudentLR)
 	fmt.Fprintf(&b, "- Importance: %d calibration sequences of %d Go training tokens; heads, neurons and embedding channels by activation (batch L2, sequence mean); layers by drop-one LM loss (depth baseline).\n", c.CalibSamples, c.SeqLen)
-	b.WriteString("- Width pruning: the papers' recipe (layers and heads kept; MLP cut first to 2/3, then embedding channels), aimed at the stated fraction of non-embedding parameters. Depth pruning: the same fraction of layers kept, the least important by loss dropped. Random: the width shape with random channels/neurons kept.\n")
-	b.WriteString("- Every student run sees the same data order (same seed).\n\n")
+	b.WriteString("- Width pruning: the papers' recipe (layers and heads kept; MLP cut first to 2/3, then embedding channels), aimed at the stated fraction of non-embedding parameters, or at the depth student's total for the equal-total arm. Depth pruning: the same fraction of layers kept, the least important by loss dropped. Random: the width shape with random channels/neurons kept (drawn per seed).\n\n")
 
 	b.WriteString("## Stages\n\n| Stage | Seconds | Cached | Device |\n|---|---:|---|---|\n")
 	for _, s := range r.Stages {
@@ -333,29 +447,40 @@ func deviceLine(r *Result) string {
 	return line
 }
 
-// depthNote points out the confound of the width-vs-depth comparison at
-// small scale: students are matched on non-embedding parameters (as the
-// papers count them), but a depth-pruned student keeps the teacher's full
-// embedding, which dominates a small model's size.
+// depthNote gives the shapes behind the two width-vs-depth comparisons:
+// the depth-pruned student keeps the teacher's hidden size and so its
+// whole embedding, so at equal non-embedding parameters it is the larger
+// model in all.
 func depthNote(entries []*Entry) string {
-	var parts []string
-	for _, w := range entries {
-		if w.Kind != KindMinitron {
+	first := map[string]*Entry{}
+	var students []string
+	for _, e := range entries {
+		if e.Seed > 1 || e.Student == "" {
 			continue
 		}
-		for _, d := range entries {
-			if d.Kind == KindDepth && d.Student == w.Student && float64(d.Params) > 1.2*float64(w.Params) {
-				parts = append(parts, fmt.Sprintf("%s: %s vs %s total (%s vs %s non-embedding)", w.Student,
-					model.FormatParams(d.Params), model.FormatParams(w.Params), model.FormatParams(d.NonEmbParams), model.FormatParams(w.NonEmbParams)))
-			}
+		k := armKey(e.Student, e.Kind)
+		if first[k] == nil {
+			first[k] = e
 		}
+		if e.Kind == KindDepth {
+			students = append(students, e.Student)
+		}
+	}
+	var parts []string
+	for _, s := range students {
+		d, w, q := first[armKey(s, KindDepth)], first[armKey(s, KindMinitron)], first[armKey(s, KindEqTotal)]
+		if w == nil || q == nil {
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s: depth %d/%d/%d/%d with %s total (%s non-embedding); width at equal non-embedding %d/%d/%d/%d with %s (%s); width at equal total %d/%d/%d/%d with %s (%s)", s,
+			d.Arch.Layers, d.Arch.Hidden, d.Arch.Heads, d.Arch.FFN, model.FormatParams(d.Params), model.FormatParams(d.NonEmbParams),
+			w.Arch.Layers, w.Arch.Hidden, w.Arch.Heads, w.Arch.FFN, model.FormatParams(w.Params), model.FormatParams(w.NonEmbParams),
+			q.Arch.Layers, q.Arch.Hidden, q.Arch.Heads, q.Arch.FFN, model.FormatParams(q.Params), model.FormatParams(q.NonEmbParams)))
 	}
 	if len(parts) == 0 {
 		return ""
 	}
-	return "Note on width vs depth: the students are matched on non-embedding parameters, as the papers count them, " +
-		"but a depth-pruned student keeps the teacher's full hidden size and so its whole embedding, which dominates a model this small. " +
-		"Depth vs width students here: " + strings.Join(parts, "; ") + ". At the papers' scale the embedding is a few percent of the model and this confound disappears."
+	return "The width-vs-depth shapes (layers/hidden/heads/FFN): " + strings.Join(parts, "; ") + "."
 }
 
 func fracList(f []float64) string {
@@ -366,21 +491,22 @@ func fracList(f []float64) string {
 	return strings.Join(s, " and ")
 }
 
-// plots writes the loss curves (teacher; one figure per student size) and
-// accuracy against parameters, and returns their file names.
+// plots writes the loss curves (teacher; one figure per student size, seed
+// 1 of each arm) and accuracy against parameters (each arm's mean over its
+// seeds), and returns their file names.
 func (p *pipeline) plots() ([]string, error) {
 	var names []string
 	groups := map[string][]*eval.Curve{}
 	var order []string
 	for _, e := range p.res.Models {
-		if e.Run == "" {
+		if e.Run == "" || e.Seed > 1 {
 			continue
 		}
 		cv, err := eval.ReadCurve(p.path(e.Run))
 		if err != nil {
 			return nil, err
 		}
-		cv.Name = e.Name
+		cv.Name = e.Arm
 		g := e.Student
 		if g == "" {
 			g = "teacher"
@@ -394,7 +520,7 @@ func (p *pipeline) plots() ([]string, error) {
 		name := "loss_" + strings.TrimSuffix(g, "%") + ".png"
 		title := "teacher, held-out Go"
 		if g != "teacher" {
-			title = fmt.Sprintf("%s students, held-out Go", g)
+			title = fmt.Sprintf("%s students (seed 1), held-out Go", g)
 		}
 		if err := eval.PlotCurves(groups[g], p.path("plots", name), eval.PlotOptions{Title: title}); err != nil {
 			return nil, err
@@ -411,24 +537,26 @@ func (p *pipeline) plots() ([]string, error) {
 	return names, nil
 }
 
-// accuracyPlot draws next-line accuracy against non-embedding parameters,
-// one marker style per kind of model.
+// accuracyPlot draws next-line accuracy (each arm's mean over its seeds)
+// against non-embedding parameters, one marker style per kind of model.
 func (p *pipeline) accuracyPlot(key, label, out string) error {
 	pl := plot.New()
-	pl.Title.Text = fmt.Sprintf("%s next-line task: accuracy vs parameters", label)
+	pl.Title.Text = fmt.Sprintf("%s next-line task: accuracy vs parameters (mean over seeds)", label)
 	pl.X.Label.Text = "non-embedding parameters (millions)"
 	pl.Y.Label.Text = "acc_norm (%)"
 	pl.Legend.Top = true // top right, beside the teacher: the x axis is stretched to leave room
 	kinds := []string{}
 	byKind := map[string]plotter.XYs{}
-	for _, e := range p.res.Models {
-		if e.Eval == nil {
+	for _, es := range armRows(p.res.Models) {
+		e := es[0]
+		acc := armSummary(es, func(ev *Eval) float64 { return ev.Tasks[key].AccNorm })
+		if acc.N == 0 {
 			continue
 		}
 		if _, ok := byKind[e.Kind]; !ok {
 			kinds = append(kinds, e.Kind)
 		}
-		byKind[e.Kind] = append(byKind[e.Kind], plotter.XY{X: float64(e.NonEmbParams) / 1e6, Y: e.Eval.Tasks[key].AccNorm})
+		byKind[e.Kind] = append(byKind[e.Kind], plotter.XY{X: float64(e.NonEmbParams) / 1e6, Y: acc.Mean})
 	}
 	sort.SliceStable(kinds, func(i, j int) bool { return kindRank(kinds[i]) < kindRank(kinds[j]) })
 	gray := color.RGBA{120, 120, 120, 255}
@@ -436,17 +564,20 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 		c     color.Color
 		shape draw.GlyphDrawer
 	}{
-		KindTeacher:      {color.RGBA{0, 0, 0, 255}, draw.CircleGlyph{}},
-		KindMinitron:     {color.RGBA{118, 185, 0, 255}, draw.CircleGlyph{}},
-		KindMinitronSeed: {color.RGBA{118, 185, 0, 255}, draw.RingGlyph{}},
-		KindCE:           {color.RGBA{31, 119, 180, 255}, draw.SquareGlyph{}},
-		KindDepth:        {color.RGBA{214, 39, 40, 255}, draw.PyramidGlyph{}},
-		KindRandom:       {color.RGBA{148, 103, 189, 255}, draw.CrossGlyph{}},
-		KindScratch:      {color.RGBA{255, 127, 14, 255}, draw.PlusGlyph{}},
-		KindScratchLong:  {color.RGBA{140, 86, 75, 255}, draw.RingGlyph{}},
-		KindPruned:       {gray, draw.BoxGlyph{}},
-		KindPrunedDepth:  {gray, draw.TriangleGlyph{}},
-		KindPrunedRandom: {gray, draw.CrossGlyph{}},
+		KindTeacher:       {color.RGBA{0, 0, 0, 255}, draw.CircleGlyph{}},
+		KindMinitron:      {color.RGBA{118, 185, 0, 255}, draw.CircleGlyph{}},
+		KindKDCE:          {color.RGBA{118, 185, 0, 255}, draw.RingGlyph{}},
+		KindKDIS:          {color.RGBA{60, 120, 0, 255}, draw.RingGlyph{}},
+		KindCE:            {color.RGBA{31, 119, 180, 255}, draw.SquareGlyph{}},
+		KindDepth:         {color.RGBA{214, 39, 40, 255}, draw.PyramidGlyph{}},
+		KindEqTotal:       {color.RGBA{23, 190, 207, 255}, draw.CircleGlyph{}},
+		KindRandom:        {color.RGBA{148, 103, 189, 255}, draw.CrossGlyph{}},
+		KindScratch:       {color.RGBA{255, 127, 14, 255}, draw.PlusGlyph{}},
+		KindScratchLong:   {color.RGBA{140, 86, 75, 255}, draw.RingGlyph{}},
+		KindPruned:        {gray, draw.BoxGlyph{}},
+		KindPrunedDepth:   {gray, draw.TriangleGlyph{}},
+		KindPrunedRandom:  {gray, draw.CrossGlyph{}},
+		KindPrunedEqTotal: {gray, draw.RingGlyph{}},
 	}
 	for _, k := range kinds {
 		s, err := plotter.NewScatter(byKind[k])
@@ -478,7 +609,7 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 	pl.X.Min = 0
 	pl.X.Max = float64(p.maxNonEmb()) / 1e6 * 2
 	tmp := out + ".tmp.png"
-	if err := pl.Save(10*vg.Inch, 5*vg.Inch, tmp); err != nil {
+	if err := pl.Save(10*vg.Inch, 6*vg.Inch, tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("plot %s: %w", out, err)
 	}
@@ -494,7 +625,7 @@ func (p *pipeline) maxNonEmb() int64 {
 }
 
 func kindRank(k string) int {
-	for i, x := range []string{KindTeacher, KindMinitron, KindMinitronSeed, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned, KindPrunedDepth, KindPrunedRandom} {
+	for i, x := range []string{KindTeacher, KindMinitron, KindKDCE, KindKDIS, KindCE, KindDepth, KindEqTotal, KindRandom, KindScratch, KindScratchLong, KindPruned, KindPrunedDepth, KindPrunedEqTotal, KindPrunedRandom} {
 		if k == x {
 			return i
 		}

@@ -3,6 +3,7 @@ package reproduce
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -45,9 +46,19 @@ func TestReproduceQuick(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{KindTeacher, KindMinitron, KindMinitronSeed, KindCE, KindDepth, KindRandom, KindScratch, KindScratchLong, KindPruned} {
-		if kinds[k] == 0 {
-			t.Errorf("no %q model in the results", k)
+	// Every trained arm ran once per seed; the teacher and the pruned
+	// checkpoints once.
+	for _, tc := range []struct {
+		kind string
+		n    int
+	}{
+		{KindTeacher, 1}, {KindPruned, 2}, {KindPrunedDepth, 2}, {KindPrunedEqTotal, 2}, {KindPrunedRandom, 2},
+		{KindMinitron, 2 * cfg.Seeds}, {KindCE, 2 * cfg.Seeds}, {KindDepth, 2 * cfg.Seeds}, {KindEqTotal, 2 * cfg.Seeds},
+		{KindRandom, 2 * cfg.Seeds}, {KindScratch, 2 * cfg.Seeds},
+		{KindScratchLong, cfg.Seeds}, {KindKDCE, cfg.Seeds}, {KindKDIS, cfg.Seeds}, // first size only
+	} {
+		if kinds[tc.kind] != tc.n {
+			t.Errorf("%d %q models in the results, want %d", kinds[tc.kind], tc.kind, tc.n)
 		}
 	}
 	// The teacher learned something: below the loss of a uniform guess.
@@ -72,15 +83,32 @@ func TestReproduceQuick(t *testing.T) {
 			t.Errorf("%s: width pruning changed layers or heads: %+v", e.Name, e.Arch)
 		}
 	}
-	if len(res.Claims) != 9 {
-		t.Errorf("%d claim checks, want 9 (5 for the first student, 4 for the second)", len(res.Claims))
+	if len(res.Claims) != 13 {
+		t.Errorf("%d claim checks, want 13 (8 for the first student, 5 for the second)", len(res.Claims))
+	}
+	for _, c := range res.Claims {
+		if c.Seeds != cfg.Seeds || c.OursLoss.N != cfg.Seeds || c.Diff.N != cfg.Seeds || math.IsNaN(c.Diff.SE) {
+			t.Errorf("claim %q (%s): %d seeds, ours over %d, difference over %d (se %v): want all %d", c.Claim, c.Student, c.Seeds, c.OursLoss.N, c.Diff.N, c.Diff.SE, cfg.Seeds)
+		}
+		if c.Verdict != Decide(c.Diff) {
+			t.Errorf("claim %q: verdict %s, the rule says %s", c.Claim, c.Verdict, Decide(c.Diff))
+		}
+	}
+	// Random pruning drew other channels for each seed; the KD students of
+	// one seed saw the same data (same first-step loss is not required:
+	// their models differ), and the seeds' data orders differ.
+	r1, err1 := os.ReadFile(filepath.Join(out, "prune", "w50-random", "model", "model.safetensors"))
+	r2, err2 := os.ReadFile(filepath.Join(out, "prune", "w50-random-s2", "model", "model.safetensors"))
+	if err1 != nil || err2 != nil || string(r1) == string(r2) {
+		t.Errorf("random pruning of seeds 1 and 2 gave the same weights (or is missing: %v, %v)", err1, err2)
 	}
 
 	rep, err := os.ReadFile(filepath.Join(out, "REPORT.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"## Results", "| w50-kd |", "## The papers' claims", "width pruning beats depth pruning", "plots/accuracy_vs_params_go.png", "plots/loss_50.png"} {
+	for _, want := range []string{"## Results", "| w50-kd |", "## The papers' claims", "width beats depth pruning at equal total parameters",
+		"logits-only KD beats KD + intermediate-state loss", "| w50-kd-is | ", "## Protocol", "Verdict rule", "OpenBLAS core type", "plots/accuracy_vs_params_go.png", "plots/loss_50.png"} {
 		if !strings.Contains(string(rep), want) {
 			t.Errorf("REPORT.md lacks %q", want)
 		}
@@ -97,7 +125,7 @@ func TestReproduceQuick(t *testing.T) {
 		t.Fatalf("results.json unreadable or incomplete: %v", err)
 	}
 	// The students are ordinary HF checkpoints with a tokenizer.
-	for _, dir := range []string{"train/w50-kd/model", "prune/w25/model"} {
+	for _, dir := range []string{"train/w50-kd-s1/model", "train/w25-eqtotal-kd-s3/model", "prune/w25/model"} {
 		if _, err := model.OpenCheckpoint(filepath.Join(out, dir)); err != nil {
 			t.Errorf("%s: %v", dir, err)
 		}
@@ -166,91 +194,125 @@ func TestWidthTarget(t *testing.T) {
 func TestClaims(t *testing.T) {
 	ev := func(goLoss, opLoss, acc float64) *Eval {
 		return &Eval{PPL: map[string]PPL{"go": {Loss: goLoss}, "opticks": {Loss: opLoss}},
-			Tasks: map[string]TaskScore{"go": {AccNorm: acc}}}
+			Tasks: map[string]TaskScore{"go": {AccNorm: acc, AccNormStderr: 2.5}}}
 	}
-	entries := []*Entry{
-		{Name: "teacher", Kind: KindTeacher, Eval: ev(2, 3, 50)},
-		{Name: "kd", Kind: KindMinitron, Student: "50%", Tokens: 100, Eval: ev(3.0, 4.0, 40)},
-		{Name: "scratch", Kind: KindScratch, Student: "50%", Tokens: 100, Eval: ev(3.5, 4.5, 30)},
-		{Name: "long", Kind: KindScratchLong, Student: "50%", Tokens: 800, Eval: ev(2.9, 3.9, 45)},
-		{Name: "ce", Kind: KindCE, Student: "50%", Tokens: 100, Eval: ev(3.1, 3.9, 40)},
-		{Name: "depth", Kind: KindDepth, Student: "50%", Tokens: 100, Eval: nil},
+	arm := func(name, kind string, tokens int64, goLoss ...float64) []*Entry {
+		var es []*Entry
+		for i, l := range goLoss {
+			es = append(es, &Entry{Name: seedName(name, i+1), Arm: name, Seed: i + 1, Kind: kind, Student: "50%", Tokens: tokens, Eval: ev(l, l+1, 40)})
+		}
+		return es
 	}
-	cl := Claims(entries)
-	for i, tc := range []struct {
-		base      string
-		held      bool
-		opAgrees  bool
-		accAgrees bool
-		reason    string
-	}{
-		{"scratch", true, true, true, "lower loss than from scratch"},
-		{"long", false, false, false, "the many-tokens baseline wins: reported as not held"},
-		{"ce", true, false, true, "Go decides; Opticks disagreeing is only reported"},
+	entries := []*Entry{{Name: "teacher", Arm: "teacher", Kind: KindTeacher, Eval: ev(2, 3, 50)}}
+	for _, a := range [][]*Entry{
+		arm("kd", KindMinitron, 100, 3.00, 3.02, 2.98),
+		arm("scratch", KindScratch, 100, 3.50, 3.53, 3.47),     // about +0.5 every seed: held
+		arm("long", KindScratchLong, 800, 2.90, 2.93, 2.87),    // −0.1 every seed: not held
+		arm("ce", KindCE, 100, 3.01, 3.00, 2.99),               // −0.01, +0.02, −0.01: inconclusive
+		arm("depth", KindDepth, 100, 3.10, 3.10),               // two seeds only: inconclusive
+		arm("random", KindRandom, 100, 3.02, 3.04, 3.00, 9.99), // a fourth seed kd lacks is left out
 	} {
-		if i >= len(cl) {
-			t.Fatalf("only %d claims: %+v", len(cl), cl)
-		}
+		entries = append(entries, a...)
+	}
+	entries = append(entries, &Entry{Name: "eqtotal-kd-s1", Arm: "eqtotal-kd", Seed: 1, Kind: KindEqTotal, Student: "50%"}) // not evaluated
+	cl := Claims(entries)
+	want := []struct {
+		base    string
+		seeds   int
+		diff    float64
+		verdict Verdict
+		reason  string
+	}{
+		{"scratch", 3, -0.5, Held, "lower loss than from scratch on every seed"},
+		{"long", 3, 0.1, NotHeld, "the many-tokens baseline wins on every seed"},
+		{"ce", 3, 0, Inconclusive, "differences of both signs: inside 2 standard errors"},
+		{"depth", 2, -0.09, Inconclusive, "fewer seeds than the rule needs"},
+		{"random", 3, -0.02, Held, "paired over the seeds both arms ran (the baseline's fourth is ignored)"},
+	}
+	if len(cl) != len(want) {
+		t.Fatalf("%d claims, want %d (an unevaluated arm makes none): %+v", len(cl), len(want), cl)
+	}
+	for i, tc := range want {
 		c := cl[i]
-		if c.Baseline != tc.base || c.Held != tc.held || c.OpticksAgrees != tc.opAgrees || c.GoAccAgrees != tc.accAgrees {
-			t.Errorf("%s: got %+v", tc.reason, c)
+		if c.Baseline != tc.base || c.Seeds != tc.seeds || math.Abs(c.Diff.Mean-tc.diff) > 1e-9 || c.Verdict != tc.verdict {
+			t.Errorf("%s: got baseline %s, %d seeds, difference %+.4f ± %.4f, %s; want %s, %d, %+.2f, %s",
+				tc.reason, c.Baseline, c.Seeds, c.Diff.Mean, c.Diff.SE, c.Verdict, tc.base, tc.seeds, tc.diff, tc.verdict)
 		}
-	}
-	if len(cl) != 3 {
-		t.Errorf("an unevaluated baseline must not make a claim: %d claims", len(cl))
-	}
-	for _, c := range cl {
-		if c.Noise != 0 || c.WithinNoise {
-			t.Errorf("seed noise reported without a repeat run: %+v", c)
+		if math.Abs(c.OpticksDiff.Mean-c.Diff.Mean) > 1e-9 || c.OpticksVerdict != c.Verdict {
+			t.Errorf("%s: Opticks losses are Go's + 1, so the same difference and verdict: %+v", tc.reason, c)
+		}
+		if c.Ours != "kd" || c.OursLoss.N != tc.seeds || c.GoAccStderr != 2.5 {
+			t.Errorf("%s: ours %s over %d seeds, acc stderr %v", tc.reason, c.Ours, c.OursLoss.N, c.GoAccStderr)
 		}
 	}
 	if !strings.Contains(cl[1].Claim, "8×") {
 		t.Errorf("token multiple not in the claim text: %q", cl[1].Claim)
 	}
 	tab := ClaimsTable(cl)
-	if strings.Count(tab, "**not held**") != 1 || strings.Count(tab, "**held**") != 2 {
-		t.Errorf("verdicts not rendered:\n%s", tab)
+	for _, s := range []string{"**held**", "**not held**", "**inconclusive**", "| 3.000 ± 0.020 | 3.500 ± 0.030 | -0.5000 ± 0.0058 (-86.6 SE) |"} {
+		if !strings.Contains(tab, s) {
+			t.Errorf("claims table lacks %q:\n%s", s, tab)
+		}
+	}
+	n := CountVerdicts(cl)
+	if n[Held] != 2 || n[NotHeld] != 1 || n[Inconclusive] != 2 {
+		t.Errorf("verdict counts %v", n)
+	}
+	// The results table has one row per arm, the seed table one column per
+	// seed.
+	if tb := Table(entries); strings.Count(tb, "| kd |") != 1 || !strings.Contains(tb, "| 3 | 3.000 ± 0.020 |") {
+		t.Errorf("results table:\n%s", tb)
+	}
+	if st := SeedTable(entries); !strings.Contains(st, "| random | 3.0200 | 3.0400 | 3.0000 | 9.9900 |") || !strings.Contains(st, "| depth | 3.1000 | 3.1000 | – | – |") {
+		t.Errorf("seed table:\n%s", st)
 	}
 }
 
-func TestClaimsSeedNoise(t *testing.T) {
-	ev := func(goLoss float64) *Eval {
-		return &Eval{PPL: map[string]PPL{"go": {Loss: goLoss}, "opticks": {Loss: 1}}, Tasks: map[string]TaskScore{}}
+func TestEqTotalTarget(t *testing.T) {
+	teacher, err := FullConfig().teacherConfig()
+	if err != nil {
+		t.Fatal(err)
 	}
-	entries := []*Entry{
-		{Name: "kd", Kind: KindMinitron, Student: "50%", Eval: ev(3.00)},
-		{Name: "kd-seed2", Kind: KindMinitronSeed, Student: "50%", Eval: ev(3.05)},
-		{Name: "ce", Kind: KindCE, Student: "50%", Eval: ev(3.10)},
-		{Name: "random", Kind: KindRandom, Student: "50%", Eval: ev(3.02)},
-		{Name: "kd25", Kind: KindMinitron, Student: "25%", Eval: ev(4.00)},
-		{Name: "depth25", Kind: KindDepth, Student: "25%", Eval: ev(3.97)},
+	for _, frac := range []float64{0.5, 0.25} {
+		layers := depthTarget(teacher, frac)
+		d := *teacher
+		d.NumLayers = layers
+		want := d.ParamCounts().Total
+		et, err := eqTotalTarget(teacher, layers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := et.Apply(teacher)
+		got := s.ParamCounts().Total
+		// The width grid (step 8 in hidden here) leaves a small gap.
+		if math.Abs(float64(got-want))/float64(want) > 0.02 {
+			t.Errorf("%g: width student %s has %d parameters, the %d-layer depth student %d: want within 2%%", frac, et, got, layers, want)
+		}
+		if s.NumLayers != teacher.NumLayers || s.ParamCounts().NonEmbedding <= d.ParamCounts().NonEmbedding {
+			t.Errorf("%g: the equal-total width student %s keeps every layer and has more non-embedding parameters than the depth student", frac, et)
+		}
 	}
+	// The embedding is a minority of the teacher (the point of a
+	// deeper teacher with a smaller vocabulary).
+	pc := teacher.ParamCounts()
+	if emb := float64(pc.Total-pc.NonEmbedding) / float64(pc.Total); teacher.NumLayers < 8 || emb >= 0.25 {
+		t.Errorf("teacher: %d layers, embedding %.0f%% of the parameters: want at least 8 layers and under 25%%", teacher.NumLayers, 100*emb)
+	}
+}
+
+func TestISPairs(t *testing.T) {
 	for _, tc := range []struct {
-		base   string
-		held   bool
-		within bool
+		layers int
+		want   string
 		reason string
 	}{
-		{"ce", true, false, "0.10 apart, more than the 0.05 the seed moved"},
-		{"random", true, true, "0.02 apart: held, but within seed noise"},
-		{"depth25", false, true, "the 25% student has no repeat: the 50% yardstick applies"},
+		{8, "[{2 2} {4 4} {6 6} {8 8}]", "every quarter of the depth, the last being the final norm"},
+		{2, "[{1 1} {2 2}]", "a shallow student: duplicates dropped"},
+		{1, "[{1 1}]", "one layer: the final norm only"},
 	} {
-		var found bool
-		for _, c := range Claims(entries) {
-			if c.Baseline != tc.base {
-				continue
-			}
-			found = true
-			if c.Held != tc.held || c.WithinNoise != tc.within || math.Abs(c.Noise-0.05) > 1e-9 {
-				t.Errorf("%s: got %+v", tc.reason, c)
-			}
+		if got := fmt.Sprint(isPairs(tc.layers)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.reason, got, tc.want)
 		}
-		if !found {
-			t.Errorf("%s: no claim against %s", tc.reason, tc.base)
-		}
-	}
-	if tab := ClaimsTable(Claims(entries)); !strings.Contains(tab, "within seed noise, 0.050") {
-		t.Errorf("noise not rendered:\n%s", tab)
 	}
 }
 
@@ -265,6 +327,7 @@ func TestConfigValidate(t *testing.T) {
 		{func(c *Config) { c.TrainSplit = 1 }, "nothing held out"},
 		{func(c *Config) { c.Teacher.Heads = 3 }, "hidden not divisible by heads"},
 		{func(c *Config) { c.StudentTokens = 0 }, "no student tokens"},
+		{func(c *Config) { c.Seeds = 0 }, "no seeds"},
 	} {
 		c := QuickConfig()
 		tc.mod(&c)

@@ -104,17 +104,12 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 	if err != nil {
 		return err
 	}
-	held := 0
-	for _, c := range res.Claims {
-		if c.Held {
-			held++
-		}
-	}
+	n := reproduce.CountVerdicts(res.Claims)
 	where := res.Device
 	if res.GPU != "" {
 		where += ", " + res.GPU
 	}
-	fmt.Fprintf(stdout, "%s/REPORT.md: %d models, %d of %d claim checks held, %.0fs on %s (%d of %d stages cached)\n",
-		res.Out, len(res.Models), held, len(res.Claims), res.Seconds, where, res.Skipped(), len(res.Stages))
+	fmt.Fprintf(stdout, "%s/REPORT.md: %d models, %d claim checks (%d held, %d not held, %d inconclusive), %.0fs on %s (%d of %d stages cached)\n",
+		res.Out, len(res.Models), len(res.Claims), n[reproduce.Held], n[reproduce.NotHeld], n[reproduce.Inconclusive], res.Seconds, where, res.Skipped(), len(res.Stages))
 	return nil
 }
