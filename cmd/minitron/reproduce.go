@@ -8,6 +8,7 @@ import (
 	"os/signal"
 
 	"github.com/minitron-dev/minitron/device"
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/reproduce"
 	"github.com/spf13/cobra"
 )
@@ -21,6 +22,10 @@ type ReproduceOptions struct {
 	Threads int
 	Device  string
 	NoTF32  bool
+	// BLASCore: "" keeps OPENBLAS_CORETYPE's kernel set when it is set and
+	// otherwise replaces a generic fallback OpenBLAS chose on a CPU it does
+	// not know (kernels.UpgradeBLASCore); else as distill's --blas-core.
+	BLASCore string
 }
 
 // Default run directories: a run directory holds one device's run.
@@ -36,13 +41,16 @@ func newReproduceCmd() *cobra.Command {
 		Short: "Run the Minitron paper in miniature on built-in data (no download)",
 		Long: `reproduce runs the whole Minitron flow on the corpora every Go installation ships (the Go
 sources as the main corpus, Newton's Opticks as a second domain): it trains a byte-level BPE
-tokenizer and a small nemotron teacher, scores importance, prunes two students to about 50%
+tokenizer and an 8-layer nemotron teacher, scores importance, prunes two students to about 50%
 and 25% of the teacher's non-embedding parameters with the papers' width recipe, distills
 each with logits-only KL, trains the baselines on the same token budgets (from scratch; CE
-retraining; depth pruning; random pruning; from scratch with many times the tokens),
-evaluates every model (held-out perplexity on both corpora, next-line multiple-choice tasks in
-HellaSwag format) and writes OUT/REPORT.md with tables, the papers' claims marked held or not
-held, and plots under OUT/plots.
+retraining; depth pruning at equal non-embedding and at equal total parameters; random
+pruning; from scratch with many times the tokens) and the distillation-loss ablation (KD + CE,
+KD + intermediate-state loss), every trained arm over 3 seeds, evaluates every model
+(held-out perplexity on both corpora, next-line multiple-choice tasks in HellaSwag format)
+and writes OUT/REPORT.md with tables, each of the papers' claims with its paired difference
+over the seeds, standard error and verdict (held, not held or inconclusive: beyond 2 standard
+errors), and plots under OUT/plots.
 
 Every stage is cached in its own directory under OUT: a re-run skips finished stages, and a
 changed setting reruns only what depends on it. --quick runs the same pipeline on tiny sizes
@@ -71,6 +79,7 @@ and results.json name the device and the GPU.`,
 	f.IntVar(&o.Threads, "threads", 0, "compute goroutines (0: all cores)")
 	f.StringVar(&o.Device, "device", string(device.CPU), "where training, importance and evaluation run: "+deviceHelp)
 	f.BoolVar(&o.NoTF32, "no-tf32", false, noTF32Help)
+	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp+`; with "", a generic fallback kernel set that OpenBLAS picks on a CPU model it does not know (Prescott on an AVX-512 machine) is replaced by SkylakeX's or Haswell's when OPENBLAS_CORETYPE is unset`)
 	return cmd
 }
 
@@ -94,6 +103,19 @@ func runReproduce(ctx context.Context, o *ReproduceOptions, stdout, stderr io.Wr
 	}
 	if o.NoTF32 && !dev.IsCUDA() {
 		return fmt.Errorf("reproduce: --no-tf32 needs --device cuda (the CPU computes in f32)")
+	}
+	// The kernel set changes both the speed and the float rounding (the
+	// report names it).
+	if o.BLASCore == "" {
+		from, to, err := kernels.UpgradeBLASCore()
+		if err != nil {
+			return fmt.Errorf("reproduce: OpenBLAS kernel set: %w", err)
+		}
+		if from != to {
+			fmt.Fprintf(stderr, "reproduce: OpenBLAS chose its generic %s kernels on this CPU; using %s (set OPENBLAS_CORETYPE or --blas-core to choose)\n", from, to)
+		}
+	} else if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
+		return fmt.Errorf("reproduce: --blas-core: %w", err)
 	}
 	cfg := reproduce.FullConfig()
 	if o.Quick {

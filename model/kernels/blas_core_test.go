@@ -35,3 +35,24 @@ func TestSetBLASCore(t *testing.T) {
 		t.Error("an unknown core name must be an error")
 	}
 }
+
+func TestBetterCore(t *testing.T) {
+	for _, tc := range []struct {
+		current      string
+		avx512, avx2 bool
+		want         string
+		reason       string
+	}{
+		{"Prescott", true, true, "SkylakeX", "OpenBLAS 0.3.21 falls back to Prescott on Emerald Rapids, which has AVX-512"},
+		{"Prescott", false, true, "Haswell", "an AVX2 machine it does not know"},
+		{"Core2", false, false, "", "no AVX2: the fallback is the best there is"},
+		{"Haswell", true, true, "", "a recognised kernel set is kept (it may be the user's choice)"},
+		{"SkylakeX", true, true, "", "already AVX-512"},
+		{"Zen", false, true, "", "AMD's own kernels are kept"},
+		{"gonum", true, true, "", "the pure-Go BLAS has no kernel sets"},
+	} {
+		if got := betterCore(tc.current, tc.avx512, tc.avx2); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.reason, got, tc.want)
+		}
+	}
+}
