@@ -386,8 +386,8 @@ func (p *pipeline) markdown(plots []string) string {
 	b.WriteString("\n")
 	b.WriteString("- Width vs depth, two ways: the depth-pruned student keeps the same fraction of the teacher's layers (and the whole embedding). *Equal non-embedding parameters* (the papers' own count) pits it against the Minitron width student; *equal total parameters* (the second paper's protocol, Llama-3.1-Minitron-4B Width vs Depth, both 4.5B) against a width student pruned by the same recipe to the depth student's total.\n")
 	b.WriteString("- Distillation-loss ablation (first student size): logits-only forward KL (the Minitron recipe) against KL + CE (equal weights) and KL + the intermediate-state cosine loss on the normalised residual stream at every quarter of the depth, through one shared learned projection, weighted dynamically (the first paper's L_is).\n")
-	fmt.Fprintf(&b, "- Budget trades (to fit about half an hour on two cores): %s retraining tokens per run (the previous single-seed protocol used 128K), the many-tokens baseline at %d×, %d task items per corpus; the teacher, the importance scores and the pruned checkpoints are computed once; the pruned checkpoints before retraining are evaluated once (seed 1 for random pruning).\n\n",
-		fmtTokens(c.StudentTokens), c.LongMultiple, c.MCItems)
+	fmt.Fprintf(&b, "- Budget trades (to fit about half an hour on two cores with 3 seeds of %d arms): the teacher trains on %s tokens and each student run on %s (the previous single-seed protocol: 1.02M and 128K, with a 4-layer teacher), the many-tokens baseline gets %d× (before: 6×), the next-line tasks have %d items with %d context lines (before: 300 and 6); the teacher, the importance scores and the pruned checkpoints are computed once; the pruned checkpoints before retraining are evaluated once (seed 1 for random pruning).\n\n",
+		len(armRows(r.Models))-1-4*len(c.StudentFractions), fmtTokens(c.TeacherTokens), fmtTokens(c.StudentTokens), c.LongMultiple, c.MCItems, c.MCContext)
 
 	b.WriteString("## Results\n\n")
 	b.WriteString(Table(r.Models))
