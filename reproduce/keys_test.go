@@ -2,6 +2,7 @@ package reproduce
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"math"
 	"os"
@@ -78,6 +79,48 @@ func planKeys(t *testing.T, c Config, d devSpec, scratch map[string]*model.Confi
 	return k
 }
 
+// updateKeys regenerates testdata/full_stage_keys.json and the pruned
+// students' configs from a real run directory of FullConfig: the configs
+// are copied from its prune/ stages, and the keys planned from them must
+// equal every key its STAGE_DONE.json files hold (a run cut short checks
+// the stages it finished).
+var updateKeys = flag.String("update-keys", "", "regenerate testdata/full_*.json from this `minitron reproduce` run `directory`")
+
+func regenerateKeys(t *testing.T, run string) {
+	for _, w := range []string{"w50", "w25"} {
+		b, err := os.ReadFile(filepath.Join(run, "prune", w, "model", model.ConfigFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join("testdata", "full_"+w+"_config.json"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys := planKeys(t, FullConfig(), devSpec{kind: device.CPU}, fullScratchConfigs(t))
+	checked := 0
+	for name, k := range keys {
+		m, ok := readMarker(filepath.Join(run, filepath.FromSlash(name)))
+		if !ok {
+			continue
+		}
+		if m.Key != k {
+			t.Fatalf("stage %s: planned key %s, the run %s has %s", name, k, run, m.Key)
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatalf("%s holds no finished stage of FullConfig", run)
+	}
+	b, err := json.MarshalIndent(keys, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join("testdata", "full_stage_keys.json"), append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("wrote %d stage keys; %d of them checked against %s", len(keys), checked, run)
+}
+
 func fullScratchConfigs(t *testing.T) map[string]*model.Config {
 	t.Helper()
 	out := map[string]*model.Config{}
@@ -92,11 +135,15 @@ func fullScratchConfigs(t *testing.T) map[string]*model.Config {
 }
 
 // TestStageKeysCPUUnchanged pins the CPU keys of the default run
-// (FullConfig) to those of a real `minitron reproduce` run directory made
-// before devices existed (testdata/full_stage_keys.json: every stage's
-// STAGE_DONE.json key; the pruned students' configs beside it). A changed
-// CPU key would recompute every existing run directory's stages.
+// (FullConfig) to those of a real `minitron reproduce` run directory
+// (testdata/full_stage_keys.json, regenerated with -update-keys RUN when
+// the protocol changes; the pruned students' configs beside it). A
+// changed CPU key would recompute every existing run directory's stages;
+// the device's keys must leave the CPU's as they are.
 func TestStageKeysCPUUnchanged(t *testing.T) {
+	if *updateKeys != "" {
+		regenerateKeys(t, *updateKeys)
+	}
 	b, err := os.ReadFile(filepath.Join("testdata", "full_stage_keys.json"))
 	if err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package reproduce
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -106,4 +107,59 @@ func Decide(p Paired) Verdict {
 		return NotHeld
 	}
 	return Inconclusive
+}
+
+// JSON has no NaN: an undefined sd or standard error (one seed) is
+// written as null and read back as NaN.
+
+type jsonSummary struct {
+	N    int      `json:"n"`
+	Mean *float64 `json:"mean"`
+	SD   *float64 `json:"sd"`
+}
+
+type jsonPaired struct {
+	N    int      `json:"n"`
+	Mean *float64 `json:"mean"`
+	SE   *float64 `json:"se"`
+}
+
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
+}
+
+func orNaN(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
+}
+
+func (s Summary) MarshalJSON() ([]byte, error) {
+	return json.Marshal(jsonSummary{N: s.N, Mean: finite(s.Mean), SD: finite(s.SD)})
+}
+
+func (s *Summary) UnmarshalJSON(b []byte) error {
+	var j jsonSummary
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*s = Summary{N: j.N, Mean: orNaN(j.Mean), SD: orNaN(j.SD)}
+	return nil
+}
+
+func (p Paired) MarshalJSON() ([]byte, error) {
+	return json.Marshal(jsonPaired{N: p.N, Mean: finite(p.Mean), SE: finite(p.SE)})
+}
+
+func (p *Paired) UnmarshalJSON(b []byte) error {
+	var j jsonPaired
+	if err := json.Unmarshal(b, &j); err != nil {
+		return err
+	}
+	*p = Paired{N: j.N, Mean: orNaN(j.Mean), SE: orNaN(j.SE)}
+	return nil
 }

@@ -1,6 +1,7 @@
 package reproduce
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -88,6 +89,31 @@ func TestPairedZ(t *testing.T) {
 		if fmt.Sprint(got) != fmt.Sprint(tc.want) {
 			t.Errorf("%s: %v, want %v", tc.reason, got, tc.want)
 		}
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	for _, tc := range []struct {
+		in     any
+		want   string
+		reason string
+	}{
+		{Summary{N: 1, Mean: 3.5, SD: math.NaN()}, `{"n":1,"mean":3.5,"sd":null}`, "one seed: the sd is null, not an encoding error"},
+		{Summary{N: 3, Mean: 2, SD: 1}, `{"n":3,"mean":2,"sd":1}`, "a defined sd is a number"},
+		{Paired{N: 1, Mean: -0.1, SE: math.NaN()}, `{"n":1,"mean":-0.1,"se":null}`, "one pair: the standard error is null"},
+	} {
+		b, err := json.Marshal(tc.in)
+		if err != nil || string(b) != tc.want {
+			t.Errorf("%s: %s (%v), want %s", tc.reason, b, err, tc.want)
+		}
+	}
+	var s Summary
+	if err := json.Unmarshal([]byte(`{"n":1,"mean":3.5,"sd":null}`), &s); err != nil || s.N != 1 || s.Mean != 3.5 || !math.IsNaN(s.SD) {
+		t.Errorf("null reads back as NaN: %+v (%v)", s, err)
+	}
+	var p Paired
+	if err := json.Unmarshal([]byte(`{"n":3,"mean":-0.1,"se":0.01}`), &p); err != nil || p != (Paired{N: 3, Mean: -0.1, SE: 0.01}) {
+		t.Errorf("a paired difference round-trips: %+v (%v)", p, err)
 	}
 }
 
