@@ -54,7 +54,7 @@ func stageSeconds(dir string) float64 {
 func stageRun(name, dir string, skipped bool, sec float64) StageRun {
 	m, _ := readMarker(dir)
 	return StageRun{Name: name, Skipped: skipped, Seconds: sec,
-		Device: devSpec{kind: device.Kind(markerDevice(m)), noTF32: m.NoTF32}.String(), GPU: m.GPU}
+		Device: devSpec{kind: device.Kind(markerDevice(m)), noTF32: m.NoTF32}.String(), GPU: m.GPU, BLASCore: m.BLASCore}
 }
 
 func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {

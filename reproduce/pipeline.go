@@ -53,6 +53,9 @@ type StageRun struct {
 	// "cuda (f32 products)" (from its marker when cached).
 	Device string `json:"device"`
 	GPU    string `json:"gpu,omitempty"` // its name, for a stage on a GPU
+	// BLASCore: the OpenBLAS kernel set of a CPU compute stage (from its
+	// marker when cached).
+	BLASCore string `json:"blas_core,omitempty"`
 }
 
 // Result is what Run did and found.
@@ -159,7 +162,7 @@ func (p *pipeline) stage(rel, key string, fn func(tmp string) error) error {
 // computeStage is stage for the stages that run on the run's device (fn
 // passes p.dev on); their markers record it.
 func (p *pipeline) computeStage(rel, key string, fn func(tmp string) error) error {
-	var m stageMarker
+	m := stageMarker{BLASCore: kernels.BLASCore()}
 	if p.dev.cuda() {
 		m = stageMarker{Device: device.CUDA.String(), GPU: p.gpu, NoTF32: p.dev.noTF32}
 	}

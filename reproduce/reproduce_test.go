@@ -341,3 +341,19 @@ func TestConfigValidate(t *testing.T) {
 		}
 	}
 }
+
+func TestOtherCores(t *testing.T) {
+	for _, tc := range []struct {
+		r      Result
+		want   string
+		reason string
+	}{
+		{Result{BLASCore: "SkylakeX", Stages: []StageRun{{Name: "tokenizer"}, {Name: "teacher", BLASCore: "SkylakeX"}}}, "", "one kernel set throughout (CPU-only stages have none)"},
+		{Result{BLASCore: "Haswell", Stages: []StageRun{{Name: "teacher", Skipped: true, BLASCore: "SkylakeX"}, {Name: "eval/teacher", BLASCore: "Haswell"}}}, "SkylakeX",
+			"a cached stage from a run on another kernel set is named: its numbers carry that set's rounding"},
+	} {
+		if got := strings.Join(otherCores(&tc.r), ","); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.reason, got, tc.want)
+		}
+	}
+}

@@ -24,6 +24,10 @@ type stageMarker struct {
 	Device string `json:"device,omitempty"`
 	GPU    string `json:"gpu,omitempty"`
 	NoTF32 bool   `json:"no_tf32,omitempty"`
+	// BLASCore is the OpenBLAS kernel set a CPU compute stage ran on (it
+	// sets the float rounding; not part of the key, so a run directory
+	// may mix them and the report says so).
+	BLASCore string `json:"blas_core,omitempty"`
 }
 
 const markerName = "STAGE_DONE.json"
