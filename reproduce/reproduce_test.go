@@ -185,6 +185,7 @@ func TestWidthTarget(t *testing.T) {
 		if s.NumLayers != teacher.NumLayers || s.NumHeads != teacher.NumHeads {
 			t.Errorf("%s: layers/heads changed: %s", tc.reason, tg)
 		}
+		t.Logf("%g: %s", tc.frac, tg)
 		if tc.frac == 0.9 && s.HiddenSize != teacher.HiddenSize {
 			t.Errorf("%s: hidden cut to %d", tc.reason, s.HiddenSize)
 		}
