@@ -57,13 +57,25 @@ func stageRun(name, dir string, skipped bool, sec float64) StageRun {
 		Device: devSpec{kind: device.Kind(markerDevice(m)), noTF32: m.NoTF32}.String(), GPU: m.GPU, BLASCore: m.BLASCore}
 }
 
+// evaluate measures e: held-out losses always, the next-line tasks for
+// seed 1 (and unseeded models) only: their item standard error (about ±5
+// points at 100 items) dwarfs the spread between seeds, and they are most
+// of an evaluation's time.
 func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
 	c := p.c
 	modelDir := p.path(e.Dir)
+	tasks := e.Seed <= 1
+	if !tasks {
+		tasksKey = "" // a losses-only evaluation
+	}
 	key := evalKey(c, p.dev, stageKeyOf(filepath.Dir(modelDir)), dataKey, tasksKey)
 	rel := "eval/" + e.Name
 	err := p.computeStage(rel, key, func(tmp string) error {
-		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), p.path("tasks"), c, p.dev)
+		taskDir := p.path("tasks")
+		if !tasks {
+			taskDir = ""
+		}
+		ev, err := evaluateModel(modelDir, p.path("tokenizer"), p.path("data"), taskDir, c, p.dev)
 		if err != nil {
 			return fmt.Errorf("%s: %w", e.Name, err)
 		}
@@ -85,9 +97,9 @@ func (p *pipeline) evaluate(e *Entry, dataKey, tasksKey string) error {
 
 // evaluateModel measures held-out perplexity on the first EvalTokens
 // tokens of each corpus's validation split (windows of SeqLen, the length
-// the models were trained on) and accuracy on each next-line task, with
-// the eval package (what `minitron eval ppl` and `minitron eval tasks`
-// run).
+// the models were trained on) and, unless taskDir is "", accuracy on each
+// next-line task, with the eval package (what `minitron eval ppl` and
+// `minitron eval tasks` run).
 func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config, d devSpec) (*Eval, error) {
 	var mo model.Options
 	if d.cuda() {
@@ -127,6 +139,9 @@ func evaluateModel(modelDir, tokDir, dataDir, taskDir string, c Config, d devSpe
 			return nil, fmt.Errorf("%s perplexity: %w", cp.Key, err)
 		}
 		ev.PPL[cp.Key] = PPL{Tokens: r.Tokens, Loss: r.TokenLoss, PPL: r.TokenPerplexity}
+		if taskDir == "" {
+			continue
+		}
 
 		t, err := eval.LoadTask("hellaswag", filepath.Join(taskDir, cp.Key+"_nextline.jsonl"), eval.TaskOptions{Shots: -1})
 		if err != nil {

@@ -33,6 +33,7 @@ func planKeys(t *testing.T, c Config, d devSpec, scratch map[string]*model.Confi
 	k["teacher"] = trainKey(c, d, ts)
 	k["importance"] = importanceKey(c, d, k["teacher"])
 	model := map[string]string{"teacher": k["teacher"]} // model name → key of the stage that made it
+	lossOnly := map[string]bool{}                       // models evaluated without the tasks
 	tcfg, err := c.teacherConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -71,10 +72,17 @@ func planKeys(t *testing.T, c Config, d devSpec, scratch map[string]*model.Confi
 		for _, r := range studentRuns(c, si, w, in) {
 			k["train/"+r.name] = trainKey(c, d, r.spec)
 			model[r.name] = k["train/"+r.name]
+			if r.seed > 1 {
+				lossOnly[r.name] = true
+			}
 		}
 	}
 	for name, mk := range model {
-		k["eval/"+name] = evalKey(c, d, mk, k["data"], k["tasks"])
+		tk := k["tasks"]
+		if lossOnly[name] {
+			tk = "" // later seeds are scored on the losses only
+		}
+		k["eval/"+name] = evalKey(c, d, mk, k["data"], tk)
 	}
 	return k
 }

@@ -41,8 +41,9 @@ type Claim struct {
 	// The same on the Opticks loss (secondary: reported, not deciding).
 	OpticksDiff    Paired  `json:"opticks_loss_diff"`
 	OpticksVerdict Verdict `json:"opticks_verdict"`
-	// Go next-line acc_norm (percent) over the seeds, and the larger of
-	// the two arms' per-model standard errors over the task's items.
+	// Go next-line acc_norm (percent) of the runs that took the task (seed
+	// 1: Pipeline.evaluate), and the larger of the two arms' standard
+	// errors over the task's items.
 	GoAccOurs   Summary `json:"ours_go_acc"`
 	GoAccBase   Summary `json:"baseline_go_acc"`
 	GoAccStderr float64 `json:"go_acc_stderr"`
@@ -118,7 +119,13 @@ func Claims(entries []*Entry) []Claim {
 			}
 			goLoss := func(e *Eval) float64 { return e.PPL["go"].Loss }
 			opLoss := func(e *Eval) float64 { return e.PPL["opticks"].Loss }
-			goAcc := func(e *Eval) float64 { return e.Tasks["go"].AccNorm }
+			goAcc := func(arm map[int]*Entry) Summary {
+				var es []*Entry
+				for _, k := range seeds {
+					es = append(es, arm[k])
+				}
+				return accSummary(es, "go")
+			}
 			o1, b1 := ours[seeds[0]], base[seeds[0]]
 			text := cs.text
 			if cs.base == KindScratchLong && o1.Tokens > 0 {
@@ -126,7 +133,7 @@ func Claims(entries []*Entry) []Claim {
 			}
 			c := Claim{Claim: text, Student: s, Ours: o1.Arm, Baseline: b1.Arm, Seeds: len(seeds),
 				OursLoss: Summarize(col(ours, goLoss)), BaseLoss: Summarize(col(base, goLoss)),
-				GoAccOurs: Summarize(col(ours, goAcc)), GoAccBase: Summarize(col(base, goAcc)),
+				GoAccOurs: goAcc(ours), GoAccBase: goAcc(base),
 				GoAccStderr: max(o1.Eval.Tasks["go"].AccNormStderr, b1.Eval.Tasks["go"].AccNormStderr)}
 			c.Diff, _ = PairedDiff(col(ours, goLoss), col(base, goLoss)) // same lengths by construction
 			c.OpticksDiff, _ = PairedDiff(col(ours, opLoss), col(base, opLoss))
@@ -244,7 +251,25 @@ func armSummary(es []*Entry, f func(*Eval) float64) Summary {
 	return Summarize(x)
 }
 
+// accSummary summarises an arm's next-line accuracy on corpus over the runs
+// that took the task (seed 1 of a seeded arm).
+func accSummary(es []*Entry, corpus string) Summary {
+	var x []float64
+	for _, e := range es {
+		if e.Eval == nil {
+			continue
+		}
+		if t, ok := e.Eval.Tasks[corpus]; ok {
+			x = append(x, t.AccNorm)
+		}
+	}
+	return Summarize(x)
+}
+
 func fmtAcc(s Summary) string {
+	if s.N == 0 {
+		return "–"
+	}
 	if s.N < 2 || math.IsNaN(s.SD) {
 		return fmt.Sprintf("%.1f", s.Mean)
 	}
@@ -274,7 +299,7 @@ func Table(entries []*Entry) string {
 			fmt.Fprintf(&b, " %s |", armSummary(es, func(ev *Eval) float64 { return ev.PPL[c.Key].Loss }))
 		}
 		for _, c := range Corpora {
-			fmt.Fprintf(&b, " %s |", fmtAcc(armSummary(es, func(ev *Eval) float64 { return ev.Tasks[c.Key].AccNorm })))
+			fmt.Fprintf(&b, " %s |", fmtAcc(accSummary(es, c.Key)))
 		}
 		b.WriteString("\n")
 	}
@@ -394,7 +419,7 @@ func (p *pipeline) markdown(plots []string) string {
 
 	b.WriteString("## Results\n\n")
 	b.WriteString(Table(r.Models))
-	b.WriteString("\nLoss is the mean negative log-likelihood per token in nats (lower is better), mean ± sample standard deviation over the arm's seeds; accuracy is lm-eval's `acc_norm` (log-likelihood per character of the ending, HellaSwag's headline metric), mean ± sd over seeds; per-model `acc`, `acc_norm` and their standard errors over the items are in results.json. Training tokens of a pruned student are its retraining tokens; its teacher saw " + fmtTokens(c.TeacherTokens) + " more.\n\n")
+	b.WriteString("\nLoss is the mean negative log-likelihood per token in nats (lower is better), mean ± sample standard deviation over the arm's seeds; accuracy is lm-eval's `acc_norm` (log-likelihood per character of the ending, HellaSwag's headline metric) of seed 1 (the tasks' standard error over items, about ±5 points, dwarfs the spread between seeds, so later seeds are scored on the losses only); per-model `acc`, `acc_norm` and their standard errors over the items are in results.json. Training tokens of a pruned student are its retraining tokens; its teacher saw " + fmtTokens(c.TeacherTokens) + " more.\n\n")
 	if st := SeedTable(r.Models); st != "" {
 		b.WriteString("Go held-out loss of every seeded run:\n\n" + st + "\n")
 	}
@@ -410,7 +435,7 @@ func (p *pipeline) markdown(plots []string) string {
 
 	if len(plots) > 0 {
 		b.WriteString("## Plots\n\n")
-		b.WriteString("Loss curves show seed 1 of each arm; the accuracy plots show each arm's mean over its seeds.\n\n")
+		b.WriteString("Loss curves and accuracies show seed 1 of each arm.\n\n")
 		for _, pl := range plots {
 			fmt.Fprintf(&b, "![%s](plots/%s)\n\n", strings.TrimSuffix(pl, ".png"), pl)
 		}
@@ -512,8 +537,8 @@ func fracList(f []float64) string {
 }
 
 // plots writes the loss curves (teacher; one figure per student size, seed
-// 1 of each arm) and accuracy against parameters (each arm's mean over its
-// seeds), and returns their file names.
+// 1 of each arm) and accuracy against parameters, and returns their file
+// names.
 func (p *pipeline) plots() ([]string, error) {
 	var names []string
 	groups := map[string][]*eval.Curve{}
@@ -557,11 +582,11 @@ func (p *pipeline) plots() ([]string, error) {
 	return names, nil
 }
 
-// accuracyPlot draws next-line accuracy (each arm's mean over its seeds)
+// accuracyPlot draws next-line accuracy (each arm's seed 1)
 // against non-embedding parameters, one marker style per kind of model.
 func (p *pipeline) accuracyPlot(key, label, out string) error {
 	pl := plot.New()
-	pl.Title.Text = fmt.Sprintf("%s next-line task: accuracy vs parameters (mean over seeds)", label)
+	pl.Title.Text = fmt.Sprintf("%s next-line task: accuracy vs parameters (seed 1)", label)
 	pl.X.Label.Text = "non-embedding parameters (millions)"
 	pl.Y.Label.Text = "acc_norm (%)"
 	pl.Legend.Top = true // top right, beside the teacher: the x axis is stretched to leave room
@@ -569,7 +594,7 @@ func (p *pipeline) accuracyPlot(key, label, out string) error {
 	byKind := map[string]plotter.XYs{}
 	for _, es := range armRows(p.res.Models) {
 		e := es[0]
-		acc := armSummary(es, func(ev *Eval) float64 { return ev.Tasks[key].AccNorm })
+		acc := accSummary(es, key)
 		if acc.N == 0 {
 			continue
 		}
