@@ -1,8 +1,12 @@
 // Package reproduce runs the Minitron paper in miniature on the built-in
 // corpora: train a tokenizer and a teacher, score importance, prune two
-// students, distill them, train the paper's baselines, evaluate everything
-// and write REPORT.md. Each stage writes its outputs into its own directory
-// and a completion marker; a re-run skips finished stages.
+// students, distill them, train the paper's baselines and the
+// distillation-loss ablation, every trained arm over Config.Seeds seeds,
+// evaluate everything and write REPORT.md. Each claim is decided on the
+// paired difference over seeds with its standard error (PairedDiff,
+// Decide: held, not held or inconclusive). Each stage writes its outputs
+// into its own directory and a completion marker; a re-run skips finished
+// stages.
 //
 // Run does the whole job for a Config (FullConfig is `minitron reproduce`,
 // QuickConfig its --quick smoke test). The work itself is done by the
