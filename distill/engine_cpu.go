@@ -306,6 +306,9 @@ func (e *cpuEngine) Close() error { return e.s.Close() }
 // the CPU engine Parallel.
 
 func (e *cpuEngine) Grads() []comm.Buffer {
+	if e.acc != nil && !e.ownGrad {
+		return []comm.Buffer{comm.Host(e.acc)} // the accumulation arena: one collective
+	}
 	out := make([]comm.Buffer, len(e.grads))
 	for i, g := range e.grads {
 		out[i] = comm.Host(g)
@@ -313,7 +316,9 @@ func (e *cpuEngine) Grads() []comm.Buffer {
 	return out
 }
 
-func (e *cpuEngine) Weights() comm.Buffer { return comm.Host(e.s.arena) }
+func (e *cpuEngine) Weights() []comm.Buffer { return []comm.Buffer{comm.Host(e.s.arena)} }
+
+func (e *cpuEngine) Gathered() error { return nil }
 
 func (e *cpuEngine) Shard(lo, hi int, ownGrad bool) error {
 	if lo < 0 || hi > e.s.NumParams() || lo > hi {

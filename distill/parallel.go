@@ -16,22 +16,29 @@ import (
 // and gathers these buffers through the communicator; the engine only
 // computes, so data parallelism is written once for every device.
 type Parallel interface {
-	// Grads is the step's gradient per tensor (Tensors order), as the
-	// Micro calls since the step began left it.
+	// Grads is the step's gradient as the Micro calls since the step
+	// began left it, in pieces whose concatenation is the arena (one per
+	// tensor, or a few larger ones).
 	Grads() []comm.Buffer
-	// Weights is every trained weight, one buffer in arena order.
-	Weights() comm.Buffer
+	// Weights is every trained weight in pieces whose concatenation is
+	// the arena.
+	Weights() []comm.Buffer
 	// Shard makes the engine hold AdamW moments for arena elements
 	// [lo, hi) only (ZeRO): GradSumSquares and Update then cover only
 	// those, reading the reduced gradient there. With ownGrad (ZeRO 2)
 	// the engine keeps no gradient over the step's micro-batches: Micro
 	// leaves the micro-batch's own gradient in Grads (micro-batch index
-	// ignored), which the core reduces to its owners before
-	// AccumulateShard adds this rank's part to a shard-sized sum.
+	// ignored, gradient still scaled by 1/n), which the core reduces to
+	// its owners before AccumulateShard adds this rank's part to a
+	// shard-sized sum.
 	Shard(lo, hi int, ownGrad bool) error
 	// AccumulateShard adds arena elements [lo, hi) of Grads to the shard's
 	// gradient (first: sets it).
 	AccumulateShard(first bool) error
+	// Gathered tells the engine that its weights were changed in place
+	// (all-gathered after a sharded Update): e.g. to refresh copies of
+	// them in another precision.
+	Gathered() error
 	// ReadMoments and WriteMoments copy the moments of arena elements
 	// [lo, lo+len(m1)), which must lie in the shard.
 	ReadMoments(lo int, m1, m2 []float32) error
@@ -53,8 +60,6 @@ type dataParallel struct {
 	n      int   // arena elements
 	counts []int // per rank (comm.Split)
 	lo, hi int   // this rank's shard
-	offs   []int // tensors' arena offsets
-	sizes  []int
 }
 
 // newDataParallel sets up stage on eng for the ranks of c.
@@ -67,11 +72,7 @@ func newDataParallel(c comm.Communicator, eng Engine, stage int) (*dataParallel,
 		return nil, fmt.Errorf("ZeRO stage %d: want 0, 1 or 2", stage)
 	}
 	d := &dataParallel{c: c, eng: pe, stage: stage}
-	ts := eng.Tensors()
-	d.offs, d.n = arenaOffsets(ts)
-	for _, t := range ts {
-		d.sizes = append(d.sizes, t.NumElements())
-	}
+	_, d.n = arenaOffsets(eng.Tensors())
 	d.counts = comm.Split(d.n, c.Size())
 	d.lo, d.hi = comm.Range(d.n, c.Size(), c.Rank())
 	if stage > 0 {
@@ -90,8 +91,8 @@ func (d *dataParallel) share(n int) (lo, hi int) {
 
 // reduceGrads sums the gradients of Grads over the ranks: all of it on
 // every rank (stage 0), or each rank's shard onto that rank (stages 1 and
-// 2: a reduce-scatter over the tensors' own buffers, one reduce per piece
-// of a tensor inside one rank's shard).
+// 2: a reduce-scatter over the engine's own buffers, one reduce per part
+// of a piece inside one rank's shard).
 func (d *dataParallel) reduceGrads() error {
 	gs := d.eng.Grads()
 	if d.stage == 0 {
@@ -102,20 +103,52 @@ func (d *dataParallel) reduceGrads() error {
 		}
 		return nil
 	}
+	return d.pieces(gs, func(b comm.Buffer, root int) error { return d.c.Reduce(b, root) }, nil)
+}
+
+// gatherWeights copies every rank's updated shard of the weights to all.
+func (d *dataParallel) gatherWeights() error {
+	err := d.pieces(d.eng.Weights(), nil, func(b comm.Buffer, counts []int) error { return d.c.AllGather(b, counts) })
+	if err != nil {
+		return err
+	}
+	return d.eng.Gathered()
+}
+
+// pieces walks buffers whose concatenation is the arena: per part of a
+// piece inside one rank's shard (perPart, with that rank), or per piece
+// with the number of its elements in each rank's shard (perPiece).
+func (d *dataParallel) pieces(bs []comm.Buffer, perPart func(b comm.Buffer, root int) error, perPiece func(b comm.Buffer, counts []int) error) error {
 	roff := comm.Offsets(d.counts)
-	r := 0
-	for i, g := range gs {
-		o, z := d.offs[i], d.offs[i]+d.sizes[i]
-		for a := o; a < z; {
-			for roff[r+1] <= a {
-				r++
+	o := 0
+	for _, b := range bs {
+		z := o + b.Len()
+		if z > d.n {
+			return fmt.Errorf("the engine's buffers hold more than the %d trained elements", d.n)
+		}
+		if perPiece != nil {
+			counts := make([]int, len(d.counts))
+			for r := range counts {
+				counts[r] = max(0, min(z, roff[r+1])-max(o, roff[r]))
 			}
-			b := min(z, roff[r+1])
-			if err := d.c.Reduce(comm.Slice(g, a-o, b-o), r); err != nil {
+			if err := perPiece(b, counts); err != nil {
 				return err
 			}
-			a = b
+		} else {
+			for r := range d.counts {
+				a, e := max(o, roff[r]), min(z, roff[r+1])
+				if a >= e {
+					continue
+				}
+				if err := perPart(comm.Slice(b, a-o, e-o), r); err != nil {
+					return err
+				}
+			}
 		}
+		o = z
+	}
+	if o != d.n {
+		return fmt.Errorf("the engine's buffers hold %d of the %d trained elements", o, d.n)
 	}
 	return nil
 }
@@ -188,7 +221,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 		return m, fmt.Errorf("step %d: update: %w", m.Step, err)
 	}
 	if d.stage > 0 {
-		if err := d.c.AllGather(d.eng.Weights(), d.counts); err != nil {
+		if err := d.gatherWeights(); err != nil {
 			return m, fmt.Errorf("step %d: weights: %w", m.Step, err)
 		}
 	}
