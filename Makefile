@@ -57,6 +57,8 @@ test-cuda: deps
 	$(GO) test -short -count=1 -tags minitron_cudaemu ./model/kernels/cuda/... ./gpu
 	$(GO) test -count=1 -tags minitron_cuda -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./reproduce ./cmd/minitron
 	$(GO) test -short -count=1 -tags minitron_cudaemu -run 'RunCUDA|DeviceCUDA' ./distill ./importance ./eval ./reproduce ./cmd/minitron
+	$(GO) vet -tags minitron_cuda,minitron_mpi ./comm/... ./gpu ./distill ./cmd/minitron
+	MINITRON_MPI_TESTS=1 $(GO) test -short -count=1 -tags minitron_cudaemu,minitron_mpi -run 'MPICUDAEmu' ./distill
 
 # Longer checks that stay out of CI.
 test-long: deps

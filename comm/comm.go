@@ -171,3 +171,22 @@ var openMPI func() (Communicator, error)
 
 // HasMPI reports whether this binary was built with the MPI backend.
 func HasMPI() bool { return openMPI != nil }
+
+// deviceComm makes a communicator of device buffers over a host one
+// (NCCL in the CUDA build; RegisterDevice).
+var deviceComm func(host Communicator) (Communicator, error)
+
+// RegisterDevice makes f the maker of device communicators (package
+// comm/nccl registers NCCL's when linked).
+func RegisterDevice(f func(host Communicator) (Communicator, error)) { deviceComm = f }
+
+// ForDevice is a communicator of device buffers for host's ranks, and
+// whether this binary has one (NCCL); without one a device's buffers must
+// be host memory (the CUDA emulator's) to be reduced by host.
+func ForDevice(host Communicator) (Communicator, bool, error) {
+	if deviceComm == nil {
+		return host, false, nil
+	}
+	c, err := deviceComm(host)
+	return c, err == nil, err
+}

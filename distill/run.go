@@ -98,7 +98,7 @@ type Config struct {
 	BF16 bool
 
 	// Comm makes the run one rank of a data-parallel job (nil, or a world
-	// of one, runs alone): every rank draws the same global batch, takes
+	// of one without a Zero stage, runs alone): every rank draws the same global batch, takes
 	// its contiguous share of the micro-batches (GlobalBatch/MicroBatch
 	// must be a multiple of the ranks), and the gradients are summed over
 	// the ranks, so the steps equal one process's up to the order of the
@@ -170,7 +170,8 @@ func (c *Config) defaults() error {
 	if c.GlobalBatch%c.MicroBatch != 0 {
 		return fmt.Errorf("global batch %d is not a multiple of the micro-batch %d", c.GlobalBatch, c.MicroBatch)
 	}
-	if w := c.world(); w > 1 {
+	if c.parallel() {
+		w := c.world()
 		if a := c.GlobalBatch / c.MicroBatch; a%w != 0 {
 			return fmt.Errorf("%d micro-batches per step (global batch %d / micro-batch %d) do not divide over %d ranks", a, c.GlobalBatch, c.MicroBatch, w)
 		}
@@ -213,6 +214,13 @@ func (c *Config) world() int {
 	return c.Comm.Size()
 }
 
+// parallel reports a data-parallel run: more than one rank, or a world of
+// one that asked for a ZeRO stage (the same path, e.g. to check a
+// communicator on one GPU against the run without one).
+func (c *Config) parallel() bool {
+	return c.Comm != nil && (c.Comm.Size() > 1 || c.Zero != ZeroDefault)
+}
+
 // rank is this process's rank (0 alone).
 func (c *Config) rank() int {
 	if c.Comm == nil {
@@ -224,7 +232,7 @@ func (c *Config) rank() int {
 // zeroStage is the ZeRO stage the run uses (0 alone).
 func (c *Config) zeroStage() int {
 	switch {
-	case c.world() == 1 || c.Zero == ZeroReplicated:
+	case !c.parallel() || c.Zero == ZeroReplicated:
 		return 0
 	case c.Zero == ZeroDefault:
 		return 1
@@ -524,8 +532,22 @@ func (r *run) openEngine() error {
 	}
 	r.closers = append(r.closers, eng.Close)
 	r.tr = &Trainer{Engine: eng, Optim: ec.Optim, Sched: Schedule{LR: c.LR, MinLR: c.MinLR, Warmup: c.Warmup, Steps: c.Steps}}
-	if c.world() > 1 {
-		if r.tr.dp, err = newDataParallel(c.Comm, eng, c.zeroStage()); err != nil {
+	if c.parallel() {
+		cm := c.Comm
+		if r.dev != device.CPU {
+			// device buffers: NCCL where this binary has it (the CUDA
+			// build), else the host communicator (the CUDA emulator's
+			// device memory is host memory)
+			dc, own, err := comm.ForDevice(cm)
+			if err != nil {
+				return err
+			}
+			if own {
+				r.closers = append(r.closers, dc.Close)
+			}
+			cm = dc
+		}
+		if r.tr.dp, err = newDataParallel(cm, eng, c.zeroStage()); err != nil {
 			return err
 		}
 	}

@@ -86,11 +86,21 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 		}
 		p := t.S.params[i]
 		w = t.S.P(name)
-		m1, m2 = t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n)
+		if t.shard == nil {
+			m1, m2 = t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n)
+		}
+	}
+	n := m1.N
+	if t.shard != nil {
+		// sharded (ZeRO): the moments are by arena range (ReadMoments)
+		if len(host) > 1 && (host[1] != nil || host[2] != nil) {
+			return w, m1, m2, fmt.Errorf("gpu: tensor %q: the moments are sharded over the ranks (ReadMoments)", name)
+		}
+		n = t.tensorSize(name)
 	}
 	for _, h := range host {
-		if h != nil && len(h) != m1.N {
-			return w, m1, m2, fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", name, m1.N, len(h))
+		if h != nil && len(h) != n {
+			return w, m1, m2, fmt.Errorf("gpu: tensor %q has %d elements, host buffer %d", name, n, len(h))
 		}
 	}
 	return w, m1, m2, nil
@@ -153,4 +163,12 @@ func (t *Engine) Eval(tokens [][]int32) (distill.Parts, error) {
 	}
 	p.Loss = distill.Mix(terms, p)
 	return p, nil
+}
+
+// tensorSize is a trained tensor's element count.
+func (t *Engine) tensorSize(name string) int {
+	if l := t.is; l != nil && name == distill.ISProjName {
+		return l.ht * l.hs
+	}
+	return t.S.params[t.S.byName[name]].n
 }

@@ -40,6 +40,7 @@ type Engine struct {
 	Gb, gb, dub, dqkvb cuda.BF16
 	ownedB             []cuda.BF16
 	closers            []func() // what NewEngine opened (device, models)
+	shard              *shard   // data parallel under ZeRO (parallel.go); nil otherwise
 }
 
 func init() { distill.RegisterEngine(device.CUDA, NewEngine) }
@@ -225,7 +226,7 @@ func (t *Engine) meanLoss() (float64, error) {
 // stepGrad is the buffer holding the step's gradient: the accumulation
 // arena over several micro-batches, else the backward pass's own.
 func (t *Engine) stepGrad() cuda.Buf {
-	if t.stepMicro > 1 {
+	if t.stepMicro > 1 && !t.ownGrad() {
 		return t.acc
 	}
 	return t.grad
@@ -260,7 +261,8 @@ func (t *Engine) forward(tokens [][]int32) error {
 func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	s, d := t.S, t.S.d
 	t.stepMicro = n
-	if n > 1 && t.acc.N == 0 {
+	accumulate := n > 1 && !t.ownGrad() // ZeRO 2: the core sums each micro-batch's gradient on the shard
+	if accumulate && t.acc.N == 0 {
 		var err error
 		if t.acc, err = d.Alloc(s.W.N); err != nil {
 			return distill.Parts{}, err
@@ -290,7 +292,7 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	if err := t.backward(); err != nil {
 		return p, err
 	}
-	if n > 1 {
+	if accumulate {
 		if i == 0 {
 			err = d.CopyBuf(t.acc, t.grad)
 		} else {
@@ -302,6 +304,9 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 
 // GradSumSquares implements distill.Engine.
 func (t *Engine) GradSumSquares() (float64, error) {
+	if t.shard != nil {
+		return t.S.d.SumSquares(t.shardGrads()...)
+	}
 	grads := []cuda.Buf{t.stepGrad()}
 	if t.is != nil {
 		grads = append(grads, t.is.g)
@@ -312,6 +317,9 @@ func (t *Engine) GradSumSquares() (float64, error) {
 // Update implements distill.Engine: clipping, then AdamW per tensor with
 // the core's scalars, then the bf16 shadow.
 func (t *Engine) Update(lr float64, clip float32, step int) error {
+	if t.shard != nil {
+		return t.updateShard(lr, clip, step)
+	}
 	s, d := t.S, t.S.d
 	g := t.stepGrad()
 	if clip != 1 {
@@ -342,6 +350,9 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 	}
 	return nil
 }
+
+// ownGrad reports ZeRO 2: no gradient kept over a step's micro-batches.
+func (t *Engine) ownGrad() bool { return t.shard != nil && t.shard.ownGrad }
 
 func (t *Engine) isGrad() cuda.Buf {
 	if t.is == nil {

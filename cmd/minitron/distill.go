@@ -272,7 +272,9 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 		return err
 	}
 	sigs := []os.Signal{os.Interrupt}
-	if world.Size() > 1 {
+	if world.Size() > 1 || o.Zero >= 0 {
+		// a ZeRO stage given to one process runs the data-parallel path
+		// alone (on a GPU: through NCCL), to check it against a plain run
 		c.Comm = world
 		// launchers pass Ctrl-C on to the ranks as SIGTERM (mpirun) or
 		// SIGINT (srun): either stops every rank after the same step

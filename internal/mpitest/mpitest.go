@@ -18,7 +18,7 @@ func Rank() bool { return os.Getenv("OMPI_COMM_WORLD_SIZE") != "" }
 // Args are mpirun's arguments for np ranks on this machine: root may run
 // them and more ranks than cores are allowed (CI has 2 cores).
 func Args(np int) []string {
-	return []string{"-np", itoa(np), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none"}
+	return []string{"-np", itoa(np), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"}
 }
 
 func itoa(n int) string {

@@ -25,6 +25,7 @@ static void emu_htod(uintptr_t dst, const void *src, size_t n) { memcpy((void *)
 static void emu_dtoh(void *dst, uintptr_t src, size_t n) { memcpy(dst, (const void *)src, n); }
 static void emu_dtod(uintptr_t dst, uintptr_t src, size_t n) { memmove((void *)dst, (const void *)src, n); }
 static void emu_zero(uintptr_t p, size_t n) { memset((void *)p, 0, n); }
+static float *emu_f32(uintptr_t p) { return (float *)p; }
 
 static float tf32(float x) {
 	uint32_t u;
@@ -230,3 +231,13 @@ func (d *Device) BLASVersion() int { return 0 }
 
 // BLASLibrary names the GEMM implementation.
 func (d *Device) BLASLibrary() string { return "emulator reference GEMM" }
+
+// HostView is b's memory as a Go slice: the emulator's device memory is
+// host memory (a communicator reduces it as host buffers). On a GPU it is
+// nil.
+func HostView(b Buf) []float32 {
+	if b.N == 0 {
+		return []float32{}
+	}
+	return unsafe.Slice((*float32)(unsafe.Pointer(C.emu_f32(C.uintptr_t(b.Ptr)))), b.N)
+}
