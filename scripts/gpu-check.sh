@@ -3,7 +3,8 @@
 # parity tests (model/kernels/cuda), the device model's tests
 # (gpu: forward and inference vs the CPU forward,
 # three training steps vs distill.Trainer), and the device paths of distill
-# (3-step runs vs the CPU's losses), importance (scores vs the CPU's) and
+# (3-step runs vs the CPU's losses; a 1-rank run through NCCL vs the run
+# without a communicator), importance (scores vs the CPU's) and
 # eval (LM scores vs the CPU's); with --bench also the GEMM, attention and
 # device-model benchmarks and `minitron bench train|forward --device cuda` on
 # the issue's ~100M Nemotron at sequence 1024 (tokens/s, MFU). Nothing is
@@ -87,6 +88,20 @@ if [ -z "${MINITRON_CUBLAS:-}" ] && ! ldconfig -p 2>/dev/null | grep -E 'libcubl
 	fi
 fi
 echo "cuBLAS: ${MINITRON_CUBLAS:-(from the loader path)}" | tee -a "$out/env.txt"
+
+# NCCL is dlopen'd too (libnccl.so.2 on the loader path, or MINITRON_NCCL);
+# PyTorch's wheels keep one in site-packages/nvidia/nccl/lib. Without one
+# distill's 1-rank NCCL test skips, saying so.
+if [ -z "${MINITRON_NCCL:-}" ] && ! ldconfig -p 2>/dev/null | grep -E 'libnccl\.so\.2' >/dev/null; then
+	lib=""
+	for py in python3 /usr/bin/python3; do
+		sp=$($py -c 'import site; print(" ".join(site.getsitepackages()))' 2>/dev/null) || continue
+		for d in $sp; do lib=$(ls "$d"/nvidia/nccl/lib/libnccl.so.2* 2>/dev/null | sort -V | tail -1); [ -n "$lib" ] && break 2; done
+	done
+	[ -z "$lib" ] && lib=$(find /usr /opt /root /home -xdev -name 'libnccl.so.2*' 2>/dev/null | sort -V | tail -1)
+	[ -n "$lib" ] && export MINITRON_NCCL=$lib
+fi
+echo "NCCL: ${MINITRON_NCCL:-(from the loader path)}" | tee -a "$out/env.txt"
 
 status=0
 for t in "${tests[@]}"; do
