@@ -92,7 +92,7 @@ clean:
 # `make ptx` regenerates the committed PTX from csrc/*.cu (needs nvcc:
 # scripts/install-cuda-dev.sh --toolkit); `make build-cuda` needs only the
 # CUDA 11.8 headers and libraries (scripts/install-cuda-dev.sh).
-.PHONY: ptx build-cuda cuda-test-bin gpu-bundle
+.PHONY: ptx build-cuda build-cuda-mpi cuda-test-bin gpu-bundle
 NVCC ?= nvcc
 CUDA_ARCH ?= compute_80
 CUDA_PKG := model/kernels/cuda
@@ -111,6 +111,12 @@ ptx:
 build-cuda:
 	bash scripts/install-cuda-dev.sh
 	$(GO) build -tags $(CUDA_TAGS) -o bin/minitron-cuda ./cmd/minitron
+
+# Distributed GPU runs: the CUDA build with MPI (launch, host collectives,
+# NCCL's unique id) and NCCL (device buffers, loaded at run time).
+build-cuda-mpi: deps
+	bash scripts/install-cuda-dev.sh
+	$(GO) build -tags $(CUDA_TAGS),minitron_mpi -o bin/minitron-cuda-mpi ./cmd/minitron
 
 # The parity tests as binaries to carry to a GPU machine, with the cuda
 # binary for the benchmark (scripts/gpu-check.sh); pure-Go CPU kernels, so

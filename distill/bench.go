@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -21,6 +22,11 @@ type BenchOptions struct {
 	Workers      int    // goroutines for the kernels; 0 = GOMAXPROCS
 	Seed         uint64
 	StepCallback func(i int, d time.Duration)
+	// Comm, with more than one rank, times data-parallel steps: Batch is
+	// the global batch, each rank trains Batch/Size sequences of it, and
+	// the gradients are reduced at ZeRO stage Zero (Config.Zero).
+	Comm comm.Communicator
+	Zero int
 }
 
 // BenchResult is the best full-step throughput.
@@ -31,6 +37,10 @@ type BenchResult struct {
 	Workers    int     `json:"workers"`
 	Params     int     `json:"params"`
 	Loss       float64 `json:"loss"`
+	// CommShare is the share of the timed steps' time spent in
+	// collectives (data parallel; rank 0's).
+	CommShare float64 `json:"comm_share,omitempty"`
+	Ranks     int     `json:"ranks,omitempty"`
 }
 
 // Bench times full training steps: teacher forward (kd), student forward and
@@ -61,25 +71,42 @@ func Bench(o BenchOptions) (BenchResult, error) {
 	if err != nil {
 		return BenchResult{}, err
 	}
+	ranks, rank := 1, 0
+	if o.Comm != nil && o.Comm.Size() > 1 {
+		ranks, rank = o.Comm.Size(), o.Comm.Rank()
+		if o.Batch%ranks != 0 {
+			return BenchResult{}, fmt.Errorf("batch %d does not divide over %d ranks", o.Batch, ranks)
+		}
+	}
 	tr, err := NewTrainer(device.CPU, EngineConfig{Arch: arch, Weights: model.NewRandomSource(o.Cfg, model.F32, o.Seed),
-		Teacher: teacher, Batch: o.Batch, Seq: o.Seq, Losses: losses, Optim: DefaultOptim()}, Schedule{LR: 1e-4, MinLR: 1e-4})
+		Teacher: teacher, Batch: o.Batch / ranks, Seq: o.Seq, Losses: losses, Optim: DefaultOptim()}, Schedule{LR: 1e-4, MinLR: 1e-4})
 	if err != nil {
 		return BenchResult{}, err
 	}
 	defer tr.Engine.Close()
-	batch := randomBatch(rand.New(rand.NewSource(int64(o.Seed))), o.Batch, o.Seq, o.Cfg.VocabSize)
+	step := func(micro [][][]int32) (StepMetrics, error) { return tr.TrainStep(micro, false) }
+	if ranks > 1 {
+		stage := (&Config{Comm: o.Comm, Zero: o.Zero}).zeroStage()
+		if tr.dp, err = newDataParallel(o.Comm, tr.Engine, stage); err != nil {
+			return BenchResult{}, err
+		}
+		step = func(micro [][][]int32) (StepMetrics, error) { return tr.stepParallel(micro, ranks, false) }
+	}
+	// each rank its own part of the global batch
+	batch := randomBatch(rand.New(rand.NewSource(int64(o.Seed)+int64(rank))), o.Batch/ranks, o.Seq, o.Cfg.VocabSize)
 	micro := [][][]int32{batch}
 	var res BenchResult
 	for i := 0; i < 2; i++ {
-		if _, err := tr.TrainStep(micro, false); err != nil {
+		if _, err := step(micro); err != nil {
 			return res, err
 		}
 	}
 	runtime.GC()
 	best, total := time.Duration(1<<62), time.Duration(0)
+	comm0 := tr.CommTime()
 	for i := 0; i < o.Steps; i++ {
 		t0 := time.Now()
-		m, err := tr.TrainStep(micro, false)
+		m, err := step(micro)
 		if err != nil {
 			return res, err
 		}
@@ -91,6 +118,8 @@ func Bench(o BenchOptions) (BenchResult, error) {
 			o.StepCallback(i, d)
 		}
 	}
+	res.CommShare = (tr.CommTime() - comm0).Seconds() / total.Seconds()
+	res.Ranks = ranks
 	res.BestStepS = best.Seconds()
 	res.MeanStepS = total.Seconds() / float64(o.Steps)
 	res.TokensPerS = float64(o.Batch*o.Seq) / best.Seconds()

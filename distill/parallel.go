@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/minitron-dev/minitron/comm"
 )
@@ -60,6 +61,25 @@ type dataParallel struct {
 	n      int   // arena elements
 	counts []int // per rank (comm.Split)
 	lo, hi int   // this rank's shard
+	// commTime is the time spent in the step's collectives (gradients,
+	// metrics, weights), summed since the run began.
+	commTime time.Duration
+}
+
+// timed runs f, adding its duration to the communication time.
+func (d *dataParallel) timed(f func() error) error {
+	t0 := time.Now()
+	err := f()
+	d.commTime += time.Since(t0)
+	return err
+}
+
+// CommTime is the time this trainer spent in collectives (0 alone).
+func (t *Trainer) CommTime() time.Duration {
+	if t.dp == nil {
+		return 0
+	}
+	return t.dp.commTime
 }
 
 // newDataParallel sets up stage on eng for the ranks of c.
@@ -170,7 +190,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 		}
 		m.add(p, n)
 		if d.stage == 2 {
-			if err := d.reduceGrads(); err != nil {
+			if err := d.timed(d.reduceGrads); err != nil {
 				return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 			}
 			if err := d.eng.AccumulateShard(i == 0); err != nil {
@@ -179,7 +199,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 		}
 	}
 	if d.stage < 2 {
-		if err := d.reduceGrads(); err != nil {
+		if err := d.timed(d.reduceGrads); err != nil {
 			return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 		}
 	}
@@ -191,7 +211,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 		}
 		v[6] = ss
 	}
-	if err := d.c.AllReduceF64(v); err != nil {
+	if err := d.timed(func() error { return d.c.AllReduceF64(v) }); err != nil {
 		return m, fmt.Errorf("step %d: %w", m.Step, err)
 	}
 	m.Loss, m.CE, m.KL, m.RKL, m.IS, m.ISAlpha = v[0], v[1], v[2], v[3], v[4], v[5]
@@ -221,7 +241,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 		return m, fmt.Errorf("step %d: update: %w", m.Step, err)
 	}
 	if d.stage > 0 {
-		if err := d.gatherWeights(); err != nil {
+		if err := d.timed(d.gatherWeights); err != nil {
 			return m, fmt.Errorf("step %d: weights: %w", m.Step, err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"runtime/debug"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -24,6 +25,7 @@ type BenchTrainOptions struct {
 	JSON     bool
 	Device   string // cpu, or cuda (bench_train_device*.go)
 	BF16     bool   // cuda only: bf16 linear-layer products (gpu mixed precision)
+	Zero     int    // ZeRO stage of a data-parallel benchmark (under mpirun)
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -35,9 +37,17 @@ func newBenchTrainCmd() *cobra.Command {
 report tokens/s at the best of --steps steps (after 2 untimed ones), like
 scripts/torch_bench.py train (the PyTorch baseline, same flags). --loss kd adds a frozen teacher of the same shape and forward KL.
 --threads 0 tries one worker and all cores and reports the better (torch_bench.py does the same
-with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
+with torch's thread count). peak_rss_mb is the process's peak resident memory.
+
+Under mpirun (bin/minitron-mpi) the step is data parallel: --batch is the global batch, each rank
+trains its share of it and the gradients are reduced over the ranks (--zero as in distill);
+tokens/s counts the global batch, and comm_share is the share of rank 0's step time spent in
+collectives (gradient reduction, weight gather, metrics; waiting for a slower rank included).`,
 		Example: `  minitron bench train --arch nemotron --layers 4 --hidden 256 --heads 4 --kv-heads 2 --ffn 1024 --vocab 4096 --batch 8 --seq 128 --loss ce --json
   python3 scripts/torch_bench.py train --batch 8 --seq 128   # the PyTorch baseline, same flags
+  # 2 ranks × 1 thread against 1 process × 2 threads
+  mpirun -np 2 bin/minitron-mpi bench train --threads 1 --batch 8 --seq 128
+  bin/minitron-mpi bench train --threads 2 --batch 8 --seq 128
   # a GPU (bin/minitron-cuda, make build-cuda): the ~100M goal shape at sequence 1024
   minitron bench train --device cuda --bf16 --arch nemotron --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --batch 8 --seq 1024`,
 		Args: cobra.NoArgs,
@@ -54,6 +64,7 @@ with torch's thread count). peak_rss_mb is the process's peak resident memory.`,
 	f.BoolVar(&o.JSON, "json", false, "print JSON (keys tokens_per_s, peak_rss_mb, …)")
 	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 linear-layer products with f32 master weights (as distill --bf16)")
+	f.IntVar(&o.Zero, "zero", 1, "under mpirun: ZeRO stage (0 replicated, 1 sharded moments, 2 also sharded gradients)")
 	return cmd
 }
 
@@ -78,8 +89,25 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)
 	}
+	world, err := jobWorld()
+	if err != nil {
+		return err
+	}
+	var jc comm.Communicator
+	zero := distill.ZeroReplicated
+	if o.Zero > 0 {
+		zero = o.Zero
+	}
+	if world.Size() > 1 {
+		jc = world
+		if world.Rank() != 0 {
+			w = io.Discard
+		}
+	}
 	tries := []int{o.Threads}
-	if o.Threads <= 0 {
+	if o.Threads <= 0 && jc != nil {
+		tries = []int{1}
+	} else if o.Threads <= 0 {
 		tries = []int{1}
 		if n := runtime.GOMAXPROCS(0); n > 1 {
 			tries = append(tries, n)
@@ -88,7 +116,8 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	var best distill.BenchResult
 	all := map[int]float64{}
 	for _, th := range tries {
-		r, err := distill.Bench(distill.BenchOptions{Cfg: cfg, Batch: o.Batch, Seq: o.Seq, Loss: o.Loss, Steps: o.Steps, Workers: th, Seed: 1})
+		r, err := distill.Bench(distill.BenchOptions{Cfg: cfg, Batch: o.Batch, Seq: o.Seq, Loss: o.Loss, Steps: o.Steps, Workers: th, Seed: 1,
+			Comm: jc, Zero: zero})
 		if err != nil {
 			return err
 		}
@@ -109,6 +138,9 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 		"arch":      string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
 	}
+	if jc != nil {
+		out["ranks"], out["comm_share"], out["zero"] = best.Ranks, best.CommShare, o.Zero
+	}
 	if o.JSON {
 		return printJSON(w, out)
 	}
@@ -117,6 +149,9 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 		o.Batch, o.Seq, o.Loss, best.Params, kernels.BLASBackend(), kernels.BLASCore())
 	fmt.Fprintf(w, "tokens/s %.0f (threads %d; all %v)   best step %.1f ms   mean %.1f ms   peak RSS %.0f MiB\n",
 		best.TokensPerS, best.Workers, all, best.BestStepS*1000, best.MeanStepS*1000, out["peak_rss_mb"])
+	if jc != nil {
+		fmt.Fprintf(w, "data parallel: %d ranks, ZeRO %d, %.1f%% of the step time in communication (rank 0)\n", best.Ranks, o.Zero, 100*best.CommShare)
+	}
 	return nil
 }
 
