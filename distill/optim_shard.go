@@ -189,11 +189,8 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 	if err != nil {
 		return nil, err
 	}
-	var ix ShardIndex
-	if err := json.Unmarshal(b, &ix); err != nil {
-		return nil, fmt.Errorf("%s: %w", ixPath, err)
-	}
-	if err := ix.check(ts, n); err != nil {
+	ix, err := parseShardIndex(b, ts, n)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ixPath, err)
 	}
 	st := &shardState{ix: ix, step: ix.AdamStep}
@@ -231,6 +228,16 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 		st.auxF = f
 	}
 	return st, nil
+}
+
+// parseShardIndex decodes optimizer.index.json and checks it against the
+// engine's tensors (n elements in all).
+func parseShardIndex(b []byte, ts []model.TensorInfo, n int) (ShardIndex, error) {
+	var ix ShardIndex
+	if err := json.Unmarshal(b, &ix); err != nil {
+		return ix, err
+	}
+	return ix, ix.check(ts, n)
 }
 
 // check validates an index against the engine's tensors.
