@@ -242,3 +242,68 @@ func children(pid int) []int {
 	}
 	return out
 }
+
+// TestInterruptMPI: Ctrl-C on mpirun (which passes SIGTERM to the ranks)
+// stops every rank after the same step: the checkpoint of that step holds
+// both ranks' optimizer shards at that step, the run records the
+// interruption, and it resumes on one process.
+func TestInterruptMPI(t *testing.T) {
+	if os.Getenv("MINITRON_MPI_TESTS") == "" && testing.Short() {
+		t.Skip("mpirun test: set MINITRON_MPI_TESTS=1 with -short")
+	}
+	teacher, student, train := cliRunFiles(t)
+	out := filepath.Join(t.TempDir(), "run")
+	args := []string{"distill", "--teacher", teacher, "--student", student, "--data", train,
+		"--seq-len", "16", "--micro-batch", "1", "--global-batch", "2", "--steps", "100000", "--threads", "1",
+		"--out", out, "--json"}
+	var buf bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := mpiCLI(ctx, 2, &buf, args...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; ; i++ {
+		if ls, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl")); bytes.Count(ls, []byte("\n")) >= 3 {
+			break
+		}
+		if i > 6000 {
+			cmd.Process.Kill()
+			t.Fatalf("no steps after a minute:\n%s", buf.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	cmd.Wait() // mpirun exits 1 after a signal, whatever the ranks did
+	ev, err := os.ReadFile(filepath.Join(out, "events.jsonl"))
+	if err != nil || !bytes.Contains(ev, []byte(`"interrupted"`)) {
+		t.Fatalf("no interruption recorded (%v):\n%s\n%s", err, ev, buf.String())
+	}
+	st, err := os.ReadFile(filepath.Join(out, "checkpoints", "latest"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(out, "checkpoints", strings.TrimSpace(string(st)))
+	for _, f := range []string{"optimizer-00000-of-00002.bin", "optimizer-00001-of-00002.bin", "optimizer.index.json", "model.safetensors"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			t.Fatalf("checkpoint %s: %v", dir, err)
+		}
+	}
+	from, _ := strconv.Atoi(strings.TrimPrefix(filepath.Base(dir), "step-"))
+	go func() {
+		for i := 0; i < 6000; i++ {
+			if ls, _ := os.ReadFile(filepath.Join(out, "metrics.jsonl")); bytes.Count(ls, []byte("\n")) > from+1 {
+				syscall.Kill(os.Getpid(), syscall.SIGINT)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	res, err := runCLI(t, append(args, "--resume")...)
+	if err != nil {
+		t.Fatalf("resume alone: %v\n%s", err, res)
+	}
+	if !strings.Contains(res, `"interrupted":true`) {
+		t.Fatalf("resumed run: %s", res)
+	}
+}
