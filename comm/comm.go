@@ -13,6 +13,7 @@ package comm
 import (
 	"fmt"
 	"os"
+	"strconv"
 	"sync"
 )
 
@@ -137,6 +138,17 @@ func launched() bool {
 		}
 	}
 	return false
+}
+
+// LocalRanks is the number of ranks the launcher started on this machine
+// (1 without a launcher): they share its cores.
+func LocalRanks() int {
+	for _, k := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"} {
+		if n, err := strconv.Atoi(os.Getenv(k)); err == nil && n > 0 {
+			return n
+		}
+	}
+	return 1
 }
 
 var (

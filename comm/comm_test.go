@@ -1,6 +1,9 @@
 package comm
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 func TestSplit(t *testing.T) {
 	cases := []struct {
@@ -22,6 +25,28 @@ func TestSplit(t *testing.T) {
 		if lo, hi := Range(c.n, c.size, c.size-1); hi != c.n || hi-lo != c.want[c.size-1] {
 			t.Fatalf("Range(%d,%d,last) = [%d,%d) (%s)", c.n, c.size, lo, hi, c.reason)
 		}
+	}
+}
+
+func ExampleSplit() {
+	// 10 elements (a model's parameters) over 3 ranks: rank 1's shard
+	fmt.Println(Split(10, 3))
+	fmt.Println(Range(10, 3, 1))
+	// Output:
+	// [4 3 3]
+	// 4 7
+}
+
+func TestLocalRanks(t *testing.T) {
+	for _, k := range []string{"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"} {
+		t.Setenv(k, "")
+	}
+	if n := LocalRanks(); n != 1 {
+		t.Fatalf("without a launcher: %d local ranks, want 1", n)
+	}
+	t.Setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "4")
+	if n := LocalRanks(); n != 4 {
+		t.Fatalf("mpirun's 4 local ranks read as %d", n)
 	}
 }
 

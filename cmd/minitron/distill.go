@@ -8,10 +8,12 @@ import (
 	"math"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/internal/progress"
@@ -110,7 +112,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.StringVar(&o.TensorBoard, "tensorboard", "", `directory for TensorBoard scalar events (loss terms, lr, grad norm, tokens/s, validation); default --out/tensorboard, "none" for none`)
 	f.BoolVar(&o.Overwrite, "overwrite", false, "start over in a non-empty --out (removes its metrics, events and checkpoints); without it or --resume a used --out is refused")
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
-	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores)")
+	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores, divided among the ranks on the machine under mpirun/srun)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
@@ -271,6 +273,10 @@ func runTraining(cmd *cobra.Command, o *TrainOptions, distilling bool) error {
 	if err != nil {
 		return err
 	}
+	if c.Workers == 0 && comm.LocalRanks() > 1 {
+		// the ranks on this machine share its cores
+		c.Workers = max(1, runtime.NumCPU()/comm.LocalRanks())
+	}
 	sigs := []os.Signal{os.Interrupt}
 	if world.Size() > 1 || o.Zero >= 0 {
 		// a ZeRO stage given to one process runs the data-parallel path
@@ -347,7 +353,13 @@ loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and
 the same files, so a run can resume on either device. Every loss runs there: --ce, --kl,
 --reverse-kl with --temperature, --top-k, --intermediate, with gradient accumulation and
 --skip-nonfinite. Only --top-k-cache is refused (the teacher runs on the device each step).
---bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).`,
+--bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).
+
+Under mpirun or srun (bin/minitron-mpi, make build-mpi; bin/minitron-cuda-mpi on GPUs) each rank
+trains its share of every global batch and the gradients are summed over the ranks; --zero shards
+the optimizer state over them, rank 0 alone prints and writes the weights, and checkpoints resume
+on any number of ranks. --threads defaults to the cores divided by the ranks on the machine. See
+the README's "On a cluster".`,
 		Example: `  minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --val data/opticks_val \
       --seq-len 256 --micro-batch 8 --global-batch 32 --steps 400 --lr 2e-4 --min-lr 4.5e-7 --warmup 20 --out runs/d1
   minitron distill --config run.yaml --steps 100      # flags override the file
