@@ -329,11 +329,19 @@ func LoadPartial(path string) (*Partial, error) {
 	return p, nil
 }
 
-// runShard scores c's shard of samples (and of the layer-drop losses'
-// samples) and writes its Partial to Out; in a job of several ranks the
-// partials go to rank 0, which merges them and writes the scores instead.
-func (c *Config) runShard(ctx context.Context, m *model.Model, id Identity, samples [][]int, opt Options, split, lossSplit string, start time.Time) (*Result, error) {
-	lo, hi := comm.Range(len(samples), c.Shards, c.Shard)
+// ComputeShard is ComputePartial of shard (0-based) of of over a run's
+// samples (all of them: the shard scores its contiguous part, and its part
+// of the layer-drop losses' samples), with the shard's place recorded, so
+// that MergePartials of every shard's Partial gives Compute's scores of all
+// the samples (to the order of float64 additions).
+func ComputeShard(ctx context.Context, m *model.Model, samples [][]int, opt Options, shard, of int) (*Partial, error) {
+	if of < 1 || shard < 0 || shard >= of {
+		return nil, fmt.Errorf("importance: shard %d of %d: want 0 ≤ shard < shards", shard, of)
+	}
+	if len(samples) < of {
+		return nil, fmt.Errorf("importance: %d shards of %d samples: each shard needs at least one", of, len(samples))
+	}
+	lo, hi := comm.Range(len(samples), of, shard)
 	var llo, lhi, lossN int
 	if opt.Loss {
 		all := samples
@@ -344,22 +352,36 @@ func (c *Config) runShard(ctx context.Context, m *model.Model, id Identity, samp
 		if opt.LossSamples > 0 {
 			lossN = min(lossN, opt.LossSamples)
 		}
-		if lossN < c.Shards {
-			return nil, fmt.Errorf("importance: %d shards of %d layer-drop loss samples: each shard needs at least one (raise LossSamples or use fewer shards)", c.Shards, lossN)
+		if lossN < of {
+			return nil, fmt.Errorf("importance: %d shards of %d layer-drop loss samples: each shard needs at least one (raise LossSamples or use fewer shards)", of, lossN)
 		}
-		llo, lhi = comm.Range(lossN, c.Shards, c.Shard)
+		llo, lhi = comm.Range(lossN, of, shard)
 		opt.LossData, opt.LossSamples = all[llo:lhi], 0
 	}
 	p, err := ComputePartial(ctx, m, samples[lo:hi], opt)
 	if err != nil {
 		return nil, err
 	}
-	p.Shard, p.Of, p.SamplesLo, p.SamplesHi = c.Shard, c.Shards, lo, hi
-	p.Model = id
-	p.Data = DataInfo{Prefix: c.Data, Split: filepath.Base(split), Samples: len(samples), SeqLen: c.SeqLen,
-		Seed: int64(c.Seed), Tokens: int64(len(samples)) * int64(c.SeqLen)}
+	p.Shard, p.Of, p.SamplesLo, p.SamplesHi = shard, of, lo, hi
+	p.Data.Samples = len(samples)
+	p.Data.Tokens = int64(len(samples)) * int64(p.Data.SeqLen)
 	if p.Loss != nil {
 		p.LossLo, p.LossHi, p.Loss.Samples = llo, lhi, lossN
+	}
+	return p, nil
+}
+
+// runShard scores c's shard of samples (and of the layer-drop losses'
+// samples) and writes its Partial to Out; in a job of several ranks the
+// partials go to rank 0, which merges them and writes the scores instead.
+func (c *Config) runShard(ctx context.Context, m *model.Model, id Identity, samples [][]int, opt Options, split, lossSplit string, start time.Time) (*Result, error) {
+	p, err := ComputeShard(ctx, m, samples, opt, c.Shard, c.Shards)
+	if err != nil {
+		return nil, err
+	}
+	p.Model = id
+	p.Data.Prefix, p.Data.Split, p.Data.Seed = c.Data, filepath.Base(split), int64(c.Seed)
+	if p.Loss != nil {
 		p.LossData = filepath.Base(lossSplit)
 	}
 	version := c.Version
