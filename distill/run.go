@@ -178,7 +178,7 @@ func (c *Config) defaults() error {
 		if c.Zero < ZeroReplicated || c.Zero > 2 {
 			return fmt.Errorf("ZeRO stage %d: want 0 (replicated), 1 or 2", max(c.Zero, 0))
 		}
-		if c.TopKCache != "" {
+		if c.TopKCache != "" && w > 1 {
 			return errors.New("TopKCache with more than one rank: the ranks would write the same cache; drop it")
 		}
 	}
