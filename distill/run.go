@@ -103,7 +103,9 @@ type Config struct {
 	// must be a multiple of the ranks), and the gradients are summed over
 	// the ranks, so the steps equal one process's up to the order of the
 	// sums. Only rank 0 writes metrics, events and the weights; Out must be
-	// the same shared directory on every rank.
+	// the same shared directory on every rank. A rank whose Run returns an
+	// error must end the job (Comm.Abort, as the CLI does): the others may
+	// be waiting for it in a collective.
 	Comm comm.Communicator
 	// Zero is the ZeRO stage of a run over more than one rank: 1 (the
 	// default, ZeroDefault) shards the AdamW moments over the ranks
