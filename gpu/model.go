@@ -915,3 +915,7 @@ func (p *pass) QKNorm(l int, qkv cuda.Buf, q, k string) (cuda.Buf, error) {
 	}
 	return qkv, nil
 }
+
+// Device is the device the model lives on (its pool's statistics: a memory
+// plan's calibration).
+func (m *Model) Device() *cuda.Device { return m.d }

@@ -35,6 +35,7 @@ var InitSizes = []InitSize{
 	{"minitron-8b", 32, 4096, 48, 8, 128, 16384, 256000, 4096, "Minitron-8B (8.27B as nemotron)"},
 	{"nemotron-4-15b", 32, 6144, 48, 8, 128, 24576, 256000, 4096, "Nemotron-4 15B"},
 	{"llama-3.1-8b", 32, 4096, 32, 8, 128, 14336, 128256, 131072, "Llama-3.1-8B's dimensions"},
+	{"llama-3.1-minitron-4b", 32, 3072, 32, 8, 128, 9216, 128256, 131072, "Llama-3.1-Minitron-4B-Width's dimensions"},
 	{"mistral-7b", 32, 4096, 32, 8, 128, 14336, 32768, 32768, "Mistral-7B v0.3's dimensions"},
 	{"qwen2.5-7b", 28, 3584, 28, 4, 128, 18944, 152064, 131072, "Qwen2.5-7B's dimensions (7.62B as qwen2)"},
 	{"qwen3-0.6b", 28, 1024, 16, 8, 128, 3072, 151936, 40960, "Qwen3-0.6B's dimensions (head_dim 128 ≠ H/heads; tie embeddings for its 0.6B)"},

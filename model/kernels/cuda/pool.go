@@ -4,7 +4,6 @@ package cuda
 
 import (
 	"fmt"
-	"math/bits"
 	"unsafe"
 )
 
@@ -51,20 +50,6 @@ func newPool(d *Device) *Pool {
 	return &Pool{d: d, free: map[int64][]DevicePtr{}, size: map[DevicePtr]int64{}}
 }
 
-const largeClass = 64 << 20
-
-// sizeClass rounds a request up to its class (at least 256 bytes, the
-// alignment cuMemAlloc gives anyway).
-func sizeClass(bytes int64) int64 {
-	if bytes <= 256 {
-		return 256
-	}
-	if bytes <= largeClass {
-		return 1 << (64 - bits.LeadingZeros64(uint64(bytes-1)))
-	}
-	return (bytes + largeClass - 1) / largeClass * largeClass
-}
-
 // Pool returns the device's memory pool (for its statistics).
 func (d *Device) Pool() *Pool { return d.pool }
 
@@ -80,7 +65,7 @@ func (d *Device) alloc(n int) (Buf, error) {
 		return Buf{}, fmt.Errorf("cuda: alloc of %d elements", n)
 	}
 	p := d.pool
-	c := sizeClass(4 * int64(n))
+	c := SizeClass(4 * int64(n))
 	if l := p.free[c]; len(l) > 0 {
 		ptr := l[len(l)-1]
 		p.free[c] = l[:len(l)-1]

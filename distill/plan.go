@@ -1,0 +1,418 @@
+package distill
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// PlanConfig is what a device training run's memory depends on: the two
+// architectures (from their config files alone), the micro-batch, the
+// precision, the data-parallel world and its --zero sharding, activation
+// recomputation and the logit chunk.
+type PlanConfig struct {
+	Student *model.Config
+	Teacher *model.Config // nil when no loss reads a teacher
+	Seq     int           // tokens per sample
+	Batch   int           // samples per micro-batch
+	// Accum is the micro-batches one GPU runs per optimizer step (global
+	// batch / (micro-batch · world)); above 1 the step's gradient sum
+	// needs its own arena.
+	Accum     int
+	Precision string // "f32" (the default; TF32 products) or "bf16"
+	World     int    // data-parallel ranks (GPUs); 0 means 1
+	// Zero is the optimizer sharding over the world: 0 none, 1 the f32
+	// master weights and AdamW moments, 2 also the gradients.
+	Zero      int
+	Recompute bool // keep only each layer's input; recompute the layer in the backward pass
+	// LogitChunk is the tokens per logit chunk (LogitChunk of Config): the
+	// student's and the teacher's logits exist for that many rows at a
+	// time. 0 means the whole micro-batch.
+	LogitChunk int
+	Losses     Losses // the loss terms (their number, top-k, the teacher)
+}
+
+// Plan parts, in the order Parts lists them.
+const (
+	PartTeacherWeights = "teacher_weights"
+	PartStudentWeights = "student_weights"
+	PartGradients      = "gradients"
+	PartOptimizer      = "master_weights_and_moments"
+	PartActivations    = "activations"
+	PartLogitChunks    = "logit_chunks"
+	PartWorkspace      = "workspace"
+)
+
+// PlanPart is one part of a plan's per-GPU bytes.
+type PlanPart struct {
+	Name  string
+	Bytes int64
+}
+
+// Plan is the device memory one GPU of a training run holds at its peak,
+// by part. See NewPlan for the formula.
+type Plan struct {
+	PerGPUBytes int64
+	Parts       []PlanPart
+	// StudentParams and TeacherParams are the parameter counts the
+	// weights parts come from.
+	StudentParams, TeacherParams int64
+}
+
+// Part is the bytes of part name (0 when absent).
+func (p Plan) Part(name string) int64 {
+	for _, x := range p.Parts {
+		if x.Name == name {
+			return x.Bytes
+		}
+	}
+	return 0
+}
+
+// MarshalJSON writes {"per_gpu_bytes": N, "parts": {name: bytes, …}}.
+func (p Plan) MarshalJSON() ([]byte, error) {
+	parts := map[string]int64{}
+	for _, x := range p.Parts {
+		parts[x.Name] = x.Bytes
+	}
+	return json.Marshal(struct {
+		PerGPU        int64            `json:"per_gpu_bytes"`
+		Parts         map[string]int64 `json:"parts"`
+		StudentParams int64            `json:"student_params"`
+		TeacherParams int64            `json:"teacher_params,omitempty"`
+	}{p.PerGPUBytes, parts, p.StudentParams, p.TeacherParams})
+}
+
+// planner sums buffers into parts, each rounded to the device pool's size
+// class (cuda.SizeClass) as the pool will.
+type planner struct {
+	bytes map[string]int64
+	// temporaries (allocated and freed inside a kernel call) stay cached
+	// by the pool: each size class counts once, at the most blocks of it
+	// ever alive together
+	temp map[int64]int
+	// late: recording the classes of the buffers allocated after a bf16
+	// teacher's upload (its engine's and its own), which take over the
+	// cached staging block when they share its class
+	late      bool
+	lateClass map[int64]bool
+}
+
+func (p *planner) f32(part string, n int64, count int) {
+	if n > 0 && count > 0 {
+		p.bytes[part] += int64(count) * cuda.SizeClass(4*n)
+		if p.late {
+			p.lateClass[cuda.SizeClass(4*n)] = true
+		}
+	}
+}
+
+// bf16 is a buffer of n bf16 values (cuda.Device.AllocBF16).
+func (p *planner) bf16(part string, n int64, count int) { p.f32(part, (n+1)/2, count) }
+
+func (p *planner) tempF32(n int64, alive int) {
+	if n > 0 {
+		c := cuda.SizeClass(4 * n)
+		p.temp[c] = max(p.temp[c], alive)
+	}
+}
+
+// plan constants of the device engine (package gpu)
+const (
+	planBF16Align   = 128     // a bf16 weight store aligns each tensor to 128 values
+	planBF16Chunk   = 1 << 21 // the f32 staging buffer of a bf16 weight upload
+	planNormRows    = 128     // rows per block of a norm's weight-gradient reduction
+	planSumSqFloats = 2       // the float64 accumulator of the gradient norm
+)
+
+// NewPlan is the device memory per GPU of a distillation (or training) run
+// on the CUDA engine, by part. It counts every buffer the engine allocates
+// from the device pool, each rounded up to the pool's size class, so it
+// can be checked against the pool's measured peak; the CUDA context and
+// cuBLAS's own workspace (about 0.5–1 GB, outside the pool) come on top.
+// With P the student's parameters, N the world and s(x) = x/N when
+// sharded, else x:
+//
+//   - teacher weights: 4 B per parameter in f32; in bf16 2 B per matrix
+//     parameter (a bf16-only store) and 4 B per norm parameter.
+//   - student weights: f32: the f32 weights, 4P (they are the master
+//     copy); bf16: the bf16 copy the products read, 2P.
+//   - gradients: f32, s(4P) under --zero 2, twice that when a step
+//     accumulates micro-batches.
+//   - master weights and moments: AdamW's two f32 moments, s(8P) under
+//     --zero ≥ 1, plus in bf16 the f32 master weights, s(4P).
+//   - activations: without recomputation, per layer the residual stream
+//     in and after attention, both norm outputs (with their statistics),
+//     q|k|v, the attention output, the MLP's input products and its
+//     activation, and the attention probabilities [B, heads, T, T]; with
+//     --recompute the residual stream entering each layer (L+1 of [B·T,
+//     H]) and one layer's set. In bf16 the inputs of the products also
+//     have bf16 copies. Then the backward pass's gradient scratch, and the
+//     teacher's inference buffers (one layer's, shared by all layers).
+//   - logit chunks: the student's and the teacher's logits of one chunk
+//     [chunk, V] (f32), a copy when several loss terms read them, the
+//     bf16 copy of their gradient in bf16, and the teacher's top-k.
+//   - workspace: the temporaries kernels allocate (attention backward's
+//     [KV heads, T, T] scores, the norms' column sums, the gradient norm's
+//     accumulator, a bf16 teacher upload's 8 MiB staging buffer), each
+//     size once as the pool keeps it cached.
+//
+// The world and --zero enter only through s(·): activations and logits
+// are per micro-batch on every rank.
+func NewPlan(c PlanConfig) (Plan, error) {
+	if c.Student == nil {
+		return Plan{}, fmt.Errorf("plan: no student config")
+	}
+	if c.Seq <= 0 || c.Batch <= 0 {
+		return Plan{}, fmt.Errorf("plan: sequence length %d and micro-batch %d must be positive", c.Seq, c.Batch)
+	}
+	world := max(c.World, 1)
+	if c.Zero < 0 || c.Zero > 2 {
+		return Plan{}, fmt.Errorf("plan: --zero %d: want 0, 1 or 2", c.Zero)
+	}
+	if c.Zero > 0 && world == 1 {
+		return Plan{}, fmt.Errorf("plan: --zero %d shards over the world: it needs a world size above 1", c.Zero)
+	}
+	bf16 := false
+	switch c.Precision {
+	case "", "f32":
+	case "bf16":
+		bf16 = true
+	default:
+		return Plan{}, fmt.Errorf("plan: precision %q: want f32 or bf16", c.Precision)
+	}
+	if c.LogitChunk < 0 {
+		return Plan{}, fmt.Errorf("plan: logit chunk %d must be ≥ 0", c.LogitChunk)
+	}
+	if err := c.Losses.Validate(); err != nil {
+		return Plan{}, fmt.Errorf("plan: %w", err)
+	}
+	if c.Losses.NeedsTeacher() && c.Teacher == nil {
+		return Plan{}, fmt.Errorf("plan: the KL losses need a teacher config")
+	}
+	if len(c.Losses.Intermediate) > 0 {
+		return Plan{}, fmt.Errorf("plan: the intermediate-state loss is not modelled")
+	}
+	if c.Teacher != nil && c.Teacher.VocabSize != c.Student.VocabSize {
+		return Plan{}, fmt.Errorf("plan: teacher vocabulary %d differs from the student's %d", c.Teacher.VocabSize, c.Student.VocabSize)
+	}
+	teacher := c.Teacher
+	if !c.Losses.NeedsTeacher() {
+		teacher = nil
+	}
+	p := &planner{bytes: map[string]int64{}, temp: map[int64]int{}, lateClass: map[int64]bool{}}
+	s := c.Student
+	rows := int64(c.Batch) * int64(c.Seq)
+	T := int64(c.Seq)
+	chunk := rows
+	if c.LogitChunk > 0 && int64(c.LogitChunk) < rows {
+		chunk = int64(c.LogitChunk)
+	}
+	V := int64(s.VocabSize)
+	shard := func(n int64, on bool) int64 {
+		if on {
+			return (n + int64(world) - 1) / int64(world)
+		}
+		return n
+	}
+
+	// student: weights, gradients, moments
+	P := planParams(s)
+	if bf16 {
+		p.bf16(PartStudentWeights, P, 1)
+		p.f32(PartOptimizer, shard(P, c.Zero >= 1), 1) // f32 master
+	} else {
+		p.f32(PartStudentWeights, P, 1)
+	}
+	p.late = true // the engine's buffers come after the models'
+	p.f32(PartGradients, shard(P, c.Zero >= 2), 1)
+	if c.Accum > 1 {
+		p.f32(PartGradients, shard(P, c.Zero >= 2), 1)
+	}
+	p.f32(PartOptimizer, shard(P, c.Zero >= 1), 2)
+
+	// student activations (gpu.Model with Train) and the engine's scratch
+	H, F, L := int64(s.HiddenSize), int64(s.IntermediateSize), s.NumLayers
+	QD, KVD := int64(s.QDim()), int64(s.KVDim())
+	W := QD + 2*KVD
+	uw := F
+	if s.GatedMLP() {
+		uw = 2 * F
+	}
+	per := L // layers with their own working set
+	if c.Recompute {
+		per = 1
+	}
+	A := PartActivations
+	p.late = false
+	p.f32(A, rows*H, L+1) // residual stream entering each layer (and leaving the last)
+	p.f32(A, rows*H, 3*per)
+	p.f32(A, rows*W, per)
+	p.f32(A, rows*QD, per)
+	p.f32(A, rows*uw, per)
+	p.f32(A, rows*F, per)
+	p.f32(A, rows, 4*per)
+	p.f32(A, int64(c.Batch)*int64(s.NumHeads)*T*T, per)
+	p.f32(A, rows*H, 1) // final norm
+	p.f32(A, rows, 2)
+	p.f32(A, rows, 3) // ids, targets, positions
+	if rot := int64(s.RotaryDim()); rot > 0 {
+		p.f32(A, T*rot/2, 2)
+	}
+	if bf16 {
+		p.bf16(A, rows*H, 2*per)
+		p.bf16(A, rows*QD, per)
+		p.bf16(A, rows*F, per)
+		p.bf16(A, rows*H, 1)
+	}
+	p.late = true
+	// backward scratch
+	p.f32(A, rows*H, 2)
+	p.f32(A, rows*F, 1)
+	p.f32(A, rows*uw, 1)
+	p.f32(A, rows*QD, 1)
+	p.f32(A, rows*W, 1)
+	p.f32(A, rows, 1) // per-row loss
+	if bf16 {
+		p.bf16(A, rows*H, 1)
+		p.bf16(A, rows*uw, 1)
+		p.bf16(A, rows*W, 1)
+	}
+
+	// logits
+	LC := PartLogitChunks
+	p.late = false
+	p.f32(LC, chunk*V, 1) // the student's, allocated with its activations
+	p.late = true
+	if len(c.Losses.TrainTerms()) > 1 {
+		p.f32(LC, chunk*V, 1)
+	}
+	if bf16 {
+		p.bf16(LC, chunk*V, 1)
+	}
+	if k := int64(c.Losses.TopK); k > 0 && teacher != nil {
+		p.f32(LC, rows*k, 2)
+	}
+
+	// workspace: attention backward's scores of one call's KV heads, the
+	// norms' column-sum blocks, the gradient norm's accumulator
+	p.tempF32(int64(s.NumKVHeads)*T*T, 1)
+	if chunks := (rows + planNormRows - 1) / planNormRows; chunks > 1 {
+		alive := 1
+		if s.Family == model.Nemotron {
+			alive = 2 // LayerNorm1P: weight and bias
+		}
+		p.tempF32(chunks*H, alive)
+	}
+	p.tempF32(planSumSqFloats, 1)
+
+	var tp int64
+	if teacher != nil {
+		tp = planTeacher(p, teacher, c, bf16, rows, chunk)
+	}
+	for cls, n := range p.temp {
+		p.bytes[PartWorkspace] += cls * int64(n)
+	}
+	out := Plan{StudentParams: P, TeacherParams: tp}
+	for _, name := range []string{PartTeacherWeights, PartStudentWeights, PartGradients, PartOptimizer, PartActivations, PartLogitChunks, PartWorkspace} {
+		out.Parts = append(out.Parts, PlanPart{name, p.bytes[name]})
+		out.PerGPUBytes += p.bytes[name]
+	}
+	return out, nil
+}
+
+// planTeacher adds the frozen teacher (gpu.Model without Train, its
+// matrices stored only in bf16 in bf16 runs) and returns its parameters.
+func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chunk int64) int64 {
+	one := *t
+	one.NumLayers = 1
+	var f32n, bfn, big, total int64
+	count := func(ts []model.TensorInfo, times int64) {
+		for _, ti := range ts {
+			n := int64(ti.NumElements())
+			total += times * n
+			if bf16 && len(ti.Shape) == 2 && (ti.Name != model.EmbedTensor || t.HiddenSize%2 == 0) {
+				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
+				big = max(big, n)
+				continue
+			}
+			if bf16 && t.TieWordEmbeddings && ti.Name == model.EmbedTensor {
+				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
+			}
+			f32n += times * n
+		}
+	}
+	all := append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...)
+	var global, layer []model.TensorInfo
+	for _, ti := range all {
+		if len(ti.Name) > len("model.layers.") && ti.Name[:len("model.layers.")] == "model.layers." {
+			layer = append(layer, ti)
+		} else {
+			global = append(global, ti)
+		}
+	}
+	count(global, 1)
+	count(layer, int64(t.NumLayers))
+	p.late = false
+	if bf16 {
+		half := int64(planBF16Align / 2)
+		p.f32(PartTeacherWeights, (f32n+half-1)/half*half+(bfn+1)/2, 1)
+		defer func() {
+			if stage := min(big, planBF16Chunk); !p.lateClass[cuda.SizeClass(4*stage)] {
+				p.tempF32(stage, 1)
+			}
+		}()
+	} else {
+		p.f32(PartTeacherWeights, f32n, 1)
+	}
+	p.late = true
+	H, F := int64(t.HiddenSize), int64(t.IntermediateSize)
+	W := int64(t.QDim() + 2*t.KVDim())
+	uw := F
+	if t.GatedMLP() {
+		uw = 2 * F
+	}
+	T := int64(c.Seq)
+	A := PartActivations
+	p.f32(A, rows*H, 3) // the stream's two buffers and the norm output
+	p.f32(A, rows*W, 1)
+	p.f32(A, rows*int64(t.QDim()), 1)
+	p.f32(A, rows*uw, 1)
+	p.f32(A, int64(t.NumHeads)*T*T, 1) // one sequence's scores at a time
+	p.f32(A, rows, 3)
+	if rot := int64(t.RotaryDim()); rot > 0 {
+		p.f32(A, T*rot/2, 2)
+	}
+	if bf16 {
+		p.bf16(A, rows*H, 1)
+		p.bf16(A, rows*int64(t.QDim()), 1)
+		p.bf16(A, rows*F, 1)
+	}
+	p.f32(PartLogitChunks, chunk*int64(t.VocabSize), 1)
+	return total
+}
+
+// planParams counts cfg's parameters tensor by tensor as the engine's
+// arena holds them (with nemotron's norm biases).
+func planParams(cfg *model.Config) int64 { return cfg.ParamCounts().Total }
+
+// PlanModelConfig reads the architecture a plan needs from spec: a
+// config.json path, a checkpoint directory holding one, or FAMILY:SIZE, a
+// named shape of model.InitSizes in that family (e.g.
+// nemotron:minitron-8b, llama:llama-3.1-8b) for planning without files.
+func PlanModelConfig(spec string) (*model.Config, error) {
+	if fam, size, ok := strings.Cut(spec, ":"); ok && !strings.ContainsAny(spec, `/\`) {
+		if _, err := os.Stat(spec); err != nil {
+			cfg, _, err := model.InitConfig(model.InitOptions{Family: model.Family(fam), Size: size})
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", spec, err)
+			}
+			return cfg, nil
+		}
+	}
+	return model.LoadConfig(spec)
+}
