@@ -67,6 +67,9 @@ type EngineConfig struct {
 	// CUDA only: full-f32 products instead of TF32; bf16 products with f32
 	// masters (mixed precision).
 	NoTF32, BF16 bool
+	// CUDA only: keep only each layer's input and recompute the layer in
+	// the backward pass (the same gradients, less memory).
+	Recompute bool
 }
 
 // EngineFactory builds an engine for a device.

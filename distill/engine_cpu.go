@@ -42,6 +42,9 @@ func newCPUEngine(c EngineConfig) (Engine, error) {
 	if c.BF16 {
 		return nil, fmt.Errorf("BF16 needs the CUDA device (the CPU engine trains in f32)")
 	}
+	if c.Recompute {
+		return nil, fmt.Errorf("Recompute needs the CUDA device (the CPU engine keeps its graph's activations)")
+	}
 	s, err := newStudent(c.Arch, c.Weights, c.Batch, c.Seq, c.Losses)
 	if err != nil {
 		return nil, err

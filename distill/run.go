@@ -96,6 +96,10 @@ type Config struct {
 	// BF16 (Device "cuda" only) runs the linear layers' products in bf16
 	// with f32 accumulation and f32 master weights (mixed precision).
 	BF16 bool
+	// Recompute (Device "cuda" only) keeps only each layer's input and
+	// recomputes the layer in the backward pass: the same gradients with
+	// the activations of one layer instead of all (see NewPlan).
+	Recompute bool
 
 	// Comm makes the run one rank of a data-parallel job (nil, or a world
 	// of one without a Zero stage, runs alone): every rank draws the same global batch, takes
@@ -393,6 +397,8 @@ func (c *Config) checkDevice(k device.Kind) error {
 	switch {
 	case k == device.CPU && c.BF16:
 		return errors.New("BF16 needs Device cuda (the CPU engine trains in f32)")
+	case k == device.CPU && c.Recompute:
+		return errors.New("Recompute needs Device cuda (the CPU engine keeps its graph's activations)")
 	case k == device.CUDA && c.TopKCache != "" && c.Losses.TopK > 0:
 		return errors.New("Device cuda: TopKCache is not used on the device (the teacher runs there each step); drop it or train on the CPU")
 	}
@@ -522,7 +528,7 @@ func (r *run) openEngine() error {
 		return fmt.Errorf("student: %w", err)
 	}
 	ec := EngineConfig{Arch: arch, Weights: src, Teacher: r.teacher,
-		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16}
+		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute}
 	if c.TopKCache != "" && c.Losses.TopK > 0 && r.teacher != nil {
 		if ec.TopKCache, err = OpenTopKCache(c.TopKCache, r.teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
 			return err

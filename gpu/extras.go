@@ -122,7 +122,7 @@ func (m *Model) allocQKNorm() error {
 		return err
 	}
 	if m.train {
-		qk.pre, qk.rstd = make([]cuda.Buf, c.NumLayers), make([]cuda.Buf, c.NumLayers)
+		qk.pre, qk.rstd = make([]cuda.Buf, m.perLayer()), make([]cuda.Buf, m.perLayer())
 		for l := range qk.pre {
 			if qk.pre[l], err = m.alloc(R * (nH + nKV) * hd); err != nil {
 				return err
@@ -154,7 +154,7 @@ func (m *Model) qkNormForward(l int, qkv cuda.Buf, qw, kw string, keep bool) err
 	s, eps := qk.s, float32(c.NormEps)
 	pre, rstd, rstdK := s, cuda.Buf{}, cuda.Buf{}
 	if keep {
-		pre, rstd = qk.pre[l], qk.rstd[l]
+		pre, rstd = qk.pre[m.at(l)], qk.rstd[m.at(l)]
 		rstdK = rstd.Off(qk.rOff)
 	}
 	// inferring, the norm runs in place over the scratch (rmsnorm_fwd
@@ -177,7 +177,7 @@ func (m *Model) qkNormBackward(l int, dqkv, scratch, dqw, dkw cuda.Buf, qw, kw s
 	rows, nH, nKV, hd := m.rows(), c.NumHeads, c.NumKVHeads, c.HeadDim
 	NV := nH + 2*nKV
 	fused := dqkv.Slice(0, rows*NV*hd)
-	dy, dx, pre, rstd := qk.s, scratch, qk.pre[l], qk.rstd[l]
+	dy, dx, pre, rstd := qk.s, scratch, qk.pre[m.at(l)], qk.rstd[m.at(l)]
 	qn, kn := rows*nH*hd, rows*nKV*hd
 	return firstErr(
 		m.gather(dy, fused, qk.q, rows*nH),

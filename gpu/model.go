@@ -53,6 +53,10 @@ type Model struct {
 	owned                            []cuda.Buf
 	train                            bool
 	qk                               *qkNorm // qwen3's q/k norm (nil without)
+	// recompute (Options.Recompute): xs alone is per layer; the other
+	// activations are one layer's set, which the backward pass refills by
+	// running the layer again from xs[l].
+	recompute bool
 
 	// the buffers Infer uses, shared by all layers: the residual stream
 	// alternates between ix[0] and ix[1]. Allocated for train = false,
@@ -88,6 +92,10 @@ type Options struct {
 	// Train keeps every layer's activations and the attention
 	// probabilities for a backward pass.
 	Train bool
+	// Recompute (with Train) keeps only each layer's input: the backward
+	// pass recomputes the layer's activations (Engine), giving the same
+	// gradients bit for bit for about one more forward pass of compute.
+	Recompute bool
 	// WeightsBF16 stores the weight matrices (q/k/v/o, the MLP, lm_head
 	// and the embedding table) only as bf16 on the device, for an
 	// inference model (Train false): half their f32 bytes, and the bf16
@@ -133,6 +141,9 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("gpu: micro-batch %d and sequence length %d must be positive", batch, seq)
 	}
+	if o.Recompute && !train {
+		return nil, fmt.Errorf("gpu: Recompute is for training models (Train)")
+	}
 	if o.WeightsBF16 && train {
 		return nil, fmt.Errorf("gpu: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
 	}
@@ -141,7 +152,7 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
 	m := &Model{d: d, Cfg: cfg, arch: arch, Batch: batch, Seq: seq, act: arch.Act, rms: arch.RMSNorm, normBias: arch.NormBias,
-		byName: map[string]int{}, train: train, AttnTC: true, weightsBF16: o.WeightsBF16}
+		byName: map[string]int{}, train: train, recompute: o.Recompute, AttnTC: true, weightsBF16: o.WeightsBF16}
 	total, totalB := 0, 0
 	for _, ti := range arch.Tensors {
 		n := ti.NumElements()
@@ -310,24 +321,25 @@ func (m *Model) EnableBF16() error {
 // allocBF16Acts allocates the bf16 copies of the linear layers' inputs.
 func (m *Model) allocBF16Acts() error {
 	c := m.Cfg
-	rows, H, F, L := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
+	rows, H, F := m.Batch*m.Seq, c.HiddenSize, c.IntermediateSize
 	var err error
 	one := func(dst *cuda.BF16, n int) {
 		if err == nil {
 			*dst, err = m.allocB(n)
 		}
 	}
-	many := func(dst *[]cuda.BF16, n int) {
-		*dst = make([]cuda.BF16, L)
+	many := func(dst *[]cuda.BF16, k, n int) {
+		*dst = make([]cuda.BF16, k)
 		for i := range *dst {
 			one(&(*dst)[i], n)
 		}
 	}
 	if m.train {
-		many(&m.h1b, rows*H)
-		many(&m.attb, rows*c.QDim())
-		many(&m.h2b, rows*H)
-		many(&m.ab, rows*F)
+		per := m.perLayer()
+		many(&m.h1b, per, rows*H)
+		many(&m.attb, per, rows*c.QDim())
+		many(&m.h2b, per, rows*H)
+		many(&m.ab, per, rows*F)
 		one(&m.hfb, rows*H)
 		if err == nil {
 			m.ihb, m.iattb, m.iab = m.h1b[0], m.attb[0], m.ab[0]
@@ -416,19 +428,20 @@ func (m *Model) allocActivations() error {
 		}
 	}
 	if m.train {
+		per := m.perLayer()
 		many(&m.xs, L+1, rows*H)
-		many(&m.xmid, L, rows*H)
-		many(&m.h1, L, rows*H)
-		many(&m.h2, L, rows*H)
-		many(&m.qkv, L, rows*W)
-		many(&m.att, L, rows*c.QDim())
-		many(&m.u, L, rows*uw)
-		many(&m.a, L, rows*F)
-		many(&m.mean1, L, rows)
-		many(&m.rstd1, L, rows)
-		many(&m.mean2, L, rows)
-		many(&m.rstd2, L, rows)
-		many(&m.probs, L, m.Batch*c.NumHeads*m.Seq*m.Seq)
+		many(&m.xmid, per, rows*H)
+		many(&m.h1, per, rows*H)
+		many(&m.h2, per, rows*H)
+		many(&m.qkv, per, rows*W)
+		many(&m.att, per, rows*c.QDim())
+		many(&m.u, per, rows*uw)
+		many(&m.a, per, rows*F)
+		many(&m.mean1, per, rows)
+		many(&m.rstd1, per, rows)
+		many(&m.mean2, per, rows)
+		many(&m.rstd2, per, rows)
+		many(&m.probs, per, m.Batch*c.NumHeads*m.Seq*m.Seq)
 		one(&m.hf, rows*H)
 		one(&m.meanf, rows)
 		one(&m.rstdf, rows)
@@ -593,6 +606,15 @@ func (m *Model) Forward() error {
 	return m.forward(nil, true)
 }
 
+// recomputeLayer runs layer l's forward pass again from its kept input
+// xs[l] into the shared activation set (recompute), for its backward pass.
+// It rewrites xs[l+1] with the same values.
+func (m *Model) recomputeLayer(l int) error {
+	p := &pass{m: m, keep: true, hk: &Hooks{}}
+	_, err := model.Layer(m.arch, model.Backend[cuda.Buf](p), l, m.xs[l])
+	return err
+}
+
 // layerBufs are the buffers one layer runs in.
 type layerBufs struct {
 	x, out      cuda.Buf // residual stream in and out
@@ -614,13 +636,34 @@ type layerBufs struct {
 	l  int
 }
 
-// bufs returns layer l's buffers: its own when keep (training), else the
-// shared ones with the residual stream read from ix[cur].
+// perLayer is how many layers' activation sets a training model keeps:
+// all, or one under recomputation.
+func (m *Model) perLayer() int {
+	if m.recompute {
+		return 1
+	}
+	return m.Cfg.NumLayers
+}
+
+// at is the index of layer l's activation set (0 under recomputation,
+// where one set serves every layer).
+func (m *Model) at(l int) int {
+	if m.recompute {
+		return 0
+	}
+	return l
+}
+
+// bufs returns layer l's buffers: its own when keep (training; under
+// recomputation one set shared by every layer, with the stream xs[l] and
+// xs[l+1] its own), else the shared ones with the residual stream read
+// from ix[cur].
 func (m *Model) bufs(l int, keep bool, cur int) layerBufs {
 	if keep {
-		return layerBufs{x: m.xs[l], out: m.xs[l+1], xmid: m.xmid[l], h1: m.h1[l], h2: m.h2[l], qkv: m.qkv[l], att: m.att[l],
-			u: m.u[l], a: m.a[l], mean1: m.mean1[l], rstd1: m.rstd1[l], mean2: m.mean2[l], rstd2: m.rstd2[l], probs: m.probs[l],
-			h1b: bAt(m.h1b, l), attb: bAt(m.attb, l), h2b: bAt(m.h2b, l), ab: bAt(m.ab, l)}
+		i := m.at(l)
+		return layerBufs{x: m.xs[l], out: m.xs[l+1], xmid: m.xmid[i], h1: m.h1[i], h2: m.h2[i], qkv: m.qkv[i], att: m.att[i],
+			u: m.u[i], a: m.a[i], mean1: m.mean1[i], rstd1: m.rstd1[i], mean2: m.mean2[i], rstd2: m.rstd2[i], probs: m.probs[i],
+			h1b: bAt(m.h1b, i), attb: bAt(m.attb, i), h2b: bAt(m.h2b, i), ab: bAt(m.ab, i)}
 	}
 	out := m.ix[1-cur]
 	return layerBufs{x: m.ix[cur], out: out, xmid: out, h1: m.ih, h2: m.ih, qkv: m.iqkv, att: m.iatt,

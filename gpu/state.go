@@ -172,3 +172,17 @@ func (t *Engine) tensorSize(name string) int {
 	}
 	return t.S.params[t.S.byName[name]].n
 }
+
+// ReadGrad downloads tensor name's gradient of the step in progress (the
+// sum over its micro-batches so far) into dst.
+func (t *Engine) ReadGrad(name string, dst []float32) error {
+	i, ok := t.S.byName[name]
+	if !ok {
+		return fmt.Errorf("gpu: no tensor %q on the device", name)
+	}
+	p := t.S.params[i]
+	if len(dst) != p.n {
+		return fmt.Errorf("gpu: gradient of %q has %d elements, dst %d", name, p.n, len(dst))
+	}
+	return t.S.d.Download(dst, t.stepGrad().Slice(p.off, p.off+p.n))
+}

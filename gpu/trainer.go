@@ -68,7 +68,7 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 			return nil, fmt.Errorf("device cuda: %w", err)
 		}
 	}
-	s, err := NewModel(d, c.Arch.Cfg, c.Weights, c.Batch, c.Seq, true)
+	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute})
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: student: %w", err)
 	}
@@ -105,6 +105,9 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	}
 	if err := losses.Validate(); err != nil {
 		return nil, err
+	}
+	if s.recompute && len(losses.Intermediate) > 0 {
+		return nil, fmt.Errorf("gpu: activation recomputation does not keep the hidden states the intermediate-state loss reads; train without one of them")
 	}
 	if losses.NeedsTeacher() {
 		if teacher == nil {
@@ -477,50 +480,56 @@ func (t *Engine) backward() error {
 	rot := c.RotaryDim()
 	for l := L - 1; l >= 0; l-- {
 		w := s.arch.Layer(l)
-		h1b, attb, h2b, ab := bAt(s.h1b, l), bAt(s.attb, l), bAt(s.h2b, l), bAt(s.ab, l)
+		if s.recompute {
+			if err := s.recomputeLayer(l); err != nil {
+				return fmt.Errorf("backward: recomputing layer %d: %w", l, err)
+			}
+		}
+		i := s.at(l) // the layer's activation set
+		h1b, attb, h2b, ab := bAt(s.h1b, i), bAt(s.attb, i), bAt(s.h2b, i), bAt(s.ab, i)
 		// MLP: xs[l+1] = xmid + a·Wdᵀ + b
 		err := firstErr(
 			s.toB(t.gb, t.g),
-			t.wgrad(w.Down, t.g, t.gb, 0, H, H, s.a[l], ab, F),
+			t.wgrad(w.Down, t.g, t.gb, 0, H, H, s.a[i], ab, F),
 			t.dgrad(t.da, t.g, t.gb, 0, H, H, w.Down, F, false),
 			t.biasGrad(t.g, w.DownBias))
 		if err == nil {
 			if c.GatedMLP() {
 				err = firstErr(
-					d.BackwardGated(s.act, t.du, t.du.Off(F), t.da, s.u[l], s.u[l].Off(F), rows, F, 2*F),
+					d.BackwardGated(s.act, t.du, t.du.Off(F), t.da, s.u[i], s.u[i].Off(F), rows, F, 2*F),
 					s.toB(t.dub, t.du),
-					t.wgrad(w.Gate, t.du, t.dub, 0, 2*F, F, s.h2[l], h2b, H),
-					t.wgrad(w.Up, t.du, t.dub, F, 2*F, F, s.h2[l], h2b, H),
+					t.wgrad(w.Gate, t.du, t.dub, 0, 2*F, F, s.h2[i], h2b, H),
+					t.wgrad(w.Up, t.du, t.dub, F, 2*F, F, s.h2[i], h2b, H),
 					t.dgrad(t.dh, t.du, t.dub, 0, 2*F, F, w.Gate, H, false),
 					t.dgrad(t.dh, t.du, t.dub, F, 2*F, F, w.Up, H, true),
 					t.biasGrad(t.du, w.GateBias, w.UpBias))
 			} else {
 				err = firstErr(
-					d.ActivationBackward(s.act, t.du, t.da, s.u[l]),
+					d.ActivationBackward(s.act, t.du, t.da, s.u[i]),
 					s.toB(t.dub, t.du),
-					t.wgrad(w.Up, t.du, t.dub, 0, F, F, s.h2[l], h2b, H),
+					t.wgrad(w.Up, t.du, t.dub, 0, F, F, s.h2[i], h2b, H),
 					t.dgrad(t.dh, t.du, t.dub, 0, F, F, w.Up, H, false),
 					t.biasGrad(t.du, w.UpBias))
 			}
 		}
 		if err == nil {
-			err = t.normBack(t.g, t.dh, s.xmid[l], s.mean2[l], s.rstd2[l], w.MLPNorm, w.MLPNormBias, true)
+			err = t.normBack(t.g, t.dh, s.xmid[i], s.mean2[i], s.rstd2[i], w.MLPNorm, w.MLPNormBias, true)
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's MLP: %w", l, err)
 		}
 		// attention: xmid = xs[l] + att·Woᵀ + b
-		q := s.qkv[l]
+		q := s.qkv[i]
 		attnBack := d.AttentionBackward
 		if s.AttnTC {
 			attnBack = d.AttentionBackwardTC
 		}
 		err = firstErr(
 			s.toB(t.gb, t.g),
-			t.wgrad(w.O, t.g, t.gb, 0, H, H, s.att[l], attb, QD),
+			t.wgrad(w.O, t.g, t.gb, 0, H, H, s.att[i], attb, QD),
 			t.dgrad(t.datt, t.g, t.gb, 0, H, H, w.O, QD, false),
 			t.biasGrad(t.g, w.OBias),
-			attnBack(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[l], dims, W, W, W))
+			attnBack(t.dqkv, t.dqkv.Off(QD), t.dqkv.Off(QD+KVD), t.datt, q, q.Off(QD), q.Off(QD+KVD), s.probs[i], dims, W, W, W))
 		if err == nil && rot > 0 {
 			// RoPE is a rotation: its backward is the inverse rotation.
 			err = firstErr(
@@ -533,15 +542,15 @@ func (t *Engine) backward() error {
 		if err == nil {
 			err = firstErr(
 				s.toB(t.dqkvb, t.dqkv),
-				t.wgrad(w.Q, t.dqkv, t.dqkvb, 0, W, QD, s.h1[l], h1b, H),
-				t.wgrad(w.K, t.dqkv, t.dqkvb, QD, W, KVD, s.h1[l], h1b, H),
-				t.wgrad(w.V, t.dqkv, t.dqkvb, QD+KVD, W, KVD, s.h1[l], h1b, H),
+				t.wgrad(w.Q, t.dqkv, t.dqkvb, 0, W, QD, s.h1[i], h1b, H),
+				t.wgrad(w.K, t.dqkv, t.dqkvb, QD, W, KVD, s.h1[i], h1b, H),
+				t.wgrad(w.V, t.dqkv, t.dqkvb, QD+KVD, W, KVD, s.h1[i], h1b, H),
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, 0, W, QD, w.Q, H, false),
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD, W, KVD, w.K, H, true),
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, w.V, H, true),
 				t.biasGrad(t.dqkv, w.QBias, w.KBias, w.VBias),
 				t.is.addGrad(d, l, t.dh),
-				t.normBack(t.g, t.dh, s.xs[l], s.mean1[l], s.rstd1[l], w.AttnNorm, w.AttnNormBias, true))
+				t.normBack(t.g, t.dh, s.xs[l], s.mean1[i], s.rstd1[i], w.AttnNorm, w.AttnNormBias, true))
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)

@@ -68,6 +68,8 @@ type TrainOptions struct {
 	Device      string   `yaml:"device"`
 	BF16        bool     `yaml:"bf16"`
 	Zero        int      `yaml:"zero"`
+	Precision   string   `yaml:"precision"`
+	Recompute   bool     `yaml:"recompute"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -114,7 +116,9 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.BoolVar(&o.SkipNonFin, "skip-nonfinite", false, "skip steps whose loss or gradient is not finite (default: stop with an error)")
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores, divided among the ranks on the machine under mpirun/srun)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
-	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only)")
+	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only); the same as --precision bf16")
+	f.StringVar(&o.Precision, "precision", "f32", "with --device cuda: f32 (TF32 products) or bf16 (mixed precision, as --bf16)")
+	f.BoolVar(&o.Recompute, "recompute", false, "with --device cuda: keep only each layer's input and recompute the layer in the backward pass (same gradients, a fraction of the activation memory; see minitron plan)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
 	f.IntVar(&o.Zero, "zero", -1, "under mpirun/srun (bin/minitron-mpi): ZeRO stage of the optimizer state over the ranks: 0 every rank holds all of it, 1 the AdamW moments are sharded, 2 the reduced gradients too (default 1 with more than one rank)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
@@ -180,6 +184,14 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	default:
 		return c, fmt.Errorf("--zero %d: want 0, 1 or 2", o.Zero)
 	}
+	switch o.Precision {
+	case "", "f32":
+	case "bf16":
+		c.BF16 = true
+	default:
+		return c, fmt.Errorf("--precision %q: want f32 or bf16", o.Precision)
+	}
+	c.Recompute = o.Recompute
 	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
 		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)
 	}
@@ -353,7 +365,9 @@ loop: data order, schedule, metrics, checkpoints and --resume are unchanged, and
 the same files, so a run can resume on either device. Every loss runs there: --ce, --kl,
 --reverse-kl with --temperature, --top-k, --intermediate, with gradient accumulation and
 --skip-nonfinite. Only --top-k-cache is refused (the teacher runs on the device each step).
---bf16 adds mixed precision there (bf16 linear-layer products, f32 master weights).
+--precision bf16 (or --bf16) adds mixed precision there (bf16 linear-layer products, f32
+master weights), --recompute recomputes each layer in the backward pass instead of keeping
+its activations; 'minitron plan' says what fits.
 
 Under mpirun or srun (bin/minitron-mpi, make build-mpi; bin/minitron-cuda-mpi on GPUs) each rank
 trains its share of every global batch and the gradients are summed over the ranks; --zero shards
