@@ -70,6 +70,11 @@ type EngineConfig struct {
 	// CUDA only: keep only each layer's input and recompute the layer in
 	// the backward pass (the same gradients, less memory).
 	Recompute bool
+	// LogitChunk > 0 computes the logits, the losses and their gradients
+	// over chunks of that many tokens, so that the full [tokens, vocab]
+	// logits of the student and of the teacher never exist at once (0:
+	// the whole micro-batch; the CPU engine's default, byte for byte).
+	LogitChunk int
 }
 
 // EngineFactory builds an engine for a device.

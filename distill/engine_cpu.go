@@ -45,7 +45,7 @@ func newCPUEngine(c EngineConfig) (Engine, error) {
 	if c.Recompute {
 		return nil, fmt.Errorf("Recompute needs the CUDA device (the CPU engine keeps its graph's activations)")
 	}
-	s, err := newStudent(c.Arch, c.Weights, c.Batch, c.Seq, c.Losses)
+	s, err := newStudent(c.Arch, c.Weights, c.Batch, c.Seq, c.Losses, c.LogitChunk)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func (e *cpuEngine) teacherLogits(tokens [][]int32) error {
 			return err
 		}
 		if ok {
-			st.topIdx, st.topVal, st.teacher = idx, val, nil
+			st.topIdx, st.topVal, st.teacher, st.teacherH = idx, val, nil, nil
 			return nil
 		}
 	}
@@ -101,6 +101,16 @@ func (e *cpuEngine) teacherLogits(tokens [][]int32) error {
 			}
 		}
 		fo = &model.ForwardOptions{Hooks: &model.Hooks{AttnNorm: capture, FinalNorm: capture}}
+	}
+	if st.chunk > 0 {
+		rows := e.s.Batch * e.s.Seq
+		if err := st.teacherChunked(e.teacher, e.ids, fo, rows, e.s.Cfg.VocabSize); err != nil {
+			return err
+		}
+		if e.topK != nil && st.losses.TopK > 0 {
+			return e.topK.Store(tokens, st.topIdx, st.topVal)
+		}
+		return nil
 	}
 	logits, err := e.teacher.Forward(e.ids, fo)
 	if err != nil {

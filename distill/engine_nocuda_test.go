@@ -22,7 +22,15 @@ func TestRunDeviceWithoutCUDA(t *testing.T) {
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "BF16 needs Device cuda") {
 		t.Fatalf("--bf16 on the CPU: %v", err)
 	}
-	c.Device, c.BF16 = "tpu", false
+	c.BF16, c.Recompute = false, true
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "Recompute needs Device cuda") {
+		t.Fatalf("--recompute on the CPU: %v", err)
+	}
+	c.Recompute, c.LogitChunk = false, -1
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "logit chunk -1") {
+		t.Fatalf("a negative logit chunk: %v", err)
+	}
+	c.Device, c.BF16, c.LogitChunk = "tpu", false, 0
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), `device "tpu": want cpu or cuda`) {
 		t.Fatalf("--device tpu: %v", err)
 	}

@@ -31,3 +31,29 @@ func ExampleRun() {
 	fmt.Println(res.Steps, res.ValLoss < 1.0)
 	// Output: 60 true
 }
+
+// The device memory per GPU of distilling Minitron-4B from Nemotron-4 15B
+// on 8 GPUs (the shapes by name; config.json paths work the same way).
+func ExampleNewPlan() {
+	teacher, _ := distill.PlanModelConfig("nemotron:nemotron-4-15b")
+	student, _ := distill.PlanModelConfig("nemotron:minitron-4b")
+	p, err := distill.NewPlan(distill.PlanConfig{Teacher: teacher, Student: student, Seq: 4096, Batch: 1,
+		Precision: "bf16", World: 8, Zero: 2, Recompute: true, LogitChunk: 1024, Losses: distill.Losses{KL: 1}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, x := range p.Parts {
+		fmt.Printf("%-27s %5.1f GB\n", x.Name, float64(x.Bytes)/1e9)
+	}
+	fmt.Printf("per GPU %.1f GB\n", float64(p.PerGPUBytes)/1e9)
+	// Output:
+	// teacher_weights              31.3 GB
+	// student_weights               8.4 GB
+	// gradients                     2.1 GB
+	// master_weights_and_moments    6.4 GB
+	// activations                  10.6 GB
+	// logit_chunks                  2.7 GB
+	// workspace                     0.5 GB
+	// per GPU 62.1 GB
+}

@@ -48,8 +48,10 @@ type Student struct {
 
 // newStudent builds the training graph of arch for micro-batches of batch
 // sequences of seq tokens, with initial weights from src (every tensor of
-// TrainTensors); NewEngine has checked that arch is trainable.
-func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses Losses) (*Student, error) {
+// TrainTensors); NewEngine has checked that arch is trainable. chunk > 0
+// fuses the head and the loss over chunks of that many rows
+// (headLossNode); 0 keeps the logits whole.
+func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses Losses, chunk int) (*Student, error) {
 	if err := losses.Validate(); err != nil {
 		return nil, err
 	}
@@ -86,6 +88,9 @@ func newStudent(arch *model.Arch, src model.TensorSource, batch, seq int, losses
 	rows := batch * seq
 	s.st = &stepState{ids: make([]int, rows), targets: make([]int, rows), losses: losses,
 		rowLoss: make([]float32, rows), gradScale: 1 / float32(rows), train: true}
+	if chunk > 0 && chunk < rows {
+		s.st.chunk = chunk
+	}
 	if err := s.build(); err != nil {
 		return nil, err
 	}
@@ -121,9 +126,13 @@ func (s *Student) build() error {
 	}
 	H, V, rows := cfg.HiddenSize, cfg.VocabSize, gb.rows
 	hidden := gb.hidden
-	s.logits = logits.Op().(*kop).data()
-	if s.loss, err = lossNode("loss", logits, s.logits, s.st, rows, V); err != nil {
-		return err
+	if s.st.chunk > 0 {
+		s.loss = logits // the fused head and loss (graphBackend.Logits)
+	} else {
+		s.logits = logits.Op().(*kop).data()
+		if s.loss, err = lossNode("loss", logits, s.logits, s.st, rows, V); err != nil {
+			return err
+		}
 	}
 	if pairs := s.st.losses.Intermediate; len(pairs) > 0 {
 		hs := make([]*G.Node, len(pairs))
@@ -253,6 +262,10 @@ func (g *graphBackend) AddLinear(l int, st model.Step, x, y *G.Node, w, b string
 }
 
 func (g *graphBackend) Logits(h *G.Node, w string) (*G.Node, error) {
+	if g.s.st.chunk > 0 {
+		c := g.s.Cfg
+		return headLossNode("lm_head_loss", h, g.P(w), g.s.st, g.rows, c.HiddenSize, c.VocabSize)
+	}
 	return g.linear("lm_head", h, []string{w}, nil)
 }
 

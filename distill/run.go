@@ -100,6 +100,11 @@ type Config struct {
 	// recomputes the layer in the backward pass: the same gradients with
 	// the activations of one layer instead of all (see NewPlan).
 	Recompute bool
+	// LogitChunk > 0 computes the logits, losses and their gradients over
+	// chunks of that many tokens, so that the student's and the teacher's
+	// [tokens, vocab] logits never exist whole (a 256k vocabulary makes
+	// them 1 GB per 1,024 tokens per model in f32). 0: all at once.
+	LogitChunk int
 
 	// Comm makes the run one rank of a data-parallel job (nil, or a world
 	// of one without a Zero stage, runs alone): every rank draws the same global batch, takes
@@ -169,6 +174,9 @@ func (c *Config) defaults() error {
 	}
 	if c.SeqLen <= 0 || c.MicroBatch <= 0 {
 		return fmt.Errorf("seq-len (%d) and micro-batch (%d) must be positive", c.SeqLen, c.MicroBatch)
+	}
+	if c.LogitChunk < 0 {
+		return fmt.Errorf("logit chunk %d must be ≥ 0 (0: all tokens at once)", c.LogitChunk)
 	}
 	if c.GlobalBatch == 0 {
 		c.GlobalBatch = c.MicroBatch
@@ -528,7 +536,7 @@ func (r *run) openEngine() error {
 		return fmt.Errorf("student: %w", err)
 	}
 	ec := EngineConfig{Arch: arch, Weights: src, Teacher: r.teacher,
-		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute}
+		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute, LogitChunk: c.LogitChunk}
 	if c.TopKCache != "" && c.Losses.TopK > 0 && r.teacher != nil {
 		if ec.TopKCache, err = OpenTopKCache(c.TopKCache, r.teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
 			return err

@@ -33,7 +33,7 @@ func newTestStudent(cfg *model.Config, src model.TensorSource, batch, seq int, l
 	if err != nil {
 		return nil, err
 	}
-	return newStudent(arch, src, batch, seq, losses)
+	return newStudent(arch, src, batch, seq, losses, 0)
 }
 
 // The training graph's forward must be the inference forward: the CE of the

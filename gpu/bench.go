@@ -37,6 +37,21 @@ type BenchResult struct {
 	MFUTF32 float64 `json:"mfu_tf32"`
 	MFUBF16 float64 `json:"mfu_bf16"`
 	Loss    float64 `json:"loss"`
+	// PeakBytes is the device pool's measured peak (every buffer and
+	// kernel temporary the run allocated); PlanBytes is distill.NewPlan's
+	// total for the same run.
+	PeakBytes int64 `json:"pool_peak_bytes"`
+	PlanBytes int64 `json:"plan_bytes"`
+}
+
+// BenchConfig is what Bench runs.
+type BenchConfig struct {
+	Batch, Seq, Steps int
+	KD                bool // a teacher of the same shape and forward KL, else cross-entropy
+	BF16              bool // bf16 products (mixed precision), else TF32
+	Recompute         bool // Options.Recompute
+	LogitChunk        int  // Options.LogitChunk
+	Seed              uint64
 }
 
 // PeakTFLOPS returns the dense tensor-core peaks (TF32, BF16) of a GPU by
@@ -69,17 +84,21 @@ func TrainFLOPs(student, teacher *model.Config, batch, seq int) float64 {
 	return f
 }
 
-// Bench times steps training steps (after two warm-up steps) of a random
-// model of cfg on micro-batches of batch × seq tokens; kd adds a teacher of
-// the same shape and trains on forward KL, else on cross-entropy; bf16 runs
-// the linear layers' products in bf16 (Model.EnableBF16 for the student, a
-// bf16 weight store for the teacher), else TF32.
-func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bool, seed uint64) (BenchResult, error) {
+// Bench times bc.Steps training steps (after two warm-up steps) of a
+// random model of cfg on micro-batches of Batch × Seq tokens; KD adds a
+// teacher of the same shape and trains on forward KL, else on
+// cross-entropy; BF16 runs the linear layers' products in bf16
+// (Model.EnableBF16 for the student, a bf16 weight store for the teacher),
+// else TF32. It reports the pool's peak beside the memory plan's total
+// (both include whatever d held before).
+func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, error) {
+	batch, seq, steps, kd, bf16, seed := bc.Batch, bc.Seq, bc.Steps, bc.KD, bc.BF16, bc.Seed
 	if steps <= 0 {
 		steps = 5
 	}
 	res := BenchResult{Device: d.Name, Batch: batch, Seq: seq}
-	s, err := NewModel(d, cfg, model.NewRandomSource(cfg, model.F32, seed), batch, seq, true)
+	s, err := NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed), Options{Batch: batch, Seq: seq, Train: true,
+		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk})
 	if err != nil {
 		return res, err
 	}
@@ -96,7 +115,7 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 		losses = distill.Losses{KL: 1}
 		// the teacher only infers: with bf16 its weight matrices are stored
 		// bf16 alone (as distill's with Device cuda and BF16)
-		if teacher, err = NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), Options{Batch: batch, Seq: seq, WeightsBF16: bf16}); err != nil {
+		if teacher, err = NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed+1), Options{Batch: batch, Seq: seq, WeightsBF16: bf16, LogitChunk: bc.LogitChunk}); err != nil {
 			return res, err
 		}
 		defer teacher.Free()
@@ -143,5 +162,16 @@ func Bench(d *cuda.Device, cfg *model.Config, batch, seq, steps int, kd, bf16 bo
 	if tf, bf := PeakTFLOPS(d.Name); tf > 0 {
 		res.MFUTF32, res.MFUBF16 = res.TFLOPs/tf, res.TFLOPs/bf
 	}
+	res.PeakBytes = d.Pool().Peak
+	prec := "f32"
+	if bf16 {
+		prec = "bf16"
+	}
+	plan, err := distill.NewPlan(distill.PlanConfig{Student: cfg, Teacher: tcfg, Seq: seq, Batch: batch, Precision: prec,
+		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, Losses: losses})
+	if err != nil {
+		return res, fmt.Errorf("memory plan: %w", err)
+	}
+	res.PlanBytes = plan.PerGPUBytes
 	return res, nil
 }

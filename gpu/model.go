@@ -53,6 +53,10 @@ type Model struct {
 	owned                            []cuda.Buf
 	train                            bool
 	qk                               *qkNorm // qwen3's q/k norm (nil without)
+	// logitChunk (Options.LogitChunk) is the rows of the logits buffer
+	// when below Batch·Seq: the forward pass stops at the final norm and
+	// LogitsRows computes the logits a chunk of rows at a time.
+	logitChunk int
 	// recompute (Options.Recompute): xs alone is per layer; the other
 	// activations are one layer's set, which the backward pass refills by
 	// running the layer again from xs[l].
@@ -96,6 +100,12 @@ type Options struct {
 	// pass recomputes the layer's activations (Engine), giving the same
 	// gradients bit for bit for about one more forward pass of compute.
 	Recompute bool
+	// LogitChunk, when above 0 and below Batch·Seq, is the rows of
+	// logits that exist at once: Forward stops after the final norm and
+	// LogitsRows computes [chunk, vocab] of them at a time (the training
+	// engine's chunked losses), so the full [Batch·Seq, vocab] logits never
+	// exist.
+	LogitChunk int
 	// WeightsBF16 stores the weight matrices (q/k/v/o, the MLP, lm_head
 	// and the embedding table) only as bf16 on the device, for an
 	// inference model (Train false): half their f32 bytes, and the bf16
@@ -141,6 +151,12 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	if batch <= 0 || seq <= 0 {
 		return nil, fmt.Errorf("gpu: micro-batch %d and sequence length %d must be positive", batch, seq)
 	}
+	if o.LogitChunk < 0 {
+		return nil, fmt.Errorf("gpu: logit chunk %d must be ≥ 0", o.LogitChunk)
+	}
+	if o.LogitChunk >= batch*seq {
+		o.LogitChunk = 0 // one chunk: the whole micro-batch
+	}
 	if o.Recompute && !train {
 		return nil, fmt.Errorf("gpu: Recompute is for training models (Train)")
 	}
@@ -152,7 +168,7 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
 	m := &Model{d: d, Cfg: cfg, arch: arch, Batch: batch, Seq: seq, act: arch.Act, rms: arch.RMSNorm, normBias: arch.NormBias,
-		byName: map[string]int{}, train: train, recompute: o.Recompute, AttnTC: true, weightsBF16: o.WeightsBF16}
+		byName: map[string]int{}, train: train, recompute: o.Recompute, logitChunk: o.LogitChunk, AttnTC: true, weightsBF16: o.WeightsBF16}
 	total, totalB := 0, 0
 	for _, ti := range arch.Tensors {
 		n := ti.NumElements()
@@ -466,7 +482,7 @@ func (m *Model) allocActivations() error {
 		// an inference model allocates its logits at the first pass that
 		// wants them: importance's passes never do ([rows, V] is the largest
 		// activation with a 256k vocabulary)
-		one(&m.logits, rows*c.VocabSize)
+		one(&m.logits, m.logitRows()*c.VocabSize)
 	}
 	one(&m.ids, rows)
 	one(&m.targets, rows)
@@ -938,11 +954,52 @@ func (p *pass) Logits(h cuda.Buf, w string) (cuda.Buf, error) {
 	m, c := p.m, p.m.Cfg
 	if m.logits.IsNil() {
 		var err error
-		if m.logits, err = m.alloc(m.Batch * m.Seq * c.VocabSize); err != nil {
+		if m.logits, err = m.alloc(m.logitRows() * c.VocabSize); err != nil {
 			return m.logits, fmt.Errorf("logits: %w", err)
 		}
 	}
+	if m.Chunked() {
+		return m.logits, nil // LogitsRows computes them chunk by chunk
+	}
 	return m.logits, m.linear(m.logits, 0, c.VocabSize, h, m.hfb, c.HiddenSize, w, c.VocabSize, false)
+}
+
+// logitRows is the rows the logits buffer holds.
+func (m *Model) logitRows() int {
+	if m.Chunked() {
+		return m.logitChunk
+	}
+	return m.Batch * m.Seq
+}
+
+// Chunked reports logits computed a chunk of rows at a time
+// (Options.LogitChunk): Forward leaves the final norm's output, and
+// LogitsRows fills the logits buffer.
+func (m *Model) Chunked() bool { return m.logitChunk > 0 }
+
+// LogitChunk is the rows of one logit chunk (Batch·Seq when unchunked).
+func (m *Model) LogitChunk() int { return m.logitRows() }
+
+// LogitsRows writes the logits of rows [r0, r1) of the last forward pass
+// into the first (r1−r0)·vocab values of Logits(), from the final norm's
+// output (at most LogitChunk rows at a time).
+func (m *Model) LogitsRows(r0, r1 int) error {
+	c := m.Cfg
+	n, H, V := r1-r0, c.HiddenSize, c.VocabSize
+	if r0 < 0 || n <= 0 || n > m.logitRows() || r1 > m.rows() {
+		return fmt.Errorf("gpu: logits of rows [%d,%d) (chunk %d, %d rows)", r0, r1, m.logitRows(), m.rows())
+	}
+	if m.logits.IsNil() {
+		var err error
+		if m.logits, err = m.alloc(m.logitRows() * V); err != nil {
+			return fmt.Errorf("logits: %w", err)
+		}
+	}
+	head := m.arch.HeadTensor()
+	if m.bf16 {
+		return m.d.GemmBF16(false, true, n, V, H, 1, m.hfb.Off(r0*H), H, m.PB(head), H, 0, m.logits, V)
+	}
+	return m.d.Sgemm(false, true, n, V, H, 1, m.hf.Off(r0*H), H, m.P(head), H, 0, m.logits, V)
 }
 
 // Logits is the buffer Forward and Infer write the logits into: [rows,

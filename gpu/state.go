@@ -11,43 +11,47 @@ import (
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
-// teacherTopK selects the teacher's top-k logits per row (Losses.TopK > 0)
-// into topIdx and topVal: on the device (cuda.Device.TopK, kernels.TopK's
+// teacherTopK selects the teacher's top-k logits of rows [r0, r0+n) — the
+// chunk its logits buffer holds — (Losses.TopK > 0) into those rows of
+// topIdx and topVal: on the device (cuda.Device.TopK, kernels.TopK's
 // result exactly), or, for a k beyond what its shared-memory sort holds, on
 // the host with kernels.TopK (the teacher's logits go down once per
-// micro-batch).
-func (t *Engine) teacherTopK() error {
+// chunk).
+func (t *Engine) teacherTopK(r0, n int) error {
 	k := t.Losses.TopK
 	if k <= 0 || t.Teacher == nil {
 		return nil
 	}
 	s, d := t.S, t.S.d
-	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	V := s.Cfg.VocabSize
+	idx, val, logits := t.topIdx.Slice(r0*k, (r0+n)*k), t.topVal.Slice(r0*k, (r0+n)*k), t.Teacher.logits.Slice(0, n*V)
 	if k <= d.MaxTopK() {
-		return d.TopK(t.topIdx, t.topVal, t.Teacher.logits, rows, V, k)
+		return d.TopK(idx, val, logits, n, V, k)
 	}
 	if t.hostT == nil {
-		t.hostT, t.hostVal, t.hostIdx = make([]float32, rows*V), make([]float32, rows*k), make([]int32, rows*k)
+		C := s.LogitChunk()
+		t.hostT, t.hostVal, t.hostIdx = make([]float32, C*V), make([]float32, C*k), make([]int32, C*k)
 	}
-	if err := d.Download(t.hostT, t.Teacher.logits); err != nil {
+	if err := d.Download(t.hostT[:n*V], logits); err != nil {
 		return err
 	}
-	kernels.TopK(t.hostIdx, t.hostVal, t.hostT, rows, V, k)
-	if err := d.CopyFromInt32(t.topIdx, t.hostIdx); err != nil {
+	kernels.TopK(t.hostIdx[:n*k], t.hostVal[:n*k], t.hostT[:n*V], n, V, k)
+	if err := d.CopyFromInt32(idx, t.hostIdx[:n*k]); err != nil {
 		return err
 	}
-	return d.CopyFrom(t.topVal, t.hostVal)
+	return d.CopyFrom(val, t.hostVal[:n*k])
 }
 
-// klForward is the forward KL term: over the teacher's top-k logits when
-// Losses.TopK > 0, else over all of them.
-func (t *Engine) klForward(grad, student cuda.Buf, scale float32, acc bool) error {
+// klForward is the forward KL term over the n rows from r0 whose logits
+// are in student (the teacher's chunk in its logits buffer): over the
+// teacher's top-k logits when Losses.TopK > 0, else over all of them.
+func (t *Engine) klForward(grad, student cuda.Buf, r0, n int, scale float32, acc bool, rowLoss cuda.Buf) error {
 	s, d := t.S, t.S.d
-	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
+	V := s.Cfg.VocabSize
 	if k := t.Losses.TopK; k > 0 {
-		return d.KLForwardTopK(grad, student, t.topIdx, t.topVal, k, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
+		return d.KLForwardTopK(grad, student, t.topIdx.Slice(r0*k, (r0+n)*k), t.topVal.Slice(r0*k, (r0+n)*k), k, n, V, t.Losses.Tau(), scale, acc, rowLoss)
 	}
-	return d.KLForward(grad, student, t.Teacher.logits, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
+	return d.KLForward(grad, student, t.Teacher.logits.Slice(0, n*V), n, V, t.Losses.Tau(), scale, acc, rowLoss)
 }
 
 // ReadParam downloads tensor name's current weights into dst (for

@@ -189,7 +189,7 @@ func BenchmarkTrain100M(b *testing.B) {
 		kd, bf16 bool
 	}{{"ce", false, false}, {"kd", true, false}, {"ce-bf16", false, true}, {"kd-bf16", true, true}} {
 		b.Run(c.name, func(b *testing.B) {
-			r, err := gpu.Bench(dev, cfg, 8, 1024, max(b.N, 3), c.kd, c.bf16, 1)
+			r, err := gpu.Bench(dev, cfg, gpu.BenchConfig{Batch: 8, Seq: 1024, Steps: max(b.N, 3), KD: c.kd, BF16: c.bf16, Seed: 1})
 			must(b, err)
 			b.Logf("%+v", r)
 			b.ReportMetric(r.TokensPerS, "tokens/s")

@@ -68,7 +68,7 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 			return nil, fmt.Errorf("device cuda: %w", err)
 		}
 	}
-	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute})
+	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute, LogitChunk: c.LogitChunk})
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: student: %w", err)
 	}
@@ -80,7 +80,7 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 	}
 	var t *Model
 	if c.Teacher != nil {
-		if t, err = NewModelOpts(d, c.Teacher.Cfg, c.Teacher.Source(), Options{Batch: c.Batch, Seq: c.Seq, WeightsBF16: c.BF16}); err != nil {
+		if t, err = NewModelOpts(d, c.Teacher.Cfg, c.Teacher.Source(), Options{Batch: c.Batch, Seq: c.Seq, WeightsBF16: c.BF16, LogitChunk: c.LogitChunk}); err != nil {
 			return nil, fmt.Errorf("device cuda: teacher: %w", err)
 		}
 		closers = append(closers, t.Free)
@@ -112,6 +112,9 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	if losses.NeedsTeacher() {
 		if teacher == nil {
 			return nil, fmt.Errorf("gpu: the KL and intermediate-state losses need a teacher")
+		}
+		if teacher.LogitChunk() != s.LogitChunk() {
+			return nil, fmt.Errorf("gpu: teacher logit chunk %d differs from the student's %d", teacher.LogitChunk(), s.LogitChunk())
 		}
 		if teacher.Cfg.VocabSize != s.Cfg.VocabSize || teacher.Batch != s.Batch || teacher.Seq != s.Seq {
 			return nil, fmt.Errorf("gpu: teacher (vocab %d, %d×%d) does not match the student (vocab %d, %d×%d)",
@@ -152,7 +155,7 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 		one(&t.qkScratch, rows*(cfg.QDim()+2*cfg.KVDim()), false)
 	}
 	if len(losses.TrainTerms()) > 1 {
-		one(&t.mix, rows*cfg.VocabSize, false)
+		one(&t.mix, s.LogitChunk()*cfg.VocabSize, false)
 	}
 	if k := losses.TopK; k > 0 {
 		if k > cfg.VocabSize {
@@ -166,7 +169,7 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 		for _, x := range []struct {
 			dst *cuda.BF16
 			n   int
-		}{{&t.Gb, rows * cfg.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (cfg.QDim() + 2*cfg.KVDim())}} {
+		}{{&t.Gb, s.LogitChunk() * cfg.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (cfg.QDim() + 2*cfg.KVDim())}} {
 			if *x.dst, err = s.d.AllocBF16(x.n); err != nil {
 				break
 			}
@@ -214,18 +217,6 @@ func (t *Engine) gradOf(name string) cuda.Buf {
 	return t.grad.Slice(p.off, p.off+p.n)
 }
 
-// meanLoss downloads the per-row losses and averages them.
-func (t *Engine) meanLoss() (float64, error) {
-	if err := t.S.d.Download(t.hostLoss, t.rowLoss); err != nil {
-		return 0, err
-	}
-	var s float64
-	for _, v := range t.hostLoss {
-		s += float64(v)
-	}
-	return s / float64(len(t.hostLoss)), nil
-}
-
 // stepGrad is the buffer holding the step's gradient: the accumulation
 // arena over several micro-batches, else the backward pass's own.
 func (t *Engine) stepGrad() cuda.Buf {
@@ -247,9 +238,6 @@ func (t *Engine) forward(tokens [][]int32) error {
 		}
 		if err := t.teacherForward(); err != nil {
 			return fmt.Errorf("teacher forward: %w", err)
-		}
-		if err := t.teacherTopK(); err != nil {
-			return err
 		}
 	}
 	if err := t.S.Forward(); err != nil {
@@ -364,46 +352,99 @@ func (t *Engine) isGrad() cuda.Buf {
 	return t.is.g
 }
 
-// loss computes the given terms over the student's logits, each from a
-// copy of the logits when there are several (train: their gradients,
-// scaled by weight/(tokens × accum), summed in place over the logits, as
-// the CPU engine's loss op does; eval: zero-weighted, which leaves the
-// logits as they are).
+// loss computes the given terms over the student's logits a chunk of
+// rows at a time (Model.LogitChunk; one chunk unless the models were built
+// with Options.LogitChunk), each term from a copy of the chunk's logits
+// when there are several. In training their gradients, scaled by
+// weight/(tokens × accum), are summed in place over the chunk's logits, as
+// the CPU engine's loss op does, and the chunk goes back through the head:
+// the head's weight gradient accumulates over the chunks and dh gets the
+// chunk's rows. In evaluation the kernels run zero-weighted, which leaves
+// the logits as they are. The per-row losses are summed on the host in row
+// order, whatever the chunking.
 func (t *Engine) loss(terms []distill.Term, accum int, train bool) (distill.Parts, error) {
 	s, d := t.S, t.S.d
-	rows, V := s.Batch*s.Seq, s.Cfg.VocabSize
-	x := s.logits
-	src := x
-	if train && len(terms) > 1 {
-		if err := d.CopyBuf(t.mix, x); err != nil {
-			return distill.Parts{}, err
-		}
-		src = t.mix
-	}
+	rows, V, H := s.Batch*s.Seq, s.Cfg.VocabSize, s.Cfg.HiddenSize
+	C := s.LogitChunk()
 	gs := 1 / float32(rows*accum)
+	sums := make([]float64, len(terms))
+	head := s.arch.HeadTensor()
 	var p distill.Parts
-	for i, term := range terms {
-		scale, acc := float32(term.Weight)*gs, i > 0
+	for r0 := 0; r0 < rows; r0 += C {
+		n := min(C, rows-r0)
+		if s.Chunked() {
+			if err := s.LogitsRows(r0, r0+n); err != nil {
+				return p, err
+			}
+		}
+		if t.Teacher != nil {
+			if t.Teacher.Chunked() {
+				if err := t.Teacher.LogitsRows(r0, r0+n); err != nil {
+					return p, fmt.Errorf("teacher: %w", err)
+				}
+			}
+			if err := t.teacherTopK(r0, n); err != nil {
+				return p, err
+			}
+		}
+		x := s.logits.Slice(0, n*V)
+		src := x
+		if train && len(terms) > 1 {
+			if err := d.CopyBuf(t.mix.Slice(0, n*V), x); err != nil {
+				return p, err
+			}
+			src = t.mix.Slice(0, n*V)
+		}
+		rl := t.rowLoss.Slice(r0, r0+n)
+		for i, term := range terms {
+			scale, acc := float32(term.Weight)*gs, i > 0
+			if !train {
+				scale, acc = 0, true
+			}
+			var err error
+			switch term.Kind {
+			case distill.TermCE:
+				err = d.SoftmaxCrossEntropy(x, src, s.targets.Slice(r0, r0+n), n, V, scale, acc, rl)
+			case distill.TermKL:
+				err = t.klForward(x, src, r0, n, scale, acc, rl)
+			case distill.TermRKL:
+				err = d.KLReverse(x, src, t.Teacher.logits.Slice(0, n*V), n, V, t.Losses.Tau(), scale, acc, rl)
+			}
+			if err != nil {
+				return p, err
+			}
+			if err := d.Download(t.hostLoss[r0:r0+n], rl); err != nil {
+				return p, err
+			}
+			for _, v := range t.hostLoss[r0 : r0+n] {
+				sums[i] += float64(v)
+			}
+		}
 		if !train {
-			scale, acc = 0, true
+			continue
+		}
+		// the head's backward over the chunk: dW_head (+)= Gᵀ·hf, dh = G·W
+		beta := float32(1)
+		if r0 == 0 {
+			beta = 0
 		}
 		var err error
-		switch term.Kind {
-		case distill.TermCE:
-			err = d.SoftmaxCrossEntropy(x, src, s.targets, rows, V, scale, acc, t.rowLoss)
-		case distill.TermKL:
-			err = t.klForward(x, src, scale, acc)
-		case distill.TermRKL:
-			err = d.KLReverse(x, src, t.Teacher.logits, rows, V, t.Losses.Tau(), scale, acc, t.rowLoss)
+		if s.bf16 {
+			err = firstErr(
+				d.ToBF16(t.Gb, x),
+				d.GemmBF16(true, false, V, H, n, 1, t.Gb, V, s.hfb.Off(r0*H), H, beta, t.gradOf(head), H),
+				d.GemmBF16(false, false, n, H, V, 1, t.Gb, V, s.PB(head), H, 0, t.dh.Off(r0*H), H))
+		} else {
+			err = firstErr(
+				d.Sgemm(true, false, V, H, n, 1, x, V, s.hf.Off(r0*H), H, beta, t.gradOf(head), H),
+				d.Sgemm(false, false, n, H, V, 1, x, V, s.P(head), H, 0, t.dh.Off(r0*H), H))
 		}
 		if err != nil {
-			return p, err
+			return p, fmt.Errorf("backward through the head: %w", err)
 		}
-		v, err := t.meanLoss()
-		if err != nil {
-			return p, err
-		}
-		p.Set(term.Kind, v)
+	}
+	for i, term := range terms {
+		p.Set(term.Kind, sums[i]/float64(rows))
 	}
 	return p, nil
 }
@@ -463,15 +504,11 @@ func (t *Engine) backward() error {
 	s := t.S
 	d := s.d
 	c := s.Cfg
-	rows, H, F, V, L := s.Batch*s.Seq, c.HiddenSize, c.IntermediateSize, c.VocabSize, c.NumLayers
+	rows, H, F, L := s.Batch*s.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
 	QD, KVD := c.QDim(), c.KVDim()
 	W := QD + 2*KVD
-	head := s.arch.HeadTensor()
-	G := s.logits // holds dLoss/dlogits
+	// the head's backward ran chunk by chunk in loss: dh holds its part
 	if err := firstErr(
-		s.toB(t.Gb, G),
-		t.wgrad(head, G, t.Gb, 0, V, V, s.hf, s.hfb, H),
-		t.dgrad(t.dh, G, t.Gb, 0, V, V, head, H, false),
 		t.is.addGrad(d, L, t.dh),
 		t.normBack(t.g, t.dh, s.xs[L], s.meanf, s.rstdf, "model.norm.weight", "model.norm.bias", false)); err != nil {
 		return fmt.Errorf("backward through the head: %w", err)

@@ -470,3 +470,19 @@ func SequenceNLL(logits []float32, ids []int) (nll []float64, mean float64, err 
 	}
 	return nll, mean / float64(T-1), nil
 }
+
+// HeadRows writes the logits [rows, V] = h·headᵀ of rows final-norm
+// outputs h [rows, H] (the Hidden output of Forward): the head of a
+// forward pass applied a chunk of rows at a time, so that the logits of a
+// long batch need never exist whole.
+func (m *Model) HeadRows(logits, h []float32, rows int) error {
+	H, V := m.Cfg.HiddenSize, m.Cfg.VocabSize
+	if rows <= 0 || len(h) != rows*H || len(logits) != rows*V {
+		return fmt.Errorf("head: %d rows need h of %d and logits of %d values, got %d and %d", rows, rows*H, rows*V, len(h), len(logits))
+	}
+	if !m.resident {
+		m.streamMu.Lock()
+		defer m.streamMu.Unlock()
+	}
+	return m.applyHead(logits, h, rows)
+}

@@ -6,7 +6,9 @@
 # (3-step runs vs the CPU's losses; a 1-rank run through NCCL vs the run
 # without a communicator), importance (scores vs the CPU's) and
 # eval (LM scores vs the CPU's); with --bench also the GEMM, attention and
-# device-model benchmarks and `minitron bench train|forward --device cuda` on
+# device-model benchmarks and `minitron bench train|forward --device cuda`
+# (f32/TF32 and bf16, with and without --recompute, each with its measured
+# device memory peak against `minitron plan`) on
 # the issue's ~100M Nemotron at sequence 1024 (tokens/s, MFU). Nothing is
 # built here: build the binaries where the CUDA 11.8 headers are and carry them
 #   make cuda-test-bin    # → bin/cuda-*.test and bin/minitron-cuda (need libcuda.so.1 + a cuBLAS at run time)
@@ -131,9 +133,21 @@ if [ "$bench" = 1 ]; then
 		# the goal shape: a ~100M Nemotron at sequence 1024
 		shape="--arch nemotron --layers 8 --hidden 768 --heads 12 --kv-heads 4 --ffn 3072 --vocab 32000 --seq 1024"
 		if [ -x bin/minitron-cuda ]; then
-			bin/minitron-cuda bench train --device cuda $shape --batch 8
-			bin/minitron-cuda bench train --device cuda $shape --batch 8 --bf16
+			# f32/TF32 against bf16, each with and without recomputation:
+			# tokens/s, MFU, and the pool's measured peak against minitron plan
+			for prec in "" "--bf16"; do
+				for rc in "" "--recompute"; do
+					echo "== bench train $prec $rc"
+					bin/minitron-cuda bench train --device cuda $shape --batch 8 $prec $rc
+				done
+			done
+			# distillation from a same-shape teacher with chunked logits
+			echo "== bench train --loss kd --bf16 --recompute --logit-chunk 2048"
+			bin/minitron-cuda bench train --device cuda $shape --batch 8 --loss kd --bf16 --recompute --logit-chunk 2048
 			bin/minitron-cuda bench forward --device cuda $shape --batch 8
+			# what the paper's students need per 80 GB GPU (no GPU needed)
+			bin/minitron-cuda plan --teacher nemotron:nemotron-4-15b --student nemotron:minitron-8b --seq-len 4096 \
+				--precision bf16 --world-size 8 --zero 2 --recompute --logit-chunk 512
 		fi
 	} 2>&1 | tee "$out/bench.txt"
 fi

@@ -26,6 +26,9 @@ type BenchTrainOptions struct {
 	Device   string // cpu, or cuda (bench_train_device*.go)
 	BF16     bool   // cuda only: bf16 linear-layer products (gpu mixed precision)
 	Zero     int    // ZeRO stage of a data-parallel benchmark (under mpirun)
+	// cuda only: activation recomputation and chunked logits (as distill's)
+	Recompute  bool
+	LogitChunk int
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -65,6 +68,8 @@ collectives (gradient reduction, weight gather, metrics; waiting for a slower ra
 	f.StringVar(&o.Device, "device", "cpu", "cpu, or cuda (a GPU; needs the CUDA build, make build-cuda)")
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 linear-layer products with f32 master weights (as distill --bf16)")
 	f.IntVar(&o.Zero, "zero", 1, "under mpirun: ZeRO stage (0 replicated, 1 sharded moments, 2 also sharded gradients)")
+	f.BoolVar(&o.Recompute, "recompute", false, "with --device cuda: recompute each layer in the backward pass (as distill --recompute)")
+	f.IntVar(&o.LogitChunk, "logit-chunk", 0, "with --device cuda: logits and losses over chunks of this many tokens (as distill --logit-chunk)")
 	return cmd
 }
 
@@ -85,6 +90,9 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	}
 	if o.BF16 {
 		return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")
+	}
+	if o.Recompute || o.LogitChunk != 0 {
+		return fmt.Errorf("--recompute and --logit-chunk need --device cuda (bench train times the CPU graph as it is)")
 	}
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)

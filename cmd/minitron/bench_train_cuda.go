@@ -19,7 +19,8 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 		return err
 	}
 	defer d.Close()
-	r, err := gpu.Bench(d, cfg, o.Batch, o.Seq, o.Steps, o.Loss == "kd", o.BF16, 1)
+	r, err := gpu.Bench(d, cfg, gpu.BenchConfig{Batch: o.Batch, Seq: o.Seq, Steps: o.Steps, KD: o.Loss == "kd", BF16: o.BF16,
+		Recompute: o.Recompute, LogitChunk: o.LogitChunk, Seed: 1})
 	if err != nil {
 		return err
 	}
@@ -29,7 +30,8 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 		"device": r.Device, "cublas": d.BLASLibrary(), "params": r.Params, "loss": o.Loss, "bf16": o.BF16, "batch": o.Batch, "seq": o.Seq,
 		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
-		"device_pool_peak_mb": float64(d.Pool().Peak) / (1 << 20),
+		"device_pool_peak_mb": float64(r.PeakBytes) / (1 << 20), "plan_mb": float64(r.PlanBytes) / (1 << 20),
+		"recompute": o.Recompute, "logit_chunk": o.LogitChunk,
 	}
 	if o.JSON {
 		return printJSON(w, out)
@@ -37,6 +39,12 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 	prec := "f32/TF32"
 	if o.BF16 {
 		prec = "bf16 linear layers"
+	}
+	if o.Recompute {
+		prec += ", recompute"
+	}
+	if o.LogitChunk > 0 {
+		prec += fmt.Sprintf(", logit chunk %d", o.LogitChunk)
 	}
 	fmt.Fprintf(w, "%s L%d H%d heads %d/%d F%d V%d, batch %d × seq %d, loss %s, %s, %d params, %s (cuBLAS %s)\n",
 		cfg.Family, cfg.NumLayers, cfg.HiddenSize, cfg.NumHeads, cfg.NumKVHeads, cfg.IntermediateSize, cfg.VocabSize,
@@ -47,5 +55,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 	}
 	fmt.Fprintf(w, "tokens/s %.0f   best step %.1f ms   mean %.1f ms   %.2f TFLOP/s   %s\n",
 		r.TokensPerS, r.BestStepS*1000, r.MeanStepS*1000, r.TFLOPs, mfu)
+	fmt.Fprintf(w, "device pool peak %.1f MiB, minitron plan %.1f MiB (%+.1f%%)\n",
+		float64(r.PeakBytes)/(1<<20), float64(r.PlanBytes)/(1<<20), 100*float64(r.PlanBytes-r.PeakBytes)/float64(r.PeakBytes))
 	return nil
 }

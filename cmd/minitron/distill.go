@@ -70,6 +70,7 @@ type TrainOptions struct {
 	Zero        int      `yaml:"zero"`
 	Precision   string   `yaml:"precision"`
 	Recompute   bool     `yaml:"recompute"`
+	LogitChunk  int      `yaml:"logit_chunk"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
 }
@@ -117,6 +118,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.IntVar(&o.Threads, "threads", 0, "worker goroutines (default: all cores, divided among the ranks on the machine under mpirun/srun)")
 	f.StringVar(&o.BLASCore, "blas-core", "", blasCoreHelp)
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 products in the linear layers (f32 accumulation and master weights; the teacher's weights stored as bf16 only); the same as --precision bf16")
+	f.IntVar(&o.LogitChunk, "logit-chunk", 0, "compute the logits, losses and their gradients over chunks of this many tokens, so the [tokens, vocab] logits never exist whole (0: all at once)")
 	f.StringVar(&o.Precision, "precision", "f32", "with --device cuda: f32 (TF32 products) or bf16 (mixed precision, as --bf16)")
 	f.BoolVar(&o.Recompute, "recompute", false, "with --device cuda: keep only each layer's input and recompute the layer in the backward pass (same gradients, a fraction of the activation memory; see minitron plan)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
@@ -191,7 +193,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	default:
 		return c, fmt.Errorf("--precision %q: want f32 or bf16", o.Precision)
 	}
-	c.Recompute = o.Recompute
+	c.Recompute, c.LogitChunk = o.Recompute, o.LogitChunk
 	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
 		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)
 	}

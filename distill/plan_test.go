@@ -1,0 +1,142 @@
+package distill
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+func planModel(t *testing.T, spec string) *model.Config {
+	t.Helper()
+	c, err := PlanModelConfig(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// The issue's case: Minitron-8B distilled from Nemotron-4 15B on 8 GPUs in
+// bf16 with --zero 2 and recomputation, sequence 4096, micro-batch 1,
+// logits in chunks of 512 tokens: under 80 GB per GPU, every part present,
+// and the weights, gradients and optimizer shards alone about 62 GB (31.3
+// GB bf16 teacher + 16.5 GB bf16 student + 4.1 GB f32 gradient shard + 12.4
+// GB f32 master and moment shards).
+func TestPlanMinitron8BFits(t *testing.T) {
+	p, err := NewPlan(PlanConfig{Teacher: planModel(t, "nemotron:nemotron-4-15b"), Student: planModel(t, "nemotron:minitron-8b"),
+		Seq: 4096, Batch: 1, Precision: "bf16", World: 8, Zero: 2, Recompute: true, LogitChunk: 512, Losses: Losses{KL: 1}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%+v", p)
+	if p.PerGPUBytes >= 80e9 {
+		t.Errorf("per GPU %d bytes, want under 80 GB", p.PerGPUBytes)
+	}
+	for _, x := range p.Parts {
+		if x.Bytes <= 0 {
+			t.Errorf("part %s is %d bytes", x.Name, x.Bytes)
+		}
+	}
+	state := p.Part(PartTeacherWeights) + p.Part(PartStudentWeights) + p.Part(PartGradients) + p.Part(PartOptimizer)
+	if state < 60e9 || state > 66e9 {
+		t.Errorf("weights, gradients and optimizer shards %d bytes, want about 62 GB", state)
+	}
+	if p.StudentParams != 8_271_699_968 || p.TeacherParams != 15_628_775_424 {
+		t.Errorf("parameters %d / %d, want Minitron-8B's 8.27B and Nemotron-4 15B's 15.63B", p.StudentParams, p.TeacherParams)
+	}
+}
+
+// The formula's parts one setting at a time, on a model big enough that
+// the pool's rounding is exact per 64 MiB (checked with cuda.SizeClass).
+func TestPlanParts(t *testing.T) {
+	st := planModel(t, "llama:llama-3.1-minitron-4b")
+	te := planModel(t, "llama:llama-3.1-8b")
+	P := st.ParamCounts().Total
+	base := PlanConfig{Student: st, Seq: 2048, Batch: 1, Losses: Losses{CE: 1}}
+	plan := func(mod func(*PlanConfig)) Plan {
+		c := base
+		mod(&c)
+		p, err := NewPlan(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	f32 := plan(func(*PlanConfig) {})
+	cls := func(n int64) int64 { return cuda.SizeClass(n) }
+	for _, c := range []struct {
+		name   string
+		got    int64
+		want   int64
+		reason string
+	}{
+		{"f32 weights", f32.Part(PartStudentWeights), cls(4 * P), "4 B per parameter, the master copy itself"},
+		{"f32 gradients", f32.Part(PartGradients), cls(4 * P), "4 B per parameter"},
+		{"f32 moments", f32.Part(PartOptimizer), 2 * cls(4*P), "two f32 moments"},
+		{"no teacher", f32.Part(PartTeacherWeights), 0, "CE alone needs no teacher"},
+		{"bf16 weights", plan(func(c *PlanConfig) { c.Precision = "bf16" }).Part(PartStudentWeights), cls(2 * P), "the bf16 copy"},
+		{"bf16 master+moments", plan(func(c *PlanConfig) { c.Precision = "bf16" }).Part(PartOptimizer), 3 * cls(4*P), "f32 master and two moments"},
+		{"zero 1 moments", plan(func(c *PlanConfig) { c.World, c.Zero = 8, 1 }).Part(PartOptimizer), 2 * cls(4*((P+7)/8)), "moments sharded over 8"},
+		{"zero 1 gradients", plan(func(c *PlanConfig) { c.World, c.Zero = 8, 1 }).Part(PartGradients), cls(4 * P), "gradients whole under --zero 1"},
+		{"zero 2 gradients", plan(func(c *PlanConfig) { c.World, c.Zero = 8, 2 }).Part(PartGradients), cls(4 * ((P + 7) / 8)), "gradients sharded under --zero 2"},
+		{"accumulation", plan(func(c *PlanConfig) { c.Accum = 4 }).Part(PartGradients), 2 * cls(4*P), "the step's gradient sum beside the backward pass's"},
+		{"world without zero", plan(func(c *PlanConfig) { c.World = 8 }).PerGPUBytes, f32.PerGPUBytes, "plain data parallelism holds everything on every rank"},
+		{"teacher f32", plan(func(c *PlanConfig) { c.Teacher, c.Losses = te, Losses{KL: 1} }).Part(PartTeacherWeights), cls(4 * te.ParamCounts().Total), "an f32 teacher"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d, want %d (%s)", c.name, c.got, c.want, c.reason)
+		}
+	}
+	rec := plan(func(c *PlanConfig) { c.Recompute = true })
+	if a, b := rec.Part(PartActivations), f32.Part(PartActivations); a*10 > b {
+		t.Errorf("recomputation keeps %d activation bytes of %d, want under a tenth at 32 layers", a, b)
+	}
+	ch := plan(func(c *PlanConfig) { c.LogitChunk = 256 })
+	if a, b := ch.Part(PartLogitChunks), f32.Part(PartLogitChunks); a*7 > b {
+		t.Errorf("256-token chunks keep %d logit bytes of %d (2048 tokens), want an eighth", a, b)
+	}
+	b16 := plan(func(c *PlanConfig) { c.Teacher, c.Losses, c.Precision = te, Losses{KL: 1}, "bf16" })
+	if a, b := b16.Part(PartTeacherWeights), 2*te.ParamCounts().Total; a < b || a > b+b/100 {
+		t.Errorf("bf16 teacher %d bytes, want about 2 B per parameter (%d)", a, b)
+	}
+	js, err := json.Marshal(f32)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back struct {
+		PerGPU int64            `json:"per_gpu_bytes"`
+		Parts  map[string]int64 `json:"parts"`
+	}
+	if err := json.Unmarshal(js, &back); err != nil || back.PerGPU != f32.PerGPUBytes || len(back.Parts) != 7 {
+		t.Errorf("JSON %s: %+v, %v", js, back, err)
+	}
+}
+
+func TestPlanErrors(t *testing.T) {
+	st := planModel(t, "llama:tiny")
+	for _, c := range []struct {
+		c      PlanConfig
+		want   string
+		reason string
+	}{
+		{PlanConfig{Seq: 8, Batch: 1, Losses: Losses{CE: 1}}, "no student", "a student is required"},
+		{PlanConfig{Student: st, Batch: 1, Losses: Losses{CE: 1}}, "must be positive", "no sequence length"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, Zero: 2, Losses: Losses{CE: 1}}, "world size above 1", "--zero on one GPU"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, World: 2, Zero: 3, Losses: Losses{CE: 1}}, "want 0, 1 or 2", "no stage 3"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, Precision: "fp8", Losses: Losses{CE: 1}}, "want f32 or bf16", "unknown precision"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, Losses: Losses{KL: 1}}, "need a teacher", "KL without a teacher"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, LogitChunk: -1, Losses: Losses{CE: 1}}, "logit chunk", "negative chunk"},
+	} {
+		if _, err := NewPlan(c.c); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", c.reason, err, c.want)
+		}
+	}
+	if _, err := PlanModelConfig("nemotron:no-such-size"); err == nil || !strings.Contains(err.Error(), "no-such-size") {
+		t.Errorf("unknown size: %v", err)
+	}
+	if _, err := PlanModelConfig(t.TempDir()); err == nil || !strings.Contains(err.Error(), "config.json") {
+		t.Errorf("a directory without config.json: %v", err)
+	}
+}
