@@ -162,7 +162,13 @@ const (
 //     size once as the pool keeps it cached.
 //
 // The world and --zero enter only through s(·): activations and logits
-// are per micro-batch on every rank.
+// are per micro-batch on every rank. --zero 1 shards the moments (and in
+// bf16 the f32 master weights: the forward reads the bf16 copy); --zero 2
+// also the gradient, which assumes each gradient bucket goes to its owner
+// as the backward pass produces it. The device engine does not train
+// data-parallel yet, so these rows are the layout it needs, not a measured
+// one (the CPU engine's --zero keeps its full f32 weights, its master
+// copy, and one micro-batch's full gradient).
 func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Student == nil {
 		return Plan{}, fmt.Errorf("plan: no student config")
