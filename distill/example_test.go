@@ -52,8 +52,8 @@ func ExampleNewPlan() {
 	// student_weights               8.4 GB
 	// gradients                     2.1 GB
 	// master_weights_and_moments    6.4 GB
-	// activations                  10.6 GB
+	// activations                   6.3 GB
 	// logit_chunks                  2.7 GB
-	// workspace                     0.5 GB
-	// per GPU 62.1 GB
+	// workspace                     0.1 GB
+	// per GPU 57.4 GB
 }

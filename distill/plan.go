@@ -150,14 +150,16 @@ const (
 //     q|k|v, the attention output, the MLP's input products and its
 //     activation, and the attention probabilities [B, heads, T, T]; with
 //     --recompute the residual stream entering each layer (L+1 of [B·T,
-//     H]) and one layer's set. In bf16 the inputs of the products also
+//     H]) and one layer's set, whose attention runs a sequence and a KV
+//     group at a time (probabilities [heads/KV heads, T, T], recomputed
+//     for the backward pass). In bf16 the inputs of the products also
 //     have bf16 copies. Then the backward pass's gradient scratch, and the
 //     teacher's inference buffers (one layer's, shared by all layers).
 //   - logit chunks: the student's and the teacher's logits of one chunk
 //     [chunk, V] (f32), a copy when several loss terms read them, the
 //     bf16 copy of their gradient in bf16, and the teacher's top-k.
 //   - workspace: the temporaries kernels allocate (attention backward's
-//     [KV heads, T, T] scores, the norms' column sums, the gradient norm's
+//     [KV heads, T, T] scores, [T, T] under --recompute, the norms' column sums, the gradient norm's
 //     accumulator, a bf16 teacher upload's 8 MiB staging buffer), each
 //     size once as the pool keeps it cached.
 //
@@ -262,7 +264,12 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	p.f32(A, rows*uw, per)
 	p.f32(A, rows*F, per)
 	p.f32(A, rows, 4*per)
-	p.f32(A, int64(c.Batch)*int64(s.NumHeads)*T*T, per)
+	groupScores := int64(s.NumHeads/s.NumKVHeads) * T * T // one sequence's heads of one KV group
+	if c.Recompute {
+		p.f32(A, groupScores, 1) // attention a (sequence, KV group) at a time
+	} else {
+		p.f32(A, int64(c.Batch)*int64(s.NumHeads)*T*T, per)
+	}
 	p.f32(A, rows*H, 1) // final norm
 	p.f32(A, rows, 2)
 	p.f32(A, rows, 3) // ids, targets, positions
@@ -306,7 +313,11 @@ func NewPlan(c PlanConfig) (Plan, error) {
 
 	// workspace: attention backward's scores of one call's KV heads, the
 	// norms' column-sum blocks, the gradient norm's accumulator
-	p.tempF32(int64(s.NumKVHeads)*T*T, 1)
+	if c.Recompute {
+		p.tempF32(T*T, 1)
+	} else {
+		p.tempF32(int64(s.NumKVHeads)*T*T, 1)
+	}
 	if chunks := (rows + planNormRows - 1) / planNormRows; chunks > 1 {
 		alive := 1
 		if s.Family == model.Nemotron {
@@ -388,7 +399,7 @@ func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chu
 	p.f32(A, rows*W, 1)
 	p.f32(A, rows*int64(t.QDim()), 1)
 	p.f32(A, rows*uw, 1)
-	p.f32(A, int64(t.NumHeads)*T*T, 1) // one sequence's scores at a time
+	p.f32(A, int64(t.NumHeads/t.NumKVHeads)*T*T, 1) // one sequence's scores of one KV group at a time
 	p.f32(A, rows, 3)
 	if rot := int64(t.RotaryDim()); rot > 0 {
 		p.f32(A, T*rot/2, 2)

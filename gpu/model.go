@@ -457,7 +457,11 @@ func (m *Model) allocActivations() error {
 		many(&m.rstd1, per, rows)
 		many(&m.mean2, per, rows)
 		many(&m.rstd2, per, rows)
-		many(&m.probs, per, m.Batch*c.NumHeads*m.Seq*m.Seq)
+		scores := m.Batch * c.NumHeads * m.Seq * m.Seq
+		if m.recompute {
+			scores = m.groupScores() // attnGroups, forward and backward
+		}
+		many(&m.probs, per, scores)
 		one(&m.hf, rows*H)
 		one(&m.meanf, rows)
 		one(&m.rstdf, rows)
@@ -474,8 +478,9 @@ func (m *Model) allocActivations() error {
 		one(&m.iqkv, rows*W)
 		one(&m.iatt, rows*c.QDim())
 		one(&m.iu, rows*uw)
-		// the tensor-core path needs room for one sequence's scores
-		many(&m.probs, 1, c.NumHeads*m.Seq*m.Seq)
+		// the tensor-core path (attnGroups) needs room for one sequence's
+		// scores of one KV group
+		many(&m.probs, 1, m.groupScores())
 		m.hf = m.ih
 	}
 	if m.train {
@@ -739,6 +744,9 @@ func (m *Model) attention(lb *layerBufs) error {
 		return lb.kv.attention(lb.att, q, dims, lb.l)
 	}
 	switch {
+	case !lb.split && m.recompute:
+		// the backward pass recomputes each group's scores (attnGroups)
+		return m.attnGroups(lb.att, q, lb.probs, nil)
 	case !lb.split && m.AttnTC:
 		return d.AttentionTC(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, lb.probs)
 	case !lb.split:
@@ -746,12 +754,43 @@ func (m *Model) attention(lb *layerBufs) error {
 	case !m.AttnTC:
 		return d.Attention(lb.att, q, q.Off(QD), q.Off(QD+KVD), dims, cuda.Buf{})
 	}
-	B, T := dims.Batch, dims.Tq
-	dims.Batch = 1
+	return m.attnGroups(lb.att, q, lb.probs, nil)
+}
+
+// groupScores is the room attnGroups needs for scores: one sequence's
+// query heads of one KV group, [Heads/KVHeads, T, T].
+func (m *Model) groupScores() int {
+	c := m.Cfg
+	return c.NumHeads / c.NumKVHeads * m.Seq * m.Seq
+}
+
+// attnGroups runs the tensor-core attention of the active shape one
+// sequence and one KV group (its query heads against their KV head) at a
+// time, so probs holds one group's scores (groupScores), not every head's:
+// [heads, T, T] is the largest activation at a long sequence. Each head's
+// products and softmax are those of the whole call. back, when set, runs
+// right after each group's forward with its dimensions and the offsets of
+// its q, k, v and output columns (the backward pass under recomputation).
+func (m *Model) attnGroups(att, qkv, probs cuda.Buf, back func(dims kernels.AttnDims, qo, ko, vo, ao int) error) error {
+	c, d := m.Cfg, m.d
+	QD, KVD, hd := c.QDim(), c.KVDim(), c.HeadDim
+	dims := m.dims()
+	B, T, group := dims.Batch, dims.Tq, c.NumHeads/c.NumKVHeads
+	gd := dims
+	gd.Batch, gd.Heads, gd.KVHeads = 1, group, 1
 	for b := 0; b < B; b++ {
-		qb := q.Off(b * T * dims.LdQ)
-		if err := d.AttentionTC(lb.att.Off(b*T*dims.LdO), qb, qb.Off(QD), qb.Off(QD+KVD), dims, lb.probs); err != nil {
-			return err
+		for g := 0; g < c.NumKVHeads; g++ {
+			row := b * T * dims.LdQ
+			qo, ko, vo := row+g*group*hd, row+QD+g*hd, row+QD+KVD+g*hd
+			ao := b*T*dims.LdO + g*group*hd
+			if err := d.AttentionTC(att.Off(ao), qkv.Off(qo), qkv.Off(ko), qkv.Off(vo), gd, probs); err != nil {
+				return err
+			}
+			if back != nil {
+				if err := back(gd, qo, ko, vo, ao); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 	"github.com/minitron-dev/minitron/device"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
 
@@ -560,6 +561,14 @@ func (t *Engine) backward() error {
 		attnBack := d.AttentionBackward
 		if s.AttnTC {
 			attnBack = d.AttentionBackwardTC
+		}
+		if s.recompute {
+			// each (sequence, KV group)'s scores again, then its backward
+			attnBack = func(dq, dk, dv, dout, q, k, v, probs cuda.Buf, _ kernels.AttnDims, ldq, ldk, ldv int) error {
+				return s.attnGroups(s.att[i], q, probs, func(gd kernels.AttnDims, qo, ko, vo, ao int) error {
+					return d.AttentionBackwardTC(dq.Off(qo), dq.Off(ko), dq.Off(vo), dout.Off(ao), q.Off(qo), q.Off(ko), q.Off(vo), probs, gd, ldq, ldk, ldv)
+				})
+			}
 		}
 		err = firstErr(
 			s.toB(t.gb, t.g),
