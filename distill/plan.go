@@ -167,10 +167,12 @@ const (
 // are per micro-batch on every rank. --zero 1 shards the moments (and in
 // bf16 the f32 master weights: the forward reads the bf16 copy); --zero 2
 // also the gradient, which assumes each gradient bucket goes to its owner
-// as the backward pass produces it. The device engine does not train
-// data-parallel yet, so these rows are the layout it needs, not a measured
-// one (the CPU engine's --zero keeps its full f32 weights, its master
-// copy, and one micro-batch's full gradient).
+// as the backward pass produces it. That is the layout the paper's
+// students need, not yet the engines': their data-parallel --zero shards
+// the moments (2: plus a shard-sized gradient sum) while every rank keeps
+// the full f32 weights and one micro-batch's full gradient, so only the
+// one-GPU totals are calibrated against the pool. Qwen3's q/k-norm
+// buffers are not counted (a small part of one layer's activations).
 func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Student == nil {
 		return Plan{}, fmt.Errorf("plan: no student config")
