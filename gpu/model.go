@@ -99,6 +99,9 @@ type Options struct {
 	// Recompute (with Train) keeps only each layer's input: the backward
 	// pass recomputes the layer's activations (Engine), giving the same
 	// gradients bit for bit for about one more forward pass of compute.
+	// Its attention runs through cuBLAS (whatever AttnTC says) one
+	// sequence and one KV group at a time (attnGroups), the backward pass
+	// recomputing each group's scores once more.
 	Recompute bool
 	// LogitChunk, when above 0 and below Batch·Seq, is the rows of
 	// logits that exist at once: Forward stops after the final norm and
