@@ -61,3 +61,14 @@ func TestPlanCmd(t *testing.T) {
 		}
 	}
 }
+
+// distill's --precision takes f32 or bf16 and nothing else, refused before
+// any file is read (the paths do not exist).
+func TestDistillPrecisionFlag(t *testing.T) {
+	missing := filepath.Join(t.TempDir(), "none")
+	_, err := runCLI(t, "distill", "--teacher", missing, "--student", missing, "--data", missing, "--seq-len", "8",
+		"--micro-batch", "1", "--steps", "1", "--out", missing, "--precision", "fp16")
+	if err == nil || !strings.Contains(err.Error(), `--precision "fp16": want f32 or bf16`) {
+		t.Errorf("--precision fp16: %v", err)
+	}
+}
