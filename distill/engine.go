@@ -75,6 +75,11 @@ type EngineConfig struct {
 	// logits of the student and of the teacher never exist at once (0:
 	// the whole micro-batch; the CPU engine's default, byte for byte).
 	LogitChunk int
+	// Zero is the ZeRO stage the core will shard the engine at
+	// (Parallel.Shard; 0: none), so that a device engine never allocates
+	// the whole buffers sharding would free: the moments (1 and 2) and the
+	// gradient arena (2, reduced bucket by bucket through GradBuckets).
+	Zero int
 }
 
 // EngineFactory builds an engine for a device.

@@ -46,6 +46,18 @@ type Parallel interface {
 	WriteMoments(lo int, m1, m2 []float32) error
 }
 
+// GradBuckets is what an engine supplies, beside Parallel, to reduce its
+// gradient under ZeRO 2 bucket by bucket as the backward pass produces it
+// (a layer at a time), so that no rank ever holds a micro-batch's whole
+// gradient. After SetGradSink, Micro calls sink with each finished
+// bucket's pieces (arena offset and buffer; the core reduces each part to
+// the rank owning it), then adds this rank's part of the reduced piece to
+// the shard's gradient (the step's first micro-batch, index 0, sets it):
+// Grads and AccumulateShard are then unused.
+type GradBuckets interface {
+	SetGradSink(sink func(off int, b comm.Buffer) error) error
+}
+
 // Zero stages (Config.Zero).
 const (
 	ZeroDefault    = 0  // stage 1 with more than one rank
@@ -58,6 +70,7 @@ type dataParallel struct {
 	c      comm.Communicator
 	eng    Parallel
 	stage  int   // 0, 1, 2
+	bucket bool  // stage 2 through GradBuckets: Micro reduces the gradient
 	n      int   // arena elements
 	counts []int // per rank (comm.Split)
 	lo, hi int   // this rank's shard
@@ -100,7 +113,34 @@ func newDataParallel(c comm.Communicator, eng Engine, stage int) (*dataParallel,
 			return nil, err
 		}
 	}
+	if gb, ok := eng.(GradBuckets); ok && stage == 2 {
+		if err := gb.SetGradSink(func(off int, b comm.Buffer) error {
+			return d.timed(func() error { return d.reduceAt(off, b) })
+		}); err != nil {
+			return nil, err
+		}
+		d.bucket = true
+	}
 	return d, nil
+}
+
+// reduceAt sums arena elements [off, off+b.Len()) of b over the ranks onto
+// the ranks owning them: one reduce per part inside one rank's shard.
+func (d *dataParallel) reduceAt(off int, b comm.Buffer) error {
+	roff := comm.Offsets(d.counts)
+	z := off + b.Len()
+	if off < 0 || z > d.n {
+		return fmt.Errorf("gradient bucket [%d,%d) outside the %d trained elements", off, z, d.n)
+	}
+	for r := range d.counts {
+		a, e := max(off, roff[r]), min(z, roff[r+1])
+		if a < e {
+			if err := d.c.Reduce(comm.Slice(b, a-off, e-off), r); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // share is this rank's micro-batches of the step's n: a contiguous, equal
@@ -181,7 +221,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 	m := StepMetrics{Step: t.Step + 1, LR: t.Sched.At(t.Step)}
 	for i, mb := range local {
 		j := i
-		if d.stage == 2 {
+		if d.stage == 2 && !d.bucket {
 			j = 0
 		}
 		p, err := t.Engine.Micro(mb, j, n)
@@ -189,7 +229,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 			return m, fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		m.add(p, n)
-		if d.stage == 2 {
+		if d.stage == 2 && !d.bucket {
 			if err := d.timed(d.reduceGrads); err != nil {
 				return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 			}

@@ -536,7 +536,7 @@ func (r *run) openEngine() error {
 		return fmt.Errorf("student: %w", err)
 	}
 	ec := EngineConfig{Arch: arch, Weights: src, Teacher: r.teacher,
-		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute, LogitChunk: c.LogitChunk}
+		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute, LogitChunk: c.LogitChunk, Zero: c.zeroStage()}
 	if c.TopKCache != "" && c.Losses.TopK > 0 && r.teacher != nil {
 		if ec.TopKCache, err = OpenTopKCache(c.TopKCache, r.teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
 			return err

@@ -39,6 +39,9 @@ func commBuf(b cuda.Buf) comm.Buffer {
 // pass's own with ZeRO 2, the accumulation arena otherwise) and the
 // projection's.
 func (t *Engine) Grads() []comm.Buffer {
+	if t.bk != nil {
+		return nil // reduced bucket by bucket (SetGradSink)
+	}
 	out := []comm.Buffer{commBuf(t.stepGrad())}
 	if t.is != nil {
 		out = append(out, commBuf(t.is.g))
@@ -78,8 +81,11 @@ func (t *Engine) arenaParts() []arenaPart {
 	g := t.stepGrad()
 	var out []arenaPart
 	for _, p := range t.S.params {
-		out = append(out, arenaPart{off: p.off, info: model.TensorInfo{Name: p.name, Shape: p.shape},
-			w: t.S.W.Slice(p.off, p.off+p.n), g: g.Slice(p.off, p.off+p.n)})
+		ap := arenaPart{off: p.off, info: model.TensorInfo{Name: p.name, Shape: p.shape}, w: t.S.W.Slice(p.off, p.off+p.n)}
+		if g.N != 0 { // none with buckets (the shard's sum is the gradient)
+			ap.g = g.Slice(p.off, p.off+p.n)
+		}
+		out = append(out, ap)
 	}
 	if l := t.is; l != nil {
 		out = append(out, arenaPart{off: t.S.W.N, info: model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}},
@@ -98,6 +104,9 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	}
 	if lo < 0 || hi > n || lo > hi {
 		return fmt.Errorf("gpu: shard [%d,%d) outside the %d parameters", lo, hi, n)
+	}
+	if t.bk != nil {
+		return fmt.Errorf("gpu: Shard after SetGradSink")
 	}
 	sh := &shard{lo: lo, hi: hi, ownGrad: ownGrad}
 	var err error
@@ -209,9 +218,11 @@ func (t *Engine) updateShard(lr float64, clip float32, step int) error {
 		if !ok {
 			continue
 		}
-		g := p.g.Slice(a, z)
+		var g cuda.Buf
 		if sh.ownGrad {
 			g = sh.g.Slice(sa, sa+z-a)
+		} else {
+			g = p.g.Slice(a, z)
 		}
 		sc := t.Optim.Scalars(lr, step, p.info)
 		if err := d.AdamW(p.w.Slice(a, z), g, sh.m1.Slice(sa, sa+z-a), sh.m2.Slice(sa, sa+z-a), sc); err != nil {

@@ -91,6 +91,9 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 		p := t.S.params[i]
 		w = t.S.P(name)
 		if t.shard == nil {
+			if err := t.ensure(false, true); err != nil {
+				return w, m1, m2, err
+			}
 			m1, m2 = t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n)
 		}
 	}
@@ -185,6 +188,9 @@ func (t *Engine) ReadGrad(name string, dst []float32) error {
 		return fmt.Errorf("gpu: no tensor %q on the device", name)
 	}
 	p := t.S.params[i]
+	if t.bk != nil {
+		return fmt.Errorf("gpu: gradient of %q: reduced bucket by bucket onto the ranks (ZeRO 2)", name)
+	}
 	if len(dst) != p.n {
 		return fmt.Errorf("gpu: gradient of %q has %d elements, dst %d", name, p.n, len(dst))
 	}

@@ -42,6 +42,7 @@ type Engine struct {
 	ownedB             []cuda.BF16
 	closers            []func() // what NewEngine opened (device, models)
 	shard              *shard   // data parallel under ZeRO (parallel.go); nil otherwise
+	bk                 *buckets // ZeRO 2's gradient buckets (buckets.go); nil otherwise
 }
 
 func init() { distill.RegisterEngine(device.CUDA, NewEngine) }
@@ -142,9 +143,15 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 			err = s.d.Zero(*dst)
 		}
 	}
-	one(&t.grad, s.W.N, true)
-	one(&t.mom1, s.W.N, true)
-	one(&t.mom2, s.W.N, true)
+	// under ZeRO the whole moments (1, 2) and gradient arena (2: buckets)
+	// are never allocated, not even until Shard frees them
+	if c.Zero < 2 {
+		one(&t.grad, s.W.N, true)
+	}
+	if c.Zero < 1 {
+		one(&t.mom1, s.W.N, true)
+		one(&t.mom2, s.W.N, true)
+	}
 	one(&t.g, rows*H, false)
 	one(&t.dh, rows*H, false)
 	one(&t.da, rows*F, false)
@@ -214,8 +221,32 @@ func (t *Engine) gradOf(name string) cuda.Buf {
 	if !ok {
 		return cuda.Buf{}
 	}
-	p := t.S.params[i]
-	return t.grad.Slice(p.off, p.off+p.n)
+	return t.gradParam(i, t.S.params[i].n)
+}
+
+// ensure allocates the whole gradient arena (without buckets) and the
+// whole moments (without a shard) that NewEngineFor left out for a ZeRO
+// stage, should the engine run without it.
+func (t *Engine) ensure(grad, moments bool) error {
+	d, n := t.S.d, t.S.W.N
+	var err error
+	one := func(dst *cuda.Buf) {
+		if err != nil || dst.N != 0 {
+			return
+		}
+		if *dst, err = d.Alloc(n); err == nil {
+			t.owned = append(t.owned, *dst)
+			err = d.Zero(*dst)
+		}
+	}
+	if grad && t.bk == nil {
+		one(&t.grad)
+	}
+	if moments && t.shard == nil {
+		one(&t.mom1)
+		one(&t.mom2)
+	}
+	return err
 }
 
 // stepGrad is the buffer holding the step's gradient: the accumulation
@@ -254,6 +285,12 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	s, d := t.S, t.S.d
 	t.stepMicro = n
 	accumulate := n > 1 && !t.ownGrad() // ZeRO 2: the core sums each micro-batch's gradient on the shard
+	if err := t.ensure(true, false); err != nil {
+		return distill.Parts{}, err
+	}
+	if t.bk != nil {
+		t.bk.first = i == 0
+	}
 	if accumulate && t.acc.N == 0 {
 		var err error
 		if t.acc, err = d.Alloc(s.W.N); err != nil {
@@ -273,7 +310,9 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 		if err := t.is.forward(s, &p, terms); err != nil {
 			return p, err
 		}
-		if err := t.is.backward(s, p.ISAlpha, n, i == 0); err != nil {
+		// with buckets the projection's gradient is the micro-batch's own,
+		// flushed into the shard with the rest
+		if err := t.is.backward(s, p.ISAlpha, n, i == 0 || t.bk != nil); err != nil {
 			return p, err
 		}
 	}
@@ -313,6 +352,9 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 		return t.updateShard(lr, clip, step)
 	}
 	s, d := t.S, t.S.d
+	if err := t.ensure(false, true); err != nil {
+		return err
+	}
 	g := t.stepGrad()
 	if clip != 1 {
 		for _, b := range []cuda.Buf{g, t.isGrad()} {
@@ -498,7 +540,8 @@ func (t *Engine) biasGrad(dy cuda.Buf, bs ...string) error {
 		return err
 	}
 	rows := s.Batch * s.Seq
-	return s.d.ColSum(t.grad.Slice(off, off+n), dy.Slice(0, rows*n), rows, n)
+	_ = off // the biases are side by side in the arena and in their bucket
+	return s.d.ColSum(t.gradParam(s.byName[bs[0]], n), dy.Slice(0, rows*n), rows, n)
 }
 
 func (t *Engine) backward() error {
@@ -508,7 +551,13 @@ func (t *Engine) backward() error {
 	rows, H, F, L := s.Batch*s.Seq, c.HiddenSize, c.IntermediateSize, c.NumLayers
 	QD, KVD := c.QDim(), c.KVDim()
 	W := QD + 2*KVD
-	// the head's backward ran chunk by chunk in loss: dh holds its part
+	// the head's backward ran chunk by chunk in loss: dh holds its part,
+	// and the untied head's gradient is complete
+	if t.bk != nil {
+		if err := t.flush(t.bk.head); err != nil {
+			return err
+		}
+	}
 	if err := firstErr(
 		t.is.addGrad(d, L, t.dh),
 		t.normBack(t.g, t.dh, s.xs[L], s.meanf, s.rstdf, "model.norm.weight", "model.norm.bias", false)); err != nil {
@@ -518,6 +567,9 @@ func (t *Engine) backward() error {
 	rot := c.RotaryDim()
 	for l := L - 1; l >= 0; l-- {
 		w := s.arch.Layer(l)
+		if err := t.openLayer(l); err != nil {
+			return err
+		}
 		if s.recompute {
 			if err := s.recomputeLayer(l); err != nil {
 				return fmt.Errorf("backward: recomputing layer %d: %w", l, err)
@@ -601,6 +653,11 @@ func (t *Engine) backward() error {
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)
 		}
+		if t.bk != nil {
+			if err := t.flush(t.bk.layers[l]); err != nil {
+				return fmt.Errorf("backward through layer %d: %w", l, err)
+			}
+		}
 	}
 	emb := t.gradOf(model.EmbedTensor)
 	if !c.TieWordEmbeddings {
@@ -609,7 +666,10 @@ func (t *Engine) backward() error {
 		}
 	}
 	// tied: the head's gradient is already in emb; the lookup's adds to it
-	return d.EmbeddingBackward(emb, t.g, s.ids, rows, H)
+	if err := d.EmbeddingBackward(emb, t.g, s.ids, rows, H); err != nil {
+		return err
+	}
+	return t.flushTail()
 }
 
 // Params returns the current weights of every tensor, by name (a download:
