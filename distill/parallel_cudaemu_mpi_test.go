@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/rand"
 	"os"
 	"path/filepath"
 	"testing"
@@ -14,7 +15,7 @@ import (
 	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/device"
 	. "github.com/minitron-dev/minitron/distill"
-	_ "github.com/minitron-dev/minitron/gpu" // registers the cuda engine
+	"github.com/minitron-dev/minitron/gpu" // registers the cuda engine
 	"github.com/minitron-dev/minitron/internal/mpitest"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -104,5 +105,99 @@ func TestDataParallelMPICUDAEmu(t *testing.T) {
 		if want := ref[2+i]; math.Abs(l-want) > 1e-6*math.Abs(want) {
 			t.Errorf("resumed alone, step %d: loss %.9g, uninterrupted %.9g", 3+i, l, want)
 		}
+	}
+}
+
+// TestPlanZero2MPICUDAEmu: NewPlan's per-GPU total for a --zero 2 run on
+// 2 ranks (each rank: its shard's moments and gradient sum, the gradient
+// buckets, no whole gradient) against the largest pool peak of the two
+// emulated devices after an optimizer step of 2 micro-batches per rank:
+// within 10% (the one-GPU calibration cases are in package gpu).
+func TestPlanZero2MPICUDAEmu(t *testing.T) {
+	cfg, err := model.SyntheticConfig(model.Nemotron, 2, 128, 4, 2, 384, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcfg, err := model.SyntheticConfig(model.Nemotron, 3, 128, 4, 2, 768, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const B, T, accum = 2, 48, 2
+	losses := Losses{CE: 0.5, KL: 1}
+	if mpitest.Rank() {
+		w, err := comm.World()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer w.Close()
+		dc, own, err := comm.ForDevice(w)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if own {
+			defer dc.Close()
+		}
+		src := model.NewRandomSource(cfg, model.F32, 3)
+		arch, err := model.NewArch(cfg, src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		teacher, err := model.New(tcfg, model.NewRandomSource(tcfg, model.F32, 4), model.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ec := EngineConfig{Arch: arch, Weights: src, Teacher: teacher, Batch: B, Seq: T, Losses: losses, Optim: DefaultOptim(), Zero: 2}
+		tr, err := NewTrainer(device.CUDA, ec, Schedule{LR: 1e-3, MinLR: 1e-3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Engine.Close()
+		if err := SetDataParallel(tr, dc, 2); err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewSource(int64(7 + w.Rank())))
+		local := make([][][]int32, accum)
+		for i := range local {
+			local[i] = make([][]int32, B)
+			for b := range local[i] {
+				local[i][b] = make([]int32, T+1)
+				for k := range local[i][b] {
+					local[i][b][k] = int32(rng.Intn(cfg.VocabSize))
+				}
+			}
+		}
+		if _, err := StepParallel(tr, local, accum*w.Size()); err != nil {
+			t.Fatal(err)
+		}
+		peak := tr.Engine.(*gpu.Engine).S.Device().Pool().Peak
+		os.WriteFile(filepath.Join(os.Getenv("MINITRON_DP_DIR"), fmt.Sprint("peak", w.Rank())), []byte(fmt.Sprint(peak)), 0o644)
+		return
+	}
+	if testing.Short() && os.Getenv("MINITRON_MPI_TESTS") == "" {
+		t.Skip("mpirun test: set MINITRON_MPI_TESTS=1 with -short")
+	}
+	dir := t.TempDir()
+	mpitest.Run(t, 2, "^TestPlanZero2MPICUDAEmu$", "MINITRON_DP_DIR="+dir)
+	var peak int64
+	for r := range 2 {
+		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprint("peak", r)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p int64
+		if _, err := fmt.Sscan(string(b), &p); err != nil {
+			t.Fatal(err)
+		}
+		peak = max(peak, p)
+	}
+	plan, err := NewPlan(PlanConfig{Student: cfg, Teacher: tcfg, Seq: T, Batch: B, Accum: accum, Precision: "f32",
+		World: 2, Zero: 2, Losses: losses})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel := float64(plan.PerGPUBytes-peak) / float64(peak)
+	t.Logf("plan %d bytes, largest pool peak of 2 ranks %d (%+.2f%%); parts %v", plan.PerGPUBytes, peak, 100*rel, plan.Parts)
+	if math.Abs(rel) > 0.10 {
+		t.Errorf("plan %d bytes is %+.1f%% off the pool's peak %d", plan.PerGPUBytes, 100*rel, peak)
 	}
 }

@@ -239,11 +239,22 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.f32(PartStudentWeights, P, 1)
 	}
 	p.late = true // the engine's buffers come after the models'
-	p.f32(PartGradients, shard(P, c.Zero >= 2), 1)
-	if c.Accum > 1 {
-		p.f32(PartGradients, shard(P, c.Zero >= 2), 1)
+	if c.Zero < 2 {
+		p.f32(PartGradients, P, 1)
+		if c.Accum > 1 {
+			p.f32(PartGradients, P, 1)
+		}
 	}
 	p.f32(PartOptimizer, shard(P, c.Zero >= 1), 2)
+	if c.Zero >= 2 {
+		// the shard's gradient sum, then the buckets the backward pass
+		// fills and reduces (gpu.Engine.SetGradSink)
+		p.f32(PartGradients, shard(P, true), 1)
+		big, layer, rest := planBuckets(s)
+		p.f32(PartGradients, big, 1)
+		p.f32(PartGradients, layer, 1)
+		p.f32(PartGradients, rest, 1)
+	}
 
 	// student activations (gpu.Model with Train) and the engine's scratch
 	H, F, L := int64(s.HiddenSize), int64(s.IntermediateSize), s.NumLayers
@@ -413,6 +424,26 @@ func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chu
 	}
 	p.f32(PartLogitChunks, chunk*int64(t.VocabSize), 1)
 	return total
+}
+
+// planBuckets are the sizes of ZeRO 2's gradient buckets: the head's or
+// embedding's [V, H], one layer's tensors, and the other tensors outside
+// the layers (the final norm).
+func planBuckets(cfg *model.Config) (big, layer, rest int64) {
+	one := *cfg
+	one.NumLayers = 1
+	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
+		n := int64(ti.NumElements())
+		switch {
+		case strings.HasPrefix(ti.Name, "model.layers."):
+			layer += n
+		case ti.Name == model.EmbedTensor || ti.Name == "lm_head.weight":
+			big = max(big, n)
+		default:
+			rest += n
+		}
+	}
+	return big, layer, rest
 }
 
 // planParams counts cfg's parameters tensor by tensor as the engine's
