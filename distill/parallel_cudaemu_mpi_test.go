@@ -114,15 +114,15 @@ func TestDataParallelMPICUDAEmu(t *testing.T) {
 // emulated devices after an optimizer step of 2 micro-batches per rank:
 // within 10% (the one-GPU calibration cases are in package gpu).
 func TestPlanZero2MPICUDAEmu(t *testing.T) {
-	cfg, err := model.SyntheticConfig(model.Nemotron, 2, 128, 4, 2, 384, 1000)
+	cfg, err := model.SyntheticConfig(model.Nemotron, 2, 64, 4, 2, 192, 512)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcfg, err := model.SyntheticConfig(model.Nemotron, 3, 128, 4, 2, 768, 1000)
+	tcfg, err := model.SyntheticConfig(model.Nemotron, 3, 64, 4, 2, 384, 512)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const B, T, accum = 2, 48, 2
+	const B, T, accum = 2, 32, 2
 	losses := Losses{CE: 0.5, KL: 1}
 	if mpitest.Rank() {
 		w, err := comm.World()

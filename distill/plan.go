@@ -141,8 +141,11 @@ const (
 //     parameter (a bf16-only store) and 4 B per norm parameter.
 //   - student weights: f32: the f32 weights, 4P (they are the master
 //     copy); bf16: the bf16 copy the products read, 2P.
-//   - gradients: f32, s(4P) under --zero 2, twice that when a step
-//     accumulates micro-batches.
+//   - gradients: f32, 4P, twice that when a step accumulates
+//     micro-batches; under --zero 2 the shard's sum s(4P) (where the
+//     micro-batches accumulate) and the buckets the backward pass reduces
+//     from: 4·V·H for the head and then the embedding, one layer's
+//     parameters, the final norm's (planBuckets).
 //   - master weights and moments: AdamW's two f32 moments, s(8P) under
 //     --zero ≥ 1, plus in bf16 the f32 master weights, s(4P).
 //   - activations: without recomputation, per layer the residual stream
@@ -163,15 +166,15 @@ const (
 //     accumulator, a bf16 teacher upload's 8 MiB staging buffer), each
 //     size once as the pool keeps it cached.
 //
-// The world and --zero enter only through s(·): activations and logits
+// The world and --zero enter only through s(·) and the buckets: activations and logits
 // are per micro-batch on every rank. --zero 1 shards the moments (and in
 // bf16 the f32 master weights: the forward reads the bf16 copy); --zero 2
-// also the gradient, which assumes each gradient bucket goes to its owner
-// as the backward pass produces it. That is the layout the paper's
-// students need, not yet the engines': their data-parallel --zero shards
-// the moments (2: plus a shard-sized gradient sum) while every rank keeps
-// the full f32 weights and one micro-batch's full gradient, so only the
-// one-GPU totals are calibrated against the pool. Qwen3's q/k-norm
+// also the gradient, each bucket going to its owners as the backward pass
+// produces it (gpu.Engine.SetGradSink). All of it is what the CUDA engine
+// allocates (a 2-rank --zero 2 run is calibrated too) but for one piece:
+// in bf16 the engine still keeps the f32 master weights whole on every
+// rank (4P, not s(4P)); the plan counts the sharded layout the paper's
+// students need. Qwen3's q/k-norm
 // buffers are not counted (a small part of one layer's activations).
 func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Student == nil {
