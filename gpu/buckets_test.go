@@ -1,0 +1,101 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package gpu_test
+
+import (
+	"math"
+	"testing"
+
+	"github.com/minitron-dev/minitron/comm"
+	"github.com/minitron-dev/minitron/distill"
+	"github.com/minitron-dev/minitron/gpu"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// ZeRO 2's gradient buckets (SetGradSink) on a world of one: every arena
+// element reaches the sink exactly once per micro-batch, and two steps of
+// two micro-batches each, accumulated into the shard's sum, leave the
+// weights bit for bit where the whole gradient arena leaves them (the same
+// kernels and the same sums in the same order).
+func TestGradBucketsMatchArena(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		fam    model.Family
+		tied   bool
+		bf16   bool
+		reason string
+	}{
+		{"nemotron-untied", model.Nemotron, false, false, "norm biases (after the head in the arena), the head's bucket before the layers'"},
+		{"llama-tied-bf16", model.Llama, true, true, "a tied head: the embedding's bucket holds the head's gradient through the backward pass; bf16 products"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if testing.Short() && cuda.Emulated() && c.name != "nemotron-untied" {
+				t.Skip("slow on the CPU emulator (-short)")
+			}
+			cfg, err := model.SyntheticConfig(c.fam, 2, 64, 4, 2, 128, 300)
+			must(t, err)
+			cfg.TieWordEmbeddings = c.tied
+			const B, T = 2, 16
+			src := model.NewRandomSource(cfg, model.F32, 7)
+			arch, err := model.NewArch(cfg, src)
+			must(t, err)
+			ec := distill.EngineConfig{Arch: arch, Weights: src, Batch: B, Seq: T, Losses: distill.Losses{CE: 1}, Optim: distill.DefaultOptim()}
+			var engines [2]*gpu.Engine
+			var trainers [2]*distill.Trainer
+			n := 0
+			var seen []int
+			for k := range engines {
+				s, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: B, Seq: T, Train: true})
+				must(t, err)
+				defer s.Free()
+				if c.bf16 {
+					must(t, s.EnableBF16())
+				}
+				ec.Zero = 2 * k
+				engines[k], err = gpu.NewEngineFor(s, nil, ec)
+				must(t, err)
+				defer engines[k].Free()
+				trainers[k] = &distill.Trainer{Engine: engines[k], Optim: ec.Optim, Sched: distill.Schedule{LR: 1e-2, MinLR: 1e-2}}
+			}
+			for _, ti := range engines[1].Tensors() {
+				n += ti.NumElements()
+			}
+			seen = make([]int, n)
+			must(t, engines[1].Shard(0, n, true))
+			must(t, engines[1].SetGradSink(func(off int, b comm.Buffer) error {
+				for i := off; i < off+b.Len(); i++ {
+					seen[i]++
+				}
+				return nil
+			}))
+			for step := 0; step < 2; step++ {
+				micro := [][][]int32{batch(B, T, cfg.VocabSize, uint64(40+2*step)), batch(B, T, cfg.VocabSize, uint64(41+2*step))}
+				var ms [2]distill.StepMetrics
+				for k := range engines {
+					ms[k], err = trainers[k].TrainStep(micro, false)
+					must(t, err)
+				}
+				must(t, engines[1].Gathered()) // the bf16 shadow after a sharded update
+				for i, v := range seen {
+					if v != 2*(step+1) {
+						t.Fatalf("step %d: arena element %d reached the sink %d times, want %d", step+1, i, v, 2*(step+1))
+					}
+				}
+				if ms[0].Loss != ms[1].Loss || ms[0].GradNorm != ms[1].GradNorm {
+					t.Fatalf("step %d: loss %v / grad norm %v with the arena, %v / %v with buckets", step+1, ms[0].Loss, ms[0].GradNorm, ms[1].Loss, ms[1].GradNorm)
+				}
+			}
+			for _, ti := range engines[0].Tensors() {
+				a, b := make([]float32, ti.NumElements()), make([]float32, ti.NumElements())
+				must(t, engines[0].ReadState(ti.Name, a, nil, nil))
+				must(t, engines[1].ReadState(ti.Name, b, nil, nil))
+				for j := range a {
+					if math.Float32bits(a[j]) != math.Float32bits(b[j]) {
+						t.Fatalf("%s[%d]: %v with the arena, %v with buckets", ti.Name, j, a[j], b[j])
+					}
+				}
+			}
+		})
+	}
+}
