@@ -144,6 +144,56 @@ func Claims(entries []*Entry) []Claim {
 	return out
 }
 
+// prunedKind is the kind of the checkpoint an arm of kind k retrains (""
+// for the from-scratch baselines).
+func prunedKind(k string) string {
+	switch k {
+	case KindMinitron, KindCE, KindKDCE, KindKDIS:
+		return KindPruned
+	case KindDepth:
+		return KindPrunedDepth
+	case KindEqTotal:
+		return KindPrunedEqTotal
+	case KindRandom:
+		return KindPrunedRandom
+	}
+	return ""
+}
+
+// ClaimNotes explains, as far as the data goes, each claim that was not
+// held whose two arms start from different pruned checkpoints: the gap in
+// held-out Go loss before retraining and what retraining made of it.
+func ClaimNotes(entries []*Entry, claims []Claim) []string {
+	before := map[string]*Entry{}
+	kindOf := map[string]string{} // arm → kind
+	for _, e := range entries {
+		kindOf[e.Arm] = e.Kind
+		if e.Seed == 0 && e.Eval != nil {
+			before[armKey(e.Student, e.Kind)] = e
+		}
+	}
+	var out []string
+	for _, c := range claims {
+		if c.Verdict == Held {
+			continue
+		}
+		po, pb := prunedKind(kindOf[c.Ours]), prunedKind(kindOf[c.Baseline])
+		o, b := before[armKey(c.Student, po)], before[armKey(c.Student, pb)]
+		if po == "" || pb == "" || po == pb || o == nil || b == nil {
+			continue
+		}
+		d0 := o.Eval.PPL["go"].Loss - b.Eval.PPL["go"].Loss
+		d1 := c.OursLoss.Mean - c.BaseLoss.Mean
+		what := "the gap grew"
+		if math.Abs(d1) < math.Abs(d0) {
+			what = fmt.Sprintf("retraining closed %.0f%% of the gap", 100*(1-math.Abs(d1)/math.Abs(d0)))
+		}
+		out = append(out, fmt.Sprintf("%s (%s, %s): before retraining %s %.3f vs %s %.3f (%+.3f); after retraining %+.3f: %s.",
+			c.Claim, c.Student, verdictText(c.Verdict), o.Name, o.Eval.PPL["go"].Loss, b.Name, b.Eval.PPL["go"].Loss, d0, d1, what))
+	}
+	return out
+}
+
 // CountVerdicts counts the claims by verdict.
 func CountVerdicts(claims []Claim) map[Verdict]int {
 	n := map[Verdict]int{}
@@ -377,7 +427,8 @@ func (p *pipeline) markdown(plots []string) string {
 	if other := otherCores(r); len(other) > 0 {
 		fmt.Fprintf(&b, " (cached stages from an earlier invocation ran on %s: Stages table)", strings.Join(other, ", "))
 	}
-	if r.LoadStart != "" {
+	// The load only matters to the stages this invocation ran.
+	if r.LoadStart != "" && r.Skipped() < len(r.Stages) {
 		fmt.Fprintf(&b, "; load average (1, 5, 15 min) %s at the start, %s at the end", r.LoadStart, r.LoadEnd)
 	}
 	b.WriteString("\n")
@@ -431,6 +482,13 @@ func (p *pipeline) markdown(plots []string) string {
 	fmt.Fprintf(&b, "\n%d claim checks: %d held, %d not held, %d inconclusive.\n\n", len(r.Claims), n[Held], n[NotHeld], n[Inconclusive])
 	if note := depthNote(r.Models); note != "" {
 		b.WriteString(note + "\n\n")
+	}
+	if notes := ClaimNotes(r.Models, r.Claims); len(notes) > 0 {
+		fmt.Fprintf(&b, "Where the claims that did not hold come from, as far as the data shows (held-out Go loss of the pruned checkpoints before retraining, seed 1 for random pruning, against the arms' means after %s tokens of retraining):\n\n", fmtTokens(c.StudentTokens))
+		for _, n := range notes {
+			b.WriteString("- " + n + "\n")
+		}
+		b.WriteString("\n")
 	}
 
 	if len(plots) > 0 {

@@ -359,3 +359,27 @@ func TestOtherCores(t *testing.T) {
 		}
 	}
 }
+
+func TestClaimNotes(t *testing.T) {
+	ev := func(goLoss float64) *Eval {
+		return &Eval{PPL: map[string]PPL{"go": {Loss: goLoss}, "opticks": {Loss: goLoss}}, Tasks: map[string]TaskScore{}}
+	}
+	entries := []*Entry{
+		{Name: "w50-pruned", Arm: "w50-pruned", Kind: KindPruned, Student: "50%", Eval: ev(5.0)},
+		{Name: "w50-depth-pruned", Arm: "w50-depth-pruned", Kind: KindPrunedDepth, Student: "50%", Eval: ev(4.4)},
+		{Name: "w50-random-pruned", Arm: "w50-random-pruned", Kind: KindPrunedRandom, Student: "50%", Eval: ev(5.1)},
+	}
+	for k := 1; k <= 3; k++ {
+		entries = append(entries,
+			&Entry{Name: seedName("kd", k), Arm: "kd", Seed: k, Kind: KindMinitron, Student: "50%", Eval: ev(4.40 + 0.01*float64(k))},
+			&Entry{Name: seedName("depth", k), Arm: "depth", Seed: k, Kind: KindDepth, Student: "50%", Eval: ev(4.30 + 0.01*float64(k))},
+			&Entry{Name: seedName("ce", k), Arm: "ce", Seed: k, Kind: KindCE, Student: "50%", Eval: ev(4.40 + 0.011*float64(k))},
+			&Entry{Name: seedName("random", k), Arm: "random", Seed: k, Kind: KindRandom, Student: "50%", Eval: ev(4.50 + 0.01*float64(k))})
+	}
+	notes := ClaimNotes(entries, Claims(entries))
+	// kd vs depth: not held, different checkpoints (gap 0.6 → 0.1): a
+	// note. kd vs ce: same checkpoint: none. kd vs random: held: none.
+	if len(notes) != 1 || !strings.Contains(notes[0], "before retraining w50-pruned 5.000 vs w50-depth-pruned 4.400 (+0.600); after retraining +0.100: retraining closed 83% of the gap") {
+		t.Errorf("notes: %q", notes)
+	}
+}
