@@ -24,3 +24,5 @@ func SetDataParallel(tr *Trainer, c comm.Communicator, stage int) (err error) {
 func StepParallel(tr *Trainer, local [][][]int32, n int) (StepMetrics, error) {
 	return tr.stepParallel(local, n, false)
 }
+
+var MasterFileName = masterName

@@ -25,6 +25,10 @@ import (
 //	optimizer-RRRRR-of-WWWWW.bin  magic "MNTRZERO", u64 arena elements N,
 //	                              u64 lo, u64 hi, u64 AdamW step, then
 //	                              m1[lo:hi] and m2[lo:hi] (f32 LE), CRC32
+//	master-RRRRR-of-WWWWW.bin     (engines that shard their f32 master
+//	                              weights: bf16 under ZeRO) magic
+//	                              "MNTRMSTR", the same header, then
+//	                              w[lo:hi] (f32 LE), CRC32
 //	optimizer-aux.bin             magic "MNTRAUXW", u64 n, the weights of
 //	                              the tensors outside the HF checkpoint
 //	                              (the intermediate-state projection), CRC32
@@ -35,7 +39,8 @@ import (
 // then m2[0:N]. A resumed run of any world size reads its own range from
 // either.
 const (
-	shardMagic = "MNTRZERO"
+	shardMagic  = "MNTRZERO"
+	masterMagic = "MNTRMSTR"
 	auxMagic   = "MNTRAUXW"
 	shardIndex = "optimizer.index.json"
 	auxFile    = "optimizer-aux.bin"
@@ -49,6 +54,9 @@ type ShardIndex struct {
 	Tensors  []IndexTensor `json:"tensors"`
 	Shards   []IndexShard  `json:"shards"`
 	Aux      string        `json:"aux,omitempty"`
+	// Masters: the shards' f32 master weights are in master-*.bin (the
+	// same ranges as Shards); the HF checkpoint holds their bf16 values.
+	Masters bool `json:"masters,omitempty"`
 }
 
 // IndexTensor is a tensor's place in the arena.
@@ -71,17 +79,29 @@ func shardName(rank, world int) string {
 	return fmt.Sprintf("optimizer-%05d-of-%05d.bin", rank, world)
 }
 
+func masterName(rank, world int) string {
+	return fmt.Sprintf("master-%05d-of-%05d.bin", rank, world)
+}
+
 const shardHeader = len(shardMagic) + 32
 
 // writeShard streams moments [lo, hi) of eng's arena (n elements) to path.
 func writeShard(path string, pe Parallel, n, lo, hi, adamStep int) error {
+	return writeRanges(path, shardMagic, n, lo, hi, adamStep,
+		func(a int, b []float32) error { return pe.ReadMoments(a, b, nil) },
+		func(a int, b []float32) error { return pe.ReadMoments(a, nil, b) })
+}
+
+// writeRanges streams arena elements [lo, hi) of each pass's section to
+// path under magic and the shard header.
+func writeRanges(path, magic string, n, lo, hi, adamStep int, passes ...func(a int, b []float32) error) error {
 	f, err := os.Create(path)
 	if err != nil {
 		return err
 	}
 	h := crc32.NewIEEE()
 	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
-	w.WriteString(shardMagic)
+	w.WriteString(magic)
 	var hdr [32]byte
 	for i, v := range []int{n, lo, hi, adamStep} {
 		binary.LittleEndian.PutUint64(hdr[8*i:], uint64(v))
@@ -90,15 +110,13 @@ func writeShard(path string, pe Parallel, n, lo, hi, adamStep int) error {
 	const chunk = 1 << 18
 	buf := make([]float32, min(chunk, hi-lo))
 	raw := make([]byte, 4*len(buf))
-	for pass := 0; pass < 2 && err == nil; pass++ {
+	for _, read := range passes {
+		if err != nil {
+			break
+		}
 		for a := lo; a < hi; a += chunk {
 			b := buf[:min(chunk, hi-a)]
-			if pass == 0 {
-				err = pe.ReadMoments(a, b, nil)
-			} else {
-				err = pe.ReadMoments(a, nil, b)
-			}
-			if err != nil {
+			if err = read(a, b); err != nil {
 				break
 			}
 			for i, v := range b {
@@ -147,9 +165,9 @@ func writeAux(path string, eng Engine, aux []model.TensorInfo) error {
 }
 
 // writeShardIndex writes optimizer.index.json for world ranks.
-func writeShardIndex(dir string, ts []model.TensorInfo, world, adamStep int, aux bool) error {
+func writeShardIndex(dir string, ts []model.TensorInfo, world, adamStep int, aux, masters bool) error {
 	offs, n := arenaOffsets(ts)
-	ix := ShardIndex{Format: shardFormat, Elements: n, AdamStep: adamStep}
+	ix := ShardIndex{Format: shardFormat, Elements: n, AdamStep: adamStep, Masters: masters}
 	for i, t := range ts {
 		ix.Tensors = append(ix.Tensors, IndexTensor{Name: t.Name, Shape: t.Shape, Offset: offs[i]})
 	}
@@ -194,6 +212,20 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 		return nil, fmt.Errorf("%s: %w", ixPath, err)
 	}
 	st := &shardState{ix: ix, step: ix.AdamStep}
+	if ix.Masters {
+		for r, sh := range ix.Shards {
+			p := filepath.Join(dir, masterName(r, len(ix.Shards)))
+			f, err := checkedFile(p, shardHeader, int64(shardHeader)+4*int64(sh.Hi-sh.Lo)+4)
+			if err == nil {
+				st.masterFiles = append(st.masterFiles, f)
+				err = checkRangeHeader(f, masterMagic, n, sh, ix.AdamStep)
+			}
+			if err != nil {
+				st.close()
+				return nil, err
+			}
+		}
+	}
 	for _, sh := range ix.Shards {
 		p := filepath.Join(dir, sh.File)
 		f, err := checkedFile(p, shardHeader, int64(shardHeader)+8*int64(sh.Hi-sh.Lo)+4)
@@ -228,6 +260,21 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 		st.auxF = f
 	}
 	return st, nil
+}
+
+// checkRangeHeader checks a range file's magic and header against its
+// index entry.
+func checkRangeHeader(f *os.File, magic string, n int, sh IndexShard, step int) error {
+	hdr := make([]byte, shardHeader)
+	if _, err := f.ReadAt(hdr, 0); err != nil {
+		return fmt.Errorf("%s: %w", f.Name(), err)
+	}
+	u := func(i int) int { return int(binary.LittleEndian.Uint64(hdr[len(magic)+8*i:])) }
+	if string(hdr[:len(magic)]) != magic || u(0) != n || u(1) != sh.Lo || u(2) != sh.Hi || u(3) != step {
+		return fmt.Errorf("%s: header (magic %q, %d elements [%d,%d), step %d) does not match the index (%d elements [%d,%d), step %d)",
+			f.Name(), hdr[:len(magic)], u(0), u(1), u(2), u(3), n, sh.Lo, sh.Hi, step)
+	}
+	return nil
 }
 
 // parseShardIndex decodes optimizer.index.json and checks it against the
@@ -315,10 +362,24 @@ func readF32At(f *os.File, off int64, dst []float32) error {
 
 // shardState reads the pieces of a sharded optimizer state.
 type shardState struct {
-	ix    ShardIndex
-	step  int
-	files []*os.File
-	auxF  *os.File
+	ix          ShardIndex
+	step        int
+	files       []*os.File
+	masterFiles []*os.File // ix.Masters
+	auxF        *os.File
+}
+
+// masters reads the master weights of arena elements [lo, lo+len(dst)).
+func (s *shardState) masters(lo int, dst []float32) error {
+	hi := lo + len(dst)
+	for i, sh := range s.ix.Shards {
+		if a, z := max(lo, sh.Lo), min(hi, sh.Hi); a < z {
+			if err := readF32At(s.masterFiles[i], int64(shardHeader)+4*int64(a-sh.Lo), dst[a-lo:z-lo]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func (s *shardState) adamStep() int { return s.step }
@@ -346,7 +407,7 @@ func (s *shardState) aux(dst []float32) error {
 }
 
 func (s *shardState) close() {
-	for _, f := range s.files {
+	for _, f := range append(s.files, s.masterFiles...) {
 		f.Close()
 	}
 	if s.auxF != nil {
@@ -394,6 +455,40 @@ func (s *wholeState) aux(dst []float32) error {
 
 func (s *wholeState) close() { s.f.Close() }
 
+// loadMasters restores the f32 master weights a sharded-master run saved
+// (its HF checkpoint holds them rounded to bf16): into this rank's shard
+// of them, or, for an engine with whole weights, tensor by tensor.
+func loadMasters(st *shardState, eng Engine, dp *dataParallel, ts []model.TensorInfo) error {
+	if dp != nil {
+		if ms, ok := shardedMasters(dp.eng); ok {
+			const chunk = 1 << 18
+			w := make([]float32, min(chunk, dp.hi-dp.lo))
+			for a := dp.lo; a < dp.hi; a += chunk {
+				k := min(chunk, dp.hi-a)
+				if err := st.masters(a, w[:k]); err != nil {
+					return err
+				}
+				if _, err := ms.WriteMasters(a, w[:k]); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+	}
+	offs, _ := arenaOffsets(ts)
+	w := make([]float32, maxElements(ts))
+	for i, t := range ts {
+		k := t.NumElements()
+		if err := st.masters(offs[i], w[:k]); err != nil {
+			return err
+		}
+		if err := eng.WriteState(t.Name, w[:k], nil, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // loadOptimizer restores dir's optimizer state into eng and returns the
 // AdamW step: a run alone from optimizer.bin exactly as before; otherwise
 // each rank reads what it holds (all the moments, or its shard's) from
@@ -425,6 +520,11 @@ func loadOptimizer(dir string, eng Engine, dp *dataParallel) (int, error) {
 				return 0, err
 			}
 			w = w[k:]
+		}
+	}
+	if ss, ok := st.(*shardState); ok && ss.ix.Masters {
+		if err := loadMasters(ss, eng, dp, ts); err != nil {
+			return 0, err
 		}
 	}
 	if dp != nil && dp.stage > 0 {

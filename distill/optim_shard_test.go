@@ -39,7 +39,7 @@ func TestShardIndexRefusals(t *testing.T) {
 // A shard file cut short or corrupted is refused before any state is read.
 func TestShardFileChecked(t *testing.T) {
 	dir := t.TempDir()
-	if err := writeShardIndex(dir, shardTestTensors, 1, 3, false); err != nil {
+	if err := writeShardIndex(dir, shardTestTensors, 1, 3, false, false); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, shardName(0, 1))

@@ -58,6 +58,32 @@ type GradBuckets interface {
 	SetGradSink(sink func(off int, b comm.Buffer) error) error
 }
 
+// MasterShard is what an engine supplies, beside Parallel, when it keeps
+// only its shard's f32 master weights (mixed precision under ZeRO: its
+// weights are the bf16 copies the products read). Each method reports
+// false when the engine holds whole master weights after all.
+type MasterShard interface {
+	// GatherWeights refreshes every rank's weights from the updated
+	// shards: it calls gather(a, z, b) for consecutive ranges [a, z) of
+	// the arena, b holding this rank's part of its shard in place, for
+	// the core to all-gather (then the engine rounds b into its weights).
+	GatherWeights(gather func(a, z int, b comm.Buffer) error) (bool, error)
+	// ReadMasters and WriteMasters copy the master weights of arena
+	// elements [lo, lo+len), which must lie in the shard.
+	ReadMasters(lo int, dst []float32) (bool, error)
+	WriteMasters(lo int, src []float32) (bool, error)
+}
+
+// shardedMasters reports whether eng keeps only its shard's master weights.
+func shardedMasters(eng Parallel) (MasterShard, bool) {
+	ms, ok := eng.(MasterShard)
+	if !ok {
+		return nil, false
+	}
+	on, err := ms.ReadMasters(0, nil)
+	return ms, on && err == nil
+}
+
 // Zero stages (Config.Zero).
 const (
 	ZeroDefault    = 0  // stage 1 with more than one rank
@@ -168,11 +194,27 @@ func (d *dataParallel) reduceGrads() error {
 
 // gatherWeights copies every rank's updated shard of the weights to all.
 func (d *dataParallel) gatherWeights() error {
+	if ms, ok := d.eng.(MasterShard); ok {
+		done, err := ms.GatherWeights(func(a, z int, b comm.Buffer) error { return d.c.AllGather(b, d.countsIn(a, z)) })
+		if done || err != nil {
+			return err
+		}
+	}
 	err := d.pieces(d.eng.Weights(), nil, func(b comm.Buffer, counts []int) error { return d.c.AllGather(b, counts) })
 	if err != nil {
 		return err
 	}
 	return d.eng.Gathered()
+}
+
+// countsIn is how many of arena elements [a, z) each rank's shard holds.
+func (d *dataParallel) countsIn(a, z int) []int {
+	roff := comm.Offsets(d.counts)
+	counts := make([]int, len(d.counts))
+	for r := range counts {
+		counts[r] = max(0, min(z, roff[r+1])-max(a, roff[r]))
+	}
+	return counts
 }
 
 // pieces walks buffers whose concatenation is the arena: per part of a
@@ -335,6 +377,11 @@ func (r *run) saveSharded(st TrainerState) (string, error) {
 		return "", err
 	}
 	err = writeShard(filepath.Join(tmp, shardName(rank, d.c.Size())), d.eng, d.n, d.lo, d.hi, st.AdamStep)
+	ms, masters := shardedMasters(d.eng)
+	if err == nil && masters {
+		err = writeRanges(filepath.Join(tmp, masterName(rank, d.c.Size())), masterMagic, d.n, d.lo, d.hi, st.AdamStep,
+			func(a int, b []float32) error { _, err := ms.ReadMasters(a, b); return err })
+	}
 	if err != nil {
 		err = fmt.Errorf("writing checkpoint of step %d: %w", st.Step, err)
 	}
@@ -352,7 +399,7 @@ func (r *run) saveSharded(st TrainerState) (string, error) {
 			err = writeAux(filepath.Join(tmp, auxFile), r.tr.Engine, aux)
 		}
 		if err == nil {
-			err = writeShardIndex(tmp, ts, d.c.Size(), st.AdamStep, len(aux) > 0)
+			err = writeShardIndex(tmp, ts, d.c.Size(), st.AdamStep, len(aux) > 0, masters)
 		}
 		if err != nil {
 			err = ck.fail(tmp, st.Step, err)

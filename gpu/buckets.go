@@ -90,19 +90,19 @@ func (t *Engine) SetGradSink(sink func(off int, b comm.Buffer) error) error {
 		switch {
 		case l >= 0:
 			bk.where[i] = bucketAt{buf: 1, at: layerN[l], layer: l}
-			bk.layers[l] = add(bk.layers[l], 1, p.off, p.n, layerN[l])
+			bk.layers[l] = add(bk.layers[l], 1, p.aoff, p.n, layerN[l])
 			layerN[l] += p.n
 		case p.name == head && !tied:
 			bk.where[i] = bucketAt{buf: 0, layer: -1}
-			bk.head = add(bk.head, 0, p.off, p.n, 0)
+			bk.head = add(bk.head, 0, p.aoff, p.n, 0)
 			bigN = max(bigN, p.n)
 		case p.name == model.EmbedTensor:
 			bk.where[i] = bucketAt{buf: 0, layer: -1}
-			bk.tail = add(bk.tail, 0, p.off, p.n, 0)
+			bk.tail = add(bk.tail, 0, p.aoff, p.n, 0)
 			bigN = max(bigN, p.n)
 		default:
 			bk.where[i] = bucketAt{buf: 2, at: restN, layer: -1}
-			bk.tail = add(bk.tail, 2, p.off, p.n, restN)
+			bk.tail = add(bk.tail, 2, p.aoff, p.n, restN)
 			restN += p.n
 		}
 	}
@@ -144,7 +144,7 @@ func (bk *buckets) buf(i int) cuda.Buf {
 func (t *Engine) gradParam(i, n int) cuda.Buf {
 	p := t.S.params[i]
 	if t.bk == nil {
-		return t.grad.Slice(p.off, p.off+n)
+		return t.grad.Slice(p.aoff, p.aoff+n)
 	}
 	w := t.bk.where[i]
 	if w.layer >= 0 && w.layer != t.bk.cur {
@@ -204,7 +204,7 @@ func (t *Engine) flushTail() error {
 	}
 	rs := t.bk.tail
 	if t.is != nil {
-		rs = append(rs[:len(rs):len(rs)], run{buf: -1, off: t.S.W.N, n: t.is.g.N})
+		rs = append(rs[:len(rs):len(rs)], run{buf: -1, off: t.S.arenaN, n: t.is.g.N})
 	}
 	return t.flush(rs)
 }

@@ -19,6 +19,7 @@ type param struct {
 	shape  []int
 	off, n int // window of W; off is -1 for a tensor stored only in bf16
 	boff   int // window of WB (the bf16 shadow or store); -1 when none
+	aoff   int // offset in the arena of every parameter (the gradient's and moments' layout)
 }
 
 // Model is a decoder on the device with the activations of one micro-batch
@@ -39,7 +40,8 @@ type Model struct {
 	normBias   bool
 	params     []param
 	byName     map[string]int
-	W          cuda.Buf // every parameter, contiguous
+	W          cuda.Buf // every parameter, contiguous (those not stored only in bf16)
+	arenaN     int      // the parameters in all (the arena's length)
 
 	// activations, per layer l (train only): xs[l] is the residual stream
 	// entering layer l (xs[L] leaves the last one), xmid[l] after the
@@ -111,7 +113,9 @@ type Options struct {
 	LogitChunk int
 	// WeightsBF16 stores the weight matrices (q/k/v/o, the MLP, lm_head
 	// and the embedding table) only as bf16 on the device, for an
-	// inference model (Train false): half their f32 bytes, and the bf16
+	// inference model, or a training model whose engine keeps the f32
+	// master weights sharded over the ranks (ZeRO with bf16): half their
+	// f32 bytes, and the bf16
 	// products of EnableBF16 (cublasGemmEx, f32 accumulation) without
 	// EnableBF16's f32 masters. The embedding lookup gathers bf16 rows and
 	// widens them to the f32 residual stream (so the stream starts from
@@ -163,9 +167,6 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	if o.Recompute && !train {
 		return nil, fmt.Errorf("gpu: Recompute is for training models (Train)")
 	}
-	if o.WeightsBF16 && train {
-		return nil, fmt.Errorf("gpu: bf16-only weights (WeightsBF16) are for inference models; a training model keeps f32 master weights (use EnableBF16 for bf16 products)")
-	}
 	arch, err := model.NewArch(cfg, src)
 	if err != nil {
 		return nil, fmt.Errorf("gpu: %w", err)
@@ -175,7 +176,8 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 	total, totalB := 0, 0
 	for _, ti := range arch.Tensors {
 		n := ti.NumElements()
-		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n}
+		p := param{name: ti.Name, shape: ti.Shape, off: -1, boff: -1, n: n, aoff: m.arenaN}
+		m.arenaN += n
 		bf := o.WeightsBF16 && storedBF16(ti, cfg.HiddenSize)
 		// an f32 embedding (odd hidden size) that is also the head needs a
 		// bf16 copy for the logits' product

@@ -24,6 +24,7 @@ type shard struct {
 	ownGrad bool
 	m1, m2  cuda.Buf // hi-lo moments
 	g       cuda.Buf // hi-lo gradient sum (ownGrad)
+	w       cuda.Buf // hi-lo f32 master weights (masters: the student's matrices are bf16 only)
 }
 
 // commBuf is b as a communicator buffer: device memory, or on the
@@ -51,6 +52,9 @@ func (t *Engine) Grads() []comm.Buffer {
 
 // Weights implements distill.Parallel.
 func (t *Engine) Weights() []comm.Buffer {
+	if t.masters() {
+		return nil // GatherWeights
+	}
 	out := []comm.Buffer{commBuf(t.S.W)}
 	if t.is != nil {
 		out = append(out, commBuf(t.is.w))
@@ -61,6 +65,9 @@ func (t *Engine) Weights() []comm.Buffer {
 // Gathered implements distill.Parallel: the bf16 shadow follows the
 // gathered weights.
 func (t *Engine) Gathered() error {
+	if t.masters() {
+		return nil // GatherWeights rounded each chunk
+	}
 	if t.S.bf16 {
 		return t.S.RefreshBF16()
 	}
@@ -70,7 +77,7 @@ func (t *Engine) Gathered() error {
 // arenaParts are the engine's tensors as (arena offset, weights, gradient,
 // full moments) — the moments only while unsharded.
 type arenaPart struct {
-	off     int
+	off, n  int
 	info    model.TensorInfo
 	w, g    cuda.Buf
 	m1, m2  cuda.Buf
@@ -81,14 +88,17 @@ func (t *Engine) arenaParts() []arenaPart {
 	g := t.stepGrad()
 	var out []arenaPart
 	for _, p := range t.S.params {
-		ap := arenaPart{off: p.off, info: model.TensorInfo{Name: p.name, Shape: p.shape}, w: t.S.W.Slice(p.off, p.off+p.n)}
+		ap := arenaPart{off: p.aoff, n: p.n, info: model.TensorInfo{Name: p.name, Shape: p.shape}}
+		if p.off >= 0 {
+			ap.w = t.S.W.Slice(p.off, p.off+p.n)
+		}
 		if g.N != 0 { // none with buckets (the shard's sum is the gradient)
-			ap.g = g.Slice(p.off, p.off+p.n)
+			ap.g = g.Slice(p.aoff, p.aoff+p.n)
 		}
 		out = append(out, ap)
 	}
 	if l := t.is; l != nil {
-		out = append(out, arenaPart{off: t.S.W.N, info: model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}},
+		out = append(out, arenaPart{off: t.S.arenaN, n: l.w.N, info: model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}},
 			w: l.w, g: l.g, isProjn: true})
 	}
 	return out
@@ -98,7 +108,7 @@ func (t *Engine) arenaParts() []arenaPart {
 // shard-sized ones (zeroed) take their place.
 func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	d := t.S.d
-	n := t.S.W.N
+	n := t.S.arenaN
 	if t.is != nil {
 		n += t.is.w.N
 	}
@@ -123,6 +133,12 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	alloc(&sh.m2)
 	if ownGrad {
 		alloc(&sh.g)
+	}
+	if t.masters() {
+		alloc(&sh.w)
+		if err == nil {
+			err = t.fillMasters(sh)
+		}
 	}
 	if err != nil {
 		return err
@@ -153,7 +169,7 @@ func (t *Engine) release(bs ...cuda.Buf) {
 // overlap is part p's piece inside the shard: its range in the part and
 // in the shard's buffers (ok false when none).
 func (sh *shard) overlap(p arenaPart) (a, z, sa int, ok bool) {
-	lo, hi := max(sh.lo, p.off), min(sh.hi, p.off+p.w.N)
+	lo, hi := max(sh.lo, p.off), min(sh.hi, p.off+p.n)
 	if lo >= hi {
 		return 0, 0, 0, false
 	}
@@ -225,7 +241,13 @@ func (t *Engine) updateShard(lr float64, clip float32, step int) error {
 			g = p.g.Slice(a, z)
 		}
 		sc := t.Optim.Scalars(lr, step, p.info)
-		if err := d.AdamW(p.w.Slice(a, z), g, sh.m1.Slice(sa, sa+z-a), sh.m2.Slice(sa, sa+z-a), sc); err != nil {
+		var w cuda.Buf
+		if t.masters() {
+			w = sh.w.Slice(sa, sa+z-a)
+		} else {
+			w = p.w.Slice(a, z)
+		}
+		if err := d.AdamW(w, g, sh.m1.Slice(sa, sa+z-a), sh.m2.Slice(sa, sa+z-a), sc); err != nil {
 			return err
 		}
 	}

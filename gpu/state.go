@@ -94,7 +94,7 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 			if err := t.ensure(false, true); err != nil {
 				return w, m1, m2, err
 			}
-			m1, m2 = t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n)
+			m1, m2 = t.mom1.Slice(p.aoff, p.aoff+p.n), t.mom2.Slice(p.aoff, p.aoff+p.n)
 		}
 	}
 	n := m1.N
@@ -116,12 +116,40 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 // ReadState implements distill.Engine: one tensor's weights and moments,
 // downloaded.
 func (t *Engine) ReadState(name string, w, m1, m2 []float32) error {
+	if t.masters() && w != nil && name != distill.ISProjName {
+		// the bf16 weights widened (the f32 masters are sharded: ReadMasters)
+		if err := t.S.ReadParam(name, w); err != nil {
+			return err
+		}
+		w = nil
+		if m1 == nil && m2 == nil {
+			return nil
+		}
+	}
 	return t.moveState(name, w, m1, m2, t.S.d.Download)
 }
 
 // WriteState implements distill.Engine: one tensor's weights and moments,
 // uploaded (and the weights' bf16 shadow refreshed).
 func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
+	if t.masters() && w != nil {
+		if name != distill.ISProjName {
+			if err := t.writeParamMasters(name, w); err != nil {
+				return err
+			}
+			w = nil
+			if m1 == nil && m2 == nil {
+				return nil
+			}
+		} else if sh := t.shard; sh != nil {
+			off := t.S.arenaN
+			if lo, hi := max(sh.lo, off), min(sh.hi, off+len(w)); lo < hi {
+				if err := t.S.d.CopyFrom(sh.w.Slice(lo-sh.lo, hi-sh.lo), w[lo-off:hi-off]); err != nil {
+					return err
+				}
+			}
+		}
+	}
 	err := t.moveState(name, w, m1, m2, func(host []float32, buf cuda.Buf) error { return t.S.d.CopyFrom(buf, host) })
 	if err == nil && w != nil && t.S.bf16 && name != distill.ISProjName {
 		err = t.S.d.ToBF16(t.S.PB(name), t.S.P(name))
@@ -194,5 +222,5 @@ func (t *Engine) ReadGrad(name string, dst []float32) error {
 	if len(dst) != p.n {
 		return fmt.Errorf("gpu: gradient of %q has %d elements, dst %d", name, p.n, len(dst))
 	}
-	return t.S.d.Download(dst, t.stepGrad().Slice(p.off, p.off+p.n))
+	return t.S.d.Download(dst, t.stepGrad().Slice(p.aoff, p.aoff+p.n))
 }

@@ -43,6 +43,11 @@ type Engine struct {
 	closers            []func() // what NewEngine opened (device, models)
 	shard              *shard   // data parallel under ZeRO (parallel.go); nil otherwise
 	bk                 *buckets // ZeRO 2's gradient buckets (buckets.go); nil otherwise
+	// src is the initial weights, read again by Shard for the f32 master
+	// weights of its range when the student keeps its matrices only in
+	// bf16 (masters.go)
+	src   model.TensorSource
+	stage cuda.Buf // GatherWeights' f32 staging chunk
 }
 
 func init() { distill.RegisterEngine(device.CUDA, NewEngine) }
@@ -70,12 +75,15 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 			return nil, fmt.Errorf("device cuda: %w", err)
 		}
 	}
-	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute, LogitChunk: c.LogitChunk})
+	// bf16 under ZeRO: the matrices only in bf16 here, their f32 master
+	// weights sharded over the ranks (Shard reads this rank's from c.Weights)
+	masters := c.BF16 && c.Zero >= 1
+	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute, LogitChunk: c.LogitChunk, WeightsBF16: masters})
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: student: %w", err)
 	}
 	closers = append(closers, s.Free)
-	if c.BF16 {
+	if c.BF16 && !masters {
 		if err = s.EnableBF16(); err != nil {
 			return nil, fmt.Errorf("device cuda, BF16: student: %w", err)
 		}
@@ -123,7 +131,7 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 				teacher.Cfg.VocabSize, teacher.Batch, teacher.Seq, s.Cfg.VocabSize, s.Batch, s.Seq)
 		}
 	}
-	t := &Engine{S: s, Teacher: teacher, Losses: losses, Optim: c.Optim}
+	t := &Engine{S: s, Teacher: teacher, Losses: losses, Optim: c.Optim, src: c.Weights}
 	cfg := s.Cfg
 	rows, H, F := s.Batch*s.Seq, cfg.HiddenSize, cfg.IntermediateSize
 	uw := F
@@ -146,11 +154,11 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	// under ZeRO the whole moments (1, 2) and gradient arena (2: buckets)
 	// are never allocated, not even until Shard frees them
 	if c.Zero < 2 {
-		one(&t.grad, s.W.N, true)
+		one(&t.grad, s.arenaN, true)
 	}
 	if c.Zero < 1 {
-		one(&t.mom1, s.W.N, true)
-		one(&t.mom2, s.W.N, true)
+		one(&t.mom1, s.arenaN, true)
+		one(&t.mom2, s.arenaN, true)
 	}
 	one(&t.g, rows*H, false)
 	one(&t.dh, rows*H, false)
@@ -228,7 +236,7 @@ func (t *Engine) gradOf(name string) cuda.Buf {
 // whole moments (without a shard) that NewEngineFor left out for a ZeRO
 // stage, should the engine run without it.
 func (t *Engine) ensure(grad, moments bool) error {
-	d, n := t.S.d, t.S.W.N
+	d, n := t.S.d, t.S.arenaN
 	var err error
 	one := func(dst *cuda.Buf) {
 		if err != nil || dst.N != 0 {
@@ -293,7 +301,7 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	}
 	if accumulate && t.acc.N == 0 {
 		var err error
-		if t.acc, err = d.Alloc(s.W.N); err != nil {
+		if t.acc, err = d.Alloc(s.arenaN); err != nil {
 			return distill.Parts{}, err
 		}
 		t.owned = append(t.owned, t.acc)
@@ -352,6 +360,9 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 		return t.updateShard(lr, clip, step)
 	}
 	s, d := t.S, t.S.d
+	if t.masters() {
+		return fmt.Errorf("gpu: the f32 master weights of a bf16 ZeRO engine are sharded: Update needs Shard first")
+	}
 	if err := t.ensure(false, true); err != nil {
 		return err
 	}
@@ -368,8 +379,11 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 	}
 	for _, p := range s.params {
 		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: p.name, Shape: p.shape})
-		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.off, p.off+p.n)
-		if err := d.AdamW(w, gp, t.mom1.Slice(p.off, p.off+p.n), t.mom2.Slice(p.off, p.off+p.n), sc); err != nil {
+		if p.off < 0 {
+			return fmt.Errorf("gpu: %s has no f32 master weights here (sharded over the ranks: Shard)", p.name)
+		}
+		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.aoff, p.aoff+p.n)
+		if err := d.AdamW(w, gp, t.mom1.Slice(p.aoff, p.aoff+p.n), t.mom2.Slice(p.aoff, p.aoff+p.n), sc); err != nil {
 			return err
 		}
 	}
