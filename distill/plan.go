@@ -100,6 +100,9 @@ type planner struct {
 	// cached staging block when they share its class
 	late      bool
 	lateClass map[int64]bool
+	// after (when not nil): the classes of every buffer allocated after
+	// the student's bf16 upload
+	after map[int64]bool
 }
 
 func (p *planner) f32(part string, n int64, count int) {
@@ -107,6 +110,9 @@ func (p *planner) f32(part string, n int64, count int) {
 		p.bytes[part] += int64(count) * cuda.SizeClass(4*n)
 		if p.late {
 			p.lateClass[cuda.SizeClass(4*n)] = true
+		}
+		if p.after != nil {
+			p.after[cuda.SizeClass(4*n)] = true
 		}
 	}
 }
@@ -170,11 +176,12 @@ const (
 // are per micro-batch on every rank. --zero 1 shards the moments (and in
 // bf16 the f32 master weights: the forward reads the bf16 copy); --zero 2
 // also the gradient, each bucket going to its owners as the backward pass
-// produces it (gpu.Engine.SetGradSink). All of it is what the CUDA engine
-// allocates (a 2-rank --zero 2 run is calibrated too) but for one piece:
-// in bf16 the engine still keeps the f32 master weights whole on every
-// rank (4P, not s(4P)); the plan counts the sharded layout the paper's
-// students need. Qwen3's q/k-norm
+// produces it (gpu.Engine.SetGradSink). In bf16 under --zero the student's
+// matrices are then stored only in bf16 (with its norms in f32, one
+// allocation as the teacher's) and the weights are gathered through an
+// f32 staging chunk of min(P, 2²¹) values; the upload's staging stays
+// cached unless a later buffer of its class reuses it. A 2-rank --zero 2
+// run is calibrated too, in f32 and bf16. Qwen3's q/k-norm
 // buffers are not counted (a small part of one layer's activations).
 func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Student == nil {
@@ -235,10 +242,20 @@ func NewPlan(c PlanConfig) (Plan, error) {
 
 	// student: weights, gradients, moments
 	P := planParams(s)
-	if bf16 {
+	masters := bf16 && c.Zero >= 1 // the f32 masters sharded, the matrices only in bf16
+	var studentStage int64
+	switch {
+	case masters:
+		// one allocation: the norms' f32 and the matrices' bf16 store
+		f32n, bfn, big := planStore(s, 1)
+		half := int64(planBF16Align / 2)
+		p.f32(PartStudentWeights, (f32n+half-1)/half*half+(bfn+1)/2, 1)
+		studentStage = min(big, planBF16Chunk)
+		p.after = map[int64]bool{}
+	case bf16:
 		p.bf16(PartStudentWeights, P, 1)
-		p.f32(PartOptimizer, shard(P, c.Zero >= 1), 1) // f32 master
-	} else {
+		p.f32(PartOptimizer, P, 1) // f32 master
+	default:
 		p.f32(PartStudentWeights, P, 1)
 	}
 	p.late = true // the engine's buffers come after the models'
@@ -249,6 +266,10 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		}
 	}
 	p.f32(PartOptimizer, shard(P, c.Zero >= 1), 2)
+	if masters {
+		p.f32(PartOptimizer, shard(P, true), 1)        // the shard's f32 master weights
+		p.f32(PartWorkspace, min(P, planBF16Chunk), 1) // the gather's staging chunk
+	}
 	if c.Zero >= 2 {
 		// the shard's gradient sum, then the buckets the backward pass
 		// fills and reduces (gpu.Engine.SetGradSink)
@@ -347,6 +368,11 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	if teacher != nil {
 		tp = planTeacher(p, teacher, c, bf16, rows, chunk)
 	}
+	// the student's bf16 upload staging stays cached unless a later
+	// buffer of its class takes it over
+	if studentStage > 0 && !p.after[cuda.SizeClass(4*studentStage)] {
+		p.tempF32(studentStage, 1)
+	}
 	for cls, n := range p.temp {
 		p.bytes[PartWorkspace] += cls * int64(n)
 	}
@@ -427,6 +453,40 @@ func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chu
 	}
 	p.f32(PartLogitChunks, chunk*int64(t.VocabSize), 1)
 	return total
+}
+
+// planStore is a model's weights as a bf16 store holds them (gpu
+// Options.WeightsBF16): the f32 parameters (norms, biases; an embedding of
+// odd width), the bf16 ones with each tensor aligned, and the largest
+// bf16 tensor (its upload's staging).
+func planStore(t *model.Config, _ int) (f32n, bfn, big int64) {
+	one := *t
+	one.NumLayers = 1
+	count := func(ts []model.TensorInfo, times int64) {
+		for _, ti := range ts {
+			n := int64(ti.NumElements())
+			if len(ti.Shape) == 2 && (ti.Name != model.EmbedTensor || t.HiddenSize%2 == 0) {
+				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
+				big = max(big, n)
+				continue
+			}
+			if t.TieWordEmbeddings && ti.Name == model.EmbedTensor {
+				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
+			}
+			f32n += times * n
+		}
+	}
+	var global, layer []model.TensorInfo
+	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
+		if strings.HasPrefix(ti.Name, "model.layers.") {
+			layer = append(layer, ti)
+		} else {
+			global = append(global, ti)
+		}
+	}
+	count(global, 1)
+	count(layer, int64(t.NumLayers))
+	return f32n, bfn, big
 }
 
 // planBuckets are the sizes of ZeRO 2's gradient buckets: the head's or

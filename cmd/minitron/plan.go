@@ -131,8 +131,5 @@ func runPlan(w io.Writer, o *PlanOptions) error {
 		_, err = fmt.Fprintf(w, ", teacher %.2fB", float64(p.TeacherParams)/1e9)
 	}
 	fmt.Fprintln(w, "; the CUDA context and cuBLAS's workspace (about 0.5-1 GB) come on top")
-	if c.Zero > 0 && c.Precision == "bf16" {
-		fmt.Fprintln(w, "note: in bf16 --zero here shards the f32 master weights; today's CUDA engine keeps them whole on every rank, 4 B per parameter more (README: What fits on a GPU)")
-	}
 	return err
 }
