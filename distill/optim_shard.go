@@ -41,9 +41,9 @@ import (
 const (
 	shardMagic  = "MNTRZERO"
 	masterMagic = "MNTRMSTR"
-	auxMagic   = "MNTRAUXW"
-	shardIndex = "optimizer.index.json"
-	auxFile    = "optimizer-aux.bin"
+	auxMagic    = "MNTRAUXW"
+	shardIndex  = "optimizer.index.json"
+	auxFile     = "optimizer-aux.bin"
 )
 
 // ShardIndex is optimizer.index.json.
