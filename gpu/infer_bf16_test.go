@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/gpu"
 	"github.com/minitron-dev/minitron/model"
 )
@@ -125,15 +126,25 @@ func TestInferWeightsBF16MatchesEnableBF16(t *testing.T) {
 	}
 }
 
-// WeightsBF16 is for inference only; RefreshBF16 has no f32 masters to
-// round from.
+// A training model with WeightsBF16 has no f32 masters but a shard's
+// (Engine.Shard): an update without one is refused; RefreshBF16 has no
+// f32 masters to round from.
 func TestInferWeightsBF16Errors(t *testing.T) {
 	cfg, err := model.SyntheticConfig(model.Llama, 2, 32, 4, 2, 64, 97)
 	must(t, err)
 	src := model.NewRandomSource(cfg, model.F32, 1)
-	_, err = gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: 1, Seq: 4, Train: true, WeightsBF16: true})
-	if err == nil || !strings.Contains(err.Error(), "inference") || !strings.Contains(err.Error(), "EnableBF16") {
-		t.Errorf("WeightsBF16 on a training model: error %v, want one saying it is for inference models", err)
+	tm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: 1, Seq: 4, Train: true, WeightsBF16: true})
+	must(t, err)
+	defer tm.Free()
+	arch, err := model.NewArch(cfg, src)
+	must(t, err)
+	eng, err := gpu.NewEngineFor(tm, nil, distill.EngineConfig{Arch: arch, Weights: src, Batch: 1, Seq: 4, Losses: distill.Losses{CE: 1}, Optim: distill.DefaultOptim()})
+	must(t, err)
+	defer eng.Free()
+	_, err = eng.Micro(batch(1, 4, cfg.VocabSize, 1), 0, 1)
+	must(t, err)
+	if err := eng.Update(1e-3, 1, 1); err == nil || !strings.Contains(err.Error(), "Shard") {
+		t.Errorf("update of bf16-only training weights without a shard: error %v, want one naming Shard", err)
 	}
 	gm, err := gpu.NewModelOpts(dev, cfg, src, gpu.Options{Batch: 1, Seq: 4, WeightsBF16: true})
 	must(t, err)
