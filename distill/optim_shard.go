@@ -1,7 +1,6 @@
 package distill
 
 import (
-	"bufio"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -95,12 +94,10 @@ func writeShard(path string, pe Parallel, n, lo, hi, adamStep int) error {
 // writeRanges streams arena elements [lo, hi) of each pass's section to
 // path under magic and the shard header.
 func writeRanges(path, magic string, n, lo, hi, adamStep int, passes ...func(a int, b []float32) error) error {
-	f, err := os.Create(path)
+	w, err := createCRC(path)
 	if err != nil {
 		return err
 	}
-	h := crc32.NewIEEE()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	w.WriteString(magic)
 	var hdr [32]byte
 	for i, v := range []int{n, lo, hi, adamStep} {
@@ -125,21 +122,7 @@ func writeRanges(path, magic string, n, lo, hi, adamStep int, passes ...func(a i
 			w.Write(raw[:4*len(b)])
 		}
 	}
-	if err == nil {
-		err = w.Flush()
-	}
-	if err == nil {
-		var crc [4]byte
-		binary.LittleEndian.PutUint32(crc[:], h.Sum32())
-		_, err = f.Write(crc[:])
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	return w.finish(err)
 }
 
 // writeAux writes the weights of the tensors outside the HF checkpoint.

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/crc32"
 	"io"
 	"math"
@@ -146,12 +147,10 @@ func maxElements(ts []model.TensorInfo) int {
 // writeOptimizer streams eng's moments (and auxiliary weights) to path.
 func writeOptimizer(path string, eng Engine, adamStep int) error {
 	ts, aux, n := optimSections(eng)
-	f, err := os.Create(path)
+	w, err := createCRC(path)
 	if err != nil {
 		return err
 	}
-	h := crc32.NewIEEE()
-	w := bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20)
 	w.WriteString(optimMagic)
 	var hdr [16]byte
 	binary.LittleEndian.PutUint64(hdr[:8], uint64(n))
@@ -164,8 +163,7 @@ func writeOptimizer(path string, eng Engine, adamStep int) error {
 			b := buf[:t.NumElements()]
 			pw, pm1, pm2 := pass.sec.parts(b)
 			if err = eng.ReadState(t.Name, pw, pm1, pm2); err != nil {
-				f.Close()
-				return fmt.Errorf("optimizer state of %s: %w", t.Name, err)
+				return w.finish(fmt.Errorf("optimizer state of %s: %w", t.Name, err))
 			}
 			for len(b) > 0 {
 				k := min(len(b), len(raw)/4)
@@ -177,16 +175,41 @@ func writeOptimizer(path string, eng Engine, adamStep int) error {
 			}
 		}
 	}
-	err = w.Flush()
-	var crc [4]byte
+	return w.finish(nil)
+}
+
+// crcFile writes a file through a buffer, then appends the CRC-32 of
+// everything written: the optimizer files' trailer.
+type crcFile struct {
+	*bufio.Writer
+	f *os.File
+	h hash.Hash32
+}
+
+func createCRC(path string) (*crcFile, error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	h := crc32.NewIEEE()
+	return &crcFile{Writer: bufio.NewWriterSize(io.MultiWriter(f, h), 1<<20), f: f, h: h}, nil
+}
+
+// finish flushes, appends the checksum and syncs, unless err (the writer's
+// own failure) is set; it always closes the file.
+func (c *crcFile) finish(err error) error {
 	if err == nil {
-		binary.LittleEndian.PutUint32(crc[:], h.Sum32())
-		_, err = f.Write(crc[:])
+		err = c.Flush()
 	}
 	if err == nil {
-		err = f.Sync()
+		var crc [4]byte
+		binary.LittleEndian.PutUint32(crc[:], c.h.Sum32())
+		_, err = c.f.Write(crc[:])
 	}
-	if cerr := f.Close(); err == nil {
+	if err == nil {
+		err = c.f.Sync()
+	}
+	if cerr := c.f.Close(); err == nil {
 		err = cerr
 	}
 	return err

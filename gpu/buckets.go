@@ -183,13 +183,7 @@ func (t *Engine) flush(rs []run) error {
 			continue
 		}
 		dst, src := sh.g.Slice(lo-sh.lo, hi-sh.lo), b.Slice(lo-r.off, hi-r.off)
-		var err error
-		if bk.first {
-			err = d.CopyBuf(dst, src)
-		} else {
-			err = d.Add(dst, src)
-		}
-		if err != nil {
+		if err := sumInto(d, dst, src, bk.first); err != nil {
 			return err
 		}
 	}

@@ -206,13 +206,7 @@ func (t *Engine) AccumulateShard(first bool) error {
 			continue
 		}
 		dst, src := sh.g.Slice(sa, sa+z-a), p.g.Slice(a, z)
-		var err error
-		if first {
-			err = d.CopyBuf(dst, src)
-		} else {
-			err = d.Add(dst, src)
-		}
-		if err != nil {
+		if err := sumInto(d, dst, src, first); err != nil {
 			return err
 		}
 	}
@@ -297,4 +291,13 @@ func (t *Engine) WriteMoments(lo int, m1, m2 []float32) error {
 		return t.S.d.CopyFrom(b2, m2)
 	}
 	return nil
+}
+
+// sumInto copies src into dst for a step's first micro-batch and adds it
+// after: a gradient shard's accumulation.
+func sumInto(d *cuda.Device, dst, src cuda.Buf, first bool) error {
+	if first {
+		return d.CopyBuf(dst, src)
+	}
+	return d.Add(dst, src)
 }
