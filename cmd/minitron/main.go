@@ -9,6 +9,8 @@ import (
 	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/minitron-dev/minitron/model/kernels"
 )
 
 // version is set at link time with -ldflags "-X main.version=...".
@@ -40,6 +42,13 @@ architecture, retrain the student by logit distillation, and evaluate it.`,
 }
 
 func main() {
+	// OpenBLAS 0.3.21 (Debian 12) runs its generic Prescott kernels on CPUs
+	// it does not know, a third of the speed on AVX-512 machines; take the
+	// set the CPU supports unless OPENBLAS_CORETYPE chose one. A command's
+	// --blas-core still decides.
+	if from, _, err := kernels.UpgradeBLASCore(); err != nil {
+		fmt.Fprintf(os.Stderr, "minitron: keeping OpenBLAS's %s kernels: %v\n", from, err)
+	}
 	err := newRootCmd().Execute()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "minitron:", err)
