@@ -84,6 +84,14 @@ static int mt_gemm_bf16(uintptr_t h, int ta, int tb, int m, int n, int k, float 
 		m, n, k, &alpha, (const void *)a, CUDA_R_16BF, lda, (const void *)b, CUDA_R_16BF, ldb, &beta,
 		(void *)c, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT_TENSOR_OP);
 }
+// mt_gemm_bf16_out: bf16 inputs and a bf16 C, accumulated in f32 (alpha
+// and beta f32 as CUBLAS_COMPUTE_32F requires).
+static int mt_gemm_bf16_out(uintptr_t h, int ta, int tb, int m, int n, int k, float alpha,
+	uintptr_t a, int lda, uintptr_t b, int ldb, float beta, uintptr_t c, int ldc) {
+	return (int)p_gemmex((cublasHandle_t)h, ta ? CUBLAS_OP_T : CUBLAS_OP_N, tb ? CUBLAS_OP_T : CUBLAS_OP_N,
+		m, n, k, &alpha, (const void *)a, CUDA_R_16BF, lda, (const void *)b, CUDA_R_16BF, ldb, &beta,
+		(void *)c, CUDA_R_16BF, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT_TENSOR_OP);
+}
 */
 import "C"
 
@@ -219,5 +227,10 @@ func (d *Device) blasSgemmStrided(ta, tb bool, m, n, k int, alpha float32, a Dev
 
 func (d *Device) blasGemmBF16(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
 	return blasErr("GemmEx(bf16)", C.mt_gemm_bf16(d.blas.h, cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
+		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc)))
+}
+
+func (d *Device) blasGemmBF16Out(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
+	return blasErr("GemmEx(bf16 out)", C.mt_gemm_bf16_out(d.blas.h, cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha),
 		C.uintptr_t(a), C.int(lda), C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc)))
 }

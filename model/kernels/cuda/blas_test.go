@@ -146,3 +146,67 @@ func TestGemmBF16(t *testing.T) {
 	nearBound(t, "bf16 gemm", down(t, gc), want, gemmBound(false, true, m, n, k, ra, k, rb, k), 1.0/65536)
 	_ = cuda.BF16{}
 }
+
+// GemmBF16Out (bf16 C, the weight gradients under mixed precision): the
+// sum runs in f32 and rounds to bf16 once on the store, so each value is
+// the f32 product of the rounded inputs (up to 2⁻¹⁶·Σ|a||b| of summation
+// order) rounded to bf16: half a bf16 ulp more, 2⁻⁸ relative. The emulator
+// sums in one order, so there it equals bf16(GemmBF16) exactly.
+func TestGemmBF16Out(t *testing.T) {
+	for _, c := range []struct {
+		name        string
+		tA, tB      bool
+		m, n, k     int
+		alpha, beta float32
+		reason      string
+	}{
+		{"TN", true, false, 40, 24, 96, 1, 0, "the weight gradient's shape: dWᵀ = dyᵀ·x"},
+		{"NT beta", false, true, 33, 17, 65, 0.5, 1, "odd sizes, accumulating into a bf16 C (micro-batch accumulation)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ar, ac, br, bc := c.m, c.k, c.k, c.n
+			if c.tA {
+				ar, ac = ac, ar
+			}
+			if c.tB {
+				br, bc = bc, br
+			}
+			a, b, c0 := randn(ar*ac, 97), randn(br*bc, 98), randn(c.m*c.n, 99)
+			ha, err := dev.AllocBF16(len(a))
+			must(t, err)
+			hb, err := dev.AllocBF16(len(b))
+			must(t, err)
+			hc, err := dev.AllocBF16(len(c0))
+			must(t, err)
+			t.Cleanup(func() { dev.FreeBF16(ha); dev.FreeBF16(hb); dev.FreeBF16(hc) })
+			must(t, dev.ToBF16(ha, up(t, a)))
+			must(t, dev.ToBF16(hb, up(t, b)))
+			must(t, dev.ToBF16(hc, up(t, c0)))
+			// reference: the f32-output product over the same bf16 inputs,
+			// starting from the bf16-rounded C
+			ref := alloc(t, len(c0))
+			must(t, dev.FromBF16(ref, hc))
+			must(t, dev.GemmBF16(c.tA, c.tB, c.m, c.n, c.k, c.alpha, ha, ac, hb, bc, c.beta, ref, c.n))
+			must(t, dev.GemmBF16Out(c.tA, c.tB, c.m, c.n, c.k, c.alpha, ha, ac, hb, bc, c.beta, hc, c.n))
+			got := alloc(t, len(c0))
+			must(t, dev.FromBF16(got, hc))
+			want := down(t, ref)
+			g := down(t, got)
+			for i, w := range want {
+				rw := bf16(w)
+				if cuda.Emulated() {
+					if g[i] != rw {
+						t.Fatalf("[%d] = %v, want bf16(%v) = %v exactly on the emulator", i, g[i], w, rw)
+					}
+					continue
+				}
+				if d := math.Abs(float64(g[i] - w)); d > math.Abs(float64(w))/256+1e-3 {
+					t.Fatalf("[%d] = %v, want %v within 2⁻⁸ relative", i, g[i], w)
+				}
+			}
+		})
+	}
+	if err := dev.GemmBF16Out(false, false, 8, 8, 8, 1, cuda.BF16{N: 64}, 8, cuda.BF16{N: 64}, 8, 0, cuda.BF16{N: 10}, 8); err == nil {
+		t.Error("GemmBF16Out on a too-small C succeeded")
+	}
+}

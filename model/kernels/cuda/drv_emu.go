@@ -42,12 +42,22 @@ static float bf16f(const uint16_t *p, long i) {
 	return f;
 }
 
+static uint16_t tobf16(float x) {
+	uint32_t u;
+	memcpy(&u, &x, 4);
+	u += 0x7fff + ((u >> 16) & 1);
+	return (uint16_t)(u >> 16);
+}
+
 // cublasSgemm's column-major semantics: C = alpha·op(A)·op(B) + beta·C, C
 // not read when beta is 0. elem 0: f32 inputs (rounded to TF32 when tf
-// is set), 1: bf16 inputs.
+// is set), 1: bf16 inputs, 2: bf16 inputs and a bf16 C (the sum in f32,
+// rounded to nearest even once on the store, as GemmEx with
+// CUBLAS_COMPUTE_32F and a CUDA_R_16BF C).
 static void emu_gemm(int ta, int tb, int m, int n, int k, float alpha, uintptr_t A, int lda,
 	uintptr_t B, int ldb, float beta, uintptr_t Cp, int ldc, int tf, int elem) {
 	float *C = (float *)Cp;
+	uint16_t *Cb = (uint16_t *)Cp;
 	for (int j = 0; j < n; j++)
 		for (int i = 0; i < m; i++) {
 			float acc = 0;
@@ -55,7 +65,7 @@ static void emu_gemm(int ta, int tb, int m, int n, int k, float alpha, uintptr_t
 				long ia = ta ? p + (long)i * lda : i + (long)p * lda;
 				long ib = tb ? j + (long)p * ldb : p + (long)j * ldb;
 				float a, b;
-				if (elem == 1) {
+				if (elem >= 1) {
 					a = bf16f((const uint16_t *)A, ia);
 					b = bf16f((const uint16_t *)B, ib);
 				} else {
@@ -68,7 +78,12 @@ static void emu_gemm(int ta, int tb, int m, int n, int k, float alpha, uintptr_t
 				}
 				acc += a * b;
 			}
-			float *c = &C[i + (long)j * ldc];
+			long ic = i + (long)j * ldc;
+			if (elem == 2) {
+				Cb[ic] = tobf16(beta == 0 ? alpha * acc : alpha * acc + beta * bf16f(Cb, ic));
+				continue;
+			}
+			float *c = &C[ic];
 			*c = beta == 0 ? alpha * acc : alpha * acc + beta * *c;
 		}
 }
@@ -217,6 +232,12 @@ func (d *Device) blasSgemmStrided(ta, tb bool, m, n, k int, alpha float32, a Dev
 func (d *Device) blasGemmBF16(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
 	C.emu_gemm(cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uintptr_t(a), C.int(lda),
 		C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc), 0, 1)
+	return nil
+}
+
+func (d *Device) blasGemmBF16Out(ta, tb bool, m, n, k int, alpha float32, a DevicePtr, lda int, b DevicePtr, ldb int, beta float32, c DevicePtr, ldc int) error {
+	C.emu_gemm(cb(ta), cb(tb), C.int(m), C.int(n), C.int(k), C.float(alpha), C.uintptr_t(a), C.int(lda),
+		C.uintptr_t(b), C.int(ldb), C.float(beta), C.uintptr_t(c), C.int(ldc), 0, 2)
 	return nil
 }
 

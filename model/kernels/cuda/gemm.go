@@ -98,6 +98,23 @@ func (d *Device) GemmBF16(transA, transB bool, m, n, k int, alpha float32, a BF1
 	return d.blasGemmBF16(transB, transA, n, m, k, alpha, b.Ptr, ldb, a.Ptr, lda, beta, c.Ptr, ldc)
 }
 
+// GemmBF16Out is GemmBF16 with a bf16 C as well (bf16 weight gradients
+// under mixed precision): the products accumulate in f32 and the result
+// (alpha·AB + beta·C, C read as bf16) is rounded to bf16 once on the store.
+func (d *Device) GemmBF16Out(transA, transB bool, m, n, k int, alpha float32, a BF16, lda int, b BF16, ldb int, beta float32, c BF16, ldc int) error {
+	if m == 0 || n == 0 {
+		return nil
+	}
+	ar, ac, br, bc := storedShapes(transA, transB, m, n, k)
+	if err := firstErr(checkMat("GemmBF16Out A", Buf{N: a.N}, ar, ac, lda), checkMat("GemmBF16Out B", Buf{N: b.N}, br, bc, ldb),
+		checkMat("GemmBF16Out C", Buf{N: c.N}, m, n, ldc)); err != nil {
+		return err
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.blasGemmBF16Out(transB, transA, n, m, k, alpha, b.Ptr, ldb, a.Ptr, lda, beta, c.Ptr, ldc)
+}
+
 func firstErr(errs ...error) error {
 	for _, e := range errs {
 		if e != nil {
