@@ -622,6 +622,75 @@ func (d *Device) FromBF16(out Buf, x BF16) error {
 	return d.launch("bf16_to_f32", d.grid1(x.N), block256, 0, pp(out), uint64(x.Ptr), pl(x.N))
 }
 
+// AddBF16ToF32 adds the bf16 src to the f32 dst (dst += src).
+func (d *Device) AddBF16ToF32(dst Buf, src BF16) error {
+	if src.N < dst.N {
+		return fmt.Errorf("cuda: AddBF16ToF32: src has %d values, want at least %d", src.N, dst.N)
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.launch("add_bf16_to_f32", d.grid1(dst.N), block256, 0, pp(dst), uint64(src.Ptr), pl(dst.N))
+}
+
+// AddBF16 adds src to dst in f32, rounding each sum to bf16.
+func (d *Device) AddBF16(dst, src BF16) error {
+	if src.N < dst.N {
+		return fmt.Errorf("cuda: AddBF16: src has %d values, want at least %d", src.N, dst.N)
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.launch("add_bf16", d.grid1(dst.N), block256, 0, uint64(dst.Ptr), uint64(src.Ptr), pl(dst.N))
+}
+
+// ScaleBF16 multiplies x by s in f32, rounding each product to bf16.
+func (d *Device) ScaleBF16(x BF16, s float32) error {
+	unlock := d.lock()
+	defer unlock()
+	return d.launch("scale_bf16", d.grid1(x.N), block256, 0, uint64(x.Ptr), pf(s), pl(x.N))
+}
+
+// SumSquaresBF16 returns Σ x² over the bf16 buffers, accumulated in
+// float64 as SumSquares. It waits for the result.
+func (d *Device) SumSquaresBF16(bufs ...BF16) (float64, error) {
+	unlock := d.lock()
+	defer unlock()
+	acc, err := d.alloc(2)
+	if err != nil {
+		return 0, err
+	}
+	defer d.Free(acc)
+	if err := d.memset32(acc.Ptr, 2); err != nil {
+		return 0, err
+	}
+	for _, b := range bufs {
+		if b.N == 0 {
+			continue
+		}
+		if err := d.launch("sum_squares_bf16", d.grid1(b.N), block256, 0, pp(acc), uint64(b.Ptr), pl(b.N)); err != nil {
+			return 0, err
+		}
+	}
+	out := make([]float64, 1)
+	if err := d.downloadFloat64(out, acc); err != nil {
+		return 0, err
+	}
+	return out[0], nil
+}
+
+// AdamWBF16Grad is AdamW with a bf16 gradient (f32 w, m, v).
+func (d *Device) AdamWBF16Grad(w Buf, g BF16, m, v Buf, s kernels.AdamWScalars) error {
+	if g.N < w.N {
+		return fmt.Errorf("cuda: AdamWBF16Grad: g has %d values, want at least %d", g.N, w.N)
+	}
+	if err := firstErr(need("AdamWBF16Grad", "m", m, w.N), need("AdamWBF16Grad", "v", v, w.N)); err != nil {
+		return err
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.launch("adamw_bf16g", d.grid1(w.N), block256, 0, pp(w), uint64(g.Ptr), pp(m), pp(v), pl(w.N),
+		pf(s.B1), pf(s.B2), pf(s.Step), pf(s.RBC2), pf(s.Eps), pf(s.Decay))
+}
+
 // Off is the view from element lo to the end.
 func (b BF16) Off(lo int) BF16 {
 	if lo < 0 || lo > b.N {

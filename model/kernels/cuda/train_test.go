@@ -128,3 +128,75 @@ func TestPool(t *testing.T) {
 	}
 	_ = slices.Clone([]int{})
 }
+
+// upBF16 puts x on the device rounded to bf16, and returns the rounded
+// values the kernels see.
+func upBF16(t *testing.T, x []float32) (cuda.BF16, []float32) {
+	t.Helper()
+	b, err := dev.AllocBF16(len(x))
+	must(t, err)
+	t.Cleanup(func() { dev.FreeBF16(b) })
+	must(t, dev.ToBF16(b, up(t, x)))
+	r := make([]float32, len(x))
+	for i, v := range x {
+		r[i] = bf16(v)
+	}
+	return b, r
+}
+
+func downBF16(t *testing.T, b cuda.BF16) []float32 {
+	t.Helper()
+	f := alloc(t, b.N)
+	must(t, dev.FromBF16(f, b))
+	return down(t, f)
+}
+
+// The bf16-gradient kernels against the same f32 formulas over the
+// bf16-rounded inputs, each result rounded to bf16 once where the kernel
+// stores bf16: exact (0 tolerance) for the elementwise ones, 1e-6
+// relative for AdamW (as TestAdamW), 1e-10 for the float64 sum of squares
+// (summation order only).
+func TestBF16GradKernels(t *testing.T) {
+	const n = 5001
+	a, ra := upBF16(t, randn(n, 80))
+	b, rb := upBF16(t, randn(n, 81))
+
+	f := up(t, randn(n, 82))
+	want := down(t, f)
+	for i := range want {
+		want[i] += rb[i]
+	}
+	must(t, dev.AddBF16ToF32(f, b))
+	near(t, "AddBF16ToF32", down(t, f), want, 0, 0)
+
+	must(t, dev.AddBF16(a, b))
+	for i := range ra {
+		ra[i] = bf16(ra[i] + rb[i])
+	}
+	near(t, "AddBF16", downBF16(t, a), ra, 0, 0)
+
+	must(t, dev.ScaleBF16(a, 0.37))
+	for i := range ra {
+		ra[i] = bf16(ra[i] * 0.37)
+	}
+	near(t, "ScaleBF16", downBF16(t, a), ra, 0, 0)
+
+	got, err := dev.SumSquaresBF16(a, b)
+	must(t, err)
+	if w := kernels.SumSquares(ra) + kernels.SumSquares(rb); math.Abs(got-w) > 1e-10*w {
+		t.Errorf("SumSquaresBF16 = %.12g, CPU %.12g", got, w)
+	}
+
+	w := randn(n, 83)
+	gw, gm, gv := up(t, w), alloc(t, n), alloc(t, n)
+	m, v := make([]float32, n), make([]float32, n)
+	s := kernels.AdamWScalars{B1: 0.9, B2: 0.999, Eps: 1e-8, Decay: 1 - 1e-4, Step: 1e-3 / 0.1, RBC2: float32(1 / math.Sqrt(1-0.999))}
+	must(t, dev.AdamWBF16Grad(gw, b, gm, gv, s))
+	s.Apply(w, rb, m, v)
+	near(t, "AdamWBF16Grad weights", down(t, gw), w, 1e-7, 1e-6)
+	near(t, "AdamWBF16Grad v", down(t, gv), v, 1e-9, 1e-6)
+
+	if err := dev.AddBF16(a, b.Slice(0, 10)); err == nil {
+		t.Error("AddBF16 from a too-short src succeeded")
+	}
+}

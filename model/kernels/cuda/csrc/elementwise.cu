@@ -129,3 +129,38 @@ KERNEL void f32_to_bf16(__nv_bfloat16 *out, const float *x, long long n) {
 KERNEL void bf16_to_f32(float *out, const __nv_bfloat16 *x, long long n) {
 	FOR_N(i, n) out[i] = __bfloat162float(x[i]);
 }
+
+// bf16 gradients (mixed precision): the sums and scalings run in f32 and
+// round to nearest even once per store.
+// dst += src, f32 dst (a shard's gradient sum from a bf16 bucket)
+KERNEL void add_bf16_to_f32(float *dst, const __nv_bfloat16 *src, long long n) {
+	FOR_N(i, n) dst[i] += __bfloat162float(src[i]);
+}
+// dst += src, both bf16 (micro-batch accumulation)
+KERNEL void add_bf16(__nv_bfloat16 *dst, const __nv_bfloat16 *src, long long n) {
+	FOR_N(i, n) dst[i] = __float2bfloat16_rn(__bfloat162float(dst[i]) + __bfloat162float(src[i]));
+}
+// x *= s (gradient clipping)
+KERNEL void scale_bf16(__nv_bfloat16 *x, float s, long long n) {
+	FOR_N(i, n) x[i] = __float2bfloat16_rn(__bfloat162float(x[i]) * s);
+}
+// out[0] += Σ x² in float64, as sum_squares; blockDim 256, any grid.
+KERNEL void sum_squares_bf16(double *out, const __nv_bfloat16 *x, long long n) {
+	__shared__ double sm[32];
+	double s = 0.0;
+	FOR_N(i, n) { double v = __bfloat162float(x[i]); s += v * v; }
+	s = block_sum_d(s, sm);
+	if (threadIdx.x == 0) atomicAdd(out, s);
+}
+// adamw with a bf16 gradient, widened to f32 as it is read (the f32
+// masters and moments of mixed precision).
+KERNEL void adamw_bf16g(float *w, const __nv_bfloat16 *g, float *m, float *v, long long n, float b1, float b2, float stepSize, float rbc2, float eps, float decay) {
+	FOR_N(i, n) {
+		float gi = __bfloat162float(g[i]);
+		float mi = b1 * m[i] + (1.f - b1) * gi;
+		float vi = b2 * v[i] + (1.f - b2) * gi * gi;
+		m[i] = mi;
+		v[i] = vi;
+		w[i] = w[i] * decay - stepSize * mi / (sqrtf(vi) * rbc2 + eps);
+	}
+}
