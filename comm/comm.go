@@ -18,7 +18,11 @@ import (
 )
 
 // Buffer is memory a collective reads and writes in place: Host (f32 host
-// memory) or a device's buffer that a device communicator (NCCL) knows.
+// memory), HostBF16, or a device's buffer (Device, DeviceBF16) that a
+// device communicator (NCCL) knows. bf16 buffers (mixed-precision
+// gradients) are summed in f32 and rounded to bf16 after each combining
+// step (NCCL's ncclBfloat16; MPI through a user op), so a sum over more
+// than two ranks may round more than once.
 type Buffer interface {
 	Len() int // elements
 }
@@ -36,16 +40,36 @@ type Device struct {
 
 func (d Device) Len() int { return d.N }
 
+// HostBF16 is a bfloat16 host buffer (the upper 16 bits of an f32).
+type HostBF16 []uint16
+
+func (h HostBF16) Len() int { return len(h) }
+
+// DeviceBF16 is bfloat16 device memory: Ptr is the address of element 0.
+type DeviceBF16 struct {
+	Ptr uintptr
+	N   int
+}
+
+func (d DeviceBF16) Len() int { return d.N }
+
 // Slice is elements [lo, hi) of b.
 func Slice(b Buffer, lo, hi int) Buffer {
 	switch b := b.(type) {
 	case Host:
+		return b[lo:hi]
+	case HostBF16:
 		return b[lo:hi]
 	case Device:
 		if lo < 0 || hi > b.N || lo > hi {
 			panic(fmt.Sprintf("comm: slice [%d,%d) of a device buffer of %d", lo, hi, b.N))
 		}
 		return Device{Ptr: b.Ptr + uintptr(4*lo), N: hi - lo}
+	case DeviceBF16:
+		if lo < 0 || hi > b.N || lo > hi {
+			panic(fmt.Sprintf("comm: slice [%d,%d) of a bf16 device buffer of %d", lo, hi, b.N))
+		}
+		return DeviceBF16{Ptr: b.Ptr + uintptr(2*lo), N: hi - lo}
 	}
 	panic(fmt.Sprintf("comm: unknown buffer %T", b))
 }

@@ -6,6 +6,8 @@ package comm
 #cgo pkg-config: ompi-c
 #include <mpi.h>
 #include <stdlib.h>
+#include <stdint.h>
+#include <string.h>
 
 // Go cannot name MPI's handle macros (they are addresses of Open MPI's
 // globals), so these helpers do.
@@ -20,20 +22,38 @@ static int mn_init(int *provided) {
 static int mn_serialized(void) { return MPI_THREAD_SERIALIZED; }
 static int mn_rank(int *r) { return MPI_Comm_rank(MPI_COMM_WORLD, r); }
 static int mn_size(int *s) { return MPI_Comm_size(MPI_COMM_WORLD, s); }
-static int mn_allreduce_f32(float *b, int n) { return MPI_Allreduce(MPI_IN_PLACE, b, n, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD); }
+// dtype 0: f32 (MPI_SUM), 1: bf16 as 16-bit words (mn_bf16_op: the sum
+// in f32, rounded to nearest even).
+static MPI_Op mn_bf16_op = MPI_OP_NULL;
+static float mn_bf16f(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+static void mn_bf16_sum(void *in, void *inout, int *len, MPI_Datatype *dt) {
+	const uint16_t *a = in;
+	uint16_t *b = inout;
+	for (int i = 0; i < *len; i++) {
+		float x = mn_bf16f(a[i]) + mn_bf16f(b[i]);
+		uint32_t u;
+		memcpy(&u, &x, 4);
+		u += 0x7fff + ((u >> 16) & 1);
+		b[i] = (uint16_t)(u >> 16);
+	}
+}
+static int mn_make_ops(void) { return MPI_Op_create(mn_bf16_sum, 1, &mn_bf16_op); }
+static MPI_Datatype mn_type(int bf) { return bf ? MPI_UINT16_T : MPI_FLOAT; }
+static MPI_Op mn_sum(int bf) { return bf ? mn_bf16_op : MPI_SUM; }
+static int mn_allreduce(void *b, int n, int bf) { return MPI_Allreduce(MPI_IN_PLACE, b, n, mn_type(bf), mn_sum(bf), MPI_COMM_WORLD); }
 static int mn_allreduce_f64(double *b, int n) { return MPI_Allreduce(MPI_IN_PLACE, b, n, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD); }
-static int mn_reduce_f32(float *b, int n, int root, int me) {
-	if (me == root) return MPI_Reduce(MPI_IN_PLACE, b, n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
-	return MPI_Reduce(b, NULL, n, MPI_FLOAT, MPI_SUM, root, MPI_COMM_WORLD);
+static int mn_reduce(void *b, int n, int root, int me, int bf) {
+	if (me == root) return MPI_Reduce(MPI_IN_PLACE, b, n, mn_type(bf), mn_sum(bf), root, MPI_COMM_WORLD);
+	return MPI_Reduce(b, NULL, n, mn_type(bf), mn_sum(bf), root, MPI_COMM_WORLD);
 }
 // in place: the sum of this rank's segment lands at the start of b
-static int mn_reduce_scatter_f32(float *b, const int *counts) {
-	return MPI_Reduce_scatter(MPI_IN_PLACE, b, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+static int mn_reduce_scatter(void *b, const int *counts, int bf) {
+	return MPI_Reduce_scatter(MPI_IN_PLACE, b, counts, mn_type(bf), mn_sum(bf), MPI_COMM_WORLD);
 }
-static int mn_allgather_f32(float *b, const int *counts, const int *displs) {
-	return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, b, counts, displs, MPI_FLOAT, MPI_COMM_WORLD);
+static int mn_allgather(void *b, const int *counts, const int *displs, int bf) {
+	return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, b, counts, displs, mn_type(bf), MPI_COMM_WORLD);
 }
-static int mn_bcast_f32(float *b, int n, int root) { return MPI_Bcast(b, n, MPI_FLOAT, root, MPI_COMM_WORLD); }
+static int mn_bcast(void *b, int n, int root, int bf) { return MPI_Bcast(b, n, mn_type(bf), root, MPI_COMM_WORLD); }
 static int mn_bcast_bytes(void *b, int n, int root) { return MPI_Bcast(b, n, MPI_BYTE, root, MPI_COMM_WORLD); }
 static int mn_barrier(void) { return MPI_Barrier(MPI_COMM_WORLD); }
 static int mn_abort(int code) { return MPI_Abort(MPI_COMM_WORLD, code); }
@@ -78,6 +98,9 @@ func newMPI() (Communicator, error) {
 		return nil, fmt.Errorf("MPI_Comm_size: %s", mpiError(rc))
 	}
 	m.rank, m.size = int(r), int(s)
+	if rc := C.mn_make_ops(); rc != C.MPI_SUCCESS {
+		return nil, fmt.Errorf("MPI_Op_create (bf16 sum): %s", mpiError(rc))
+	}
 	return m, nil
 }
 
@@ -91,24 +114,36 @@ func mpiError(rc C.int) string {
 func (m *mpiComm) Rank() int { return m.rank }
 func (m *mpiComm) Size() int { return m.size }
 
-// host checks that b is host memory of at most 2³¹−1 elements (MPI's
-// counts are C ints).
-func host(op string, b Buffer) (Host, error) {
-	h, ok := b.(Host)
-	if !ok {
-		return nil, fmt.Errorf("comm: MPI %s of a %T: MPI reduces host buffers (device buffers go through NCCL)", op, b)
-	}
-	if len(h) > math.MaxInt32 {
-		return nil, fmt.Errorf("comm: MPI %s of %d elements (more than 2³¹−1)", op, len(h))
-	}
-	return h, nil
+// hostBuf is b's host memory (f32 Host or HostBF16), its length, and
+// whether it is bf16; MPI's counts are C ints, so at most 2³¹−1 elements.
+type hostBuf struct {
+	p  unsafe.Pointer
+	n  C.int
+	bf C.int
 }
 
-func ptr(h Host) *C.float {
-	if len(h) == 0 {
-		return nil
+func host(op string, b Buffer) (hostBuf, error) {
+	var h hostBuf
+	n := 0
+	switch b := b.(type) {
+	case Host:
+		n = len(b)
+		if n > 0 {
+			h.p = unsafe.Pointer(&b[0])
+		}
+	case HostBF16:
+		n, h.bf = len(b), 1
+		if n > 0 {
+			h.p = unsafe.Pointer(&b[0])
+		}
+	default:
+		return h, fmt.Errorf("comm: MPI %s of a %T: MPI reduces host buffers (device buffers go through NCCL)", op, b)
 	}
-	return (*C.float)(unsafe.Pointer(&h[0]))
+	if n > math.MaxInt32 {
+		return h, fmt.Errorf("comm: MPI %s of %d elements (more than 2³¹−1)", op, n)
+	}
+	h.n = C.int(n)
+	return h, nil
 }
 
 func (m *mpiComm) call(op string, f func() C.int) error {
@@ -128,7 +163,7 @@ func (m *mpiComm) AllReduce(b Buffer) error {
 	if err != nil {
 		return err
 	}
-	return m.call("all-reduce", func() C.int { return C.mn_allreduce_f32(ptr(h), C.int(len(h))) })
+	return m.call("all-reduce", func() C.int { return C.mn_allreduce(h.p, h.n, h.bf) })
 }
 
 func (m *mpiComm) Reduce(b Buffer, root int) error {
@@ -136,7 +171,7 @@ func (m *mpiComm) Reduce(b Buffer, root int) error {
 	if err != nil {
 		return err
 	}
-	return m.call("reduce", func() C.int { return C.mn_reduce_f32(ptr(h), C.int(len(h)), C.int(root), C.int(m.rank)) })
+	return m.call("reduce", func() C.int { return C.mn_reduce(h.p, h.n, C.int(root), C.int(m.rank), h.bf) })
 }
 
 func (m *mpiComm) counts(op string, n int, counts []int) ([]C.int, []C.int, error) {
@@ -159,16 +194,21 @@ func (m *mpiComm) ReduceScatter(b Buffer, counts []int) error {
 	if err != nil {
 		return err
 	}
-	cc, _, err := m.counts("reduce-scatter", len(h), counts)
+	cc, _, err := m.counts("reduce-scatter", int(h.n), counts)
 	if err != nil {
 		return err
 	}
-	if err := m.call("reduce-scatter", func() C.int { return C.mn_reduce_scatter_f32(ptr(h), &cc[0]) }); err != nil {
+	if err := m.call("reduce-scatter", func() C.int { return C.mn_reduce_scatter(h.p, &cc[0], h.bf) }); err != nil {
 		return err
 	}
 	// MPI leaves the in-place result at the start of the buffer
-	lo := Offsets(counts)[m.rank]
-	copy(h[lo:lo+counts[m.rank]], h[:counts[m.rank]])
+	lo, k := Offsets(counts)[m.rank], counts[m.rank]
+	switch b := b.(type) {
+	case Host:
+		copy(b[lo:lo+k], b[:k])
+	case HostBF16:
+		copy(b[lo:lo+k], b[:k])
+	}
 	return nil
 }
 
@@ -177,11 +217,11 @@ func (m *mpiComm) AllGather(b Buffer, counts []int) error {
 	if err != nil {
 		return err
 	}
-	cc, cd, err := m.counts("all-gather", len(h), counts)
+	cc, cd, err := m.counts("all-gather", int(h.n), counts)
 	if err != nil {
 		return err
 	}
-	return m.call("all-gather", func() C.int { return C.mn_allgather_f32(ptr(h), &cc[0], &cd[0]) })
+	return m.call("all-gather", func() C.int { return C.mn_allgather(h.p, &cc[0], &cd[0], h.bf) })
 }
 
 func (m *mpiComm) Broadcast(b Buffer, root int) error {
@@ -189,7 +229,7 @@ func (m *mpiComm) Broadcast(b Buffer, root int) error {
 	if err != nil {
 		return err
 	}
-	return m.call("broadcast", func() C.int { return C.mn_bcast_f32(ptr(h), C.int(len(h)), C.int(root)) })
+	return m.call("broadcast", func() C.int { return C.mn_bcast(h.p, h.n, C.int(root), h.bf) })
 }
 
 func (m *mpiComm) AllReduceF64(v []float64) error {

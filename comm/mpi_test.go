@@ -4,6 +4,7 @@ package comm
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 
@@ -130,6 +131,67 @@ func TestMPICollectives(t *testing.T) {
 				return fmt.Errorf("got %v", v)
 			}
 			return c.Barrier()
+		}},
+		{"bf16", "bf16 host buffers (mixed-precision gradients): small integers, exact in bf16 in any summation order", func() error {
+			bfv := func(v float32) uint16 { return uint16(math.Float32bits(v) >> 16) }
+			fv := func(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+			fillB := func() HostBF16 {
+				b := make(HostBF16, N)
+				for i := range b {
+					b[i] = bfv(float32(i + 10*r))
+				}
+				return b
+			}
+			sumB := func(i int) float32 { return float32(3*i + 10*(0+1+2)) }
+			b := fillB()
+			if err := c.AllReduce(b); err != nil {
+				return err
+			}
+			for i, v := range b {
+				if fv(v) != sumB(i) {
+					return fmt.Errorf("all-reduce b[%d] = %g, want %g", i, fv(v), sumB(i))
+				}
+			}
+			b = fillB()
+			if err := c.ReduceScatter(b, counts); err != nil {
+				return err
+			}
+			for i := off[r]; i < off[r+1]; i++ {
+				if fv(b[i]) != sumB(i) {
+					return fmt.Errorf("reduce-scatter b[%d] = %g, want %g", i, fv(b[i]), sumB(i))
+				}
+			}
+			b = fillB()
+			if err := c.Reduce(Slice(b, 1, 4), 0); err != nil {
+				return err
+			}
+			if r == 0 && fv(b[2]) != sumB(2) {
+				return fmt.Errorf("reduce b[2] = %g, want %g", fv(b[2]), sumB(2))
+			}
+			b = make(HostBF16, N)
+			for i := off[r]; i < off[r+1]; i++ {
+				b[i] = bfv(float32(10*r + i))
+			}
+			if err := c.AllGather(b, counts); err != nil {
+				return err
+			}
+			for q := 0; q < n; q++ {
+				for i := off[q]; i < off[q+1]; i++ {
+					if fv(b[i]) != float32(10*q+i) {
+						return fmt.Errorf("all-gather b[%d] = %g, want %d", i, fv(b[i]), 10*q+i)
+					}
+				}
+			}
+			b = fillB()
+			if err := c.Broadcast(b, 1); err != nil {
+				return err
+			}
+			for i, v := range b {
+				if fv(v) != float32(i+10) {
+					return fmt.Errorf("broadcast b[%d] = %g", i, fv(v))
+				}
+			}
+			return nil
 		}},
 		{"device", "MPI refuses device buffers with an error, not a crash", func() error {
 			if err := c.AllReduce(Device{Ptr: 8, N: 1}); err == nil {

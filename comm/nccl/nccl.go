@@ -13,7 +13,7 @@ package nccl
 // of these calls is stable across NCCL 2.x.
 typedef struct { char internal[128]; } mn_ncclUniqueId;
 typedef void *mn_ncclComm;
-enum { mn_ncclFloat32 = 7, mn_ncclSum = 0 };
+enum { mn_ncclFloat32 = 7, mn_ncclBfloat16 = 9, mn_ncclSum = 0 };
 
 static int (*p_getid)(mn_ncclUniqueId *);
 static int (*p_init)(mn_ncclComm *, int, mn_ncclUniqueId, int);
@@ -62,14 +62,16 @@ static int mn_init(uintptr_t *c, int n, const void *id, int rank) {
 }
 // In place on the default stream, then synchronised: the callers read the
 // result right after.
-static int mn_allreduce(uintptr_t c, uintptr_t b, size_t n) {
-	return p_allreduce((void *)b, (void *)b, n, mn_ncclFloat32, mn_ncclSum, (mn_ncclComm)c, NULL);
+// bf selects ncclBfloat16 (NCCL ≥ 2.10) over ncclFloat32.
+static int mn_dt(int bf) { return bf ? mn_ncclBfloat16 : mn_ncclFloat32; }
+static int mn_allreduce(uintptr_t c, uintptr_t b, size_t n, int bf) {
+	return p_allreduce((void *)b, (void *)b, n, mn_dt(bf), mn_ncclSum, (mn_ncclComm)c, NULL);
 }
-static int mn_reduce(uintptr_t c, uintptr_t b, size_t n, int root) {
-	return p_reduce((void *)b, (void *)b, n, mn_ncclFloat32, mn_ncclSum, root, (mn_ncclComm)c, NULL);
+static int mn_reduce(uintptr_t c, uintptr_t b, size_t n, int root, int bf) {
+	return p_reduce((void *)b, (void *)b, n, mn_dt(bf), mn_ncclSum, root, (mn_ncclComm)c, NULL);
 }
-static int mn_bcast(uintptr_t c, uintptr_t b, size_t n, int root) {
-	return p_bcast((void *)b, (void *)b, n, mn_ncclFloat32, root, (mn_ncclComm)c, NULL);
+static int mn_bcast(uintptr_t c, uintptr_t b, size_t n, int root, int bf) {
+	return p_bcast((void *)b, (void *)b, n, mn_dt(bf), root, (mn_ncclComm)c, NULL);
 }
 static int mn_gstart(void) { return p_gstart(); }
 static int mn_gend(void) { return p_gend(); }
@@ -180,9 +182,22 @@ func (n *ncclComm) run(op string, calls func() C.int) error {
 	return nil
 }
 
-func dev(b comm.Buffer) (comm.Device, bool) {
-	d, ok := b.(comm.Device)
-	return d, ok
+// devBuf is a device buffer: its address, length, element size and
+// whether it is bf16.
+type devBuf struct {
+	Ptr     uintptr
+	N, size int
+	bf      C.int
+}
+
+func dev(b comm.Buffer) (devBuf, bool) {
+	switch d := b.(type) {
+	case comm.Device:
+		return devBuf{Ptr: d.Ptr, N: d.N, size: 4}, true
+	case comm.DeviceBF16:
+		return devBuf{Ptr: d.Ptr, N: d.N, size: 2, bf: 1}, true
+	}
+	return devBuf{}, false
 }
 
 func (n *ncclComm) AllReduce(b comm.Buffer) error {
@@ -190,7 +205,7 @@ func (n *ncclComm) AllReduce(b comm.Buffer) error {
 	if !ok {
 		return n.Communicator.AllReduce(b)
 	}
-	return n.run("all-reduce", func() C.int { return C.mn_allreduce(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N)) })
+	return n.run("all-reduce", func() C.int { return C.mn_allreduce(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N), d.bf) })
 }
 
 func (n *ncclComm) Reduce(b comm.Buffer, root int) error {
@@ -198,7 +213,7 @@ func (n *ncclComm) Reduce(b comm.Buffer, root int) error {
 	if !ok {
 		return n.Communicator.Reduce(b, root)
 	}
-	return n.run("reduce", func() C.int { return C.mn_reduce(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N), C.int(root)) })
+	return n.run("reduce", func() C.int { return C.mn_reduce(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N), C.int(root), d.bf) })
 }
 
 func (n *ncclComm) Broadcast(b comm.Buffer, root int) error {
@@ -206,13 +221,13 @@ func (n *ncclComm) Broadcast(b comm.Buffer, root int) error {
 	if !ok {
 		return n.Communicator.Broadcast(b, root)
 	}
-	return n.run("broadcast", func() C.int { return C.mn_bcast(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N), C.int(root)) })
+	return n.run("broadcast", func() C.int { return C.mn_bcast(n.c, C.uintptr_t(d.Ptr), C.size_t(d.N), C.int(root), d.bf) })
 }
 
 // grouped runs one NCCL call per rank's segment in a group: uneven
 // reduce-scatter (a reduce to each owner) and all-gather (a broadcast from
 // each owner), in place.
-func (n *ncclComm) grouped(op string, d comm.Device, counts []int, call func(p C.uintptr_t, k C.size_t, root C.int) C.int) error {
+func (n *ncclComm) grouped(op string, d devBuf, counts []int, call func(p C.uintptr_t, k C.size_t, root C.int) C.int) error {
 	if len(counts) != n.Size() {
 		return fmt.Errorf("nccl: %s: %d counts for %d ranks", op, len(counts), n.Size())
 	}
@@ -228,7 +243,7 @@ func (n *ncclComm) grouped(op string, d comm.Device, counts []int, call func(p C
 			if k == 0 {
 				continue
 			}
-			if r := call(C.uintptr_t(d.Ptr+uintptr(4*off[q])), C.size_t(k), C.int(q)); r != 0 {
+			if r := call(C.uintptr_t(d.Ptr+uintptr(d.size*off[q])), C.size_t(k), C.int(q)); r != 0 {
 				C.mn_gend()
 				return r
 			}
@@ -242,7 +257,7 @@ func (n *ncclComm) ReduceScatter(b comm.Buffer, counts []int) error {
 	if !ok {
 		return n.Communicator.ReduceScatter(b, counts)
 	}
-	return n.grouped("reduce-scatter", d, counts, func(p C.uintptr_t, k C.size_t, root C.int) C.int { return C.mn_reduce(n.c, p, k, root) })
+	return n.grouped("reduce-scatter", d, counts, func(p C.uintptr_t, k C.size_t, root C.int) C.int { return C.mn_reduce(n.c, p, k, root, d.bf) })
 }
 
 func (n *ncclComm) AllGather(b comm.Buffer, counts []int) error {
@@ -250,7 +265,7 @@ func (n *ncclComm) AllGather(b comm.Buffer, counts []int) error {
 	if !ok {
 		return n.Communicator.AllGather(b, counts)
 	}
-	return n.grouped("all-gather", d, counts, func(p C.uintptr_t, k C.size_t, root C.int) C.int { return C.mn_bcast(n.c, p, k, root) })
+	return n.grouped("all-gather", d, counts, func(p C.uintptr_t, k C.size_t, root C.int) C.int { return C.mn_bcast(n.c, p, k, root, d.bf) })
 }
 
 // Abort ends NCCL's part, then the job through the host communicator.
