@@ -148,7 +148,9 @@ const (
 //   - student weights: f32: the f32 weights, 4P (they are the master
 //     copy); bf16: the bf16 copy the products read, 2P.
 //   - gradients: f32, 4P, twice that when a step accumulates
-//     micro-batches; under --zero 2 the shard's sum s(4P) (where the
+//     micro-batches; in bf16 without --zero the matrices' gradients are
+//     bf16 (2 B, each tensor at a 128-value boundary) and the norms',
+//     biases' and the embedding's f32 (4 B), the sum likewise; under --zero 2 the shard's sum s(4P) (where the
 //     micro-batches accumulate) and the buckets the backward pass reduces
 //     from: 4·V·H for the head and then the embedding, one layer's
 //     parameters, the final norm's (planBuckets).
@@ -259,7 +261,18 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.f32(PartStudentWeights, P, 1)
 	}
 	p.late = true // the engine's buffers come after the models'
-	if c.Zero < 2 {
+	switch {
+	case bf16 && c.Zero == 0:
+		// bf16 gradients of the matrices (gpu/bf16grad.go), f32 for the
+		// rest; the micro-batch sum likewise
+		gf, gb := planGradSplit(s)
+		n := 1
+		if c.Accum > 1 {
+			n = 2
+		}
+		p.f32(PartGradients, gf, n)
+		p.bf16(PartGradients, gb, n)
+	case c.Zero < 2:
 		p.f32(PartGradients, P, 1)
 		if c.Accum > 1 {
 			p.f32(PartGradients, P, 1)
@@ -487,6 +500,27 @@ func planStore(t *model.Config, _ int) (f32n, bfn, big int64) {
 	count(global, 1)
 	count(layer, int64(t.NumLayers))
 	return f32n, bfn, big
+}
+
+// planGradSplit is the gradient arenas' sizes of a bf16 engine without
+// ZeRO: f32 values (norms, biases, the embedding's scatter-add) and bf16
+// ones (the other matrices, each at a 128-value boundary).
+func planGradSplit(t *model.Config) (f32n, bfn int64) {
+	one := *t
+	one.NumLayers = 1
+	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
+		times := int64(1)
+		if strings.HasPrefix(ti.Name, "model.layers.") {
+			times = int64(t.NumLayers)
+		}
+		n := int64(ti.NumElements())
+		if len(ti.Shape) == 2 && ti.Name != model.EmbedTensor {
+			bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
+			continue
+		}
+		f32n += times * n
+	}
+	return f32n, bfn
 }
 
 // planBuckets are the sizes of ZeRO 2's gradient buckets: the head's or

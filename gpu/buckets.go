@@ -144,6 +144,12 @@ func (bk *buckets) buf(i int) cuda.Buf {
 func (t *Engine) gradParam(i, n int) cuda.Buf {
 	p := t.S.params[i]
 	if t.bk == nil {
+		if gl := t.gl; gl != nil {
+			if gl.bf[i] {
+				panic(fmt.Sprintf("gpu: f32 gradient of %s, kept in bf16", p.name))
+			}
+			return t.grad.Slice(gl.at[i], gl.at[i]+n)
+		}
 		return t.grad.Slice(p.aoff, p.aoff+n)
 	}
 	w := t.bk.where[i]

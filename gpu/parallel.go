@@ -44,6 +44,9 @@ func (t *Engine) Grads() []comm.Buffer {
 		return nil // reduced bucket by bucket (SetGradSink)
 	}
 	out := []comm.Buffer{commBuf(t.stepGrad())}
+	if t.gl != nil { // the f32 and bf16 arenas (stage 0: any pieces)
+		out = append(out, commBufB(t.stepGradB()))
+	}
 	if t.is != nil {
 		out = append(out, commBuf(t.is.g))
 	}
@@ -117,6 +120,9 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	}
 	if t.bk != nil {
 		return fmt.Errorf("gpu: Shard after SetGradSink")
+	}
+	if t.gl != nil {
+		return errBF16Grads("Shard")
 	}
 	sh := &shard{lo: lo, hi: hi, ownGrad: ownGrad}
 	var err error

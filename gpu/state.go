@@ -222,5 +222,11 @@ func (t *Engine) ReadGrad(name string, dst []float32) error {
 	if len(dst) != p.n {
 		return fmt.Errorf("gpu: gradient of %q has %d elements, dst %d", name, p.n, len(dst))
 	}
+	if gl := t.gl; gl != nil {
+		if gl.bf[i] {
+			return t.downloadGradB(dst, t.stepGradB().Slice(gl.at[i], gl.at[i]+p.n))
+		}
+		return t.S.d.Download(dst, t.stepGrad().Slice(gl.at[i], gl.at[i]+p.n))
+	}
 	return t.S.d.Download(dst, t.stepGrad().Slice(p.aoff, p.aoff+p.n))
 }

@@ -24,10 +24,12 @@ type Engine struct {
 	Losses  distill.Losses
 	Optim   distill.Optim
 
-	grad, mom1, mom2 cuda.Buf // arenas in the parameter layout
-	acc              cuda.Buf // gradient sum over a step's micro-batches (more than one)
-	stepMicro        int      // micro-batches of the step in progress
-	g, dh, da, du    cuda.Buf // residual-stream gradient and scratch
+	grad, mom1, mom2 cuda.Buf    // arenas in the parameter layout
+	acc              cuda.Buf    // gradient sum over a step's micro-batches (more than one)
+	gl               *gradLayout // bf16 gradients (bf16grad.go); nil: grad and acc in the arena's layout
+	gradB, accB      cuda.BF16   // the bf16 gradients and their micro-batch sum (gl)
+	stepMicro        int         // micro-batches of the step in progress
+	g, dh, da, du    cuda.Buf    // residual-stream gradient and scratch
 	datt, dqkv, mix  cuda.Buf
 	qkScratch        cuda.Buf // the q/k norm's backward (qwen3)
 	rowLoss          cuda.Buf
@@ -153,7 +155,17 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	}
 	// under ZeRO the whole moments (1, 2) and gradient arena (2: buckets)
 	// are never allocated, not even until Shard frees them
-	if c.Zero < 2 {
+	switch {
+	case s.bf16 && c.Zero == 0:
+		t.gl = newGradLayout(s.params)
+		one(&t.grad, t.gl.nF, true)
+		if err == nil {
+			if t.gradB, err = s.d.AllocBF16(t.gl.nB); err == nil {
+				t.ownedB = append(t.ownedB, t.gradB)
+				err = s.d.Zero(words(t.gradB))
+			}
+		}
+	case c.Zero < 2:
 		one(&t.grad, s.arenaN, true)
 	}
 	if c.Zero < 1 {
@@ -300,11 +312,21 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 		t.bk.first = i == 0
 	}
 	if accumulate && t.acc.N == 0 {
+		n := s.arenaN
+		if t.gl != nil {
+			n = t.gl.nF
+		}
 		var err error
-		if t.acc, err = d.Alloc(s.arenaN); err != nil {
+		if t.acc, err = d.Alloc(n); err != nil {
 			return distill.Parts{}, err
 		}
 		t.owned = append(t.owned, t.acc)
+		if t.gl != nil {
+			if t.accB, err = d.AllocBF16(t.gl.nB); err != nil {
+				return distill.Parts{}, err
+			}
+			t.ownedB = append(t.ownedB, t.accB)
+		}
 	}
 	if err := t.forward(tokens); err != nil {
 		return distill.Parts{}, err
@@ -334,8 +356,14 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	if accumulate {
 		if i == 0 {
 			err = d.CopyBuf(t.acc, t.grad)
+			if err == nil && t.gl != nil {
+				err = d.CopyBuf(words(t.accB), words(t.gradB))
+			}
 		} else {
 			err = d.Add(t.acc, t.grad)
+			if err == nil && t.gl != nil {
+				err = d.AddBF16(t.accB, t.gradB)
+			}
 		}
 	}
 	return p, err
@@ -350,7 +378,12 @@ func (t *Engine) GradSumSquares() (float64, error) {
 	if t.is != nil {
 		grads = append(grads, t.is.g)
 	}
-	return t.S.d.SumSquares(grads...)
+	ss, err := t.S.d.SumSquares(grads...)
+	if err != nil || t.gl == nil {
+		return ss, err
+	}
+	sb, err := t.S.d.SumSquaresBF16(t.stepGradB())
+	return ss + sb, err
 }
 
 // Update implements distill.Engine: clipping, then AdamW per tensor with
@@ -376,14 +409,31 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 				return err
 			}
 		}
+		if t.gl != nil {
+			if err := d.ScaleBF16(t.stepGradB(), clip); err != nil {
+				return err
+			}
+		}
 	}
-	for _, p := range s.params {
+	for i, p := range s.params {
 		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: p.name, Shape: p.shape})
 		if p.off < 0 {
 			return fmt.Errorf("gpu: %s has no f32 master weights here (sharded over the ranks: Shard)", p.name)
 		}
-		w, gp := s.W.Slice(p.off, p.off+p.n), g.Slice(p.aoff, p.aoff+p.n)
-		if err := d.AdamW(w, gp, t.mom1.Slice(p.aoff, p.aoff+p.n), t.mom2.Slice(p.aoff, p.aoff+p.n), sc); err != nil {
+		w, m1, m2 := s.W.Slice(p.off, p.off+p.n), t.mom1.Slice(p.aoff, p.aoff+p.n), t.mom2.Slice(p.aoff, p.aoff+p.n)
+		if gl := t.gl; gl != nil {
+			var err error
+			if gl.bf[i] {
+				err = d.AdamWBF16Grad(w, t.stepGradB().Slice(gl.at[i], gl.at[i]+p.n), m1, m2, sc)
+			} else {
+				err = d.AdamW(w, g.Slice(gl.at[i], gl.at[i]+p.n), m1, m2, sc)
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		if err := d.AdamW(w, g.Slice(p.aoff, p.aoff+p.n), m1, m2, sc); err != nil {
 			return err
 		}
 	}
@@ -486,7 +536,12 @@ func (t *Engine) loss(terms []distill.Term, accum int, train bool) (distill.Part
 			beta = 0
 		}
 		var err error
-		if s.bf16 {
+		if gb, ok := t.gradOfB(head); ok {
+			err = firstErr(
+				d.ToBF16(t.Gb, x),
+				d.GemmBF16Out(true, false, V, H, n, 1, t.Gb, V, s.hfb.Off(r0*H), H, beta, gb, H),
+				d.GemmBF16(false, false, n, H, V, 1, t.Gb, V, s.PB(head), H, 0, t.dh.Off(r0*H), H))
+		} else if s.bf16 {
 			err = firstErr(
 				d.ToBF16(t.Gb, x),
 				d.GemmBF16(true, false, V, H, n, 1, t.Gb, V, s.hfb.Off(r0*H), H, beta, t.gradOf(head), H),
@@ -525,6 +580,9 @@ func (t *Engine) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumulat
 // (dyb and xb: their bf16 copies, used in bf16 mode).
 func (t *Engine) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
 	s := t.S
+	if gb, ok := t.gradOfB(name); ok {
+		return s.d.GemmBF16Out(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, gb, in)
+	}
 	if s.bf16 {
 		return s.d.GemmBF16(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, t.gradOf(name), in)
 	}

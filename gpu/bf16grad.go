@@ -1,0 +1,101 @@
+//go:build minitron_cuda || minitron_cudaemu
+
+package gpu
+
+import (
+	"fmt"
+	"unsafe"
+
+	"github.com/minitron-dev/minitron/comm"
+	"github.com/minitron-dev/minitron/model"
+	"github.com/minitron-dev/minitron/model/kernels/cuda"
+)
+
+// bf16 gradients (mixed precision without ZeRO, EngineConfig.BF16 with
+// Zero 0): the weight matrices' gradients, written by the bf16 products
+// (GemmBF16Out: f32 accumulation, one rounding per store), live in a bf16
+// arena, gradB, half the bytes of their f32 arena; the norms', biases'
+// and the embedding's (a scatter-add, kept f32 as the tied head's) stay in
+// a compact f32 arena, grad. The micro-batch sum (accB), the clipping and
+// the gradient norm run on the bf16 arena in f32 arithmetic, and AdamW
+// widens each gradient to f32 as it reads it (AdamWBF16Grad), against the
+// f32 master weights and moments. Under ZeRO the gradients stay f32
+// (shards and buckets reduce the f32 arena).
+type gradLayout struct {
+	at []int  // per parameter: its offset in grad (f32) or gradB (bf16)
+	bf []bool // per parameter: its gradient is bf16
+	nF int    // f32 arena elements
+	nB int    // bf16 arena elements (even: its host view is whole words)
+}
+
+// bf16Grad reports a parameter whose gradient is bf16: a weight matrix
+// whose gradient a product writes (not the embedding's lookup).
+func bf16Grad(p param) bool { return len(p.shape) == 2 && p.name != model.EmbedTensor }
+
+func newGradLayout(ps []param) *gradLayout {
+	l := &gradLayout{at: make([]int, len(ps)), bf: make([]bool, len(ps))}
+	for i, p := range ps {
+		if bf16Grad(p) {
+			l.bf[i], l.at[i] = true, l.nB
+			// each tensor at a 256-byte boundary, as cuBLAS prefers
+			l.nB += (p.n + bf16Align - 1) / bf16Align * bf16Align
+			continue
+		}
+		l.at[i] = l.nF
+		l.nF += p.n
+	}
+	return l
+}
+
+// gradOfB is a bf16-gradient tensor's window of the bf16 arena.
+func (t *Engine) gradOfB(name string) (cuda.BF16, bool) {
+	if t.gl == nil {
+		return cuda.BF16{}, false
+	}
+	i, ok := t.S.byName[name]
+	if !ok || !t.gl.bf[i] {
+		return cuda.BF16{}, false
+	}
+	return t.gradB.Slice(t.gl.at[i], t.gl.at[i]+t.S.params[i].n), true
+}
+
+// stepGradB is the bf16 arena holding the step's gradient.
+func (t *Engine) stepGradB() cuda.BF16 {
+	if t.stepMicro > 1 {
+		return t.accB
+	}
+	return t.gradB
+}
+
+// words is b's memory as f32 words (for whole-buffer copies; N even).
+func words(b cuda.BF16) cuda.Buf { return cuda.Buf{Ptr: b.Ptr, N: b.N / 2} }
+
+// commBufB is a bf16 buffer for a collective: host memory on the
+// emulator, NCCL's device memory on a GPU.
+func commBufB(b cuda.BF16) comm.Buffer {
+	if h := cuda.HostView(words(b)); h != nil {
+		if len(h) == 0 {
+			return comm.HostBF16{}
+		}
+		return comm.HostBF16(unsafe.Slice((*uint16)(unsafe.Pointer(&h[0])), b.N))
+	}
+	return comm.DeviceBF16{Ptr: uintptr(b.Ptr), N: b.N}
+}
+
+// downloadGradB copies a bf16 gradient to the host as f32.
+func (t *Engine) downloadGradB(dst []float32, g cuda.BF16) error {
+	d := t.S.d
+	tmp, err := d.Alloc(g.N)
+	if err != nil {
+		return err
+	}
+	defer d.Free(tmp)
+	if err := d.FromBF16(tmp, g); err != nil {
+		return err
+	}
+	return d.Download(dst, tmp)
+}
+
+func errBF16Grads(what string) error {
+	return fmt.Errorf("gpu: %s: this engine keeps bf16 gradients (bf16 without ZeRO); build it with EngineConfig.Zero ≥ 1 for a sharded run", what)
+}
