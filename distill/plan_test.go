@@ -69,6 +69,10 @@ func TestPlanParts(t *testing.T) {
 	f32 := plan(func(*PlanConfig) {})
 	cls := func(n int64) int64 { return cuda.SizeClass(n) }
 	big, layer, rest := planBuckets(st)
+	bgF, bgB := planGradSplit(st)
+	if E := int64(st.VocabSize) * int64(st.HiddenSize); bgF < E || bgF+bgB < P || bgB > P-E+int64(st.NumLayers)*7*planBF16Align {
+		t.Errorf("bf16 gradient split %d f32 + %d bf16 of %d parameters (embedding %d)", bgF, bgB, P, E)
+	}
 	if V, H := int64(st.VocabSize), int64(st.HiddenSize); big != V*H || rest != H {
 		t.Errorf("buckets: big %d (want V·H %d), rest %d (want the final norm's %d)", big, V*H, rest, H)
 	}
@@ -91,6 +95,8 @@ func TestPlanParts(t *testing.T) {
 		{"zero 2 accumulation", plan(func(c *PlanConfig) { c.World, c.Zero, c.Accum = 8, 2, 4 }).Part(PartGradients), cls(4*((P+7)/8)) + cls(4*big) + cls(4*layer) + cls(4*rest),
 			"the micro-batches accumulate into the shard's sum"},
 		{"accumulation", plan(func(c *PlanConfig) { c.Accum = 4 }).Part(PartGradients), 2 * cls(4*P), "the step's gradient sum beside the backward pass's"},
+		{"bf16 gradients", plan(func(c *PlanConfig) { c.Precision = "bf16" }).Part(PartGradients), cls(4*bgF) + cls(2*bgB), "matrices' gradients bf16 (2 B), the norms' and the embedding's f32"},
+		{"bf16 accumulation", plan(func(c *PlanConfig) { c.Precision, c.Accum = "bf16", 4 }).Part(PartGradients), 2 * (cls(4*bgF) + cls(2*bgB)), "the sum likewise"},
 		{"world without zero", plan(func(c *PlanConfig) { c.World = 8 }).PerGPUBytes, f32.PerGPUBytes, "plain data parallelism holds everything on every rank"},
 		{"teacher f32", plan(func(c *PlanConfig) { c.Teacher, c.Losses = te, Losses{KL: 1} }).Part(PartTeacherWeights), cls(4 * te.ParamCounts().Total), "an f32 teacher"},
 	} {
