@@ -137,4 +137,3 @@ func (st *stepState) finishTerms(terms []Term, sums []float64) float32 {
 	}
 	return MixLogits(terms, st.parts)
 }
-
