@@ -173,6 +173,17 @@ type Trainer struct {
 	dp *dataParallel // nil in a world of one
 }
 
+// nonFinite applies the non-finite policy to step m: a NonFiniteError, or
+// with skip the step counts, marked Skipped, with no update.
+func (t *Trainer) nonFinite(m StepMetrics, skip bool, what string, v float64) (StepMetrics, error) {
+	if !skip {
+		return m, &NonFiniteError{Step: m.Step, What: what, Value: v}
+	}
+	m.Skipped = true
+	t.Step++
+	return m, nil
+}
+
 // TrainStep runs one optimizer step over micro (its micro-batches). A
 // non-finite loss or gradient norm is a *NonFiniteError unless
 // skipNonFinite is set; then the step counts, with Skipped and no update.
@@ -182,14 +193,6 @@ func (t *Trainer) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics,
 	if n == 0 {
 		return m, fmt.Errorf("step %d: no micro-batches", m.Step)
 	}
-	skip := func(what string, v float64) (StepMetrics, error) {
-		if !skipNonFinite {
-			return m, &NonFiniteError{Step: m.Step, What: what, Value: v}
-		}
-		m.Skipped = true
-		t.Step++
-		return m, nil
-	}
 	for i, mb := range micro {
 		p, err := t.Engine.Micro(mb, i, n)
 		if err != nil {
@@ -197,7 +200,7 @@ func (t *Trainer) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics,
 		}
 		m.add(p, n)
 		if !finite(float64(p.Loss)) {
-			return skip("loss", float64(p.Loss))
+			return t.nonFinite(m, skipNonFinite, "loss", float64(p.Loss))
 		}
 	}
 	ss, err := t.Engine.GradSumSquares()
@@ -206,7 +209,7 @@ func (t *Trainer) TrainStep(micro [][][]int32, skipNonFinite bool) (StepMetrics,
 	}
 	m.GradNorm = math.Sqrt(ss)
 	if !finite(m.GradNorm) {
-		return skip("gradient norm", m.GradNorm)
+		return t.nonFinite(m, skipNonFinite, "gradient norm", m.GradNorm)
 	}
 	if err := t.Engine.Update(m.LR, t.Optim.ClipScale(m.GradNorm), t.AdamStep+1); err != nil {
 		return m, fmt.Errorf("step %d: update: %w", m.Step, err)

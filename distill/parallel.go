@@ -304,20 +304,12 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 			return m, fmt.Errorf("step %d: gradient norm: %w", m.Step, err)
 		}
 	}
-	skip := func(what string, v float64) (StepMetrics, error) {
-		if !skipNonFinite {
-			return m, &NonFiniteError{Step: m.Step, What: what, Value: v}
-		}
-		m.Skipped = true
-		t.Step++
-		return m, nil
-	}
 	if !finite(m.Loss) {
-		return skip("loss", m.Loss)
+		return t.nonFinite(m, skipNonFinite, "loss", m.Loss)
 	}
 	m.GradNorm = math.Sqrt(ss)
 	if !finite(m.GradNorm) {
-		return skip("gradient norm", m.GradNorm)
+		return t.nonFinite(m, skipNonFinite, "gradient norm", m.GradNorm)
 	}
 	if err := t.Engine.Update(m.LR, t.Optim.ClipScale(m.GradNorm), t.AdamStep+1); err != nil {
 		return m, fmt.Errorf("step %d: update: %w", m.Step, err)

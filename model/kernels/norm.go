@@ -71,18 +71,9 @@ func RMSNorm(out, x, w []float32, rows, dim int, eps float32) {
 func RMSNormStats(out, rstd, x, w []float32, rows, dim int, eps float32) {
 	ParallelFor(rows, normChunk, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
-			xr := x[r*dim : (r+1)*dim]
-			or := out[r*dim : (r+1)*dim]
-			var ss float64
-			for _, v := range xr {
-				ss += float64(v) * float64(v)
-			}
-			rs := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
+			rs := rmsNormVec(out[r*dim:(r+1)*dim], x[r*dim:(r+1)*dim], w, eps)
 			if rstd != nil {
 				rstd[r] = rs
-			}
-			for i, v := range xr {
-				or[i] = w[i] * (v * rs)
 			}
 		}
 	})
@@ -97,17 +88,24 @@ func HeadRMSNorm(x, rstd, w []float32, rows, ld, off, heads, dim int, eps float3
 		for i := lo; i < hi; i++ {
 			r, h := i/heads, i%heads
 			v := x[r*ld+off+h*dim : r*ld+off+(h+1)*dim]
-			var ss float64
-			for _, e := range v {
-				ss += float64(e) * float64(e)
-			}
-			rs := float32(1 / math.Sqrt(ss/float64(dim)+float64(eps)))
+			rs := rmsNormVec(v, v, w, eps)
 			if rstd != nil {
 				rstd[i] = rs
 			}
-			for j, e := range v {
-				v[j] = w[j] * (e * rs)
-			}
 		}
 	})
+}
+
+// rmsNormVec writes out = x·rs·w for one vector (out may alias x) and
+// returns rs = rsqrt(mean(x²)+eps), the sum taken in float64.
+func rmsNormVec(out, x, w []float32, eps float32) float32 {
+	var ss float64
+	for _, v := range x {
+		ss += float64(v) * float64(v)
+	}
+	rs := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	for i, v := range x {
+		out[i] = w[i] * (v * rs)
+	}
+	return rs
 }

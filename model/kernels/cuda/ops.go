@@ -478,6 +478,22 @@ func (d *Device) AdamW(w, g, m, v Buf, s kernels.AdamWScalars) error {
 // SumSquares returns Σ x² over all the buffers, accumulated in float64 (the
 // square of distill.GradNorm). It waits for the result.
 func (d *Device) SumSquares(bufs ...Buf) (float64, error) {
+	spans := make([]span, len(bufs))
+	for i, b := range bufs {
+		spans[i] = span{b.Ptr, b.N}
+	}
+	return d.sumSquares("sum_squares", spans)
+}
+
+// span is a device buffer's address and element count, of either type.
+type span struct {
+	ptr DevicePtr
+	n   int
+}
+
+// sumSquares runs kernel (f32 or bf16 elements) over each buffer into one
+// float64 accumulator and waits for it.
+func (d *Device) sumSquares(kernel string, bufs []span) (float64, error) {
 	unlock := d.lock()
 	defer unlock()
 	acc, err := d.alloc(2)
@@ -489,10 +505,10 @@ func (d *Device) SumSquares(bufs ...Buf) (float64, error) {
 		return 0, err
 	}
 	for _, b := range bufs {
-		if b.N == 0 {
+		if b.n == 0 {
 			continue
 		}
-		if err := d.launch("sum_squares", d.grid1(b.N), block256, 0, pp(acc), pp(b), pl(b.N)); err != nil {
+		if err := d.launch(kernel, d.grid1(b.n), block256, 0, pp(acc), uint64(b.ptr), pl(b.n)); err != nil {
 			return 0, err
 		}
 	}
@@ -652,29 +668,11 @@ func (d *Device) ScaleBF16(x BF16, s float32) error {
 // SumSquaresBF16 returns Σ x² over the bf16 buffers, accumulated in
 // float64 as SumSquares. It waits for the result.
 func (d *Device) SumSquaresBF16(bufs ...BF16) (float64, error) {
-	unlock := d.lock()
-	defer unlock()
-	acc, err := d.alloc(2)
-	if err != nil {
-		return 0, err
+	spans := make([]span, len(bufs))
+	for i, b := range bufs {
+		spans[i] = span{b.Ptr, b.N}
 	}
-	defer d.Free(acc)
-	if err := d.memset32(acc.Ptr, 2); err != nil {
-		return 0, err
-	}
-	for _, b := range bufs {
-		if b.N == 0 {
-			continue
-		}
-		if err := d.launch("sum_squares_bf16", d.grid1(b.N), block256, 0, pp(acc), uint64(b.Ptr), pl(b.N)); err != nil {
-			return 0, err
-		}
-	}
-	out := make([]float64, 1)
-	if err := d.downloadFloat64(out, acc); err != nil {
-		return 0, err
-	}
-	return out[0], nil
+	return d.sumSquares("sum_squares_bf16", spans)
 }
 
 // AdamWBF16Grad is AdamW with a bf16 gradient (f32 w, m, v).
