@@ -80,6 +80,10 @@ type EngineConfig struct {
 	// the whole buffers sharding would free: the moments (1 and 2) and the
 	// gradient arena (2, reduced bucket by bucket through GradBuckets).
 	Zero int
+	// CUDA only, with BF16 and Zero 0: keep the f32 master weights and
+	// AdamW moments in host memory and run AdamW on the CPU (the device
+	// holds bf16 weights and gradients only: 12 B per parameter less).
+	Offload bool
 }
 
 // EngineFactory builds an engine for a device.

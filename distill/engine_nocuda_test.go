@@ -26,7 +26,11 @@ func TestRunDeviceWithoutCUDA(t *testing.T) {
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "Recompute needs Device cuda") {
 		t.Fatalf("--recompute on the CPU: %v", err)
 	}
-	c.Recompute, c.LogitChunk = false, -1
+	c.Recompute, c.Offload = false, true
+	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "Offload needs Device cuda and BF16") {
+		t.Fatalf("--offload-optimizer on the CPU: %v", err)
+	}
+	c.Offload, c.LogitChunk = false, -1
 	if _, err := Run(context.Background(), c); err == nil || !strings.Contains(err.Error(), "logit chunk -1") {
 		t.Fatalf("a negative logit chunk: %v", err)
 	}

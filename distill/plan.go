@@ -29,6 +29,10 @@ type PlanConfig struct {
 	// master weights and AdamW moments, 2 also the gradients.
 	Zero      int
 	Recompute bool // keep only each layer's input; recompute the layer in the backward pass
+	// Offload keeps the f32 master weights and AdamW moments in host
+	// memory (bf16 with Zero 0 only; EngineConfig.Offload): the student's
+	// matrices are stored only in bf16 on the device.
+	Offload bool
 	// LogitChunk is the tokens per logit chunk (LogitChunk of Config): the
 	// student's and the teacher's logits exist for that many rows at a
 	// time. 0 means the whole micro-batch.
@@ -61,6 +65,10 @@ type Plan struct {
 	// StudentParams and TeacherParams are the parameter counts the
 	// weights parts come from.
 	StudentParams, TeacherParams int64
+	// HostBytes is the host memory optimizer offload adds (per GPU): the
+	// f32 master weights and two moments, 12 B per parameter, and the
+	// transfer scratch. 0 without PlanConfig.Offload.
+	HostBytes int64
 }
 
 // Part is the bytes of part name (0 when absent).
@@ -84,7 +92,8 @@ func (p Plan) MarshalJSON() ([]byte, error) {
 		Parts         map[string]int64 `json:"parts"`
 		StudentParams int64            `json:"student_params"`
 		TeacherParams int64            `json:"teacher_params,omitempty"`
-	}{p.PerGPUBytes, parts, p.StudentParams, p.TeacherParams})
+		HostBytes     int64            `json:"host_bytes,omitempty"`
+	}{p.PerGPUBytes, parts, p.StudentParams, p.TeacherParams, p.HostBytes})
 }
 
 // planner sums buffers into parts, each rounded to the device pool's size
@@ -133,6 +142,7 @@ const (
 	planBF16Chunk   = 1 << 21 // the f32 staging buffer of a bf16 weight upload
 	planNormRows    = 128     // rows per block of a norm's weight-gradient reduction
 	planSumSqFloats = 2       // the float64 accumulator of the gradient norm
+	planOffloadHost = 1 << 22 // values per transfer of optimizer offload (gpu.offloadChunk)
 )
 
 // NewPlan is the device memory per GPU of a distillation (or training) run
@@ -183,7 +193,11 @@ const (
 // allocation as the teacher's) and the weights are gathered through an
 // f32 staging chunk of min(P, 2²¹) values; the upload's staging stays
 // cached unless a later buffer of its class reuses it. A 2-rank --zero 2
-// run is calibrated too, in f32 and bf16. Qwen3's q/k-norm
+// run is calibrated too, in f32 and bf16. With optimizer offload (bf16,
+// --zero 0) the master weights and moments leave the device for the
+// host (Plan.HostBytes: 12P plus a transfer chunk's scratch), the
+// student's matrices are stored only in bf16 as under --zero, and the
+// gradients are the bf16 ones above. Qwen3's q/k-norm
 // buffers are not counted (a small part of one layer's activations).
 func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Student == nil {
@@ -209,6 +223,9 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	}
 	if c.LogitChunk < 0 {
 		return Plan{}, fmt.Errorf("plan: logit chunk %d must be ≥ 0", c.LogitChunk)
+	}
+	if c.Offload && (!bf16 || c.Zero != 0) {
+		return Plan{}, fmt.Errorf("plan: optimizer offload needs bf16 and --zero 0 (the host keeps every master weight and moment)")
 	}
 	if err := c.Losses.Validate(); err != nil {
 		return Plan{}, fmt.Errorf("plan: %w", err)
@@ -244,7 +261,8 @@ func NewPlan(c PlanConfig) (Plan, error) {
 
 	// student: weights, gradients, moments
 	P := planParams(s)
-	masters := bf16 && c.Zero >= 1 // the f32 masters sharded, the matrices only in bf16
+	// the f32 masters sharded (or on the host), the matrices only in bf16
+	masters := bf16 && (c.Zero >= 1 || c.Offload)
 	var studentStage int64
 	switch {
 	case masters:
@@ -278,8 +296,10 @@ func NewPlan(c PlanConfig) (Plan, error) {
 			p.f32(PartGradients, P, 1)
 		}
 	}
-	p.f32(PartOptimizer, shard(P, c.Zero >= 1), 2)
-	if masters {
+	if !c.Offload {
+		p.f32(PartOptimizer, shard(P, c.Zero >= 1), 2)
+	}
+	if masters && !c.Offload {
 		p.f32(PartOptimizer, shard(P, true), 1)        // the shard's f32 master weights
 		p.f32(PartWorkspace, min(P, planBF16Chunk), 1) // the gather's staging chunk
 	}
@@ -390,6 +410,9 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.bytes[PartWorkspace] += cls * int64(n)
 	}
 	out := Plan{StudentParams: P, TeacherParams: tp}
+	if c.Offload {
+		out.HostBytes = 12*P + 8*min(P, planOffloadHost) // masters, moments; a chunk's gradient (f32 and bits) and weight bits
+	}
 	for _, name := range []string{PartTeacherWeights, PartStudentWeights, PartGradients, PartOptimizer, PartActivations, PartLogitChunks, PartWorkspace} {
 		out.Parts = append(out.Parts, PlanPart{name, p.bytes[name]})
 		out.PerGPUBytes += p.bytes[name]

@@ -97,6 +97,9 @@ func TestPlanParts(t *testing.T) {
 		{"accumulation", plan(func(c *PlanConfig) { c.Accum = 4 }).Part(PartGradients), 2 * cls(4*P), "the step's gradient sum beside the backward pass's"},
 		{"bf16 gradients", plan(func(c *PlanConfig) { c.Precision = "bf16" }).Part(PartGradients), cls(4*bgF) + cls(2*bgB), "matrices' gradients bf16 (2 B), the norms' and the embedding's f32"},
 		{"bf16 accumulation", plan(func(c *PlanConfig) { c.Precision, c.Accum = "bf16", 4 }).Part(PartGradients), 2 * (cls(4*bgF) + cls(2*bgB)), "the sum likewise"},
+		{"offload moments", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).Part(PartOptimizer), 0, "optimizer offload: masters and moments on the host"},
+		{"offload host", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).HostBytes, 12*P + 8*min(P, planOffloadHost), "12 B per parameter and a transfer chunk's scratch on the host"},
+		{"offload gradients", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).Part(PartGradients), cls(4*bgF) + cls(2*bgB), "the bf16 gradients of --zero 0"},
 		{"world without zero", plan(func(c *PlanConfig) { c.World = 8 }).PerGPUBytes, f32.PerGPUBytes, "plain data parallelism holds everything on every rank"},
 		{"teacher f32", plan(func(c *PlanConfig) { c.Teacher, c.Losses = te, Losses{KL: 1} }).Part(PartTeacherWeights), cls(4 * te.ParamCounts().Total), "an f32 teacher"},
 	} {
@@ -143,6 +146,8 @@ func TestPlanErrors(t *testing.T) {
 		{PlanConfig{Student: st, Seq: 8, Batch: 1, Precision: "fp8", Losses: Losses{CE: 1}}, "want f32 or bf16", "unknown precision"},
 		{PlanConfig{Student: st, Seq: 8, Batch: 1, Losses: Losses{KL: 1}}, "need a teacher", "KL without a teacher"},
 		{PlanConfig{Student: st, Seq: 8, Batch: 1, LogitChunk: -1, Losses: Losses{CE: 1}}, "logit chunk", "negative chunk"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, Offload: true, Losses: Losses{CE: 1}}, "offload needs bf16", "offload of f32 weights"},
+		{PlanConfig{Student: st, Seq: 8, Batch: 1, World: 2, Zero: 1, Precision: "bf16", Offload: true, Losses: Losses{CE: 1}}, "offload needs bf16 and --zero 0", "offload with sharding"},
 	} {
 		if _, err := NewPlan(c.c); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.reason, err, c.want)

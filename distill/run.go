@@ -100,6 +100,11 @@ type Config struct {
 	// recomputes the layer in the backward pass: the same gradients with
 	// the activations of one layer instead of all (see NewPlan).
 	Recompute bool
+	// Offload (Device "cuda" with BF16 and no Zero stage) keeps the f32
+	// master weights and AdamW moments in host memory and runs AdamW on
+	// the CPU: 12 B per parameter off the GPU, for a gradient download and
+	// a weight upload (2 B per parameter each) per optimizer step.
+	Offload bool
 	// LogitChunk > 0 computes the logits, losses and their gradients over
 	// chunks of that many tokens, so that the student's and the teacher's
 	// [tokens, vocab] logits never exist whole (a 256k vocabulary makes
@@ -407,6 +412,10 @@ func (c *Config) checkDevice(k device.Kind) error {
 		return errors.New("BF16 needs Device cuda (the CPU engine trains in f32)")
 	case k == device.CPU && c.Recompute:
 		return errors.New("Recompute needs Device cuda (the CPU engine keeps its graph's activations)")
+	case c.Offload && (k != device.CUDA || !c.BF16):
+		return errors.New("Offload needs Device cuda and BF16 (it keeps the f32 master weights of bf16 weights on the host)")
+	case c.Offload && c.zeroStage() != 0:
+		return errors.New("Offload keeps every master weight and moment on each rank's host: it does not combine with a Zero stage")
 	case k == device.CUDA && c.TopKCache != "" && c.Losses.TopK > 0:
 		return errors.New("Device cuda: TopKCache is not used on the device (the teacher runs there each step); drop it or train on the CPU")
 	}
@@ -536,7 +545,7 @@ func (r *run) openEngine() error {
 		return fmt.Errorf("student: %w", err)
 	}
 	ec := EngineConfig{Arch: arch, Weights: src, Teacher: r.teacher,
-		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute, LogitChunk: c.LogitChunk, Zero: c.zeroStage()}
+		Batch: c.MicroBatch, Seq: c.SeqLen, Losses: c.Losses, Optim: c.optim(), NoTF32: c.NoTF32, BF16: c.BF16, Recompute: c.Recompute, LogitChunk: c.LogitChunk, Zero: c.zeroStage(), Offload: c.Offload}
 	if c.TopKCache != "" && c.Losses.TopK > 0 && r.teacher != nil {
 		if ec.TopKCache, err = OpenTopKCache(c.TopKCache, r.teacher, c.Losses.TopK, c.SeqLen, c.MicroBatch); err != nil {
 			return err

@@ -51,7 +51,10 @@ type BenchConfig struct {
 	BF16              bool // bf16 products (mixed precision), else TF32
 	Recompute         bool // Options.Recompute
 	LogitChunk        int  // Options.LogitChunk
-	Seed              uint64
+	// Offload (with BF16) keeps the master weights and moments on the host
+	// (EngineConfig.Offload)
+	Offload bool
+	Seed    uint64
 }
 
 // PeakTFLOPS returns the dense tensor-core peaks (TF32, BF16) of a GPU by
@@ -97,13 +100,17 @@ func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, erro
 		steps = 5
 	}
 	res := BenchResult{Device: d.Name, Batch: batch, Seq: seq}
-	s, err := NewModelOpts(d, cfg, model.NewRandomSource(cfg, model.F32, seed), Options{Batch: batch, Seq: seq, Train: true,
-		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk})
+	if bc.Offload && !bf16 {
+		return res, fmt.Errorf("gpu: optimizer offload needs bf16")
+	}
+	src := model.NewRandomSource(cfg, model.F32, seed)
+	s, err := NewModelOpts(d, cfg, src, Options{Batch: batch, Seq: seq, Train: true,
+		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, WeightsBF16: bc.Offload})
 	if err != nil {
 		return res, err
 	}
 	defer s.Free()
-	if bf16 {
+	if bf16 && !bc.Offload {
 		if err := s.EnableBF16(); err != nil {
 			return res, err
 		}
@@ -121,7 +128,7 @@ func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, erro
 		defer teacher.Free()
 		tcfg = cfg
 	}
-	eng, err := NewEngineFor(s, teacher, distill.EngineConfig{Losses: losses, Optim: distill.DefaultOptim()})
+	eng, err := NewEngineFor(s, teacher, distill.EngineConfig{Losses: losses, Optim: distill.DefaultOptim(), Offload: bc.Offload, Weights: src})
 	if err != nil {
 		return res, err
 	}
@@ -168,7 +175,7 @@ func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, erro
 		prec = "bf16"
 	}
 	plan, err := distill.NewPlan(distill.PlanConfig{Student: cfg, Teacher: tcfg, Seq: seq, Batch: batch, Precision: prec,
-		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, Losses: losses})
+		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, Offload: bc.Offload, Losses: losses})
 	if err != nil {
 		return res, fmt.Errorf("memory plan: %w", err)
 	}

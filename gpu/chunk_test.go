@@ -18,6 +18,11 @@ import (
 // tensor's gradient within 1e-6 relative in norm (‖g_chunked − g‖ / ‖g‖:
 // the head's weight gradient sums the chunks' products, a different order
 // of the same f32 additions). The chunk does not divide the 48 rows.
+// With bf16 products the untied head's weight gradient is a bf16 tensor
+// (gpu/bf16grad.go) that each chunk's product adds to with one rounding:
+// chunked, it is rounded once per chunk instead of once, so it is held to
+// 3 roundings of 2⁻⁹ in norm (4e-3; observed 2.9e-3) while every other
+// gradient, computed once from the assembled rows, stays within 1e-6.
 func TestChunkedLogitsMatchWhole(t *testing.T) {
 	for _, c := range []struct {
 		name   string
@@ -94,7 +99,11 @@ func TestChunkedLogitsMatchWhole(t *testing.T) {
 					diff += dv * dv
 					norm += float64(v) * float64(v)
 				}
-				if rel := math.Sqrt(diff / norm); norm == 0 || rel > 1e-6 {
+				tol := 1e-6
+				if c.bf16 && name == "lm_head.weight" {
+					tol = 4e-3
+				}
+				if rel := math.Sqrt(diff / norm); norm == 0 || rel > tol {
 					t.Errorf("gradient of %s: relative difference %.3g chunked (norm² %g)", name, rel, norm)
 				}
 			}

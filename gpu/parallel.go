@@ -110,6 +110,9 @@ func (t *Engine) arenaParts() []arenaPart {
 // Shard implements distill.Parallel: the full moments are freed and
 // shard-sized ones (zeroed) take their place.
 func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
+	if t.off != nil {
+		return errOffloadZero()
+	}
 	d := t.S.d
 	n := t.S.arenaN
 	if t.is != nil {

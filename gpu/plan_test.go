@@ -27,11 +27,13 @@ func TestPlanMatchesPoolPeak(t *testing.T) {
 		recompute          bool
 		chunk              int
 		accum              int
+		offload            bool
 		reason             string
 	}{
-		{"nemotron-ce", model.Nemotron, 3, 128, 4, 2, 384, 1000, 2, 64, false, "f32", false, 0, 1, "training from scratch: weights, gradients, moments, every layer's activations"},
-		{"llama-kd-bf16-accum", model.Llama, 2, 128, 4, 2, 256, 1500, 2, 48, true, "bf16", false, 0, 2, "KL + CE from a bf16-only teacher, bf16 shadows and copies, the accumulation arena"},
-		{"nemotron-kd-recompute-chunk", model.Nemotron, 2, 64, 4, 2, 192, 1000, 2, 48, true, "f32", true, 40, 1, "recomputation (one layer's activations) and logits in chunks of 40 of the 128 tokens"},
+		{"nemotron-ce", model.Nemotron, 3, 128, 4, 2, 384, 1000, 2, 64, false, "f32", false, 0, 1, false, "training from scratch: weights, gradients, moments, every layer's activations"},
+		{"llama-kd-bf16-accum", model.Llama, 2, 128, 4, 2, 256, 1500, 2, 48, true, "bf16", false, 0, 2, false, "KL + CE from a bf16-only teacher, bf16 shadows and copies, the accumulation arena"},
+		{"nemotron-kd-recompute-chunk", model.Nemotron, 2, 64, 4, 2, 192, 1000, 2, 48, true, "f32", true, 40, 1, false, "recomputation (one layer's activations) and logits in chunks of 40 of the 128 tokens"},
+		{"llama-kd-bf16-offload", model.Llama, 2, 128, 4, 2, 256, 1500, 2, 48, true, "bf16", true, 64, 1, true, "optimizer offload: no masters or moments on the device, the matrices in bf16 only, bf16 gradients"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if testing.Short() && cuda.Emulated() && c.name != "nemotron-kd-recompute-chunk" {
@@ -53,7 +55,7 @@ func TestPlanMatchesPoolPeak(t *testing.T) {
 				must(t, err)
 			}
 			ec := distill.EngineConfig{Arch: arch, Weights: src, Teacher: teacher, Batch: c.B, Seq: c.T, Losses: losses,
-				Optim: distill.DefaultOptim(), BF16: c.precision == "bf16", Recompute: c.recompute, LogitChunk: c.chunk}
+				Optim: distill.DefaultOptim(), BF16: c.precision == "bf16", Recompute: c.recompute, LogitChunk: c.chunk, Offload: c.offload}
 			tr, err := distill.NewTrainer(device.CUDA, ec, distill.Schedule{LR: 1e-3, MinLR: 1e-3})
 			must(t, err)
 			defer tr.Engine.Close()
@@ -67,7 +69,7 @@ func TestPlanMatchesPoolPeak(t *testing.T) {
 			}
 			peak := tr.Engine.(*gpu.Engine).S.Device().Pool().Peak
 			plan, err := distill.NewPlan(distill.PlanConfig{Student: cfg, Teacher: tcfg, Seq: c.T, Batch: c.B, Accum: c.accum,
-				Precision: c.precision, Recompute: c.recompute, LogitChunk: c.chunk, Losses: losses})
+				Precision: c.precision, Recompute: c.recompute, LogitChunk: c.chunk, Offload: c.offload, Losses: losses})
 			must(t, err)
 			rel := float64(plan.PerGPUBytes-peak) / float64(peak)
 			t.Logf("plan %d bytes, pool peak %d (%+.2f%%); parts %v", plan.PerGPUBytes, peak, 100*rel, plan.Parts)

@@ -116,6 +116,9 @@ func (t *Engine) stateBufs(name string, host ...[]float32) (w, m1, m2 cuda.Buf, 
 // ReadState implements distill.Engine: one tensor's weights and moments,
 // downloaded.
 func (t *Engine) ReadState(name string, w, m1, m2 []float32) error {
+	if t.off != nil && name != distill.ISProjName {
+		return t.offloadState(name, w, m1, m2, false)
+	}
 	if t.masters() && w != nil && name != distill.ISProjName {
 		// the bf16 weights widened (the f32 masters are sharded: ReadMasters)
 		if err := t.S.ReadParam(name, w); err != nil {
@@ -132,6 +135,9 @@ func (t *Engine) ReadState(name string, w, m1, m2 []float32) error {
 // WriteState implements distill.Engine: one tensor's weights and moments,
 // uploaded (and the weights' bf16 shadow refreshed).
 func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
+	if t.off != nil && name != distill.ISProjName {
+		return t.offloadState(name, w, m1, m2, true)
+	}
 	if t.masters() && w != nil {
 		if name != distill.ISProjName {
 			if err := t.writeParamMasters(name, w); err != nil {

@@ -50,6 +50,7 @@ type Engine struct {
 	// bf16 (masters.go)
 	src   model.TensorSource
 	stage cuda.Buf // GatherWeights' f32 staging chunk
+	off   *offload // the masters and moments in host memory (offload.go); nil otherwise
 }
 
 func init() { distill.RegisterEngine(device.CUDA, NewEngine) }
@@ -79,7 +80,11 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 	}
 	// bf16 under ZeRO: the matrices only in bf16 here, their f32 master
 	// weights sharded over the ranks (Shard reads this rank's from c.Weights)
-	masters := c.BF16 && c.Zero >= 1
+	// (with c.Offload, the f32 masters are in host memory: offload.go)
+	if c.Offload && (!c.BF16 || c.Zero != 0) {
+		return nil, fmt.Errorf("device cuda: optimizer offload needs BF16 and ZeRO 0 (the host keeps every master weight and moment)")
+	}
+	masters := c.BF16 && (c.Zero >= 1 || c.Offload)
 	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute, LogitChunk: c.LogitChunk, WeightsBF16: masters})
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: student: %w", err)
@@ -168,7 +173,7 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	case c.Zero < 2:
 		one(&t.grad, s.arenaN, true)
 	}
-	if c.Zero < 1 {
+	if c.Zero < 1 && !c.Offload {
 		one(&t.mom1, s.arenaN, true)
 		one(&t.mom2, s.arenaN, true)
 	}
@@ -206,6 +211,13 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 	}
 	if err == nil && len(losses.Intermediate) > 0 {
 		err = t.newISLoss(losses.Intermediate, c.Weights)
+	}
+	if err == nil && c.Offload {
+		if t.gl == nil || !s.weightsBF16 {
+			err = fmt.Errorf("gpu: optimizer offload needs a student with bf16-only weights (Options.WeightsBF16) and ZeRO 0")
+		} else {
+			err = t.newOffload(c.Weights)
+		}
 	}
 	if err != nil {
 		t.Free()
@@ -392,6 +404,9 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 	if t.shard != nil {
 		return t.updateShard(lr, clip, step)
 	}
+	if t.off != nil {
+		return t.updateOffload(lr, clip, step)
+	}
 	s, d := t.S, t.S.d
 	if t.masters() {
 		return fmt.Errorf("gpu: the f32 master weights of a bf16 ZeRO engine are sharded: Update needs Shard first")
@@ -399,22 +414,10 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 	if err := t.ensure(false, true); err != nil {
 		return err
 	}
-	g := t.stepGrad()
-	if clip != 1 {
-		for _, b := range []cuda.Buf{g, t.isGrad()} {
-			if b.N == 0 {
-				continue
-			}
-			if err := d.Scale(b, clip); err != nil {
-				return err
-			}
-		}
-		if t.gl != nil {
-			if err := d.ScaleBF16(t.stepGradB(), clip); err != nil {
-				return err
-			}
-		}
+	if err := t.clipGrads(clip); err != nil {
+		return err
 	}
+	g := t.stepGrad()
 	for i, p := range s.params {
 		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: p.name, Shape: p.shape})
 		if p.off < 0 {
@@ -437,16 +440,44 @@ func (t *Engine) Update(lr float64, clip float32, step int) error {
 			return err
 		}
 	}
-	if l := t.is; l != nil {
-		sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}})
-		if err := d.AdamW(l.w, l.g, l.m1, l.m2, sc); err != nil {
-			return err
-		}
+	if err := t.updateISProj(lr, step); err != nil {
+		return err
 	}
 	if s.bf16 {
 		return s.RefreshBF16()
 	}
 	return nil
+}
+
+// clipGrads multiplies the step's whole gradient by clip (1: none).
+func (t *Engine) clipGrads(clip float32) error {
+	if clip == 1 {
+		return nil
+	}
+	d := t.S.d
+	for _, b := range []cuda.Buf{t.stepGrad(), t.isGrad()} {
+		if b.N == 0 {
+			continue
+		}
+		if err := d.Scale(b, clip); err != nil {
+			return err
+		}
+	}
+	if t.gl != nil {
+		return d.ScaleBF16(t.stepGradB(), clip)
+	}
+	return nil
+}
+
+// updateISProj steps the intermediate-state projection (on the device
+// always: it is small).
+func (t *Engine) updateISProj(lr float64, step int) error {
+	l := t.is
+	if l == nil {
+		return nil
+	}
+	sc := t.Optim.Scalars(lr, step, model.TensorInfo{Name: distill.ISProjName, Shape: []int{l.ht, l.hs}})
+	return t.S.d.AdamW(l.w, l.g, l.m1, l.m2, sc)
 }
 
 // ownGrad reports ZeRO 2: no gradient kept over a step's micro-batches.

@@ -144,6 +144,8 @@ if [ "$bench" = 1 ]; then
 			# distillation from a same-shape teacher with chunked logits
 			echo "== bench train --loss kd --bf16 --recompute --logit-chunk 2048"
 			bin/minitron-cuda bench train --device cuda $shape --batch 8 --loss kd --bf16 --recompute --logit-chunk 2048
+			echo "== bench train --loss kd --bf16 --recompute --offload-optimizer (AdamW on the host)"
+			bin/minitron-cuda bench train --device cuda $shape --batch 8 --loss kd --bf16 --recompute --offload-optimizer
 			bin/minitron-cuda bench forward --device cuda $shape --batch 8
 			# what the paper's students need per 80 GB GPU (no GPU needed)
 			bin/minitron-cuda plan --teacher nemotron:nemotron-4-15b --student nemotron:minitron-8b --seq-len 4096 \

@@ -29,6 +29,7 @@ type BenchTrainOptions struct {
 	// cuda only: activation recomputation and chunked logits (as distill's)
 	Recompute  bool
 	LogitChunk int
+	Offload    bool // cuda, bf16: the optimizer state in host memory (as distill --offload-optimizer)
 }
 
 func newBenchTrainCmd() *cobra.Command {
@@ -69,6 +70,7 @@ collectives (gradient reduction, weight gather, metrics; waiting for a slower ra
 	f.BoolVar(&o.BF16, "bf16", false, "with --device cuda: bf16 linear-layer products with f32 master weights (as distill --bf16)")
 	f.IntVar(&o.Zero, "zero", 1, "under mpirun: ZeRO stage (0 replicated, 1 sharded moments, 2 also sharded gradients)")
 	f.BoolVar(&o.Recompute, "recompute", false, "with --device cuda: recompute each layer in the backward pass (as distill --recompute)")
+	f.BoolVar(&o.Offload, "offload-optimizer", false, "with --device cuda --bf16: f32 master weights and AdamW moments in host memory, AdamW on the CPU (as distill --offload-optimizer)")
 	f.IntVar(&o.LogitChunk, "logit-chunk", 0, "with --device cuda: logits and losses over chunks of this many tokens (as distill --logit-chunk)")
 	return cmd
 }
@@ -91,8 +93,8 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	if o.BF16 {
 		return fmt.Errorf("--bf16 needs --device cuda (the CPU trainer runs in f32)")
 	}
-	if o.Recompute || o.LogitChunk != 0 {
-		return fmt.Errorf("--recompute and --logit-chunk need --device cuda (bench train times the CPU graph as it is)")
+	if o.Recompute || o.LogitChunk != 0 || o.Offload {
+		return fmt.Errorf("--recompute, --logit-chunk and --offload-optimizer need --device cuda (bench train times the CPU graph as it is)")
 	}
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)

@@ -20,7 +20,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 	}
 	defer d.Close()
 	r, err := gpu.Bench(d, cfg, gpu.BenchConfig{Batch: o.Batch, Seq: o.Seq, Steps: o.Steps, KD: o.Loss == "kd", BF16: o.BF16,
-		Recompute: o.Recompute, LogitChunk: o.LogitChunk, Seed: 1})
+		Recompute: o.Recompute, LogitChunk: o.LogitChunk, Offload: o.Offload, Seed: 1})
 	if err != nil {
 		return err
 	}
@@ -31,7 +31,7 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 		"arch": string(cfg.Family), "layers": cfg.NumLayers, "hidden": cfg.HiddenSize, "heads": cfg.NumHeads,
 		"kv_heads": cfg.NumKVHeads, "ffn": cfg.IntermediateSize, "vocab": cfg.VocabSize,
 		"device_pool_peak_mb": float64(r.PeakBytes) / (1 << 20), "plan_mb": float64(r.PlanBytes) / (1 << 20),
-		"recompute": o.Recompute, "logit_chunk": o.LogitChunk,
+		"recompute": o.Recompute, "logit_chunk": o.LogitChunk, "offload_optimizer": o.Offload,
 	}
 	if o.JSON {
 		return printJSON(w, out)
@@ -42,6 +42,9 @@ func runBenchTrainCUDA(o *BenchTrainOptions, cfg *model.Config, w io.Writer) err
 	}
 	if o.Recompute {
 		prec += ", recompute"
+	}
+	if o.Offload {
+		prec += ", optimizer offloaded to the host"
 	}
 	if o.LogitChunk > 0 {
 		prec += fmt.Sprintf(", logit chunk %d", o.LogitChunk)

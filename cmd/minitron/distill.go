@@ -70,6 +70,7 @@ type TrainOptions struct {
 	Zero        int      `yaml:"zero"`
 	Precision   string   `yaml:"precision"`
 	Recompute   bool     `yaml:"recompute"`
+	Offload     bool     `yaml:"offload_optimizer"`
 	LogitChunk  int      `yaml:"logit_chunk"`
 	Config      string   `yaml:"-"`
 	JSON        bool     `yaml:"-"`
@@ -121,6 +122,7 @@ func addTrainFlags(f *pflag.FlagSet, o *TrainOptions, distilling bool) {
 	f.IntVar(&o.LogitChunk, "logit-chunk", 0, "compute the logits, losses and their gradients over chunks of this many tokens, so the [tokens, vocab] logits never exist whole (0: all at once)")
 	f.StringVar(&o.Precision, "precision", "f32", "with --device cuda: f32 (TF32 products) or bf16 (mixed precision, as --bf16)")
 	f.BoolVar(&o.Recompute, "recompute", false, "with --device cuda: keep only each layer's input and recompute the layer in the backward pass (same gradients, a fraction of the activation memory; see minitron plan)")
+	f.BoolVar(&o.Offload, "offload-optimizer", false, "with --device cuda --precision bf16 and no --zero: keep the f32 master weights and AdamW moments in host memory and run AdamW on the CPU (12 B per parameter off the GPU; see minitron plan --offload-optimizer)")
 	f.StringVar(&o.Device, "device", "cpu", "where the optimizer steps run: cpu, or cuda (GPU 0; a binary built with -tags minitron_cuda, make build-cuda)")
 	f.IntVar(&o.Zero, "zero", -1, "under mpirun/srun (bin/minitron-mpi): ZeRO stage of the optimizer state over the ranks: 0 every rank holds all of it, 1 the AdamW moments are sharded, 2 the reduced gradients too (default 1 with more than one rank)")
 	f.StringVar(&o.Config, "config", "", "YAML file with any of these settings (snake_case keys); flags given on the command line win")
@@ -193,7 +195,7 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	default:
 		return c, fmt.Errorf("--precision %q: want f32 or bf16", o.Precision)
 	}
-	c.Recompute, c.LogitChunk = o.Recompute, o.LogitChunk
+	c.Recompute, c.LogitChunk, c.Offload = o.Recompute, o.LogitChunk, o.Offload
 	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
 		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)
 	}
@@ -369,7 +371,8 @@ the same files, so a run can resume on either device. Every loss runs there: --c
 --skip-nonfinite. Only --top-k-cache is refused (the teacher runs on the device each step).
 --precision bf16 (or --bf16) adds mixed precision there (bf16 linear-layer products, f32
 master weights), --recompute recomputes each layer in the backward pass instead of keeping
-its activations; 'minitron plan' says what fits.
+its activations, and --offload-optimizer (with bf16, no --zero) keeps the f32 master weights
+and AdamW moments in host memory, running AdamW on the CPU; 'minitron plan' says what fits.
 
 Under mpirun or srun (bin/minitron-mpi, make build-mpi; bin/minitron-cuda-mpi on GPUs) each rank
 trains its share of every global batch and the gradients are summed over the ranks; --zero shards
@@ -381,7 +384,11 @@ the README's "On a cluster".`,
   minitron distill --config run.yaml --steps 100      # flags override the file
   minitron distill --config run.yaml --resume
   minitron distill --teacher ./teacher --student ./pruned --data data/opticks_train --seq-len 1024 \
-      --micro-batch 8 --steps 400 --device cuda --out runs/d1-gpu`,
+      --micro-batch 8 --steps 400 --device cuda --out runs/d1-gpu
+  # a 4.5B student beside its 8B teacher on one 80 GB GPU (minitron plan: 42.7 GB)
+  minitron distill --teacher ./llama-3.1-8b --student ./pruned-4b --data data/train --seq-len 4096 \
+      --micro-batch 1 --global-batch 64 --device cuda --precision bf16 --recompute --logit-chunk 1024 \
+      --offload-optimizer --out runs/4b`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return runTraining(cmd, o, true) },
 	}

@@ -22,6 +22,7 @@ type PlanOptions struct {
 	World            int
 	Zero             int
 	Recompute        bool
+	Offload          bool
 	LogitChunk       int
 	CE, KL, RKL      float64
 	TopK             int
@@ -45,9 +46,13 @@ the named shapes of 'minitron init --size' (nemotron:nemotron-4-15b, nemotron:mi
 nemotron:minitron-4b, llama:llama-3.1-8b, llama:llama-3.1-minitron-4b, ...).
 
 --world-size and --zero describe a data-parallel run: --zero 1 shards the f32 master
-weights and moments over the ranks, --zero 2 the gradients too.`,
+weights and moments over the ranks, --zero 2 the gradients too. --offload-optimizer
+(bf16, --zero 0) keeps the f32 master weights and moments in host memory instead, as
+distill --offload-optimizer does, and prints the host memory that takes.`,
 		Example: `  minitron plan --teacher nemotron:nemotron-4-15b --student nemotron:minitron-8b \
       --seq-len 4096 --micro-batch 1 --precision bf16 --world-size 8 --zero 2 --recompute --logit-chunk 1024
+  minitron plan --teacher llama:llama-3.1-8b --student llama:llama-3.1-minitron-4b \
+      --seq-len 4096 --precision bf16 --recompute --logit-chunk 1024 --offload-optimizer
   minitron plan --student ./pruned --teacher ./teacher --seq-len 2048 --micro-batch 4 --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runPlan(cmd.OutOrStdout(), o) },
@@ -62,6 +67,7 @@ weights and moments over the ranks, --zero 2 the gradients too.`,
 	f.IntVar(&o.World, "world-size", 1, "data-parallel GPUs")
 	f.IntVar(&o.Zero, "zero", 0, "optimizer sharding over the GPUs: 0 none, 1 master weights and moments, 2 also gradients")
 	f.BoolVar(&o.Recompute, "recompute", false, "keep only each layer's input and recompute the layer in the backward pass")
+	f.BoolVar(&o.Offload, "offload-optimizer", false, "with --precision bf16 and --zero 0: f32 master weights and AdamW moments in host memory, AdamW on the CPU")
 	f.IntVar(&o.LogitChunk, "logit-chunk", 0, "tokens per logit chunk (0: the whole micro-batch at once)")
 	f.Float64Var(&o.CE, "ce", 0, "weight of cross-entropy (default 1 without a teacher)")
 	f.Float64Var(&o.KL, "kl", 0, "weight of forward KL (default 1 with a teacher)")
@@ -82,7 +88,7 @@ func runPlan(w io.Writer, o *PlanOptions) error {
 		return fmt.Errorf("--micro-batch %d and --world-size %d must be positive", o.MicroBatch, o.World)
 	}
 	c := distill.PlanConfig{Seq: o.SeqLen, Batch: o.MicroBatch, Precision: o.Precision, World: o.World, Zero: o.Zero,
-		Recompute: o.Recompute, LogitChunk: o.LogitChunk,
+		Recompute: o.Recompute, LogitChunk: o.LogitChunk, Offload: o.Offload,
 		Losses: distill.Losses{CE: o.CE, KL: o.KL, ReverseKL: o.RKL, TopK: o.TopK}}
 	var err error
 	if c.Student, err = distill.PlanModelConfig(o.Student); err != nil {
@@ -131,5 +137,8 @@ func runPlan(w io.Writer, o *PlanOptions) error {
 		_, err = fmt.Fprintf(w, ", teacher %.2fB", float64(p.TeacherParams)/1e9)
 	}
 	fmt.Fprintln(w, "; the CUDA context and cuBLAS's workspace (about 0.5-1 GB) come on top")
+	if p.HostBytes > 0 {
+		_, err = fmt.Fprintf(w, "host memory for the offloaded optimizer: %.2f GB per GPU\n", float64(p.HostBytes)/1e9)
+	}
 	return err
 }

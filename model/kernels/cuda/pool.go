@@ -197,6 +197,33 @@ func (d *Device) Download(host []float32, b Buf) error {
 	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 4*int64(len(host)))
 }
 
+// DownloadBF16 copies the first len(host) values of b to host as bfloat16
+// bits (waiting for the work queued before it).
+func (d *Device) DownloadBF16(host []uint16, b BF16) error {
+	if len(host) > b.N {
+		return fmt.Errorf("cuda: downloading %d bf16 values from a %d-value buffer", len(host), b.N)
+	}
+	if len(host) == 0 {
+		return nil
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 2*int64(len(host)))
+}
+
+// UploadBF16 copies the bfloat16 bits host into b (len(host) ≤ b.N).
+func (d *Device) UploadBF16(b BF16, host []uint16) error {
+	if len(host) > b.N {
+		return fmt.Errorf("cuda: copying %d bf16 values into a %d-value buffer", len(host), b.N)
+	}
+	if len(host) == 0 {
+		return nil
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.htod(b.Ptr, unsafe.Pointer(&host[0]), 2*int64(len(host)))
+}
+
 // DownloadFloat64 copies n float64 values stored in b (2n elements).
 func (d *Device) downloadFloat64(host []float64, b Buf) error {
 	if 2*len(host) > b.N {
