@@ -166,16 +166,23 @@ const (
 //     parameters, the final norm's (planBuckets).
 //   - master weights and moments: AdamW's two f32 moments, s(8P) under
 //     --zero ≥ 1, plus in bf16 the f32 master weights, s(4P).
-//   - activations: without recomputation, per layer the residual stream
-//     in and after attention, both norm outputs (with their statistics),
-//     q|k|v, the attention output, the MLP's input products and its
-//     activation, and the attention probabilities [B, heads, T, T]; with
-//     --recompute the residual stream entering each layer (L+1 of [B·T,
-//     H]) and one layer's set, whose attention runs a sequence and a KV
-//     group at a time (probabilities [heads/KV heads, T, T], recomputed
-//     for the backward pass). In bf16 the inputs of the products also
-//     have bf16 copies. Then the backward pass's gradient scratch, and the
-//     teacher's inference buffers (one layer's, shared by all layers).
+//   - activations: the residual stream entering each layer (L+1 of
+//     [B·T, H], f32 in both precisions, as Megatron's
+//     --fp32-residual-connection). f32 without recomputation: per layer
+//     the stream after attention, both norm outputs (with their
+//     statistics), q|k|v, the attention output, the MLP's input products
+//     and its activation, and the attention probabilities [B, heads, T,
+//     T]. bf16 without recomputation: one f32 set of those, shared by the
+//     layers, and per layer the norms' f32 statistics and bf16 copies of
+//     what the backward pass reads: the products' inputs (both norm
+//     outputs, the attention output, the MLP activation), q|k|v, the MLP's
+//     input products, the stream after attention and the probabilities.
+//     With --recompute one layer's set, whose attention runs a sequence
+//     and a KV group at a time (probabilities [heads/KV heads, T, T],
+//     recomputed for the backward pass), in bf16 with bf16 copies of its
+//     products' inputs. Then the final norm's output (and its bf16 copy),
+//     the backward pass's gradient scratch, and the teacher's inference
+//     buffers (one layer's, shared by all layers).
 //   - logit chunks: the student's and the teacher's logits of one chunk
 //     [chunk, V] (f32), a copy when several loss terms read them, the
 //     bf16 copy of their gradient in bf16, and the teacher's top-k.
@@ -321,24 +328,32 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	if s.GatedMLP() {
 		uw = 2 * F
 	}
-	per := L // layers with their own working set
+	per := L // layers with their own statistics (and bf16 product inputs)
 	if c.Recompute {
 		per = 1
+	}
+	// f32 working sets: one per layer in f32, one shared by every layer
+	// under recomputation or in bf16 (which keeps bf16 stores per layer)
+	packed := bf16 && !c.Recompute
+	sets := per
+	if packed {
+		sets = 1
 	}
 	A := PartActivations
 	p.late = false
 	p.f32(A, rows*H, L+1) // residual stream entering each layer (and leaving the last)
-	p.f32(A, rows*H, 3*per)
-	p.f32(A, rows*W, per)
-	p.f32(A, rows*QD, per)
-	p.f32(A, rows*uw, per)
-	p.f32(A, rows*F, per)
+	p.f32(A, rows*H, 3*sets)
+	p.f32(A, rows*W, sets)
+	p.f32(A, rows*QD, sets)
+	p.f32(A, rows*uw, sets)
+	p.f32(A, rows*F, sets)
 	p.f32(A, rows, 4*per)
 	groupScores := int64(s.NumHeads/s.NumKVHeads) * T * T // one sequence's heads of one KV group
+	probs := int64(c.Batch) * int64(s.NumHeads) * T * T
 	if c.Recompute {
 		p.f32(A, groupScores, 1) // attention a (sequence, KV group) at a time
 	} else {
-		p.f32(A, int64(c.Batch)*int64(s.NumHeads)*T*T, per)
+		p.f32(A, probs, sets)
 	}
 	p.f32(A, rows*H, 1) // final norm
 	p.f32(A, rows, 2)
@@ -351,6 +366,13 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.bf16(A, rows*QD, per)
 		p.bf16(A, rows*F, per)
 		p.bf16(A, rows*H, 1)
+	}
+	if packed {
+		// what each layer's backward reads besides the products' inputs
+		p.bf16(A, rows*H, L) // the stream after attention
+		p.bf16(A, rows*W, L)
+		p.bf16(A, rows*uw, L)
+		p.bf16(A, probs, L)
 	}
 	p.late = true
 	// backward scratch

@@ -76,12 +76,25 @@ func TestPlanParts(t *testing.T) {
 	if V, H := int64(st.VocabSize), int64(st.HiddenSize); big != V*H || rest != H {
 		t.Errorf("buckets: big %d (want V·H %d), rest %d (want the final norm's %d)", big, V*H, rest, H)
 	}
+	// bf16 without recomputation: one f32 working set instead of L, and
+	// per layer bf16 stores of what the backward pass reads
+	b16a := plan(func(c *PlanConfig) { c.Precision = "bf16" })
+	rows, H, F, L := int64(2048), int64(st.HiddenSize), int64(st.IntermediateSize), int64(st.NumLayers)
+	QD, W, probs := int64(st.QDim()), int64(st.QDim()+2*st.KVDim()), int64(st.NumHeads)*2048*2048
+	set32 := 3*cls(4*rows*H) + cls(4*rows*W) + cls(4*rows*QD) + cls(8*rows*F) + cls(4*rows*F) + cls(4*probs)
+	inputs := 2*cls(2*rows*H) + cls(2*rows*QD) + cls(2*rows*F) // the products' bf16 inputs
+	stores := cls(2*rows*H) + cls(2*rows*W) + cls(4*rows*F) + cls(2*probs)
+	scratch := cls(2*rows*H) + cls(4*rows*F) + cls(2*rows*W) // the backward's bf16 gradient copies
 	for _, c := range []struct {
 		name   string
 		got    int64
 		want   int64
 		reason string
 	}{
+		{"bf16 activations", b16a.Part(PartActivations) - f32.Part(PartActivations), -(L-1)*set32 + L*(inputs+stores) + cls(2*rows*H) + scratch,
+			"bf16: one shared f32 set instead of L, per layer bf16 product inputs and stores of q|k|v, gate|up, the stream after attention and the probabilities, the final norm's bf16 copy, the backward's bf16 copies"},
+		{"bf16 recompute activations", plan(func(c *PlanConfig) { c.Precision, c.Recompute = "bf16", true }).Part(PartActivations) - plan(func(c *PlanConfig) { c.Recompute = true }).Part(PartActivations),
+			inputs + cls(2*rows*H) + scratch, "with --recompute bf16 adds only the one layer's product inputs and the bf16 copies"},
 		{"f32 weights", f32.Part(PartStudentWeights), cls(4 * P), "4 B per parameter, the master copy itself"},
 		{"f32 gradients", f32.Part(PartGradients), cls(4 * P), "4 B per parameter"},
 		{"f32 moments", f32.Part(PartOptimizer), 2 * cls(4*P), "two f32 moments"},

@@ -91,7 +91,7 @@ func TrainFLOPs(student, teacher *model.Config, batch, seq int) float64 {
 // random model of cfg on micro-batches of Batch × Seq tokens; KD adds a
 // teacher of the same shape and trains on forward KL, else on
 // cross-entropy; BF16 runs the linear layers' products in bf16
-// (Model.EnableBF16 for the student, a bf16 weight store for the teacher),
+// (Options.BF16 for the student, a bf16 weight store for the teacher),
 // else TF32. It reports the pool's peak beside the memory plan's total
 // (both include whatever d held before).
 func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, error) {
@@ -105,16 +105,11 @@ func Bench(d *cuda.Device, cfg *model.Config, bc BenchConfig) (BenchResult, erro
 	}
 	src := model.NewRandomSource(cfg, model.F32, seed)
 	s, err := NewModelOpts(d, cfg, src, Options{Batch: batch, Seq: seq, Train: true,
-		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, WeightsBF16: bc.Offload})
+		Recompute: bc.Recompute, LogitChunk: bc.LogitChunk, WeightsBF16: bc.Offload, BF16: bf16 && !bc.Offload})
 	if err != nil {
 		return res, err
 	}
 	defer s.Free()
-	if bf16 && !bc.Offload {
-		if err := s.EnableBF16(); err != nil {
-			return res, err
-		}
-	}
 	losses := distill.Losses{CE: 1}
 	var teacher *Model
 	var tcfg *model.Config

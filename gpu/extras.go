@@ -79,8 +79,10 @@ type qkNorm struct {
 	vOff    int      // where the value segment starts
 	rOff    int      // where the key heads' rstd starts in a layer's rstd buffer
 	// training: each layer's pre-norm query and key heads (the segments
-	// of s before the norm) and rstd [Rmax·(nH+nKV)]
+	// of s before the norm) and rstd [Rmax·(nH+nKV)]; in the bf16 layout
+	// one shared pre and each layer's bf16 copy of it (Model.storeLayer)
 	pre, rstd []cuda.Buf
+	preb      []cuda.BF16
 }
 
 // allocQKNorm builds the index lists and buffers of the q/k norm.
@@ -122,11 +124,13 @@ func (m *Model) allocQKNorm() error {
 		return err
 	}
 	if m.train {
-		qk.pre, qk.rstd = make([]cuda.Buf, m.perLayer()), make([]cuda.Buf, m.perLayer())
+		qk.pre, qk.rstd = make([]cuda.Buf, m.sets()), make([]cuda.Buf, m.perLayer())
 		for l := range qk.pre {
 			if qk.pre[l], err = m.alloc(R * (nH + nKV) * hd); err != nil {
 				return err
 			}
+		}
+		for l := range qk.rstd {
 			if qk.rstd[l], err = m.alloc(R * (nH + nKV)); err != nil {
 				return err
 			}
@@ -154,7 +158,7 @@ func (m *Model) qkNormForward(l int, qkv cuda.Buf, qw, kw string, keep bool) err
 	s, eps := qk.s, float32(c.NormEps)
 	pre, rstd, rstdK := s, cuda.Buf{}, cuda.Buf{}
 	if keep {
-		pre, rstd = qk.pre[m.at(l)], qk.rstd[m.at(l)]
+		pre, rstd = qk.pre[m.set(l)], qk.rstd[m.at(l)]
 		rstdK = rstd.Off(qk.rOff)
 	}
 	// inferring, the norm runs in place over the scratch (rmsnorm_fwd
@@ -177,7 +181,7 @@ func (m *Model) qkNormBackward(l int, dqkv, scratch, dqw, dkw cuda.Buf, qw, kw s
 	rows, nH, nKV, hd := m.rows(), c.NumHeads, c.NumKVHeads, c.HeadDim
 	NV := nH + 2*nKV
 	fused := dqkv.Slice(0, rows*NV*hd)
-	dy, dx, pre, rstd := qk.s, scratch, qk.pre[m.at(l)], qk.rstd[m.at(l)]
+	dy, dx, pre, rstd := qk.s, scratch, qk.pre[m.set(l)], qk.rstd[m.at(l)]
 	qn, kn := rows*nH*hd, rows*nKV*hd
 	return firstErr(
 		m.gather(dy, fused, qk.q, rows*nH),

@@ -49,8 +49,9 @@ func extrasConfigs(t *testing.T) []struct {
 // ≤ 2e-6). With bf16 products (EnableBF16, student and teacher) the loss
 // and gradient norm to 2e-2 (gpu's bf16 tolerance; measured ≤ 3e-4) and
 // the moments to 1e-1 of the tensor's largest (measured ≤ 2.6e-2). The
-// weights are held only to 2·lr: AdamW's first update is ±lr wherever a
-// gradient is near 0, whose sign a rounding can flip.
+// weights are held only to 2·lr (plus 1e-6 for the f32 rounding of w±lr):
+// AdamW's first update is ±lr wherever a gradient is near 0, whose sign a
+// rounding can flip.
 func TestExtrasGradientsMatchCPU(t *testing.T) {
 	must(t, dev.SetTF32(false))
 	defer dev.SetTF32(true)
@@ -129,7 +130,7 @@ func TestExtrasGradientsMatchCPU(t *testing.T) {
 					if extra[ti.Name] {
 						extras++
 					}
-					if scale == 0 || dm > relMom*scale || dw > 2*sched.LR {
+					if scale == 0 || dm > relMom*scale || dw > 2*sched.LR+1e-6 {
 						t.Errorf("%s: %s: first moment differs by %.3g (largest %.3g), weights by %.3g", c.reason, ti.Name, dm, scale, dw)
 					}
 					worst = math.Max(worst, dm/scale)

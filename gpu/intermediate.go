@@ -100,12 +100,16 @@ func (t *Engine) teacherForward() error {
 }
 
 // studentState is the student's hidden state k (kept by the training
-// forward pass).
-func (s *Model) studentState(k int) cuda.Buf {
+// forward pass; in the bf16 layout widened from layer k's bf16 copy into
+// the shared norm output, which the backward pass does not read).
+func (s *Model) studentState(k int) (cuda.Buf, error) {
 	if k == s.Cfg.NumLayers {
-		return s.hf
+		return s.hf, nil
 	}
-	return s.h1[k]
+	if s.packed {
+		return s.h1[0], s.d.FromBF16(s.h1[0], s.h1b[k])
+	}
+	return s.h1[k], nil
 }
 
 // forward computes L_is for the micro-batch just run and the weight α
@@ -117,8 +121,9 @@ func (l *isLoss) forward(s *Model, p *distill.Parts, terms []distill.Term) error
 	P := len(l.pairs)
 	var total float64
 	for i, p := range l.pairs {
-		err := firstErr(
-			d.Sgemm(false, true, rows, l.ht, l.hs, 1, s.studentState(p.Student), l.hs, l.w, l.hs, 0, l.proj, l.ht),
+		h, err := s.studentState(p.Student)
+		err = firstErr(err,
+			d.Sgemm(false, true, rows, l.ht, l.hs, 1, h, l.hs, l.w, l.hs, 0, l.proj, l.ht),
 			d.CosineLoss(l.dy[i], l.loss, l.proj, l.teach[i], rows, l.ht),
 			d.Download(l.host, l.loss))
 		if err != nil {
@@ -148,9 +153,10 @@ func (l *isLoss) backward(s *Model, alpha float64, accum int, first bool) error 
 		if first && i == 0 {
 			beta = 0
 		}
-		err := firstErr(
+		h, err := s.studentState(p.Student)
+		err = firstErr(err,
 			d.Sgemm(false, false, rows, l.hs, l.ht, scale, l.dy[i], l.ht, l.w, l.hs, 0, l.dh[i], l.hs),
-			d.Sgemm(true, false, l.ht, l.hs, rows, scale, l.dy[i], l.ht, s.studentState(p.Student), l.hs, beta, l.g, l.hs))
+			d.Sgemm(true, false, l.ht, l.hs, rows, scale, l.dy[i], l.ht, h, l.hs, beta, l.g, l.hs))
 		if err != nil {
 			return fmt.Errorf("intermediate-state loss gradient, pair %d→%d: %w", p.Student, p.Teacher, err)
 		}

@@ -63,6 +63,15 @@ type Model struct {
 	// activations are one layer's set, which the backward pass refills by
 	// running the layer again from xs[l].
 	recompute bool
+	// packed (bf16 training without recompute, see storeLayer): the f32
+	// activations are one layer's working set, as under recompute; after
+	// each layer's forward what its backward reads is packed into that
+	// layer's bf16 stores (the products' inputs h1b…ab, and qkvb, ub,
+	// xmidb, probsb), which the backward pass widens back (loadLayer).
+	// The residual stream xs and the norms' statistics stay f32 per layer.
+	packed                  bool
+	qkvb, ub, xmidb, probsb []cuda.BF16
+	f32Acts                 bool // Options.f32Acts: bf16 training keeps f32 activations per layer (tests)
 
 	// the buffers Infer uses, shared by all layers: the residual stream
 	// alternates between ix[0] and ix[1]. Allocated for train = false,
@@ -122,6 +131,15 @@ type Options struct {
 	// bf16-rounded embeddings; exact for a bf16 checkpoint). Norms and
 	// biases stay f32. A tied head and the lookup share the one bf16 table.
 	WeightsBF16 bool
+	// BF16 is EnableBF16 at construction: bf16 products over f32 master
+	// weights. A training model without Recompute then allocates its
+	// activations in their bf16 layout (storeLayer) from the start,
+	// rather than first per layer in f32.
+	BF16 bool
+	// f32Acts keeps a bf16 training model's activations per layer in f32
+	// (the layout before bf16 stores: what recomputation reproduces bit
+	// for bit); set by tests through export_test.go.
+	f32Acts bool
 }
 
 // NewModel loads the tensors of cfg from src onto the device in f32. train
@@ -172,7 +190,9 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 		return nil, fmt.Errorf("gpu: %w", err)
 	}
 	m := &Model{d: d, Cfg: cfg, arch: arch, Batch: batch, Seq: seq, act: arch.Act, rms: arch.RMSNorm, normBias: arch.NormBias,
-		byName: map[string]int{}, train: train, recompute: o.Recompute, logitChunk: o.LogitChunk, AttnTC: true, weightsBF16: o.WeightsBF16}
+		byName: map[string]int{}, train: train, recompute: o.Recompute, logitChunk: o.LogitChunk, AttnTC: true, weightsBF16: o.WeightsBF16,
+		f32Acts: o.f32Acts}
+	m.packed = train && !o.Recompute && !o.f32Acts && (o.WeightsBF16 || o.BF16)
 	total, totalB := 0, 0
 	for _, ti := range arch.Tensors {
 		n := ti.NumElements()
@@ -225,6 +245,11 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 			return nil, err
 		}
 		m.bf16 = true
+	}
+	if o.BF16 && !o.WeightsBF16 {
+		if err := m.EnableBF16(); err != nil {
+			return nil, err
+		}
 	}
 	ok = true
 	return m, nil
@@ -329,6 +354,9 @@ func (m *Model) EnableBF16() error {
 	for i := range m.params {
 		m.params[i].boff = m.params[i].off // the shadow mirrors the arena
 	}
+	if m.train && !m.recompute && !m.f32Acts && !m.packed {
+		m.packActivations()
+	}
 	if err = m.allocBF16Acts(); err == nil {
 		err = m.RefreshBF16()
 	}
@@ -362,6 +390,19 @@ func (m *Model) allocBF16Acts() error {
 		many(&m.h2b, per, rows*H)
 		many(&m.ab, per, rows*F)
 		one(&m.hfb, rows*H)
+		if m.packed {
+			L, uw := c.NumLayers, F
+			if c.GatedMLP() {
+				uw = 2 * F
+			}
+			many(&m.xmidb, L, rows*H)
+			many(&m.qkvb, L, rows*(c.QDim()+2*c.KVDim()))
+			many(&m.ub, L, rows*uw)
+			many(&m.probsb, L, m.probs[0].N)
+			if m.qk != nil {
+				many(&m.qk.preb, L, m.qk.pre[0].N)
+			}
+		}
 		if err == nil {
 			m.ihb, m.iattb, m.iab = m.h1b[0], m.attb[0], m.ab[0]
 		}
@@ -449,15 +490,15 @@ func (m *Model) allocActivations() error {
 		}
 	}
 	if m.train {
-		per := m.perLayer()
+		per, sets := m.perLayer(), m.sets()
 		many(&m.xs, L+1, rows*H)
-		many(&m.xmid, per, rows*H)
-		many(&m.h1, per, rows*H)
-		many(&m.h2, per, rows*H)
-		many(&m.qkv, per, rows*W)
-		many(&m.att, per, rows*c.QDim())
-		many(&m.u, per, rows*uw)
-		many(&m.a, per, rows*F)
+		many(&m.xmid, sets, rows*H)
+		many(&m.h1, sets, rows*H)
+		many(&m.h2, sets, rows*H)
+		many(&m.qkv, sets, rows*W)
+		many(&m.att, sets, rows*c.QDim())
+		many(&m.u, sets, rows*uw)
+		many(&m.a, sets, rows*F)
 		many(&m.mean1, per, rows)
 		many(&m.rstd1, per, rows)
 		many(&m.mean2, per, rows)
@@ -466,7 +507,7 @@ func (m *Model) allocActivations() error {
 		if m.recompute {
 			scores = m.groupScores() // attnGroups, forward and backward
 		}
-		many(&m.probs, per, scores)
+		many(&m.probs, sets, scores)
 		one(&m.hf, rows*H)
 		one(&m.meanf, rows)
 		one(&m.rstdf, rows)
@@ -662,8 +703,8 @@ type layerBufs struct {
 	l  int
 }
 
-// perLayer is how many layers' activation sets a training model keeps:
-// all, or one under recomputation.
+// perLayer is how many layers' norm statistics and bf16 product inputs a
+// training model keeps: all, or one under recomputation.
 func (m *Model) perLayer() int {
 	if m.recompute {
 		return 1
@@ -671,13 +712,97 @@ func (m *Model) perLayer() int {
 	return m.Cfg.NumLayers
 }
 
-// at is the index of layer l's activation set (0 under recomputation,
-// where one set serves every layer).
+// at is the index of layer l's statistics and bf16 product inputs (0
+// under recomputation, where one set serves every layer).
 func (m *Model) at(l int) int {
 	if m.recompute {
 		return 0
 	}
 	return l
+}
+
+// sets is how many f32 activation sets (stream after attention, norm
+// outputs, q|k|v, attention output and probabilities, MLP products and
+// activation) a training model keeps: one per layer, or one shared by
+// every layer under recomputation or in the bf16 layout (packed).
+func (m *Model) sets() int {
+	if m.recompute || m.packed {
+		return 1
+	}
+	return m.Cfg.NumLayers
+}
+
+// set is the index of layer l's f32 activation set.
+func (m *Model) set(l int) int {
+	if m.recompute || m.packed {
+		return 0
+	}
+	return l
+}
+
+// storeLayer packs what layer l's backward pass reads of the shared f32
+// working set into its bf16 stores (packed), after the layer's forward:
+// q|k|v after RoPE (and qwen3's pre-norm heads), the MLP's input products,
+// the stream after attention (the MLP norm's input) and the attention
+// probabilities. The products' inputs (h1b, attb, h2b, ab) are bf16 per
+// layer already, and the residual stream xs and the norms' statistics
+// stay f32: the forward pass itself runs in f32 throughout, only the
+// backward pass reads bf16-rounded activations.
+func (m *Model) storeLayer(l int) error {
+	d := m.d
+	err := firstErr(
+		d.ToBF16(m.qkvb[l], m.qkv[0]),
+		d.ToBF16(m.ub[l], m.u[0]),
+		d.ToBF16(m.xmidb[l], m.xmid[0]),
+		d.ToBF16(m.probsb[l], m.probs[0]))
+	if err == nil && m.qk != nil {
+		err = d.ToBF16(m.qk.preb[l], m.qk.pre[0])
+	}
+	return err
+}
+
+// loadLayer widens layer l's bf16 stores back into the shared f32 working
+// set for its backward pass (packed), where recomputation runs the layer
+// again: the backward kernels read the same buffers either way.
+func (m *Model) loadLayer(l int) error {
+	d := m.d
+	err := firstErr(
+		d.FromBF16(m.qkv[0], m.qkvb[l]),
+		d.FromBF16(m.u[0], m.ub[l]),
+		d.FromBF16(m.xmid[0], m.xmidb[l]),
+		d.FromBF16(m.probs[0], m.probsb[l]))
+	if err == nil && m.qk != nil {
+		err = d.FromBF16(m.qk.pre[0], m.qk.preb[l])
+	}
+	return err
+}
+
+// packActivations turns a training model's per-layer f32 activation sets
+// into the shared one of the bf16 layout (EnableBF16 after NewModelOpts):
+// the other layers' sets go back to the pool; allocBF16Acts then adds the
+// bf16 stores.
+func (m *Model) packActivations() {
+	keepFirst := func(bs *[]cuda.Buf) {
+		for _, b := range (*bs)[1:] {
+			m.release(b)
+		}
+		*bs = (*bs)[:1]
+	}
+	for _, bs := range []*[]cuda.Buf{&m.xmid, &m.h1, &m.h2, &m.qkv, &m.att, &m.u, &m.a, &m.probs} {
+		keepFirst(bs)
+	}
+	if m.qk != nil {
+		keepFirst(&m.qk.pre)
+	}
+	m.packed = true
+}
+
+// release frees one of the model's own buffers before Free.
+func (m *Model) release(b cuda.Buf) {
+	if i := slices.IndexFunc(m.owned, func(o cuda.Buf) bool { return o.Ptr == b.Ptr }); i >= 0 {
+		m.owned = slices.Delete(m.owned, i, i+1)
+		m.d.Free(b)
+	}
 }
 
 // bufs returns layer l's buffers: its own when keep (training; under
@@ -686,10 +811,10 @@ func (m *Model) at(l int) int {
 // from ix[cur].
 func (m *Model) bufs(l int, keep bool, cur int) layerBufs {
 	if keep {
-		i := m.at(l)
+		i, j := m.set(l), m.at(l)
 		return layerBufs{x: m.xs[l], out: m.xs[l+1], xmid: m.xmid[i], h1: m.h1[i], h2: m.h2[i], qkv: m.qkv[i], att: m.att[i],
-			u: m.u[i], a: m.a[i], mean1: m.mean1[i], rstd1: m.rstd1[i], mean2: m.mean2[i], rstd2: m.rstd2[i], probs: m.probs[i],
-			h1b: bAt(m.h1b, i), attb: bAt(m.attb, i), h2b: bAt(m.h2b, i), ab: bAt(m.ab, i)}
+			u: m.u[i], a: m.a[i], mean1: m.mean1[j], rstd1: m.rstd1[j], mean2: m.mean2[j], rstd2: m.rstd2[j], probs: m.probs[i],
+			h1b: bAt(m.h1b, j), attb: bAt(m.attb, j), h2b: bAt(m.h2b, j), ab: bAt(m.ab, j)}
 	}
 	out := m.ix[1-cur]
 	return layerBufs{x: m.ix[cur], out: out, xmid: out, h1: m.ih, h2: m.ih, qkv: m.iqkv, att: m.iatt,
@@ -990,6 +1115,11 @@ func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w, b string) (cuda
 	}
 	if !p.keep {
 		p.cur = 1 - p.cur
+	}
+	if p.keep && m.packed {
+		if err := m.storeLayer(l); err != nil {
+			return lb.out, fmt.Errorf("layer %d bf16 activations: %w", l, err)
+		}
 	}
 	return lb.out, p.hook(l, p.hk.LayerOutput, "LayerOutput", lb.out, H)
 }

@@ -85,16 +85,14 @@ func NewEngine(c distill.EngineConfig) (_ distill.Engine, err error) {
 		return nil, fmt.Errorf("device cuda: optimizer offload needs BF16 and ZeRO 0 (the host keeps every master weight and moment)")
 	}
 	masters := c.BF16 && (c.Zero >= 1 || c.Offload)
-	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute, LogitChunk: c.LogitChunk, WeightsBF16: masters})
+	// bf16 otherwise: f32 master weights with a bf16 shadow (Options.BF16,
+	// so the activations are allocated in their bf16 layout at once)
+	s, err := NewModelOpts(d, c.Arch.Cfg, c.Weights, Options{Batch: c.Batch, Seq: c.Seq, Train: true, Recompute: c.Recompute,
+		LogitChunk: c.LogitChunk, WeightsBF16: masters, BF16: c.BF16 && !masters})
 	if err != nil {
 		return nil, fmt.Errorf("device cuda: student: %w", err)
 	}
 	closers = append(closers, s.Free)
-	if c.BF16 && !masters {
-		if err = s.EnableBF16(); err != nil {
-			return nil, fmt.Errorf("device cuda, BF16: student: %w", err)
-		}
-	}
 	var t *Model
 	if c.Teacher != nil {
 		if t, err = NewModelOpts(d, c.Teacher.Cfg, c.Teacher.Source(), Options{Batch: c.Batch, Seq: c.Seq, WeightsBF16: c.BF16, LogitChunk: c.LogitChunk}); err != nil {
@@ -673,13 +671,18 @@ func (t *Engine) backward() error {
 		if err := t.openLayer(l); err != nil {
 			return err
 		}
-		if s.recompute {
+		switch {
+		case s.recompute:
 			if err := s.recomputeLayer(l); err != nil {
 				return fmt.Errorf("backward: recomputing layer %d: %w", l, err)
 			}
+		case s.packed:
+			if err := s.loadLayer(l); err != nil {
+				return fmt.Errorf("backward: layer %d's bf16 activations: %w", l, err)
+			}
 		}
-		i := s.at(l) // the layer's activation set
-		h1b, attb, h2b, ab := bAt(s.h1b, i), bAt(s.attb, i), bAt(s.h2b, i), bAt(s.ab, i)
+		i, j := s.set(l), s.at(l) // the layer's f32 activation set; its statistics and bf16 product inputs
+		h1b, attb, h2b, ab := bAt(s.h1b, j), bAt(s.attb, j), bAt(s.h2b, j), bAt(s.ab, j)
 		// MLP: xs[l+1] = xmid + a·Wdᵀ + b
 		err := firstErr(
 			s.toB(t.gb, t.g),
@@ -706,7 +709,7 @@ func (t *Engine) backward() error {
 			}
 		}
 		if err == nil {
-			err = t.normBack(t.g, t.dh, s.xmid[i], s.mean2[i], s.rstd2[i], w.MLPNorm, w.MLPNormBias, true)
+			err = t.normBack(t.g, t.dh, s.xmid[i], s.mean2[j], s.rstd2[j], w.MLPNorm, w.MLPNormBias, true)
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's MLP: %w", l, err)
@@ -751,7 +754,7 @@ func (t *Engine) backward() error {
 				t.dgrad(t.dh, t.dqkv, t.dqkvb, QD+KVD, W, KVD, w.V, H, true),
 				t.biasGrad(t.dqkv, w.QBias, w.KBias, w.VBias),
 				t.is.addGrad(d, l, t.dh),
-				t.normBack(t.g, t.dh, s.xs[l], s.mean1[i], s.rstd1[i], w.AttnNorm, w.AttnNormBias, true))
+				t.normBack(t.g, t.dh, s.xs[l], s.mean1[j], s.rstd1[j], w.AttnNorm, w.AttnNormBias, true))
 		}
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)
