@@ -93,11 +93,12 @@ func TestBF16StoredActivations(t *testing.T) {
 		B, T               int
 		reason             string
 	}{
+		{"llama-tiny", model.Llama, 2, 32, 2, 1, 64, 64, 1, 8, "the -short case: RMSNorm, SwiGLU, one KV head"},
 		{"llama", model.Llama, 3, 64, 4, 2, 128, 256, 2, 16, "RMSNorm, SwiGLU (gate|up products stored), GQA, full RoPE"},
 		{"qwen3", model.Qwen3, 2, 64, 4, 2, 128, 256, 2, 24, "q/k norms: each layer's pre-norm heads stored too"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if testing.Short() && cuda.Emulated() && c.name != "llama" {
+			if testing.Short() && cuda.Emulated() && c.name != "llama-tiny" {
 				t.Skip("slow on the CPU emulator (-short)")
 			}
 			cfg, err := model.SyntheticConfig(c.fam, c.L, c.H, c.nH, c.kv, c.F, c.V)

@@ -20,7 +20,10 @@
 // The engine supplies the kernels of a step — forward, the loss terms,
 // the intermediate-state loss, backward, the AdamW update — while the core
 // decides the loss mix, clipping, the non-finite policy and the schedule,
-// as for the CPU engine.
+// as for the CPU engine. In bf16 (Options.BF16 or WeightsBF16) each layer
+// keeps what its backward pass reads in bf16 beside the f32 residual
+// stream, the forward pass running in one shared f32 working set; with
+// Options.Recompute only the layers' inputs are kept.
 //
 // Like package cuda it is compiled only with the minitron_cuda build tag (a
 // GPU) or minitron_cudaemu (the CPU emulator, which runs its tests here:
