@@ -342,7 +342,11 @@ func (m *Model) allocB(n int) (cuda.BF16, error) {
 // or the loss) to bf16 inputs with f32 outputs and accumulation
 // (mixed precision: the f32 weights stay the master copy, the bf16 shadow
 // is refreshed after each update). Call it before the first Forward. A
-// model built with Options.WeightsBF16 runs in bf16 already.
+// model built with Options.WeightsBF16 runs in bf16 already. A training
+// model without recomputation moves to the bf16 activation layout
+// (storeLayer): the other layers' f32 sets go back to the pool, which
+// keeps them cached, so Options.BF16 (never allocating them) is the lower
+// peak.
 func (m *Model) EnableBF16() error {
 	if m.bf16 {
 		return nil
