@@ -166,3 +166,6 @@ func (d *Device) launchRaw(name string, grid, block [3]int, smem int, args []uin
 // HostView is nil on a GPU: device memory is not host memory (see the
 // emulator's).
 func HostView(Buf) []float32 { return nil }
+
+// HostViewBF16 is nil on a GPU (see HostView).
+func HostViewBF16(BF16) []uint16 { return nil }

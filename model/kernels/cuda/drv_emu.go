@@ -262,3 +262,11 @@ func HostView(b Buf) []float32 {
 	}
 	return unsafe.Slice((*float32)(unsafe.Pointer(C.emu_f32(C.uintptr_t(b.Ptr)))), b.N)
 }
+
+// HostViewBF16 is b's memory as 16-bit words (see HostView).
+func HostViewBF16(b BF16) []uint16 {
+	if b.N == 0 {
+		return []uint16{}
+	}
+	return unsafe.Slice((*uint16)(unsafe.Pointer(C.emu_f32(C.uintptr_t(b.Ptr)))), b.N)
+}

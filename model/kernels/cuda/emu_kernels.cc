@@ -101,7 +101,7 @@ struct Entry {
 const Entry table[] = {
 	K(embedding_fwd), K(embedding_bwd), K(act_fwd), K(act_bwd), K(act_gated_fwd), K(act_gated_bwd),
 	K(add_inplace), K(add_bias), K(scale_inplace), K(col_sum), K(adamw), K(sum_squares),
-	K(f32_to_bf16), K(bf16_to_f32), K(add_bf16_to_f32), K(add_bf16), K(scale_bf16), K(sum_squares_bf16), K(adamw_bf16g),
+	K(f32_to_bf16), K(bf16_to_f32), K(add_bf16_to_f32), K(add_bf16), K(add_rows_bf16), K(scale_bf16), K(sum_squares_bf16), K(adamw_bf16g),
 	K(layernorm1p_fwd), K(layernorm1p_bwd_dx), K(layernorm1p_bwd_dw), K(rmsnorm_fwd), K(rmsnorm_bwd_dx), K(rmsnorm_bwd_dw),
 	K(rope),
 	K(softmax_rows), K(logsumexp_rows), K(log_softmax_rows), K(cross_entropy), K(kl_forward), K(kl_reverse), K(kl_forward_topk),

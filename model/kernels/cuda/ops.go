@@ -658,6 +658,39 @@ func (d *Device) AddBF16(dst, src BF16) error {
 	return d.launch("add_bf16", d.grid1(dst.N), block256, 0, uint64(dst.Ptr), uint64(src.Ptr), pl(dst.N))
 }
 
+// AddRowsBF16 adds the f32 rows src [n, dim] into the bf16 rows of dst
+// [vocab, dim] that idx (n distinct int32 ids) names, in f32 with one
+// rounding per store: an embedding's gradient scatter-added over a
+// micro-batch's distinct tokens (a compact f32 buffer) into its bf16
+// gradient. Repeated ids would race on a GPU: dedupe them on the host.
+func (d *Device) AddRowsBF16(dst BF16, src, idx Buf, n, dim int) error {
+	if dim <= 0 || dst.N%dim != 0 {
+		return fmt.Errorf("cuda: AddRowsBF16: dst of %d values is not [vocab, %d]", dst.N, dim)
+	}
+	if err := firstErr(need("AddRowsBF16", "src", src, n*dim), need("AddRowsBF16", "idx", idx, n)); err != nil {
+		return err
+	}
+	if n == 0 {
+		return nil
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.launch("add_rows_bf16", d.grid1(n*dim), block256, 0, uint64(dst.Ptr), pp(src), pp(idx), pi(n), pi(dim), pi(dst.N/dim))
+}
+
+// CopyBF16 copies src into dst (equal lengths).
+func (d *Device) CopyBF16(dst, src BF16) error {
+	if dst.N != src.N {
+		return fmt.Errorf("cuda: bf16 copy of %d values into %d", src.N, dst.N)
+	}
+	if src.N == 0 {
+		return nil
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.dtod(dst.Ptr, src.Ptr, 2*int64(src.N))
+}
+
 // ScaleBF16 multiplies x by s in f32, rounding each product to bf16.
 func (d *Device) ScaleBF16(x BF16, s float32) error {
 	unlock := d.lock()

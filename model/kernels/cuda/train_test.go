@@ -199,4 +199,31 @@ func TestBF16GradKernels(t *testing.T) {
 	if err := dev.AddBF16(a, b.Slice(0, 10)); err == nil {
 		t.Error("AddBF16 from a too-short src succeeded")
 	}
+
+	// AddRowsBF16: rows 3, 0 and 7 of a [9, 5] bf16 table get f32 rows
+	// added, rounded once; an id outside the table is skipped; the other
+	// rows keep their values
+	const V, D = 9, 5
+	tb, rt := upBF16(t, randn(V*D, 84))
+	src := randn(4*D, 85)
+	ids := []int32{3, 0, 7, 99}
+	gi := alloc(t, len(ids))
+	must(t, dev.CopyFromInt32(gi, ids))
+	must(t, dev.AddRowsBF16(tb, up(t, src), gi, len(ids), D))
+	for u, id := range ids[:3] {
+		for c := range D {
+			rt[int(id)*D+c] = bf16(rt[int(id)*D+c] + src[u*D+c])
+		}
+	}
+	near(t, "AddRowsBF16", downBF16(t, tb), rt, 0, 0)
+	if err := dev.AddRowsBF16(tb, up(t, src), gi, 5, D); err == nil {
+		t.Error("AddRowsBF16 past its source succeeded")
+	}
+
+	// CopyBF16 of an odd-offset view (2-byte aligned)
+	cp, err := dev.AllocBF16(7)
+	must(t, err)
+	defer dev.FreeBF16(cp)
+	must(t, dev.CopyBF16(cp, tb.Slice(3, 10)))
+	near(t, "CopyBF16", downBF16(t, cp), rt[3:10], 0, 0)
 }

@@ -136,6 +136,19 @@ KERNEL void bf16_to_f32(float *out, const __nv_bfloat16 *x, long long n) {
 KERNEL void add_bf16_to_f32(float *dst, const __nv_bfloat16 *src, long long n) {
 	FOR_N(i, n) dst[i] += __bfloat162float(src[i]);
 }
+// dst[idx[u],:] = dst[idx[u],:] + src[u,:], src f32 [n, dim], dst bf16
+// [vocab, dim], rounded once per store: the embedding's gradient, summed
+// over a micro-batch's distinct tokens in f32, into its bf16 gradient.
+// The ids are distinct, so no two threads write the same value.
+KERNEL void add_rows_bf16(__nv_bfloat16 *dst, const float *src, const int *idx, int n, int dim, int vocab) {
+	FOR_N(i, (long long)n * dim) {
+		int r = (int)(i / dim), c = (int)(i % dim);
+		int id = idx[r];
+		if (id < 0 || id >= vocab) continue;
+		long long o = (long long)id * dim + c;
+		dst[o] = __float2bfloat16_rn(__bfloat162float(dst[o]) + src[i]);
+	}
+}
 // dst += src, both bf16 (micro-batch accumulation)
 KERNEL void add_bf16(__nv_bfloat16 *dst, const __nv_bfloat16 *src, long long n) {
 	FOR_N(i, n) dst[i] = __float2bfloat16_rn(__bfloat162float(dst[i]) + __bfloat162float(src[i]));
