@@ -47,15 +47,20 @@ type Parallel interface {
 }
 
 // GradBuckets is what an engine supplies, beside Parallel, to reduce its
-// gradient under ZeRO 2 bucket by bucket as the backward pass produces it
-// (a layer at a time), so that no rank ever holds a micro-batch's whole
-// gradient. After SetGradSink, Micro calls sink with each finished
-// bucket's pieces (arena offset and buffer; the core reduces each part to
-// the rank owning it), then adds this rank's part of the reduced piece to
-// the shard's gradient (the step's first micro-batch, index 0, sets it):
-// Grads and AccumulateShard are then unused.
+// gradient itself: under ZeRO 2 bucket by bucket as the backward pass
+// produces it (a layer at a time), so that no rank ever holds a
+// micro-batch's whole gradient; under ZeRO 1 (where the engine chooses
+// to, e.g. for bf16 gradients) its whole gradient after each backward
+// pass. After SetGradSink, Micro calls sink with each finished bucket's
+// pieces (arena offset and buffer, f32 or bf16; the core reduces each
+// part to the rank owning it), then adds this rank's part of the reduced
+// piece to the shard's gradient (the step's first micro-batch, index 0,
+// sets it): Grads, AccumulateShard and the step's reduction are then
+// unused. ranks is the world size (a rank runs the step's micro-batches
+// / ranks). It reports false when the engine leaves the reduction to
+// the core at this stage.
 type GradBuckets interface {
-	SetGradSink(sink func(off int, b comm.Buffer) error) error
+	SetGradSink(sink func(off int, b comm.Buffer) error, ranks int) (bool, error)
 }
 
 // MasterShard is what an engine supplies, beside Parallel, when it keeps
@@ -96,7 +101,7 @@ type dataParallel struct {
 	c      comm.Communicator
 	eng    Parallel
 	stage  int   // 0, 1, 2
-	bucket bool  // stage 2 through GradBuckets: Micro reduces the gradient
+	bucket bool  // through GradBuckets: Micro reduces the gradient
 	n      int   // arena elements
 	counts []int // per rank (comm.Split)
 	lo, hi int   // this rank's shard
@@ -139,13 +144,14 @@ func newDataParallel(c comm.Communicator, eng Engine, stage int) (*dataParallel,
 			return nil, err
 		}
 	}
-	if gb, ok := eng.(GradBuckets); ok && stage == 2 {
-		if err := gb.SetGradSink(func(off int, b comm.Buffer) error {
+	if gb, ok := eng.(GradBuckets); ok && stage > 0 {
+		on, err := gb.SetGradSink(func(off int, b comm.Buffer) error {
 			return d.timed(func() error { return d.reduceAt(off, b) })
-		}); err != nil {
+		}, c.Size())
+		if err != nil {
 			return nil, err
 		}
-		d.bucket = true
+		d.bucket = on
 	}
 	return d, nil
 }
@@ -280,7 +286,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 			}
 		}
 	}
-	if d.stage < 2 {
+	if d.stage < 2 && !d.bucket {
 		if err := d.timed(d.reduceGrads); err != nil {
 			return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 		}

@@ -4,7 +4,6 @@ package gpu
 
 import (
 	"fmt"
-	"unsafe"
 
 	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/model"
@@ -19,8 +18,9 @@ import (
 // a compact f32 arena, grad. The micro-batch sum (accB), the clipping and
 // the gradient norm run on the bf16 arena in f32 arithmetic, and AdamW
 // widens each gradient to f32 as it reads it (AdamWBF16Grad), against the
-// f32 master weights and moments. Under ZeRO the gradients stay f32
-// (shards and buckets reduce the f32 arena).
+// f32 master weights and moments. ZeRO 1 keeps the same arena and
+// reduces it to the shards' owners after each backward pass; ZeRO 2
+// reduces bf16 buckets instead (buckets.go).
 type gradLayout struct {
 	at []int  // per parameter: its offset in grad (f32) or gradB (bf16)
 	bf []bool // per parameter: its gradient is bf16
@@ -47,21 +47,31 @@ func newGradLayout(ps []param) *gradLayout {
 	return l
 }
 
-// gradOfB is a bf16-gradient tensor's window of the bf16 arena.
+// gradOfB is a bf16-gradient tensor's window of the bf16 arena, or of
+// its bf16 bucket (ZeRO 2).
 func (t *Engine) gradOfB(name string) (cuda.BF16, bool) {
-	if t.gl == nil {
-		return cuda.BF16{}, false
-	}
 	i, ok := t.S.byName[name]
-	if !ok || !t.gl.bf[i] {
+	if !ok {
 		return cuda.BF16{}, false
 	}
-	return t.gradB.Slice(t.gl.at[i], t.gl.at[i]+t.S.params[i].n), true
+	n := t.S.params[i].n
+	if t.buckets() {
+		w := t.bk.where[i]
+		if w.layer >= 0 && w.layer != t.bk.cur {
+			panic(fmt.Sprintf("gpu: gradient of %s outside its layer's bucket (layer %d open)", name, t.bk.cur))
+		}
+		g := t.piece(run{buf: w.buf, n: n, at: w.at})
+		return g.b, g.bf
+	}
+	if t.gl == nil || !t.gl.bf[i] {
+		return cuda.BF16{}, false
+	}
+	return t.gradB.Slice(t.gl.at[i], t.gl.at[i]+n), true
 }
 
 // stepGradB is the bf16 arena holding the step's gradient.
 func (t *Engine) stepGradB() cuda.BF16 {
-	if t.stepMicro > 1 {
+	if t.stepMicro > 1 && t.bk == nil {
 		return t.accB
 	}
 	return t.gradB
@@ -73,11 +83,8 @@ func words(b cuda.BF16) cuda.Buf { return cuda.Buf{Ptr: b.Ptr, N: b.N / 2} }
 // commBufB is a bf16 buffer for a collective: host memory on the
 // emulator, NCCL's device memory on a GPU.
 func commBufB(b cuda.BF16) comm.Buffer {
-	if h := cuda.HostView(words(b)); h != nil {
-		if len(h) == 0 {
-			return comm.HostBF16{}
-		}
-		return comm.HostBF16(unsafe.Slice((*uint16)(unsafe.Pointer(&h[0])), b.N))
+	if h := cuda.HostViewBF16(b); h != nil {
+		return comm.HostBF16(h)
 	}
 	return comm.DeviceBF16{Ptr: uintptr(b.Ptr), N: b.N}
 }
@@ -94,8 +101,4 @@ func (t *Engine) downloadGradB(dst []float32, g cuda.BF16) error {
 		return err
 	}
 	return d.Download(dst, tmp)
-}
-
-func errBF16Grads(what string) error {
-	return fmt.Errorf("gpu: %s: this engine keeps bf16 gradients (bf16 without ZeRO); build it with EngineConfig.Zero ≥ 1 for a sharded run", what)
 }

@@ -3,7 +3,9 @@
 package gpu
 
 import (
+	"cmp"
 	"fmt"
+	"slices"
 
 	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/distill"
@@ -18,13 +20,101 @@ import (
 // "device" memory is host memory that MPI reduces).
 
 // shard is the engine's part of the arena under ZeRO: moments for [lo, hi)
-// only, and with ownGrad the shard's gradient summed over the step.
+// only, and with ownGrad the shard's gradient summed over the step (ZeRO
+// 2, and ZeRO 1 with bf16 gradients, which the engine reduces itself).
 type shard struct {
 	lo, hi  int
 	ownGrad bool
 	m1, m2  cuda.Buf // hi-lo moments
-	g       cuda.Buf // hi-lo gradient sum (ownGrad)
 	w       cuda.Buf // hi-lo f32 master weights (masters: the student's matrices are bf16 only)
+	// the gradient sum (ownGrad): g, f32 in the arena's layout, or with
+	// bf16 gradients and one micro-batch per rank (mixed) gB and gF, the
+	// bf16 and the f32 gradients' elements (segs)
+	g     cuda.Buf
+	gB    cuda.BF16
+	gF    cuda.Buf
+	segs  []seg
+	nB    int  // the shard's bf16-gradient elements
+	mixed bool // the step's sum is in gB and gF
+}
+
+// seg is a stretch [lo, hi) of the shard's arena whose gradients are of
+// one precision (bf16: in gB at at; else in gF at at).
+type seg struct {
+	lo, hi, at int
+	bf         bool
+}
+
+// gradAt is the shard's gradient sum of arena elements [lo, hi), which
+// lie in one tensor (or one run of tensors of one precision).
+func (sh *shard) gradAt(lo, hi int) gbuf {
+	if !sh.mixed {
+		return gbuf{f: sh.g.Slice(lo-sh.lo, hi-sh.lo)}
+	}
+	k, _ := slices.BinarySearchFunc(sh.segs, lo, func(s seg, x int) int { return cmp.Compare(s.hi, x+1) })
+	if k == len(sh.segs) || sh.segs[k].lo > lo || sh.segs[k].hi < hi {
+		panic(fmt.Sprintf("gpu: gradient [%d,%d) spans the shard's precisions", lo, hi))
+	}
+	s := sh.segs[k]
+	if s.bf {
+		return gbuf{b: sh.gB.Slice(s.at+lo-s.lo, s.at+hi-s.lo), bf: true}
+	}
+	return gbuf{f: sh.gF.Slice(s.at+lo-s.lo, s.at+hi-s.lo)}
+}
+
+// sumShard adds src, the reduced gradient of arena elements [lo, hi), to
+// the shard's sum (first: sets it).
+func (t *Engine) sumShard(lo, hi int, src gbuf, first bool) error {
+	d := t.S.d
+	dst := t.shard.gradAt(lo, hi)
+	switch {
+	case dst.bf != src.bf && dst.bf:
+		return fmt.Errorf("gpu: f32 gradient [%d,%d) into the shard's bf16 sum", lo, hi)
+	case dst.bf:
+		if !first {
+			return fmt.Errorf("gpu: the shard's bf16 gradient sum over several micro-batches")
+		}
+		return d.CopyBF16(dst.b, src.b)
+	case src.bf && first:
+		return d.FromBF16(dst.f, src.b)
+	case src.bf:
+		return d.AddBF16ToF32(dst.f, src.b)
+	}
+	return sumInto(d, dst.f, src.f, first)
+}
+
+// shardSums makes the shard's gradient sum ready for a step of n
+// micro-batches over all ranks: with bf16 gradients, f32 when this rank
+// accumulates several (allocated once it first does), else mixed.
+func (t *Engine) shardSums(n int) error {
+	sh, d := t.shard, t.S.d
+	if sh.nB == 0 {
+		return nil // f32 gradients: g, from Shard
+	}
+	sh.mixed = n <= t.bk.ranks
+	var err error
+	if sh.mixed {
+		if sh.gB.N == 0 && sh.nB > 0 {
+			if sh.gB, err = d.AllocBF16(sh.nB); err != nil {
+				return err
+			}
+			t.ownedB = append(t.ownedB, sh.gB)
+		}
+		if nF := sh.hi - sh.lo - sh.nB; sh.gF.N == 0 && nF > 0 {
+			if sh.gF, err = d.Alloc(nF); err != nil {
+				return err
+			}
+			t.owned = append(t.owned, sh.gF)
+		}
+		return nil
+	}
+	if sh.g.N == 0 && sh.hi > sh.lo {
+		if sh.g, err = d.Alloc(sh.hi - sh.lo); err != nil {
+			return err
+		}
+		t.owned = append(t.owned, sh.g)
+	}
+	return nil
 }
 
 // commBuf is b as a communicator buffer: device memory, or on the
@@ -95,7 +185,7 @@ func (t *Engine) arenaParts() []arenaPart {
 		if p.off >= 0 {
 			ap.w = t.S.W.Slice(p.off, p.off+p.n)
 		}
-		if g.N != 0 { // none with buckets (the shard's sum is the gradient)
+		if g.N != 0 && t.gl == nil { // none with buckets (the shard's sum is the gradient)
 			ap.g = g.Slice(p.aoff, p.aoff+p.n)
 		}
 		out = append(out, ap)
@@ -124,10 +214,10 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	if t.bk != nil {
 		return fmt.Errorf("gpu: Shard after SetGradSink")
 	}
-	if t.gl != nil {
-		return errBF16Grads("Shard")
-	}
-	sh := &shard{lo: lo, hi: hi, ownGrad: ownGrad}
+	// bf16 gradients: the engine reduces them itself (SetGradSink) into
+	// its shard's sum at ZeRO 1 too
+	sh := &shard{lo: lo, hi: hi, ownGrad: ownGrad || t.gl != nil}
+	t.shardSegs(sh)
 	var err error
 	alloc := func(dst *cuda.Buf) {
 		if err != nil || hi == lo {
@@ -140,8 +230,8 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	}
 	alloc(&sh.m1)
 	alloc(&sh.m2)
-	if ownGrad {
-		alloc(&sh.g)
+	if sh.ownGrad && sh.nB == 0 {
+		alloc(&sh.g) // f32 gradients (bf16 ones: shardSums)
 	}
 	if t.masters() {
 		alloc(&sh.w)
@@ -160,6 +250,34 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 	t.mom1, t.mom2 = cuda.Buf{}, cuda.Buf{}
 	t.shard = sh
 	return nil
+}
+
+// shardSegs lays out the shard's mixed gradient sum: its stretches of
+// bf16 and of f32 gradients, each packed in its buffer.
+func (t *Engine) shardSegs(sh *shard) {
+	nF := 0
+	part := func(off, n int, bf bool) {
+		lo, hi := max(sh.lo, off), min(sh.hi, off+n)
+		if lo >= hi {
+			return
+		}
+		at := &nF
+		if bf {
+			at = &sh.nB
+		}
+		if k := len(sh.segs) - 1; k >= 0 && sh.segs[k].bf == bf && sh.segs[k].hi == lo {
+			sh.segs[k].hi = hi
+		} else {
+			sh.segs = append(sh.segs, seg{lo: lo, hi: hi, at: *at, bf: bf})
+		}
+		*at += hi - lo
+	}
+	for i, p := range t.S.params {
+		part(p.aoff, p.n, t.gradBF(i))
+	}
+	if t.is != nil {
+		part(t.S.arenaN, t.is.w.N, false)
+	}
 }
 
 // release frees owned buffers early.
@@ -186,21 +304,46 @@ func (sh *shard) overlap(p arenaPart) (a, z, sa int, ok bool) {
 }
 
 // shardGrads are the gradient's pieces inside the shard.
-func (t *Engine) shardGrads() []cuda.Buf {
+func (t *Engine) shardGrads() []gbuf {
 	sh := t.shard
+	var out []gbuf
 	if sh.ownGrad {
-		if sh.g.N == 0 {
-			return nil
+		all := []gbuf{{f: sh.g}}
+		if sh.mixed {
+			all = []gbuf{{f: sh.gF}, {b: sh.gB, bf: true}}
 		}
-		return []cuda.Buf{sh.g}
+		for _, g := range all {
+			if g.len() > 0 {
+				out = append(out, g)
+			}
+		}
+		return out
 	}
-	var out []cuda.Buf
 	for _, p := range t.arenaParts() {
 		if a, z, _, ok := sh.overlap(p); ok {
-			out = append(out, p.g.Slice(a, z))
+			out = append(out, gbuf{f: p.g.Slice(a, z)})
 		}
 	}
 	return out
+}
+
+// shardSumSquares is Σ g² over the shard's gradient.
+func (t *Engine) shardSumSquares() (float64, error) {
+	var fs []cuda.Buf
+	var bs []cuda.BF16
+	for _, g := range t.shardGrads() {
+		if g.bf {
+			bs = append(bs, g.b)
+		} else {
+			fs = append(fs, g.f)
+		}
+	}
+	ss, err := t.S.d.SumSquares(fs...)
+	if err != nil || len(bs) == 0 {
+		return ss, err
+	}
+	sb, err := t.S.d.SumSquaresBF16(bs...)
+	return ss + sb, err
 }
 
 // AccumulateShard implements distill.Parallel.
@@ -208,6 +351,9 @@ func (t *Engine) AccumulateShard(first bool) error {
 	sh, d := t.shard, t.S.d
 	if sh == nil || !sh.ownGrad {
 		return fmt.Errorf("gpu: AccumulateShard without a gradient shard")
+	}
+	if sh.nB > 0 {
+		return fmt.Errorf("gpu: AccumulateShard: bf16 gradients are reduced through SetGradSink")
 	}
 	for _, p := range t.arenaParts() {
 		a, z, sa, ok := sh.overlap(p)
@@ -227,7 +373,13 @@ func (t *Engine) updateShard(lr float64, clip float32, step int) error {
 	sh, d := t.shard, t.S.d
 	if clip != 1 {
 		for _, g := range t.shardGrads() {
-			if err := d.Scale(g, clip); err != nil {
+			var err error
+			if g.bf {
+				err = d.ScaleBF16(g.b, clip)
+			} else {
+				err = d.Scale(g.f, clip)
+			}
+			if err != nil {
 				return err
 			}
 		}
@@ -237,11 +389,11 @@ func (t *Engine) updateShard(lr float64, clip float32, step int) error {
 		if !ok {
 			continue
 		}
-		var g cuda.Buf
+		var g gbuf
 		if sh.ownGrad {
-			g = sh.g.Slice(sa, sa+z-a)
+			g = sh.gradAt(sh.lo+sa, sh.lo+sa+z-a)
 		} else {
-			g = p.g.Slice(a, z)
+			g = gbuf{f: p.g.Slice(a, z)}
 		}
 		sc := t.Optim.Scalars(lr, step, p.info)
 		var w cuda.Buf
@@ -250,7 +402,14 @@ func (t *Engine) updateShard(lr float64, clip float32, step int) error {
 		} else {
 			w = p.w.Slice(a, z)
 		}
-		if err := d.AdamW(w, g, sh.m1.Slice(sa, sa+z-a), sh.m2.Slice(sa, sa+z-a), sc); err != nil {
+		m1, m2 := sh.m1.Slice(sa, sa+z-a), sh.m2.Slice(sa, sa+z-a)
+		var err error
+		if g.bf {
+			err = d.AdamWBF16Grad(w, g.b, m1, m2, sc)
+		} else {
+			err = d.AdamW(w, g.f, m1, m2, sc)
+		}
+		if err != nil {
 			return err
 		}
 	}

@@ -157,9 +157,11 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 		}
 	}
 	// under ZeRO the whole moments (1, 2) and gradient arena (2: buckets)
-	// are never allocated, not even until Shard frees them
+	// are never allocated, not even until Shard frees them; bf16 products
+	// write bf16 gradients (ZeRO 1: the arena the engine reduces into its
+	// shard's sum, buckets.go)
 	switch {
-	case s.bf16 && c.Zero == 0:
+	case s.bf16 && c.Zero <= 1:
 		t.gl = newGradLayout(s.params)
 		one(&t.grad, t.gl.nF, true)
 		if err == nil {
@@ -320,6 +322,11 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 	}
 	if t.bk != nil {
 		t.bk.first = i == 0
+		if i == 0 {
+			if err := t.shardSums(n); err != nil {
+				return distill.Parts{}, err
+			}
+		}
 	}
 	if accumulate && t.acc.N == 0 {
 		n := s.arenaN
@@ -382,7 +389,7 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 // GradSumSquares implements distill.Engine.
 func (t *Engine) GradSumSquares() (float64, error) {
 	if t.shard != nil {
-		return t.S.d.SumSquares(t.shardGrads()...)
+		return t.shardSumSquares()
 	}
 	grads := []cuda.Buf{t.stepGrad()}
 	if t.is != nil {
@@ -759,11 +766,25 @@ func (t *Engine) backward() error {
 		if err != nil {
 			return fmt.Errorf("backward through layer %d's attention: %w", l, err)
 		}
-		if t.bk != nil {
+		if t.buckets() {
 			if err := t.flush(t.bk.layers[l]); err != nil {
 				return fmt.Errorf("backward through layer %d: %w", l, err)
 			}
 		}
+	}
+	// tied: the head's gradient is already in the embedding's; the
+	// lookup's adds to it
+	if eb, ok := t.gradOfB(model.EmbedTensor); ok {
+		// ZeRO 2's bf16 bucket (the untied head's was flushed)
+		if !c.TieWordEmbeddings {
+			if err := d.Zero(wholeWords(t.bk.big.b)); err != nil {
+				return err
+			}
+		}
+		if err := t.embedBackwardBF16(eb); err != nil {
+			return fmt.Errorf("backward through the embedding: %w", err)
+		}
+		return t.flushTail()
 	}
 	emb := t.gradOf(model.EmbedTensor)
 	if !c.TieWordEmbeddings {
@@ -771,7 +792,6 @@ func (t *Engine) backward() error {
 			return err
 		}
 	}
-	// tied: the head's gradient is already in emb; the lookup's adds to it
 	if err := d.EmbeddingBackward(emb, t.g, s.ids, rows, H); err != nil {
 		return err
 	}
