@@ -210,17 +210,26 @@ func TestPlanZero2MPICUDAEmu(t *testing.T) {
 
 // TestShardedMastersMPICUDAEmu: in bf16 under ZeRO the CUDA engine keeps
 // only its shard's f32 master weights (the matrices only in bf16) and
-// gathers the updated weights a chunk at a time. 2 ranks at ZeRO 1 and 2
-// equal the same engine on one process (a world of one at ZeRO 1) within
-// 1e-6 relative per step, and the ZeRO 2 run's step-2 checkpoint (its
-// master shards in master-*.bin) resumes on one process like the
-// uninterrupted run.
+// gathers the updated weights a chunk at a time, and its gradients are
+// bf16: ZeRO 1 reduces its bf16 arena, ZeRO 2 its bf16 buckets, into a
+// shard's sum that is f32 when a rank accumulates micro-batches and bf16
+// with one micro-batch per rank. 2 ranks at ZeRO 1 and 2, with 2
+// micro-batches per rank and step and with 1, follow the 1-process bf16
+// run (bf16 gradients without ZeRO) within 5e-4 relative per step over
+// 4 steps (measured: worst 5.6e-5): the same micro-batch gradients,
+// rounded to bf16 in a different order and summed in f32 where the
+// 1-process run sums them in bf16. The ZeRO 2 run's step-2 checkpoint
+// (its master shards in master-*.bin) resumes on one process within the
+// same tolerance of the uninterrupted run.
 func TestShardedMastersMPICUDAEmu(t *testing.T) {
-	cfg := func(out string) Config {
+	const tol = 5e-4
+	cfg := func(out string, global int) Config {
 		c := emuDPConfig(t, out)
-		c.BF16 = true
+		c.BF16, c.GlobalBatch = true, global
 		return c
 	}
+	name := func(z, global int) string { return fmt.Sprint("zero", z, "-global", global) }
+	globals := []int{4, 2} // 2 micro-batches per rank and step (accumulated in f32), 1
 	if mpitest.Rank() {
 		w, err := comm.World()
 		if err != nil {
@@ -228,13 +237,15 @@ func TestShardedMastersMPICUDAEmu(t *testing.T) {
 		}
 		defer w.Close()
 		dir := os.Getenv("MINITRON_DP_DIR")
-		for _, z := range []int{1, 2} {
-			c := cfg(filepath.Join(dir, fmt.Sprint("zero", z)))
-			c.Comm, c.Zero = w, z
-			ls := emuLosses(t, c)
-			if w.Rank() == 0 {
-				b, _ := json.Marshal(ls)
-				os.WriteFile(filepath.Join(dir, fmt.Sprint("zero", z, ".json")), b, 0o644)
+		for _, g := range globals {
+			for _, z := range []int{1, 2} {
+				c := cfg(filepath.Join(dir, name(z, g)), g)
+				c.Comm, c.Zero = w, z
+				ls := emuLosses(t, c)
+				if w.Rank() == 0 {
+					b, _ := json.Marshal(ls)
+					os.WriteFile(filepath.Join(dir, name(z, g)+".json"), b, 0o644)
+				}
 			}
 		}
 		return
@@ -243,43 +254,50 @@ func TestShardedMastersMPICUDAEmu(t *testing.T) {
 		t.Skip("mpirun test: set MINITRON_MPI_TESTS=1 with -short")
 	}
 	dir := t.TempDir()
-	one := func(out string) Config {
-		c := cfg(out)
-		c.Comm, c.Zero = comm.Local{}, 1
-		return c
+	refs := map[int][]float64{}
+	for _, g := range globals {
+		refs[g] = emuLosses(t, cfg(filepath.Join(dir, fmt.Sprint("ref", g)), g))
 	}
-	ref := emuLosses(t, one(filepath.Join(dir, "ref")))
 	mpitest.Run(t, 2, "^TestShardedMastersMPICUDAEmu$", "MINITRON_DP_DIR="+dir)
-	for _, z := range []int{1, 2} {
-		var got []float64
-		b, err := os.ReadFile(filepath.Join(dir, fmt.Sprint("zero", z, ".json")))
-		if err == nil {
-			err = json.Unmarshal(b, &got)
-		}
-		if err != nil || len(got) != len(ref) {
-			t.Fatalf("zero %d: %v %v", z, got, err)
-		}
+	worst := 0.0
+	check := func(what string, got, ref []float64) {
 		for i := range ref {
-			if math.Abs(got[i]-ref[i]) > 1e-6*math.Abs(ref[i]) {
-				t.Errorf("zero %d step %d: 2 ranks loss %.9g, 1 process %.9g", z, i+1, got[i], ref[i])
+			d := math.Abs(got[i]-ref[i]) / math.Abs(ref[i])
+			worst = max(worst, d)
+			if d > tol {
+				t.Errorf("%s step %d: loss %.9g, 1 process %.9g", what, i+1, got[i], ref[i])
 			}
 		}
 	}
-	out := filepath.Join(dir, "zero2")
+	for _, g := range globals {
+		for _, z := range []int{1, 2} {
+			var got []float64
+			b, err := os.ReadFile(filepath.Join(dir, name(z, g)+".json"))
+			if err == nil {
+				err = json.Unmarshal(b, &got)
+			}
+			if err != nil || len(got) != len(refs[g]) {
+				t.Fatalf("%s: %v %v", name(z, g), got, err)
+			}
+			check(name(z, g)+", 2 ranks", got, refs[g])
+			t.Logf("%s: 2 ranks %v, 1 process %v", name(z, g), got, refs[g])
+		}
+	}
+	out := filepath.Join(dir, name(2, 4))
 	if _, err := os.Stat(filepath.Join(out, "checkpoints", "step-0000002", MasterFileName(0, 2))); err != nil {
 		t.Fatalf("no master shard in the checkpoint: %v", err)
 	}
 	if err := os.RemoveAll(filepath.Join(out, "checkpoints", "step-0000004")); err != nil {
 		t.Fatal(err)
 	}
-	c := one(out)
-	c.Resume = true
+	c := cfg(out, 4)
+	c.Comm, c.Zero, c.Resume = comm.Local{}, 1, true
 	rest := emuLosses(t, c)
-	for i, l := range rest {
-		if want := ref[2+i]; math.Abs(l-want) > 1e-6*math.Abs(want) {
-			t.Errorf("resumed alone, step %d: loss %.9g, uninterrupted %.9g", 3+i, l, want)
-		}
+	if len(rest) != 2 {
+		t.Fatalf("resumed alone: %d steps, want 2", len(rest))
 	}
+	check("resumed alone from step 2", append([]float64{refs[4][0], refs[4][1]}, rest...), refs[4])
+	t.Logf("worst relative difference from the 1-process run: %.3g", worst)
 }
 
 // TestBF16GradsDataParallelMPICUDAEmu: bf16 without ZeRO keeps bf16
