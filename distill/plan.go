@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
 )
@@ -287,12 +288,13 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	}
 	p.late = true // the engine's buffers come after the models'
 	switch {
-	case bf16 && c.Zero == 0:
+	case bf16 && c.Zero <= 1:
 		// bf16 gradients of the matrices (gpu/bf16grad.go), f32 for the
-		// rest; the micro-batch sum likewise
+		// rest; without ZeRO the micro-batch sum likewise (ZeRO 1 sums
+		// them on the shard)
 		gf, gb := planGradSplit(s)
 		n := 1
-		if c.Accum > 1 {
+		if c.Accum > 1 && c.Zero == 0 {
 			n = 2
 		}
 		p.f32(PartGradients, gf, n)
@@ -310,13 +312,22 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.f32(PartOptimizer, shard(P, true), 1)        // the shard's f32 master weights
 		p.f32(PartWorkspace, min(P, planBF16Chunk), 1) // the gather's staging chunk
 	}
+	if c.Zero >= 2 || masters {
+		// the shard's gradient sum (the engine reduces its gradients into
+		// it: gpu.Engine.SetGradSink)
+		planShardSum(p, s, world, c.Zero, bf16 && c.Accum <= 1)
+	}
 	if c.Zero >= 2 {
-		// the shard's gradient sum, then the buckets the backward pass
-		// fills and reduces (gpu.Engine.SetGradSink)
-		p.f32(PartGradients, shard(P, true), 1)
-		big, layer, rest := planBuckets(s)
-		p.f32(PartGradients, big, 1)
+		// the buckets the backward pass fills and reduces
+		big, layer, layerB, rest := planBuckets(s, bf16)
+		if bf16 {
+			p.bf16(PartGradients, big, 1)
+			p.f32(PartGradients, rows, 2) // the embedding's distinct ids and each row's index among them
+		} else {
+			p.f32(PartGradients, big, 1)
+		}
 		p.f32(PartGradients, layer, 1)
+		p.bf16(PartGradients, layerB, 1)
 		p.f32(PartGradients, rest, 1)
 	}
 
@@ -569,14 +580,18 @@ func planGradSplit(t *model.Config) (f32n, bfn int64) {
 }
 
 // planBuckets are the sizes of ZeRO 2's gradient buckets: the head's or
-// embedding's [V, H], one layer's tensors, and the other tensors outside
-// the layers (the final norm).
-func planBuckets(cfg *model.Config) (big, layer, rest int64) {
+// embedding's [V, H] (bf16 with bf16 gradients), one layer's tensors (with
+// bf16 gradients its matrices in bf16, layerB, each at a 128-value
+// boundary, and its norms and biases in f32) and the other tensors
+// outside the layers (the final norm).
+func planBuckets(cfg *model.Config, bf16 bool) (big, layer, layerB, rest int64) {
 	one := *cfg
 	one.NumLayers = 1
 	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
 		n := int64(ti.NumElements())
 		switch {
+		case strings.HasPrefix(ti.Name, "model.layers.") && bf16 && len(ti.Shape) == 2:
+			layerB += (n + planBF16Align - 1) / planBF16Align * planBF16Align
 		case strings.HasPrefix(ti.Name, "model.layers."):
 			layer += n
 		case ti.Name == model.EmbedTensor || ti.Name == "lm_head.weight":
@@ -585,7 +600,59 @@ func planBuckets(cfg *model.Config) (big, layer, rest int64) {
 			rest += n
 		}
 	}
-	return big, layer, rest
+	return big, layer, layerB, rest
+}
+
+// planShardSum adds the largest shard's gradient sum of the world's ranks
+// (gpu shard.g, or gB and gF): f32, one value per arena element of the
+// shard, unless mixed (bf16 gradients, one micro-batch per rank), where
+// the elements of bf16 gradients (the matrices' but the embedding's under
+// ZeRO 1; every matrix's under ZeRO 2) are summed in bf16 and the others
+// in f32, each packed in its buffer.
+func planShardSum(p *planner, cfg *model.Config, world, zero int, mixed bool) {
+	ts := append(model.ExpectedTensors(cfg), model.OptionalTensors(cfg)...)
+	var n int64
+	for _, ti := range ts {
+		n += int64(ti.NumElements())
+	}
+	var bestF, bestB, best int64
+	for r := range world {
+		lo, hi := comm.Range(int(n), world, r)
+		nF, nB := int64(hi-lo), int64(0)
+		if mixed {
+			nF = 0
+			var at int64
+			for _, ti := range ts {
+				k := int64(ti.NumElements())
+				in := min(at+k, int64(hi)) - max(at, int64(lo))
+				at += k
+				if in <= 0 {
+					continue
+				}
+				bf := len(ti.Shape) == 2 && ti.Name != model.EmbedTensor
+				if zero >= 2 {
+					bf = len(ti.Shape) == 2 && (strings.HasPrefix(ti.Name, "model.layers.") || ti.Name == model.EmbedTensor || ti.Name == "lm_head.weight")
+				}
+				if bf {
+					nB += in
+				} else {
+					nF += in
+				}
+			}
+		}
+		var b int64
+		if nF > 0 {
+			b += cuda.SizeClass(4 * nF)
+		}
+		if nB > 0 {
+			b += cuda.SizeClass(4 * ((nB + 1) / 2))
+		}
+		if b > best {
+			best, bestF, bestB = b, nF, nB
+		}
+	}
+	p.f32(PartGradients, bestF, 1)
+	p.bf16(PartGradients, bestB, 1)
 }
 
 // planParams counts cfg's parameters tensor by tensor as the engine's

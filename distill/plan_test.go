@@ -68,7 +68,7 @@ func TestPlanParts(t *testing.T) {
 	}
 	f32 := plan(func(*PlanConfig) {})
 	cls := func(n int64) int64 { return cuda.SizeClass(n) }
-	big, layer, rest := planBuckets(st)
+	big, layer, _, rest := planBuckets(st, false)
 	bgF, bgB := planGradSplit(st)
 	if E := int64(st.VocabSize) * int64(st.HiddenSize); bgF < E || bgF+bgB < P || bgB > P-E+int64(st.NumLayers)*7*planBF16Align {
 		t.Errorf("bf16 gradient split %d f32 + %d bf16 of %d parameters (embedding %d)", bgF, bgB, P, E)
