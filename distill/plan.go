@@ -161,10 +161,18 @@ const (
 //   - gradients: f32, 4P, twice that when a step accumulates
 //     micro-batches; in bf16 without --zero the matrices' gradients are
 //     bf16 (2 B, each tensor at a 128-value boundary) and the norms',
-//     biases' and the embedding's f32 (4 B), the sum likewise; under --zero 2 the shard's sum s(4P) (where the
-//     micro-batches accumulate) and the buckets the backward pass reduces
-//     from: 4·V·H for the head and then the embedding, one layer's
-//     parameters, the final norm's (planBuckets).
+//     biases' and the embedding's f32 (4 B), the sum likewise; in bf16
+//     under --zero 1 that arena once (each micro-batch's is reduced to
+//     the owners) and the shard's sum. Under --zero 2 the shard's sum and
+//     the buckets the backward pass reduces from (planBuckets): V·H for
+//     the head and then the embedding, one layer's parameters, the final
+//     norm's, 4 B each in f32; in bf16 2 B for the [V, H] bucket (plus the
+//     embedding's two [B·T] id maps) and the layer's matrices, 4 B for the
+//     rest. The shard's sum is s(4P) where micro-batches accumulate or
+//     the gradients are f32; with bf16 gradients and one micro-batch per
+//     GPU it is the bf16 reduction's copy: 2 B per bf16 gradient element
+//     of the shard, 4 B per other, for the largest of the N shards
+//     (planShardSum).
 //   - master weights and moments: AdamW's two f32 moments, s(8P) under
 //     --zero ≥ 1, plus in bf16 the f32 master weights, s(4P).
 //   - activations: the residual stream entering each layer (L+1 of
@@ -196,12 +204,13 @@ const (
 // are per micro-batch on every rank. --zero 1 shards the moments (and in
 // bf16 the f32 master weights: the forward reads the bf16 copy); --zero 2
 // also the gradient, each bucket going to its owners as the backward pass
-// produces it (gpu.Engine.SetGradSink). In bf16 under --zero the student's
+// produces it (gpu.Engine.SetGradSink), bf16 gradients as bf16. In bf16 under --zero the student's
 // matrices are then stored only in bf16 (with its norms in f32, one
 // allocation as the teacher's) and the weights are gathered through an
 // f32 staging chunk of min(P, 2²¹) values; the upload's staging stays
-// cached unless a later buffer of its class reuses it. A 2-rank --zero 2
-// run is calibrated too, in f32 and bf16. With optimizer offload (bf16,
+// cached unless a later buffer of its class reuses it. 2-rank --zero 2
+// runs are calibrated too, in f32 and bf16 (with and without
+// accumulation), and a bf16 --zero 1 run. With optimizer offload (bf16,
 // --zero 0) the master weights and moments leave the device for the
 // host (Plan.HostBytes: 12P plus a transfer chunk's scratch), the
 // student's matrices are stored only in bf16 as under --zero, and the
@@ -312,7 +321,7 @@ func NewPlan(c PlanConfig) (Plan, error) {
 		p.f32(PartOptimizer, shard(P, true), 1)        // the shard's f32 master weights
 		p.f32(PartWorkspace, min(P, planBF16Chunk), 1) // the gather's staging chunk
 	}
-	if c.Zero >= 2 || masters {
+	if c.Zero >= 2 || (bf16 && c.Zero == 1) {
 		// the shard's gradient sum (the engine reduces its gradients into
 		// it: gpu.Engine.SetGradSink)
 		planShardSum(p, s, world, c.Zero, bf16 && c.Accum <= 1)

@@ -20,12 +20,15 @@ func planModel(t *testing.T, spec string) *model.Config {
 
 // The case: Minitron-8B distilled from Nemotron-4 15B on 8 GPUs in
 // bf16 with --zero 2 and recomputation, sequence 4096, micro-batch 1,
-// logits in chunks of 512 tokens: under 80 GB per GPU, every part present,
-// and the weights, gradients and optimizer shards alone about 62 GB (31.3
-// GB bf16 teacher + 16.5 GB bf16 student + 4.1 GB f32 gradient shard + 12.4
-// GB f32 master and moment shards) plus the 5.0 GB of gradient buckets the
-// backward pass reduces from (a [V, H] one for the head and embedding, 4.2
-// GB, and one layer's): 69.5 GB.
+// logits in chunks of 512 tokens: under 80 GB per GPU (73.4 GB), every
+// part present, and the weights, gradients and optimizer shards alone
+// about 62 GB (31.27 GB bf16 teacher + 16.58 GB bf16 student + 12.48 GB
+// f32 master and moment shards + 2.07 GB bf16 gradient shard: one
+// micro-batch per rank, so the shard's sum is a copy of the bf16
+// reduction) plus 2.56 GB of bf16 gradient buckets the backward pass
+// reduces from (the [V, H] one for the head and then the embedding, 2.10
+// GB; one layer's matrices, 0.39 GB; the rest and the pool's size classes):
+// 64.96 GB, gradients 4.63 GB (9.19 GB with f32 gradients).
 func TestPlanMinitron8BFits(t *testing.T) {
 	p, err := NewPlan(PlanConfig{Teacher: planModel(t, "nemotron:nemotron-4-15b"), Student: planModel(t, "nemotron:minitron-8b"),
 		Seq: 4096, Batch: 1, Precision: "bf16", World: 8, Zero: 2, Recompute: true, LogitChunk: 512, Losses: Losses{KL: 1}})
@@ -42,8 +45,11 @@ func TestPlanMinitron8BFits(t *testing.T) {
 		}
 	}
 	state := p.Part(PartTeacherWeights) + p.Part(PartStudentWeights) + p.Part(PartGradients) + p.Part(PartOptimizer)
-	if state < 60e9 || state > 71e9 {
-		t.Errorf("weights, gradients and optimizer shards %d bytes, want about 62 GB and the 5 GB of gradient buckets", state)
+	if state < 64.5e9 || state > 65.5e9 {
+		t.Errorf("weights, gradients and optimizer shards %d bytes, want about 62 GB and the 2.6 GB of bf16 gradient buckets (65.0 GB)", state)
+	}
+	if g := p.Part(PartGradients); g < 4.55e9 || g > 4.7e9 {
+		t.Errorf("gradients %d bytes, want 4.63 GB (2.07 GB bf16 shard + 2.56 GB bf16 buckets)", g)
 	}
 	if p.StudentParams != 8_271_699_968 || p.TeacherParams != 15_628_775_424 {
 		t.Errorf("parameters %d / %d, want Minitron-8B's 8.27B and Nemotron-4 15B's 15.63B", p.StudentParams, p.TeacherParams)
@@ -69,6 +75,11 @@ func TestPlanParts(t *testing.T) {
 	f32 := plan(func(*PlanConfig) {})
 	cls := func(n int64) int64 { return cuda.SizeClass(n) }
 	big, layer, _, rest := planBuckets(st, false)
+	_, layerF, layerB, _ := planBuckets(st, true)
+	cls2 := func(n int64) int64 { return cuda.SizeClass(4 * ((n + 1) / 2)) } // n bf16 values
+	if layerF+layerB < layer || layerF > 2*int64(st.HiddenSize) {
+		t.Errorf("bf16 layer bucket: %d f32 (want the two norms' %d) and %d bf16 of %d", layerF, 2*st.HiddenSize, layerB, layer)
+	}
 	bgF, bgB := planGradSplit(st)
 	if E := int64(st.VocabSize) * int64(st.HiddenSize); bgF < E || bgF+bgB < P || bgB > P-E+int64(st.NumLayers)*7*planBF16Align {
 		t.Errorf("bf16 gradient split %d f32 + %d bf16 of %d parameters (embedding %d)", bgF, bgB, P, E)
@@ -113,11 +124,31 @@ func TestPlanParts(t *testing.T) {
 		{"offload moments", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).Part(PartOptimizer), 0, "optimizer offload: masters and moments on the host"},
 		{"offload host", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).HostBytes, 12*P + 8*min(P, planOffloadHost), "12 B per parameter and a transfer chunk's scratch on the host"},
 		{"offload gradients", plan(func(c *PlanConfig) { c.Precision, c.Offload = "bf16", true }).Part(PartGradients), cls(4*bgF) + cls(2*bgB), "the bf16 gradients of --zero 0"},
+		{"bf16 zero 1 accumulation", plan(func(c *PlanConfig) { c.Precision, c.World, c.Zero, c.Accum = "bf16", 8, 1, 4 }).Part(PartGradients), cls(4*bgF) + cls(2*bgB) + cls(4*((P+7)/8)),
+			"the bf16 arena once (each micro-batch's is reduced into the shard), the shard's sum in f32"},
+		{"bf16 zero 2 accumulation", plan(func(c *PlanConfig) { c.Precision, c.World, c.Zero, c.Accum = "bf16", 8, 2, 4 }).Part(PartGradients),
+			cls(4*((P+7)/8)) + cls2(big) + 2*cls(4*2048) + cls(4*layerF) + cls2(layerB) + cls(4*rest),
+			"the shard's f32 sum, the bf16 [V, H] bucket with the embedding's two id maps, the layer bucket's bf16 matrices and f32 norms, the final norm's"},
 		{"world without zero", plan(func(c *PlanConfig) { c.World = 8 }).PerGPUBytes, f32.PerGPUBytes, "plain data parallelism holds everything on every rank"},
 		{"teacher f32", plan(func(c *PlanConfig) { c.Teacher, c.Losses = te, Losses{KL: 1} }).Part(PartTeacherWeights), cls(4 * te.ParamCounts().Total), "an f32 teacher"},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d, want %d (%s)", c.name, c.got, c.want, c.reason)
+		}
+	}
+	// one micro-batch per rank: the shard's sum is a copy of the bf16
+	// reduction, 2 B per matrix element (the f32 parts: norms, and under
+	// --zero 1 the embedding, each rank's share)
+	for _, z := range []int{1, 2} {
+		acc := plan(func(c *PlanConfig) { c.Precision, c.World, c.Zero, c.Accum = "bf16", 8, z, 4 }).Part(PartGradients)
+		one := plan(func(c *PlanConfig) { c.Precision, c.World, c.Zero = "bf16", 8, z }).Part(PartGradients)
+		sum := one - (acc - cls(4*((P+7)/8)))
+		lo, hi := cls2((P+7)/8)-64<<20, cls(4*((P+7)/8))
+		if z == 2 {
+			hi = cls2((P+7)/8) + cls(4*int64(st.NumLayers)*2*int64(st.HiddenSize)+4*rest)
+		}
+		if sum < lo || sum > hi {
+			t.Errorf("bf16 --zero %d, one micro-batch per rank: shard's sum %d bytes, want in [%d, %d]", z, sum, lo, hi)
 		}
 	}
 	rec := plan(func(c *PlanConfig) { c.Recompute = true })

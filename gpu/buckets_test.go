@@ -28,10 +28,10 @@ import (
 // flips the sign of a gradient near zero moves it by 2·lr.
 func TestGradBucketsMatchArena(t *testing.T) {
 	for _, c := range []struct {
-		name   string
-		fam    model.Family
-		tied   bool
-		bf16   bool
+		name string
+		fam  model.Family
+		tied bool
+		bf16 bool
 		// tol bounds the relative difference of loss and gradient norm
 		// (0: bit for bit, the weights too), wtol the weights' relative L2
 		// difference per tensor
