@@ -50,10 +50,10 @@ func ExampleNewPlan() {
 	// Output:
 	// teacher_weights              31.3 GB
 	// student_weights               8.4 GB
-	// gradients                     5.6 GB
+	// gradients                     2.9 GB
 	// master_weights_and_moments    6.4 GB
 	// activations                   6.3 GB
 	// logit_chunks                  2.7 GB
 	// workspace                     0.1 GB
-	// per GPU 60.8 GB
+	// per GPU 58.1 GB
 }
