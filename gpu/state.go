@@ -223,7 +223,7 @@ func (t *Engine) ReadGrad(name string, dst []float32) error {
 	}
 	p := t.S.params[i]
 	if t.bk != nil {
-		return fmt.Errorf("gpu: gradient of %q: reduced bucket by bucket onto the ranks (ZeRO 2)", name)
+		return fmt.Errorf("gpu: gradient of %q: reduced onto the ranks after each backward pass (ZeRO shard's sum)", name)
 	}
 	if len(dst) != p.n {
 		return fmt.Errorf("gpu: gradient of %q has %d elements, dst %d", name, p.n, len(dst))
