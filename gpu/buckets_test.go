@@ -20,12 +20,13 @@ import (
 // (the same kernels and the same sums in the same order). In bf16 the
 // buckets hold bf16 gradients (the embedding's too, f32 in the arena) and
 // the shard sums them in f32 where the arena sums the micro-batches in
-// bf16: the first step's gradient norm agrees within 4e-7 (measured), the
-// second step's loss and norm within 5e-4 (measured 2.3e-5 and 9e-5), and
-// the weights within 5% relative L2 per tensor (measured 1.3% for the tied
-// embedding, 0.75% the worst matrix elsewhere): AdamW's first steps move
-// an element by about lr whatever its gradient's size, so a rounding that
-// flips the sign of a gradient near zero moves it by 2·lr.
+// bf16: loss and gradient norm agree within 1e-3 relative per step
+// (measured, with bf16 stored activations: 2e-5 for the first step's norm,
+// 2.2e-5 and 3.7e-4 for the second step's loss and norm), and the weights
+// within 5% relative L2 per tensor (measured 1.3% for the tied embedding,
+// 1.4% the worst matrix): AdamW's first steps move an element by about lr
+// whatever its gradient's size, so a rounding that flips the sign of a
+// gradient near zero moves it by 2·lr.
 func TestGradBucketsMatchArena(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -39,9 +40,9 @@ func TestGradBucketsMatchArena(t *testing.T) {
 		reason    string
 	}{
 		{"nemotron-untied", model.Nemotron, false, false, 0, 0, "norm biases (after the head in the arena), the head's bucket before the layers'"},
-		{"llama-tied-bf16", model.Llama, true, true, 5e-4, 5e-2, "a tied head: the embedding's bucket holds the head's gradient through the backward pass; bf16 buckets " +
+		{"llama-tied-bf16", model.Llama, true, true, 1e-3, 5e-2, "a tied head: the embedding's bucket holds the head's gradient through the backward pass; bf16 buckets " +
 			"(the embedding's too, f32 in the arena) summed in f32 on the shard, the arena's bf16 micro-batch sum: equal up to bf16 rounding"},
-		{"nemotron-untied-bf16", model.Nemotron, false, true, 5e-4, 5e-2, "bf16 buckets with an untied head: big holds the head's bf16 gradient, then the embedding's"},
+		{"nemotron-untied-bf16", model.Nemotron, false, true, 1e-3, 5e-2, "bf16 buckets with an untied head: big holds the head's bf16 gradient, then the embedding's"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if testing.Short() && cuda.Emulated() && c.name != "nemotron-untied" {
