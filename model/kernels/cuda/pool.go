@@ -172,56 +172,51 @@ func (d *Device) UploadInts(ids []int) (Buf, error) {
 
 // CopyFrom copies host into b (len(host) ≤ b.N).
 func (d *Device) CopyFrom(b Buf, host []float32) error {
-	if len(host) > b.N {
-		return fmt.Errorf("cuda: copying %d floats into a %d-element buffer", len(host), b.N)
-	}
-	if len(host) == 0 {
-		return nil
-	}
-	unlock := d.lock()
-	defer unlock()
-	return d.htod(b.Ptr, unsafe.Pointer(&host[0]), 4*int64(len(host)))
+	return toDevice(d, b.Ptr, b.N, host, "floats")
 }
 
 // Download copies the first len(host) elements of b to host (waiting for
 // the work queued before it).
 func (d *Device) Download(host []float32, b Buf) error {
-	if len(host) > b.N {
-		return fmt.Errorf("cuda: downloading %d floats from a %d-element buffer", len(host), b.N)
-	}
-	if len(host) == 0 {
-		return nil
-	}
-	unlock := d.lock()
-	defer unlock()
-	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 4*int64(len(host)))
+	return toHost(d, host, b.Ptr, b.N, "floats")
 }
 
 // DownloadBF16 copies the first len(host) values of b to host as bfloat16
 // bits (waiting for the work queued before it).
 func (d *Device) DownloadBF16(host []uint16, b BF16) error {
-	if len(host) > b.N {
-		return fmt.Errorf("cuda: downloading %d bf16 values from a %d-value buffer", len(host), b.N)
-	}
-	if len(host) == 0 {
-		return nil
-	}
-	unlock := d.lock()
-	defer unlock()
-	return d.dtoh(unsafe.Pointer(&host[0]), b.Ptr, 2*int64(len(host)))
+	return toHost(d, host, b.Ptr, b.N, "bf16 values")
 }
 
 // UploadBF16 copies the bfloat16 bits host into b (len(host) ≤ b.N).
 func (d *Device) UploadBF16(b BF16, host []uint16) error {
-	if len(host) > b.N {
-		return fmt.Errorf("cuda: copying %d bf16 values into a %d-value buffer", len(host), b.N)
+	return toDevice(d, b.Ptr, b.N, host, "bf16 values")
+}
+
+// toDevice copies host into the device buffer at ptr of room elements.
+func toDevice[T float32 | uint16](d *Device, ptr DevicePtr, room int, host []T, what string) error {
+	if len(host) > room {
+		return fmt.Errorf("cuda: copying %d %s into a %d-element buffer", len(host), what, room)
 	}
 	if len(host) == 0 {
 		return nil
 	}
 	unlock := d.lock()
 	defer unlock()
-	return d.htod(b.Ptr, unsafe.Pointer(&host[0]), 2*int64(len(host)))
+	return d.htod(ptr, unsafe.Pointer(&host[0]), int64(unsafe.Sizeof(host[0]))*int64(len(host)))
+}
+
+// toHost copies the first len(host) elements of the device buffer at ptr
+// (room elements) to host.
+func toHost[T float32 | uint16](d *Device, host []T, ptr DevicePtr, room int, what string) error {
+	if len(host) > room {
+		return fmt.Errorf("cuda: downloading %d %s from a %d-element buffer", len(host), what, room)
+	}
+	if len(host) == 0 {
+		return nil
+	}
+	unlock := d.lock()
+	defer unlock()
+	return d.dtoh(unsafe.Pointer(&host[0]), ptr, int64(unsafe.Sizeof(host[0]))*int64(len(host)))
 }
 
 // DownloadFloat64 copies n float64 values stored in b (2n elements).
