@@ -23,6 +23,19 @@ const (
 // supportedFamilies is the model_type list errors quote.
 const supportedFamilies = "nemotron, llama, mistral, qwen2 or qwen3"
 
+// defaultHiddenAct is each family's activation when config.json names none
+// (and the one Init writes).
+var defaultHiddenAct = map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu", Qwen2: "silu", Qwen3: "silu"}
+
+// defaultNormEps is each family's config class's norm eps default:
+// Qwen2Config/Qwen3Config's rms_norm_eps is 1e-6, the others' 1e-5.
+func defaultNormEps(f Family) float64 {
+	if f == Qwen2 || f == Qwen3 {
+		return 1e-6
+	}
+	return 1e-5
+}
+
 // RopeScaling is HF's rope_scaling block. Type is "linear" or "llama3".
 type RopeScaling struct {
 	Type                          string  `json:"rope_type"`
@@ -263,16 +276,13 @@ func ParseConfig(b []byte) (*Config, error) {
 		get("attention_bias", &c.AttentionBias)
 		get("mlp_bias", &c.MLPBias)
 	}
-	c.NormEps = 1e-5
-	if c.Family == Qwen2 || c.Family == Qwen3 {
-		c.NormEps = 1e-6 // Qwen2Config/Qwen3Config's rms_norm_eps default
-	}
+	c.NormEps = defaultNormEps(c.Family)
 	for _, k := range []string{"norm_eps", "rms_norm_eps", "layer_norm_eps"} {
 		if get(k, &c.NormEps) {
 			break
 		}
 	}
-	c.HiddenAct = map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu", Qwen2: "silu", Qwen3: "silu"}[c.Family]
+	c.HiddenAct = defaultHiddenAct[c.Family]
 	get("hidden_act", &c.HiddenAct)
 	get("bos_token_id", &c.BOSTokenID)
 	if v, ok := raw["eos_token_id"]; ok && string(v) != "null" {

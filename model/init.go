@@ -178,15 +178,12 @@ func InitConfig(o InitOptions) (*Config, data.Tokenizer, error) {
 		HiddenSize: hidden, IntermediateSize: pick(o.FFN, sz.FFN), NumLayers: pick(o.Layers, sz.Layers),
 		NumHeads: heads, NumKVHeads: kv, HeadDim: hd, VocabSize: pick(o.Vocab, sz.Vocab),
 		MaxPositionEmbeddings: pick(o.MaxPositions, sz.MaxPositions), TieWordEmbeddings: o.TieEmbeddings,
-		RopeTheta: theta, PartialRotaryFactor: 1, SlidingWindow: o.SlidingWindow, NormEps: 1e-5,
-		HiddenAct:  map[Family]string{Nemotron: "relu2", Llama: "silu", Mistral: "silu", Qwen2: "silu", Qwen3: "silu"}[o.Family],
+		RopeTheta: theta, PartialRotaryFactor: 1, SlidingWindow: o.SlidingWindow, NormEps: defaultNormEps(o.Family),
+		HiddenAct:  defaultHiddenAct[o.Family],
 		BOSTokenID: -1, Extra: map[string]json.RawMessage{},
 	}
-	switch o.Family {
-	case Nemotron:
+	if o.Family == Nemotron {
 		c.PartialRotaryFactor = 0.5
-	case Qwen2, Qwen3:
-		c.NormEps = 1e-6 // Qwen2Config/Qwen3Config's rms_norm_eps
 	}
 	switch {
 	case o.BOS != nil:
