@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -275,10 +276,7 @@ func armRows(entries []*Entry) [][]*Entry {
 	var rows [][]*Entry
 	at := map[string]int{}
 	for _, e := range entries {
-		arm := e.Arm
-		if arm == "" {
-			arm = e.Name
-		}
+		arm := e.armName()
 		i, ok := at[arm]
 		if !ok {
 			i = len(rows)
@@ -288,6 +286,31 @@ func armRows(entries []*Entry) [][]*Entry {
 		rows[i] = append(rows[i], e)
 	}
 	return rows
+}
+
+// armName is the entry's arm, or its name in a results.json written
+// before arms were recorded.
+func (e *Entry) armName() string {
+	if e.Arm == "" {
+		return e.Name
+	}
+	return e.Arm
+}
+
+// trainedArms counts the seeded (trained student) arms.
+func trainedArms(entries []*Entry) int {
+	n := 0
+	for _, es := range armRows(entries) {
+		if es[0].Seed > 0 {
+			n++
+		}
+	}
+	return n
+}
+
+// evaluated reports whether any of an arm's runs was evaluated.
+func evaluated(es []*Entry) bool {
+	return slices.ContainsFunc(es, func(e *Entry) bool { return e.Eval != nil })
 }
 
 // armSummary summarises f over an arm's evaluated runs.
@@ -335,13 +358,9 @@ func Table(entries []*Entry) string {
 	for _, es := range armRows(entries) {
 		e := es[0]
 		a := e.Arch
-		name := e.Arm
-		if name == "" {
-			name = e.Name
-		}
-		fmt.Fprintf(&b, "| %s | %s | %d/%d/%d/%d | %s | %s | %s | %d |", name, e.Kind, a.Layers, a.Hidden, a.Heads, a.FFN,
+		fmt.Fprintf(&b, "| %s | %s | %d/%d/%d/%d | %s | %s | %s | %d |", e.armName(), e.Kind, a.Layers, a.Hidden, a.Heads, a.FFN,
 			model.FormatParams(e.Params), model.FormatParams(e.NonEmbParams), fmtTokens(e.Tokens), len(es))
-		if armSummary(es, func(*Eval) float64 { return 0 }).N == 0 {
+		if !evaluated(es) {
 			b.WriteString(" – | – | – | – |\n")
 			continue
 		}
@@ -466,7 +485,7 @@ func (p *pipeline) markdown(plots []string) string {
 	b.WriteString("- Width vs depth, two ways: the depth-pruned student keeps the same fraction of the teacher's layers (and the whole embedding). *Equal non-embedding parameters* (the papers' own count) pits it against the Minitron width student; *equal total parameters* (the second paper's protocol, Llama-3.1-Minitron-4B Width vs Depth, both 4.5B) against a width student pruned by the same recipe to the depth student's total.\n")
 	b.WriteString("- Distillation-loss ablation (first student size): logits-only forward KL (the Minitron recipe) against KL + CE (equal weights) and KL + the intermediate-state cosine loss on the normalised residual stream at every quarter of the depth, through one shared learned projection, weighted dynamically (the first paper's L_is).\n")
 	fmt.Fprintf(&b, "- Budget trades (to fit about half an hour on two cores with %d seeds of %d trained arms): the teacher trains on %s tokens and each student run on %s (the previous single-seed protocol: 1.02M and 128K, with a 4-layer teacher), the many-tokens baseline gets %d× (before: 6×), held-out losses are measured on %d tokens per corpus (before: 16000), the next-line tasks have %d items with %d context lines (before: 300 and 6) and are scored on seed 1 only; the teacher, the importance scores and the pruned checkpoints are computed once; the pruned checkpoints before retraining are evaluated once (seed 1 for random pruning).\n\n",
-		c.Seeds, len(armRows(r.Models))-1-4*len(c.StudentFractions), fmtTokens(c.TeacherTokens), fmtTokens(c.StudentTokens), c.LongMultiple, c.EvalTokens, c.MCItems, c.MCContext)
+		c.Seeds, trainedArms(r.Models), fmtTokens(c.TeacherTokens), fmtTokens(c.StudentTokens), c.LongMultiple, c.EvalTokens, c.MCItems, c.MCContext)
 
 	b.WriteString("## Results\n\n")
 	b.WriteString(Table(r.Models))
