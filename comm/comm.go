@@ -11,6 +11,7 @@
 package comm
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -133,6 +134,33 @@ func Offsets(counts []int) []int {
 func Range(n, size, r int) (lo, hi int) {
 	o := Offsets(Split(n, size))
 	return o[r], o[r+1]
+}
+
+// Agree makes every rank of c return an error when one of them has one,
+// so no rank waits in a later collective for a rank that gave up: a rank
+// with err returns it, the others an error naming the first failed rank.
+// Every rank must call it at the same point; with c nil or of one rank it
+// returns err.
+func Agree(c Communicator, err error) error {
+	if c == nil || c.Size() == 1 {
+		return err
+	}
+	v := make([]float64, c.Size())
+	if err != nil {
+		v[c.Rank()] = 1
+	}
+	if cerr := c.AllReduceF64(v); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	if err != nil {
+		return err
+	}
+	for q, f := range v {
+		if f != 0 {
+			return fmt.Errorf("rank %d failed (its error is in its output)", q)
+		}
+	}
+	return nil
 }
 
 // Local is the world of one: every collective leaves its buffer as the sum

@@ -59,3 +59,23 @@ func TestWorldWithoutLauncher(t *testing.T) {
 		t.Fatal("launched without a launcher's environment")
 	}
 }
+
+// A world of one (or none) has no other rank to agree with: Agree is err.
+func TestAgreeAlone(t *testing.T) {
+	e := fmt.Errorf("boom")
+	cases := []struct {
+		c      Communicator
+		err    error
+		reason string
+	}{
+		{nil, e, "no communicator: the error as it is"},
+		{nil, nil, "no communicator, no error"},
+		{Local{}, e, "a world of one: the error as it is"},
+		{Local{}, nil, "a world of one, no error"},
+	}
+	for _, c := range cases {
+		if got := Agree(c.c, c.err); got != c.err {
+			t.Errorf("Agree(%T, %v) = %v (%s)", c.c, c.err, got, c.reason)
+		}
+	}
+}

@@ -193,6 +193,23 @@ func TestMPICollectives(t *testing.T) {
 			}
 			return nil
 		}},
+		{"agree", "one rank's error reaches every rank, naming it; without one none fails", func() error {
+			if err := Agree(c, nil); err != nil {
+				return fmt.Errorf("no rank failed, got %v", err)
+			}
+			var mine error
+			if r == 1 {
+				mine = fmt.Errorf("rank 1's own error")
+			}
+			err := Agree(c, mine)
+			switch {
+			case r == 1 && err != mine:
+				return fmt.Errorf("the failed rank got %v, want its own error", err)
+			case r != 1 && (err == nil || !strings.Contains(err.Error(), "rank 1 failed")):
+				return fmt.Errorf("got %v, want rank 1's failure", err)
+			}
+			return nil
+		}},
 		{"device", "MPI refuses device buffers with an error, not a crash", func() error {
 			if err := c.AllReduce(Device{Ptr: 8, N: 1}); err == nil {
 				return fmt.Errorf("no error")

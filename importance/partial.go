@@ -107,12 +107,12 @@ func (c *Collector) partial() *Partial {
 	return p
 }
 
-// shapeConfig is the part of a config a Collector reads.
+// config is the part of a model config a Collector reads.
 func (s Shape) config() *model.Config {
 	return &model.Config{NumLayers: s.Layers, HiddenSize: s.Hidden, NumHeads: s.Heads, NumKVHeads: s.KVHeads, IntermediateSize: s.FFN}
 }
 
-// collector rebuilds a Collector holding the sums of ps (added in order).
+// collectorOf rebuilds a Collector holding the sums of ps (added in order).
 func collectorOf(ps []*Partial) (*Collector, error) {
 	p0 := ps[0]
 	col, err := NewCollector(p0.Shape.config(), p0.Aggregation, p0.MLPPoint, p0.CosSum != nil)
@@ -407,7 +407,7 @@ func (c *Config) runShard(ctx context.Context, m *model.Model, id Identity, samp
 			err = res.Scores.Save(c.Out)
 		}
 	}
-	if err := agree(c.Comm, err); err != nil {
+	if err := comm.Agree(c.Comm, err); err != nil {
 		return nil, err
 	}
 	res.Seconds = time.Since(start).Seconds()
@@ -445,19 +445,4 @@ func gatherPartials(c comm.Communicator, p *Partial) ([]*Partial, error) {
 		}
 	}
 	return out, nil
-}
-
-// agree returns an error on every rank when one has one.
-func agree(c comm.Communicator, err error) error {
-	v := []float64{0}
-	if err != nil {
-		v[0] = 1
-	}
-	if cerr := c.AllReduceF64(v); cerr != nil {
-		return cerr
-	}
-	if err == nil && v[0] > 0 {
-		return fmt.Errorf("importance: another rank failed (its error is in its output)")
-	}
-	return err
 }
