@@ -6,7 +6,6 @@ import (
 	"runtime"
 	"runtime/debug"
 
-	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/distill"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels"
@@ -99,27 +98,19 @@ func runBenchTrain(o *BenchTrainOptions, w io.Writer) error {
 	if _, err := kernels.SetBLASCore(o.BLASCore); err != nil {
 		return fmt.Errorf("--blas-core: %w", err)
 	}
-	world, err := jobWorld()
+	zero, err := zeroConfig(o.Zero)
 	if err != nil {
 		return err
 	}
-	var jc comm.Communicator
-	zero := distill.ZeroReplicated
-	if o.Zero > 0 {
-		zero = o.Zero
-	}
-	if world.Size() > 1 {
-		jc = world
-		if world.Rank() != 0 {
-			w = io.Discard
-		}
+	jc, w, err := jobComm(w)
+	if err != nil {
+		return err
 	}
 	tries := []int{o.Threads}
-	if o.Threads <= 0 && jc != nil {
+	if o.Threads <= 0 {
 		tries = []int{1}
-	} else if o.Threads <= 0 {
-		tries = []int{1}
-		if n := runtime.GOMAXPROCS(0); n > 1 {
+		// under mpirun each rank runs one worker: the ranks share the cores
+		if n := runtime.GOMAXPROCS(0); n > 1 && jc == nil {
 			tries = append(tries, n)
 		}
 	}

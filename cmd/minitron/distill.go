@@ -178,15 +178,9 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	if c.Clip == 0 {
 		c.Clip = -1 // the library's 0 means "default 1"
 	}
-	switch o.Zero {
-	case -1:
-		c.Zero = distill.ZeroDefault
-	case 0:
-		c.Zero = distill.ZeroReplicated
-	case 1, 2:
-		c.Zero = o.Zero
-	default:
-		return c, fmt.Errorf("--zero %d: want 0, 1 or 2", o.Zero)
+	var err error
+	if c.Zero, err = zeroConfig(o.Zero); err != nil {
+		return c, err
 	}
 	switch o.Precision {
 	case "", "f32":

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/data"
 	"github.com/minitron-dev/minitron/importance"
 	"github.com/minitron-dev/minitron/model"
@@ -149,20 +148,13 @@ func runImportance(ctx context.Context, o *ImportanceOptions, w io.Writer) error
 			return fmt.Errorf("--shard %q: want I/N with 0 ≤ I < N, e.g. 0/4", o.Shard)
 		}
 	}
-	world, err := jobWorld()
+	jc, w, err := jobComm(w)
 	if err != nil {
 		return err
 	}
-	var jc comm.Communicator
-	if world.Size() > 1 {
-		jc = world
-		if world.Rank() != 0 {
-			w = io.Discard
-		}
-	}
 	bar := newProgressBar("importance: forward passes")
 	progress := bar.Update
-	if world.Rank() != 0 {
+	if jc != nil && jc.Rank() != 0 {
 		progress = nil // rank 0 alone draws
 	}
 	res, err := importance.Run(ctx, importance.Config{

@@ -2,10 +2,12 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"sync"
 
 	"github.com/minitron-dev/minitron/comm"
+	"github.com/minitron-dev/minitron/distill"
 )
 
 // The job's communicator: a world of one unless this binary has MPI
@@ -25,6 +27,34 @@ func jobWorld() (comm.Communicator, error) {
 	worldComm = c
 	worldMu.Unlock()
 	return c, nil
+}
+
+// jobComm is the job's communicator when it has more than one rank (nil
+// alone), and w on rank 0 but io.Discard on the others: rank 0 alone
+// prints, the others' output would repeat it.
+func jobComm(w io.Writer) (comm.Communicator, io.Writer, error) {
+	world, err := jobWorld()
+	if err != nil || world.Size() == 1 {
+		return nil, w, err
+	}
+	if world.Rank() != 0 {
+		w = io.Discard
+	}
+	return world, w, nil
+}
+
+// zeroConfig is distill's Config.Zero (and BenchOptions.Zero) for a --zero
+// flag: -1 (unset) the library's default, else the ZeRO stage 0, 1 or 2.
+func zeroConfig(flag int) (int, error) {
+	switch flag {
+	case -1:
+		return distill.ZeroDefault, nil
+	case 0:
+		return distill.ZeroReplicated, nil
+	case 1, 2:
+		return flag, nil
+	}
+	return 0, fmt.Errorf("--zero %d: want 0, 1 or 2", flag)
 }
 
 // endJob finishes the job's communicator after a command: on an error a
