@@ -8,18 +8,20 @@ RUN ?= runs/default
 
 all: build
 
+# apt_install installs Debian packages $(1), as root or else through sudo.
+apt_install = (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1)) || \
+	(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(1))
+
 # Debian packages the build and tests need: OpenBLAS for matrix products,
 # Open MPI for the data-parallel build (bin/minitron-mpi) and its tests.
 deps:
 	@if ! ls /usr/include/cblas.h /usr/include/*/cblas.h 2>/dev/null | grep -q . || ! ls /usr/lib/*/libopenblas.so /usr/lib/libopenblas.so 2>/dev/null | grep -q .; then \
 		echo "installing libopenblas-dev"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev) || \
-		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenblas-dev); \
+		$(call apt_install,libopenblas-dev); \
 	fi
 	@if ! command -v mpirun >/dev/null || ! pkg-config --exists ompi-c 2>/dev/null; then \
 		echo "installing openmpi-bin libopenmpi-dev"; \
-		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev pkg-config) || \
-		(sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openmpi-bin libopenmpi-dev pkg-config); \
+		$(call apt_install,openmpi-bin libopenmpi-dev pkg-config); \
 	fi
 
 build: deps
