@@ -694,7 +694,7 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		p.logf("student %s: width target %s (%d non-embedding params, teacher %d); depth target %d layers; width at the depth student's total %s",
 			label, wt, wt.Apply(tcfg).ParamCounts().NonEmbedding, tcfg.ParamCounts().NonEmbedding, layers, et)
 
-		pw, pd, pe := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-eqtotal"
+		pw, pd, pe, pr1 := "prune/"+w, "prune/"+w+"-depth", "prune/"+w+"-eqtotal", "prune/"+w+"-random"
 		kw := pruneWidthKey(scoresKey, wt)
 		if err := p.prune(pw, kw, prune.Options{ScoresPath: scores, Target: wt}); err != nil {
 			return nil, err
@@ -712,9 +712,9 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 		in := studentInputs{width: p.path(pw, "model"), depth: p.path(pd, "model"), eqTotal: p.path(pe, "model"),
 			teacher: tdir, kw: kw, kd: kd, ke: ke, teacherKey: teacherKey}
 		for k := 1; k <= c.Seeds; k++ {
-			pr := "prune/" + w + "-random"
+			pr := pr1
 			if k > 1 {
-				pr = seedName(pr, k)
+				pr = seedName(pr1, k)
 			}
 			kr := pruneRandomKey(teacherKey, wt, c.seedOf(k))
 			if err := p.prune(pr, kr, prune.Options{Method: prune.MethodRandom, Seed: c.seedOf(k), Target: wt}); err != nil {
@@ -727,7 +727,7 @@ func (p *pipeline) students(ctx context.Context, teacherKey, scoresKey string) (
 			{w + "-pruned", KindPruned, pw},
 			{w + "-depth-pruned", KindPrunedDepth, pd},
 			{w + "-eqtotal-pruned", KindPrunedEqTotal, pe},
-			{w + "-random-pruned", KindPrunedRandom, "prune/" + w + "-random"},
+			{w + "-random-pruned", KindPrunedRandom, pr1}, // seed 1's checkpoint
 		} {
 			e, err := p.entry(z.name, z.kind, label, z.dir+"/model", "", 0)
 			if err != nil {
