@@ -382,8 +382,9 @@ func buildSequence[T any](c component, key string, build func(json.RawMessage) (
 	return out, nil
 }
 
-// replacement reads a Replace component (normalizer or decoder): a plain
-// string pattern and its content; Regex patterns are not supported.
+// replacement reads a Replace decoder: a plain string pattern and its
+// content; Regex patterns are not supported (the Replace normalizer has
+// its own reader, buildReplace, which takes them).
 func (c component) replacement() (pat, content string, err error) {
 	pat, isRe, err := c.pattern()
 	if err != nil {
