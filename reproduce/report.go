@@ -343,10 +343,7 @@ func fmtAcc(s Summary) string {
 	if s.N == 0 {
 		return "–"
 	}
-	if s.N < 2 || math.IsNaN(s.SD) {
-		return fmt.Sprintf("%.1f", s.Mean)
-	}
-	return fmt.Sprintf("%.1f ± %.1f", s.Mean, s.SD)
+	return s.format("%.1f")
 }
 
 // Table renders the model-card style results table: one row per arm, the

@@ -25,11 +25,15 @@ func Summarize(x []float64) Summary {
 }
 
 // String renders "mean ± sd" (just the mean for one value).
-func (s Summary) String() string {
+func (s Summary) String() string { return s.format("%.3f") }
+
+// format renders "mean ± sd" with verb for each number (just the mean
+// where sd is undefined).
+func (s Summary) format(verb string) string {
 	if s.N < 2 || math.IsNaN(s.SD) {
-		return fmt.Sprintf("%.3f", s.Mean)
+		return fmt.Sprintf(verb, s.Mean)
 	}
-	return fmt.Sprintf("%.3f ± %.3f", s.Mean, s.SD)
+	return fmt.Sprintf(verb+" ± "+verb, s.Mean, s.SD)
 }
 
 // Paired is the difference ours − baseline over seeds that both arms ran
