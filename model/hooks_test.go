@@ -125,25 +125,7 @@ func TestHooks(t *testing.T) {
 		for i := 0; i < T; i++ {
 			q := proj(wq, h, b*T+i)
 			rope(q, i)
-			sc := make([]float64, i+1)
-			mx := math.Inf(-1)
-			for j := 0; j <= i; j++ {
-				for d := range q {
-					sc[j] += q[d] * ks[j][d]
-				}
-				sc[j] /= math.Sqrt(float64(hd))
-				mx = math.Max(mx, sc[j])
-			}
-			var z float64
-			for j := range sc {
-				sc[j] = math.Exp(sc[j] - mx)
-				z += sc[j]
-			}
-			for d := 0; d < hd; d++ {
-				var o float64
-				for j := range sc {
-					o += sc[j] / z * vs[j][d]
-				}
+			for d, o := range attendByHand(q, ks[:i+1], vs[:i+1]) {
 				got := heads[(b*T+i)*qd+h*hd+d]
 				if math.Abs(o-float64(got)) > 1e-4 {
 					t.Fatalf("head %d of layer %d, seq %d pos %d dim %d: hook %v, by hand %v", h, l, b, i, d, got, o)
@@ -151,6 +133,32 @@ func TestHooks(t *testing.T) {
 			}
 		}
 	}
+}
+
+// attendByHand is one query's attention output in float64: softmax of
+// q·k/√head_dim over the visible keys ks, weighting their values vs.
+func attendByHand(q []float64, ks, vs [][]float64) []float64 {
+	sc := make([]float64, len(ks))
+	mx := math.Inf(-1)
+	for j, k := range ks {
+		for d := range q {
+			sc[j] += q[d] * k[d]
+		}
+		sc[j] /= math.Sqrt(float64(len(q)))
+		mx = math.Max(mx, sc[j])
+	}
+	var z float64
+	for j := range sc {
+		sc[j] = math.Exp(sc[j] - mx)
+		z += sc[j]
+	}
+	out := make([]float64, len(q))
+	for d := range out {
+		for j := range sc {
+			out[d] += sc[j] / z * vs[j][d]
+		}
+	}
+	return out
 }
 
 // dropLayer returns a copy of src without layer drop, later layers renumbered.
@@ -339,25 +347,7 @@ func TestHooksQwen3HeadByHand(t *testing.T) {
 			headNorm(q, nq)
 			rope(q, i)
 			lo := max(0, i-c.SlidingWindow+1)
-			sc := make([]float64, i+1-lo)
-			mx := math.Inf(-1)
-			for j := lo; j <= i; j++ {
-				for d := range q {
-					sc[j-lo] += q[d] * ks[j][d]
-				}
-				sc[j-lo] /= math.Sqrt(float64(hd))
-				mx = math.Max(mx, sc[j-lo])
-			}
-			var z float64
-			for j := range sc {
-				sc[j] = math.Exp(sc[j] - mx)
-				z += sc[j]
-			}
-			for d := 0; d < hd; d++ {
-				var o float64
-				for j := range sc {
-					o += sc[j] / z * vs[lo+j][d]
-				}
+			for d, o := range attendByHand(q, ks[lo:i+1], vs[lo:i+1]) {
 				worst = math.Max(worst, math.Abs(o-float64(heads[(b*T+i)*qd+h*hd+d])))
 			}
 		}
