@@ -1000,18 +1000,16 @@ func (t *HFTokenizer) Encode(text string) []int {
 	t.rawAdded.split(text, func(seg string, added int) {
 		if added >= 0 {
 			ids = append(ids, added)
-			first = false
-			return
+		} else {
+			t.normAdded.split(t.normalize(seg, first), func(p string, added int) {
+				if added >= 0 {
+					ids = append(ids, added)
+				} else {
+					ids = t.encodeSegment(p, first, ids)
+				}
+				first = false
+			})
 		}
-		seg = t.normalize(seg, first)
-		t.normAdded.split(seg, func(p string, added int) {
-			if added >= 0 {
-				ids = append(ids, added)
-			} else {
-				ids = t.encodeSegment(p, first, ids)
-			}
-			first = false
-		})
 		first = false
 	})
 	return ids
