@@ -368,6 +368,9 @@ func parseMerges(raw json.RawMessage) ([][2]string, error) {
 // pre-tokenizers, decoders, processors) and concatenates their steps.
 func buildSequence[T any](c component, key string, build func(json.RawMessage) ([]T, error)) ([]T, error) {
 	var subs []json.RawMessage
+	if _, ok := c[key]; !ok {
+		return nil, fmt.Errorf("Sequence without %q", key)
+	}
 	if err := json.Unmarshal(c[key], &subs); err != nil {
 		return nil, fmt.Errorf("Sequence.%s: %v", key, err)
 	}

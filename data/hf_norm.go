@@ -44,9 +44,6 @@ func buildNormalizer(raw json.RawMessage) ([]normStep, error) {
 	}
 	switch c.typ() {
 	case "Sequence":
-		if _, ok := c["normalizers"]; !ok {
-			return nil, fmt.Errorf("Sequence without \"normalizers\"")
-		}
 		return buildSequence(c, "normalizers", buildNormalizer)
 	case "Prepend":
 		p, ok := c.str("prepend")
