@@ -384,12 +384,7 @@ func (c *Config) runShard(ctx context.Context, m *model.Model, id Identity, samp
 	if p.Loss != nil {
 		p.LossData = filepath.Base(lossSplit)
 	}
-	version := c.Version
-	if version == "" {
-		version = buildVersion()
-	}
-	p.Provenance = &Provenance{ModelDir: c.ModelDir, Device: c.Device.String(), Batch: c.Batch,
-		NoTF32: c.Device.IsCUDA() && c.NoTF32, BF16: c.BF16, Minitron: version}
+	p.Provenance = c.provenance()
 	res := &Result{Partial: p, Split: split, LossSplit: lossSplit}
 	if c.Comm == nil || c.Comm.Size() == 1 {
 		if err := p.Save(c.Out); err != nil {

@@ -210,16 +210,21 @@ func Run(ctx context.Context, c Config) (*Result, error) {
 	if sc.Depth != nil && c.Loss {
 		sc.Depth.LossData = filepath.Base(lossSplit)
 	}
-	version := c.Version
-	if version == "" {
-		version = buildVersion()
-	}
-	sc.Provenance = &Provenance{ModelDir: c.ModelDir, Device: c.Device.String(), Batch: c.Batch,
-		NoTF32: c.Device.IsCUDA() && c.NoTF32, BF16: c.BF16, Minitron: version}
+	sc.Provenance = c.provenance()
 	if err := sc.Save(c.Out); err != nil {
 		return nil, err
 	}
 	return &Result{Scores: sc, Split: split, LossSplit: lossSplit, Seconds: time.Since(start).Seconds()}, nil
+}
+
+// provenance records how c scored (in a scores file or a shard's partial).
+func (c *Config) provenance() *Provenance {
+	version := c.Version
+	if version == "" {
+		version = buildVersion()
+	}
+	return &Provenance{ModelDir: c.ModelDir, Device: c.Device.String(), Batch: c.Batch,
+		NoTF32: c.Device.IsCUDA() && c.NoTF32, BF16: c.BF16, Minitron: version}
 }
 
 // modulePath is this module's import path, to find its version among a
