@@ -132,13 +132,13 @@ func runPlan(w io.Writer, o *PlanOptions) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(w, "student %.2fB parameters", float64(p.StudentParams)/1e9)
+	fmt.Fprintf(w, "student %.2fB parameters", float64(p.StudentParams)/1e9)
 	if p.TeacherParams > 0 {
-		_, err = fmt.Fprintf(w, ", teacher %.2fB", float64(p.TeacherParams)/1e9)
+		fmt.Fprintf(w, ", teacher %.2fB", float64(p.TeacherParams)/1e9)
 	}
 	fmt.Fprintln(w, "; the CUDA context and cuBLAS's workspace (about 0.5-1 GB) come on top")
 	if p.HostBytes > 0 {
-		_, err = fmt.Fprintf(w, "host memory for the offloaded optimizer: %.2f GB per GPU\n", float64(p.HostBytes)/1e9)
+		fmt.Fprintf(w, "host memory for the offloaded optimizer: %.2f GB per GPU\n", float64(p.HostBytes)/1e9)
 	}
-	return err
+	return nil
 }
