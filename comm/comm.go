@@ -130,6 +130,20 @@ func Offsets(counts []int) []int {
 	return o
 }
 
+// CheckedOffsets are Offsets(counts) for a collective over a buffer of n
+// elements on size ranks, or an error when counts do not give one segment
+// per rank covering the buffer.
+func CheckedOffsets(counts []int, size, n int) ([]int, error) {
+	if len(counts) != size {
+		return nil, fmt.Errorf("%d counts for %d ranks", len(counts), size)
+	}
+	off := Offsets(counts)
+	if off[size] != n {
+		return nil, fmt.Errorf("counts sum to %d, buffer has %d", off[size], n)
+	}
+	return off, nil
+}
+
 // Range is rank r's segment [lo, hi) of n elements split over size ranks.
 func Range(n, size, r int) (lo, hi int) {
 	o := Offsets(Split(n, size))

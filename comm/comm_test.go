@@ -79,3 +79,22 @@ func TestAgreeAlone(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckedOffsets(t *testing.T) {
+	cases := []struct {
+		counts  []int
+		size, n int
+		ok      bool
+		reason  string
+	}{
+		{[]int{4, 3, 3}, 3, 10, true, "one segment per rank, covering the buffer"},
+		{[]int{4, 3}, 3, 7, false, "a rank without a count"},
+		{[]int{4, 3, 2}, 3, 10, false, "segments short of the buffer"},
+	}
+	for _, c := range cases {
+		off, err := CheckedOffsets(c.counts, c.size, c.n)
+		if (err == nil) != c.ok || (c.ok && off[c.size] != c.n) {
+			t.Errorf("CheckedOffsets(%v, %d, %d) = %v, %v (%s)", c.counts, c.size, c.n, off, err, c.reason)
+		}
+	}
+}

@@ -174,19 +174,17 @@ func (m *mpiComm) Reduce(b Buffer, root int) error {
 	return m.call("reduce", func() C.int { return C.mn_reduce(h.p, h.n, C.int(root), C.int(m.rank), h.bf) })
 }
 
-func (m *mpiComm) counts(op string, n int, counts []int) ([]C.int, []C.int, error) {
-	if len(counts) != m.size {
-		return nil, nil, fmt.Errorf("comm: MPI %s: %d counts for %d ranks", op, len(counts), m.size)
-	}
-	off := Offsets(counts)
-	if off[m.size] != n {
-		return nil, nil, fmt.Errorf("comm: MPI %s: counts sum to %d, buffer has %d", op, off[m.size], n)
+// counts are counts and their offsets as MPI's C ints, and the offsets.
+func (m *mpiComm) counts(op string, n int, counts []int) ([]C.int, []C.int, []int, error) {
+	off, err := CheckedOffsets(counts, m.size, n)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("comm: MPI %s: %w", op, err)
 	}
 	cc, cd := make([]C.int, m.size), make([]C.int, m.size)
 	for r := range counts {
 		cc[r], cd[r] = C.int(counts[r]), C.int(off[r])
 	}
-	return cc, cd, nil
+	return cc, cd, off, nil
 }
 
 func (m *mpiComm) ReduceScatter(b Buffer, counts []int) error {
@@ -194,7 +192,7 @@ func (m *mpiComm) ReduceScatter(b Buffer, counts []int) error {
 	if err != nil {
 		return err
 	}
-	cc, _, err := m.counts("reduce-scatter", int(h.n), counts)
+	cc, _, off, err := m.counts("reduce-scatter", int(h.n), counts)
 	if err != nil {
 		return err
 	}
@@ -202,7 +200,7 @@ func (m *mpiComm) ReduceScatter(b Buffer, counts []int) error {
 		return err
 	}
 	// MPI leaves the in-place result at the start of the buffer
-	lo, k := Offsets(counts)[m.rank], counts[m.rank]
+	lo, k := off[m.rank], counts[m.rank]
 	switch b := b.(type) {
 	case Host:
 		copy(b[lo:lo+k], b[:k])
@@ -217,7 +215,7 @@ func (m *mpiComm) AllGather(b Buffer, counts []int) error {
 	if err != nil {
 		return err
 	}
-	cc, cd, err := m.counts("all-gather", int(h.n), counts)
+	cc, cd, _, err := m.counts("all-gather", int(h.n), counts)
 	if err != nil {
 		return err
 	}

@@ -228,12 +228,9 @@ func (n *ncclComm) Broadcast(b comm.Buffer, root int) error {
 // reduce-scatter (a reduce to each owner) and all-gather (a broadcast from
 // each owner), in place.
 func (n *ncclComm) grouped(op string, d devBuf, counts []int, call func(p C.uintptr_t, k C.size_t, root C.int) C.int) error {
-	if len(counts) != n.Size() {
-		return fmt.Errorf("nccl: %s: %d counts for %d ranks", op, len(counts), n.Size())
-	}
-	off := comm.Offsets(counts)
-	if off[len(counts)] != d.N {
-		return fmt.Errorf("nccl: %s: counts sum to %d, buffer has %d", op, off[len(counts)], d.N)
+	off, err := comm.CheckedOffsets(counts, n.Size(), d.N)
+	if err != nil {
+		return fmt.Errorf("nccl: %s: %w", op, err)
 	}
 	return n.run(op, func() C.int {
 		if r := C.mn_gstart(); r != 0 {
