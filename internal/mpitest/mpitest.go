@@ -7,6 +7,7 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -18,18 +19,7 @@ func Rank() bool { return os.Getenv("OMPI_COMM_WORLD_SIZE") != "" }
 // Args are mpirun's arguments for np ranks on this machine: root may run
 // them and more ranks than cores are allowed (CI has 2 cores).
 func Args(np int) []string {
-	return []string{"-np", itoa(np), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"}
-}
-
-func itoa(n int) string {
-	b := []byte{}
-	if n == 0 {
-		return "0"
-	}
-	for ; n > 0; n /= 10 {
-		b = append([]byte{byte('0' + n%10)}, b...)
-	}
-	return string(b)
+	return []string{"-np", strconv.Itoa(np), "--allow-run-as-root", "--oversubscribe", "--bind-to", "none", "--mca", "mpi_yield_when_idle", "1"}
 }
 
 // Command is mpirun starting np ranks of name with args (and env added).
