@@ -217,16 +217,9 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 			return nil, err
 		}
 		st.files = append(st.files, f)
-		hdr := make([]byte, shardHeader)
-		if _, err := f.ReadAt(hdr, 0); err != nil {
+		if err := checkRangeHeader(f, shardMagic, n, sh, ix.AdamStep); err != nil {
 			st.close()
-			return nil, fmt.Errorf("%s: %w", p, err)
-		}
-		u := func(i int) int { return int(binary.LittleEndian.Uint64(hdr[len(shardMagic)+8*i:])) }
-		if string(hdr[:len(shardMagic)]) != shardMagic || u(0) != n || u(1) != sh.Lo || u(2) != sh.Hi || u(3) != ix.AdamStep {
-			st.close()
-			return nil, fmt.Errorf("%s: header (magic %q, %d elements [%d,%d), step %d) does not match the index (%d elements [%d,%d), step %d)",
-				p, hdr[:len(shardMagic)], u(0), u(1), u(2), u(3), n, sh.Lo, sh.Hi, ix.AdamStep)
+			return nil, err
 		}
 	}
 	if na > 0 {
