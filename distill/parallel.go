@@ -159,15 +159,21 @@ func newDataParallel(c comm.Communicator, eng Engine, stage int) (*dataParallel,
 // reduceAt sums arena elements [off, off+b.Len()) of b over the ranks onto
 // the ranks owning them: one reduce per part inside one rank's shard.
 func (d *dataParallel) reduceAt(off int, b comm.Buffer) error {
-	roff := comm.Offsets(d.counts)
-	z := off + b.Len()
-	if off < 0 || z > d.n {
+	if z := off + b.Len(); off < 0 || z > d.n {
 		return fmt.Errorf("gradient bucket [%d,%d) outside the %d trained elements", off, z, d.n)
 	}
+	return d.parts(off, b, func(b comm.Buffer, root int) error { return d.c.Reduce(b, root) })
+}
+
+// parts calls f for each part of b (arena elements [off, off+b.Len()))
+// inside one rank's shard, with that rank.
+func (d *dataParallel) parts(off int, b comm.Buffer, f func(b comm.Buffer, root int) error) error {
+	roff := comm.Offsets(d.counts)
+	z := off + b.Len()
 	for r := range d.counts {
 		a, e := max(off, roff[r]), min(z, roff[r+1])
 		if a < e {
-			if err := d.c.Reduce(comm.Slice(b, a-off, e-off), r); err != nil {
+			if err := f(comm.Slice(b, a-off, e-off), r); err != nil {
 				return err
 			}
 		}
@@ -227,31 +233,20 @@ func (d *dataParallel) countsIn(a, z int) []int {
 // piece inside one rank's shard (perPart, with that rank), or per piece
 // with the number of its elements in each rank's shard (perPiece).
 func (d *dataParallel) pieces(bs []comm.Buffer, perPart func(b comm.Buffer, root int) error, perPiece func(b comm.Buffer, counts []int) error) error {
-	roff := comm.Offsets(d.counts)
 	o := 0
 	for _, b := range bs {
 		z := o + b.Len()
 		if z > d.n {
 			return fmt.Errorf("the engine's buffers hold more than the %d trained elements", d.n)
 		}
+		var err error
 		if perPiece != nil {
-			counts := make([]int, len(d.counts))
-			for r := range counts {
-				counts[r] = max(0, min(z, roff[r+1])-max(o, roff[r]))
-			}
-			if err := perPiece(b, counts); err != nil {
-				return err
-			}
+			err = perPiece(b, d.countsIn(o, z))
 		} else {
-			for r := range d.counts {
-				a, e := max(o, roff[r]), min(z, roff[r+1])
-				if a >= e {
-					continue
-				}
-				if err := perPart(comm.Slice(b, a-o, e-o), r); err != nil {
-					return err
-				}
-			}
+			err = d.parts(o, b, perPart)
+		}
+		if err != nil {
+			return err
 		}
 		o = z
 	}
