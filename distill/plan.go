@@ -284,9 +284,8 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	switch {
 	case masters:
 		// one allocation: the norms' f32 and the matrices' bf16 store
-		f32n, bfn, big := planStore(s, 1)
-		half := int64(planBF16Align / 2)
-		p.f32(PartStudentWeights, (f32n+half-1)/half*half+(bfn+1)/2, 1)
+		f32n, bfn, big := planStore(s)
+		p.f32(PartStudentWeights, planStoreFloats(f32n, bfn), 1)
 		studentStage = min(big, planBF16Chunk)
 		p.after = map[int64]bool{}
 	case bf16:
@@ -465,46 +464,19 @@ func NewPlan(c PlanConfig) (Plan, error) {
 // planTeacher adds the frozen teacher (gpu.Model without Train, its
 // matrices stored only in bf16 in bf16 runs) and returns its parameters.
 func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chunk int64) int64 {
-	one := *t
-	one.NumLayers = 1
-	var f32n, bfn, big, total int64
-	count := func(ts []model.TensorInfo, times int64) {
-		for _, ti := range ts {
-			n := int64(ti.NumElements())
-			total += times * n
-			if bf16 && len(ti.Shape) == 2 && (ti.Name != model.EmbedTensor || t.HiddenSize%2 == 0) {
-				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
-				big = max(big, n)
-				continue
-			}
-			if bf16 && t.TieWordEmbeddings && ti.Name == model.EmbedTensor {
-				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
-			}
-			f32n += times * n
-		}
-	}
-	all := append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...)
-	var global, layer []model.TensorInfo
-	for _, ti := range all {
-		if len(ti.Name) > len("model.layers.") && ti.Name[:len("model.layers.")] == "model.layers." {
-			layer = append(layer, ti)
-		} else {
-			global = append(global, ti)
-		}
-	}
-	count(global, 1)
-	count(layer, int64(t.NumLayers))
+	var total int64
+	planTensors(t, func(ti model.TensorInfo, times int64) { total += times * int64(ti.NumElements()) })
 	p.late = false
 	if bf16 {
-		half := int64(planBF16Align / 2)
-		p.f32(PartTeacherWeights, (f32n+half-1)/half*half+(bfn+1)/2, 1)
+		f32n, bfn, big := planStore(t)
+		p.f32(PartTeacherWeights, planStoreFloats(f32n, bfn), 1)
 		defer func() {
 			if stage := min(big, planBF16Chunk); !p.lateClass[cuda.SizeClass(4*stage)] {
 				p.tempF32(stage, 1)
 			}
 		}()
 	} else {
-		p.f32(PartTeacherWeights, f32n, 1)
+		p.f32(PartTeacherWeights, total, 1)
 	}
 	p.late = true
 	H, F := int64(t.HiddenSize), int64(t.IntermediateSize)
@@ -537,54 +509,58 @@ func planTeacher(p *planner, t *model.Config, c PlanConfig, bf16 bool, rows, chu
 // Options.WeightsBF16): the f32 parameters (norms, biases; an embedding of
 // odd width), the bf16 ones with each tensor aligned, and the largest
 // bf16 tensor (its upload's staging).
-func planStore(t *model.Config, _ int) (f32n, bfn, big int64) {
-	one := *t
-	one.NumLayers = 1
-	count := func(ts []model.TensorInfo, times int64) {
-		for _, ti := range ts {
-			n := int64(ti.NumElements())
-			if len(ti.Shape) == 2 && (ti.Name != model.EmbedTensor || t.HiddenSize%2 == 0) {
-				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
-				big = max(big, n)
-				continue
-			}
-			if t.TieWordEmbeddings && ti.Name == model.EmbedTensor {
-				bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
-			}
-			f32n += times * n
+func planStore(t *model.Config) (f32n, bfn, big int64) {
+	planTensors(t, func(ti model.TensorInfo, times int64) {
+		n := int64(ti.NumElements())
+		if len(ti.Shape) == 2 && (ti.Name != model.EmbedTensor || t.HiddenSize%2 == 0) {
+			bfn += times * planAligned(n)
+			big = max(big, n)
+			return
 		}
-	}
-	var global, layer []model.TensorInfo
-	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
-		if strings.HasPrefix(ti.Name, "model.layers.") {
-			layer = append(layer, ti)
-		} else {
-			global = append(global, ti)
+		if t.TieWordEmbeddings && ti.Name == model.EmbedTensor {
+			bfn += times * planAligned(n)
 		}
-	}
-	count(global, 1)
-	count(layer, int64(t.NumLayers))
+		f32n += times * n
+	})
 	return f32n, bfn, big
+}
+
+// planStoreFloats is the f32 values of a bf16 store's one allocation:
+// its f32 parameters, padded to the bf16 alignment, then its bf16 ones.
+func planStoreFloats(f32n, bfn int64) int64 {
+	half := int64(planBF16Align / 2)
+	return (f32n+half-1)/half*half + (bfn+1)/2
+}
+
+// planAligned is n bf16 values rounded up to a store's tensor alignment.
+func planAligned(n int64) int64 { return (n + planBF16Align - 1) / planBF16Align * planBF16Align }
+
+// planTensors calls f for each tensor of one layer of cfg and each outside
+// the layers, with how many of it the model holds.
+func planTensors(cfg *model.Config, f func(ti model.TensorInfo, times int64)) {
+	one := *cfg
+	one.NumLayers = 1
+	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
+		times := int64(1)
+		if strings.HasPrefix(ti.Name, "model.layers.") {
+			times = int64(cfg.NumLayers)
+		}
+		f(ti, times)
+	}
 }
 
 // planGradSplit is the gradient arenas' sizes of a bf16 engine without
 // ZeRO: f32 values (norms, biases, the embedding's scatter-add) and bf16
 // ones (the other matrices, each at a 128-value boundary).
 func planGradSplit(t *model.Config) (f32n, bfn int64) {
-	one := *t
-	one.NumLayers = 1
-	for _, ti := range append(model.ExpectedTensors(&one), model.OptionalTensors(&one)...) {
-		times := int64(1)
-		if strings.HasPrefix(ti.Name, "model.layers.") {
-			times = int64(t.NumLayers)
-		}
+	planTensors(t, func(ti model.TensorInfo, times int64) {
 		n := int64(ti.NumElements())
 		if len(ti.Shape) == 2 && ti.Name != model.EmbedTensor {
-			bfn += times * ((n + planBF16Align - 1) / planBF16Align * planBF16Align)
-			continue
+			bfn += times * planAligned(n)
+			return
 		}
 		f32n += times * n
-	}
+	})
 	return f32n, bfn
 }
 
@@ -600,7 +576,7 @@ func planBuckets(cfg *model.Config, bf16 bool) (big, layer, layerB, rest int64) 
 		n := int64(ti.NumElements())
 		switch {
 		case strings.HasPrefix(ti.Name, "model.layers.") && bf16 && len(ti.Shape) == 2:
-			layerB += (n + planBF16Align - 1) / planBF16Align * planBF16Align
+			layerB += planAligned(n)
 		case strings.HasPrefix(ti.Name, "model.layers."):
 			layer += n
 		case ti.Name == model.EmbedTensor || ti.Name == "lm_head.weight":
