@@ -195,47 +195,52 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 		return nil, fmt.Errorf("%s: %w", ixPath, err)
 	}
 	st := &shardState{ix: ix, step: ix.AdamStep}
+	fail := func(err error) (optimState, error) {
+		st.close()
+		return nil, err
+	}
 	if ix.Masters {
 		for r, sh := range ix.Shards {
-			p := filepath.Join(dir, masterName(r, len(ix.Shards)))
-			f, err := checkedFile(p, shardHeader, int64(shardHeader)+4*int64(sh.Hi-sh.Lo)+4)
-			if err == nil {
-				st.masterFiles = append(st.masterFiles, f)
-				err = checkRangeHeader(f, masterMagic, n, sh, ix.AdamStep)
-			}
+			f, err := openRangeFile(filepath.Join(dir, masterName(r, len(ix.Shards))), masterMagic, n, sh, ix.AdamStep, 1)
 			if err != nil {
-				st.close()
-				return nil, err
+				return fail(err)
 			}
+			st.masterFiles = append(st.masterFiles, f)
 		}
 	}
 	for _, sh := range ix.Shards {
-		p := filepath.Join(dir, sh.File)
-		f, err := checkedFile(p, shardHeader, int64(shardHeader)+8*int64(sh.Hi-sh.Lo)+4)
+		f, err := openRangeFile(filepath.Join(dir, sh.File), shardMagic, n, sh, ix.AdamStep, 2)
 		if err != nil {
-			st.close()
-			return nil, err
+			return fail(err)
 		}
 		st.files = append(st.files, f)
-		if err := checkRangeHeader(f, shardMagic, n, sh, ix.AdamStep); err != nil {
-			st.close()
-			return nil, err
-		}
 	}
 	if na > 0 {
 		if ix.Aux == "" {
-			st.close()
-			return nil, fmt.Errorf("%s: no aux file for the %d weights outside the HF checkpoint", ixPath, na)
+			return fail(fmt.Errorf("%s: no aux file for the %d weights outside the HF checkpoint", ixPath, na))
 		}
-		p := filepath.Join(dir, ix.Aux)
-		f, err := checkedFile(p, len(auxMagic), int64(len(auxMagic))+8+4*int64(na)+4)
+		f, err := checkedFile(filepath.Join(dir, ix.Aux), int64(len(auxMagic))+8+4*int64(na)+4)
 		if err != nil {
-			st.close()
-			return nil, err
+			return fail(err)
 		}
 		st.auxF = f
 	}
 	return st, nil
+}
+
+// openRangeFile opens p, a file of arena range sh holding values f32
+// sections of it under magic (writeRanges), and checks its size, checksum
+// and header against the index.
+func openRangeFile(p, magic string, n int, sh IndexShard, step, values int) (*os.File, error) {
+	f, err := checkedFile(p, int64(shardHeader)+4*int64(values)*int64(sh.Hi-sh.Lo)+4)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRangeHeader(f, magic, n, sh, step); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
 
 // checkRangeHeader checks a range file's magic and header against its
@@ -294,9 +299,9 @@ func (ix *ShardIndex) check(ts []model.TensorInfo, n int) error {
 	return nil
 }
 
-// checkedFile opens p and checks its size, magic prefix length and CRC32
-// (the last 4 bytes, over the rest).
-func checkedFile(p string, magicLen int, size int64) (*os.File, error) {
+// checkedFile opens p and checks its size and CRC32 (the last 4 bytes,
+// over the rest).
+func checkedFile(p string, size int64) (*os.File, error) {
 	f, err := os.Open(p)
 	if err != nil {
 		return nil, err
@@ -399,7 +404,7 @@ type wholeState struct {
 }
 
 func openWholeOptim(path string, n, na int) (optimState, error) {
-	f, err := checkedFile(path, len(optimMagic), int64(len(optimMagic))+16+8*int64(n)+4*int64(na)+4)
+	f, err := checkedFile(path, int64(len(optimMagic))+16+8*int64(n)+4*int64(na)+4)
 	if err != nil {
 		return nil, err
 	}
