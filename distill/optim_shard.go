@@ -104,25 +104,39 @@ func writeRanges(path, magic string, n, lo, hi, adamStep int, passes ...func(a i
 		binary.LittleEndian.PutUint64(hdr[8*i:], uint64(v))
 	}
 	w.Write(hdr[:])
-	const chunk = 1 << 18
-	buf := make([]float32, min(chunk, hi-lo))
+	buf := make([]float32, min(rangeChunk, hi-lo))
 	raw := make([]byte, 4*len(buf))
 	for _, read := range passes {
 		if err != nil {
 			break
 		}
-		for a := lo; a < hi; a += chunk {
-			b := buf[:min(chunk, hi-a)]
-			if err = read(a, b); err != nil {
-				break
+		err = forChunks(lo, hi, func(a, k int) error {
+			b := buf[:k]
+			if err := read(a, b); err != nil {
+				return err
 			}
 			for i, v := range b {
 				binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 			}
-			w.Write(raw[:4*len(b)])
-		}
+			w.Write(raw[:4*k])
+			return nil
+		})
 	}
 	return w.finish(err)
+}
+
+// rangeChunk is the most arena elements a range is streamed by at once.
+const rangeChunk = 1 << 18
+
+// forChunks calls f for the consecutive chunks [a, a+k) of [lo, hi), each
+// at most rangeChunk long, until one fails.
+func forChunks(lo, hi int, f func(a, k int) error) error {
+	for a := lo; a < hi; a += rangeChunk {
+		if err := f(a, min(rangeChunk, hi-a)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // writeAux writes the weights of the tensors outside the HF checkpoint.
@@ -442,18 +456,14 @@ func (s *wholeState) close() { s.f.Close() }
 func loadMasters(st *shardState, eng Engine, dp *dataParallel, ts []model.TensorInfo) error {
 	if dp != nil {
 		if ms, ok := shardedMasters(dp.eng); ok {
-			const chunk = 1 << 18
-			w := make([]float32, min(chunk, dp.hi-dp.lo))
-			for a := dp.lo; a < dp.hi; a += chunk {
-				k := min(chunk, dp.hi-a)
+			w := make([]float32, min(rangeChunk, dp.hi-dp.lo))
+			return forChunks(dp.lo, dp.hi, func(a, k int) error {
 				if err := st.masters(a, w[:k]); err != nil {
 					return err
 				}
-				if _, err := ms.WriteMasters(a, w[:k]); err != nil {
-					return err
-				}
-			}
-			return nil
+				_, err := ms.WriteMasters(a, w[:k])
+				return err
+			})
 		}
 	}
 	offs, _ := arenaOffsets(ts)
@@ -509,19 +519,18 @@ func loadOptimizer(dir string, eng Engine, dp *dataParallel) (int, error) {
 		}
 	}
 	if dp != nil && dp.stage > 0 {
-		const chunk = 1 << 18
-		m1, m2 := make([]float32, min(chunk, dp.hi-dp.lo)), make([]float32, min(chunk, dp.hi-dp.lo))
-		for a := dp.lo; a < dp.hi; a += chunk {
-			k := min(chunk, dp.hi-a)
+		m1, m2 := make([]float32, min(rangeChunk, dp.hi-dp.lo)), make([]float32, min(rangeChunk, dp.hi-dp.lo))
+		err := forChunks(dp.lo, dp.hi, func(a, k int) error {
 			if err := st.moments(secM1, a, m1[:k]); err != nil {
-				return 0, err
+				return err
 			}
 			if err := st.moments(secM2, a, m2[:k]); err != nil {
-				return 0, err
+				return err
 			}
-			if err := dp.eng.WriteMoments(a, m1[:k], m2[:k]); err != nil {
-				return 0, err
-			}
+			return dp.eng.WriteMoments(a, m1[:k], m2[:k])
+		})
+		if err != nil {
+			return 0, err
 		}
 		return st.adamStep(), nil
 	}
