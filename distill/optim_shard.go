@@ -208,7 +208,7 @@ func openOptimState(dir string, ts []model.TensorInfo, n, na int) (optimState, e
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", ixPath, err)
 	}
-	st := &shardState{ix: ix, step: ix.AdamStep}
+	st := &shardState{ix: ix}
 	fail := func(err error) (optimState, error) {
 		st.close()
 		return nil, err
@@ -358,7 +358,6 @@ func readF32At(f *os.File, off int64, dst []float32) error {
 // shardState reads the pieces of a sharded optimizer state.
 type shardState struct {
 	ix          ShardIndex
-	step        int
 	files       []*os.File
 	masterFiles []*os.File // ix.Masters
 	auxF        *os.File
@@ -377,7 +376,7 @@ func (s *shardState) masters(lo int, dst []float32) error {
 	return nil
 }
 
-func (s *shardState) adamStep() int { return s.step }
+func (s *shardState) adamStep() int { return s.ix.AdamStep }
 
 func (s *shardState) moments(sec section, lo int, dst []float32) error {
 	hi := lo + len(dst)
