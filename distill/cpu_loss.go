@@ -124,12 +124,16 @@ func (st *stepState) termsOn(terms []Term, x []float32, r0, n, vocab int, teache
 // finishTerms records each term's mean (its sum over the rows that count)
 // in st.parts and returns the logit loss mix.
 func (st *stepState) finishTerms(terms []Term, sums []float64) float32 {
+	withTarget := 0
+	for _, tg := range st.targets {
+		if tg >= 0 {
+			withTarget++
+		}
+	}
 	for i, t := range terms {
-		n := 0
-		for _, tg := range st.targets {
-			if t.Kind != TermCE || tg >= 0 {
-				n++
-			}
+		n := len(st.targets)
+		if t.Kind == TermCE {
+			n = withTarget
 		}
 		if n > 0 {
 			st.parts.Set(t.Kind, sums[i]/float64(n))
