@@ -80,6 +80,26 @@ func compareNLL(mean float64, nll []float64, ref refResult) float64 {
 }
 
 // randomTokens writes a train/val dataset of random tokens below vocab.
+// scoreTeacher writes random token data for teacher's vocabulary in a
+// fresh directory root (dataset prefix root/data) and scores the teacher on
+// it (samples × seqLen tokens, BI layer metrics) into root/scores.json.
+func scoreTeacher(t *testing.T, teacher string, samples, seqLen, batch int) (tcfg *model.Config, root, prefix, scores string) {
+	t.Helper()
+	tcfg, err := model.LoadConfig(teacher)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root = t.TempDir()
+	prefix = filepath.Join(root, "data")
+	randomTokens(t, prefix, tcfg.VocabSize)
+	scores = filepath.Join(root, "scores.json")
+	if err := runImportance(context.Background(), &ImportanceOptions{Model: teacher, Data: prefix, Samples: samples, SeqLen: seqLen, Batch: batch, Out: scores,
+		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	return tcfg, root, prefix, scores
+}
+
 func randomTokens(t *testing.T, prefix string, vocab int) {
 	t.Helper()
 	r := rand.New(rand.NewPCG(3, 4))
@@ -130,18 +150,7 @@ func TestQwenImportancePruneMatchesReference(t *testing.T) {
 	var students []student
 	for _, c := range cases {
 		teacher := filepath.Join(qwenCases, c.teacher)
-		tcfg, err := model.LoadConfig(teacher)
-		if err != nil {
-			t.Fatal(err)
-		}
-		root := t.TempDir()
-		prefix := filepath.Join(root, "data")
-		randomTokens(t, prefix, tcfg.VocabSize)
-		scores := filepath.Join(root, "scores.json")
-		if err := runImportance(context.Background(), &ImportanceOptions{Model: teacher, Data: prefix, Samples: 8, SeqLen: 16, Batch: 4, Out: scores,
-			AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
-			t.Fatal(err)
-		}
+		tcfg, root, _, scores := scoreTeacher(t, teacher, 8, 16, 4)
 		dir := filepath.Join(root, "student")
 		po := &PruneOptions{Options: prune.Options{ModelDir: teacher, ScoresPath: scores, OutDir: dir, Target: c.target, EvalData: "none"},
 			ShardSize: "0", Weights: "auto", HeadMode: c.mode, Metric: "auto"}
@@ -282,18 +291,7 @@ func TestInitQwenMatchesReference(t *testing.T) {
 // q/k norms trained) and ranked; under -short the distillation is faked.
 func TestSearchQwen3(t *testing.T) {
 	teacher := filepath.Join(qwenCases, "qwen3-headdim")
-	tcfg, err := model.LoadConfig(teacher)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root := t.TempDir()
-	prefix := filepath.Join(root, "data")
-	randomTokens(t, prefix, tcfg.VocabSize)
-	scores := filepath.Join(root, "scores.json")
-	if err := runImportance(context.Background(), &ImportanceOptions{Model: teacher, Data: prefix, Samples: 4, SeqLen: 8, Batch: 2, Out: scores,
-		AggBatch: "l2", AggSeq: "mean", MLPPoint: "post", LayerMetrics: "bi", Seed: 1, Weights: "auto"}, &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
+	tcfg, root, prefix, scores := scoreTeacher(t, teacher, 4, 8, 2)
 	if testing.Short() {
 		old := searchDistill
 		searchDistill = fakeDistill
