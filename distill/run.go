@@ -261,28 +261,7 @@ func (c *Config) zeroStage() int {
 
 // agree makes every rank return an error when one of them has one, so no
 // rank waits in a collective for a rank that gave up; alone it returns err.
-func (r *run) agree(err error) error {
-	c := r.c.Comm
-	if c == nil || c.Size() == 1 {
-		return err
-	}
-	v := make([]float64, c.Size())
-	if err != nil {
-		v[c.Rank()] = 1
-	}
-	if cerr := c.AllReduceF64(v); cerr != nil {
-		return errors.Join(err, cerr)
-	}
-	if err != nil {
-		return err
-	}
-	for q, f := range v {
-		if f != 0 {
-			return fmt.Errorf("rank %d failed (its error is in its output)", q)
-		}
-	}
-	return nil
-}
+func (r *run) agree(err error) error { return comm.Agree(r.c.Comm, err) }
 
 // stopWished reports whether the run stops before the next step: when
 // this rank wishes it (SIGINT) or, data parallel, any rank does, so that
