@@ -102,32 +102,26 @@ func (e *cpuEngine) teacherLogits(tokens [][]int32) error {
 		}
 		fo = &model.ForwardOptions{Hooks: &model.Hooks{AttnNorm: capture, FinalNorm: capture}}
 	}
+	rows, V := e.s.Batch*e.s.Seq, e.s.Cfg.VocabSize
 	if st.chunk > 0 {
-		rows := e.s.Batch * e.s.Seq
-		if err := st.teacherChunked(e.teacher, e.ids, fo, rows, e.s.Cfg.VocabSize); err != nil {
+		if err := st.teacherChunked(e.teacher, e.ids, fo, rows, V); err != nil {
 			return err
 		}
-		if e.topK != nil && st.losses.TopK > 0 {
-			return e.topK.Store(tokens, st.topIdx, st.topVal)
+	} else {
+		logits, err := e.teacher.Forward(e.ids, fo)
+		if err != nil {
+			return fmt.Errorf("teacher forward: %w", err)
 		}
-		return nil
-	}
-	logits, err := e.teacher.Forward(e.ids, fo)
-	if err != nil {
-		return fmt.Errorf("teacher forward: %w", err)
-	}
-	st.teacher = logits
-	if k := st.losses.TopK; k > 0 {
-		rows := e.s.Batch * e.s.Seq
-		if len(st.topIdx) != rows*k {
-			st.topIdx, st.topVal = make([]int32, rows*k), make([]float32, rows*k)
-		}
-		kernels.TopK(st.topIdx, st.topVal, logits, rows, e.s.Cfg.VocabSize, k)
-		if e.topK != nil {
-			if err := e.topK.Store(tokens, st.topIdx, st.topVal); err != nil {
-				return err
+		st.teacher = logits
+		if k := st.losses.TopK; k > 0 {
+			if len(st.topIdx) != rows*k {
+				st.topIdx, st.topVal = make([]int32, rows*k), make([]float32, rows*k)
 			}
+			kernels.TopK(st.topIdx, st.topVal, logits, rows, V, k)
 		}
+	}
+	if e.topK != nil && st.losses.TopK > 0 {
+		return e.topK.Store(tokens, st.topIdx, st.topVal)
 	}
 	return nil
 }
