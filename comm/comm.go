@@ -247,9 +247,6 @@ func World() (Communicator, error) {
 // openMPI is set by the MPI backend (build tag minitron_mpi).
 var openMPI func() (Communicator, error)
 
-// HasMPI reports whether this binary was built with the MPI backend.
-func HasMPI() bool { return openMPI != nil }
-
 // deviceComm makes a communicator of device buffers over a host one
 // (NCCL in the CUDA build; RegisterDevice).
 var deviceComm func(host Communicator) (Communicator, error)

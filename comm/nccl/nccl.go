@@ -25,7 +25,6 @@ static int (*p_gend)(void);
 static int (*p_destroy)(mn_ncclComm);
 static int (*p_abort)(mn_ncclComm);
 static const char *(*p_errstr)(int);
-static int (*p_version)(int *);
 static int (*p_sync)(void *); // the driver's cuStreamSynchronize
 
 static const char *mn_load(const char *path) {
@@ -42,7 +41,6 @@ static const char *mn_load(const char *path) {
 	SYM(p_destroy, "ncclCommDestroy")
 	SYM(p_abort, "ncclCommAbort")
 	SYM(p_errstr, "ncclGetErrorString")
-	SYM(p_version, "ncclGetVersion")
 #undef SYM
 	void *cu = dlopen("libcuda.so.1", RTLD_NOW | RTLD_GLOBAL);
 	if (!cu) return dlerror();
@@ -79,7 +77,6 @@ static int mn_sync(void) { return p_sync(NULL); }
 static int mn_destroy(uintptr_t c) { return p_destroy((mn_ncclComm)c); }
 static int mn_abort(uintptr_t c) { return p_abort((mn_ncclComm)c); }
 static const char *mn_errstr(int r) { return p_errstr(r); }
-static int mn_version(int *v) { return p_version(v); }
 */
 import "C"
 
@@ -97,7 +94,6 @@ func init() { comm.RegisterDevice(New) }
 
 var (
 	loadOnce sync.Once
-	libPath  string
 	loadErr  error
 )
 
@@ -114,7 +110,6 @@ func load() error {
 			msg := C.mn_load(cs)
 			C.free(unsafe.Pointer(cs))
 			if msg == nil {
-				libPath = c
 				return
 			}
 			msgs = append(msgs, C.GoString(msg))
@@ -122,16 +117,6 @@ func load() error {
 		loadErr = fmt.Errorf("nccl: cannot load NCCL (%s); install it (libnccl2, or pip's nvidia-nccl-cu12) or set MINITRON_NCCL to a libnccl.so.2 file", strings.Join(msgs, "; "))
 	})
 	return loadErr
-}
-
-// Library names the NCCL library file the process loaded and its version.
-func Library() (string, int) {
-	if load() != nil {
-		return "", 0
-	}
-	var v C.int
-	C.mn_version(&v)
-	return libPath, int(v)
 }
 
 // ncclComm is NCCL over device buffers beside host, which carries the rest.
