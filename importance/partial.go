@@ -213,9 +213,9 @@ func MergePartials(ps []*Partial) (*Scores, error) {
 		b, _ := json.Marshal([]any{p.Of, p.Model, p.Shape, p.Aggregation, p.MLPPoint, p.Data, p.BlockK, p.LossData, p.Loss != nil, p.CosSum != nil})
 		return string(b)
 	}
-	at, lossAt := 0, 0
+	k0, at, lossAt := key(p0), 0, 0
 	for i, p := range ps {
-		if key(p) != key(p0) {
+		if key(p) != k0 {
 			return nil, fmt.Errorf("importance merge: shard %d of %d is of another run than shard %d of %d (model, data, settings or shard count differ)", p.Shard, p.Of, p0.Shard, p0.Of)
 		}
 		if p.Shard != i {
