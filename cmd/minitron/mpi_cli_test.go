@@ -136,6 +136,22 @@ func readWeights(t *testing.T, out string) map[string][]float32 {
 	return w
 }
 
+// TestOneRankMPICLI: a job of one rank (mpirun -np 1) finalises MPI, so
+// mpirun reports success rather than a rank that exited improperly.
+func TestOneRankMPICLI(t *testing.T) {
+	if os.Getenv("MINITRON_MPI_TESTS") == "" && testing.Short() {
+		t.Skip("mpirun test: set MINITRON_MPI_TESTS=1 with -short")
+	}
+	var buf bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := mpiCLI(ctx, 1, &buf, "bench", "train", "--threads", "1", "--batch", "2", "--seq", "16", "--steps", "1",
+		"--layers", "1", "--hidden", "32", "--heads", "2", "--kv-heads", "1", "--ffn", "64", "--vocab", "64")
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("mpirun -np 1: %v\n%s", err, buf.String())
+	}
+}
+
 // TestKilledRankEndsJob: SIGKILL of one rank of a 2-rank distillation ends
 // the job with a non-zero status within 60 s (mpirun sees the death and
 // kills the other rank, which would wait for it in a collective forever),

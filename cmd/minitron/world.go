@@ -59,15 +59,17 @@ func zeroConfig(flag int) (int, error) {
 
 // endJob finishes the job's communicator after a command: on an error a
 // rank of a job of several ends every rank (MPI_Abort, so no rank waits
-// for it in a collective) with its error printed; on success it closes it.
+// for it in a collective) with its error printed; otherwise it closes it,
+// a job of one rank included (mpirun -np 1 counts a rank that initialised
+// MPI and exits without finalising it as failed).
 func endJob(err error) {
 	worldMu.Lock()
 	c := worldComm
 	worldMu.Unlock()
-	if c == nil || c.Size() == 1 {
+	if c == nil {
 		return
 	}
-	if err != nil {
+	if err != nil && c.Size() > 1 {
 		fmt.Fprintf(os.Stderr, "minitron: rank %d of %d failed, ending the job\n", c.Rank(), c.Size())
 		c.Abort(1)
 	}
