@@ -88,17 +88,3 @@ func commBufB(b cuda.BF16) comm.Buffer {
 	}
 	return comm.DeviceBF16{Ptr: uintptr(b.Ptr), N: b.N}
 }
-
-// downloadGradB copies a bf16 gradient to the host as f32.
-func (t *Engine) downloadGradB(dst []float32, g cuda.BF16) error {
-	d := t.S.d
-	tmp, err := d.Alloc(g.N)
-	if err != nil {
-		return err
-	}
-	defer d.Free(tmp)
-	if err := d.FromBF16(tmp, g); err != nil {
-		return err
-	}
-	return d.Download(dst, tmp)
-}

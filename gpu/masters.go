@@ -190,12 +190,8 @@ func (t *Engine) writeParamMasters(name string, w []float32) error {
 			return err
 		}
 		defer d.Free(tmp)
-		for lo := 0; lo < p.n; lo += tmp.N {
-			hi := min(lo+tmp.N, p.n)
-			x := tmp.Slice(0, hi-lo)
-			if err := firstErr(d.CopyFrom(x, w[lo:hi]), d.ToBF16(s.WB.Slice(p.boff+lo, p.boff+hi), x)); err != nil {
-				return err
-			}
+		if err := s.uploadBF16(s.WB.Slice(p.boff, p.boff+p.n), w, tmp); err != nil {
+			return err
 		}
 	}
 	if sh := t.shard; sh != nil {

@@ -296,14 +296,8 @@ func (m *Model) upload(src model.TensorSource) (err error) {
 		if p.boff < 0 {
 			continue
 		}
-		// the copy is synchronous with the stream: the previous chunk's
-		// rounding has read the staging buffer before it is overwritten
-		for lo := 0; lo < p.n; lo += stage.N {
-			hi := min(lo+stage.N, p.n)
-			s := stage.Slice(0, hi-lo)
-			if err := firstErr(d.CopyFrom(s, host[lo:hi]), d.ToBF16(m.WB.Slice(p.boff+lo, p.boff+hi), s)); err != nil {
-				return fmt.Errorf("gpu: weights: %s to bf16: %w", p.name, err)
-			}
+		if err := m.uploadBF16(m.WB.Slice(p.boff, p.boff+p.n), host, stage); err != nil {
+			return fmt.Errorf("gpu: weights: %s to bf16: %w", p.name, err)
 		}
 	}
 	return nil

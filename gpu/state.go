@@ -230,7 +230,7 @@ func (t *Engine) ReadGrad(name string, dst []float32) error {
 	}
 	if gl := t.gl; gl != nil {
 		if gl.bf[i] {
-			return t.downloadGradB(dst, t.stepGradB().Slice(gl.at[i], gl.at[i]+p.n))
+			return t.S.downloadBF16(dst, t.stepGradB().Slice(gl.at[i], gl.at[i]+p.n))
 		}
 		return t.S.d.Download(dst, t.stepGrad().Slice(gl.at[i], gl.at[i]+p.n))
 	}
