@@ -3,8 +3,6 @@
 package gpu
 
 import (
-	"fmt"
-
 	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/model"
 	"github.com/minitron-dev/minitron/model/kernels/cuda"
@@ -56,11 +54,7 @@ func (t *Engine) gradOfB(name string) (cuda.BF16, bool) {
 	}
 	n := t.S.params[i].n
 	if t.buckets() {
-		w := t.bk.where[i]
-		if w.layer >= 0 && w.layer != t.bk.cur {
-			panic(fmt.Sprintf("gpu: gradient of %s outside its layer's bucket (layer %d open)", name, t.bk.cur))
-		}
-		g := t.piece(run{buf: w.buf, n: n, at: w.at})
+		g := t.bucketGrad(i, n)
 		return g.b, g.bf
 	}
 	if t.gl == nil || !t.gl.bf[i] {

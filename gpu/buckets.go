@@ -297,15 +297,21 @@ func (t *Engine) gradParam(i, n int) cuda.Buf {
 		}
 		return t.grad.Slice(p.aoff, p.aoff+n)
 	}
-	w := t.bk.where[i]
-	if w.layer >= 0 && w.layer != t.bk.cur {
-		panic(fmt.Sprintf("gpu: gradient of %s outside its layer's bucket (layer %d open)", p.name, t.bk.cur))
-	}
-	g := t.piece(run{buf: w.buf, n: n, at: w.at})
+	g := t.bucketGrad(i, n)
 	if g.bf {
 		panic(fmt.Sprintf("gpu: f32 gradient of %s, kept in bf16", p.name))
 	}
 	return g.f
+}
+
+// bucketGrad is parameter i's first n gradient elements in its bucket
+// (a layer's only while that layer's bucket is open).
+func (t *Engine) bucketGrad(i, n int) gbuf {
+	w := t.bk.where[i]
+	if w.layer >= 0 && w.layer != t.bk.cur {
+		panic(fmt.Sprintf("gpu: gradient of %s outside its layer's bucket (layer %d open)", t.S.params[i].name, t.bk.cur))
+	}
+	return t.piece(run{buf: w.buf, n: n, at: w.at})
 }
 
 // openLayer makes the layer bucket hold layer l's gradient (zeroed, as
