@@ -69,10 +69,7 @@ func (t *Engine) GatherWeights(gather func(a, z int, b comm.Buffer) error) (bool
 		return false, nil
 	}
 	s, d, sh := t.S, t.S.d, t.shard
-	N := s.arenaN
-	if t.is != nil {
-		N += t.is.w.N
-	}
+	N := t.arenaLen()
 	if t.stage.N == 0 {
 		var err error
 		if t.stage, err = d.Alloc(min(N, bf16Chunk)); err != nil {
@@ -194,10 +191,19 @@ func (t *Engine) writeParamMasters(name string, w []float32) error {
 			return err
 		}
 	}
-	if sh := t.shard; sh != nil {
-		if lo, hi := max(sh.lo, p.aoff), min(sh.hi, p.aoff+p.n); lo < hi {
-			return d.CopyFrom(sh.w.Slice(lo-sh.lo, hi-sh.lo), w[lo-p.aoff:hi-p.aoff])
-		}
+	return t.writeShardMasters(p.aoff, w)
+}
+
+// writeShardMasters copies w, the weights of arena elements [off,
+// off+len(w)), into the shard's masters where they overlap (none without
+// a shard).
+func (t *Engine) writeShardMasters(off int, w []float32) error {
+	sh := t.shard
+	if sh == nil {
+		return nil
+	}
+	if lo, hi := max(sh.lo, off), min(sh.hi, off+len(w)); lo < hi {
+		return t.S.d.CopyFrom(sh.w.Slice(lo-sh.lo, hi-sh.lo), w[lo-off:hi-off])
 	}
 	return nil
 }

@@ -167,6 +167,15 @@ func (t *Engine) Gathered() error {
 	return nil
 }
 
+// arenaLen is the data-parallel arena's length: the student's
+// parameters, then the intermediate-state projection's.
+func (t *Engine) arenaLen() int {
+	if t.is != nil {
+		return t.S.arenaN + t.is.w.N
+	}
+	return t.S.arenaN
+}
+
 // arenaParts are the engine's tensors as (arena offset, weights, gradient,
 // full moments) — the moments only while unsharded.
 type arenaPart struct {
@@ -204,10 +213,7 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 		return errOffloadZero()
 	}
 	d := t.S.d
-	n := t.S.arenaN
-	if t.is != nil {
-		n += t.is.w.N
-	}
+	n := t.arenaLen()
 	if lo < 0 || hi > n || lo > hi {
 		return fmt.Errorf("gpu: shard [%d,%d) outside the %d parameters", lo, hi, n)
 	}

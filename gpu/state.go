@@ -147,13 +147,8 @@ func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
 			if m1 == nil && m2 == nil {
 				return nil
 			}
-		} else if sh := t.shard; sh != nil {
-			off := t.S.arenaN
-			if lo, hi := max(sh.lo, off), min(sh.hi, off+len(w)); lo < hi {
-				if err := t.S.d.CopyFrom(sh.w.Slice(lo-sh.lo, hi-sh.lo), w[lo-off:hi-off]); err != nil {
-					return err
-				}
-			}
+		} else if err := t.writeShardMasters(t.S.arenaN, w); err != nil {
+			return err
 		}
 	}
 	err := t.moveState(name, w, m1, m2, func(host []float32, buf cuda.Buf) error { return t.S.d.CopyFrom(buf, host) })
