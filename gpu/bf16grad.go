@@ -35,8 +35,7 @@ func newGradLayout(ps []param) *gradLayout {
 	for i, p := range ps {
 		if bf16Grad(p) {
 			l.bf[i], l.at[i] = true, l.nB
-			// each tensor at a 256-byte boundary, as cuBLAS prefers
-			l.nB += (p.n + bf16Align - 1) / bf16Align * bf16Align
+			l.nB += alignBF16(p.n)
 			continue
 		}
 		l.at[i] = l.nF

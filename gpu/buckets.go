@@ -196,8 +196,7 @@ func (t *Engine) SetGradSink(sink func(off int, b comm.Buffer) error, ranks int)
 		case l >= 0 && t.gradBF(i):
 			bk.where[i] = bucketAt{buf: bufLayerB, at: layerNB[l], layer: l}
 			bk.layers[l] = add(bk.layers[l], bufLayerB, p.aoff, p.n, layerNB[l])
-			// each matrix at a 256-byte boundary, as cuBLAS prefers
-			layerNB[l] += (p.n + bf16Align - 1) / bf16Align * bf16Align
+			layerNB[l] += alignBF16(p.n)
 		case l >= 0:
 			bk.where[i] = bucketAt{buf: bufLayer, at: layerN[l], layer: l}
 			bk.layers[l] = add(bk.layers[l], bufLayer, p.aoff, p.n, layerN[l])

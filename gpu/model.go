@@ -157,6 +157,10 @@ const bf16Chunk = 1 << 21
 // alignment cuBLAS' tensor-core kernels want for their operands.
 const bf16Align = 128
 
+// alignBF16 is n bf16 values rounded up to a whole bf16Align: the room a
+// tensor takes in a bf16 store, so that the next one starts aligned.
+func alignBF16(n int) int { return (n + bf16Align - 1) / bf16Align * bf16Align }
+
 const embedName = model.EmbedTensor
 
 // storedBF16 reports a tensor kept only in bf16 under Options.WeightsBF16:
@@ -207,7 +211,7 @@ func NewModelOpts(d *cuda.Device, cfg *model.Config, src model.TensorSource, o O
 		}
 		if bf || tiedHead {
 			p.boff = totalB
-			totalB += (n + bf16Align - 1) / bf16Align * bf16Align
+			totalB += alignBF16(n)
 		}
 		m.byName[ti.Name] = len(m.params)
 		m.params = append(m.params, p)

@@ -643,12 +643,13 @@ func (t *Engine) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out in
 // [rows, n].
 func (t *Engine) biasGrad(dy cuda.Buf, bs ...string) error {
 	s := t.S
-	off, n, err := s.biasSpan(bs)
+	// the biases are side by side in the arena and in their bucket: one
+	// window from the first's
+	_, n, err := s.biasSpan(bs)
 	if err != nil || n == 0 {
 		return err
 	}
 	rows := s.Batch * s.Seq
-	_ = off // the biases are side by side in the arena and in their bucket
 	return s.d.ColSum(t.gradParam(s.byName[bs[0]], n), dy.Slice(0, rows*n), rows, n)
 }
 
