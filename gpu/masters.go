@@ -134,33 +134,29 @@ func (t *Engine) masterRange(lo, n int) (cuda.Buf, error) {
 // arena elements [lo, lo+len(dst)) (in the shard), or false without
 // sharded masters.
 func (t *Engine) ReadMasters(lo int, dst []float32) (bool, error) {
-	if !t.weightsGathered() {
-		return false, nil
-	}
-	if len(dst) == 0 {
-		return true, nil
-	}
-	b, err := t.masterRange(lo, len(dst))
-	if err != nil {
-		return true, err
-	}
-	return true, t.S.d.Download(dst, b)
+	return t.moveMasters(lo, dst, t.S.d.Download)
 }
 
 // WriteMasters implements distill.MasterShard (a resume: the next gather
 // makes the bf16 weights follow).
 func (t *Engine) WriteMasters(lo int, src []float32) (bool, error) {
+	return t.moveMasters(lo, src, t.copyUp)
+}
+
+// moveMasters moves the shard's master weights of arena elements [lo,
+// lo+len(host)) to or from host, or reports false without sharded masters.
+func (t *Engine) moveMasters(lo int, host []float32, move func(host []float32, buf cuda.Buf) error) (bool, error) {
 	if !t.weightsGathered() {
 		return false, nil
 	}
-	if len(src) == 0 {
+	if len(host) == 0 {
 		return true, nil
 	}
-	b, err := t.masterRange(lo, len(src))
+	b, err := t.masterRange(lo, len(host))
 	if err != nil {
 		return true, err
 	}
-	return true, t.S.d.CopyFrom(b, src)
+	return true, move(host, b)
 }
 
 // writeParamMasters sets tensor name's weights under sharded masters: the

@@ -435,34 +435,28 @@ func (t *Engine) momentRange(lo, n int) (cuda.Buf, cuda.Buf, error) {
 
 // ReadMoments implements distill.Parallel.
 func (t *Engine) ReadMoments(lo int, m1, m2 []float32) error {
-	b1, b2, err := t.momentRange(lo, max(len(m1), len(m2)))
-	if err != nil {
-		return err
-	}
-	if m1 != nil {
-		if err := t.S.d.Download(m1, b1); err != nil {
-			return err
-		}
-	}
-	if m2 != nil {
-		return t.S.d.Download(m2, b2)
-	}
-	return nil
+	return t.moveMoments(lo, m1, m2, t.S.d.Download)
 }
 
 // WriteMoments implements distill.Parallel.
 func (t *Engine) WriteMoments(lo int, m1, m2 []float32) error {
+	return t.moveMoments(lo, m1, m2, t.copyUp)
+}
+
+// moveMoments moves the shard's moments of arena elements [lo, lo+n)
+// to or from the non-nil host slices m1 and m2 (of length n).
+func (t *Engine) moveMoments(lo int, m1, m2 []float32, move func(host []float32, buf cuda.Buf) error) error {
 	b1, b2, err := t.momentRange(lo, max(len(m1), len(m2)))
 	if err != nil {
 		return err
 	}
 	if m1 != nil {
-		if err := t.S.d.CopyFrom(b1, m1); err != nil {
+		if err := move(m1, b1); err != nil {
 			return err
 		}
 	}
 	if m2 != nil {
-		return t.S.d.CopyFrom(b2, m2)
+		return move(m2, b2)
 	}
 	return nil
 }

@@ -151,7 +151,7 @@ func (t *Engine) WriteState(name string, w, m1, m2 []float32) error {
 			return err
 		}
 	}
-	err := t.moveState(name, w, m1, m2, func(host []float32, buf cuda.Buf) error { return t.S.d.CopyFrom(buf, host) })
+	err := t.moveState(name, w, m1, m2, t.copyUp)
 	if err == nil && w != nil && t.S.bf16 && name != distill.ISProjName {
 		err = t.S.d.ToBF16(t.S.PB(name), t.S.P(name))
 	}
@@ -176,6 +176,10 @@ func (t *Engine) moveState(name string, w, m1, m2 []float32, move func(host []fl
 	}
 	return nil
 }
+
+// copyUp uploads host into buf: Download's counterpart in moveState's
+// argument order.
+func (t *Engine) copyUp(host []float32, buf cuda.Buf) error { return t.S.d.CopyFrom(buf, host) }
 
 // Eval implements distill.Engine: the forward pass on tokens without an
 // update, with the losses of Losses.EvalTerms (the teacher's logits are
