@@ -223,17 +223,13 @@ func (t *Engine) SetGradSink(sink func(off int, b comm.Buffer) error, ranks int)
 		if err != nil || n == 0 {
 			return
 		}
-		if *dst, err = s.d.Alloc(n); err == nil {
-			t.owned = append(t.owned, *dst)
-		}
+		*dst, err = t.alloc(n)
 	}
 	allocB := func(dst *cuda.BF16, n int) {
 		if err != nil || n == 0 {
 			return
 		}
-		if *dst, err = s.d.AllocBF16(n); err == nil {
-			t.ownedB = append(t.ownedB, *dst)
-		}
+		*dst, err = t.allocB(n)
 	}
 	if bigBF {
 		bk.big.bf = true

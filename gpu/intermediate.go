@@ -45,8 +45,7 @@ func (t *Engine) newISLoss(pairs []distill.LayerPair, src model.TensorSource) er
 			return cuda.Buf{}
 		}
 		var b cuda.Buf
-		if b, err = s.d.Alloc(n); err == nil {
-			t.owned = append(t.owned, b)
+		if b, err = t.alloc(n); err == nil {
 			err = s.d.Zero(b)
 		}
 		return b

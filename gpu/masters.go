@@ -72,10 +72,9 @@ func (t *Engine) GatherWeights(gather func(a, z int, b comm.Buffer) error) (bool
 	N := t.arenaLen()
 	if t.stage.N == 0 {
 		var err error
-		if t.stage, err = d.Alloc(min(N, bf16Chunk)); err != nil {
+		if t.stage, err = t.alloc(min(N, bf16Chunk)); err != nil {
 			return true, err
 		}
-		t.owned = append(t.owned, t.stage)
 	}
 	parts := t.arenaParts()
 	for a := 0; a < N; a += t.stage.N {

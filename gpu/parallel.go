@@ -87,7 +87,7 @@ func (t *Engine) sumShard(lo, hi int, src gbuf, first bool) error {
 // micro-batches over all ranks: with bf16 gradients, f32 when this rank
 // accumulates several (allocated once it first does), else mixed.
 func (t *Engine) shardSums(n int) error {
-	sh, d := t.shard, t.S.d
+	sh := t.shard
 	if sh.nB == 0 {
 		return nil // f32 gradients: g, from Shard
 	}
@@ -95,24 +95,21 @@ func (t *Engine) shardSums(n int) error {
 	var err error
 	if sh.mixed {
 		if sh.gB.N == 0 && sh.nB > 0 {
-			if sh.gB, err = d.AllocBF16(sh.nB); err != nil {
+			if sh.gB, err = t.allocB(sh.nB); err != nil {
 				return err
 			}
-			t.ownedB = append(t.ownedB, sh.gB)
 		}
 		if nF := sh.hi - sh.lo - sh.nB; sh.gF.N == 0 && nF > 0 {
-			if sh.gF, err = d.Alloc(nF); err != nil {
+			if sh.gF, err = t.alloc(nF); err != nil {
 				return err
 			}
-			t.owned = append(t.owned, sh.gF)
 		}
 		return nil
 	}
 	if sh.g.N == 0 && sh.hi > sh.lo {
-		if sh.g, err = d.Alloc(sh.hi - sh.lo); err != nil {
+		if sh.g, err = t.alloc(sh.hi - sh.lo); err != nil {
 			return err
 		}
-		t.owned = append(t.owned, sh.g)
 	}
 	return nil
 }
@@ -229,8 +226,7 @@ func (t *Engine) Shard(lo, hi int, ownGrad bool) error {
 		if err != nil || hi == lo {
 			return
 		}
-		if *dst, err = d.Alloc(hi - lo); err == nil {
-			t.owned = append(t.owned, *dst)
+		if *dst, err = t.alloc(hi - lo); err == nil {
 			err = d.Zero(*dst)
 		}
 	}

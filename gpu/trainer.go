@@ -148,10 +148,9 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 		if err != nil {
 			return
 		}
-		if *dst, err = s.d.Alloc(n); err != nil {
+		if *dst, err = t.alloc(n); err != nil {
 			return
 		}
-		t.owned = append(t.owned, *dst)
 		if zero {
 			err = s.d.Zero(*dst)
 		}
@@ -165,8 +164,7 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 		t.gl = newGradLayout(s.params)
 		one(&t.grad, t.gl.nF, true)
 		if err == nil {
-			if t.gradB, err = s.d.AllocBF16(t.gl.nB); err == nil {
-				t.ownedB = append(t.ownedB, t.gradB)
+			if t.gradB, err = t.allocB(t.gl.nB); err == nil {
 				err = s.d.Zero(words(t.gradB))
 			}
 		}
@@ -203,10 +201,9 @@ func NewEngineFor(s, teacher *Model, c distill.EngineConfig) (*Engine, error) {
 			dst *cuda.BF16
 			n   int
 		}{{&t.Gb, s.LogitChunk() * cfg.VocabSize}, {&t.gb, rows * H}, {&t.dub, rows * uw}, {&t.dqkvb, rows * (cfg.QDim() + 2*cfg.KVDim())}} {
-			if *x.dst, err = s.d.AllocBF16(x.n); err != nil {
+			if *x.dst, err = t.allocB(x.n); err != nil {
 				break
 			}
-			t.ownedB = append(t.ownedB, *x.dst)
 		}
 	}
 	if err == nil && len(losses.Intermediate) > 0 {
@@ -238,6 +235,23 @@ func (t *Engine) Free() {
 	t.owned, t.ownedB = nil, nil
 }
 
+// alloc and allocB allocate buffers the engine owns (Free returns them).
+func (t *Engine) alloc(n int) (cuda.Buf, error) {
+	b, err := t.S.d.Alloc(n)
+	if err == nil {
+		t.owned = append(t.owned, b)
+	}
+	return b, err
+}
+
+func (t *Engine) allocB(n int) (cuda.BF16, error) {
+	b, err := t.S.d.AllocBF16(n)
+	if err == nil {
+		t.ownedB = append(t.ownedB, b)
+	}
+	return b, err
+}
+
 // Close frees the engine's buffers and what NewEngine opened for it.
 func (t *Engine) Close() error {
 	t.Free()
@@ -266,8 +280,7 @@ func (t *Engine) ensure(grad, moments bool) error {
 		if err != nil || dst.N != 0 {
 			return
 		}
-		if *dst, err = d.Alloc(n); err == nil {
-			t.owned = append(t.owned, *dst)
+		if *dst, err = t.alloc(n); err == nil {
 			err = d.Zero(*dst)
 		}
 	}
@@ -334,15 +347,13 @@ func (t *Engine) Micro(tokens [][]int32, i, n int) (distill.Parts, error) {
 			n = t.gl.nF
 		}
 		var err error
-		if t.acc, err = d.Alloc(n); err != nil {
+		if t.acc, err = t.alloc(n); err != nil {
 			return distill.Parts{}, err
 		}
-		t.owned = append(t.owned, t.acc)
 		if t.gl != nil {
-			if t.accB, err = d.AllocBF16(t.gl.nB); err != nil {
+			if t.accB, err = t.allocB(t.gl.nB); err != nil {
 				return distill.Parts{}, err
 			}
-			t.ownedB = append(t.ownedB, t.accB)
 		}
 	}
 	if err := t.forward(tokens); err != nil {
