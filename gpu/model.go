@@ -800,10 +800,16 @@ func (m *Model) packActivations() {
 }
 
 // release frees one of the model's own buffers before Free.
-func (m *Model) release(b cuda.Buf) {
-	if i := slices.IndexFunc(m.owned, func(o cuda.Buf) bool { return o.Ptr == b.Ptr }); i >= 0 {
-		m.owned = slices.Delete(m.owned, i, i+1)
-		m.d.Free(b)
+func (m *Model) release(b cuda.Buf) { releaseOwned(m.d, &m.owned, b) }
+
+// releaseOwned frees the buffers bs that owned holds (an owner's early
+// release, before its Free) and drops them from it; others are skipped.
+func releaseOwned(d *cuda.Device, owned *[]cuda.Buf, bs ...cuda.Buf) {
+	for _, b := range bs {
+		if i := slices.IndexFunc(*owned, func(o cuda.Buf) bool { return o.Ptr == b.Ptr && b.Ptr != 0 }); i >= 0 {
+			*owned = slices.Delete(*owned, i, i+1)
+			d.Free(b)
+		}
 	}
 }
 

@@ -283,17 +283,7 @@ func (t *Engine) shardSegs(sh *shard) {
 }
 
 // release frees owned buffers early.
-func (t *Engine) release(bs ...cuda.Buf) {
-	for _, b := range bs {
-		for i, o := range t.owned {
-			if o.Ptr == b.Ptr && b.Ptr != 0 {
-				t.S.d.Free(o)
-				t.owned = append(t.owned[:i], t.owned[i+1:]...)
-				break
-			}
-		}
-	}
-}
+func (t *Engine) release(bs ...cuda.Buf) { releaseOwned(t.S.d, &t.owned, bs...) }
 
 // overlap is part p's piece inside the shard: its range in the part and
 // in the shard's buffers (ok false when none).
