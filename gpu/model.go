@@ -1134,16 +1134,27 @@ func (p *pass) AddLinear(l int, st model.Step, x, y cuda.Buf, w, b string) (cuda
 
 func (p *pass) Logits(h cuda.Buf, w string) (cuda.Buf, error) {
 	m, c := p.m, p.m.Cfg
-	if m.logits.IsNil() {
-		var err error
-		if m.logits, err = m.alloc(m.logitRows() * c.VocabSize); err != nil {
-			return m.logits, fmt.Errorf("logits: %w", err)
-		}
+	if err := m.ensureLogits(); err != nil {
+		return m.logits, err
 	}
 	if m.Chunked() {
 		return m.logits, nil // LogitsRows computes them chunk by chunk
 	}
 	return m.logits, m.linear(m.logits, 0, c.VocabSize, h, m.hfb, c.HiddenSize, w, c.VocabSize, false)
+}
+
+// ensureLogits allocates the logits buffer at the first pass that wants
+// it (an inference model's; a training model's is allocated with its
+// activations).
+func (m *Model) ensureLogits() error {
+	if !m.logits.IsNil() {
+		return nil
+	}
+	var err error
+	if m.logits, err = m.alloc(m.logitRows() * m.Cfg.VocabSize); err != nil {
+		return fmt.Errorf("logits: %w", err)
+	}
+	return nil
 }
 
 // logitRows is the rows the logits buffer holds.
@@ -1171,11 +1182,8 @@ func (m *Model) LogitsRows(r0, r1 int) error {
 	if r0 < 0 || n <= 0 || n > m.logitRows() || r1 > m.rows() {
 		return fmt.Errorf("gpu: logits of rows [%d,%d) (chunk %d, %d rows)", r0, r1, m.logitRows(), m.rows())
 	}
-	if m.logits.IsNil() {
-		var err error
-		if m.logits, err = m.alloc(m.logitRows() * V); err != nil {
-			return fmt.Errorf("logits: %w", err)
-		}
+	if err := m.ensureLogits(); err != nil {
+		return err
 	}
 	head := m.arch.HeadTensor()
 	if m.bf16 {
