@@ -680,15 +680,7 @@ func (d *Device) AddRowsBF16(dst BF16, src, idx Buf, n, dim int) error {
 
 // CopyBF16 copies src into dst (equal lengths).
 func (d *Device) CopyBF16(dst, src BF16) error {
-	if dst.N != src.N {
-		return fmt.Errorf("cuda: bf16 copy of %d values into %d", src.N, dst.N)
-	}
-	if src.N == 0 {
-		return nil
-	}
-	unlock := d.lock()
-	defer unlock()
-	return d.dtod(dst.Ptr, src.Ptr, 2*int64(src.N))
+	return d.copyOnDevice(dst.Ptr, dst.N, src.Ptr, src.N, 2, "bf16 copy", "values")
 }
 
 // ScaleBF16 multiplies x by s in f32, rounding each product to bf16.

@@ -242,15 +242,21 @@ func (d *Device) Zero(b Buf) error {
 
 // CopyBuf copies src into dst (same length) on the device.
 func (d *Device) CopyBuf(dst, src Buf) error {
-	if dst.N != src.N {
-		return fmt.Errorf("cuda: copy of %d elements into %d", src.N, dst.N)
+	return d.copyOnDevice(dst.Ptr, dst.N, src.Ptr, src.N, 4, "copy", "elements")
+}
+
+// copyOnDevice copies srcN elements of size bytes from src to dst, which
+// holds dstN (the same count); op and unit name them in the error.
+func (d *Device) copyOnDevice(dst DevicePtr, dstN int, src DevicePtr, srcN int, size int64, op, unit string) error {
+	if dstN != srcN {
+		return fmt.Errorf("cuda: %s of %d %s into %d", op, srcN, unit, dstN)
 	}
-	if src.N == 0 {
+	if srcN == 0 {
 		return nil
 	}
 	unlock := d.lock()
 	defer unlock()
-	return d.dtod(dst.Ptr, src.Ptr, 4*int64(src.N))
+	return d.dtod(dst, src, size*int64(srcN))
 }
 
 // CopyFromInt32 copies host int32 values (token ids, targets) into b.
