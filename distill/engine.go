@@ -227,18 +227,31 @@ func finite(v float64) bool { return !math.IsNaN(v) && !math.IsInf(v, 0) }
 
 // Evaluate returns the mean metrics of the forward pass over batches (no
 // update): the LM loss (CE) always, and the KLs when there is a teacher.
+// Data parallel, each rank evaluates its contiguous share of the batches
+// and the means are summed over the ranks.
 func (t *Trainer) Evaluate(batches [][][]int32) (StepMetrics, error) {
 	var m StepMetrics
 	if len(batches) == 0 {
 		return m, fmt.Errorf("no validation batches")
 	}
-	for _, mb := range batches {
+	lo, hi := 0, len(batches)
+	if t.dp != nil {
+		lo, hi = t.dp.share(len(batches))
+	}
+	for _, mb := range batches[lo:hi] {
 		p, err := t.Engine.Eval(mb)
 		if err != nil {
 			return m, err
 		}
 		p.ISAlpha = 0 // α is a training weight, not a validation metric
 		m.add(p, len(batches))
+	}
+	if t.dp != nil {
+		v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS}
+		if err := t.dp.c.AllReduceF64(v); err != nil {
+			return m, err
+		}
+		m.Loss, m.CE, m.KL, m.RKL, m.IS = v[0], v[1], v[2], v[3], v[4]
 	}
 	return m, nil
 }

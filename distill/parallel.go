@@ -325,30 +325,6 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 	return m, nil
 }
 
-// evaluateParallel is Evaluate with the batches split over the ranks: each
-// evaluates its contiguous part and the means are summed over the ranks.
-func (t *Trainer) evaluateParallel(batches [][][]int32) (StepMetrics, error) {
-	var m StepMetrics
-	if len(batches) == 0 {
-		return m, fmt.Errorf("no validation batches")
-	}
-	lo, hi := t.dp.share(len(batches))
-	for _, mb := range batches[lo:hi] {
-		p, err := t.Engine.Eval(mb)
-		if err != nil {
-			return m, err
-		}
-		p.ISAlpha = 0
-		m.add(p, len(batches))
-	}
-	v := []float64{m.Loss, m.CE, m.KL, m.RKL, m.IS}
-	if err := t.dp.c.AllReduceF64(v); err != nil {
-		return m, err
-	}
-	m.Loss, m.CE, m.KL, m.RKL, m.IS = v[0], v[1], v[2], v[3], v[4]
-	return m, nil
-}
-
 // saveSharded writes a checkpoint of a sharded run: rank 0 the weights
 // into step-N.partial, then every rank its moments' shard there, then rank
 // 0 the aux weights, the shard index and the trainer state, and renames it

@@ -781,11 +781,7 @@ func (r *run) loop(ctx context.Context) error {
 		line := r.stepLine(m, float64(tokPerStep)/time.Since(t0).Seconds())
 		last := m.Step == c.Steps
 		if (c.ValEvery > 0 && m.Step%c.ValEvery == 0) || (last && r.val != nil) {
-			evaluate := tr.Evaluate
-			if tr.dp != nil {
-				evaluate = tr.evaluateParallel
-			}
-			vm, err := evaluate(r.val)
+			vm, err := tr.Evaluate(r.val)
 			if err != nil {
 				return fmt.Errorf("validation at step %d: %w", m.Step, err)
 			}
