@@ -262,9 +262,12 @@ func (d *dataParallel) pieces(bs []comm.Buffer, perPart func(b comm.Buffer, root
 func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (StepMetrics, error) {
 	d := t.dp
 	m := StepMetrics{Step: t.Step + 1, LR: t.Sched.At(t.Step)}
+	// ZeRO 2 reduced by the core: each micro-batch's own gradient goes to
+	// its owners before the next
+	perMicro := d.stage == 2 && !d.bucket
 	for i, mb := range local {
 		j := i
-		if d.stage == 2 && !d.bucket {
+		if perMicro {
 			j = 0
 		}
 		p, err := t.Engine.Micro(mb, j, n)
@@ -272,7 +275,7 @@ func (t *Trainer) stepParallel(local [][][]int32, n int, skipNonFinite bool) (St
 			return m, fmt.Errorf("step %d: %w", m.Step, err)
 		}
 		m.add(p, n)
-		if d.stage == 2 && !d.bucket {
+		if perMicro {
 			if err := d.timed(d.reduceGrads); err != nil {
 				return m, fmt.Errorf("step %d: gradient reduction: %w", m.Step, err)
 			}
