@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/minitron-dev/minitron/comm"
 	"github.com/minitron-dev/minitron/internal/atomicfile"
@@ -293,7 +294,7 @@ func (ix *ShardIndex) check(ts []model.TensorInfo, n int) error {
 	offs, _ := arenaOffsets(ts)
 	for i, t := range ts {
 		it := ix.Tensors[i]
-		if it.Name != t.Name || it.Offset != offs[i] || fmt.Sprint(it.Shape) != fmt.Sprint(t.Shape) {
+		if it.Name != t.Name || it.Offset != offs[i] || !slices.Equal(it.Shape, t.Shape) {
 			return fmt.Errorf("tensor %d is %s%v at %d, the student's is %s%v at %d", i, it.Name, it.Shape, it.Offset, t.Name, t.Shape, offs[i])
 		}
 	}
