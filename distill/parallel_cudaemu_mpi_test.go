@@ -20,6 +20,17 @@ import (
 	"github.com/minitron-dev/minitron/model"
 )
 
+// rankWorld is a test's view of mpirun's world from one of its ranks:
+// the communicator (closed when the test ends) and MINITRON_DP_DIR.
+func rankWorld(t *testing.T) (comm.Communicator, string) {
+	w, err := comm.World()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	return w, os.Getenv("MINITRON_DP_DIR")
+}
+
 // emuDPConfig is a short distillation on the CUDA engine (the emulator)
 // with the intermediate-state loss, whose projection lies outside the
 // engine's weight arena.
@@ -54,12 +65,7 @@ func emuLosses(t *testing.T, c Config) []float64 {
 // reduces; on GPUs the same path goes through NCCL.
 func TestDataParallelMPICUDAEmu(t *testing.T) {
 	if mpitest.Rank() {
-		w, err := comm.World()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		dir := os.Getenv("MINITRON_DP_DIR")
+		w, dir := rankWorld(t)
 		for _, z := range []int{1, 2} {
 			c := emuDPConfig(t, filepath.Join(dir, fmt.Sprint("zero", z)))
 			c.Comm, c.Zero = w, z
@@ -136,11 +142,7 @@ func TestPlanZero2MPICUDAEmu(t *testing.T) {
 	const B, T = 2, 32
 	losses := Losses{CE: 0.5, KL: 1}
 	if mpitest.Rank() {
-		w, err := comm.World()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
+		w, dir := rankWorld(t)
 		dc, own, err := comm.ForDevice(w)
 		if err != nil {
 			t.Fatal(err)
@@ -182,7 +184,7 @@ func TestPlanZero2MPICUDAEmu(t *testing.T) {
 			}
 			peak := tr.Engine.(*gpu.Engine).S.Device().Pool().Peak
 			tr.Engine.Close()
-			os.WriteFile(filepath.Join(os.Getenv("MINITRON_DP_DIR"), fmt.Sprint(pc, "-peak", w.Rank())), []byte(fmt.Sprint(peak)), 0o644)
+			os.WriteFile(filepath.Join(dir, fmt.Sprint(pc, "-peak", w.Rank())), []byte(fmt.Sprint(peak)), 0o644)
 		}
 		return
 	}
@@ -241,12 +243,7 @@ func TestShardedMastersMPICUDAEmu(t *testing.T) {
 	name := func(z, global int) string { return fmt.Sprint("zero", z, "-global", global) }
 	globals := []int{4, 2} // 2 micro-batches per rank and step (accumulated in f32), 1
 	if mpitest.Rank() {
-		w, err := comm.World()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		dir := os.Getenv("MINITRON_DP_DIR")
+		w, dir := rankWorld(t)
 		for _, g := range globals {
 			for _, z := range []int{1, 2} {
 				c := cfg(filepath.Join(dir, name(z, g)), g)
@@ -323,12 +320,7 @@ func TestBF16GradsDataParallelMPICUDAEmu(t *testing.T) {
 		return c
 	}
 	if mpitest.Rank() {
-		w, err := comm.World()
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer w.Close()
-		dir := os.Getenv("MINITRON_DP_DIR")
+		w, dir := rankWorld(t)
 		c := cfg(filepath.Join(dir, "dp"))
 		c.Comm, c.Zero = w, ZeroReplicated // stage 0: the whole gradient all-reduced
 		ls := emuLosses(t, c)
