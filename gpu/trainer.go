@@ -582,22 +582,14 @@ func (t *Engine) loss(terms []distill.Term, accum int, train bool) (distill.Part
 		if r0 == 0 {
 			beta = 0
 		}
-		var err error
-		if gb, ok := t.gradOfB(head); ok {
-			err = firstErr(
-				d.ToBF16(t.Gb, x),
-				d.GemmBF16Out(true, false, V, H, n, 1, t.Gb, V, s.hfb.Off(r0*H), H, beta, gb, H),
-				d.GemmBF16(false, false, n, H, V, 1, t.Gb, V, s.PB(head), H, 0, t.dh.Off(r0*H), H))
-		} else if s.bf16 {
-			err = firstErr(
-				d.ToBF16(t.Gb, x),
-				d.GemmBF16(true, false, V, H, n, 1, t.Gb, V, s.hfb.Off(r0*H), H, beta, t.gradOf(head), H),
-				d.GemmBF16(false, false, n, H, V, 1, t.Gb, V, s.PB(head), H, 0, t.dh.Off(r0*H), H))
-		} else {
-			err = firstErr(
-				d.Sgemm(true, false, V, H, n, 1, x, V, s.hf.Off(r0*H), H, beta, t.gradOf(head), H),
-				d.Sgemm(false, false, n, H, V, 1, x, V, s.P(head), H, 0, t.dh.Off(r0*H), H))
+		hfb := s.hfb // none outside bf16 mode
+		if s.bf16 {
+			hfb = hfb.Off(r0 * H)
 		}
+		err := firstErr(
+			s.toB(t.Gb, x),
+			t.wgradRows(n, beta, head, x, t.Gb, 0, V, V, s.hf.Off(r0*H), hfb, H),
+			t.dgradRows(n, t.dh.Off(r0*H), x, t.Gb, 0, V, V, head, H, false))
 		if err != nil {
 			return p, fmt.Errorf("backward through the head: %w", err)
 		}
@@ -623,30 +615,43 @@ func (t *Engine) normBack(dx, dy, x, mean, rstd cuda.Buf, w, b string, accumulat
 	return s.d.LayerNorm1PBackward(dx, t.gradOf(w), db, dy, x, s.P(w), mean, rstd, rows, H, accumulate)
 }
 
-// wgrad writes dW [out, in] = dy[:, off:off+out]ᵀ·x, dy of row stride ldy
-// (dyb and xb: their bf16 copies, used in bf16 mode).
+// wgrad writes dW [out, in] = dy[:, off:off+out]ᵀ·x over the
+// micro-batch's rows, dy of row stride ldy (dyb and xb: their bf16
+// copies, used in bf16 mode).
 func (t *Engine) wgrad(name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
-	s := t.S
-	if gb, ok := t.gradOfB(name); ok {
-		return s.d.GemmBF16Out(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, gb, in)
-	}
-	if s.bf16 {
-		return s.d.GemmBF16(true, false, out, in, s.Batch*s.Seq, 1, dyb.Off(off), ldy, xb, in, 0, t.gradOf(name), in)
-	}
-	return s.d.Sgemm(true, false, out, in, s.Batch*s.Seq, 1, dy.Off(off), ldy, x, in, 0, t.gradOf(name), in)
+	return t.wgradRows(t.S.Batch*t.S.Seq, 0, name, dy, dyb, off, ldy, out, x, xb, in)
 }
 
-// dgrad writes (or adds) dx [rows, in] = dy[:, off:off+out]·W.
+// wgradRows is wgrad over rows rows, adding beta·dW (the head's
+// gradient over the logit chunks).
+func (t *Engine) wgradRows(rows int, beta float32, name string, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, x cuda.Buf, xb cuda.BF16, in int) error {
+	s := t.S
+	if gb, ok := t.gradOfB(name); ok {
+		return s.d.GemmBF16Out(true, false, out, in, rows, 1, dyb.Off(off), ldy, xb, in, beta, gb, in)
+	}
+	if s.bf16 {
+		return s.d.GemmBF16(true, false, out, in, rows, 1, dyb.Off(off), ldy, xb, in, beta, t.gradOf(name), in)
+	}
+	return s.d.Sgemm(true, false, out, in, rows, 1, dy.Off(off), ldy, x, in, beta, t.gradOf(name), in)
+}
+
+// dgrad writes (or adds) dx [rows, in] = dy[:, off:off+out]·W over the
+// micro-batch's rows.
 func (t *Engine) dgrad(dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, name string, in int, accumulate bool) error {
+	return t.dgradRows(t.S.Batch*t.S.Seq, dx, dy, dyb, off, ldy, out, name, in, accumulate)
+}
+
+// dgradRows is dgrad over rows rows (a logit chunk's).
+func (t *Engine) dgradRows(rows int, dx cuda.Buf, dy cuda.Buf, dyb cuda.BF16, off, ldy, out int, name string, in int, accumulate bool) error {
 	s := t.S
 	beta := float32(0)
 	if accumulate {
 		beta = 1
 	}
 	if s.bf16 {
-		return s.d.GemmBF16(false, false, s.Batch*s.Seq, in, out, 1, dyb.Off(off), ldy, s.PB(name), in, beta, dx, in)
+		return s.d.GemmBF16(false, false, rows, in, out, 1, dyb.Off(off), ldy, s.PB(name), in, beta, dx, in)
 	}
-	return s.d.Sgemm(false, false, s.Batch*s.Seq, in, out, 1, dy.Off(off), ldy, s.P(name), in, beta, dx, in)
+	return s.d.Sgemm(false, false, rows, in, out, 1, dy.Off(off), ldy, s.P(name), in, beta, dx, in)
 }
 
 // biasGrad writes the gradients of a product's biases bs (none, or one
