@@ -86,6 +86,18 @@ type EngineConfig struct {
 	Offload bool
 }
 
+// ParsePrecision reports whether precision p ("f32", the default, or
+// "bf16") is bf16.
+func ParsePrecision(p string) (bf16 bool, err error) {
+	switch p {
+	case "", "f32":
+		return false, nil
+	case "bf16":
+		return true, nil
+	}
+	return false, fmt.Errorf("precision %q: want f32 or bf16", p)
+}
+
 // EngineFactory builds an engine for a device.
 type EngineFactory func(EngineConfig) (Engine, error)
 

@@ -32,6 +32,19 @@ func (l Losses) Tau() float32 {
 	return float32(l.Temperature)
 }
 
+// OrDefault is l, or when it weights no logit term, forward KL with a
+// teacher and cross-entropy without.
+func (l Losses) OrDefault(teacher bool) Losses {
+	if l.CE == 0 && l.KL == 0 && l.ReverseKL == 0 {
+		if teacher {
+			l.KL = 1
+		} else {
+			l.CE = 1
+		}
+	}
+	return l
+}
+
 // NeedsTeacher reports whether any weighted loss reads teacher logits.
 func (l Losses) NeedsTeacher() bool { return l.KL != 0 || l.ReverseKL != 0 || len(l.Intermediate) > 0 }
 

@@ -230,13 +230,9 @@ func NewPlan(c PlanConfig) (Plan, error) {
 	if c.Zero > 0 && world == 1 {
 		return Plan{}, fmt.Errorf("plan: --zero %d shards over the world: it needs a world size above 1", c.Zero)
 	}
-	bf16 := false
-	switch c.Precision {
-	case "", "f32":
-	case "bf16":
-		bf16 = true
-	default:
-		return Plan{}, fmt.Errorf("plan: precision %q: want f32 or bf16", c.Precision)
+	bf16, err := ParsePrecision(c.Precision)
+	if err != nil {
+		return Plan{}, fmt.Errorf("plan: %w", err)
 	}
 	if c.LogitChunk < 0 {
 		return Plan{}, fmt.Errorf("plan: logit chunk %d must be ≥ 0", c.LogitChunk)

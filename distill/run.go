@@ -170,13 +170,7 @@ func (c *Config) defaults() error {
 	if c.LogEvery == 0 {
 		c.LogEvery = 1
 	}
-	if c.Losses.CE == 0 && c.Losses.KL == 0 && c.Losses.ReverseKL == 0 {
-		if c.TeacherDir != "" || c.Teacher != nil {
-			c.Losses.KL = 1
-		} else {
-			c.Losses.CE = 1
-		}
-	}
+	c.Losses = c.Losses.OrDefault(c.TeacherDir != "" || c.Teacher != nil)
 	if c.SeqLen <= 0 || c.MicroBatch <= 0 {
 		return fmt.Errorf("seq-len (%d) and micro-batch (%d) must be positive", c.SeqLen, c.MicroBatch)
 	}

@@ -182,13 +182,11 @@ func (o *TrainOptions) config(distilling bool, stderr io.Writer) (distill.Config
 	if c.Zero, err = zeroConfig(o.Zero); err != nil {
 		return c, err
 	}
-	switch o.Precision {
-	case "", "f32":
-	case "bf16":
-		c.BF16 = true
-	default:
-		return c, fmt.Errorf("--precision %q: want f32 or bf16", o.Precision)
+	bf16, err := distill.ParsePrecision(o.Precision)
+	if err != nil {
+		return c, fmt.Errorf("--%w", err)
 	}
+	c.BF16 = c.BF16 || bf16
 	c.Recompute, c.LogitChunk, c.Offload = o.Recompute, o.LogitChunk, o.Offload
 	if !(o.LR > 0) { // the library's 0 means "the default": here it was typed
 		return c, fmt.Errorf("--lr %v: the learning rate must be positive", o.LR)

@@ -99,13 +99,7 @@ func runPlan(w io.Writer, o *PlanOptions) error {
 			return fmt.Errorf("--teacher: %w", err)
 		}
 	}
-	if c.Losses.CE == 0 && c.Losses.KL == 0 && c.Losses.ReverseKL == 0 {
-		if c.Teacher != nil {
-			c.Losses.KL = 1
-		} else {
-			c.Losses.CE = 1
-		}
-	}
+	c.Losses = c.Losses.OrDefault(c.Teacher != nil)
 	if o.GlobalBatch > 0 {
 		per := o.MicroBatch * o.World
 		if o.GlobalBatch%per != 0 {
